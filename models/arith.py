@@ -1,0 +1,352 @@
+"""The one source of arithmetic truth: rounding, overflow, quantization, requantization and
+multi-thresholding, exact for every mode.
+
+Integer tensors are numpy ``int64``. No function here wraps silently: a result that would not
+fit int64 raises ``OverflowError``, and a value leaves its type's range only as the
+:class:`~models.qtype.Overflow` mode says.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+
+from .qtype import Kind, Overflow, QType, Rounding
+
+__all__ = [
+    "INT64_MAX",
+    "Multiplier",
+    "apply_overflow",
+    "check_int64",
+    "choose_multiplier",
+    "multithreshold",
+    "quantize",
+    "requantize",
+    "round_div",
+    "round_fraction",
+    "round_real",
+]
+
+INT64_MAX = (1 << 63) - 1
+
+
+def check_int64(bound: int, what: str) -> None:
+    """Raise ``OverflowError`` unless every value of magnitude ``bound`` fits int64."""
+    if bound > INT64_MAX:
+        raise OverflowError(f"{what}: exact values reach {bound}, which does not fit int64")
+
+
+def _round_up(mode: Rounding, inexact, cmp_half, negative, floor_odd):
+    """Whether to add one to the floor of a value.
+
+    ``inexact``: the value is not an integer; ``cmp_half``: sign of (fraction − ½);
+    ``negative``: the value is below zero; ``floor_odd``: its floor is odd.
+    """
+    if mode is Rounding.FLOOR:
+        return np.zeros_like(inexact)
+    if mode is Rounding.CEIL:
+        return inexact
+    if mode is Rounding.TOWARD_ZERO:
+        return inexact & negative
+    if mode is Rounding.AWAY_FROM_ZERO:
+        return inexact & ~negative
+    tie = {
+        Rounding.HALF_UP: np.ones_like(inexact),
+        Rounding.HALF_DOWN: np.zeros_like(inexact),
+        Rounding.HALF_EVEN: floor_odd,
+        Rounding.HALF_AWAY: ~negative,
+        Rounding.HALF_TOWARD_ZERO: negative,
+    }[mode]
+    return (cmp_half > 0) | ((cmp_half == 0) & tie)
+
+
+def round_real(x, mode: Rounding) -> np.ndarray:
+    """Round float64 values to integers (returned as float64), exactly.
+
+    NaN and infinities pass through unchanged; callers reject or saturate them.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    f = np.floor(x)
+    frac = x - f  # exact: x and floor(x) share their exponent range
+    with np.errstate(invalid="ignore"):
+        odd = np.fmod(f, 2) != 0
+    up = _round_up(mode, frac != 0, np.sign(frac - 0.5), x < 0, odd)
+    return f + up
+
+
+def round_div(n, d, mode: Rounding) -> np.ndarray:
+    """``n / d`` rounded to an integer, exactly, for int64 ``n`` and positive integer ``d``."""
+    n = np.asarray(n, dtype=np.int64)
+    d = np.asarray(d, dtype=np.int64)
+    if np.any(d <= 0):
+        raise ValueError(f"divisor must be positive, not {d!r}")
+    q = np.floor_divide(n, d)
+    r = n - q * d  # 0 <= r < d, no overflow
+    # compare 2r with d without forming 2r (which may overflow): r - (d - r)
+    cmp_half = np.sign(r - (d - r))
+    return q + _round_up(mode, r != 0, cmp_half, n < 0, (q & 1) == 1)
+
+
+def round_fraction(value: Fraction, mode: Rounding) -> int:
+    """Exact rounding of one rational: the slow reference the vector paths agree with."""
+    n, d = value.numerator, value.denominator
+    q, r = divmod(n, d)
+    up = _round_up(
+        mode,
+        np.bool_(r != 0),
+        np.sign(2 * r - d),
+        np.bool_(n < 0),
+        np.bool_(q % 2 == 1),
+    )
+    return q + int(up)
+
+
+def apply_overflow(v, qtype: QType, overflow: Overflow) -> np.ndarray:
+    """Bring int64 values into ``qtype``'s range as ``overflow`` says."""
+    v = np.asarray(v, dtype=np.int64)
+    if qtype.kind is Kind.BIPOLAR:
+        raise ValueError("overflow modes do not apply to a bipolar type; quantize to it instead")
+    lo, hi = qtype.min, qtype.max
+    if overflow is Overflow.SAT:
+        return np.clip(v, lo, hi)
+    if overflow is Overflow.SAT_SYM:
+        return np.clip(v, -hi if qtype.signed else lo, hi)
+    if overflow is Overflow.SAT_ZERO:
+        return np.where((v < lo) | (v > hi), 0, v)
+    if overflow is Overflow.WRAP:
+        if qtype.narrow:
+            raise ValueError(
+                f"overflow WRAP needs a type without narrow range, not {qtype}: the wrapped "
+                "value could be the excluded one"
+            )
+        if qtype.bits >= 64:
+            return v
+        mask = np.int64((1 << qtype.bits) - 1)
+        low = v & mask
+        if qtype.signed:
+            sign = np.int64(1 << (qtype.bits - 1))
+            low = (low ^ sign) - sign
+        return low
+    raise TypeError(f"overflow must be an Overflow, not {overflow!r}")
+
+
+def _saturate_float(y: np.ndarray, qtype: QType, overflow: Overflow) -> np.ndarray:
+    """Overflow handling of rounded float64 integers (possibly huge) before int64 conversion."""
+    if overflow is Overflow.WRAP:
+        if np.any(np.isinf(y)):
+            raise OverflowError(
+                f"cannot wrap a value beyond float64's range into {qtype}; use a saturating mode"
+            )
+        if qtype.bits < 63:
+            y = np.fmod(y, float(1 << qtype.bits))  # fmod is exact
+        elif np.any(np.abs(y) >= 2.0**63):
+            raise OverflowError(f"value does not fit int64 before wrapping into {qtype}")
+        return apply_overflow(y.astype(np.int64), qtype, overflow)
+    lo, hi = qtype.min, qtype.max
+    if overflow is Overflow.SAT_SYM and qtype.signed:
+        lo = -hi
+    if overflow is Overflow.SAT_ZERO:
+        y = np.where((y < lo) | (y > hi), 0.0, y)
+    else:
+        y = np.clip(y, lo, hi)
+    return y.astype(np.int64)
+
+
+def quantize(
+    x,
+    qtype: QType,
+    rounding: Rounding = Rounding.HALF_EVEN,
+    overflow: Overflow = Overflow.SAT,
+) -> np.ndarray:
+    """Integer representation of real values in ``qtype``, exactly.
+
+    Parameters
+    ----------
+    x
+        Real values, taken as float64. Every float64 is handled exactly (the scaled-int
+        division is checked against exact rational arithmetic where it could be ambiguous).
+    qtype
+        Target type. For a bipolar type the result is +1 where ``x >= 0`` and -1 elsewhere
+        (QONNX ``BipolarQuant``); rounding and overflow are then unused.
+    rounding, overflow
+        How the scaled value becomes an integer, and what happens outside the range.
+
+    Returns
+    -------
+    numpy.ndarray of int64, the same shape as ``x``.
+
+    Examples
+    --------
+    >>> from models.qtype import parse_qtype
+    >>> quantize([0.3, -1.26, 9.0], parse_qtype("fixed<4,2>")).tolist()
+    [1, -5, 7]
+    """
+    x = np.asarray(x)
+    if x.dtype.kind in "iu" and x.size and int(np.max(np.abs(x.astype(object)))) > 2**53:
+        raise ValueError("integers beyond 2**53 lose bits as real values; use requantize()")
+    x = x.astype(np.float64)
+    if np.any(np.isnan(x)):
+        raise ValueError("cannot quantize NaN")
+    if qtype.kind is Kind.BIPOLAR:
+        return np.where(x >= 0, 1, -1).astype(np.int64)
+    if qtype.kind is Kind.SCALED:
+        with np.errstate(over="ignore", under="ignore"):
+            t = x / qtype.scale
+        y = round_real(t, rounding)
+        _fix_inexact_division(x, t, y, qtype.scale, rounding)
+        with np.errstate(over="ignore"):
+            y = y + qtype.zero_point  # integer shift commutes with rounding
+    else:
+        with np.errstate(over="ignore", under="ignore"):
+            t = np.ldexp(x, qtype.frac)  # exact, barring overflow to inf and underflow
+        # an underflow to zero would lose the sign the rounding needs: keep a tiny stand-in
+        t = np.where((t == 0) & (x != 0), np.copysign(5e-324, x), t)
+        y = round_real(t, rounding)
+    return _saturate_float(y, qtype, overflow)
+
+
+def _fix_inexact_division(x, t, y, scale: float, rounding: Rounding) -> None:
+    """Recompute, with exact rationals, the elements whose float64 quotient sits within its
+    rounding error of an integer or a half (the only places the decision could differ)."""
+    finite = np.isfinite(t)
+    frac = t - np.floor(np.where(finite, t, 0))
+    err = np.maximum(np.abs(t) * 2.0**-51, 2.0**-1070)
+    near = finite & (
+        (frac <= err) | (frac >= 1 - err) | (np.abs(frac - 0.5) <= err) | (np.abs(t) <= err)
+    )
+    s = Fraction(scale)
+    for idx in zip(*np.nonzero(near), strict=True):
+        y[idx] = round_fraction(Fraction(float(x[idx])) / s, rounding)
+
+
+@dataclass(frozen=True)
+class Multiplier:
+    """An integer approximation ``multiplier * 2**-shift`` of a real scale."""
+
+    multiplier: int
+    shift: int
+    scale: float  #: the real scale that was approximated
+    error: float  #: relative error ``(multiplier * 2**-shift - scale) / scale``
+
+    @property
+    def value(self) -> Fraction:
+        """The exact value ``multiplier * 2**-shift``."""
+        return Fraction(self.multiplier) / (Fraction(2) ** self.shift)
+
+
+def choose_multiplier(scale: float, bits: int = 16, max_shift: int = 62) -> Multiplier:
+    """Best ``multiplier * 2**-shift`` for a positive real ``scale``, with an unsigned
+    ``bits``-bit multiplier (nearest, ties to even), and its relative error."""
+    scale = float(scale)
+    if not (scale > 0 and np.isfinite(scale)):
+        raise ValueError(f"scale must be a positive finite number, not {scale!r}")
+    if not 1 <= bits <= 62:
+        raise ValueError(f"bits must be between 1 and 62, not {bits!r}")
+    exact = Fraction(scale)
+    _, e = np.frexp(scale)  # scale = m * 2**e with 0.5 <= m < 1
+    shift = min(bits - int(e), max_shift)
+    while True:
+        m = round(exact * (Fraction(2) ** shift))  # Python's round: ties to even
+        if m < (1 << bits) or shift <= -max_shift:
+            break
+        shift -= 1
+    if m == 0:
+        raise ValueError(f"scale {scale!r} is below the smallest step 2**-{max_shift}")
+    approx = Fraction(m) / (Fraction(2) ** shift)
+    return Multiplier(int(m), int(shift), scale, float((approx - exact) / exact))
+
+
+def requantize(
+    acc,
+    multiplier,
+    shift,
+    qtype: QType,
+    rounding: Rounding = Rounding.HALF_EVEN,
+    overflow: Overflow = Overflow.SAT,
+) -> np.ndarray:
+    """Integer-only rescaling: ``acc * multiplier * 2**-shift`` rounded, then brought into
+    ``qtype``.
+
+    ``multiplier`` and ``shift`` are integers or integer arrays broadcasting against ``acc``
+    (per-channel rescaling); a negative shift multiplies. Raises ``OverflowError`` when the
+    exact intermediate would not fit int64.
+
+    Examples
+    --------
+    >>> from models.qtype import parse_qtype
+    >>> requantize([5, -5, 300], 3, 2, parse_qtype("int8")).tolist()  # 15/4, -15/4, 900/4
+    [4, -4, 127]
+    """
+    if qtype.kind is Kind.BIPOLAR:
+        raise ValueError("requantize cannot target a bipolar type; use a multithreshold")
+    acc = np.asarray(acc)
+    if acc.dtype.kind not in "iu":
+        raise TypeError(f"acc must be an integer array, not {acc.dtype}")
+    acc = acc.astype(np.int64)
+    mult = np.asarray(multiplier)
+    shift = np.asarray(shift)
+    if mult.dtype.kind not in "iu" or shift.dtype.kind not in "iu":
+        raise TypeError("multiplier and shift must be integers")
+    mult = mult.astype(np.int64)
+    shift = shift.astype(np.int64)
+    if np.any(np.abs(shift) > 62):
+        raise ValueError(f"shift must lie in [-62, 62], not {shift!r}")
+    left = np.where(shift < 0, -shift, 0)
+    right = np.where(shift > 0, shift, 0)
+    amax = int(np.max(np.abs(acc.astype(object)))) if acc.size else 0
+    mmax = int(np.max(np.abs(mult.astype(object)))) if mult.size else 0
+    check_int64(amax * mmax << int(np.max(left, initial=0)), "requantize")
+    prod = acc * (mult << left)
+    out = round_div(prod, np.int64(1) << right, rounding)
+    return apply_overflow(out, qtype, overflow)
+
+
+def multithreshold(x, thresholds, out_scale: int = 1, out_bias: int = 0, axis: int = 1):
+    """QONNX/FINN ``MultiThreshold``: the number of thresholds ``t`` with ``x >= t``, then
+    ``out_scale * count + out_bias``.
+
+    Parameters
+    ----------
+    x
+        Integer array; ``axis`` is its channel axis (1 for NC and NCHW).
+    thresholds
+        Integer array of shape ``(C, T)``, or ``(1, T)`` shared by every channel. Their
+        order does not matter.
+    out_scale, out_bias
+        Integers (``2, -1`` gives bipolar outputs from one threshold).
+
+    Examples
+    --------
+    >>> multithreshold([[0, 5, 9]], [[1, 5, 8]], axis=0).tolist()
+    [[0, 2, 3]]
+    """
+    x = np.asarray(x)
+    if x.dtype.kind not in "iu":
+        raise TypeError(f"x must be an integer array, not {x.dtype}")
+    thr = np.asarray(thresholds)
+    if thr.dtype.kind not in "iu" or thr.ndim != 2:
+        raise TypeError("thresholds must be a 2-D integer array (channels, thresholds)")
+    for name, v in (("out_scale", out_scale), ("out_bias", out_bias)):
+        if not isinstance(v, int | np.integer) or isinstance(v, bool):
+            raise TypeError(f"{name} must be an int, not {v!r}")
+    channels = x.shape[axis]
+    if thr.shape[0] not in (1, channels):
+        raise ValueError(
+            f"thresholds must have 1 or {channels} rows (channels), not {thr.shape[0]}"
+        )
+    xm = np.moveaxis(x.astype(np.int64), axis, -1)  # (..., C)
+    thr = np.sort(thr.astype(np.int64), axis=1)
+    if thr.shape[1] <= 8:
+        count = np.zeros(xm.shape, dtype=np.int64)
+        for k in range(thr.shape[1]):
+            count += xm >= thr[:, k]
+    else:
+        count = np.empty(xm.shape, dtype=np.int64)
+        for c in range(channels):
+            row = thr[c if thr.shape[0] > 1 else 0]
+            count[..., c] = np.searchsorted(row, xm[..., c], side="right")
+    out = np.moveaxis(count, -1, axis)
+    check_int64(abs(int(out_scale)) * thr.shape[1] + abs(int(out_bias)), "multithreshold output")
+    return out * np.int64(out_scale) + np.int64(out_bias)

@@ -1,0 +1,658 @@
+"""Network descriptions: YAML (or JSON) plus an ``.npz`` of integer arrays, ``format: 1``.
+
+The format is documented in ``docs/description-format.md``. Every problem is reported as a
+:class:`~models.errors.DescriptionError` naming the file, layer and field and what was
+expected. BatchNorm layers are folded at load time into multi-thresholds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from .arith import round_real
+from .errors import DescriptionError
+from .fileio import atomic_write, write_npz
+from .ir import Layer, Network, Tensor
+from .layers import (
+    LAYER_TYPES,
+    BinaryConv2d,
+    BinaryDense,
+    Clip,
+    Conv2d,
+    Dense,
+    Input,
+    MultiThreshold,
+)
+from .qtype import Kind, QType, Rounding, parse_overflow, parse_qtype, parse_rounding
+
+__all__ = ["FORMAT_VERSION", "load", "load_description", "save_description", "zoo_names"]
+
+FORMAT_VERSION = 1
+#: Widest type a description may declare.
+MAX_DESCRIPTION_BITS = 32
+
+# Fields each op accepts (beyond name, op, inputs); arrays may be npz keys or inline lists.
+_FIELDS: dict[str, dict[str, str]] = {
+    "dense": {"weight": "array", "bias": "array?"},
+    "conv2d": {
+        "weight": "array",
+        "bias": "array?",
+        "stride": "pair?",
+        "padding": "pair?",
+        "dilation": "pair?",
+        "groups": "int?",
+    },
+    "maxpool2d": {"kernel": "pair", "stride": "pair?", "padding": "pair?"},
+    "avgpool2d": {"kernel": "pair", "stride": "pair?", "rounding": "rounding?"},
+    "relu": {"max": "int?"},
+    "clip": {"min": "int?", "max": "int?"},
+    "requant": {
+        "multiplier": "array",
+        "shift": "array",
+        "type": "type",
+        "rounding": "rounding?",
+        "overflow": "overflow?",
+    },
+    "multithreshold": {
+        "thresholds": "array",
+        "out_scale": "int?",
+        "out_bias": "int?",
+        "out_type": "type?",
+    },
+    "flatten": {},
+    "reshape": {"shape": "shape"},
+    "add": {},
+    "binary_dense": {"weight": "array", "encoding": "str?"},
+    "binary_conv2d": {
+        "weight": "array",
+        "encoding": "str?",
+        "stride": "pair?",
+        "dilation": "pair?",
+    },
+    "batchnorm": {
+        "gamma": "array",
+        "beta": "array",
+        "mean": "array",
+        "var": "array",
+        "eps": "float?",
+        "acc_scale": "float?",
+    },
+    "sign": {"encoding": "str?"},
+    "quant": {"type": "type", "scale": "float", "rounding": "rounding?"},
+}
+_TOP_FIELDS = {"format", "name", "weights", "input", "layers", "output", "description"}
+
+
+def zoo_names() -> list[str]:
+    """Names of the networks shipped in the zoo."""
+    root = resources.files("models") / "zoo"
+    return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".yaml"))
+
+
+def load(source: str | Path) -> Network:
+    """A network from a zoo name or a ``.yaml``/``.yml``/``.json`` description path."""
+    text = str(source)
+    if text in zoo_names():
+        with resources.as_file(resources.files("models") / "zoo" / f"{text}.yaml") as p:
+            return load_description(p, label=f"zoo:{text}")
+    path = Path(text)
+    if path.suffix.lower() not in (".yaml", ".yml", ".json"):
+        raise DescriptionError(
+            f"must be a zoo name ({', '.join(zoo_names())}) or a .yaml/.yml/.json description",
+            file=text,
+        )
+    return load_description(path)
+
+
+def _read_document(path: Path, label: str) -> dict:
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise DescriptionError("no such file", file=label) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise DescriptionError(f"cannot be read: {e}", file=label) from None
+    try:
+        if path.suffix.lower() == ".json":
+            doc = json.loads(text)
+        else:
+            doc = yaml.safe_load(text)
+    except json.JSONDecodeError as e:
+        raise DescriptionError(
+            f"is not valid JSON: line {e.lineno} column {e.colno}: {e.msg}", file=label
+        ) from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1} column {mark.column + 1}: " if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise DescriptionError(f"is not valid YAML: {where}{problem}", file=label) from None
+    if not isinstance(doc, dict):
+        raise DescriptionError(
+            f"must be a mapping with 'format', 'input' and 'layers', not {type(doc).__name__}",
+            file=label,
+        )
+    return doc
+
+
+class _Context:
+    """What the loader knows while building: file label, arrays, layers and tensors so far."""
+
+    def __init__(self, label: str, arrays, arrays_label: str) -> None:
+        self.label = label
+        self.arrays = arrays
+        self.arrays_label = arrays_label
+        self.layers: list[Layer] = []
+        self.tensors: dict[str, Tensor] = {}
+        self.folded: dict[str, str] = {}
+
+    def add(self, layer: Layer) -> None:
+        self.tensors[layer.name] = layer.infer([self.tensors[s] for s in layer.inputs])
+        self.layers.append(layer)
+
+    def replace(self, name: str, layer: Layer) -> None:
+        i = next(i for i, la in enumerate(self.layers) if la.name == name)
+        self.layers[i] = layer
+        self.tensors[name] = layer.infer([self.tensors[s] for s in layer.inputs])
+
+
+def load_description(path: str | Path, label: str | None = None) -> Network:
+    """Load a YAML/JSON description and its weights file.
+
+    ``label`` is how errors name the file (default: the path as given).
+    """
+    path = Path(path)
+    label = label or str(path)
+    doc = _read_document(path, label)
+    try:
+        return _build(doc, path, label)
+    except DescriptionError as e:
+        raise e.at(file=label) from None
+
+
+def _build(doc: dict, path: Path, label: str) -> Network:
+    unknown = sorted(set(doc) - _TOP_FIELDS)
+    if unknown:
+        raise DescriptionError(
+            f"unknown top-level field {unknown[0]!r}; expected one of {sorted(_TOP_FIELDS)}"
+        )
+    if doc.get("format") != FORMAT_VERSION:
+        raise DescriptionError(
+            f"must be {FORMAT_VERSION}, not {doc.get('format')!r}", field="format"
+        )
+    name = doc.get("name", path.stem)
+    if not isinstance(name, str) or not name:
+        raise DescriptionError(f"must be a non-empty string, not {name!r}", field="name")
+    arrays, arrays_label = _open_arrays(doc, path)
+    ctx = _Context(label, arrays, arrays_label)
+    inp = doc.get("input")
+    if not isinstance(inp, dict):
+        raise DescriptionError(
+            f"must be a mapping with 'shape' and 'type', not {inp!r}", field="input"
+        )
+    _check_keys(inp, {"name", "shape", "type"}, "input", None)
+    in_name = inp.get("name", "input")
+    shape = inp.get("shape")
+    if (
+        not isinstance(shape, list)
+        or not shape
+        or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in shape)
+    ):
+        raise DescriptionError(
+            f"must be a list of positive ints, not {shape!r}", layer=in_name, field="shape"
+        )
+    ctx.add(
+        Input(
+            name=in_name,
+            inputs=(),
+            shape=tuple(shape),
+            qtype=_type(inp.get("type"), in_name, "type", required=True),
+        )
+    )
+    layers = doc.get("layers")
+    if not isinstance(layers, list) or not layers:
+        raise DescriptionError(
+            f"must be a non-empty list of layers, not {layers!r}", field="layers"
+        )
+    pending_bn: dict | None = None
+    for i, entry in enumerate(layers):
+        if not isinstance(entry, dict):
+            raise DescriptionError(f"must be a mapping, not {entry!r}", field=f"layers[{i}]")
+        lname = entry.get("name")
+        if not isinstance(lname, str) or not lname:
+            raise DescriptionError(
+                f"must be a non-empty string, not {lname!r}", field=f"layers[{i}].name"
+            )
+        if lname in ctx.tensors or (pending_bn and pending_bn["name"] == lname):
+            raise DescriptionError(
+                "is defined twice; names must be unique", layer=lname, field="name"
+            )
+        op = entry.get("op")
+        if op not in _FIELDS:
+            raise DescriptionError(
+                f"must be one of {', '.join(sorted(_FIELDS))}, not {op!r}", layer=lname, field="op"
+            )
+        _check_keys(entry, {"name", "op", "inputs", *_FIELDS[op]}, lname, op)
+        prev = pending_bn["name"] if pending_bn else ctx.layers[-1].name
+        inputs = _inputs(entry, lname, prev, ctx, pending_bn)
+        if pending_bn is not None:
+            if op not in ("sign", "quant") or inputs != (pending_bn["name"],):
+                raise DescriptionError(
+                    "must be followed by a 'sign' or 'quant' layer reading it (it is folded "
+                    f"into their thresholds), not by {op!r} layer {lname!r}",
+                    layer=pending_bn["name"],
+                    field="op",
+                )
+            _fold_batchnorm(ctx, pending_bn, entry, lname)
+            pending_bn = None
+            continue
+        if op == "batchnorm":
+            pending_bn = _batchnorm_params(entry, lname, inputs, ctx)
+            continue
+        if op == "quant":
+            raise DescriptionError(
+                "must follow a 'batchnorm' layer (quantize integers with "
+                "'requant' or 'multithreshold')",
+                layer=lname,
+                field="op",
+            )
+        ctx.add(_make_layer(op, entry, lname, inputs, ctx))
+    if pending_bn is not None:
+        raise DescriptionError(
+            "must be followed by a 'sign' or 'quant' layer", layer=pending_bn["name"], field="op"
+        )
+    output = doc.get("output")
+    if output is not None and output not in ctx.tensors:
+        raise DescriptionError(f"names no layer {output!r}", field="output")
+    net = Network(name, ctx.layers, output=output)
+    net.folded = dict(ctx.folded)
+    return net
+
+
+def _open_arrays(doc: dict, path: Path):
+    wfile = doc.get("weights")
+    if wfile is None:
+        default = path.with_suffix(".npz")
+        if not default.exists():
+            return {}, default.name
+        wfile = default.name
+    if not isinstance(wfile, str):
+        raise DescriptionError(f"must be a file name, not {wfile!r}", field="weights")
+    wpath = path.parent / wfile
+    try:
+        with np.load(wpath, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}, wfile
+    except FileNotFoundError:
+        raise DescriptionError(
+            f"names {wfile!r}, which does not exist next to the description", field="weights"
+        ) from None
+    except (OSError, ValueError) as e:
+        raise DescriptionError(
+            f"{wfile!r} is not a readable .npz file: {e}", field="weights"
+        ) from None
+
+
+def _check_keys(entry: dict, allowed: set, layer: str, op: str | None) -> None:
+    for key in entry:
+        if key not in allowed:
+            what = f"a {op} layer" if op else "the input"
+            raise DescriptionError(
+                f"is not a field of {what}; expected one of {sorted(allowed)}",
+                layer=layer,
+                field=str(key),
+            )
+
+
+def _inputs(entry, lname, prev, ctx, pending_bn) -> tuple[str, ...]:
+    raw = entry.get("inputs", [prev])
+    if isinstance(raw, str):
+        raw = [raw]
+    if not isinstance(raw, list) or not all(isinstance(s, str) for s in raw):
+        raise DescriptionError(
+            f"must be a layer name or a list of them, not {raw!r}", layer=lname, field="inputs"
+        )
+    known = set(ctx.tensors) | ({pending_bn["name"]} if pending_bn else set())
+    for s in raw:
+        if s not in known:
+            raise DescriptionError(
+                f"names no earlier layer {s!r} (layers read only layers listed before them)",
+                layer=lname,
+                field="inputs",
+            )
+    if pending_bn is None and any(s in ctx.folded for s in raw):
+        bad = next(s for s in raw if s in ctx.folded)
+        raise DescriptionError(
+            f"cannot read {bad!r}: it is folded into {ctx.folded[bad]!r}",
+            layer=lname,
+            field="inputs",
+        )
+    return tuple(raw)
+
+
+def _array(entry, key, lname, ctx, required=True):
+    value = entry.get(key)
+    if value is None:
+        default = f"{lname}.{key}"
+        if default in ctx.arrays:
+            return ctx.arrays[default]
+        if required:
+            raise DescriptionError(
+                f"is missing: give an npz key or an inline list, or store the array as "
+                f"{default!r} in {ctx.arrays_label}",
+                layer=lname,
+                field=key,
+            )
+        return None
+    if isinstance(value, str):
+        if value not in ctx.arrays:
+            raise DescriptionError(
+                f"names array {value!r}, which {ctx.arrays_label} does not hold",
+                layer=lname,
+                field=key,
+            )
+        return ctx.arrays[value]
+    if isinstance(value, int | float | list) and not isinstance(value, bool):
+        try:
+            arr = np.array(value)
+        except ValueError:
+            arr = None
+        if arr is not None and arr.dtype.kind in "iuf":
+            return arr
+    raise DescriptionError(
+        f"must be an npz key or a (nested) list of numbers, not {value!r}", layer=lname, field=key
+    )
+
+
+def _type(value, lname, key, required=False):
+    if value is None:
+        if required:
+            raise DescriptionError(
+                "is missing: expected a type such as 'int8'", layer=lname, field=key
+            )
+        return None
+    try:
+        q = parse_qtype(value)
+    except (TypeError, ValueError) as e:
+        raise DescriptionError(str(e), layer=lname, field=key) from None
+    if q.bits > MAX_DESCRIPTION_BITS:
+        raise DescriptionError(
+            f"bits must be between 1 and {MAX_DESCRIPTION_BITS}, not {q.bits}",
+            layer=lname,
+            field=key,
+        )
+    if q.bits == 0:
+        raise DescriptionError("bits must be at least 1", layer=lname, field=key)
+    return q
+
+
+def _scalar(entry, key, kind, lname, default=None):
+    value = entry.get(key, default)
+    if value is None:
+        return None
+    if kind == "int" and not (isinstance(value, int) and not isinstance(value, bool)):
+        raise DescriptionError(f"must be an int, not {value!r}", layer=lname, field=key)
+    if kind == "float":
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
+            raise DescriptionError(
+                f"must be a finite number, not {value!r}", layer=lname, field=key
+            )
+        value = float(value)
+    return value
+
+
+def _mode(entry, key, lname, parse):
+    if key not in entry:
+        return {}
+    try:
+        return {key: parse(entry[key])}
+    except (TypeError, ValueError) as e:
+        raise DescriptionError(str(e), layer=lname, field=key) from None
+
+
+def _make_layer(op, entry, lname, inputs, ctx) -> Layer:
+    common = {"name": lname, "inputs": inputs}
+    pairs = {k: entry[k] for k in ("stride", "padding", "dilation", "kernel") if k in entry}
+    if op in ("dense", "conv2d"):
+        cls = Dense if op == "dense" else Conv2d
+        extra = {**pairs, "groups": entry["groups"]} if "groups" in entry else pairs
+        return cls(
+            **common,
+            weight=_array(entry, "weight", lname, ctx),
+            bias=_array(entry, "bias", lname, ctx, required=False),
+            **extra,
+        )
+    if op in ("maxpool2d", "avgpool2d"):
+        return LAYER_TYPES[op](**common, **pairs, **_mode(entry, "rounding", lname, parse_rounding))
+    if op == "relu":
+        return Clip(**common, min=0, max=_scalar(entry, "max", "int", lname))
+    if op == "clip":
+        return Clip(
+            **common,
+            min=_scalar(entry, "min", "int", lname),
+            max=_scalar(entry, "max", "int", lname),
+        )
+    if op == "requant":
+        return LAYER_TYPES[op](
+            **common,
+            multiplier=_array(entry, "multiplier", lname, ctx),
+            shift=_array(entry, "shift", lname, ctx),
+            qtype=_type(entry.get("type"), lname, "type", required=True),
+            **_mode(entry, "rounding", lname, parse_rounding),
+            **_mode(entry, "overflow", lname, parse_overflow),
+        )
+    if op == "multithreshold":
+        return MultiThreshold(
+            **common,
+            thresholds=_array(entry, "thresholds", lname, ctx),
+            out_scale=_scalar(entry, "out_scale", "int", lname, 1),
+            out_bias=_scalar(entry, "out_bias", "int", lname, 0),
+            out_type=_type(entry.get("out_type"), lname, "out_type"),
+        )
+    if op in ("flatten", "add"):
+        return LAYER_TYPES[op](**common)
+    if op == "reshape":
+        return LAYER_TYPES[op](**common, shape=entry.get("shape"))
+    if op in ("binary_dense", "binary_conv2d"):
+        extra = {"encoding": entry["encoding"]} if "encoding" in entry else {}
+        return LAYER_TYPES[op](
+            **common, weight=_array(entry, "weight", lname, ctx), **extra, **pairs
+        )
+    if op == "sign":
+        return _sign_threshold(common, entry, np.zeros((1, 1), dtype=np.int64))
+    raise AssertionError(op)  # every op of _FIELDS is handled above
+
+
+def _sign_threshold(common, entry, thresholds) -> MultiThreshold:
+    """``x >= t`` → +1/-1 (bipolar) or 1/0 (binary encoding)."""
+    enc = entry.get("encoding", "bipolar")
+    if enc == "bipolar":
+        return MultiThreshold(
+            **common, thresholds=thresholds, out_scale=2, out_bias=-1, out_type=QType.bipolar()
+        )
+    if enc == "binary":
+        return MultiThreshold(**common, thresholds=thresholds, out_type=QType.int(1, False))
+    raise DescriptionError(
+        f"must be 'bipolar' or 'binary', not {enc!r}", layer=common["name"], field="encoding"
+    )
+
+
+# -- BatchNorm folding ---------------------------------------------------------------------
+
+
+def _batchnorm_params(entry, lname, inputs, ctx) -> dict:
+    if len(inputs) != 1:
+        raise DescriptionError("must have 1 input", layer=lname, field="inputs")
+    src = ctx.tensors[inputs[0]]
+    c = src.shape[0]
+    bn = {"name": lname, "input": inputs[0]}
+    for key in ("gamma", "beta", "mean", "var"):
+        arr = np.asarray(_array(entry, key, lname, ctx), dtype=np.float64)
+        if arr.shape != (c,):
+            raise DescriptionError(
+                f"must have shape ({c},) (channels of {inputs[0]!r}), not {arr.shape}",
+                layer=lname,
+                field=key,
+            )
+        if not np.all(np.isfinite(arr)):
+            raise DescriptionError("must hold finite numbers", layer=lname, field=key)
+        bn[key] = arr
+    if np.any(bn["var"] < 0):
+        raise DescriptionError("must not be negative", layer=lname, field="var")
+    bn["eps"] = _scalar(entry, "eps", "float", lname, 1e-5)
+    bn["acc_scale"] = _scalar(entry, "acc_scale", "float", lname, 1.0)
+    if bn["acc_scale"] <= 0:
+        raise DescriptionError(
+            f"must be positive, not {bn['acc_scale']}", layer=lname, field="acc_scale"
+        )
+    if np.any(bn["var"] + bn["eps"] <= 0):
+        raise DescriptionError("var + eps must be positive", layer=lname, field="eps")
+    return bn
+
+
+def _bn_real(bn: dict, acc: np.ndarray) -> np.ndarray:
+    """The description's meaning of BatchNorm, in float64, channel on axis 0 of ``acc``."""
+    g, b, m, v = (bn[k][:, None] for k in ("gamma", "beta", "mean", "var"))
+    return g * (acc * bn["acc_scale"] - m) / np.sqrt(v + bn["eps"]) + b
+
+
+def _fold_batchnorm(ctx: _Context, bn: dict, entry: dict, lname: str) -> None:
+    """Replace BatchNorm + sign/quant by a MultiThreshold whose integer comparisons agree
+    with the float64 BatchNorm-then-quantize at every integer accumulator value."""
+    src_name = bn["input"]
+    slope = bn["gamma"] * bn["acc_scale"]
+    flip = slope < 0
+    offset = 0
+    if np.any(flip):
+        offset = _flip_channels(ctx, src_name, flip, bn["name"])
+    acc = ctx.tensors[src_name]
+    sign = np.where(flip, -1, 1)[:, None]
+    op = entry["op"]
+    if op == "sign":
+        levels = np.array([0.5])  # output level 1 when BN(acc) >= 0
+
+        def level_of(a):
+            return (_bn_real(bn, offset * (sign < 0) + sign * a) >= 0).astype(np.float64)
+
+    else:
+        qt = _type(entry.get("type"), lname, "type", required=True)
+        if qt.kind not in (Kind.INT,):
+            raise DescriptionError(
+                f"must be a plain integer type, not {qt}", layer=lname, field="type"
+            )
+        scale = _scalar(entry, "scale", "float", lname)
+        if scale is None or scale <= 0:
+            raise DescriptionError(
+                f"must be a positive number, not {scale!r}", layer=lname, field="scale"
+            )
+        rounding = _mode(entry, "rounding", lname, parse_rounding).get("rounding")
+        rounding = rounding or Rounding.HALF_EVEN
+        levels = np.arange(qt.min + 1, qt.max + 1, dtype=np.float64)
+
+        def level_of(a):
+            y = _bn_real(bn, offset * (sign < 0) + sign * a) / scale
+            with np.errstate(invalid="ignore"):
+                return np.clip(round_real(y, rounding), qt.min, qt.max)
+
+    thresholds = _search_thresholds(level_of, levels, acc.lo, acc.hi, acc.shape[0])
+    common = {"name": lname, "inputs": (src_name,)}
+    if op == "sign":
+        layer = _sign_threshold(common, entry, thresholds)
+    else:
+        layer = MultiThreshold(**common, thresholds=thresholds, out_bias=qt.min, out_type=qt)
+    ctx.folded[bn["name"]] = lname
+    ctx.add(layer)
+
+
+def _search_thresholds(level_of, levels, lo: int, hi: int, channels: int) -> np.ndarray:
+    """Per channel and level, the smallest integer accumulator in [lo, hi + 1] whose
+    (monotone non-decreasing) output ``level_of`` reaches the level; hi + 1 means never.
+
+    A vectorised bisection over every (channel, level) pair at once, evaluating the
+    float64 function itself, so the integer comparison and the float computation agree
+    at every integer in [lo, hi]."""
+    n_levels = len(levels)
+    left = np.full((channels, n_levels), lo, dtype=np.int64)  # candidate answer >= left
+    right = np.full((channels, n_levels), hi + 1, dtype=np.int64)  # answer <= right
+    target = np.broadcast_to(levels, (channels, n_levels))
+    while np.any(left < right):
+        mid = left + (right - left) // 2
+        ok = level_of(mid.astype(np.float64)) >= target
+        right = np.where(ok, mid, right)
+        left = np.where(ok, left, mid + 1)
+    return left
+
+
+def _flip_channels(ctx: _Context, src_name: str, flip: np.ndarray, bn_name: str) -> int:
+    """Negate the channels in ``flip`` of the layer ``src_name`` so a negative BatchNorm
+    slope becomes positive. Returns ``c`` such that the old accumulator is ``c - new``."""
+    src = next(la for la in ctx.layers if la.name == src_name)
+    readers = [la.name for la in ctx.layers if src_name in la.inputs]
+    if readers or not isinstance(src, Dense | Conv2d | BinaryDense | BinaryConv2d):
+        raise DescriptionError(
+            f"has a negative scale on channel {int(np.argmax(flip))}, so it must directly "
+            "follow a dense, conv2d, binary_dense or binary_conv2d layer read by nothing else",
+            layer=bn_name,
+            field="gamma",
+        )
+    shape = (-1,) + (1,) * (src.weight.ndim - 1)
+    f = flip.reshape(shape)
+    if isinstance(src, BinaryDense | BinaryConv2d) and src.encoding.value == "binary":
+        weight = np.where(f, 1 - src.weight, src.weight)  # popcount P becomes K - P
+        offset = int(src.weight[0].size)
+    else:
+        weight = np.where(f, -src.weight, src.weight)
+        offset = 0
+    changes = {"weight": weight}
+    if getattr(src, "bias", None) is not None:
+        changes["bias"] = np.where(flip, -src.bias, src.bias)
+    fields = {f.name: getattr(src, f.name) for f in dataclasses.fields(src)}
+    ctx.replace(src_name, type(src)(**(fields | changes)))
+    return offset
+
+
+# -- writing -------------------------------------------------------------------------------
+
+
+def save_description(net: Network, path: str | Path) -> tuple[Path, Path]:
+    """Write ``net`` as ``path`` (YAML) and a ``.npz`` beside it, atomically and
+    byte-deterministically. BatchNorms are saved folded."""
+    path = Path(path)
+    npz = path.with_suffix(".npz")
+    arrays: dict[str, np.ndarray] = {}
+    layers = []
+    inp = net[net.input]
+    for layer in net.layers:
+        if layer is inp:
+            continue
+        entry = {"name": layer.name, "op": layer.op}
+        if isinstance(layer, Clip) and layer.min == 0:
+            entry["op"] = "relu"
+            if layer.max is not None:
+                entry["max"] = layer.max
+        else:
+            entry.update(layer.attributes())
+        entry["inputs"] = list(layer.inputs)
+        for key, arr in layer.arrays().items():
+            arrays[f"{layer.name}.{key}"] = arr
+            entry[key] = f"{layer.name}.{key}"
+        layers.append(entry)
+    doc = {
+        "format": FORMAT_VERSION,
+        "name": net.name,
+        "weights": npz.name,
+        "input": {"name": inp.name, **inp.attributes()},
+        "output": net.output,
+        "layers": layers,
+    }
+    write_npz(npz, arrays)
+    atomic_write(path, yaml.safe_dump(doc, sort_keys=False, default_flow_style=None))
+    return path, npz
