@@ -73,7 +73,7 @@ def conv2d(x, weight, bias, stride, padding, dilation, groups, bound) -> np.ndar
 
     ``weight`` has shape (OC, C/groups, KH, KW); ``bound`` bounds every partial sum.
     """
-    n, c = x.shape[:2]
+    n = x.shape[0]
     oc, cg, kh, kw = weight.shape
     win = im2col(x, (kh, kw), stride, padding, dilation)
     oh, ow = win.shape[2:4]

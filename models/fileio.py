@@ -46,7 +46,7 @@ def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
         for name in sorted(arrays):
             member = io.BytesIO()
             np.lib.format.write_array(
-                member, np.ascontiguousarray(arrays[name]), allow_pickle=False
+                member, np.asarray(arrays[name], order="C"), allow_pickle=False
             )
             info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
             info.compress_type = zipfile.ZIP_DEFLATED

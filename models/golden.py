@@ -8,7 +8,7 @@ from .errors import UserError
 from .ir import Network
 from .qtype import Kind
 
-__all__ = ["InputError", "check_input", "golden", "trace"]
+__all__ = ["InputError", "check_input", "golden", "random_inputs", "trace"]
 
 
 class InputError(UserError, ValueError):
@@ -71,3 +71,15 @@ def trace(net: Network, x, source: str = "input") -> dict[str, np.ndarray]:
     """Every layer's integer output for the batch ``x``, by layer name, in network order."""
     values = _run(net, x, keep_all=True, source=source)
     return {layer.name: values[layer.name] for layer in net.layers}
+
+
+def random_inputs(net: Network, n: int, seed: int) -> np.ndarray:
+    """``n`` input vectors drawn uniformly over the input type, reproducibly from ``seed``."""
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise InputError(f"the number of vectors must be a positive int, not {n!r}")
+    t = net.input_tensor
+    rng = np.random.default_rng(seed)
+    if t.qtype.kind is Kind.BIPOLAR:
+        return rng.choice(np.array([-1, 1], dtype=np.int64), size=(n, *t.shape))
+    return rng.integers(t.qtype.min, t.qtype.max, size=(n, *t.shape), endpoint=True,
+                        dtype=np.int64)

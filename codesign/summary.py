@@ -1,0 +1,132 @@
+"""What ``codesign info`` and ``codesign zoo`` report about a network."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+
+from models.ir import Network
+from models.layers import BinaryConv2d, BinaryDense, Conv2d, Dense
+
+__all__ = ["network_hash", "summary", "summary_text"]
+
+
+def network_hash(net: Network) -> str:
+    """SHA-256 of everything that determines what ``net`` computes (names, ops, parameters,
+    arrays, types), independent of how the description was written."""
+    h = hashlib.sha256()
+    for layer in net.layers:
+        head = {
+            "name": layer.name,
+            "op": layer.op,
+            "inputs": list(layer.inputs),
+            **layer.attributes(),
+        }
+        h.update(json.dumps(head, sort_keys=True).encode())
+        for key, arr in sorted(layer.arrays().items()):
+            h.update(key.encode())
+            h.update(str(arr.shape).encode())
+            h.update(np.ascontiguousarray(arr, dtype="<i8").tobytes())
+    h.update(f"output={net.output}".encode())
+    return h.hexdigest()
+
+
+def summary(net: Network) -> dict:
+    """A JSON-ready description of ``net``: every layer's output shape, type, exact range,
+    accumulator width, parameters and MACs, and the totals."""
+    layers = []
+    total_macs = total_params = total_weight_bits = 0
+    for layer in net.layers:
+        out = net.tensors[layer.name]
+        ins = net.inputs_of(layer)
+        params = sum(int(a.size) for a in layer.arrays().values())
+        macs = layer.macs(ins, out)
+        entry = {
+            "name": layer.name,
+            "op": layer.op,
+            "inputs": list(layer.inputs),
+            "shape": list(out.shape),
+            "type": str(out.qtype),
+            "range": [out.lo, out.hi],
+            "params": params,
+            "macs": macs,
+        }
+        if isinstance(layer, Dense | Conv2d | BinaryDense | BinaryConv2d):
+            entry["accumulator_bits"] = out.qtype.bits
+            w = layer.weight
+            wbits = 1 if isinstance(layer, BinaryDense | BinaryConv2d) else _bits(w)
+            entry["weight_bits"] = wbits
+            total_weight_bits += wbits * int(w.size)
+        if isinstance(layer, BinaryDense | BinaryConv2d):
+            entry["encoding"] = layer.encoding.value
+            entry["fan_in"] = int(layer.weight[0].size)
+        layers.append(entry)
+        total_macs += macs
+        total_params += params
+    return {
+        "name": net.name,
+        "hash": network_hash(net),
+        "input": {
+            "name": net.input,
+            "shape": list(net.input_tensor.shape),
+            "type": str(net.input_tensor.qtype),
+        },
+        "output": {
+            "name": net.output,
+            "shape": list(net.output_tensor.shape),
+            "type": str(net.output_tensor.qtype),
+            "range": [net.output_tensor.lo, net.output_tensor.hi],
+        },
+        "layers": layers,
+        "folded_batchnorms": dict(net.folded),
+        "totals": {
+            "layers": len(net.layers),
+            "params": total_params,
+            "macs": total_macs,
+            "weight_bits": total_weight_bits,
+        },
+    }
+
+
+def _bits(w: np.ndarray) -> int:
+    """Width of the narrowest type holding every value of ``w``."""
+    from models.qtype import QType
+
+    return QType.covering(int(w.min()), int(w.max())).bits if w.size else 0
+
+
+def summary_text(info: dict) -> str:
+    """``summary`` as an aligned table."""
+    rows = [("layer", "op", "shape", "type", "range", "acc", "params", "MACs")]
+    for la in info["layers"]:
+        rows.append(
+            (
+                la["name"],
+                la["op"],
+                "x".join(map(str, la["shape"])),
+                la["type"],
+                f"[{la['range'][0]}, {la['range'][1]}]",
+                str(la.get("accumulator_bits", "")),
+                str(la["params"]),
+                str(la["macs"]),
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = [
+        f"{info['name']}: input {info['input']['type']} "
+        f"{'x'.join(map(str, info['input']['shape']))}, output {info['output']['type']}"
+    ]
+    for r in rows:
+        lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    t = info["totals"]
+    lines.append(
+        f"{t['layers']} layers, {t['params']} parameters ({t['weight_bits']} weight "
+        f"bits), {t['macs']} MACs per inference"
+    )
+    if info["folded_batchnorms"]:
+        folded = ", ".join(f"{k}→{v}" for k, v in info["folded_batchnorms"].items())
+        lines.append(f"BatchNorm folded into thresholds: {folded}")
+    lines.append(f"hash {info['hash'][:16]}")
+    return "\n".join(lines)

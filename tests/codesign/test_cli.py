@@ -1,0 +1,180 @@
+"""The command line: JSON documents, one-line errors with exit status 2, safe writes."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from codesign.cli import main
+from models.golden import golden
+from models.loader import load, zoo_names
+
+
+def run(capsys, *argv):
+    status = main(list(argv))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_zoo_json(capsys):
+    status, out, _ = run(capsys, "zoo", "--json")
+    assert status == 0
+    names = [n["name"] for n in json.loads(out)["networks"]]
+    assert names == zoo_names() == ["cnv_tiny", "jet_tagger", "tfc_w1a1", "tfc_w2a2"]
+
+
+def test_info_tfc_json(capsys):
+    status, out, _ = run(capsys, "info", "tfc_w1a1", "--json")
+    assert status == 0
+    doc = json.loads(out)
+    assert doc["input"] == {"name": "input", "shape": [784], "type": "uint1"}
+    fc0 = next(la for la in doc["layers"] if la["name"] == "fc0")
+    assert fc0["op"] == "binary_dense" and fc0["range"] == [0, 784]
+    assert fc0["accumulator_bits"] == 10 and fc0["fan_in"] == 784
+    assert doc["folded_batchnorms"] == {"bn0": "act0", "bn1": "act1", "bn2": "act2"}
+    assert doc["totals"]["macs"] == 784 * 64 + 64 * 64 * 2 + 64 * 10
+
+
+def test_golden_random_json(capsys):
+    status, out, _ = run(
+        capsys, "golden", "jet_tagger", "--random", "1000", "--seed", "1", "--json"
+    )
+    assert status == 0
+    doc = json.loads(out)
+    assert doc["vectors"] == 1000 and doc["output_shape"] == [1000, 5]
+    rng_x = np.random.default_rng(1)
+    net = load("jet_tagger")
+    x = rng_x.integers(-32768, 32767, size=(1000, 16), endpoint=True)
+    assert np.array_equal(np.array(doc["outputs"]), golden(net, x))
+    # same seed, same bytes
+    status, again, _ = run(
+        capsys, "golden", "jet_tagger", "--random", "1000", "--seed", "1", "--json"
+    )
+    assert again == out
+
+
+def test_golden_input_output_and_trace(capsys, tmp_path):
+    net = load("cnv_tiny")
+    x = np.random.default_rng(3).integers(0, 256, (5, 1, 28, 28))
+    np.save(tmp_path / "x.npy", x)
+    status, out, _ = run(
+        capsys,
+        "golden",
+        "cnv_tiny",
+        "--input",
+        str(tmp_path / "x.npy"),
+        "--output",
+        str(tmp_path / "y.npy"),
+        "--trace",
+        str(tmp_path / "tr"),
+        "--json",
+    )
+    assert status == 0
+    y = np.load(tmp_path / "y.npy")
+    assert np.array_equal(y, golden(net, x))
+    assert sorted(p.stem for p in (tmp_path / "tr").iterdir()) == sorted(la.name for la in net)
+    assert np.array_equal(np.load(tmp_path / "tr" / "pool1.npy").shape, (5, 8, 13, 13))
+    assert json.loads(out)["trace"]["fc"].endswith("fc.npy")
+
+
+@pytest.mark.parametrize(
+    ("argv", "pattern"),
+    [
+        (
+            ["info", "nonet"],
+            r"nonet: must be a zoo name \(.*\) or a \.yaml/\.yml/\.json "
+            r"description",
+        ),
+        (
+            ["golden", "jet_tagger"],
+            r"codesign golden: one of the arguments --input --random "
+            r"is required",
+        ),
+        (
+            ["golden", "jet_tagger", "--random", "0"],
+            r"codesign golden: argument --random: "
+            r"must be a positive int, not '0'",
+        ),
+        (["frobnicate"], r"codesign: argument command: invalid choice: 'frobnicate' .*"),
+        (
+            ["golden", "jet_tagger", "--input", "/nonexistent/x.npy"],
+            r"/nonexistent/x\.npy: no such file",
+        ),
+    ],
+)
+def test_user_errors_are_one_line_exit_2(capsys, argv, pattern):
+    status, out, err = run(capsys, *argv)
+    assert status == 2 and out == ""
+    assert re.fullmatch(rf"codesign: error: {pattern}\n", err), err
+
+
+def test_bad_input_vectors(capsys, tmp_path):
+    np.save(tmp_path / "x.npy", np.full((2, 16), 40000))
+    status, _, err = run(capsys, "golden", "jet_tagger", "--input", str(tmp_path / "x.npy"))
+    assert status == 2
+    assert re.fullmatch(
+        r"codesign: error: .*x\.npy: value 40000 at index \(0, 0\) is outside "
+        r"the input type fixed<16,6> \[-32768, 32767\]\n",
+        err,
+    )
+    np.save(tmp_path / "s.npy", np.zeros((2, 15), dtype=np.int64))
+    status, _, err = run(capsys, "golden", "jet_tagger", "--input", str(tmp_path / "s.npy"))
+    assert re.fullmatch(
+        r"codesign: error: .*s\.npy: must have shape \(N, 16\), not "
+        r"\(2, 15\)\n",
+        err,
+    )
+
+
+def test_failed_run_leaves_existing_output_intact(capsys, tmp_path):
+    out = tmp_path / "y.npy"
+    out.write_bytes(b"precious")
+    np.save(tmp_path / "x.npy", np.full((1, 16), 1.5))
+    status, _, _ = run(
+        capsys, "golden", "jet_tagger", "--input", str(tmp_path / "x.npy"), "--output", str(out)
+    )
+    assert status == 2
+    assert out.read_bytes() == b"precious"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_malformed_description_via_cli(capsys, tmp_path):
+    (tmp_path / "n.yaml").write_text(
+        "format: 1\ninput: {shape: [2], type: int8}\nlayers:\n"
+        "  - {name: a, op: dense, weight: [[1, 2, 3]]}\n"
+    )
+    status, _, err = run(capsys, "info", str(tmp_path / "n.yaml"))
+    assert status == 2
+    assert re.fullmatch(
+        r"codesign: error: .*n\.yaml: layer 'a': field 'weight': must have "
+        r"shape \(out, 2\) .*\n",
+        err,
+    )
+
+
+def test_run_writes_report(capsys, tmp_path):
+    status, out, _ = run(capsys, "run", "--build", str(tmp_path), "--json", "--vectors", "20")
+    assert status == 0
+    doc = json.loads(out)
+    assert doc["network"] == "jet_tagger"
+    manifest = json.loads((tmp_path / "jet_tagger" / "manifest.json").read_text())
+    assert manifest["network_hash"] == doc["summary"]["hash"]
+    assert (tmp_path / "jet_tagger" / "report.md").read_text().startswith("# jet_tagger")
+
+
+def test_console_script_no_traceback(tmp_path):
+    """The installed entry point itself: exit 2, one stderr line, no traceback."""
+    (tmp_path / "bad.yaml").write_text("format: 1\n  oops: [\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "codesign.cli", "info", str(tmp_path / "bad.yaml")],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert len(proc.stderr.splitlines()) == 1 and "Traceback" not in proc.stderr
