@@ -59,20 +59,25 @@ def _round_up(mode: Rounding, inexact, cmp_half, negative, floor_odd):
         Rounding.HALF_AWAY: ~negative,
         Rounding.HALF_TOWARD_ZERO: negative,
     }[mode]
-    return (cmp_half > 0) | ((cmp_half == 0) & tie)
+    # an exact integer never moves, even where its float "midpoint" f + 1/2 rounds onto it
+    return inexact & ((cmp_half > 0) | ((cmp_half == 0) & tie))
 
 
 def round_real(x, mode: Rounding) -> np.ndarray:
     """Round float64 values to integers (returned as float64), exactly.
 
-    NaN and infinities pass through unchanged; callers reject or saturate them.
+    Infinities pass through unchanged; callers reject or saturate them.
     """
     x = np.asarray(x, dtype=np.float64)
     f = np.floor(x)
-    frac = x - f  # exact: x and floor(x) share their exponent range
+    # No subtraction: x - floor(x) is inexact for x in (-1/2, 0). f + 1/2 is exact while
+    # |f| < 2**52, and beyond that every float64 is an integer (then x == f and the
+    # comparison with the midpoint is never consulted).
+    mid = f + 0.5
+    cmp_half = (x > mid).astype(np.int8) - (x < mid).astype(np.int8)
     with np.errstate(invalid="ignore"):
         odd = np.fmod(f, 2) != 0
-    up = _round_up(mode, frac != 0, np.sign(frac - 0.5), x < 0, odd)
+    up = _round_up(mode, x != f, cmp_half, x < 0, odd)
     return f + up
 
 
@@ -133,25 +138,42 @@ def apply_overflow(v, qtype: QType, overflow: Overflow) -> np.ndarray:
 
 
 def _saturate_float(y: np.ndarray, qtype: QType, overflow: Overflow) -> np.ndarray:
-    """Overflow handling of rounded float64 integers (possibly huge) before int64 conversion."""
+    """Overflow handling of rounded float64 integers (possibly huge or infinite), exactly.
+
+    Every comparison is against a power of two (exact in float64); values that fit int64
+    are converted and handled by :func:`apply_overflow` in integer arithmetic."""
     if overflow is Overflow.WRAP:
         if np.any(np.isinf(y)):
             raise OverflowError(
                 f"cannot wrap a value beyond float64's range into {qtype}; use a saturating mode"
             )
-        if qtype.bits < 63:
-            y = np.fmod(y, float(1 << qtype.bits))  # fmod is exact
-        elif np.any(np.abs(y) >= 2.0**63):
-            raise OverflowError(f"value does not fit int64 before wrapping into {qtype}")
+        y = np.fmod(y, 2.0 ** min(qtype.bits, 64))  # exact; now |y| < 2**bits
+        if qtype.bits == 64:  # into [-2**63, 2**63) before converting
+            y = np.where(y >= 2.0**63, y - 2.0**64, np.where(y < -(2.0**63), y + 2.0**64, y))
         return apply_overflow(y.astype(np.int64), qtype, overflow)
+    big = np.abs(y) >= 2.0**63  # beyond int64, so beyond every type's range
+    out = apply_overflow(np.where(big, 0.0, y).astype(np.int64), qtype, overflow)
+    if np.any(big):
+        lo, hi = qtype.min, qtype.max
+        if overflow is Overflow.SAT_SYM and qtype.signed:
+            lo = -hi
+        if overflow is Overflow.SAT_ZERO:
+            lo = hi = 0
+        out = np.where(big, np.where(y > 0, np.int64(hi), np.int64(lo)), out)
+    return out
+
+
+def _exact_int_overflow(v: int, qtype: QType, overflow: Overflow) -> int:
+    """:func:`apply_overflow` for one Python int of any size."""
     lo, hi = qtype.min, qtype.max
+    if overflow is Overflow.WRAP:
+        v &= (1 << qtype.bits) - 1
+        return v - (1 << qtype.bits) if qtype.signed and v >> (qtype.bits - 1) else v
     if overflow is Overflow.SAT_SYM and qtype.signed:
         lo = -hi
-    if overflow is Overflow.SAT_ZERO:
-        y = np.where((y < lo) | (y > hi), 0.0, y)
-    else:
-        y = np.clip(y, lo, hi)
-    return y.astype(np.int64)
+    if lo <= v <= hi:
+        return v
+    return 0 if overflow is Overflow.SAT_ZERO else min(max(v, lo), hi)
 
 
 def quantize(
@@ -186,39 +208,40 @@ def quantize(
     x = np.asarray(x)
     if x.dtype.kind in "iu" and x.size and int(np.max(np.abs(x.astype(object)))) > 2**53:
         raise ValueError("integers beyond 2**53 lose bits as real values; use requantize()")
-    x = x.astype(np.float64)
+    shape = x.shape
+    x = np.atleast_1d(x.astype(np.float64))
     if np.any(np.isnan(x)):
         raise ValueError("cannot quantize NaN")
     if qtype.kind is Kind.BIPOLAR:
-        return np.where(x >= 0, 1, -1).astype(np.int64)
+        return np.where(x >= 0, 1, -1).astype(np.int64).reshape(shape)
     if qtype.kind is Kind.SCALED:
         with np.errstate(over="ignore", under="ignore"):
             t = x / qtype.scale
-        y = round_real(t, rounding)
-        _fix_inexact_division(x, t, y, qtype.scale, rounding)
-        with np.errstate(over="ignore"):
-            y = y + qtype.zero_point  # integer shift commutes with rounding
-    else:
-        with np.errstate(over="ignore", under="ignore"):
-            t = np.ldexp(x, qtype.frac)  # exact, barring overflow to inf and underflow
-        # an underflow to zero would lose the sign the rounding needs: keep a tiny stand-in
-        t = np.where((t == 0) & (x != 0), np.copysign(5e-324, x), t)
-        y = round_real(t, rounding)
-    return _saturate_float(y, qtype, overflow)
+        exact = _needs_exact(x, t)
+        y = round_real(np.where(exact, 0.0, t), rounding) + qtype.zero_point
+        out = _saturate_float(y, qtype, overflow)
+        scale = Fraction(qtype.scale)
+        for i in np.flatnonzero(exact):
+            v = round_fraction(Fraction(float(x[i])) / scale, rounding) + qtype.zero_point
+            out[i] = _exact_int_overflow(v, qtype, overflow)
+        return out.reshape(shape)
+    with np.errstate(over="ignore", under="ignore"):
+        t = np.ldexp(x, qtype.frac)  # exact, barring overflow to inf and underflow
+    # an underflow to zero would lose the sign the rounding needs: keep a tiny stand-in
+    t = np.where((t == 0) & (x != 0), np.copysign(5e-324, x), t)
+    return _saturate_float(round_real(t, rounding), qtype, overflow).reshape(shape)
 
 
-def _fix_inexact_division(x, t, y, scale: float, rounding: Rounding) -> None:
-    """Recompute, with exact rationals, the elements whose float64 quotient sits within its
-    rounding error of an integer or a half (the only places the decision could differ)."""
+def _needs_exact(x: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Elements whose float64 quotient ``t = x / scale`` may round otherwise than the exact
+    rational: within its rounding error of an integer or a half, too large for every integer
+    to be representable, or overflowed although ``x`` is finite."""
     finite = np.isfinite(t)
-    frac = t - np.floor(np.where(finite, t, 0))
-    err = np.maximum(np.abs(t) * 2.0**-51, 2.0**-1070)
-    near = finite & (
-        (frac <= err) | (frac >= 1 - err) | (np.abs(frac - 0.5) <= err) | (np.abs(t) <= err)
-    )
-    s = Fraction(scale)
-    for idx in zip(*np.nonzero(near), strict=True):
-        y[idx] = round_fraction(Fraction(float(x[idx])) / s, rounding)
+    tf = np.where(finite, t, 0.0)
+    f = np.floor(tf)
+    err = np.maximum(np.abs(tf) * 2.0**-51, 2.0**-1070)
+    near = (tf - f <= err) | (f + 1 - tf <= err) | (np.abs(tf - (f + 0.5)) <= err)
+    return (finite & (near | (np.abs(tf) >= 2.0**52))) | (~finite & np.isfinite(x))
 
 
 @dataclass(frozen=True)
@@ -254,6 +277,10 @@ def choose_multiplier(scale: float, bits: int = 16, max_shift: int = 62) -> Mult
         shift -= 1
     if m == 0:
         raise ValueError(f"scale {scale!r} is below the smallest step 2**-{max_shift}")
+    if m >= (1 << bits) or shift < -max_shift:
+        raise ValueError(
+            f"scale {scale!r} needs a shift below -{max_shift} with a {bits}-bit multiplier"
+        )
     approx = Fraction(m) / (Fraction(2) ** shift)
     return Multiplier(int(m), int(shift), scale, float((approx - exact) / exact))
 
@@ -295,12 +322,21 @@ def requantize(
         raise ValueError(f"shift must lie in [-62, 62], not {shift!r}")
     left = np.where(shift < 0, -shift, 0)
     right = np.where(shift > 0, shift, 0)
-    amax = int(np.max(np.abs(acc.astype(object)))) if acc.size else 0
-    mmax = int(np.max(np.abs(mult.astype(object)))) if mult.size else 0
-    check_int64(amax * mmax << int(np.max(left, initial=0)), "requantize")
+    _check_products(acc, mult, left)
     prod = acc * (mult << left)
     out = round_div(prod, np.int64(1) << right, rounding)
     return apply_overflow(out, qtype, overflow)
+
+
+def _check_products(acc: np.ndarray, mult: np.ndarray, left: np.ndarray) -> None:
+    """Raise ``OverflowError`` if some ``acc * mult * 2**left`` does not fit int64: a float
+    estimate clears almost every element; the rest are checked with Python ints."""
+    est = np.abs(acc.astype(np.float64)) * np.abs(mult.astype(np.float64)) * np.exp2(left)
+    if est.size == 0 or est.max() < 2.0**62:
+        return
+    a, m, sh = np.broadcast_arrays(acc, mult, left)
+    for i in zip(*np.nonzero(est >= 2.0**62), strict=True):
+        check_int64(abs(int(a[i]) * int(m[i])) << int(sh[i]), "requantize")
 
 
 def multithreshold(x, thresholds, out_scale: int = 1, out_bias: int = 0, axis: int = 1):

@@ -32,17 +32,22 @@ def check_input(net: Network, x, source: str = "input") -> np.ndarray:
         raise InputError(
             f"{source}: must have shape (N, {', '.join(map(str, t.shape))}), not {x.shape}"
         )
-    x = x.astype(np.int64)
+    # check in the array's own dtype (numpy compares it with Python ints exactly), before
+    # any cast that could wrap a uint64 or a huge float
     if t.qtype.kind is Kind.BIPOLAR:
         bad = (x != 1) & (x != -1)
     else:
         bad = (x < t.qtype.min) | (x > t.qtype.max)
     if np.any(bad):
         idx = tuple(int(i) for i in np.argwhere(bad)[0])
+        value = x[idx].item()  # a Python int, or a float shown as such when huge
+        if isinstance(value, float) and abs(value) < 2**53:
+            value = int(value)
         raise InputError(
-            f"{source}: value {int(x[idx])} at index {idx} is outside the input type "
+            f"{source}: value {value} at index {idx} is outside the input type "
             f"{t.qtype} [{t.qtype.min}, {t.qtype.max}]"
         )
+    x = x.astype(np.int64)
     return x
 
 
@@ -81,5 +86,4 @@ def random_inputs(net: Network, n: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     if t.qtype.kind is Kind.BIPOLAR:
         return rng.choice(np.array([-1, 1], dtype=np.int64), size=(n, *t.shape))
-    return rng.integers(t.qtype.min, t.qtype.max, size=(n, *t.shape), endpoint=True,
-                        dtype=np.int64)
+    return rng.integers(t.qtype.min, t.qtype.max, size=(n, *t.shape), endpoint=True, dtype=np.int64)

@@ -227,7 +227,8 @@ class QType:
             bits = max(1, hi.bit_length())
             signed = False
         else:
-            bits = max(hi.bit_length(), (-lo - 1).bit_length()) + 1
+            hi_bits = hi.bit_length() + 1 if hi >= 0 else 1
+            bits = max(hi_bits, (-lo - 1).bit_length() + 1)
             signed = True
         if bits > MAX_BITS:
             raise OverflowError(f"range [{lo}, {hi}] needs {bits} bits, more than {MAX_BITS}")
