@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 from importlib import resources
 from pathlib import Path
 
@@ -301,8 +302,11 @@ def _check_keys(entry: dict, allowed: set, layer: str, op: str | None) -> None:
     for key in entry:
         if key not in allowed:
             what = f"a {op} layer" if op else "the input"
+            hint = ""
+            if re.fullmatch(r"\s*-?\d+>\s*", str(key)):
+                hint = " (quote fixed-point types in YAML flow style: type: 'fixed<16,6>')"
             raise DescriptionError(
-                f"is not a field of {what}; expected one of {sorted(allowed)}",
+                f"is not a field of {what}; expected one of {sorted(allowed)}{hint}",
                 layer=layer,
                 field=str(key),
             )
@@ -318,6 +322,12 @@ def _inputs(entry, lname, prev, ctx, pending_bn) -> tuple[str, ...]:
         )
     known = set(ctx.tensors) | ({pending_bn["name"]} if pending_bn else set())
     for s in raw:
+        if s in ctx.folded:
+            raise DescriptionError(
+                f"cannot read {s!r}: it is folded into {ctx.folded[s]!r}; read that instead",
+                layer=lname,
+                field="inputs",
+            )
         if s not in known:
             raise DescriptionError(
                 f"names no earlier layer {s!r} (layers read only layers listed before them)",

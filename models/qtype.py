@@ -167,8 +167,8 @@ class QType:
         if self.kind is Kind.BIPOLAR:
             if (self.bits, self.signed, self.narrow) != (1, True, False):
                 raise ValueError("a bipolar type must be QType.bipolar()")
-        elif self.signed and self.bits == 1 and self.narrow:
-            raise ValueError("a 1-bit signed type cannot be narrow (it would hold only 0)")
+        elif self.bits == 1 and self.narrow:
+            raise ValueError("a 1-bit type cannot be narrow (it would hold a single value)")
         if not isinstance(self.frac, int) or isinstance(self.frac, bool):
             raise TypeError(f"frac must be an int, not {self.frac!r}")
         if self.kind is not Kind.FIXED and self.frac != 0:

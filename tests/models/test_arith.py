@@ -143,7 +143,7 @@ SCALES = [0.1, 0.37, 2.0**-5, 3.0, 1.0, 1e-3, 255 / 7, 0.5, 1.5]
 def int_types(draw, max_bits: int = 32) -> QType:
     bits = draw(st.integers(1, max_bits))
     signed = draw(st.booleans())
-    narrow = draw(st.booleans()) and not (signed and bits == 1)
+    narrow = draw(st.booleans()) and bits > 1
     return QType.int(bits, signed, narrow)
 
 

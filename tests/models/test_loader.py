@@ -389,3 +389,44 @@ def test_zoo_regenerates_byte_identically(tmp_path):
         for ext in (".yaml", ".npz"):
             with resources.as_file(shipped / f"{name}{ext}") as p:
                 assert filecmp.cmp(p, tmp_path / f"{name}{ext}", shallow=False), name + ext
+
+
+def test_reading_a_folded_batchnorm_is_explained(tmp_path):
+    doc = {
+        "format": 1,
+        "input": {"shape": [2], "type": "int4"},
+        "layers": [
+            {"name": "fc", "op": "dense", "weight": [[1, 1], [1, -1]]},
+            {
+                "name": "bn",
+                "op": "batchnorm",
+                "gamma": [1, 1],
+                "beta": [0, 0],
+                "mean": [0, 0],
+                "var": [1, 1],
+            },
+            {"name": "act", "op": "sign"},
+            {"name": "fc2", "op": "dense", "inputs": ["bn"], "weight": [[1, 1]]},
+        ],
+    }
+    expect_error(
+        tmp_path,
+        doc,
+        r"FILE: layer 'fc2': field 'inputs': cannot read 'bn': it is "
+        r"folded into 'act'; read that instead",
+    )
+
+
+def test_unquoted_fixed_type_in_flow_style_gets_a_hint(tmp_path):
+    path = tmp_path / "n.yaml"
+    path.write_text(
+        "format: 1\ninput: {shape: [2], type: fixed<16,6>}\n"
+        "layers: [{name: fc, op: dense, weight: [[1, 1]]}]\n"
+    )
+    with pytest.raises(
+        DescriptionError,
+        match=r"^.*n\.yaml: layer 'input': field '6>': is not "
+        r"a field of the input; .*\(quote fixed-point "
+        r"types in YAML flow style: .*\)$",
+    ):
+        load(path)
