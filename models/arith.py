@@ -63,12 +63,24 @@ def _round_up(mode: Rounding, inexact, cmp_half, negative, floor_odd):
     return inexact & ((cmp_half > 0) | ((cmp_half == 0) & tie))
 
 
-def round_real(x, mode: Rounding) -> np.ndarray:
+#: Modes with an exact numpy ufunc (IEEE round-to-integral operations).
+_ROUND_UFUNCS = {
+    Rounding.HALF_EVEN: np.rint,
+    Rounding.FLOOR: np.floor,
+    Rounding.CEIL: np.ceil,
+    Rounding.TOWARD_ZERO: np.trunc,
+}
+
+
+def round_real(x, mode: Rounding, out: np.ndarray | None = None) -> np.ndarray:
     """Round float64 values to integers (returned as float64), exactly.
 
-    Infinities pass through unchanged; callers reject or saturate them.
+    Infinities pass through unchanged; callers reject or saturate them. ``out`` may be
+    ``x`` itself to round in place.
     """
     x = np.asarray(x, dtype=np.float64)
+    if mode in _ROUND_UFUNCS:
+        return _ROUND_UFUNCS[mode](x, out=out)
     f = np.floor(x)
     # No subtraction: x - floor(x) is inexact for x in (-1/2, 0). f + 1/2 is exact while
     # |f| < 2**52, and beyond that every float64 is an integer (then x == f and the
@@ -78,7 +90,23 @@ def round_real(x, mode: Rounding) -> np.ndarray:
     with np.errstate(invalid="ignore"):
         odd = np.fmod(f, 2) != 0
     up = _round_up(mode, x != f, cmp_half, x < 0, odd)
-    return f + up
+    return np.add(f, up, out=out)
+
+
+def round_shift(n, shift, mode: Rounding) -> np.ndarray:
+    """``n / 2**shift`` rounded, exactly, for int64 ``n`` and ``shift`` in [0, 62]
+    (a scalar or an array broadcasting against ``n``)."""
+    n = np.asarray(n, dtype=np.int64)
+    shift = np.asarray(shift, dtype=np.int64)
+    if shift.ndim == 0 and int(shift) == 0:
+        return n.copy()
+    q = n >> shift
+    if mode is Rounding.FLOOR:
+        return q
+    r = n - (q << shift)  # 0 <= r < 2**shift
+    half = np.where(shift > 0, np.int64(1) << np.maximum(shift - 1, 0), 0)
+    cmp_half = np.sign(r - half) if shift.ndim == 0 else np.where(shift > 0, np.sign(r - half), -1)
+    return q + _round_up(mode, r != 0, cmp_half, n < 0, (q & 1) == 1)
 
 
 def round_div(n, d, mode: Rounding) -> np.ndarray:
@@ -324,7 +352,7 @@ def requantize(
     right = np.where(shift > 0, shift, 0)
     _check_products(acc, mult, left)
     prod = acc * (mult << left)
-    out = round_div(prod, np.int64(1) << right, rounding)
+    out = round_shift(prod, right, rounding)
     return apply_overflow(out, qtype, overflow)
 
 
@@ -372,17 +400,36 @@ def multithreshold(x, thresholds, out_scale: int = 1, out_bias: int = 0, axis: i
         raise ValueError(
             f"thresholds must have 1 or {channels} rows (channels), not {thr.shape[0]}"
         )
-    xm = np.moveaxis(x.astype(np.int64), axis, -1)  # (..., C)
+    check_int64(abs(int(out_scale)) * thr.shape[1] + abs(int(out_bias)), "multithreshold output")
+    return count_thresholds(x, thr, int(out_scale), int(out_bias), axis)
+
+
+def count_thresholds(x, thr, out_scale: int, out_bias: int, axis: int = 1) -> np.ndarray:
+    """:func:`multithreshold` without its argument checks, for callers that validated them.
+
+    ``x`` may also be integer-valued float64 (values below 2**53, as the golden model
+    carries them); the result then is float64 too.
+    """
+    channels = x.shape[axis]
+    # integer-valued float64 inputs (values below 2**53, see models.dataflow) stay float64;
+    # thresholds beyond +-2**53 are then clipped there, which changes no comparison
+    dtype = np.float64 if x.dtype.kind == "f" else np.int64
     thr = np.sort(thr.astype(np.int64), axis=1)
+    if dtype is np.float64:
+        thr = np.clip(thr, -(2**53), 2**53).astype(np.float64)
+    xm = np.moveaxis(x.astype(dtype, copy=False), axis, -1)  # (..., C)
     if thr.shape[1] <= 8:
-        count = np.zeros(xm.shape, dtype=np.int64)
+        count = np.zeros(xm.shape, dtype=dtype)
         for k in range(thr.shape[1]):
             count += xm >= thr[:, k]
     else:
-        count = np.empty(xm.shape, dtype=np.int64)
+        count = np.empty(xm.shape, dtype=dtype)
         for c in range(channels):
             row = thr[c if thr.shape[0] > 1 else 0]
             count[..., c] = np.searchsorted(row, xm[..., c], side="right")
     out = np.moveaxis(count, -1, axis)
-    check_int64(abs(int(out_scale)) * thr.shape[1] + abs(int(out_bias)), "multithreshold output")
-    return out * np.int64(out_scale) + np.int64(out_bias)
+    if out_scale != 1:
+        out *= out_scale
+    if out_bias != 0:
+        out += out_bias
+    return out

@@ -41,20 +41,29 @@ def xnor_popcount(x: np.ndarray, w: np.ndarray) -> np.ndarray:
 
 
 def binary_dense(x: np.ndarray, weight: np.ndarray, encoding: Encoding) -> np.ndarray:
-    """Dot products (bipolar) or XNOR popcounts (binary) of ``x`` (N, K), ``weight`` (M, K)."""
+    """Dot products (bipolar) or XNOR popcounts (binary) of ``x`` (N, K), ``weight`` (M, K).
+
+    For bits, ``XNOR(x, w) = 2xw - x - w + 1``, so the popcount is
+    ``2 x·w - Σx - Σw + K``: one exact product and two row sums.
+    """
     k = weight.shape[1]
-    dot = matmul_exact(_to_bipolar(x, encoding), _to_bipolar(weight, encoding).T, k)
-    return dot if encoding is Encoding.BIPOLAR else (dot + k) // 2
+    if encoding is Encoding.BIPOLAR:
+        return matmul_exact(x, weight.T, k)
+    xf = x.astype(np.float64, copy=False)
+    y = matmul_exact(xf, weight.T, k)
+    y *= 2
+    y -= xf.sum(axis=1, keepdims=True)
+    y -= weight.sum(axis=1)
+    y += k
+    return y
 
 
 def binary_conv2d(x, weight, stride, dilation, encoding: Encoding) -> np.ndarray:
     """Binary convolution without padding (a pad value would not be binary)."""
     n = x.shape[0]
     oc, c, kh, kw = weight.shape
-    win = im2col(_to_bipolar(x, encoding), (kh, kw), stride, (0, 0), dilation)
+    win = im2col(x.astype(np.float64, copy=False), (kh, kw), stride, (0, 0), dilation)
     oh, ow = win.shape[2:4]
     cols = win.transpose(0, 2, 3, 1, 4, 5).reshape(n * oh * ow, c * kh * kw)
-    k = c * kh * kw
-    dot = matmul_exact(cols, _to_bipolar(weight, encoding).reshape(oc, k).T, k)
-    y = dot.reshape(n, oh, ow, oc).transpose(0, 3, 1, 2)
-    return y if encoding is Encoding.BIPOLAR else (y + k) // 2
+    y = binary_dense(cols, weight.reshape(oc, -1), encoding)
+    return y.reshape(n, oh, ow, oc).transpose(0, 3, 1, 2)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .dataflow import float_path_ok
 from .errors import UserError
 from .ir import Network
 from .qtype import Kind
@@ -15,8 +16,8 @@ class InputError(UserError, ValueError):
     """Input vectors that do not fit the network's input tensor."""
 
 
-def check_input(net: Network, x, source: str = "input") -> np.ndarray:
-    """``x`` as an int64 batch of the network's input shape and type, or an
+def check_input(net: Network, x, source: str = "input", dtype=np.int64) -> np.ndarray:
+    """``x`` as a ``dtype`` batch of the network's input shape and type, or an
     :class:`InputError` saying what is wrong (``source`` names where ``x`` came from)."""
     t = net.input_tensor
     x = np.asarray(x)
@@ -36,9 +37,11 @@ def check_input(net: Network, x, source: str = "input") -> np.ndarray:
     # any cast that could wrap a uint64 or a huge float
     if t.qtype.kind is Kind.BIPOLAR:
         bad = (x != 1) & (x != -1)
+    elif x.size and t.qtype.min <= x.min() and x.max() <= t.qtype.max:
+        bad = None
     else:
         bad = (x < t.qtype.min) | (x > t.qtype.max)
-    if np.any(bad):
+    if bad is not None and np.any(bad):
         idx = tuple(int(i) for i in np.argwhere(bad)[0])
         value = x[idx].item()  # a Python int, or a float shown as such when huge
         if isinstance(value, float) and abs(value) < 2**53:
@@ -47,24 +50,55 @@ def check_input(net: Network, x, source: str = "input") -> np.ndarray:
             f"{source}: value {value} at index {idx} is outside the input type "
             f"{t.qtype} [{t.qtype.min}, {t.qtype.max}]"
         )
-    x = x.astype(np.int64)
-    return x
+    return x.astype(dtype, copy=False)
 
 
-def _run(net: Network, x, keep_all: bool, source: str) -> dict[str, np.ndarray]:
-    values = {net.input: check_input(net, x, source)}
+#: Bytes of the largest per-layer tensor the runner aims to keep per batch tile, so the
+#: element-wise steps work in cache rather than streaming whole batches through memory.
+TILE_BYTES = 4 << 20
+
+
+def tile_size(net: Network, n: int) -> int:
+    """Samples per tile for a batch of ``n``: results never depend on it."""
+    largest = max(t.size for t in net.tensors.values())
+    for layer in net.layers:  # convolution windows are copied out (im2col)
+        weight = getattr(layer, "weight", None)
+        if weight is not None and weight.ndim == 4:
+            largest = max(largest, net.tensors[layer.name].size * int(weight[0].size))
+    return max(16, min(n, TILE_BYTES // (8 * largest)))
+
+
+def _run_tile(net: Network, x, keep_all: bool) -> dict[str, np.ndarray]:
+    values = {net.input: x}
+    borrowed = {net.input}  # values that may share memory with the caller's array
     readers = net.consumers()
-    for layer in net.layers[1:] if net.layers[0].name == net.input else net.layers:
+    for layer in net.layers:
         if layer.name == net.input:
             continue
         xs = [values[s] for s in layer.inputs]
-        values[layer.name] = layer.evaluate(xs, net.inputs_of(layer))
+        # an element-wise layer may overwrite a dead input that the runner made itself
+        src = layer.inputs[0] if layer.inputs else None
+        reuse = not keep_all and src not in borrowed and readers[src] == 1
+        out = layer.evaluate(xs, net.inputs_of(layer), reuse=reuse)
+        values[layer.name] = out
+        if any(s in borrowed and np.may_share_memory(out, values[s]) for s in layer.inputs):
+            borrowed.add(layer.name)  # a view (flatten, reshape) of the caller's data
         if not keep_all:
             for s in layer.inputs:
                 readers[s] -= 1
                 if readers[s] == 0:
                     del values[s]
     return values
+
+
+def _run(net: Network, x, keep_all: bool, source: str) -> dict[str, np.ndarray]:
+    # values travel as exact float64 integers where their range allows (models.dataflow)
+    dtype = np.float64 if float_path_ok(net.input_tensor.magnitude) else np.int64
+    x = check_input(net, x, source, dtype)
+    step = tile_size(net, len(x))
+    tiles = [_run_tile(net, x[i : i + step], keep_all) for i in range(0, max(len(x), 1), step)]
+    names = [la.name for la in net.layers] if keep_all else [net.output]
+    return {k: np.concatenate([t[k] for t in tiles]).astype(np.int64) for k in names}
 
 
 def golden(net: Network, x, source: str = "input") -> np.ndarray:
@@ -75,7 +109,7 @@ def golden(net: Network, x, source: str = "input") -> np.ndarray:
 def trace(net: Network, x, source: str = "input") -> dict[str, np.ndarray]:
     """Every layer's integer output for the batch ``x``, by layer name, in network order."""
     values = _run(net, x, keep_all=True, source=source)
-    return {layer.name: values[layer.name] for layer in net.layers}
+    return values
 
 
 def random_inputs(net: Network, n: int, seed: int) -> np.ndarray:

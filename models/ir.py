@@ -108,8 +108,15 @@ class Layer:
         """The output tensor for inputs ``ins``; raises :class:`DescriptionError`."""
         raise NotImplementedError
 
-    def evaluate(self, xs: Sequence[np.ndarray], ins: Sequence[Tensor]) -> np.ndarray:
-        """Integer outputs for a batch of integer inputs (batch axis first)."""
+    def evaluate(
+        self, xs: Sequence[np.ndarray], ins: Sequence[Tensor], reuse: bool = False
+    ) -> np.ndarray:
+        """Integer outputs for a batch of integer inputs (batch axis first).
+
+        Values are int64, or integer-valued float64 where ``ins`` (the inputs' tensors)
+        bound them below 2**53 (see :mod:`models.dataflow`). ``reuse`` says ``xs[0]`` is
+        dead after this call, so an element-wise layer may write its result into it.
+        """
         raise NotImplementedError
 
     def arrays(self) -> dict[str, np.ndarray]:

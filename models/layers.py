@@ -14,7 +14,7 @@ from typing import ClassVar
 import numpy as np
 
 from . import binary, dataflow
-from .arith import INT64_MAX, multithreshold, requantize
+from .arith import INT64_MAX, count_thresholds, requantize, round_real
 from .binary import Encoding
 from .errors import DescriptionError
 from .ir import Layer, Tensor, frozen_array
@@ -68,6 +68,18 @@ def _retype(qtype: QType, lo: int, hi: int) -> QType:
     if qtype.kind is Kind.SCALED and qtype.zero_point == 0:
         return QType.scaled(base.bits, qtype.scale, 0, base.signed)
     return base
+
+
+def _cache(layer: Layer, **values) -> None:
+    """Derived, read-only evaluation data kept on a frozen layer."""
+    for name, value in values.items():
+        if isinstance(value, np.ndarray):
+            value.setflags(write=False)
+        object.__setattr__(layer, name, value)
+
+
+def _abs_max_of(arr: np.ndarray | None) -> int:
+    return int(np.max(np.abs(arr))) if arr is not None and arr.size else 0
 
 
 def _check_bound(layer: Layer, bound: int, what: str = "accumulator") -> None:
@@ -127,6 +139,12 @@ class Dense(Layer):
             object.__setattr__(self, "bias", b)
         pos, neg, abs_max = _signed_sums(w)
         object.__setattr__(self, "_sums", (pos, neg, abs_max))
+        _cache(
+            self,
+            _bmax=_abs_max_of(self.bias),
+            _wt_i=np.ascontiguousarray(w.T),
+            _wt_f=np.ascontiguousarray(w.T, dtype=np.float64),
+        )
 
     def infer(self, ins):
         (x,) = ins
@@ -146,11 +164,13 @@ class Dense(Layer):
         return Tensor.of_range((self.weight.shape[0],), min(lo), max(hi))
 
     def partial_bound(self, x: Tensor) -> int:
-        """Bound on every partial sum of the product (bias excluded)."""
-        return self._sums[2] * x.magnitude
+        """Bound on every partial sum of the product, the bias included."""
+        return self._sums[2] * x.magnitude + self._bmax
 
-    def evaluate(self, xs, ins):
-        return dataflow.dense(xs[0], self.weight, self.bias, self.partial_bound(ins[0]))
+    def evaluate(self, xs, ins, reuse=False):
+        bound = self.partial_bound(ins[0])
+        wt = self._wt_f if dataflow.float_path_ok(bound) else self._wt_i
+        return dataflow.dense(xs[0], wt, self.bias, bound)
 
     def arrays(self):
         return {"weight": self.weight} | ({"bias": self.bias} if self.bias is not None else {})
@@ -192,7 +212,14 @@ class Conv2d(Layer):
                 "groups",
             )
         _, _, abs_max = _signed_sums(w.reshape(w.shape[0], -1))
-        object.__setattr__(self, "_abs_max", abs_max)
+        wmat = dataflow.conv_weight_matrix(w, g)
+        _cache(
+            self,
+            _abs_max=abs_max,
+            _bmax=_abs_max_of(self.bias),
+            _wmat_i=wmat,
+            _wmat_f=wmat.astype(np.float64),
+        )
 
     @property
     def kernel(self) -> tuple[int, int]:
@@ -227,25 +254,20 @@ class Conv2d(Layer):
         wmax = np.where(w > 0, w * x.hi, w * x.lo)
         wmin = np.where(w > 0, w * x.lo, w * x.hi)
         mask = np.ones((1, c, h, wd), dtype=np.int64)
-        bound = self._abs_max * x.magnitude
-        args = (self.stride, self.padding, self.dilation, self.groups, bound)
-        hi = dataflow.conv2d(mask, wmax, self.bias, *args)
-        lo = dataflow.conv2d(mask, wmin, self.bias, *args)
+        args = (self.kernel, self.stride, self.padding, self.dilation, self.partial_bound(x))
+        hi = dataflow.conv2d(mask, dataflow.conv_weight_matrix(wmax, self.groups), self.bias, *args)
+        lo = dataflow.conv2d(mask, dataflow.conv_weight_matrix(wmin, self.groups), self.bias, *args)
         return Tensor.of_range((oc, oh, ow), int(lo.min()), int(hi.max()))
 
     def partial_bound(self, x: Tensor) -> int:
-        return self._abs_max * x.magnitude
+        """Bound on every partial sum of the product, the bias included."""
+        return self._abs_max * x.magnitude + self._bmax
 
-    def evaluate(self, xs, ins):
+    def evaluate(self, xs, ins, reuse=False):
+        bound = self.partial_bound(ins[0])
+        wmat = self._wmat_f if dataflow.float_path_ok(bound) else self._wmat_i
         return dataflow.conv2d(
-            xs[0],
-            self.weight,
-            self.bias,
-            self.stride,
-            self.padding,
-            self.dilation,
-            self.groups,
-            self.partial_bound(ins[0]),
+            xs[0], wmat, self.bias, self.kernel, self.stride, self.padding, self.dilation, bound
         )
 
     def arrays(self):
@@ -303,7 +325,7 @@ class MaxPool2d(_Pool):
         (x,) = ins
         return Tensor(self._out_shape(x, self.padding), x.qtype, x.lo, x.hi)
 
-    def evaluate(self, xs, ins):
+    def evaluate(self, xs, ins, reuse=False):
         return dataflow.maxpool2d(xs[0], self.kernel, self.stride, self.padding)
 
     def attributes(self):
@@ -334,7 +356,7 @@ class AvgPool2d(_Pool):
         _check_bound(self, x.magnitude * area, "window sum")
         return Tensor(self._out_shape(x), x.qtype, x.lo, x.hi)
 
-    def evaluate(self, xs, ins):
+    def evaluate(self, xs, ins, reuse=False):
         return dataflow.avgpool2d(xs[0], self.kernel, self.stride, self.rounding)
 
     def attributes(self):
@@ -374,8 +396,14 @@ class Clip(Layer):
         lo, hi = self._clamp(x.lo), self._clamp(x.hi)
         return Tensor(x.shape, _retype(x.qtype, lo, hi), lo, hi)
 
-    def evaluate(self, xs, ins):
-        return np.clip(xs[0], self.min, self.max)
+    def evaluate(self, xs, ins, reuse=False):
+        x = xs[0]
+        out = x if reuse else None
+        if self.max is None:
+            return np.maximum(x, self.min, out=out) if self.min is not None else x
+        if self.min is None:
+            return np.minimum(x, self.max, out=out)
+        return np.clip(x, self.min, self.max, out=out)
 
     def attributes(self):
         return {k: v for k, v in (("min", self.min), ("max", self.max)) if v is not None}
@@ -443,10 +471,30 @@ class Requant(Layer):
             lo, hi = min(q.min, 0), max(q.max, 0)
         return Tensor(x.shape, q, lo, hi)
 
-    def evaluate(self, xs, ins):
+    def evaluate(self, xs, ins, reuse=False):
         x = xs[0]
+        mmax = int(np.max(np.abs(self.multiplier)))
+        if (
+            x.dtype.kind == "f"
+            and dataflow.float_path_ok(ins[0].magnitude * mmax)
+            and self.overflow is not Overflow.WRAP
+            and self.qtype.bits <= 53
+        ):
+            # x * m * 2**-s is exact in float64: |x * m| < 2**53 and 2**-s only moves the
+            # exponent; the rounding ufuncs and the clip are exact too
+            scale = np.ldexp(self.multiplier.astype(np.float64), -self.shift)
+            y = np.multiply(x, _channel_param(scale, x.ndim), out=x if reuse else None)
+            y = round_real(y, self.rounding, out=y)
+            lo, hi = self.qtype.min, self.qtype.max
+            if self.overflow is Overflow.SAT_SYM and self.qtype.signed:
+                lo = -hi
+            if self.overflow is Overflow.SAT_ZERO:
+                y[(y < lo) | (y > hi)] = 0
+            else:
+                np.clip(y, lo, hi, out=y)
+            return y
         return requantize(
-            x,
+            x.astype(np.int64, copy=False),
             _channel_param(self.multiplier, x.ndim),
             _channel_param(self.shift, x.ndim),
             self.qtype,
@@ -509,8 +557,8 @@ class MultiThreshold(Layer):
             raise self.error(f"cannot hold the output range {ends}", "out_type")
         return Tensor(x.shape, qtype, ends[0], ends[1])
 
-    def evaluate(self, xs, ins):
-        return multithreshold(xs[0], self.thresholds, int(self.out_scale), int(self.out_bias))
+    def evaluate(self, xs, ins, reuse=False):
+        return count_thresholds(xs[0], self.thresholds, int(self.out_scale), int(self.out_bias))
 
     def arrays(self):
         return {"thresholds": self.thresholds}
@@ -530,7 +578,7 @@ class Flatten(Layer):
         (x,) = ins
         return Tensor((x.size,), x.qtype, x.lo, x.hi)
 
-    def evaluate(self, xs, ins):
+    def evaluate(self, xs, ins, reuse=False):
         return xs[0].reshape(xs[0].shape[0], -1)
 
 
@@ -566,7 +614,7 @@ class Reshape(Layer):
             )
         return Tensor(shape, x.qtype, x.lo, x.hi)
 
-    def evaluate(self, xs, ins):
+    def evaluate(self, xs, ins, reuse=False):
         return xs[0].reshape((xs[0].shape[0], *self.tensor_shape(ins[0])))
 
     def tensor_shape(self, x: Tensor) -> tuple[int, ...]:
@@ -597,8 +645,10 @@ class Add(Layer):
         base = a.qtype if a.qtype.kind is not Kind.BIPOLAR else QType.int(2)
         return Tensor(a.shape, _retype(base, lo, hi), lo, hi)
 
-    def evaluate(self, xs, ins):
-        return xs[0] + xs[1]
+    def evaluate(self, xs, ins, reuse=False):
+        a, b = ins
+        bound = max(abs(a.lo + b.lo), abs(a.hi + b.hi), a.magnitude, b.magnitude)
+        return dataflow.as_exact(xs[0], bound) + dataflow.as_exact(xs[1], bound)
 
 
 def _check_binary_input(layer: Layer, x: Tensor) -> None:
@@ -655,6 +705,7 @@ class BinaryDense(Layer):
         super().__post_init__()
         _encoding(self)
         object.__setattr__(self, "weight", _binary_weight(self, 2))
+        _cache(self, _w_f=self.weight.astype(np.float64))
 
     def infer(self, ins):
         (x,) = ins
@@ -668,8 +719,8 @@ class BinaryDense(Layer):
         lo = -k if self.encoding is Encoding.BIPOLAR else 0
         return Tensor.of_range((m,), lo, k)
 
-    def evaluate(self, xs, ins):
-        return binary.binary_dense(xs[0], self.weight, self.encoding)
+    def evaluate(self, xs, ins, reuse=False):
+        return binary.binary_dense(xs[0], self._w_f, self.encoding)
 
     def arrays(self):
         return {"weight": self.weight}
@@ -695,6 +746,7 @@ class BinaryConv2d(Layer):
         super().__post_init__()
         _encoding(self)
         object.__setattr__(self, "weight", _binary_weight(self, 4))
+        _cache(self, _w_f=self.weight.astype(np.float64))
         for name in ("stride", "dilation"):
             object.__setattr__(self, name, _pair(getattr(self, name), self.name, name, 1))
 
@@ -716,8 +768,8 @@ class BinaryConv2d(Layer):
         lo = -k if self.encoding is Encoding.BIPOLAR else 0
         return Tensor.of_range((oc, oh, ow), lo, k)
 
-    def evaluate(self, xs, ins):
-        return binary.binary_conv2d(xs[0], self.weight, self.stride, self.dilation, self.encoding)
+    def evaluate(self, xs, ins, reuse=False):
+        return binary.binary_conv2d(xs[0], self._w_f, self.stride, self.dilation, self.encoding)
 
     def arrays(self):
         return {"weight": self.weight}

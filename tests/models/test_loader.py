@@ -430,3 +430,22 @@ def test_unquoted_fixed_type_in_flow_style_gets_a_hint(tmp_path):
         r"types in YAML flow style: .*\)$",
     ):
         load(path)
+
+
+def test_golden_never_writes_into_the_callers_array(tmp_path):
+    """Element-wise layers work in place on the runner's own arrays only: a relu right
+    after a flatten of the input must not touch the caller's float64 input."""
+    doc = {
+        "format": 1,
+        "input": {"shape": [2, 2], "type": "int8"},
+        "layers": [
+            {"name": "flat", "op": "flatten"},
+            {"name": "relu", "op": "relu"},
+            {"name": "q", "op": "requant", "multiplier": 3, "shift": 1, "type": "int8"},
+        ],
+    }
+    net = loads_with(tmp_path, doc)
+    x = np.array([[[-5.0, 3.0], [7.0, -1.0]]])
+    before = x.copy()
+    assert golden(net, x).tolist() == [[0, 4, 10, 0]]
+    assert np.array_equal(x, before)
