@@ -87,12 +87,13 @@ def conv_weight_matrix(weight: np.ndarray, groups: int) -> np.ndarray:
     return np.ascontiguousarray(w.reshape(groups, kh * kw * cg, oc // groups))
 
 
-def conv2d(x, wmat, bias, kernel, stride, padding, dilation, bound) -> np.ndarray:
+def conv2d(x, wmat, bias, kernel, stride, padding, dilation, bound, work=None) -> np.ndarray:
     """Grouped 2-D convolution (cross-correlation, NCHW, zero padding), exact.
 
     ``wmat`` is :func:`conv_weight_matrix` of the weights; ``bound`` bounds every partial
     sum including the bias. Windows are gathered channels-last, one kernel tap at a time,
-    so every copy moves contiguous runs of channels.
+    so every copy moves contiguous runs of channels. ``work``, a dict the caller keeps for
+    a run, lends the gather buffer from one call to the next (same shapes, no fresh pages).
     """
     check_int64(bound, "convolution")
     x = as_exact(x, bound)
@@ -105,7 +106,7 @@ def conv2d(x, wmat, bias, kernel, stride, padding, dilation, bound) -> np.ndarra
     xn = np.ascontiguousarray(x.transpose(0, 2, 3, 1))  # NHWC
     if ph or pw:
         xn = np.pad(xn, ((0, 0), (ph, ph), (pw, pw), (0, 0)))
-    cols = np.empty((groups, n, oh, ow, kh, kw, cg), dtype=x.dtype)
+    cols = _buffer(work, (groups, n, oh, ow, kh, kw, cg), x.dtype)
     for i in range(kh):
         for j in range(kw):
             tap = xn[
@@ -122,6 +123,16 @@ def conv2d(x, wmat, bias, kernel, stride, padding, dilation, bound) -> np.ndarra
         return y.reshape(n, oh, ow, ocg).transpose(0, 3, 1, 2)
     y = y.reshape(groups, n, oh, ow, ocg).transpose(1, 0, 4, 2, 3)
     return y.reshape(n, groups * ocg, oh, ow)
+
+
+def _buffer(work: dict | None, shape: tuple, dtype) -> np.ndarray:
+    """An uninitialised array, reused from ``work`` when it holds one of that shape."""
+    if work is None:
+        return np.empty(shape, dtype=dtype)
+    key = ("buffer", shape, np.dtype(dtype).str)
+    if key not in work:
+        work[key] = np.empty(shape, dtype=dtype)
+    return work[key]
 
 
 def _windows(x, kernel, stride, out_hw):

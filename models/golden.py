@@ -68,7 +68,7 @@ def tile_size(net: Network, n: int) -> int:
     return max(16, min(n, TILE_BYTES // (8 * largest)))
 
 
-def _run_tile(net: Network, x, keep_all: bool) -> dict[str, np.ndarray]:
+def _run_tile(net: Network, x, keep_all: bool, work: dict) -> dict[str, np.ndarray]:
     values = {net.input: x}
     borrowed = {net.input}  # values that may share memory with the caller's array
     readers = net.consumers()
@@ -79,7 +79,7 @@ def _run_tile(net: Network, x, keep_all: bool) -> dict[str, np.ndarray]:
         # an element-wise layer may overwrite a dead input that the runner made itself
         src = layer.inputs[0] if layer.inputs else None
         reuse = not keep_all and src not in borrowed and readers[src] == 1
-        out = layer.evaluate(xs, net.inputs_of(layer), reuse=reuse)
+        out = layer.evaluate(xs, net.inputs_of(layer), reuse=reuse, work=work)
         values[layer.name] = out
         if any(s in borrowed and np.may_share_memory(out, values[s]) for s in layer.inputs):
             borrowed.add(layer.name)  # a view (flatten, reshape) of the caller's data
@@ -96,7 +96,10 @@ def _run(net: Network, x, keep_all: bool, source: str) -> dict[str, np.ndarray]:
     dtype = np.float64 if float_path_ok(net.input_tensor.magnitude) else np.int64
     x = check_input(net, x, source, dtype)
     step = tile_size(net, len(x))
-    tiles = [_run_tile(net, x[i : i + step], keep_all) for i in range(0, max(len(x), 1), step)]
+    work: dict = {}  # scratch buffers lent from one tile to the next
+    tiles = [
+        _run_tile(net, x[i : i + step], keep_all, work) for i in range(0, max(len(x), 1), step)
+    ]
     names = [la.name for la in net.layers] if keep_all else [net.output]
     return {k: np.concatenate([t[k] for t in tiles]).astype(np.int64) for k in names}
 

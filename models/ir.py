@@ -109,13 +109,18 @@ class Layer:
         raise NotImplementedError
 
     def evaluate(
-        self, xs: Sequence[np.ndarray], ins: Sequence[Tensor], reuse: bool = False
+        self,
+        xs: Sequence[np.ndarray],
+        ins: Sequence[Tensor],
+        reuse: bool = False,
+        work: dict | None = None,
     ) -> np.ndarray:
         """Integer outputs for a batch of integer inputs (batch axis first).
 
         Values are int64, or integer-valued float64 where ``ins`` (the inputs' tensors)
         bound them below 2**53 (see :mod:`models.dataflow`). ``reuse`` says ``xs[0]`` is
-        dead after this call, so an element-wise layer may write its result into it.
+        dead after this call, so an element-wise layer may write its result into it;
+        ``work`` is scratch space the caller keeps across the calls of one run.
         """
         raise NotImplementedError
 

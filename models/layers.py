@@ -167,7 +167,7 @@ class Dense(Layer):
         """Bound on every partial sum of the product, the bias included."""
         return self._sums[2] * x.magnitude + self._bmax
 
-    def evaluate(self, xs, ins, reuse=False):
+    def evaluate(self, xs, ins, reuse=False, work=None):
         bound = self.partial_bound(ins[0])
         wt = self._wt_f if dataflow.float_path_ok(bound) else self._wt_i
         return dataflow.dense(xs[0], wt, self.bias, bound)
@@ -263,11 +263,19 @@ class Conv2d(Layer):
         """Bound on every partial sum of the product, the bias included."""
         return self._abs_max * x.magnitude + self._bmax
 
-    def evaluate(self, xs, ins, reuse=False):
+    def evaluate(self, xs, ins, reuse=False, work=None):
         bound = self.partial_bound(ins[0])
         wmat = self._wmat_f if dataflow.float_path_ok(bound) else self._wmat_i
         return dataflow.conv2d(
-            xs[0], wmat, self.bias, self.kernel, self.stride, self.padding, self.dilation, bound
+            xs[0],
+            wmat,
+            self.bias,
+            self.kernel,
+            self.stride,
+            self.padding,
+            self.dilation,
+            bound,
+            work=work,
         )
 
     def arrays(self):
@@ -325,7 +333,7 @@ class MaxPool2d(_Pool):
         (x,) = ins
         return Tensor(self._out_shape(x, self.padding), x.qtype, x.lo, x.hi)
 
-    def evaluate(self, xs, ins, reuse=False):
+    def evaluate(self, xs, ins, reuse=False, work=None):
         return dataflow.maxpool2d(xs[0], self.kernel, self.stride, self.padding)
 
     def attributes(self):
@@ -356,7 +364,7 @@ class AvgPool2d(_Pool):
         _check_bound(self, x.magnitude * area, "window sum")
         return Tensor(self._out_shape(x), x.qtype, x.lo, x.hi)
 
-    def evaluate(self, xs, ins, reuse=False):
+    def evaluate(self, xs, ins, reuse=False, work=None):
         return dataflow.avgpool2d(xs[0], self.kernel, self.stride, self.rounding)
 
     def attributes(self):
@@ -396,7 +404,7 @@ class Clip(Layer):
         lo, hi = self._clamp(x.lo), self._clamp(x.hi)
         return Tensor(x.shape, _retype(x.qtype, lo, hi), lo, hi)
 
-    def evaluate(self, xs, ins, reuse=False):
+    def evaluate(self, xs, ins, reuse=False, work=None):
         x = xs[0]
         out = x if reuse else None
         if self.max is None:
@@ -471,7 +479,7 @@ class Requant(Layer):
             lo, hi = min(q.min, 0), max(q.max, 0)
         return Tensor(x.shape, q, lo, hi)
 
-    def evaluate(self, xs, ins, reuse=False):
+    def evaluate(self, xs, ins, reuse=False, work=None):
         x = xs[0]
         mmax = int(np.max(np.abs(self.multiplier)))
         if (
@@ -557,7 +565,7 @@ class MultiThreshold(Layer):
             raise self.error(f"cannot hold the output range {ends}", "out_type")
         return Tensor(x.shape, qtype, ends[0], ends[1])
 
-    def evaluate(self, xs, ins, reuse=False):
+    def evaluate(self, xs, ins, reuse=False, work=None):
         return count_thresholds(xs[0], self.thresholds, int(self.out_scale), int(self.out_bias))
 
     def arrays(self):
@@ -578,7 +586,7 @@ class Flatten(Layer):
         (x,) = ins
         return Tensor((x.size,), x.qtype, x.lo, x.hi)
 
-    def evaluate(self, xs, ins, reuse=False):
+    def evaluate(self, xs, ins, reuse=False, work=None):
         return xs[0].reshape(xs[0].shape[0], -1)
 
 
@@ -614,7 +622,7 @@ class Reshape(Layer):
             )
         return Tensor(shape, x.qtype, x.lo, x.hi)
 
-    def evaluate(self, xs, ins, reuse=False):
+    def evaluate(self, xs, ins, reuse=False, work=None):
         return xs[0].reshape((xs[0].shape[0], *self.tensor_shape(ins[0])))
 
     def tensor_shape(self, x: Tensor) -> tuple[int, ...]:
@@ -645,7 +653,7 @@ class Add(Layer):
         base = a.qtype if a.qtype.kind is not Kind.BIPOLAR else QType.int(2)
         return Tensor(a.shape, _retype(base, lo, hi), lo, hi)
 
-    def evaluate(self, xs, ins, reuse=False):
+    def evaluate(self, xs, ins, reuse=False, work=None):
         a, b = ins
         bound = max(abs(a.lo + b.lo), abs(a.hi + b.hi), a.magnitude, b.magnitude)
         return dataflow.as_exact(xs[0], bound) + dataflow.as_exact(xs[1], bound)
@@ -719,7 +727,7 @@ class BinaryDense(Layer):
         lo = -k if self.encoding is Encoding.BIPOLAR else 0
         return Tensor.of_range((m,), lo, k)
 
-    def evaluate(self, xs, ins, reuse=False):
+    def evaluate(self, xs, ins, reuse=False, work=None):
         return binary.binary_dense(xs[0], self._w_f, self.encoding)
 
     def arrays(self):
@@ -768,7 +776,7 @@ class BinaryConv2d(Layer):
         lo = -k if self.encoding is Encoding.BIPOLAR else 0
         return Tensor.of_range((oc, oh, ow), lo, k)
 
-    def evaluate(self, xs, ins, reuse=False):
+    def evaluate(self, xs, ins, reuse=False, work=None):
         return binary.binary_conv2d(xs[0], self._w_f, self.stride, self.dilation, self.encoding)
 
     def arrays(self):
