@@ -70,6 +70,19 @@ def _retype(qtype: QType, lo: int, hi: int) -> QType:
     return base
 
 
+def _weight_and_bias(layer: Layer, ndim: int) -> np.ndarray:
+    """Validate and freeze ``layer.weight`` (``ndim`` dimensions, output channels first) and
+    ``layer.bias`` (one per output channel, or None); returns the weight."""
+    w = frozen_array(layer.weight, layer=layer.name, field="weight", ndim=ndim)
+    object.__setattr__(layer, "weight", w)
+    if layer.bias is not None:
+        b = frozen_array(layer.bias, layer=layer.name, field="bias", ndim=1)
+        if b.shape != (w.shape[0],):
+            raise layer.error(f"must have shape ({w.shape[0]},), not {b.shape}", "bias")
+        object.__setattr__(layer, "bias", b)
+    return w
+
+
 def _cache(layer: Layer, **values) -> None:
     """Derived, read-only evaluation data kept on a frozen layer."""
     for name, value in values.items():
@@ -130,13 +143,7 @@ class Dense(Layer):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        w = frozen_array(self.weight, layer=self.name, field="weight", ndim=2)
-        object.__setattr__(self, "weight", w)
-        if self.bias is not None:
-            b = frozen_array(self.bias, layer=self.name, field="bias", ndim=1)
-            if b.shape != (w.shape[0],):
-                raise self.error(f"must have shape ({w.shape[0]},), not {b.shape}", "bias")
-            object.__setattr__(self, "bias", b)
+        w = _weight_and_bias(self, ndim=2)
         pos, neg, abs_max = _signed_sums(w)
         object.__setattr__(self, "_sums", (pos, neg, abs_max))
         _cache(
@@ -196,13 +203,7 @@ class Conv2d(Layer):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        w = frozen_array(self.weight, layer=self.name, field="weight", ndim=4)
-        object.__setattr__(self, "weight", w)
-        if self.bias is not None:
-            b = frozen_array(self.bias, layer=self.name, field="bias", ndim=1)
-            if b.shape != (w.shape[0],):
-                raise self.error(f"must have shape ({w.shape[0]},), not {b.shape}", "bias")
-            object.__setattr__(self, "bias", b)
+        w = _weight_and_bias(self, ndim=4)
         for name, minimum in (("stride", 1), ("padding", 0), ("dilation", 1)):
             object.__setattr__(self, name, _pair(getattr(self, name), self.name, name, minimum))
         g = self.groups
