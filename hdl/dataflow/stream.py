@@ -1,0 +1,258 @@
+"""Stream conventions shared by every dataflow block, and the generic stream blocks.
+
+Conventions
+-----------
+- A tensor element of :class:`~models.qtype.QType` ``t`` is ``signed(t.bits)`` when ``t`` is
+  signed, else ``unsigned(t.bits)``; a bipolar element is ``unsigned(1)`` with 1 for +1 and
+  0 for -1 (FINN's encoding).
+- A beat carries ``n`` consecutive elements as ``data.ArrayLayout(element, n)``: element 0 of
+  the beat is the earliest in the frame and sits in the least significant bits.
+- A frame is one tensor of one sample, in channels-last order: for a (C, H, W) tensor, row by
+  row, pixel by pixel, channel by channel; a 1-D tensor in index order.
+- Streams are ``amaranth.lib.stream`` signatures (``payload``, ``valid``, ``ready``); a beat
+  moves when ``valid & ready``. Nothing marks frame ends inside the pipeline.
+"""
+
+from __future__ import annotations
+
+from math import gcd
+
+import numpy as np
+from amaranth import Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import ShapeCastable
+from amaranth.lib import data, fifo, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from models.qtype import Kind, QType
+
+__all__ = [
+    "StreamFIFO",
+    "WidthConverter",
+    "beat_layout",
+    "decode",
+    "element_shape",
+    "encode",
+    "pack_beats",
+    "stream_signature",
+    "to_channels_last",
+    "unpack_beats",
+]
+
+
+def element_shape(qtype: QType) -> ShapeCastable:
+    """Hardware shape of one element of ``qtype``."""
+    if qtype.kind is Kind.BIPOLAR:
+        return unsigned(1)
+    return signed(qtype.bits) if qtype.signed else unsigned(qtype.bits)
+
+
+def beat_layout(qtype: QType, n: int) -> data.ArrayLayout:
+    """``n`` elements of ``qtype`` per beat."""
+    return data.ArrayLayout(element_shape(qtype), n)
+
+
+def stream_signature(qtype: QType, n: int) -> stream.Signature:
+    """A stream of beats of ``n`` elements of ``qtype``."""
+    return stream.Signature(beat_layout(qtype, n))
+
+
+def encode(values, qtype: QType) -> np.ndarray:
+    """Integer values → their unsigned bit patterns (as int64) in ``qtype``'s encoding."""
+    v = np.asarray(values, dtype=np.int64)
+    if qtype.kind is Kind.BIPOLAR:
+        return (v > 0).astype(np.int64)
+    return v & ((1 << qtype.bits) - 1)
+
+
+def decode(bits, qtype: QType) -> np.ndarray:
+    """Bit patterns → integer values (inverse of :func:`encode`)."""
+    b = np.asarray(bits, dtype=np.int64)
+    if qtype.kind is Kind.BIPOLAR:
+        return np.where(b & 1, 1, -1)
+    if qtype.signed:
+        sign = 1 << (qtype.bits - 1)
+        return (b ^ sign) - sign
+    return b
+
+
+def to_channels_last(x: np.ndarray) -> np.ndarray:
+    """A batch (N, C, H, W) or (N, F) as (N, elements) in stream (channels-last) order."""
+    x = np.asarray(x)
+    if x.ndim == 4:
+        x = x.transpose(0, 2, 3, 1)
+    return x.reshape(x.shape[0], -1)
+
+
+def pack_beats(frame: np.ndarray, qtype: QType, n: int) -> list[int]:
+    """One frame's elements (1-D, stream order) as beat words of ``n`` elements."""
+    e = encode(frame, qtype).reshape(-1, n)
+    bits = 1 if qtype.kind is Kind.BIPOLAR else qtype.bits
+    words = []
+    for row in e.tolist():
+        w = 0
+        for k, v in enumerate(row):
+            w |= v << (k * bits)
+        words.append(w)
+    return words
+
+
+def unpack_beats(words, qtype: QType, n: int) -> np.ndarray:
+    """Beat words back to elements (1-D, stream order)."""
+    bits = 1 if qtype.kind is Kind.BIPOLAR else qtype.bits
+    mask = (1 << bits) - 1
+    raw = [(int(w) >> (k * bits)) & mask for w in words for k in range(n)]
+    return decode(np.array(raw, dtype=np.int64), qtype)
+
+
+class StreamFIFO(wiring.Component):
+    """A first-in first-out queue of ``depth`` beats between two streams of ``layout``
+    (``amaranth.lib.fifo.SyncFIFOBuffered``, block-RAM friendly: one cycle more latency
+    than an asynchronous-read queue).
+
+    Parameters
+    ----------
+    layout
+        Payload shape of both streams.
+    depth
+        Capacity in beats, at least 1.
+    """
+
+    def __init__(self, *, layout: ShapeCastable, depth: int) -> None:
+        if not isinstance(depth, int) or depth < 1:
+            raise ValueError(f"depth must be a positive int, not {depth!r}")
+        self._layout = layout
+        self._depth = depth
+        super().__init__({"i": In(stream.Signature(layout)), "o": Out(stream.Signature(layout))})
+
+    @property
+    def depth(self) -> int:
+        return self._depth
+
+    def elaborate(self, platform):
+        m = Module()
+        width = len(Signal(self._layout))
+        m.submodules.queue = q = fifo.SyncFIFOBuffered(width=width, depth=self._depth)
+        m.d.comb += [
+            q.w_data.eq(self.i.payload.as_value()),
+            q.w_en.eq(self.i.valid),
+            self.i.ready.eq(q.w_rdy),
+            self.o.payload.eq(q.r_data),
+            self.o.valid.eq(q.r_rdy),
+            q.r_en.eq(self.o.ready),
+        ]
+        return m
+
+
+class WidthConverter(wiring.Component):
+    """Regroups a stream of ``n_in`` elements per beat into ``n_out`` elements per beat,
+    keeping element order. Through ``gcd(n_in, n_out)`` when neither divides the other;
+    the frame length must be a multiple of both.
+
+    Sustains one input beat per cycle when gathering and one output beat per cycle when
+    splitting.
+    """
+
+    def __init__(self, *, element: ShapeCastable, n_in: int, n_out: int) -> None:
+        for name, v in (("n_in", n_in), ("n_out", n_out)):
+            if not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be a positive int, not {v!r}")
+        self._element = element
+        self._n_in, self._n_out = n_in, n_out
+        super().__init__({
+            "i": In(stream.Signature(data.ArrayLayout(element, n_in))),
+            "o": Out(stream.Signature(data.ArrayLayout(element, n_out))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        n_in, n_out, el = self._n_in, self._n_out, self._element
+        if n_in == n_out:
+            wiring.connect(m, wiring.flipped(self.i), wiring.flipped(self.o))
+        elif n_out % n_in == 0:
+            m.submodules.gather = g = _Gather(element=el, n_in=n_in, k=n_out // n_in)
+            wiring.connect(m, wiring.flipped(self.i), g.i)
+            wiring.connect(m, g.o, wiring.flipped(self.o))
+        elif n_in % n_out == 0:
+            m.submodules.split = s = _Split(element=el, n_out=n_out, k=n_in // n_out)
+            wiring.connect(m, wiring.flipped(self.i), s.i)
+            wiring.connect(m, s.o, wiring.flipped(self.o))
+        else:
+            g = gcd(n_in, n_out)
+            m.submodules.down = d = WidthConverter(element=el, n_in=n_in, n_out=g)
+            m.submodules.up = u = WidthConverter(element=el, n_in=g, n_out=n_out)
+            wiring.connect(m, wiring.flipped(self.i), d.i)
+            wiring.connect(m, d.o, u.i)
+            wiring.connect(m, u.o, wiring.flipped(self.o))
+        return m
+
+
+class _Gather(wiring.Component):
+    """``k`` beats of ``n_in`` elements → one beat of ``k * n_in``."""
+
+    def __init__(self, *, element, n_in: int, k: int) -> None:
+        self._element, self._n_in, self._k = element, n_in, k
+        super().__init__({
+            "i": In(stream.Signature(data.ArrayLayout(element, n_in))),
+            "o": Out(stream.Signature(data.ArrayLayout(element, n_in * k))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        k, chunk = self._k, len(self.i.payload.as_value())
+        parts = Signal(chunk * (k - 1))  # the first k-1 chunks of the beat being assembled
+        count = Signal(range(k))
+        full = Signal()
+        out = Signal(chunk * k)
+        m.d.comb += [
+            self.o.valid.eq(full),
+            self.o.payload.eq(out),
+            self.i.ready.eq(~full | self.o.ready),
+        ]
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += full.eq(0)
+        with m.If(self.i.valid & self.i.ready):
+            with m.If(count == k - 1):
+                m.d.sync += [
+                    out.eq(self.i.payload.as_value().shift_left(chunk * (k - 1)) | parts),
+                    full.eq(1),
+                    count.eq(0),
+                ]
+            with m.Else():
+                for j in range(k - 1):
+                    with m.If(count == j):
+                        m.d.sync += parts[j * chunk : (j + 1) * chunk].eq(
+                            self.i.payload.as_value()
+                        )
+                m.d.sync += count.eq(count + 1)
+        return m
+
+
+class _Split(wiring.Component):
+    """One beat of ``k * n_out`` elements → ``k`` beats of ``n_out``."""
+
+    def __init__(self, *, element, n_out: int, k: int) -> None:
+        self._element, self._n_out, self._k = element, n_out, k
+        super().__init__({
+            "i": In(stream.Signature(data.ArrayLayout(element, n_out * k))),
+            "o": Out(stream.Signature(data.ArrayLayout(element, n_out))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        k, chunk = self._k, len(self.o.payload.as_value())
+        word = Signal(chunk * k)
+        count = Signal(range(k))
+        full = Signal()
+        last = count == k - 1
+        m.d.comb += [
+            self.o.valid.eq(full),
+            self.o.payload.eq(word.word_select(count, chunk)),
+            self.i.ready.eq(~full | (last & self.o.ready)),
+        ]
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += count.eq(Mux(last, 0, count + 1))
+            with m.If(last):
+                m.d.sync += full.eq(0)
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += [word.eq(self.i.payload.as_value()), full.eq(1), count.eq(0)]
+        return m

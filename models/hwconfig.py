@@ -1,0 +1,378 @@
+"""Hardware configuration of a dataflow pipeline, and its closed-form facts.
+
+A :class:`~models.ir.Network` becomes a pipeline of *stages*, one per compute layer (as in
+FINN and fpgaConvNet): a dense or binary-dense layer with the activation layers that follow
+it (clip, requant or multithreshold) is one matrix-vector-activation unit (MVAU); a
+convolution is a sliding-window generator feeding an MVAU; a pooling layer is a pool unit;
+an activation on its own is a threshold unit; flatten and reshape need no hardware.
+
+:class:`HardwareConfig` sets each stage's parallelism (PE output channels and SIMD input
+elements per cycle), weight memory style and input FIFO depth. It never changes what the
+network computes. The cycle counts here are what the simulator predicts and the RTL is
+measured against; both read them from this module so they cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import DescriptionError, UserError
+from .ir import Layer, Network, Tensor
+from .layers import (
+    AvgPool2d,
+    BinaryConv2d,
+    BinaryDense,
+    Clip,
+    Conv2d,
+    Dense,
+    Flatten,
+    Input,
+    MaxPool2d,
+    MultiThreshold,
+    Requant,
+    Reshape,
+)
+
+__all__ = [
+    "ConfigError",
+    "Design",
+    "HardwareConfig",
+    "MemStyle",
+    "Stage",
+    "StageConfig",
+    "plan",
+]
+
+
+class ConfigError(UserError, ValueError):
+    """A hardware configuration that the network cannot take (impossible folding, ...)."""
+
+
+class MemStyle(enum.Enum):
+    """Where an MVAU keeps its weights."""
+
+    DISTRIBUTED = "distributed"  #: LUTs / distributed RAM, read asynchronously
+    BLOCK = "block"  #: block RAM, read synchronously
+
+
+class StageKind(enum.Enum):
+    MVAU = "mvau"  #: dense / binary dense (+ activation)
+    CONV = "conv"  #: sliding-window generator + MVAU (+ activation)
+    POOL = "pool"  #: max or average pooling
+    ACT = "act"  #: standalone clip / requant / multithreshold
+
+
+@dataclass(frozen=True, eq=False)
+class Stage:
+    """One hardware stage: the IR layers it computes and its shape facts."""
+
+    name: str
+    kind: StageKind
+    layers: tuple[Layer, ...]  #: the main layer first, then fused activations
+    input: Tensor  #: what the stage reads (IR tensor)
+    output: Tensor  #: what it writes (IR tensor of its last layer)
+    #: for an MVAU after a flatten: stream position j holds the flattened (C·H·W) element
+    #: ``in_order[j]``; the weight columns are permuted to match. None when identity.
+    in_order: np.ndarray | None = None
+
+    @property
+    def main(self) -> Layer:
+        return self.layers[0]
+
+    @property
+    def tap(self) -> str:
+        """The IR layer whose output this stage's output equals (compare with trace)."""
+        return self.layers[-1].name
+
+    @property
+    def mh(self) -> int:
+        """Output channels (MVAU rows)."""
+        return int(self.main.weight.shape[0]) if self.kind in _MATRIX else self.channels
+
+    @property
+    def mw(self) -> int:
+        """Elements of one input vector (MVAU columns)."""
+        return int(self.main.weight[0].size) if self.kind in _MATRIX else self.channels
+
+    @property
+    def channels(self) -> int:
+        return int(self.input.shape[0]) if len(self.input.shape) == 3 else self.input.size
+
+    @property
+    def vectors(self) -> int:
+        """Input vectors per frame: output pixels of a convolution, 1 for a dense layer."""
+        if self.kind is StageKind.CONV:
+            return int(self.output.shape[1] * self.output.shape[2])
+        return 1
+
+    def pe_choices(self) -> list[int]:
+        """Valid PE values (divisors of the output channels)."""
+        return _divisors(self.mh) if self.kind in _MATRIX else _divisors(self.channels)
+
+    def simd_choices(self) -> list[int]:
+        """Valid SIMD values: divisors of the vector length; for a convolution also of the
+        input channels (each beat carries channels of one window position)."""
+        if self.kind is StageKind.CONV:
+            return _divisors(int(self.input.shape[0]))
+        if self.kind is StageKind.MVAU:
+            return _divisors(self.mw)
+        return [1]
+
+
+_MATRIX = (StageKind.MVAU, StageKind.CONV)
+
+
+def _divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def plan(net: Network) -> list[Stage]:
+    """The pipeline's stages for ``net``, in order. Raises :class:`ConfigError` for a layer
+    the dataflow hardware cannot build, naming it."""
+    readers: dict[str, list[str]] = {la.name: [] for la in net.layers}
+    for la in net.layers:
+        for s in la.inputs:
+            readers[s].append(la.name)
+    stages: list[Stage] = []
+    order: np.ndarray | None = None  # pending flatten permutation
+    i = 0
+    layers = list(net.layers)
+    while i < len(layers):
+        la = layers[i]
+        if isinstance(la, Input):
+            i += 1
+            continue
+        if len(la.inputs) != 1:
+            raise ConfigError(
+                f"layer {la.name!r}: {la.op} (several inputs) has no dataflow hardware yet"
+            )
+        if isinstance(la, Flatten | Reshape):
+            src = net.tensors[la.inputs[0]]
+            if len(src.shape) == 3 and isinstance(la, Flatten):
+                c, h, w = src.shape
+                # stream position (h, w, c) holds flattened index c*H*W + h*W + w
+                order = np.arange(c * h * w).reshape(c, h, w).transpose(1, 2, 0).ravel()
+            elif len(src.shape) != 1 or isinstance(la, Reshape):
+                raise ConfigError(
+                    f"layer {la.name!r}: {la.op} of shape {src.shape} has no dataflow "
+                    "hardware; only flatten of (C, H, W) or of a vector is supported"
+                )
+            i += 1
+            continue
+        group = [la]
+        if isinstance(la, Dense | BinaryDense | Conv2d | BinaryConv2d):
+            kind = StageKind.CONV if isinstance(la, Conv2d | BinaryConv2d) else StageKind.MVAU
+            if isinstance(la, Conv2d) and la.groups != 1:
+                raise ConfigError(
+                    f"layer {la.name!r}: grouped/depthwise conv2d has no dataflow hardware yet"
+                )
+            # fuse the activation chain: [clip] [requant | multithreshold]
+            j = i + 1
+            for wanted in ((Clip,), (Requant, MultiThreshold)):
+                if (
+                    j < len(layers)
+                    and isinstance(layers[j], wanted)
+                    and layers[j].inputs == (group[-1].name,)
+                    and readers[group[-1].name] == [layers[j].name]
+                ):
+                    group.append(layers[j])
+                    j += 1
+        elif isinstance(la, MaxPool2d | AvgPool2d):
+            kind = StageKind.POOL
+        elif isinstance(la, Clip | Requant | MultiThreshold):
+            kind = StageKind.ACT
+        else:
+            raise ConfigError(f"layer {la.name!r}: {la.op} has no dataflow hardware yet")
+        if order is not None and kind is not StageKind.MVAU:
+            raise ConfigError(
+                f"layer {la.name!r}: after a flatten of a (C, H, W) tensor only a dense "
+                "layer is supported"
+            )
+        stages.append(
+            Stage(
+                name=la.name,
+                kind=kind,
+                layers=tuple(group),
+                input=net.tensors[la.inputs[0]],
+                output=net.tensors[group[-1].name],
+                in_order=order,
+            )
+        )
+        order = None
+        i += len(group)
+    if not stages:
+        raise ConfigError("the network has no layer that needs hardware")
+    if order is not None:
+        raise ConfigError("a flatten of a (C, H, W) tensor must be followed by a dense layer")
+    return stages
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    """Parallelism and memories of one stage."""
+
+    pe: int = 1  #: output channels computed per cycle
+    simd: int = 1  #: input elements consumed per cycle
+    mem_style: MemStyle = MemStyle.DISTRIBUTED
+    fifo_depth: int = 2  #: beats buffered in front of the stage
+
+    def __post_init__(self) -> None:
+        for name in ("pe", "simd", "fifo_depth"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ConfigError(f"{name} must be a positive int, not {v!r}")
+        if not isinstance(self.mem_style, MemStyle):
+            try:
+                object.__setattr__(self, "mem_style", MemStyle(self.mem_style))
+            except ValueError:
+                raise ConfigError(
+                    f"mem_style must be one of {[m.value for m in MemStyle]}, not "
+                    f"{self.mem_style!r}"
+                ) from None
+
+
+@dataclass(frozen=True)
+class HardwareConfig:
+    """Per-stage configuration (keyed by stage name) and the target clock."""
+
+    stages: Mapping[str, StageConfig] = field(default_factory=dict)
+    clock_mhz: float = 100.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "stages", dict(self.stages))
+        if not (isinstance(self.clock_mhz, int | float) and self.clock_mhz > 0):
+            raise ConfigError(f"clock_mhz must be a positive number, not {self.clock_mhz!r}")
+
+    def __getitem__(self, name: str) -> StageConfig:
+        return self.stages.get(name, StageConfig())
+
+    @classmethod
+    def from_dict(cls, doc: Mapping, source: str = "config") -> HardwareConfig:
+        """From a mapping such as a YAML file's: ``{clock_mhz: 100, stages: {fc1: {pe: 4,
+        simd: 8, mem_style: block, fifo_depth: 16}}}``."""
+        if not isinstance(doc, Mapping):
+            raise DescriptionError("must be a mapping with 'stages'", file=source)
+        unknown = sorted(set(doc) - {"stages", "clock_mhz"})
+        if unknown:
+            raise DescriptionError(
+                "is not a config field; expected 'stages' or 'clock_mhz'",
+                file=source,
+                field=str(unknown[0]),
+            )
+        stages = {}
+        for name, entry in (doc.get("stages") or {}).items():
+            if not isinstance(entry, Mapping):
+                raise DescriptionError("must be a mapping", file=source, layer=str(name))
+            bad = sorted(set(entry) - {"pe", "simd", "mem_style", "fifo_depth"})
+            if bad:
+                raise DescriptionError(
+                    "is not a stage field; expected one of fifo_depth, mem_style, pe, simd",
+                    file=source,
+                    layer=str(name),
+                    field=str(bad[0]),
+                )
+            try:
+                stages[str(name)] = StageConfig(**entry)
+            except ConfigError as e:
+                raise DescriptionError(str(e), file=source, layer=str(name)) from None
+        try:
+            return cls(stages, doc.get("clock_mhz", 100.0))
+        except ConfigError as e:
+            raise DescriptionError(str(e), file=source, field="clock_mhz") from None
+
+
+def stage_cycles(stage: Stage, cfg: StageConfig) -> int:
+    """Cycles one frame occupies the stage at full throughput (its initiation interval)."""
+    if stage.kind in _MATRIX:
+        return stage.vectors * (stage.mw // cfg.simd) * (stage.mh // cfg.pe)
+    # pool and act units take cfg.pe channels per beat and move one beat per cycle
+    if stage.kind is StageKind.POOL:
+        c, h, w = stage.input.shape
+        _, oh, ow = stage.output.shape
+        kh, kw = stage.main.kernel
+        return max(h * w, oh * ow * kh * kw) * (c // cfg.pe)
+    return stage.output.size // cfg.pe
+
+
+class Design:
+    """A :class:`~models.ir.Network` with a :class:`HardwareConfig`: the stages, their
+    validated configuration and their closed-form cycle counts.
+
+    Raises :class:`ConfigError` naming the stage and listing the valid values when a
+    folding is impossible.
+    """
+
+    def __init__(self, net: Network, config: HardwareConfig | None = None) -> None:
+        self.network = net
+        self.stages = plan(net)
+        names = {s.name for s in self.stages}
+        if config is None:
+            config = default_config(net, self.stages)
+        for name in config.stages:
+            if name not in names:
+                raise ConfigError(
+                    f"config names stage {name!r}, which {net.name} does not have; stages: "
+                    f"{', '.join(s.name for s in self.stages)}"
+                )
+        self.config = config
+        for s in self.stages:
+            cfg = config[s.name]
+            if cfg.pe not in s.pe_choices():
+                raise ConfigError(
+                    f"stage {s.name!r}: pe must divide {s.mh if s.kind in _MATRIX else s.channels}"
+                    f" (valid: {s.pe_choices()}), not {cfg.pe}"
+                )
+            if cfg.simd not in s.simd_choices():
+                raise ConfigError(
+                    f"stage {s.name!r}: simd must be one of {s.simd_choices()}, not {cfg.simd}"
+                )
+
+    def cycles(self, stage: Stage | str) -> int:
+        s = stage if isinstance(stage, Stage) else next(x for x in self.stages if x.name == stage)
+        return stage_cycles(s, self.config[s.name])
+
+    @property
+    def ideal_ii(self) -> int:
+        """Cycles per frame of the slowest stage: the pipeline's ideal initiation interval."""
+        return max(self.cycles(s) for s in self.stages)
+
+
+def default_config(
+    net: Network, stages: list[Stage] | None = None, budget: int = 1024
+) -> HardwareConfig:
+    """Balance the pipeline: repeatedly speed up the slowest stage (growing the smaller of
+    its SIMD and PE to the next valid value) while the total of PE·SIMD multipliers stays
+    within ``budget``; stop when the slowest stage cannot be sped up."""
+    stages = stages if stages is not None else plan(net)
+    cfg = {s.name: StageConfig() for s in stages}
+
+    def cost(c: dict) -> int:
+        return sum(v.pe * v.simd for v in c.values())
+
+    while True:
+        slowest = max(stages, key=lambda s: stage_cycles(s, cfg[s.name]))
+        cur = cfg[slowest.name]
+        bigger_simd = [v for v in slowest.simd_choices() if v > cur.simd]
+        bigger_pe = [v for v in slowest.pe_choices() if v > cur.pe]
+        simd_opt = pe_opt = None
+        if bigger_simd:
+            simd_opt = StageConfig(cur.pe, bigger_simd[0], cur.mem_style, cur.fifo_depth)
+        if bigger_pe:
+            pe_opt = StageConfig(bigger_pe[0], cur.simd, cur.mem_style, cur.fifo_depth)
+        # grow the smaller of the two, so foldings stay square-ish (as FINN's are)
+        preferred = (simd_opt, pe_opt) if cur.simd <= cur.pe else (pe_opt, simd_opt)
+        options = [o for o in preferred if o is not None]
+        trial = None
+        for opt in options:
+            c = {**cfg, slowest.name: opt}
+            if cost(c) <= budget:
+                trial = c
+                break
+        if trial is None:
+            break
+        cfg = trial
+    return HardwareConfig(cfg)
