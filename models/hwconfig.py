@@ -75,6 +75,7 @@ class Stage:
     layers: tuple[Layer, ...]  #: the main layer first, then fused activations
     input: Tensor  #: what the stage reads (IR tensor)
     output: Tensor  #: what it writes (IR tensor of its last layer)
+    acc: Tensor  #: the main layer's output (an MVAU's accumulators, before activation)
     #: for an MVAU after a flatten: stream position j holds the flattened (C·H·W) element
     #: ``in_order[j]``; the weight columns are permuted to match. None when identity.
     in_order: np.ndarray | None = None
@@ -199,6 +200,7 @@ def plan(net: Network) -> list[Stage]:
                 layers=tuple(group),
                 input=net.tensors[la.inputs[0]],
                 output=net.tensors[group[-1].name],
+                acc=net.tensors[la.name],
                 in_order=order,
             )
         )

@@ -18,7 +18,7 @@ from __future__ import annotations
 from math import gcd
 
 import numpy as np
-from amaranth import Module, Mux, Signal, signed, unsigned
+from amaranth import Module, Mux, Shape, Signal, signed, unsigned
 from amaranth.hdl import ShapeCastable
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -130,7 +130,7 @@ class StreamFIFO(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        width = len(Signal(self._layout))
+        width = Shape.cast(self._layout).width
         m.submodules.queue = q = fifo.SyncFIFOBuffered(width=width, depth=self._depth)
         m.d.comb += [
             q.w_data.eq(self.i.payload.as_value()),
@@ -158,10 +158,12 @@ class WidthConverter(wiring.Component):
                 raise ValueError(f"{name} must be a positive int, not {v!r}")
         self._element = element
         self._n_in, self._n_out = n_in, n_out
-        super().__init__({
-            "i": In(stream.Signature(data.ArrayLayout(element, n_in))),
-            "o": Out(stream.Signature(data.ArrayLayout(element, n_out))),
-        })
+        super().__init__(
+            {
+                "i": In(stream.Signature(data.ArrayLayout(element, n_in))),
+                "o": Out(stream.Signature(data.ArrayLayout(element, n_out))),
+            }
+        )
 
     def elaborate(self, platform):
         m = Module()
@@ -191,10 +193,12 @@ class _Gather(wiring.Component):
 
     def __init__(self, *, element, n_in: int, k: int) -> None:
         self._element, self._n_in, self._k = element, n_in, k
-        super().__init__({
-            "i": In(stream.Signature(data.ArrayLayout(element, n_in))),
-            "o": Out(stream.Signature(data.ArrayLayout(element, n_in * k))),
-        })
+        super().__init__(
+            {
+                "i": In(stream.Signature(data.ArrayLayout(element, n_in))),
+                "o": Out(stream.Signature(data.ArrayLayout(element, n_in * k))),
+            }
+        )
 
     def elaborate(self, platform):
         m = Module()
@@ -220,9 +224,7 @@ class _Gather(wiring.Component):
             with m.Else():
                 for j in range(k - 1):
                     with m.If(count == j):
-                        m.d.sync += parts[j * chunk : (j + 1) * chunk].eq(
-                            self.i.payload.as_value()
-                        )
+                        m.d.sync += parts[j * chunk : (j + 1) * chunk].eq(self.i.payload.as_value())
                 m.d.sync += count.eq(count + 1)
         return m
 
@@ -232,10 +234,12 @@ class _Split(wiring.Component):
 
     def __init__(self, *, element, n_out: int, k: int) -> None:
         self._element, self._n_out, self._k = element, n_out, k
-        super().__init__({
-            "i": In(stream.Signature(data.ArrayLayout(element, n_out * k))),
-            "o": Out(stream.Signature(data.ArrayLayout(element, n_out))),
-        })
+        super().__init__(
+            {
+                "i": In(stream.Signature(data.ArrayLayout(element, n_out * k))),
+                "o": Out(stream.Signature(data.ArrayLayout(element, n_out))),
+            }
+        )
 
     def elaborate(self, platform):
         m = Module()

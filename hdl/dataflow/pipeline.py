@@ -1,0 +1,309 @@
+"""Network → streaming pipeline: one hardware stage per compute layer, chained by FIFOs.
+
+:func:`build` turns a :class:`~models.hwconfig.Design` into an :class:`AxiStreamTop`;
+:func:`generate` writes its Verilog, a manifest and a FuseSoC core file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+from amaranth import Module
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from models.binary import Encoding
+from models.fileio import atomic_write
+from models.hwconfig import Design, Stage, StageConfig, StageKind
+from models.ir import Tensor
+from models.layers import BinaryConv2d, BinaryDense
+from models.qtype import Kind
+
+from .act import Activation, ActivationSpec
+from .mvau import MVAU
+from .stream import StreamFIFO, WidthConverter, beat_layout, element_shape
+from .top import AxiStreamTop, tdata_bits, to_verilog
+
+__all__ = ["Pipeline", "StageUnit", "build", "generate", "stage_io", "top_name"]
+
+
+def stage_io(stage: Stage, cfg: StageConfig) -> tuple[int, int]:
+    """Elements per beat at a stage's input and output."""
+    if stage.kind in (StageKind.MVAU, StageKind.CONV):
+        return cfg.simd, cfg.pe
+    return cfg.pe, cfg.pe
+
+
+def _chain(m: Module, units: list, first, last) -> None:
+    """Connect ``first`` (flipped port) → units → ``last`` (flipped port)."""
+    prev = first
+    for u in units:
+        wiring.connect(m, prev, u.i)
+        prev = u.o
+    wiring.connect(m, prev, last)
+
+
+def _matrix(stage: Stage) -> tuple[np.ndarray, bool, bool]:
+    """The stage's weights as the MVAU sees them (columns in stream order), and its mode."""
+    la = stage.main
+    w = np.asarray(la.weight)
+    if w.ndim == 4:  # (OC, C, KH, KW) -> (OC, KH*KW*C): the window order of the SWG
+        w = w.transpose(0, 2, 3, 1).reshape(w.shape[0], -1)
+    if stage.in_order is not None:
+        w = w[:, stage.in_order]
+    xnor = isinstance(la, BinaryDense | BinaryConv2d)
+    bipolar_out = xnor and la.encoding is Encoding.BIPOLAR
+    if bipolar_out:
+        w = (w + 1) // 2  # ±1 weights as bits
+    return w, xnor, bipolar_out
+
+
+class StageUnit(wiring.Component):
+    """One pipeline stage with stream ports ``i`` and ``o`` (its output is a tap)."""
+
+    def __init__(self, *, stage: Stage, config: StageConfig) -> None:
+        self.stage, self.config = stage, config
+        n_in, n_out = stage_io(stage, config)
+        super().__init__(
+            {
+                "i": In(stream.Signature(beat_layout(stage.input.qtype, n_in))),
+                "o": Out(stream.Signature(beat_layout(stage.output.qtype, n_out))),
+            }
+        )
+
+    def elaborate(self, platform):
+        m = Module()
+        s, cfg = self.stage, self.config
+        units = []
+        if s.kind in (StageKind.MVAU, StageKind.CONV):
+            if s.kind is StageKind.CONV:
+                from .swg import SlidingWindow
+
+                c, h, w = s.input.shape
+                la = s.main
+                pad = getattr(la, "padding", (0, 0))
+                units.append(
+                    SlidingWindow(
+                        element=element_shape(s.input.qtype),
+                        channels=c,
+                        height=h,
+                        width=w,
+                        kernel=la.weight.shape[2:],
+                        stride=la.stride,
+                        padding=pad,
+                        dilation=la.dilation,
+                        simd=cfg.simd,
+                        pad_value=0,
+                    )
+                )
+            weights, xnor, bipolar_out = _matrix(s)
+            acc = s.acc
+            lo, hi = s.input.lo, s.input.hi
+            if s.kind is StageKind.CONV and any(getattr(s.main, "padding", (0, 0))):
+                lo, hi = min(lo, 0), max(hi, 0)  # padding inserts zeros
+            units.append(
+                MVAU(
+                    weights=weights,
+                    bias=getattr(s.main, "bias", None),
+                    in_type=s.input.qtype,
+                    out_type=acc.qtype,
+                    in_range=(lo, hi),
+                    pe=cfg.pe,
+                    simd=cfg.simd,
+                    xnor=xnor,
+                    bipolar_out=bipolar_out,
+                    mem_style=cfg.mem_style,
+                )
+            )
+            spec = ActivationSpec.of(s.layers[1:])
+            if not spec.empty:
+                units.append(
+                    Activation(
+                        spec=spec,
+                        in_type=acc.qtype,
+                        out_type=s.output.qtype,
+                        n=cfg.pe,
+                        channels=s.mh,
+                    )
+                )
+        elif s.kind is StageKind.POOL:
+            from .pool import Pool2d
+
+            c, h, w = s.input.shape
+            la = s.main
+            units.append(
+                Pool2d(
+                    element=element_shape(s.input.qtype),
+                    channels=c,
+                    height=h,
+                    width=w,
+                    kernel=la.kernel,
+                    stride=la.stride,
+                    padding=getattr(la, "padding", (0, 0)),
+                    simd=cfg.pe,
+                    mode="max" if la.op == "maxpool2d" else "avg",
+                    **({"rounding": la.rounding} if la.op == "avgpool2d" else {}),
+                )
+            )
+        else:
+            units.append(
+                Activation(
+                    spec=ActivationSpec.of(s.layers),
+                    in_type=s.input.qtype,
+                    out_type=s.output.qtype,
+                    n=cfg.pe,
+                    channels=s.channels,
+                )
+            )
+        for k, u in enumerate(units):
+            m.submodules[f"u{k}_{type(u).__name__.lower()}"] = u
+        _chain(m, units, wiring.flipped(self.i), wiring.flipped(self.o))
+        return m
+
+
+class Pipeline(wiring.Component):
+    """All stages of a design, chained: width converters where beat widths differ, and a
+    FIFO of the configured depth in front of every stage but the first."""
+
+    def __init__(self, design: Design) -> None:
+        self.design = design
+        first, last = design.stages[0], design.stages[-1]
+        self.in_per_beat = stage_io(first, design.config[first.name])[0]
+        self.out_per_beat = stage_io(last, design.config[last.name])[1]
+        super().__init__(
+            {
+                "i": In(stream.Signature(beat_layout(first.input.qtype, self.in_per_beat))),
+                "o": Out(stream.Signature(beat_layout(last.output.qtype, self.out_per_beat))),
+            }
+        )
+
+    def elaborate(self, platform):
+        m = Module()
+        units = []
+        prev_n = None
+        for s in self.design.stages:
+            cfg = self.design.config[s.name]
+            n_in, n_out = stage_io(s, cfg)
+            if prev_n is not None:
+                el = element_shape(s.input.qtype)
+                if prev_n != n_in:
+                    wc = WidthConverter(element=el, n_in=prev_n, n_out=n_in)
+                    m.submodules[f"dwc_{s.name}"] = wc
+                    units.append(wc)
+                q = StreamFIFO(layout=beat_layout(s.input.qtype, n_in), depth=cfg.fifo_depth)
+                m.submodules[f"fifo_{s.name}"] = q
+                units.append(q)
+            unit = StageUnit(stage=s, config=cfg)
+            m.submodules[f"stage_{s.name}"] = unit
+            units.append(unit)
+            prev_n = n_out
+        _chain(m, units, wiring.flipped(self.i), wiring.flipped(self.o))
+        return m
+
+
+def top_name(name: str) -> str:
+    """A Verilog module name for a network name."""
+    t = re.sub(r"[^A-Za-z0-9_]", "_", name)
+    return t if re.match(r"[A-Za-z_]", t) else f"net_{t}"
+
+
+def _stream_doc(t: Tensor, per_beat: int) -> dict:
+    order = None
+    if len(t.shape) == 3:
+        c, h, w = t.shape
+        order = np.arange(c * h * w).reshape(c, h, w).transpose(1, 2, 0).ravel().tolist()
+    bits = 1 if t.qtype.kind is Kind.BIPOLAR else t.qtype.bits
+    return {
+        "type": str(t.qtype),
+        "element_bits": bits,
+        "per_beat": per_beat,
+        "elements": t.size,
+        "beats": t.size // per_beat,
+        "tdata_bits": tdata_bits(bits * per_beat),
+        "shape": list(t.shape),
+        "order": order,
+    }
+
+
+def build(design: Design) -> AxiStreamTop:
+    """The design's top level (AXI-Stream ports around the :class:`Pipeline`)."""
+    core = Pipeline(design)
+    last = design.stages[-1]
+    return AxiStreamTop(core=core, out_beats=last.output.size // core.out_per_beat)
+
+
+def manifest(design: Design, top: str, network_hash: str) -> dict:
+    """What :func:`generate` records beside the Verilog (ports, folding, ideal cycles)."""
+    core_in = stage_io(design.stages[0], design.config[design.stages[0].name])[0]
+    last = design.stages[-1]
+    core_out = stage_io(last, design.config[last.name])[1]
+    stages = []
+    for s in design.stages:
+        cfg = design.config[s.name]
+        stages.append(
+            {
+                "name": s.name,
+                "kind": s.kind.value,
+                "layers": [la.name for la in s.layers],
+                "tap": s.tap,
+                "instance": f"stage_{s.name}",
+                "pe": cfg.pe,
+                "simd": cfg.simd,
+                "mem_style": cfg.mem_style.value,
+                "fifo_depth": cfg.fifo_depth,
+                "cycles": design.cycles(s),
+                "out": _stream_doc(s.output, stage_io(s, cfg)[1]),
+            }
+        )
+    return {
+        "format": 1,
+        "name": design.network.name,
+        "top": top,
+        "verilog": f"{top}.v",
+        "network_hash": network_hash,
+        "ideal_ii": design.ideal_ii,
+        "clock_mhz": design.config.clock_mhz,
+        "ports": {
+            "clock": "clk",
+            "reset": "rst (active high, synchronous)",
+            "input": "s_axis_tdata/tvalid/tready",
+            "output": "m_axis_tdata/tvalid/tready/tlast",
+        },
+        "input": _stream_doc(design.stages[0].input, core_in),
+        "output": _stream_doc(last.output, core_out),
+        "stages": stages,
+    }
+
+
+def _fusesoc_core(top: str, name: str) -> str:
+    return (
+        "CAPI=2:\n"
+        f"name: codesign:dataflow:{top}:0.1.0\n"
+        f"description: Streaming dataflow accelerator for {name}, generated by codesign\n"
+        "filesets:\n"
+        "  rtl:\n"
+        f"    files: [{top}.v]\n"
+        "    file_type: verilogSource\n"
+        "targets:\n"
+        "  default:\n"
+        "    filesets: [rtl]\n"
+        f"    toplevel: {top}\n"
+    )
+
+
+def generate(design: Design, out_dir: str | Path, network_hash: str) -> dict:
+    """Write ``<top>.v``, ``manifest.json`` and ``<top>.core`` into ``out_dir`` (atomically;
+    the same design always gives the same bytes). Returns the manifest."""
+    out_dir = Path(out_dir)
+    top = top_name(design.network.name)
+    verilog = to_verilog(build(design), top)
+    doc = manifest(design, top, network_hash)
+    doc["verilog_sha256"] = hashlib.sha256(verilog.encode()).hexdigest()
+    atomic_write(out_dir / f"{top}.v", verilog)
+    atomic_write(out_dir / f"{top}.core", _fusesoc_core(top, design.network.name))
+    atomic_write(out_dir / "manifest.json", json.dumps(doc, indent=1) + "\n")
+    return doc
