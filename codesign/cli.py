@@ -136,6 +136,29 @@ def cmd_golden(args) -> None:
     _emit(args, doc, text)
 
 
+def cmd_hdl(args) -> None:
+    from .flows import design, generate
+
+    net = load(args.net)
+    d = design(net, args.config)
+    out_dir = Path(args.output or Path(args.build) / net.name / "hdl")
+    doc = generate(d, out_dir)
+    rows = [
+        f"  {s['name']:10s} {s['kind']:5s} pe {s['pe']:3d} simd {s['simd']:4d} "
+        f"{s['cycles']:7d} cycles/frame  ({'+'.join(s['layers'])})"
+        for s in doc["stages"]
+    ]
+    text = "\n".join(
+        [
+            f"{net.name}: wrote {out_dir / doc['verilog']}, manifest.json, {doc['top']}.core",
+            *rows,
+            f"ideal II {doc['ideal_ii']} cycles/frame; s_axis_tdata {doc['input']['tdata_bits']} "
+            f"bits, m_axis_tdata {doc['output']['tdata_bits']} bits",
+        ]
+    )
+    _emit(args, {"output_dir": str(out_dir), **doc}, text)
+
+
 def cmd_run(args) -> None:
     net = load(args.net)
     info = summary(net)
@@ -204,6 +227,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--output", metavar="Y.npy", help="write the outputs here")
     s.add_argument("--trace", metavar="DIR", help="write every layer's output as DIR/<layer>.npy")
     s.set_defaults(func=cmd_golden)
+    s = sub.add_parser("hdl", parents=[common], help="generate the dataflow accelerator")
+    s.add_argument("net", metavar="NET", help="zoo name or description path")
+    s.add_argument("--config", metavar="HW.yaml", help="hardware configuration (folding)")
+    s.add_argument("-o", "--output", metavar="DIR", help="output folder (build/<net>/hdl)")
+    s.add_argument("--build", metavar="DIR", default="build", help=argparse.SUPPRESS)
+    s.set_defaults(func=cmd_hdl)
     s = sub.add_parser("run", parents=[common], help="the whole flow on a network")
     s.add_argument(
         "net",

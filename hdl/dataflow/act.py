@@ -136,7 +136,7 @@ class Activation(wiring.Component):
         m = Module()
         n = self._n
         groups = self._channels // n
-        group = Signal(range(max(groups, 1)))
+        group = Signal(range(max(groups, 2)))
         full = Signal()
         out = Signal(beat_layout(self._out_type, n))
         m.d.comb += [

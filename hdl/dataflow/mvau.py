@@ -153,25 +153,25 @@ class MVAU(wiring.Component):
         words, wbits, wsigned = self._weight_words()
         style = {"ram_style": self._mem_style.value}
         m.submodules.weights = wmem = memory.Memory(
-            shape=unsigned(pe * simd * wbits), depth=len(words), init=words, attrs=style
+            shape=unsigned(pe * simd * wbits), depth=max(len(words), 2), init=words, attrs=style
         )
         m.submodules.vector = vmem = memory.Memory(
-            shape=unsigned(simd * in_el), depth=sf_n, init=[]
+            shape=unsigned(simd * in_el), depth=max(sf_n, 2), init=[]
         )
         w_rd = wmem.read_port()
         v_rd = vmem.read_port()
         v_wr = vmem.write_port()
 
         # fetch stage: the (nf, sf) step whose operands are read this cycle
-        sf = Signal(range(sf_n))
-        nf = Signal(range(nf_n))
-        addr = Signal(range(len(words)))
+        sf = Signal(range(max(sf_n, 2)))  # >= 1 bit: zero-width vectors lint as [-1:0]
+        nf = Signal(range(max(nf_n, 2)))
+        addr = Signal(range(max(len(words), 2)))
         # compute stage registers
         c_valid = Signal()
         c_first = Signal()
         c_last = Signal()
         c_from_input = Signal()
-        c_nf = Signal(range(nf_n))
+        c_nf = Signal(range(max(nf_n, 2)))
         x_in = Signal(simd * in_el)
         acc_shape = (
             signed(self._acc_type.bits) if self._acc_type.signed else unsigned(self._acc_type.bits)

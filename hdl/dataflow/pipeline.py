@@ -65,8 +65,10 @@ def _matrix(stage: Stage) -> tuple[np.ndarray, bool, bool]:
 class StageUnit(wiring.Component):
     """One pipeline stage with stream ports ``i`` and ``o`` (its output is a tap)."""
 
-    def __init__(self, *, stage: Stage, config: StageConfig) -> None:
-        self.stage, self.config = stage, config
+    def __init__(
+        self, *, stage: Stage, config: StageConfig, corrupt: tuple[int, int] | None = None
+    ) -> None:
+        self.stage, self.config, self._corrupt = stage, config, corrupt
         n_in, n_out = stage_io(stage, config)
         super().__init__(
             {
@@ -101,6 +103,10 @@ class StageUnit(wiring.Component):
                     )
                 )
             weights, xnor, bipolar_out = _matrix(s)
+            if self._corrupt is not None:  # test-only: one wrong weight in the RTL
+                weights = weights.copy()
+                r, c = self._corrupt
+                weights[r, c] = 1 - weights[r, c] if xnor else (0 if weights[r, c] else 1)
             acc = s.acc
             lo, hi = s.input.lo, s.input.hi
             if s.kind is StageKind.CONV and any(getattr(s.main, "padding", (0, 0))):
@@ -169,8 +175,11 @@ class Pipeline(wiring.Component):
     """All stages of a design, chained: width converters where beat widths differ, and a
     FIFO of the configured depth in front of every stage but the first."""
 
-    def __init__(self, design: Design) -> None:
+    def __init__(self, design: Design, corrupt: tuple[str, int, int] | None = None) -> None:
         self.design = design
+        self._corrupt = corrupt
+        if corrupt is not None and corrupt[0] not in {s.name for s in design.stages}:
+            raise ValueError(f"corrupt names no stage: {corrupt[0]!r}")
         first, last = design.stages[0], design.stages[-1]
         self.in_per_beat = stage_io(first, design.config[first.name])[0]
         self.out_per_beat = stage_io(last, design.config[last.name])[1]
@@ -197,7 +206,8 @@ class Pipeline(wiring.Component):
                 q = StreamFIFO(layout=beat_layout(s.input.qtype, n_in), depth=cfg.fifo_depth)
                 m.submodules[f"fifo_{s.name}"] = q
                 units.append(q)
-            unit = StageUnit(stage=s, config=cfg)
+            bad = self._corrupt[1:] if self._corrupt and self._corrupt[0] == s.name else None
+            unit = StageUnit(stage=s, config=cfg, corrupt=bad)
             m.submodules[f"stage_{s.name}"] = unit
             units.append(unit)
             prev_n = n_out
@@ -229,9 +239,13 @@ def _stream_doc(t: Tensor, per_beat: int) -> dict:
     }
 
 
-def build(design: Design) -> AxiStreamTop:
-    """The design's top level (AXI-Stream ports around the :class:`Pipeline`)."""
-    core = Pipeline(design)
+def build(design: Design, corrupt: tuple[str, int, int] | None = None) -> AxiStreamTop:
+    """The design's top level (AXI-Stream ports around the :class:`Pipeline`).
+
+    ``corrupt`` is a test-only hook: ``(stage, row, column)`` changes that one weight of
+    that stage's MVAU in the hardware only, so verification must report the stage.
+    """
+    core = Pipeline(design, corrupt)
     last = design.stages[-1]
     return AxiStreamTop(core=core, out_beats=last.output.size // core.out_per_beat)
 
@@ -295,13 +309,20 @@ def _fusesoc_core(top: str, name: str) -> str:
     )
 
 
-def generate(design: Design, out_dir: str | Path, network_hash: str) -> dict:
+def generate(
+    design: Design,
+    out_dir: str | Path,
+    network_hash: str,
+    corrupt: tuple[str, int, int] | None = None,
+) -> dict:
     """Write ``<top>.v``, ``manifest.json`` and ``<top>.core`` into ``out_dir`` (atomically;
     the same design always gives the same bytes). Returns the manifest."""
     out_dir = Path(out_dir)
     top = top_name(design.network.name)
-    verilog = to_verilog(build(design), top)
+    verilog = to_verilog(build(design, corrupt), top)
     doc = manifest(design, top, network_hash)
+    if corrupt is not None:
+        doc["corrupted_weight"] = list(corrupt)  # test-only: this RTL is wrong on purpose
     doc["verilog_sha256"] = hashlib.sha256(verilog.encode()).hexdigest()
     atomic_write(out_dir / f"{top}.v", verilog)
     atomic_write(out_dir / f"{top}.core", _fusesoc_core(top, design.network.name))

@@ -1,0 +1,53 @@
+"""Flows that join the layers: design, generate (and, later, verify and synthesize)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from models.errors import DescriptionError
+from models.hwconfig import ConfigError, Design, HardwareConfig
+from models.ir import Network
+
+from .summary import network_hash
+
+__all__ = ["design", "generate", "load_config"]
+
+
+def load_config(path: str | Path) -> HardwareConfig:
+    """A :class:`HardwareConfig` from a YAML file (see ``HardwareConfig.from_dict``)."""
+    path = Path(path)
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise DescriptionError("no such file", file=str(path)) from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1} column {mark.column + 1}: " if mark else ""
+        raise DescriptionError(
+            f"is not valid YAML: {where}{getattr(e, 'problem', e)}", file=str(path)
+        ) from None
+    return HardwareConfig.from_dict(doc, source=str(path))
+
+
+def design(net: Network, config: HardwareConfig | str | Path | None = None) -> Design:
+    """The network with a hardware configuration (balanced automatically when None)."""
+    source = None
+    if isinstance(config, str | Path):
+        source = str(config)
+        config = load_config(config)
+    try:
+        return Design(net, config)
+    except ConfigError as e:
+        if source is None:
+            raise
+        raise ConfigError(f"{source}: {e}") from None
+
+
+def generate(d: Design, out_dir: str | Path) -> dict:
+    """Verilog, ``manifest.json`` and a FuseSoC ``.core`` for ``d`` in ``out_dir``; returns
+    the manifest."""
+    from hdl.dataflow.pipeline import generate as _generate
+
+    return _generate(d, out_dir, network_hash(d.network))
