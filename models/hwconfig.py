@@ -220,11 +220,15 @@ class StageConfig:
     pe: int = 1  #: output channels computed per cycle
     simd: int = 1  #: input elements consumed per cycle
     mem_style: MemStyle = MemStyle.DISTRIBUTED
-    fifo_depth: int = 2  #: beats buffered in front of the stage
+    #: beats buffered in front of the stage; None: one frame of its input (at most
+    #: :data:`AUTO_FIFO_MAX`), which decouples neighbouring stages completely
+    fifo_depth: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("pe", "simd", "fifo_depth"):
             v = getattr(self, name)
+            if name == "fifo_depth" and v is None:
+                continue
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ConfigError(f"{name} must be a positive int, not {v!r}")
         if not isinstance(self.mem_style, MemStyle):
@@ -287,6 +291,10 @@ class HardwareConfig:
             raise DescriptionError(str(e), file=source, field="clock_mhz") from None
 
 
+#: Largest FIFO depth chosen automatically (beats).
+AUTO_FIFO_MAX = 256
+
+
 def stage_cycles(stage: Stage, cfg: StageConfig) -> int:
     """Cycles one frame occupies the stage at full throughput (its initiation interval)."""
     if stage.kind in _MATRIX:
@@ -336,6 +344,15 @@ class Design:
     def cycles(self, stage: Stage | str) -> int:
         s = stage if isinstance(stage, Stage) else next(x for x in self.stages if x.name == stage)
         return stage_cycles(s, self.config[s.name])
+
+    def fifo_depth(self, stage: Stage | str) -> int:
+        """Depth of the FIFO in front of ``stage`` (the configured one, or automatic)."""
+        s = stage if isinstance(stage, Stage) else next(x for x in self.stages if x.name == stage)
+        cfg = self.config[s.name]
+        if cfg.fifo_depth is not None:
+            return cfg.fifo_depth
+        n_in = cfg.simd if s.kind in _MATRIX else cfg.pe
+        return max(2, min(s.input.size // n_in, AUTO_FIFO_MAX))
 
     @property
     def ideal_ii(self) -> int:

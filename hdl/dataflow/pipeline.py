@@ -203,7 +203,9 @@ class Pipeline(wiring.Component):
                     wc = WidthConverter(element=el, n_in=prev_n, n_out=n_in)
                     m.submodules[f"dwc_{s.name}"] = wc
                     units.append(wc)
-                q = StreamFIFO(layout=beat_layout(s.input.qtype, n_in), depth=cfg.fifo_depth)
+                q = StreamFIFO(
+                    layout=beat_layout(s.input.qtype, n_in), depth=self.design.fifo_depth(s)
+                )
                 m.submodules[f"fifo_{s.name}"] = q
                 units.append(q)
             bad = self._corrupt[1:] if self._corrupt and self._corrupt[0] == s.name else None
@@ -268,7 +270,7 @@ def manifest(design: Design, top: str, network_hash: str) -> dict:
                 "pe": cfg.pe,
                 "simd": cfg.simd,
                 "mem_style": cfg.mem_style.value,
-                "fifo_depth": cfg.fifo_depth,
+                "fifo_depth": design.fifo_depth(s),
                 "cycles": design.cycles(s),
                 "out": _stream_doc(s.output, stage_io(s, cfg)[1]),
             }

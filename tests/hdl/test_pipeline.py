@@ -104,3 +104,21 @@ def test_pipeline_reaches_ideal_ii(tmp_path):
     assert d.ideal_ii == 16  # fc0: (12/3)·(8/2)
     # frames back to back, plus the pipeline's fill latency
     assert frames * d.ideal_ii <= cycles <= frames * d.ideal_ii + 3 * d.ideal_ii
+
+
+def test_tfc_w1a1_at_finn_folding_runs_at_64_cycles_per_frame():
+    """FINN's TFC folding (784→64 PE16/SIMD49, 64→64 PE8/SIMD8 twice, 64→10 PE10/SIMD8):
+    the slowest layers take 64 cycles per frame, and so does the whole pipeline."""
+    net = load("tfc_w1a1")
+    config = HardwareConfig(
+        {
+            "fc0": StageConfig(pe=16, simd=49),
+            "fc1": StageConfig(pe=8, simd=8),
+            "fc2": StageConfig(pe=8, simd=8),
+            "fc3": StageConfig(pe=10, simd=8),
+        }
+    )
+    assert Design(net, config).ideal_ii == 64
+    _, short = check(net, config, frames=4, gaps=0, stall=0)
+    _, long = check(net, config, frames=12, gaps=0, stall=0)
+    assert (long - short) / 8 == 64  # steady state: cycles per additional frame
