@@ -104,6 +104,17 @@ class Stage:
         return int(self.input.shape[0]) if len(self.input.shape) == 3 else self.input.size
 
     @property
+    def depthwise(self) -> bool:
+        """A depthwise convolution (a vector-vector unit instead of an MVAU)."""
+        m = self.main
+        return (
+            self.kind is StageKind.CONV
+            and isinstance(m, Conv2d)
+            and m.groups > 1
+            and m.groups == self.channels == m.weight.shape[0]
+        )
+
+    @property
     def vectors(self) -> int:
         """Input vectors per frame: output pixels of a convolution, 1 for a dense layer."""
         if self.kind is StageKind.CONV:
@@ -116,7 +127,10 @@ class Stage:
 
     def simd_choices(self) -> list[int]:
         """Valid SIMD values: divisors of the vector length; for a convolution also of the
-        input channels (each beat carries channels of one window position)."""
+        input channels (each beat carries channels of one window position). A depthwise
+        convolution reads PE channels per beat, so its SIMD is 1."""
+        if self.depthwise:
+            return [1]
         if self.kind is StageKind.CONV:
             return _divisors(int(self.input.shape[0]))
         if self.kind is StageKind.MVAU:
@@ -125,6 +139,14 @@ class Stage:
 
 
 _MATRIX = (StageKind.MVAU, StageKind.CONV)
+
+
+def _is_depthwise(layer: Layer, net: Network) -> bool:
+    """A convolution with one filter per input channel (groups = C = OC)."""
+    if not isinstance(layer, Conv2d):
+        return False
+    c = net.tensors[layer.inputs[0]].shape[0]
+    return layer.groups == c == layer.weight.shape[0] and c > 1
 
 
 def _divisors(n: int) -> list[int]:
@@ -167,9 +189,10 @@ def plan(net: Network) -> list[Stage]:
         group = [la]
         if isinstance(la, Dense | BinaryDense | Conv2d | BinaryConv2d):
             kind = StageKind.CONV if isinstance(la, Conv2d | BinaryConv2d) else StageKind.MVAU
-            if isinstance(la, Conv2d) and la.groups != 1:
+            if isinstance(la, Conv2d) and la.groups != 1 and not _is_depthwise(la, net):
                 raise ConfigError(
-                    f"layer {la.name!r}: grouped/depthwise conv2d has no dataflow hardware yet"
+                    f"layer {la.name!r}: grouped conv2d (groups={la.groups}) has no dataflow "
+                    "hardware yet; plain and depthwise (groups = channels) convolutions do"
                 )
             # fuse the activation chain: [clip] [requant | multithreshold]
             j = i + 1
@@ -297,6 +320,9 @@ AUTO_FIFO_MAX = 256
 
 def stage_cycles(stage: Stage, cfg: StageConfig) -> int:
     """Cycles one frame occupies the stage at full throughput (its initiation interval)."""
+    if stage.depthwise:  # a VVAU: each tap of PE channels per cycle, then C/PE result beats
+        kh, kw = stage.main.kernel
+        return stage.vectors * (kh * kw + 1) * (stage.channels // cfg.pe)
     if stage.kind in _MATRIX:
         return stage.vectors * (stage.mw // cfg.simd) * (stage.mh // cfg.pe)
     # pool and act units take cfg.pe channels per beat and move one beat per cycle
@@ -351,7 +377,7 @@ class Design:
         cfg = self.config[s.name]
         if cfg.fifo_depth is not None:
             return cfg.fifo_depth
-        n_in = cfg.simd if s.kind in _MATRIX else cfg.pe
+        n_in = cfg.simd if s.kind in _MATRIX and not s.depthwise else cfg.pe
         return max(2, min(s.input.size // n_in, AUTO_FIFO_MAX))
 
     @property

@@ -27,13 +27,14 @@ from .act import Activation, ActivationSpec
 from .mvau import MVAU
 from .stream import StreamFIFO, WidthConverter, beat_layout, element_shape
 from .top import AxiStreamTop, tdata_bits, to_verilog
+from .vvau import VVAU
 
 __all__ = ["Pipeline", "StageUnit", "build", "generate", "stage_io", "top_name"]
 
 
 def stage_io(stage: Stage, cfg: StageConfig) -> tuple[int, int]:
     """Elements per beat at a stage's input and output."""
-    if stage.kind in (StageKind.MVAU, StageKind.CONV):
+    if stage.kind in (StageKind.MVAU, StageKind.CONV) and not stage.depthwise:
         return cfg.simd, cfg.pe
     return cfg.pe, cfg.pe
 
@@ -51,6 +52,8 @@ def _matrix(stage: Stage) -> tuple[np.ndarray, bool, bool]:
     """The stage's weights as the MVAU sees them (columns in stream order), and its mode."""
     la = stage.main
     w = np.asarray(la.weight)
+    if stage.depthwise:  # (C, 1, KH, KW) -> (C, KH*KW)
+        return w.reshape(w.shape[0], -1), False, False
     if w.ndim == 4:  # (OC, C, KH, KW) -> (OC, KH*KW*C): the window order of the SWG
         w = w.transpose(0, 2, 3, 1).reshape(w.shape[0], -1)
     if stage.in_order is not None:
@@ -98,7 +101,7 @@ class StageUnit(wiring.Component):
                         stride=la.stride,
                         padding=pad,
                         dilation=la.dilation,
-                        simd=cfg.simd,
+                        simd=stage_io(s, cfg)[0],
                         pad_value=0,
                     )
                 )
@@ -111,20 +114,26 @@ class StageUnit(wiring.Component):
             lo, hi = s.input.lo, s.input.hi
             if s.kind is StageKind.CONV and any(getattr(s.main, "padding", (0, 0))):
                 lo, hi = min(lo, 0), max(hi, 0)  # padding inserts zeros
-            units.append(
-                MVAU(
-                    weights=weights,
-                    bias=getattr(s.main, "bias", None),
-                    in_type=s.input.qtype,
-                    out_type=acc.qtype,
-                    in_range=(lo, hi),
-                    pe=cfg.pe,
-                    simd=cfg.simd,
-                    xnor=xnor,
-                    bipolar_out=bipolar_out,
-                    mem_style=cfg.mem_style,
+            common = {
+                "bias": getattr(s.main, "bias", None),
+                "in_type": s.input.qtype,
+                "out_type": acc.qtype,
+                "in_range": (lo, hi),
+                "pe": cfg.pe,
+            }
+            if s.depthwise:  # weights (C, KH*KW): each channel's own taps
+                units.append(VVAU(weights=weights, **common))
+            else:
+                units.append(
+                    MVAU(
+                        weights=weights,
+                        simd=cfg.simd,
+                        xnor=xnor,
+                        bipolar_out=bipolar_out,
+                        mem_style=cfg.mem_style,
+                        **common,
+                    )
                 )
-            )
             spec = ActivationSpec.of(s.layers[1:])
             if not spec.empty:
                 units.append(
