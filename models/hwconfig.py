@@ -171,7 +171,8 @@ def plan(net: Network) -> list[Stage]:
             continue
         if len(la.inputs) != 1:
             raise ConfigError(
-                f"layer {la.name!r}: {la.op} (several inputs) has no dataflow hardware yet"
+                f"layer {la.name!r}: {la.op} joins two branches; the residual fork/add blocks "
+                "exist (hdl/dataflow/residual.py) but the compiler routes linear pipelines only"
             )
         if isinstance(la, Flatten | Reshape):
             src = net.tensors[la.inputs[0]]
