@@ -137,13 +137,9 @@ class Activation(wiring.Component):
         n = self._n
         groups = self._channels // n
         group = Signal(range(max(groups, 2)))
-        full = Signal()
-        out = Signal(beat_layout(self._out_type, n))
-        m.d.comb += [
-            self.o.valid.eq(full),
-            self.o.payload.eq(out),
-            self.i.ready.eq(~full | self.o.ready),
-        ]
+        full = self.o.valid  # the output registers are the ports themselves (stable names)
+        out = self.o.payload
+        m.d.comb += self.i.ready.eq(~full | self.o.ready)
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += full.eq(0)
         with m.If(self.i.valid & self.i.ready):

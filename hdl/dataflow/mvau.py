@@ -177,8 +177,7 @@ class MVAU(wiring.Component):
             signed(self._acc_type.bits) if self._acc_type.signed else unsigned(self._acc_type.bits)
         )
         acc = [Signal(acc_shape, name=f"acc{p}") for p in range(pe)]
-        o_full = Signal()
-        o_data = Signal(beat_layout(self._out_type, pe))
+        o_full = self.o.valid  # the output registers are the ports themselves (stable names)
 
         c_done = c_valid & (~c_last | ~o_full | self.o.ready)
         room = ~c_valid | c_done
@@ -193,8 +192,6 @@ class MVAU(wiring.Component):
             v_wr.addr.eq(sf),
             v_wr.data.eq(self.i.payload.as_value()),
             v_wr.en.eq(step & need_input),
-            self.o.valid.eq(o_full),
-            self.o.payload.eq(o_data),
         ]
         with m.If(step):
             last_sf = sf == sf_n - 1
@@ -253,6 +250,6 @@ class MVAU(wiring.Component):
                 value = new_acc[p]
                 if self._xnor and self._bipolar_out:
                     value = (value << 1) - mw
-                m.d.sync += o_data[p].eq(value)
+                m.d.sync += self.o.payload[p].eq(value)
             m.d.sync += o_full.eq(1)
         return m

@@ -65,8 +65,32 @@ def _matrix(stage: Stage) -> tuple[np.ndarray, bool, bool]:
     return w, xnor, bipolar_out
 
 
+def unit_names(stage: Stage) -> list[str]:
+    """Instance names of a stage's units, in stream order (``u<k>_<class name>``)."""
+    kinds = []
+    if stage.kind is StageKind.CONV:
+        kinds.append("slidingwindow")
+    if stage.kind in (StageKind.MVAU, StageKind.CONV):
+        kinds.append("vvau" if stage.depthwise else "mvau")
+        if not ActivationSpec.of(stage.layers[1:]).empty:
+            kinds.append("activation")
+    elif stage.kind is StageKind.POOL:
+        kinds.append("pool2d")
+    else:
+        kinds.append("activation")
+    return [f"u{k}_{kind}" for k, kind in enumerate(kinds)]
+
+
+def tap_instance(stage: Stage) -> str:
+    """Instance path, from the pipeline, of the module whose ``o`` port is the stage's
+    output under that exact name (the stage's own port may be renamed: its last unit's
+    output net is also called ``o__payload`` there)."""
+    return f"stage_{stage.name}.{unit_names(stage)[-1]}"
+
+
 class StageUnit(wiring.Component):
-    """One pipeline stage with stream ports ``i`` and ``o`` (its output is a tap)."""
+    """One pipeline stage with stream ports ``i`` and ``o``: its units (sliding window,
+    MVAU/VVAU, activation, pool) chained, named by :func:`unit_names`."""
 
     def __init__(
         self, *, stage: Stage, config: StageConfig, corrupt: tuple[int, int] | None = None
@@ -79,9 +103,12 @@ class StageUnit(wiring.Component):
                 "o": Out(stream.Signature(beat_layout(stage.output.qtype, n_out))),
             }
         )
+        self.units = self._make_units()
+        self.unit_names = unit_names(stage)
+        kinds = [type(u).__name__.lower() for u in self.units]
+        assert [n.split("_", 1)[1] for n in self.unit_names] == kinds, (kinds, self.unit_names)
 
-    def elaborate(self, platform):
-        m = Module()
+    def _make_units(self) -> list:
         s, cfg = self.stage, self.config
         units = []
         if s.kind in (StageKind.MVAU, StageKind.CONV):
@@ -174,9 +201,13 @@ class StageUnit(wiring.Component):
                     channels=s.channels,
                 )
             )
-        for k, u in enumerate(units):
-            m.submodules[f"u{k}_{type(u).__name__.lower()}"] = u
-        _chain(m, units, wiring.flipped(self.i), wiring.flipped(self.o))
+        return units
+
+    def elaborate(self, platform):
+        m = Module()
+        for name, u in zip(self.unit_names, self.units, strict=True):
+            m.submodules[name] = u
+        _chain(m, self.units, wiring.flipped(self.i), wiring.flipped(self.o))
         return m
 
 
@@ -275,7 +306,7 @@ def manifest(design: Design, top: str, network_hash: str) -> dict:
                 "kind": s.kind.value,
                 "layers": [la.name for la in s.layers],
                 "tap": s.tap,
-                "instance": f"stage_{s.name}",
+                "instance": tap_instance(s),
                 "pe": cfg.pe,
                 "simd": cfg.simd,
                 "mem_style": cfg.mem_style.value,

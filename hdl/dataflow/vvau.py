@@ -103,12 +103,11 @@ class VVAU(wiring.Component):
         g = Signal(range(max(groups, 2)))
         addr = Signal(range(max(len(words), 2)))
         # output side: after the last tap, the C/PE result beats are sent one by one
-        sending = Signal()
+        sending = self.o.valid  # a register that is the port itself (a stable name)
         out_g = Signal(range(max(groups, 2)))
         m.d.comb += [
             rd.addr.eq(addr),
             self.i.ready.eq(~sending),
-            self.o.valid.eq(sending),
         ]
         for p in range(pe):
             m.d.comb += self.o.payload[p].eq(Array(accs[k][p] for k in range(groups))[out_g])

@@ -1,0 +1,344 @@
+"""2-D max and average pooling on streams: a sliding-window generator and a window reducer."""
+
+from __future__ import annotations
+
+from itertools import count
+
+from amaranth import Module, Mux, Shape, Signal, signed
+from amaranth.hdl import ShapeCastable
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from models.dataflow import conv_out_size
+from models.qtype import Rounding
+
+from .swg import (
+    _ChannelMajorWindow,
+    _check_int,
+    _check_pair,
+    _element_shape,
+    _shape_range,
+    line_buffer_rows,
+)
+
+__all__ = ["Pool2d", "divide_round"]
+
+_MODES = ("max", "avg")
+
+
+def divide_round(m: Module, n, lo: int, hi: int, d: int, rounding: Rounding):
+    """``n / d`` rounded as ``rounding`` says, for an integer value ``n`` known to lie in
+    ``[lo, hi]`` and a positive constant ``d``; exact, as :func:`models.arith.round_div`.
+    Combinational logic, added to ``m``.
+
+    A power-of-two ``d`` is an arithmetic shift. Any other ``d`` is a multiplication by a
+    constant reciprocal: with ``n'`` = ``n`` + a multiple of ``d`` making it non-negative
+    (at most ``N``), ``floor(n' / d) = (n' * M) >> s`` where ``M = ceil(2**s / d)`` and
+    ``s`` is the smallest with ``N * (M*d - 2**s) < 2**s``. The remainder then decides the
+    rounding.
+    """
+    if not isinstance(d, int) or isinstance(d, bool) or d < 1:
+        raise ValueError(f"divisor must be a positive int, not {d!r}")
+    if d == 1:
+        return n
+    k = d.bit_length() - 1
+    if d == 1 << k:
+        q = n.shift_right(k)
+        r = n.as_unsigned()[:k]
+    else:
+        offset = -(-max(0, -lo) // d)  # multiples of d added to make n non-negative
+        top = hi + offset * d
+        for s in count(top.bit_length()):
+            mult = -(-(1 << s) // d)
+            if top * (mult * d - (1 << s)) < (1 << s):
+                break
+        biased = Signal(range(top + 1))
+        product = Signal(range(top * mult + 1))
+        q_biased = Signal(range(top // d + 1))
+        back = Signal(biased.shape())
+        r = Signal(range(d))
+        q = Signal(range(lo // d - 1, hi // d + 2))
+        m.d.comb += [
+            biased.eq(n + offset * d),
+            product.eq(biased * mult),
+            q_biased.eq(product[s:]),
+            back.eq(q_biased * d),
+            r.eq(biased - back),
+        ]
+        if offset:
+            q_wide = Signal(signed(len(q_biased) + 1))
+            m.d.comb += [q_wide.eq(q_biased), q.eq(q_wide - offset)]
+        else:
+            m.d.comb += q.eq(q_biased)
+    inexact = r != 0
+    above, tie = (r << 1) > d, (r << 1) == d
+    negative = n < 0 if lo < 0 else 0
+    if rounding is Rounding.FLOOR:
+        up = 0
+    elif rounding is Rounding.CEIL:
+        up = inexact
+    elif rounding is Rounding.TOWARD_ZERO:
+        up = inexact & negative
+    elif rounding is Rounding.AWAY_FROM_ZERO:
+        up = inexact & ~negative if lo < 0 else inexact
+    else:
+        on_tie = {
+            Rounding.HALF_UP: 1,
+            Rounding.HALF_DOWN: 0,
+            Rounding.HALF_EVEN: q[0],
+            Rounding.HALF_AWAY: ~negative if lo < 0 else 1,
+            Rounding.HALF_TOWARD_ZERO: negative,
+        }[rounding]
+        up = above | (tie & on_tie)
+    return q if isinstance(up, int) else Mux(up, q + 1, q)
+
+
+class _WindowReduce(wiring.Component):
+    """Reduces every ``taps`` consecutive beats element-wise (max, or sum then rounded
+    division by ``taps``) to one beat. One input beat per cycle; ``o.valid`` and
+    ``i.ready`` come from registers."""
+
+    def __init__(self, *, element, simd: int, taps: int, mode: str, rounding: Rounding):
+        self._element, self._simd, self._taps = element, simd, taps
+        self._mode, self._rounding = mode, rounding
+        beat = data.ArrayLayout(element, simd)
+        super().__init__({"i": In(stream.Signature(beat)), "o": Out(stream.Signature(beat))})
+
+    def elaborate(self, platform):
+        m = Module()
+        n, simd = self._taps, self._simd
+        lo, hi = _shape_range(Shape.cast(self._element))
+        if self._mode == "max":
+            acc_shape = self._element
+        else:
+            lo, hi = lo * n, hi * n
+            acc_shape = Shape.cast(range(lo, hi + 1))
+        tap = Signal(range(n))
+        last = tap == n - 1
+        acc = [Signal(acc_shape, name=f"acc{j}") for j in range(simd)]
+        full = [Signal(acc_shape, name=f"full{j}") for j in range(simd)]  # finished windows
+        full_valid = Signal()
+
+        if self._mode == "max":
+            # the finished window is the output register
+            load = ~full_valid | self.o.ready
+            m.d.comb += [
+                self.o.valid.eq(full_valid),
+                *[self.o.payload[j].eq(full[j]) for j in range(simd)],
+            ]
+            with m.If(self.o.ready):
+                m.d.sync += full_valid.eq(0)
+        else:
+            # one more register stage for the division
+            out = Signal(data.ArrayLayout(self._element, simd))
+            out_valid = Signal()
+            drain = ~out_valid | self.o.ready
+            load = ~full_valid | drain
+            m.d.comb += [self.o.valid.eq(out_valid), self.o.payload.eq(out)]
+            with m.If(drain):
+                m.d.sync += [out_valid.eq(full_valid), full_valid.eq(0)]
+                for j in range(simd):
+                    q = divide_round(m, full[j], lo, hi, n, self._rounding)
+                    m.d.sync += out[j].eq(q)
+
+        m.d.comb += self.i.ready.eq(~last | load)
+        with m.If(self.i.valid & self.i.ready):
+            for j in range(simd):
+                x = self.i.payload[j]
+                if n == 1:
+                    value = x
+                elif self._mode == "max":
+                    value = Mux((tap == 0) | (x > acc[j]), x, acc[j])
+                else:
+                    wide = Signal(acc_shape, name=f"x{j}")
+                    m.d.comb += wide.eq(x)
+                    value = Mux(tap == 0, wide, acc[j] + wide)
+                with m.If(last):
+                    m.d.sync += full[j].eq(value)
+                with m.Else():
+                    m.d.sync += acc[j].eq(value)
+            with m.If(last):
+                m.d.sync += [tap.eq(0), full_valid.eq(1)]
+            with m.Else():
+                m.d.sync += tap.eq(tap + 1)
+        return m
+
+
+class Pool2d(wiring.Component):
+    """2-D max or average pooling of a stream of (H, W, C) frames, channels-last, ``simd``
+    channels per beat; the output is (OH, OW, C) channels-last, ``simd`` channels per beat.
+
+    ``mode="max"``: the maximum of each window; padding never wins (it is the element's
+    minimum, and ``padding`` is at most half the kernel, so every window holds a pixel), as
+    :func:`models.dataflow.maxpool2d`. ``mode="avg"``: the window sum divided by
+    ``kh * kw`` with ``rounding``, exactly as :func:`models.dataflow.avgpool2d` (no padding;
+    a power-of-two area is a shift, any other a multiplication by a constant reciprocal, see
+    :func:`divide_round`).
+
+    A :class:`~hdl.dataflow.swg.SlidingWindow` line buffer emits each pixel's ``kh * kw``
+    taps channel group by channel group, and a reducer folds them, one beat per cycle: a
+    frame takes ``max(H*W, OH*OW*KH*KW) * C / simd`` cycles in steady state
+    (:attr:`cycles`, ``models.hwconfig.stage_cycles`` of a pool stage with ``pe = simd``).
+
+    Parameters
+    ----------
+    element
+        ``signed(n)`` or ``unsigned(n)``.
+    channels, height, width
+        Input image size C, H, W.
+    kernel, stride, padding
+        (h, w) pairs.
+    simd
+        Channels per beat; must divide ``channels``.
+    mode
+        ``"max"`` or ``"avg"``.
+    rounding
+        :class:`~models.qtype.Rounding` of the average (ignored for max).
+    """
+
+    def __init__(
+        self,
+        *,
+        element: ShapeCastable,
+        channels: int,
+        height: int,
+        width: int,
+        kernel: tuple[int, int],
+        stride: tuple[int, int],
+        padding: tuple[int, int],
+        simd: int,
+        mode: str,
+        rounding: Rounding = Rounding.HALF_EVEN,
+    ) -> None:
+        shape = _element_shape(element)
+        if isinstance(element, ShapeCastable) and not isinstance(element, Shape):
+            raise TypeError(f"element must be a signed or unsigned shape, not {element!r}")
+        if mode not in _MODES:
+            raise ValueError(f"mode must be 'max' or 'avg', not {mode!r}")
+        if not isinstance(rounding, Rounding):
+            raise TypeError(f"rounding must be a Rounding, not {rounding!r}")
+        self._channels = _check_int("channels", channels, 1)
+        self._height = _check_int("height", height, 1)
+        self._width = _check_int("width", width, 1)
+        self._simd = _check_int("simd", simd, 1)
+        if channels % simd:
+            raise ValueError(f"simd must divide channels ({channels}), not {simd!r}")
+        self._kernel = _check_pair("kernel", kernel, 1)
+        self._stride = _check_pair("stride", stride, 1)
+        self._padding = _check_pair("padding", padding, 0)
+        if mode == "avg" and self._padding != (0, 0):
+            raise ValueError(f"padding must be (0, 0) for average pooling, not {self._padding!r}")
+        if any(p > k // 2 for p, k in zip(self._padding, self._kernel, strict=True)):
+            raise ValueError(
+                f"padding must be at most half the kernel {self._kernel}, not {self._padding!r}"
+            )
+        self._out_h = conv_out_size(height, self._kernel[0], self._stride[0], self._padding[0], 1)
+        self._out_w = conv_out_size(width, self._kernel[1], self._stride[1], self._padding[1], 1)
+        if self._out_h < 1 or self._out_w < 1:
+            raise ValueError(f"kernel {self._kernel} must fit the {height}x{width} image")
+        self._element = element
+        self._shape = shape
+        self._mode = mode
+        self._rounding = rounding
+        self._rows = line_buffer_rows(
+            height=height,
+            width=width,
+            groups=channels // simd,
+            kernel=self._kernel,
+            stride=self._stride,
+            padding=self._padding,
+            dilation=(1, 1),
+            channel_major=True,
+        )
+        beat = data.ArrayLayout(element, simd)
+        super().__init__({"i": In(stream.Signature(beat)), "o": Out(stream.Signature(beat))})
+
+    @property
+    def element(self) -> ShapeCastable:
+        return self._element
+
+    @property
+    def mode(self) -> str:
+        return self._mode
+
+    @property
+    def rounding(self) -> Rounding:
+        return self._rounding
+
+    @property
+    def kernel(self) -> tuple[int, int]:
+        return self._kernel
+
+    @property
+    def stride(self) -> tuple[int, int]:
+        return self._stride
+
+    @property
+    def padding(self) -> tuple[int, int]:
+        return self._padding
+
+    @property
+    def simd(self) -> int:
+        return self._simd
+
+    @property
+    def out_height(self) -> int:
+        return self._out_h
+
+    @property
+    def out_width(self) -> int:
+        return self._out_w
+
+    @property
+    def in_beats(self) -> int:
+        """Input beats per frame: H·W·C / simd."""
+        return self._height * self._width * (self._channels // self._simd)
+
+    @property
+    def out_beats(self) -> int:
+        """Output beats per frame: OH·OW·C / simd."""
+        return self._out_h * self._out_w * (self._channels // self._simd)
+
+    @property
+    def cycles(self) -> int:
+        """Cycles per frame in steady state: max(H·W, OH·OW·KH·KW) · C / simd."""
+        kh, kw = self._kernel
+        hw, window = self._height * self._width, self._out_h * self._out_w * kh * kw
+        return max(hw, window) * (self._channels // self._simd)
+
+    @property
+    def buffer_rows(self) -> int:
+        """Image rows held by the line buffer."""
+        return self._rows
+
+    @property
+    def buffer_depth(self) -> int:
+        """Line buffer depth in beats (each ``simd`` elements wide)."""
+        return self._rows * self._width * (self._channels // self._simd)
+
+    def elaborate(self, platform):
+        m = Module()
+        lo, _ = _shape_range(self._shape)
+        m.submodules.window = window = _ChannelMajorWindow(
+            element=self._element,
+            channels=self._channels,
+            height=self._height,
+            width=self._width,
+            kernel=self._kernel,
+            stride=self._stride,
+            padding=self._padding,
+            dilation=(1, 1),
+            simd=self._simd,
+            pad_value=lo if self._mode == "max" else 0,
+        )
+        m.submodules.reduce = reduce = _WindowReduce(
+            element=self._element,
+            simd=self._simd,
+            taps=self._kernel[0] * self._kernel[1],
+            mode=self._mode,
+            rounding=self._rounding,
+        )
+        wiring.connect(m, wiring.flipped(self.i), window.i)
+        wiring.connect(m, window.o, reduce.i)
+        wiring.connect(m, reduce.o, wiring.flipped(self.o))
+        return m
