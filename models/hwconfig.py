@@ -36,6 +36,7 @@ from .layers import (
     Requant,
     Reshape,
 )
+from .qtype import Kind
 
 __all__ = [
     "ConfigError",
@@ -206,6 +207,12 @@ def plan(net: Network) -> list[Stage]:
                 ):
                     group.append(layers[j])
                     j += 1
+            src = net.tensors[la.inputs[0]]
+            if isinstance(la, Conv2d) and any(la.padding) and src.qtype.kind is Kind.BIPOLAR:
+                raise ConfigError(
+                    f"layer {la.name!r}: a padded convolution of a bipolar input has no "
+                    "hardware: bipolar streams cannot carry the zero padding"
+                )
         elif isinstance(la, MaxPool2d | AvgPool2d):
             kind = StageKind.POOL
         elif isinstance(la, Clip | Requant | MultiThreshold):
@@ -321,11 +328,18 @@ AUTO_FIFO_MAX = 256
 
 def stage_cycles(stage: Stage, cfg: StageConfig) -> int:
     """Cycles one frame occupies the stage at full throughput (its initiation interval)."""
-    if stage.depthwise:  # a VVAU: each tap of PE channels per cycle, then C/PE result beats
-        kh, kw = stage.main.kernel
-        return stage.vectors * (kh * kw + 1) * (stage.channels // cfg.pe)
-    if stage.kind in _MATRIX:
-        return stage.vectors * (stage.mw // cfg.simd) * (stage.mh // cfg.pe)
+    if stage.kind is StageKind.CONV:
+        # the window generator reads the image (H·W·C/n beats) while the MVAU/VVAU computes;
+        # the slower side sets the pace
+        c, h, w = stage.input.shape
+        if stage.depthwise:  # a VVAU: each tap of PE channels per cycle, then C/PE results
+            kh, kw = stage.main.kernel
+            return max(h * w * c // cfg.pe, stage.vectors * (kh * kw + 1) * (c // cfg.pe))
+        return max(
+            h * w * c // cfg.simd, stage.vectors * (stage.mw // cfg.simd) * (stage.mh // cfg.pe)
+        )
+    if stage.kind is StageKind.MVAU:
+        return (stage.mw // cfg.simd) * (stage.mh // cfg.pe)
     # pool and act units take cfg.pe channels per beat and move one beat per cycle
     if stage.kind is StageKind.POOL:
         c, h, w = stage.input.shape

