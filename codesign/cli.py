@@ -31,6 +31,10 @@ class CliError(UserError, ValueError):
     """A command-line usage error."""
 
 
+class VerificationFailed(UserError, ValueError):
+    """The RTL disagrees with the golden model (exit status 2, after the report)."""
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line, exit 2, as for every user error
         raise CliError(f"{self.prog}: {message}")
@@ -159,7 +163,39 @@ def cmd_hdl(args) -> None:
     _emit(args, {"output_dir": str(out_dir), **doc}, text)
 
 
+def _verify_text(r: dict) -> str:
+    verdict = "0 mismatches" if r["mismatches"] == 0 else f"{r['mismatches']} MISMATCHES"
+    lines = [
+        f"{r['network']} on {r['sim']}: {r['frames']} frames with random back-pressure, {verdict}"
+    ]
+    if r["mismatches"]:
+        lines.append(
+            f"first differing stage {r['first_bad_stage']!r} (layer {r['first_bad_layer']!r})"
+        )
+    lines.append(
+        f"latency {r['latency']} cycles (first input beat to first output beat); "
+        f"II {r['ii']} cycles/frame measured, {r['ideal_ii']} ideal"
+    )
+    return "\n".join(lines)
+
+
+def cmd_verify(args) -> None:
+    from .flows import design, verify
+
+    net = load(args.net)
+    d = design(net, args.config)
+    r = verify(d, args.output, vectors=args.vectors, sim=args.sim, seed=args.seed, waves=args.waves)
+    _emit(args, r, _verify_text(r))
+    if r["mismatches"]:
+        raise VerificationFailed(
+            f"{net.name}: {r['mismatches']} mismatches, first in stage "
+            f"{r['first_bad_stage']!r} (layer {r['first_bad_layer']!r})"
+        )
+
+
 def cmd_run(args) -> None:
+    from .flows import design, verify
+
     net = load(args.net)
     info = summary(net)
     out_dir = Path(args.build) / net.name
@@ -177,20 +213,56 @@ def cmd_run(args) -> None:
             "output_sha256": _sha256(y),
         },
     }
-    atomic_write(out_dir / "manifest.json", json.dumps(manifest, indent=1) + "\n")
-    report = (
-        f"# {net.name}\n\n```\n{summary_text(info)}\n```\n\n"
-        f"Golden model: {args.vectors} random vectors (seed {args.seed}), outputs sha256 "
-        f"`{manifest['golden']['output_sha256']}`.\n"
+    sections = [
+        f"# {net.name}\n\n```\n{summary_text(info)}\n```\n",
+        f"Golden model: {args.vectors} random vectors (seed {args.seed}), outputs "
+        f"sha256 `{manifest['golden']['output_sha256']}`.\n",
+    ]
+    text = [
+        summary_text(info),
+        "",
+        f"golden: {args.vectors} vectors (seed {args.seed}) → sha256 "
+        f"{manifest['golden']['output_sha256'][:16]}",
+    ]
+    if not args.no_hardware:
+        d = design(net)
+        r = verify(d, out_dir / "hdl", vectors=args.vectors, sim=args.sim, seed=args.seed)
+        manifest["verify"] = {
+            k: r[k]
+            for k in (
+                "sim",
+                "frames",
+                "mismatches",
+                "latency",
+                "ii",
+                "ideal_ii",
+                "first_bad_stage",
+                "verilog",
+            )
+        }
+        rows = "\n".join(
+            f"| {s.name} | {s.kind.value} | {d.config[s.name].pe} | {d.config[s.name].simd} | "
+            f"{d.cycles(s)} |"
+            for s in d.stages
+        )
+        sections.append(
+            "\n## Hardware\n\n| stage | kind | PE | SIMD | cycles/frame |\n|---|---|---|---|---|\n"
+            f"{rows}\n\nVerilog: `{r['verilog']}`. cocotb on {r['sim']}: {r['frames']} frames "
+            f"with random back-pressure, **{r['mismatches']} mismatches**; latency "
+            f"{r['latency']} cycles, II {r['ii']} cycles/frame measured against "
+            f"{r['ideal_ii']} ideal.\n"
+        )
+        text += ["", _verify_text(r)]
+    atomic_write(out_dir / "manifest.json", json.dumps(manifest, indent=1, default=str) + "\n")
+    atomic_write(out_dir / "report.md", "".join(sections))
+    text.append(f"wrote {out_dir}/report.md and manifest.json")
+    _emit(
+        args,
+        {"network": net.name, "build_dir": str(out_dir), "summary": info, **manifest},
+        "\n".join(text),
     )
-    atomic_write(out_dir / "report.md", report)
-    doc = {"network": net.name, "build_dir": str(out_dir), "summary": info, **manifest}
-    text = (
-        f"{summary_text(info)}\n\ngolden: {args.vectors} vectors (seed {args.seed}) → "
-        f"sha256 {manifest['golden']['output_sha256'][:16]}\nwrote {out_dir}/report.md, "
-        "manifest.json, golden_inputs.npy, golden_outputs.npy"
-    )
-    _emit(args, doc, text)
+    if manifest.get("verify", {}).get("mismatches"):
+        raise VerificationFailed(f"{net.name}: the RTL disagrees with the golden model")
 
 
 # -- parser --------------------------------------------------------------------------------
@@ -233,6 +305,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-o", "--output", metavar="DIR", help="output folder (build/<net>/hdl)")
     s.add_argument("--build", metavar="DIR", default="build", help=argparse.SUPPRESS)
     s.set_defaults(func=cmd_hdl)
+    s = sub.add_parser("verify", parents=[common], help="prove the RTL against the golden model")
+    s.add_argument("net", metavar="NET", help="zoo name or description path")
+    s.add_argument("--config", metavar="HW.yaml", help="hardware configuration (folding)")
+    s.add_argument("--sim", choices=("verilator", "icarus"), default="verilator")
+    s.add_argument("--vectors", type=_positive_int, default=200, help="random frames (200)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--waves", action="store_true", help="record a waveform")
+    s.add_argument("-o", "--output", metavar="DIR", help="design folder (build/<net>/hdl)")
+    s.set_defaults(func=cmd_verify)
     s = sub.add_parser("run", parents=[common], help="the whole flow on a network")
     s.add_argument(
         "net",
@@ -244,6 +325,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--vectors", type=_positive_int, default=200, help="golden vectors")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--build", metavar="DIR", default="build", help="output root (build/)")
+    s.add_argument("--sim", choices=("verilator", "icarus"), default="verilator")
+    s.add_argument(
+        "--no-hardware",
+        action="store_true",
+        help="golden model only: skip generating and verifying the RTL",
+    )
     s.set_defaults(func=cmd_run)
     return p
 

@@ -12,7 +12,7 @@ from models.ir import Network
 
 from .summary import network_hash
 
-__all__ = ["design", "generate", "load_config"]
+__all__ = ["design", "generate", "load_config", "verify"]
 
 
 def load_config(path: str | Path) -> HardwareConfig:
@@ -51,3 +51,40 @@ def generate(d: Design, out_dir: str | Path) -> dict:
     from hdl.dataflow.pipeline import generate as _generate
 
     return _generate(d, out_dir, network_hash(d.network))
+
+
+#: Simulator builds, shared by every run on this machine: a build is keyed by the Verilog's
+#: content and the simulator, so the same design is compiled once (Verilator: minutes).
+SIM_CACHE = Path.home() / ".cache" / "codesign" / "sim"
+
+
+def verify(
+    d: Design,
+    out_dir: str | Path | None = None,
+    *,
+    vectors: int = 200,
+    sim: str = "verilator",
+    seed: int = 0,
+    waves: bool = False,
+    build_cache: str | Path | None = None,
+) -> dict:
+    """Generate ``d`` (into ``out_dir``, default ``build/<net>/hdl``) and prove it against
+    the golden model in cocotb: ``vectors`` random frames with random back-pressure, then a
+    throughput run. Returns mismatches (and the first differing stage and layer), measured
+    latency and initiation interval, and the ideal II. Simulator builds are reused from
+    ``build_cache`` (default :data:`SIM_CACHE`)."""
+    from hdl.verify import verify as _verify
+
+    out_dir = Path(out_dir or Path("build") / d.network.name / "hdl")
+    doc = generate(d, out_dir)
+    result = _verify(
+        d,
+        out_dir,
+        vectors=vectors,
+        sim=sim,
+        seed=seed,
+        waves=waves,
+        build_dir=build_cache or SIM_CACHE,
+    )
+    result["verilog"] = str(out_dir / doc["verilog"])
+    return result

@@ -151,7 +151,9 @@ class MVAU(wiring.Component):
         pe, simd, sf_n, nf_n = self._pe, self._simd, self.sf, self.nf
         in_el = len(Signal(beat_layout(self._in_type, 1)).as_value())
         words, wbits, wsigned = self._weight_words()
-        style = {"ram_style": self._mem_style.value}
+        # Yosys's ram_style: a ROM in LUTs is "logic" (its "distributed" means LUT *RAM*,
+        # which cannot hold a synchronously read ROM on every family); BLOCK asks for BRAM
+        style = {"ram_style": "block" if self._mem_style is MemStyle.BLOCK else "logic"}
         m.submodules.weights = wmem = memory.Memory(
             shape=unsigned(pe * simd * wbits), depth=max(len(words), 2), init=words, attrs=style
         )

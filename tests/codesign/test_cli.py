@@ -158,7 +158,9 @@ def test_malformed_description_via_cli(capsys, tmp_path):
 
 
 def test_run_writes_report(capsys, tmp_path):
-    status, out, _ = run(capsys, "run", "--build", str(tmp_path), "--json", "--vectors", "20")
+    status, out, _ = run(
+        capsys, "run", "--build", str(tmp_path), "--json", "--vectors", "20", "--no-hardware"
+    )
     assert status == 0
     doc = json.loads(out)
     assert doc["network"] == "jet_tagger"
