@@ -21,6 +21,7 @@ from models.ir import Network
 from models.loader import load as _load
 from models.loader import save_description, zoo_names
 
+from .flows import design, generate, verify
 from .summary import network_hash, summary
 
 __all__ = [
@@ -28,6 +29,8 @@ __all__ = [
     "InputError",
     "Network",
     "UserError",
+    "design",
+    "generate",
     "golden",
     "load",
     "network_hash",
@@ -35,6 +38,7 @@ __all__ = [
     "save_description",
     "summary",
     "trace",
+    "verify",
     "zoo_names",
 ]
 

@@ -53,11 +53,6 @@ def generate(d: Design, out_dir: str | Path) -> dict:
     return _generate(d, out_dir, network_hash(d.network))
 
 
-#: Simulator builds, shared by every run on this machine: a build is keyed by the Verilog's
-#: content and the simulator, so the same design is compiled once (Verilator: minutes).
-SIM_CACHE = Path.home() / ".cache" / "codesign" / "sim"
-
-
 def verify(
     d: Design,
     out_dir: str | Path | None = None,
@@ -72,7 +67,8 @@ def verify(
     the golden model in cocotb: ``vectors`` random frames with random back-pressure, then a
     throughput run. Returns mismatches (and the first differing stage and layer), measured
     latency and initiation interval, and the ideal II. Simulator builds are reused from
-    ``build_cache`` (default :data:`SIM_CACHE`)."""
+    ``build_cache`` (default :func:`hdl.verify.default_build_root`, shared by every run on
+    this machine and keyed by the Verilog's content)."""
     from hdl.verify import verify as _verify
 
     out_dir = Path(out_dir or Path("build") / d.network.name / "hdl")
@@ -84,7 +80,7 @@ def verify(
         sim=sim,
         seed=seed,
         waves=waves,
-        build_dir=build_cache or SIM_CACHE,
+        build_dir=build_cache,
     )
     result["verilog"] = str(out_dir / doc["verilog"])
     return result

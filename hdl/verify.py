@@ -1,0 +1,689 @@
+"""Cycle-level proof of a generated design: cocotb on Verilator or Icarus Verilog.
+
+:func:`verify` draws seeded random inputs for a :class:`~models.hwconfig.Design`, computes
+the golden outputs and every stage's golden tap (:func:`models.golden.trace`), maps them to
+stream order with the compiler's ``manifest.json``, and runs :func:`run_cocotb`, which builds
+the Verilog (cached by content) and runs the bench :mod:`hdl.cocotb_bench`.
+
+The bench protocol
+------------------
+:func:`run_cocotb` writes, in a run directory, ``stimulus.npz`` (``inputs``, ``expected``
+and ``tap__<stage>`` arrays: frames × elements, stream order) and ``bench.json``
+(:data:`BENCH_KEYS`), and passes the path of ``bench.json`` to the simulator as the plusarg
+``+codesign_bench=<path>``. The bench writes ``results.json`` (path named in ``bench.json``).
+
+The manifest
+------------
+``manifest.json`` (format 1) next to the Verilog names the top module, the input and output
+streams and, for every stage in pipeline order, its instance and output stream; see
+:func:`read_manifest`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from hdl.dataflow.stream import to_channels_last
+from hdl.tools import WAIVERS, ToolError, require_icarus, verilator_on_path
+from models.errors import UserError
+from models.qtype import Kind, QType, parse_qtype
+
+__all__ = [
+    "BENCH_KEYS",
+    "KEEP_BUILDS",
+    "SIMULATORS",
+    "Manifest",
+    "ManifestError",
+    "SimulationError",
+    "StageSpec",
+    "StreamSpec",
+    "default_build_root",
+    "read_manifest",
+    "run_cocotb",
+    "verify",
+]
+
+#: Simulators :func:`run_cocotb` can drive.
+SIMULATORS = ("verilator", "icarus")
+
+#: Keys of the bench's ``bench.json``.
+BENCH_KEYS = (
+    "manifest",  # path of manifest.json
+    "stimulus",  # path of stimulus.npz
+    "results",  # where the bench writes results.json
+    "taps",  # stage names whose output streams are checked, pipeline order
+    "seed",  # seed of the pause generators
+    "perf_frames",  # frames of the second (free-running) phase
+    "timeout_cycles",  # per phase; a phase that takes longer is reported as timed out
+    "stall_cycles",  # a phase in which no monitored stream moves for longer is stuck
+    "source_pause",  # probability that the input stream pauses in a cycle (phase 1)
+    "sink_pause",  # probability that the output stream back-pressures in a cycle (phase 1)
+)
+
+_MANIFEST_FORMAT = 1
+
+
+class ManifestError(UserError, ValueError):
+    """A ``manifest.json`` that does not describe a design the bench can drive."""
+
+
+class SimulationError(RuntimeError):
+    """A build or simulation that did not produce results (the message says where the log
+    is)."""
+
+
+# -- the manifest ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    """One stream of a design: ``per_beat`` elements of ``qtype`` per beat, ``beats`` beats
+    per frame, carrying a tensor of ``shape`` in stream order."""
+
+    type: str
+    qtype: QType
+    element_bits: int
+    per_beat: int
+    elements: int
+    beats: int
+    shape: tuple[int, ...]
+    order: tuple[int, ...] | None
+    tdata_bits: int | None = None
+
+    @property
+    def payload_bits(self) -> int:
+        return self.element_bits * self.per_beat
+
+    def to_stream(self, x) -> np.ndarray:
+        """A batch ``(N, *shape)`` of the tensor (IR layout, C-major) → ``(N, elements)`` in
+        stream order: ``order`` when given, else channels-last for a (C, H, W) tensor and
+        index order for a 1-D one (:func:`hdl.dataflow.stream.to_channels_last`)."""
+        x = np.asarray(x)
+        if x.shape[1:] != self.shape:
+            raise ValueError(f"a batch must have shape (N, {self.shape}), not {x.shape}")
+        if self.order is not None:
+            return x.reshape(len(x), -1)[:, list(self.order)]
+        if len(self.shape) not in (1, 3):
+            raise ValueError(
+                f"a tensor of shape {self.shape} has no default stream order; the manifest "
+                "must give 'order'"
+            )
+        return to_channels_last(x)
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """One pipeline stage of the manifest."""
+
+    name: str
+    kind: str
+    layers: tuple[str, ...]
+    tap: str  #: IR layer whose golden output the stage's output stream equals
+    instance: str  #: instance name (or dotted path) of the stage in the Verilog
+    out: StreamSpec
+    pe: int | None = None
+    simd: int | None = None
+    cycles: int | None = None
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What :func:`read_manifest` reads from a design directory."""
+
+    path: Path
+    name: str
+    top: str
+    verilog: Path
+    network_hash: str | None
+    ideal_ii: int | None
+    clock_mhz: float | None
+    input: StreamSpec
+    output: StreamSpec
+    stages: tuple[StageSpec, ...]
+
+    def stage(self, name: str) -> StageSpec:
+        for s in self.stages:
+            if s.name == name:
+                return s
+        raise KeyError(f"{self.path}: no stage {name!r}; stages: {[s.name for s in self.stages]}")
+
+
+def _get(doc: Mapping, key: str, kind, where: str, path: Path, *, optional: bool = False):
+    if key not in doc or doc[key] is None:
+        if optional:
+            return None
+        raise ManifestError(f"{path}: field {where}{key!r}: is missing")
+    v = doc[key]
+    ok = isinstance(v, kind) and not (kind is int and isinstance(v, bool))
+    if kind is float:
+        ok = isinstance(v, int | float) and not isinstance(v, bool)
+    if not ok:
+        name = {int: "an int", str: "a string", list: "a list", float: "a number"}[kind]
+        raise ManifestError(f"{path}: field {where}{key!r}: must be {name}, not {v!r}")
+    return v
+
+
+def _positive(doc, key, where, path, optional=False) -> int | None:
+    v = _get(doc, key, int, where, path, optional=optional)
+    if v is not None and v < 1:
+        raise ManifestError(f"{path}: field {where}{key!r}: must be a positive int, not {v!r}")
+    return v
+
+
+def _stream(doc, where: str, path: Path, *, top_level: bool) -> StreamSpec:
+    if not isinstance(doc, Mapping):
+        raise ManifestError(f"{path}: field {where!r}: must be an object, not {doc!r}")
+    w = f"{where}."
+    tname = _get(doc, "type", str, w, path)
+    try:
+        qt = parse_qtype(tname)
+    except ValueError as e:
+        raise ManifestError(f"{path}: field {w}'type': {e}") from None
+    bits = 1 if qt.kind is Kind.BIPOLAR else qt.bits
+    element_bits = _positive(doc, "element_bits", w, path)
+    if element_bits != bits:
+        raise ManifestError(
+            f"{path}: field {w}'element_bits': must be {bits} for type {tname}, not {element_bits}"
+        )
+    per_beat = _positive(doc, "per_beat", w, path)
+    elements = _positive(doc, "elements", w, path)
+    beats = _positive(doc, "beats", w, path)
+    if per_beat * beats != elements:
+        raise ManifestError(
+            f"{path}: field {w}'beats': must be elements / per_beat = "
+            f"{elements} / {per_beat}, not {beats}"
+        )
+    shape = _get(doc, "shape", list, w, path)
+    if not shape or not all(isinstance(s, int) and s >= 1 for s in shape):
+        raise ManifestError(f"{path}: field {w}'shape': must be a list of positive ints")
+    if int(np.prod(shape)) != elements:
+        raise ManifestError(f"{path}: field {w}'shape': must hold {elements} elements, not {shape}")
+    order = _get(doc, "order", list, w, path, optional=True)
+    if order is not None and sorted(order) != list(range(elements)):
+        raise ManifestError(f"{path}: field {w}'order': must be a permutation of range({elements})")
+    tdata = _positive(doc, "tdata_bits", w, path, optional=not top_level)
+    if tdata is not None and (tdata % 8 or tdata < per_beat * element_bits):
+        raise ManifestError(
+            f"{path}: field {w}'tdata_bits': must be a multiple of 8 holding "
+            f"{per_beat * element_bits} payload bits, not {tdata}"
+        )
+    return StreamSpec(
+        tname,
+        qt,
+        element_bits,
+        per_beat,
+        elements,
+        beats,
+        tuple(shape),
+        None if order is None else tuple(order),
+        tdata,
+    )
+
+
+def read_manifest(path: str | os.PathLike) -> Manifest:
+    """Read and check a ``manifest.json`` (or the one in a design directory).
+
+    Raises :class:`ManifestError` naming the file and field when it is malformed.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / "manifest.json"
+    try:
+        doc = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ManifestError(f"{path}: does not exist; generate the design first") from None
+    except json.JSONDecodeError as e:
+        raise ManifestError(f"{path}: must be JSON ({e})") from None
+    if not isinstance(doc, Mapping):
+        raise ManifestError(f"{path}: must hold a JSON object")
+    fmt = doc.get("format")
+    if fmt != _MANIFEST_FORMAT:
+        raise ManifestError(f"{path}: field 'format': must be {_MANIFEST_FORMAT}, not {fmt!r}")
+    top = _get(doc, "top", str, "", path)
+    verilog = path.parent / _get(doc, "verilog", str, "", path)
+    stages_doc = _get(doc, "stages", list, "", path)
+    stages = []
+    for k, s in enumerate(stages_doc):
+        w = f"stages[{k}]."
+        if not isinstance(s, Mapping):
+            raise ManifestError(f"{path}: field 'stages[{k}]': must be an object, not {s!r}")
+        name = _get(s, "name", str, w, path)
+        layers = tuple(_get(s, "layers", list, w, path, optional=True) or ())
+        stages.append(
+            StageSpec(
+                name=name,
+                kind=_get(s, "kind", str, w, path, optional=True) or "",
+                layers=layers,
+                tap=_get(s, "tap", str, w, path),
+                instance=_get(s, "instance", str, w, path, optional=True) or f"stage_{name}",
+                out=_stream(s.get("out"), f"stages[{k}].out", path, top_level=False),
+                pe=_positive(s, "pe", w, path, optional=True),
+                simd=_positive(s, "simd", w, path, optional=True),
+                cycles=_positive(s, "cycles", w, path, optional=True),
+            )
+        )
+    if len({s.name for s in stages}) != len(stages):
+        raise ManifestError(f"{path}: field 'stages': stage names must be unique")
+    return Manifest(
+        path=path,
+        name=_get(doc, "name", str, "", path, optional=True) or top,
+        top=top,
+        verilog=verilog,
+        network_hash=_get(doc, "network_hash", str, "", path, optional=True),
+        ideal_ii=_positive(doc, "ideal_ii", "", path, optional=True),
+        clock_mhz=_get(doc, "clock_mhz", float, "", path, optional=True),
+        input=_stream(doc.get("input"), "input", path, top_level=True),
+        output=_stream(doc.get("output"), "output", path, top_level=True),
+        stages=tuple(stages),
+    )
+
+
+# -- building ----------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _locked(lock: Path) -> Iterator[None]:
+    """An exclusive lock on ``lock`` (so two processes never build into one directory)."""
+    import fcntl
+
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _last_error(log: Path) -> str:
+    try:
+        lines = [ln.strip() for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return "no log"
+    for ln in lines:
+        if "%Error" in ln or "error:" in ln.lower() or "ERROR" in ln:
+            return ln
+    return lines[-1] if lines else "empty log"
+
+
+#: C++ optimisation of Verilator models. The model's per-cycle code at -O1 runs as fast
+#: as at Verilator's default -Os under cocotb (whose Python dominates) and compiles about
+#: 4x faster for big designs; run-once code and the runtime library need no optimisation.
+_VERILATOR_OPT = {"OPT_FAST": "-O1", "OPT_SLOW": "-O0"}
+
+#: Changes whenever the way builds are made changes, so cached builds are not reused.
+_BUILD_RECIPE = f"recipe=2 {_VERILATOR_OPT}"
+
+_ICARUS_DUMP = """\
+module codesign_iverilog_dump();
+  reg [8*4096-1:0] path;
+  initial begin
+    if ($value$plusargs("dumpfile_path=%s", path)) $dumpfile(path);
+    else $dumpfile("{top}.fst");
+    $dumpvars(0, {top});
+  end
+endmodule
+"""
+
+
+def default_build_root() -> Path:
+    """The build cache shared by every design and run of this user:
+    ``$XDG_CACHE_HOME/codesign/sim_build`` (``~/.cache/codesign/sim_build``). Builds are
+    keyed by content, so sharing is safe; the least recently used beyond
+    :data:`KEEP_BUILDS` are removed."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "codesign" / "sim_build"
+
+
+#: Builds a cache directory keeps (the least recently used are removed beyond this).
+KEEP_BUILDS = 32
+
+#: Build products a finished build no longer needs (objects, precompiled headers): most of
+#: a Verilator build's size; the simulator executable stays.
+_INTERMEDIATE = ("*.o", "*.a", "*.gch", "*.d")
+
+
+def _prune(root: Path, keep: int) -> None:
+    """Remove the least recently used builds under ``root`` beyond ``keep`` (sparing any
+    used in the last hour, which another process may be running)."""
+    stamps = sorted(
+        root.glob("*/codesign-build.json"), key=lambda p: p.stat().st_mtime, reverse=True
+    )
+    for stamp in stamps[keep:]:
+        if time.time() - stamp.stat().st_mtime < 3600:
+            continue
+        d = stamp.parent
+        shutil.rmtree(d, ignore_errors=True)
+        for extra in (root / f".{d.name}.lock", root / f"{d.name}.dump.v"):
+            extra.unlink(missing_ok=True)
+
+
+def _build(manifest: Manifest, sim: str, waves: bool, root: Path) -> tuple[Path, float, bool]:
+    """Build ``manifest``'s Verilog for ``sim`` under ``root``, reusing an earlier build of
+    the same content. Returns the build directory, seconds spent, whether it was reused."""
+    import cocotb
+    from cocotb_tools.runner import VerilatorControlFile, get_runner
+
+    if not manifest.verilog.is_file():
+        raise ManifestError(f"{manifest.path}: field 'verilog': {manifest.verilog} does not exist")
+    h = hashlib.sha256()
+    for part in (manifest.verilog.read_bytes(), manifest.top.encode(), sim.encode()):
+        h.update(part + b"\0")
+    h.update(f"waves={waves} cocotb={cocotb.__version__} {_BUILD_RECIPE}".encode())
+    if sim == "verilator":
+        h.update(WAIVERS.read_bytes())
+    build_dir = root / f"{sim}-{manifest.top}-{h.hexdigest()[:16]}"
+    stamp = build_dir / "codesign-build.json"
+    with _locked(root / f".{build_dir.name}.lock"):
+        if stamp.is_file():
+            stamp.touch()  # recently used: kept by _prune
+            return build_dir, 0.0, True
+        log = root / f"{build_dir.name}.build.log"
+        start = time.perf_counter()
+        kwargs = dict(
+            hdl_toplevel=manifest.top,
+            build_dir=build_dir,
+            clean=True,
+            timescale=("1ns", "1ps"),
+            log_file=log,
+        )
+        try:
+            if sim == "verilator":
+                with verilator_on_path(_VERILATOR_OPT):
+                    runner = get_runner("verilator")
+                    runner.build(
+                        sources=[VerilatorControlFile(WAIVERS), manifest.verilog],
+                        waves=waves,
+                        **kwargs,
+                    )
+            else:
+                # Verilog-2005, not the runner's -g2012 (the last -g wins): Yosys starts
+                # every `always @*` at time 0 through a `reg ... = 0` initialiser, which
+                # SystemVerilog semantics do not turn into an event, so under -g2012
+                # combinational outputs stay X until one of their inputs changes
+                args = ["-g2005"]
+                sources = [manifest.verilog]
+                if waves:  # cocotb's own dump module is SystemVerilog: use a 2005 one
+                    dump = root / f"{build_dir.name}.dump.v"
+                    dump.write_text(_ICARUS_DUMP.format(top=manifest.top))
+                    sources.append(dump)
+                    args += ["-s", "codesign_iverilog_dump"]
+                runner = get_runner("icarus")
+                runner.build(sources=sources, build_args=args, waves=False, **kwargs)
+        except (RuntimeError, SystemExit) as e:
+            raise SimulationError(
+                f"{sim} build of {manifest.verilog} failed ({_last_error(log)}); log: {log}"
+            ) from e
+        seconds = time.perf_counter() - start
+        for pattern in _INTERMEDIATE:
+            for f in build_dir.glob(pattern):
+                f.unlink()
+        log.replace(build_dir / "build.log")
+        stamp.write_text(
+            json.dumps({"verilog": str(manifest.verilog), "top": manifest.top, "seconds": seconds})
+        )
+    _prune(root, KEEP_BUILDS)
+    return build_dir, seconds, False
+
+
+# -- running -----------------------------------------------------------------------------------
+
+
+def _check_frames(name: str, x, spec: StreamSpec, n: int | None) -> np.ndarray:
+    x = np.asarray(x)
+    if x.dtype.kind not in "iub":
+        raise TypeError(f"{name} must be an integer array, not {x.dtype}")
+    if x.ndim != 2 or x.shape[1] != spec.elements or (n is not None and len(x) != n):
+        want = f"({n if n is not None else 'N'}, {spec.elements})"
+        raise ValueError(f"{name} must have shape {want} (frames × elements), not {x.shape}")
+    qt = spec.qtype
+    bad = ((x != 1) & (x != -1)) if qt.kind is Kind.BIPOLAR else (x < qt.min) | (x > qt.max)
+    if np.any(bad):
+        idx = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(
+            f"{name}: value {x[idx].item()} at (frame, element) {idx} is outside {spec.type}"
+        )
+    return x.astype(np.int64)
+
+
+def _timeout(manifest: Manifest, frames: int) -> int:
+    per_frame = max(
+        [manifest.ideal_ii or 1, manifest.input.beats, manifest.output.beats]
+        + [s.cycles or 1 for s in manifest.stages]
+        + [s.out.beats for s in manifest.stages]
+    )
+    # random pauses on both ends slow phase 1 by a few times; leave a wide margin
+    return 10_000 + 20 * per_frame * (frames + len(manifest.stages) + 2)
+
+
+def _stall(manifest: Manifest) -> int:
+    # the longest a working pipeline may keep every monitored stream still: one frame's
+    # work in every stage (a stage may compute a whole frame before it writes), plus the
+    # longest random pause (32 cycles), with a wide margin
+    work = sum(max(s.cycles or 1, s.out.beats) for s in manifest.stages)
+    return 1_000 + 4 * (work + manifest.input.beats + manifest.output.beats)
+
+
+def run_cocotb(
+    design_dir: str | os.PathLike,
+    frames_in: np.ndarray,
+    expected_out: np.ndarray,
+    taps: Mapping[str, np.ndarray],
+    sim: str = "verilator",
+    seed: int = 0,
+    waves: bool = False,
+    build_dir: str | os.PathLike | None = None,
+    *,
+    perf_frames: int | None = None,
+    timeout_cycles: int | None = None,
+    source_pause: float = 0.3,
+    sink_pause: float = 0.3,
+) -> dict:
+    """Simulate the design in ``design_dir`` (``manifest.json`` and its Verilog) with cocotb.
+
+    Phase 1 sends every frame of ``frames_in`` with random input gaps and random output
+    back-pressure (seeded by ``seed``) and checks every output frame against
+    ``expected_out`` and every monitored stage output against ``taps``. Phase 2 sends the
+    first ``perf_frames`` frames again with the input always valid and the output always
+    ready, and measures latency and initiation interval.
+
+    Parameters
+    ----------
+    design_dir
+        Directory holding ``manifest.json`` (see :func:`read_manifest`).
+    frames_in, expected_out
+        Integer arrays (frames × elements) in stream order, of the input and output types.
+    taps
+        Stage name → golden output of that stage (frames × elements, stream order); stages
+        left out are not monitored.
+    sim
+        ``"verilator"`` or ``"icarus"``.
+    waves
+        Record a waveform (``dump.vcd`` for Verilator, ``<top>.fst`` for Icarus) in a run
+        directory under ``<design_dir>/waves/``, returned as ``run_dir``.
+    build_dir
+        Root of the build cache (default :func:`default_build_root`, shared by all designs);
+        a build is reused when the Verilog, simulator and ``waves`` are the same.
+    perf_frames
+        Frames of phase 2 (default ``min(len(frames_in), 32)``).
+    timeout_cycles
+        Cycles each phase may take before it is reported as timed out (a phase in which no
+        stream moves for a while is reported as stuck well before that).
+
+    Returns
+    -------
+    dict
+        The bench's results: ``passed``; ``output`` and ``stages[name]`` (each with
+        ``frames_checked``, ``mismatched_frames``, ``mismatched_elements``,
+        ``unknown_elements`` (X/Z), ``missing_frames`` and ``first_mismatch`` = frame,
+        element, expected, got; ``output`` also ``tlast_errors``, ``padding_errors``;
+        a stage also its ``tap``, ``layers`` and the ``instance`` path monitored);
+        ``first_bad_stage``, ``first_bad_layer`` (the first stage in pipeline order whose
+        output differs, and its tap layer; None when all agree); ``mismatches`` (output
+        elements that differ); ``latency`` (cycles from the first input beat's transfer to
+        the first output beat's transfer, phase 2); ``ii`` (cycles per frame between output
+        frame completions over the last half of phase 2); ``cycles`` (simulated);
+        ``timed_out`` (None, or why a phase ended early: timeout or no stream moving); and
+        ``sim``, ``build_seconds``, ``build_cached``, ``run_seconds``.
+    """
+    if sim not in SIMULATORS:
+        raise ValueError(f"sim must be one of {', '.join(SIMULATORS)}, not {sim!r}")
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise TypeError(f"seed must be an int, not {seed!r}")
+    design_dir = Path(design_dir)
+    manifest = read_manifest(design_dir / "manifest.json")
+    frames_in = _check_frames("frames_in", frames_in, manifest.input, None)
+    n = len(frames_in)
+    if n < 1:
+        raise ValueError("frames_in must hold at least one frame")
+    expected_out = _check_frames("expected_out", expected_out, manifest.output, n)
+    arrays = {"inputs": frames_in, "expected": expected_out}
+    for name, values in taps.items():
+        try:
+            spec = manifest.stage(name)
+        except KeyError as e:
+            raise ValueError(e.args[0]) from None
+        arrays[f"tap__{name}"] = _check_frames(f"taps[{name!r}]", values, spec.out, n)
+    # monitor in pipeline order, so the first stage that differs is found in order
+    tap_names = [s.name for s in manifest.stages if s.name in taps]
+    if perf_frames is None:
+        perf_frames = min(n, 32)
+    if not isinstance(perf_frames, int) or not 0 <= perf_frames <= n:
+        raise ValueError(f"perf_frames must be an int in [0, {n}], not {perf_frames!r}")
+    for label, p in (("source_pause", source_pause), ("sink_pause", sink_pause)):
+        if not 0 <= p < 1:
+            raise ValueError(f"{label} must be in [0, 1), not {p!r}")
+    if sim == "icarus":
+        try:
+            require_icarus()
+        except ToolError as e:
+            raise SimulationError(str(e)) from None
+
+    root = Path(build_dir) if build_dir is not None else default_build_root()
+    root.mkdir(parents=True, exist_ok=True)
+    built, build_seconds, cached = _build(manifest, sim, waves, root)
+
+    if waves:  # kept beside the design, where whoever debugs it looks
+        (design_dir / "waves").mkdir(exist_ok=True)
+        run_dir = Path(tempfile.mkdtemp(prefix=f"{sim}-", dir=design_dir / "waves"))
+        ctx: contextlib.AbstractContextManager = contextlib.nullcontext(str(run_dir))
+    else:
+        ctx = tempfile.TemporaryDirectory(prefix=f"run-{sim}-", dir=root)
+    with ctx as d:
+        run = Path(d)
+        np.savez(run / "stimulus.npz", **arrays)
+        results_path = run / "results.json"
+        bench = {
+            "manifest": str(manifest.path.resolve()),
+            "stimulus": str((run / "stimulus.npz").resolve()),
+            "results": str(results_path.resolve()),
+            "taps": tap_names,
+            "seed": seed,
+            "perf_frames": perf_frames,
+            "timeout_cycles": timeout_cycles or _timeout(manifest, n),
+            "stall_cycles": _stall(manifest),
+            "source_pause": source_pause,
+            "sink_pause": sink_pause,
+        }
+        (run / "bench.json").write_text(json.dumps(bench, indent=1))
+        results = _run_bench(manifest, sim, built, run, waves, seed)
+    results.update(sim=sim, build_seconds=round(build_seconds, 3), build_cached=cached)
+    if waves:
+        results["run_dir"] = str(run)
+    return results
+
+
+def _run_bench(manifest: Manifest, sim: str, built: Path, run: Path, waves: bool, seed: int):
+    from cocotb_tools.runner import get_runner
+
+    log = run / "sim.log"
+    plusargs = [f"+codesign_bench={(run / 'bench.json').resolve()}"]
+    if sim == "icarus" and waves:
+        plusargs.append(f"+dumpfile_path={(run / (manifest.top + '.fst')).resolve()}")
+    runner = get_runner(sim)
+    start = time.perf_counter()
+    try:
+        runner.test(
+            test_module="hdl.cocotb_bench",
+            hdl_toplevel=manifest.top,
+            hdl_toplevel_lang="verilog",
+            build_dir=built,
+            test_dir=run,
+            plusargs=plusargs,
+            waves=waves,
+            seed=seed,
+            results_xml=str((run / "results.xml").resolve()),
+            log_file=log,
+        )
+    except (RuntimeError, SystemExit):
+        pass  # judged below: the bench writes its results or the reason it could not
+    seconds = time.perf_counter() - start
+    path = run / "results.json"
+    results = json.loads(path.read_text()) if path.is_file() else {}
+    if not results or results.get("error"):
+        # keep the log: the run directory is temporary
+        kept = run.parent / f"{sim}-{manifest.top}-failed.log"
+        try:
+            shutil.copyfile(log, kept)
+        except OSError:
+            kept = log
+        why = results.get("error") or f"no results ({_last_error(log)})"
+        raise SimulationError(f"{sim} simulation of {manifest.top}: {why}; log: {kept}")
+    results["run_seconds"] = round(seconds, 3)
+    return results
+
+
+def verify(
+    design,
+    design_dir: str | os.PathLike,
+    vectors: int = 200,
+    sim: str = "verilator",
+    seed: int = 0,
+    waves: bool = False,
+    build_dir: str | os.PathLike | None = None,
+) -> dict:
+    """Run ``vectors`` seeded random inputs through the generated design of ``design``
+    (a :class:`~models.hwconfig.Design`) in ``design_dir`` and compare it, output and every
+    stage, with the golden model. Returns :func:`run_cocotb`'s results plus ``network``,
+    ``vectors``, ``seed`` and ``ideal_ii`` (the design's closed-form initiation interval).
+    """
+    from models.golden import random_inputs, trace
+
+    manifest = read_manifest(Path(design_dir) / "manifest.json")
+    net = design.network
+    plan = [s.name for s in design.stages]
+    if [s.name for s in manifest.stages] != plan:
+        raise ManifestError(
+            f"{manifest.path}: field 'stages': must be the design's stages {plan}, "
+            f"not {[s.name for s in manifest.stages]}; regenerate the design"
+        )
+    x = random_inputs(net, vectors, seed)
+    values = trace(net, x)
+    for s in manifest.stages:
+        if s.tap not in values:
+            raise ManifestError(
+                f"{manifest.path}: field 'stages[{plan.index(s.name)}].tap': {s.tap!r} is "
+                f"not a layer of {net.name}"
+            )
+    try:
+        frames_in = manifest.input.to_stream(x)
+        expected = manifest.output.to_stream(values[net.output])
+        taps = {s.name: s.out.to_stream(values[s.tap]) for s in manifest.stages}
+    except ValueError as e:
+        raise ManifestError(f"{manifest.path}: does not fit {net.name}: {e}") from None
+    results = run_cocotb(
+        design_dir, frames_in, expected, taps, sim=sim, seed=seed, waves=waves, build_dir=build_dir
+    )
+    results.update(network=net.name, vectors=vectors, seed=seed, ideal_ii=design.ideal_ii)
+    return results
