@@ -23,16 +23,54 @@ def _sim(sim: str) -> str:
     return sim
 
 
+@pytest.fixture(scope="session")
+def zoo_designs(tmp_path_factory):
+    """Each zoo network's default design, generated once: name → (design, folder, manifest)."""
+    out = {}
+    for name in zoo_names():
+        d = design(load(name))
+        folder = tmp_path_factory.mktemp(f"hdl_{name}")
+        out[name] = (d, folder, generate(d, folder))
+    return out
+
+
 @pytest.mark.parametrize("sim", ["verilator", "icarus"])
 @pytest.mark.parametrize("name", zoo_names())
-def test_zoo_rtl_matches_golden_at_ideal_ii(name, sim, tmp_path):
-    d = design(load(name))
-    r = verify(d, tmp_path / "hdl", vectors=200, sim=_sim(sim), seed=1)
+def test_zoo_rtl_matches_golden_at_ideal_ii(zoo_designs, name, sim):
+    from hdl.verify import verify as run
+
+    d, folder, _ = zoo_designs[name]
+    r = run(d, folder, vectors=200, sim=_sim(sim), seed=1)
     assert r["frames"] == 200
     # passed: every frame arrived, bit-exact, no X, tlast right, every stage tap matched
     assert r["passed"], (r["mismatches"], r["first_bad_stage"], r["first_bad_layer"])
     assert abs(r["ii"] - d.ideal_ii) <= 0.01 * d.ideal_ii, (r["ii"], d.ideal_ii)
     assert r["latency"] > 0
+
+
+@pytest.mark.parametrize("name", zoo_names())
+def test_zoo_verilog_lints_clean(zoo_designs, name):
+    """verilator --lint-only -Wall, with the waivers of hdl/lint_waivers.vlt only."""
+    from hdl.tools import lint
+
+    _, folder, doc = zoo_designs[name]
+    assert lint(folder / doc["verilog"], doc["top"]) == []
+
+
+#: Synthesis takes 2-4 minutes for these on 2 cores (large multiplier arrays): `slow`.
+SLOW_SYNTH = {"jet_tagger", "tfc_w2a2"}
+
+
+@pytest.mark.parametrize(
+    "name",
+    [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_SYNTH else n for n in zoo_names()],
+)
+def test_zoo_verilog_synthesises_for_ecp5(zoo_designs, name):
+    from hdl.tools import synthesize
+
+    _, folder, doc = zoo_designs[name]
+    r = synthesize(folder / doc["verilog"], doc["top"], target="ecp5")
+    assert r["lut"] > 0 and r["ff"] > 0
 
 
 def test_tfc_w1a1_at_finn_folding_measures_64_cycles_per_frame(tmp_path):

@@ -1,0 +1,56 @@
+# amaranth: UnusedElaboratable=no
+"""Stream conventions, FIFO and width converter under random back-pressure."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hdl.dataflow.simulate import run_stream
+from hdl.dataflow.stream import (
+    StreamFIFO,
+    WidthConverter,
+    beat_layout,
+    decode,
+    element_shape,
+    encode,
+    pack_beats,
+    unpack_beats,
+)
+from models.qtype import QType
+
+TYPES = [QType.int(5), QType.int(3, signed=False), QType.bipolar(), QType.int(1, signed=False)]
+
+
+@pytest.mark.parametrize("qtype", TYPES, ids=str)
+def test_pack_unpack_round_trip(qtype):
+    rng = np.random.default_rng(0)
+    lo, hi = (-1, 1) if qtype.kind.value == "bipolar" else (qtype.min, qtype.max)
+    v = rng.integers(lo, hi + 1, 24)
+    if qtype.kind.value == "bipolar":
+        v = np.where(v >= 0, 1, -1)
+    assert (decode(encode(v, qtype), qtype) == v).all()
+    assert (unpack_beats(pack_beats(v, qtype, 4), qtype, 4) == v).all()
+
+
+@pytest.mark.parametrize(("n_in", "n_out"), [(1, 4), (4, 1), (6, 4), (4, 6), (2, 6)])
+def test_width_converter_keeps_order(n_in, n_out):
+    t = QType.int(5)
+    dut = WidthConverter(element=element_shape(t), n_in=n_in, n_out=n_out)
+    v = np.random.default_rng(n_in * 7 + n_out).integers(t.min, t.max + 1, 48)
+    got, _ = run_stream(dut, pack_beats(v, t, n_in), 48 // n_out, seed=n_in)
+    assert (unpack_beats(got, t, n_out) == v).all()
+
+
+@pytest.mark.parametrize("depth", [1, 2, 5, 16])
+def test_fifo_keeps_every_beat_in_order(depth):
+    t = QType.int(7)
+    dut = StreamFIFO(layout=beat_layout(t, 3), depth=depth)
+    v = np.random.default_rng(depth).integers(t.min, t.max + 1, 90)
+    got, _ = run_stream(dut, pack_beats(v, t, 3), 30, seed=depth, gaps=0.4, stall=0.5)
+    assert (unpack_beats(got, t, 3) == v).all()
+
+
+def test_fifo_depth_must_be_positive():
+    with pytest.raises(ValueError, match=r"^depth must be a positive int, not 0$"):
+        StreamFIFO(layout=beat_layout(QType.int(4), 1), depth=0)
