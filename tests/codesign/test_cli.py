@@ -180,3 +180,57 @@ def test_console_script_no_traceback(tmp_path):
     assert proc.returncode == 2
     assert proc.stdout == ""
     assert len(proc.stderr.splitlines()) == 1 and "Traceback" not in proc.stderr
+
+
+def test_hdl_is_byte_identical_with_manifest_and_core(capsys, tmp_path):
+    status, out, _ = run(capsys, "hdl", "tfc_w1a1", "-o", str(tmp_path / "a"), "--json")
+    assert status == 0
+    doc = json.loads(out)
+    assert doc["top"] == "tfc_w1a1" and doc["ideal_ii"] == 64
+    assert [s["name"] for s in doc["stages"]] == ["fc0", "fc1", "fc2", "fc3"]
+    assert (doc["input"]["tdata_bits"], doc["output"]["tdata_bits"]) == (56, 40)
+    assert run(capsys, "hdl", "tfc_w1a1", "-o", str(tmp_path / "b"))[0] == 0
+    for f in ("tfc_w1a1.v", "tfc_w1a1.core", "manifest.json"):
+        assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
+    assert "toplevel: tfc_w1a1" in (tmp_path / "a" / "tfc_w1a1.core").read_text()
+
+
+@pytest.mark.parametrize(
+    ("config", "pattern"),
+    [
+        (
+            "stages:\n  fc0: {pe: 3}\n",
+            r".*hw\.yaml: stage 'fc0': pe must divide 64 \(valid: \[1, 2, 4, 8, 16, 32, 64\]\), "
+            r"not 3",
+        ),
+        (
+            "stages:\n  fc0: {simd: 5}\n",
+            r".*hw\.yaml: stage 'fc0': simd must be one of \[1, 2, 4, 7, 8, 14, 16, 28, 49, .*\], "
+            r"not 5",
+        ),
+        (
+            "stages:\n  fc9: {pe: 2}\n",
+            r".*hw\.yaml: config names stage 'fc9', which tfc_w1a1 does not have; stages: fc0, "
+            r"fc1, fc2, fc3",
+        ),
+        (
+            "stages:\n  fc0: {pee: 2}\n",
+            r".*hw\.yaml: layer 'fc0': field 'pee': is not a stage field; expected one of "
+            r"fifo_depth, mem_style, pe, simd",
+        ),
+    ],
+)
+def test_impossible_folding_is_one_line(capsys, tmp_path, config, pattern):
+    (tmp_path / "hw.yaml").write_text(config)
+    status, out, err = run(
+        capsys,
+        "hdl",
+        "tfc_w1a1",
+        "--config",
+        str(tmp_path / "hw.yaml"),
+        "-o",
+        str(tmp_path / "out"),
+    )
+    assert status == 2 and out == ""
+    assert re.fullmatch(rf"codesign: error: {pattern}\n", err), err
+    assert not (tmp_path / "out").exists()
