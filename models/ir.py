@@ -12,10 +12,24 @@ from typing import ClassVar
 
 import numpy as np
 
+from .arith import INT64_MAX
 from .errors import DescriptionError
-from .qtype import QType
+from .qtype import Kind, QType
 
-__all__ = ["Layer", "Network", "Tensor", "frozen_array"]
+__all__ = [
+    "LAYER_OPTIONS",
+    "Layer",
+    "Network",
+    "Tensor",
+    "abs_max_of",
+    "cache",
+    "check_bound",
+    "frozen_array",
+    "int_pair",
+    "retype",
+    "signed_sums",
+    "weight_and_bias",
+]
 
 
 @dataclass(frozen=True)
@@ -258,3 +272,76 @@ def _toposort(layers: list[Layer], by_name: dict[str, Layer]) -> list[Layer]:
                 state[layer.name] = 2
                 order.append(layer)
     return order
+
+
+# -- helpers shared by the layer modules (layers, activations, binary) ----------------
+
+LAYER_OPTIONS = dict(frozen=True, eq=False, kw_only=True)
+
+
+def int_pair(value, layer: str, name: str, minimum: int) -> tuple[int, int]:
+    if isinstance(value, int | np.integer) and not isinstance(value, bool):
+        value = (int(value), int(value))
+    if (
+        not isinstance(value, tuple | list)
+        or len(value) != 2
+        or not all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in value)
+    ):
+        raise DescriptionError(
+            f"must be an int or a pair of ints, not {value!r}", layer=layer, field=name
+        )
+    if min(value) < minimum:
+        raise DescriptionError(
+            f"must be at least {minimum}, not {value!r}", layer=layer, field=name
+        )
+    return (int(value[0]), int(value[1]))
+
+
+def retype(qtype: QType, lo: int, hi: int) -> QType:
+    """A type of ``qtype``'s kind and scale, as narrow as ``[lo, hi]`` allows."""
+    if qtype.kind is Kind.BIPOLAR and lo >= -1 and hi <= 1 and (lo, hi) != (0, 0):
+        return qtype
+    base = QType.covering(lo, hi)
+    if qtype.kind is Kind.FIXED:
+        return QType.fixed(base.bits, qtype.frac, base.signed)
+    if qtype.kind is Kind.SCALED and qtype.zero_point == 0:
+        return QType.scaled(base.bits, qtype.scale, 0, base.signed)
+    return base
+
+
+def weight_and_bias(layer: Layer, ndim: int) -> np.ndarray:
+    """Validate and freeze ``layer.weight`` (``ndim`` dimensions, output channels first) and
+    ``layer.bias`` (one per output channel, or None); returns the weight."""
+    w = frozen_array(layer.weight, layer=layer.name, field="weight", ndim=ndim)
+    object.__setattr__(layer, "weight", w)
+    if layer.bias is not None:
+        b = frozen_array(layer.bias, layer=layer.name, field="bias", ndim=1)
+        if b.shape != (w.shape[0],):
+            raise layer.error(f"must have shape ({w.shape[0]},), not {b.shape}", "bias")
+        object.__setattr__(layer, "bias", b)
+    return w
+
+
+def cache(layer: Layer, **values) -> None:
+    """Derived, read-only evaluation data kept on a frozen layer."""
+    for name, value in values.items():
+        if isinstance(value, np.ndarray):
+            value.setflags(write=False)
+        object.__setattr__(layer, name, value)
+
+
+def abs_max_of(arr: np.ndarray | None) -> int:
+    return int(np.max(np.abs(arr))) if arr is not None and arr.size else 0
+
+
+def check_bound(layer: Layer, bound: int, what: str = "accumulator") -> None:
+    if bound > INT64_MAX:
+        raise layer.error(f"{what} bound {bound} does not fit int64; narrow the types")
+
+
+def signed_sums(w2d: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Per row: sum of positive weights, sum of negative weights (object ints), max Σ|w|."""
+    wo = w2d.astype(object)
+    pos = np.where(w2d > 0, wo, 0).sum(axis=1)
+    neg = np.where(w2d < 0, wo, 0).sum(axis=1)
+    return pos, neg, int(max((p - n for p, n in zip(pos, neg, strict=True)), default=0))
