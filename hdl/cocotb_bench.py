@@ -40,7 +40,7 @@ from cocotb.triggers import ClockCycles, Event, FallingEdge, First, RisingEdge
 from cocotbext.axi import AxiStreamBus, AxiStreamFrame, AxiStreamSink, AxiStreamSource
 
 from hdl.dataflow.stream import pack_beats, unpack_beats
-from hdl.verify import Manifest, StageSpec, StreamSpec, read_manifest
+from hdl.manifest import Manifest, StageSpec, StreamSpec, read_manifest
 
 PERIOD_NS = 10
 RESET_CYCLES = 4
