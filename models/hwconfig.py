@@ -46,6 +46,7 @@ __all__ = [
     "Stage",
     "StageConfig",
     "plan",
+    "stage_io",
 ]
 
 
@@ -324,6 +325,13 @@ class HardwareConfig:
 
 #: Largest FIFO depth chosen automatically (beats).
 AUTO_FIFO_MAX = 256
+
+
+def stage_io(stage: Stage, cfg: StageConfig) -> tuple[int, int]:
+    """Elements per beat at a stage's input and output."""
+    if stage.kind in (StageKind.MVAU, StageKind.CONV) and not stage.depthwise:
+        return cfg.simd, cfg.pe
+    return cfg.pe, cfg.pe
 
 
 def stage_cycles(stage: Stage, cfg: StageConfig) -> int:

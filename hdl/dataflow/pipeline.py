@@ -18,7 +18,7 @@ from amaranth.lib.wiring import In, Out
 
 from models.binary import Encoding
 from models.fileio import atomic_write
-from models.hwconfig import Design, Stage, StageConfig, StageKind
+from models.hwconfig import Design, Stage, StageConfig, StageKind, stage_io
 from models.ir import Tensor
 from models.layers import BinaryConv2d, BinaryDense
 from models.qtype import Kind
@@ -30,13 +30,6 @@ from .top import AxiStreamTop, tdata_bits, to_verilog
 from .vvau import VVAU
 
 __all__ = ["Pipeline", "StageUnit", "build", "generate", "stage_io", "top_name"]
-
-
-def stage_io(stage: Stage, cfg: StageConfig) -> tuple[int, int]:
-    """Elements per beat at a stage's input and output."""
-    if stage.kind in (StageKind.MVAU, StageKind.CONV) and not stage.depthwise:
-        return cfg.simd, cfg.pe
-    return cfg.pe, cfg.pe
 
 
 def _chain(m: Module, units: list, first, last) -> None:

@@ -1,0 +1,92 @@
+"""What the dataflow simulator reports: per-stage statistics, a busy/stall timeline and the
+pipeline's latency and initiation interval, as plain data (JSON-able) and as DataFrames."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+__all__ = ["Interval", "SimResult", "StageStats"]
+
+#: Timeline states: moving beats, waiting for input, waiting for room downstream.
+STATES = ("busy", "starved", "blocked")
+
+
+@dataclass(frozen=True)
+class StageStats:
+    """One pipeline stage over the whole simulated run."""
+
+    name: str
+    kind: str  #: mvau | conv | pool | act
+    pe: int
+    simd: int
+    ideal_cycles: int  #: closed-form cycles per frame (:func:`models.hwconfig.stage_cycles`)
+    busy: int  #: cycles in which the stage moved a beat in or out (or computed)
+    starved: int  #: idle cycles waiting for input
+    blocked: int  #: cycles its output waited for room in the next FIFO (back-pressure)
+    utilisation: float  #: busy / simulated cycles
+    fifo_depth: int | None  #: depth of the FIFO in front of it (None for the first stage)
+    fifo_max: int | None  #: largest occupancy of that FIFO (beats)
+    fifo_full_cycles: int | None  #: cycles that FIFO refused a beat because it was full
+    first_out: int  #: cycle of the stage's first output beat
+    last_out: int  #: cycle of the stage's last output beat
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A run of cycles ``[start, end)`` in which ``stage`` was in ``state`` (see STATES)."""
+
+    stage: str
+    start: int
+    end: int
+    state: str
+
+
+@dataclass(frozen=True)
+class SimResult:
+    """Predicted behaviour of a design for ``frames`` frames at ``input_rate``.
+
+    Cycle numbers count from the first input beat's transfer (cycle 0), as the cocotb bench
+    measures them.
+    """
+
+    network: str
+    frames: int
+    input_rate: float  #: input beats offered per cycle (1.0: always valid)
+    clock_mhz: float
+    latency: int  #: first input beat → first output beat of frame 0
+    latency_last: int  #: first input beat → last output beat of frame 0
+    ii: float  #: steady-state cycles between the ends of consecutive output frames
+    ideal_ii: int  #: slowest stage's closed-form cycles per frame
+    cycles: int  #: first input beat → last output beat of the last frame
+    stages: tuple[StageStats, ...]
+    timeline: tuple[Interval, ...] = ()  #: busy/stall intervals of the first frames
+    #: frames simulated beat by beat; the rest followed by exact periodic extension
+    #: (the pipeline's state repeated with period ``ii``), see :mod:`sim.dataflow`
+    frames_simulated: int = 0
+    output_ends: tuple[int, ...] = field(default=(), repr=False)  #: last beat of each frame
+
+    @property
+    def throughput_fps(self) -> float:
+        """Frames per second at :attr:`clock_mhz` in steady state."""
+        return self.clock_mhz * 1e6 / self.ii if self.ii else float("inf")
+
+    def to_dict(self) -> dict:
+        """JSON-able: every field, plus ``throughput_fps``; the timeline as lists."""
+        doc = asdict(self)
+        doc["throughput_fps"] = self.throughput_fps
+        doc["output_ends"] = list(self.output_ends)
+        return doc
+
+    def table(self):
+        """Per-stage statistics as a :class:`pandas.DataFrame` indexed by stage name."""
+        import pandas as pd
+
+        return pd.DataFrame([asdict(s) for s in self.stages]).set_index("name")
+
+    def timeline_frame(self):
+        """The busy/stall timeline as a DataFrame (stage, start, end, state)."""
+        import pandas as pd
+
+        return pd.DataFrame(
+            [asdict(t) for t in self.timeline], columns=["stage", "start", "end", "state"]
+        )
