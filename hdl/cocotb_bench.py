@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import random
 import re
 import traceback
@@ -248,6 +249,52 @@ class StreamMonitor:
         return self.spec.qtype, self.spec.per_beat
 
 
+class FifoMonitor:
+    """Counts the cycles in which a FIFO refuses a beat (``i.valid`` and not ``i.ready``:
+    it is full) while :attr:`active`. Sampled by a :class:`CycleSampler`."""
+
+    def __init__(self, name: str, valid, ready) -> None:
+        self.name, self.valid, self.ready = name, valid, ready
+        self.active = False
+        self.full_cycles = 0
+
+    def sample(self, cycle: int) -> bool:
+        if self.active and _high(self.valid) and not _high(self.ready):
+            self.full_cycles += 1
+        return False
+
+
+class RatePause:
+    """Paces the input source at ``rate`` beats per cycle while :attr:`active`: beat ``n``
+    of the run (counted from :attr:`base` beats of ``monitor``) is offered no earlier than
+    ``offered(n)`` cycles after the run's first beat moved — each frame's beats spread
+    evenly over ``ceil(beats / rate)`` cycles, as :mod:`sim.dataflow` models the source.
+    Must be sampled after ``monitor`` in the same cycle."""
+
+    def __init__(self, source, monitor: StreamMonitor, rate: float, beats: int) -> None:
+        self.source, self.monitor, self.rate, self.beats = source, monitor, rate, beats
+        self.active = False
+        self.base = 0
+        self.first: int | None = None
+
+    def offered(self, n: int) -> int:
+        f, i = divmod(n, self.beats)
+        return f * math.ceil(self.beats / self.rate) + math.floor(i / self.rate)
+
+    def sample(self, cycle: int) -> bool:
+        if not self.active:
+            return False
+        count = self.monitor.beats - self.base
+        if count == 0:
+            self.source.pause = False
+            return False
+        if self.first is None:
+            self.first = self.monitor.first_cycles[-1]  # the run's first beat
+        # the source loads beat ``count`` at the next rising edge unless paused
+        self.source.pause = cycle + 1 - self.first < self.offered(count)
+        return False
+
+
 class CycleSampler:
     """The bench's clock-driven cycle counter: at every falling edge it counts a cycle and
     has every monitor sample the handshakes of that cycle. :attr:`last_move` is the last
@@ -382,6 +429,25 @@ def find_stage(dut, instance: str):
     )
 
 
+def fifo_signals(dut, stage: str, ports: dict[str, list[str]]):
+    """``(valid, ready)`` handles of the input stream of the FIFO in front of ``stage``
+    (instance ``fifo_<stage>`` of the pipeline), resolved as :func:`stage_signals` does."""
+    inst = find_stage(dut, f"fifo_{stage}")
+    module = next((n for n in (inst._path, _def_name(inst)) if n in ports), None)
+    handles = []
+    for member in ("valid", "ready"):
+        want = f"i__{member}"
+        names = [p for p in ports.get(module, ()) if re.fullmatch(rf"{want}(\$\d+)?", p)]
+        h = _child(inst, names[0] if len(names) == 1 else want)
+        if h is None:
+            raise LookupError(
+                f"FIFO of stage {stage!r}: instance {inst._path} has no signal {want!r}; "
+                f"names there: {_children(inst)}"
+            )
+        handles.append(h)
+    return tuple(handles)
+
+
 def stage_signals(dut, stage: StageSpec, ports: dict[str, list[str]]):
     """``(valid, ready, payload)`` handles of the output stream of ``stage``'s instance,
     checked against the widths the manifest gives, and the path of the instance.
@@ -482,7 +548,7 @@ class Bench:
         self.taps: dict[str, Scoreboard] = {}
         self.tap_paths: dict[str, str] = {}
         monitors = [self.in_mon, self.out_mon]
-        ports = module_ports(man.verilog.read_text()) if cfg["taps"] else {}
+        ports = module_ports(man.verilog.read_text()) if cfg["taps"] or cfg.get("fifos") else {}
         for name in cfg["taps"]:
             stage = man.stage(name)
             valid, ready, payload, path = stage_signals(dut, stage, ports)
@@ -490,6 +556,14 @@ class Bench:
             sb = Scoreboard(name, data[f"tap__{name}"], self.ids)
             self.taps[name] = sb
             monitors.append(StreamMonitor(name, valid, ready, payload, stage.out, sb.check))
+        self.fifos: dict[str, FifoMonitor] = {}
+        for name in cfg.get("fifos", []):
+            valid, ready = fifo_signals(dut, name, ports)
+            self.fifos[name] = FifoMonitor(name, valid, ready)
+            monitors.append(self.fifos[name])
+        self.rate = float(cfg.get("input_rate", 1.0))
+        self.pacer = RatePause(self.source, self.in_mon, self.rate, man.input.beats)
+        monitors.append(self.pacer)  # after in_mon: it reads the beats moved this cycle
         self.sampler = CycleSampler(dut.clk, monitors)
         self.timed_out: str | None = None
         self.sent = 0
@@ -558,7 +632,15 @@ class Bench:
                 comp.clear_pause_generator()
                 comp.pause = False
             await ClockCycles(self.dut.clk, 8)
+            for mon in self.fifos.values():
+                mon.active = True
+            if self.rate < 1:
+                self.pacer.base = self.in_mon.beats
+                self.pacer.active = True
             ok = await self._phase(range(self.m), "phase 2 (free running)")
+            self.pacer.active = False
+            for mon in self.fifos.values():
+                mon.active = False
             if ok:
                 n = self.n
                 latency = self.out_mon.first_cycles[n] - self.in_mon.first_cycles[n]
@@ -604,6 +686,8 @@ class Bench:
             "ii": ii,
             "cycles": self.sampler.cycle,
             "timed_out": self.timed_out,
+            "input_rate": self.rate,
+            "fifo_full_cycles": {k: m.full_cycles for k, m in self.fifos.items()},
         }
 
 

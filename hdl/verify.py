@@ -76,6 +76,8 @@ BENCH_KEYS = (
     "stall_cycles",  # a phase in which no monitored stream moves for longer is stuck
     "source_pause",  # probability that the input stream pauses in a cycle (phase 1)
     "sink_pause",  # probability that the output stream back-pressures in a cycle (phase 1)
+    "input_rate",  # phase 2 input beats per cycle (1.0: always valid), paced per frame
+    "fifos",  # stages whose input FIFO's full cycles are counted in phase 2
 )
 
 
@@ -284,6 +286,7 @@ def run_cocotb(
     timeout_cycles: int | None = None,
     source_pause: float = 0.3,
     sink_pause: float = 0.3,
+    input_rate: float = 1.0,
 ) -> dict:
     """Simulate the design in ``design_dir`` (``manifest.json`` and its Verilog) with cocotb.
 
@@ -315,6 +318,12 @@ def run_cocotb(
     timeout_cycles
         Cycles each phase may take before it is reported as timed out (a phase in which no
         stream moves for a while is reported as stuck well before that).
+    input_rate
+        Phase 2 input pace in beats per cycle: 1.0 keeps the input always valid; below 1,
+        each frame's beats are spread evenly over ``ceil(beats / input_rate)`` cycles (as
+        :func:`sim.dataflow.simulate` models the source). The results then hold, per stage
+        with a FIFO in front, the cycles phase 2 found that FIFO full
+        (``fifo_full_cycles``).
 
     Returns
     -------
@@ -356,6 +365,8 @@ def run_cocotb(
         perf_frames = min(n, 32)
     if not isinstance(perf_frames, int) or not 0 <= perf_frames <= n:
         raise ValueError(f"perf_frames must be an int in [0, {n}], not {perf_frames!r}")
+    if not isinstance(input_rate, int | float) or not 0 < input_rate <= 1:
+        raise ValueError(f"input_rate must be in (0, 1] beats per cycle, not {input_rate!r}")
     for label, p in (("source_pause", source_pause), ("sink_pause", sink_pause)):
         if not 0 <= p < 1:
             raise ValueError(f"{label} must be in [0, 1), not {p!r}")
@@ -390,6 +401,8 @@ def run_cocotb(
             "stall_cycles": _stall(manifest),
             "source_pause": source_pause,
             "sink_pause": sink_pause,
+            "input_rate": input_rate,
+            "fifos": [s.name for s in manifest.stages[1:]],
         }
         (run / "bench.json").write_text(json.dumps(bench, indent=1))
         results = _run_bench(manifest, sim, built, run, waves, seed)
@@ -447,6 +460,9 @@ def verify(
     seed: int = 0,
     waves: bool = False,
     build_dir: str | os.PathLike | None = None,
+    *,
+    perf_frames: int | None = None,
+    input_rate: float = 1.0,
 ) -> dict:
     """Run ``vectors`` seeded random inputs through the generated design of ``design``
     (a :class:`~models.hwconfig.Design`) in ``design_dir`` and compare it, output and every
@@ -478,7 +494,16 @@ def verify(
     except ValueError as e:
         raise ManifestError(f"{manifest.path}: does not fit {net.name}: {e}") from None
     results = run_cocotb(
-        design_dir, frames_in, expected, taps, sim=sim, seed=seed, waves=waves, build_dir=build_dir
+        design_dir,
+        frames_in,
+        expected,
+        taps,
+        sim=sim,
+        seed=seed,
+        waves=waves,
+        build_dir=build_dir,
+        perf_frames=perf_frames,
+        input_rate=input_rate,
     )
     results.update(network=net.name, vectors=vectors, seed=seed, ideal_ii=design.ideal_ii)
     return results

@@ -755,3 +755,53 @@ def _result(model: _Model, frames: int, period: int | None, timeline_frames: int
         frames_simulated=n,
         output_ends=tuple(int(e - t0) for e in ends),
     )
+
+
+#: FIFO depth standing for "unbounded" while sizing (no RTL is built with it).
+_UNBOUNDED = 1 << 30
+
+
+def pipeline_rate(design: Design) -> float:
+    """Input beats per cycle at which the pipeline runs at its ideal II: one frame of input
+    beats per ``ideal_ii`` cycles."""
+    first = design.stages[0]
+    beats = first.input.size // stage_io(first, design.config[first.name])[0]
+    return min(1.0, beats / design.ideal_ii)
+
+
+def size_fifos(design: Design, *, input_rate: float | None = None, frames: int = 8) -> Design:
+    """The design with every FIFO at the smallest depth (at least 2) at which it never
+    refuses a beat at ``input_rate`` (default :func:`pipeline_rate`).
+
+    Exact, not a search: with every FIFO unbounded the schedule is simulated once; a FIFO
+    of depth ``D`` refuses beat ``n`` only if its ``n - D + 1``-th beat has not yet moved to
+    the output register by the cycle beat ``n`` arrives, so the smallest safe ``D`` is read
+    off that schedule. At those depths no FIFO ever refuses a beat, so the schedule — and the
+    II — is the unbounded one.
+    """
+    from dataclasses import replace
+
+    from models.hwconfig import HardwareConfig
+
+    rate = pipeline_rate(design) if input_rate is None else input_rate
+    cfg = design.config
+    big = HardwareConfig(
+        {s.name: replace(cfg[s.name], fifo_depth=_UNBOUNDED) for s in design.stages},
+        cfg.clock_mhz,
+    )
+    model = _Model(Design(design.network, big), frames, float(rate))
+    model.run()
+    depths = {}
+    for sm in model.stages:
+        if sm.fifo is None:
+            continue
+        w = np.asarray(sm.fifo.written.t, dtype=np.int64)
+        m = np.asarray(sm.fifo.moved.t, dtype=np.int64)
+        moved_before = np.searchsorted(m + 1, w, "right")  # beats moved by arrival of n
+        need = np.arange(len(w)) + 2 - moved_before
+        depths[sm.stage.name] = max(2, int(need.max()))
+    stages = {
+        s.name: replace(cfg[s.name], fifo_depth=depths.get(s.name, cfg[s.name].fifo_depth))
+        for s in design.stages
+    }
+    return Design(design.network, HardwareConfig(stages, cfg.clock_mhz))
