@@ -546,6 +546,7 @@ class Bench:
             last=dut.m_axis_tlast,
         )
         self.taps: dict[str, Scoreboard] = {}
+        self.tap_monitors: list[StreamMonitor] = []
         self.tap_paths: dict[str, str] = {}
         monitors = [self.in_mon, self.out_mon]
         ports = module_ports(man.verilog.read_text()) if cfg["taps"] or cfg.get("fifos") else {}
@@ -555,7 +556,9 @@ class Bench:
             self.tap_paths[name] = path
             sb = Scoreboard(name, data[f"tap__{name}"], self.ids)
             self.taps[name] = sb
-            monitors.append(StreamMonitor(name, valid, ready, payload, stage.out, sb.check))
+            mon = StreamMonitor(name, valid, ready, payload, stage.out, sb.check)
+            self.tap_monitors.append(mon)
+            monitors.append(mon)
         self.fifos: dict[str, FifoMonitor] = {}
         for name in cfg.get("fifos", []):
             valid, ready = fifo_signals(dut, name, ports)
@@ -582,10 +585,15 @@ class Bench:
         phase times out or no monitored stream moves for ``stall_cycles``."""
         start = self.out_mon.frames
         target = start + len(frames)
+        # every stage's frames too: a stage's last rows may leave after the network's output
+        # is complete (a pool dropping the last row), and they must still be checked
+        targets = [(m, m.frames + len(frames)) for m in self.tap_monitors]
         stall = int(self.cfg["stall_cycles"])
         sampler = self.sampler
         sampler.last_move = sampler.cycle
-        done = sampler.when(lambda: self.out_mon.frames >= target)
+        done = sampler.when(
+            lambda: self.out_mon.frames >= target and all(m.frames >= t for m, t in targets)
+        )
         stuck = sampler.when(lambda: sampler.cycle - sampler.last_move > stall)
         self.sent += len(frames)
         for k in frames:

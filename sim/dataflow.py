@@ -644,7 +644,12 @@ def _waits(start: np.ndarray, end: np.ndarray) -> list[tuple[int, int]]:
 
 
 def simulate(
-    design: Design, *, frames: int = 8, input_rate: float = 1.0, timeline_frames: int = 2
+    design: Design,
+    *,
+    frames: int = 8,
+    input_rate: float = 1.0,
+    timeline_frames: int = 2,
+    extend: bool = True,
 ) -> SimResult:
     """Predict latency, initiation interval, stalls and FIFO occupancy of ``design`` for
     ``frames`` frames, the input offered at ``input_rate`` beats per cycle (1.0: always
@@ -652,14 +657,16 @@ def simulate(
     the output always ready — the conditions of the cocotb bench's throughput phase.
 
     The II is measured as the bench measures it: the mean spacing of the last half of the
-    frames' last output beats.
+    frames' last output beats. With ``extend`` (default), frames after the pipeline has
+    become periodic follow by exact periodic extension (see the module's docstring);
+    ``extend=False`` simulates every frame beat by beat (same results, for benchmarks).
     """
     if not isinstance(frames, int) or isinstance(frames, bool) or frames < 2:
         raise ValueError(f"frames must be an int of at least 2, not {frames!r}")
     if not isinstance(input_rate, int | float) or not 0 < input_rate <= 1:
         raise ValueError(f"input_rate must be in (0, 1] beats per cycle, not {input_rate!r}")
     span = _horizon(design) + 1
-    n = min(frames, max(2 * span + 2, timeline_frames, 8))
+    n = min(frames, max(2 * span + 2, timeline_frames, 8)) if extend else frames
     while True:
         model = _Model(design, n, float(input_rate))
         model.run()
@@ -805,3 +812,109 @@ def size_fifos(design: Design, *, input_rate: float | None = None, frames: int =
         for s in design.stages
     }
     return Design(design.network, HardwareConfig(stages, cfg.clock_mhz))
+
+
+# -- analytic mode ---------------------------------------------------------------------------
+
+
+def _fold(values, n: int) -> np.ndarray:
+    a = np.asarray(values, dtype=np.int64)
+    return np.broadcast_to(a, (n,)) if a.ndim == 0 else a
+
+
+def analytic(design: Design, pe=None, simd=None) -> dict[str, np.ndarray]:
+    """Closed-form initiation interval and latency of ``design``'s network for many foldings
+    at once (design-space exploration), vectorised with numpy.
+
+    Parameters
+    ----------
+    design
+        Supplies the network and the stages; its own folding is used where ``pe`` or
+        ``simd`` does not name a stage.
+    pe, simd
+        Stage name → array of values (one per design point; all arrays of one length
+        ``N``). The caller guarantees validity (see :func:`random_foldings`).
+
+    Returns
+    -------
+    dict
+        ``ii`` (ideal initiation interval: the slowest stage's cycles per frame), ``latency``
+        (first input beat → first output beat, input always valid: the sum of the stages'
+        fill times, FIFOs and width converters; an estimate — :func:`simulate` is exact),
+        ``multipliers`` (Σ PE·SIMD) and ``cycles__<stage>`` per stage, each of shape ``(N,)``.
+    """
+    pe, simd = dict(pe or {}), dict(simd or {})
+    n = max([len(np.atleast_1d(v)) for v in (*pe.values(), *simd.values())] or [1])
+    out: dict[str, np.ndarray] = {}
+    ii = np.zeros(n, dtype=np.int64)
+    mults = np.zeros(n, dtype=np.int64)
+    # first and last input beat of frame 0 at the current point of the pipeline
+    first = np.zeros(n)
+    last = None
+    prev_out = None  # elements per beat leaving the previous stage
+    for k, s in enumerate(design.stages):
+        cfg = design.config[s.name]
+        p = _fold(pe.get(s.name, cfg.pe), n)
+        q = _fold(simd.get(s.name, cfg.simd), n)
+        matrix = s.kind in (StageKind.MVAU, StageKind.CONV) and not s.depthwise
+        n_in, n_out = (q, p) if matrix else (p, p)
+        beats_in = s.input.size // n_in
+        if k:  # width converter, then the FIFO (two cycles)
+            up = n_in > prev_out
+            first = first + np.where(up, n_in // np.maximum(prev_out, 1), 1) + 2
+            last = last + np.where(n_in < prev_out, prev_out // n_in, 1) + 2
+        else:
+            last = first + beats_in - 1
+        span = np.maximum(last - first, 0)
+        rate = np.where(span > 0, (beats_in - 1) / np.maximum(span, 1), 1.0)
+        if s.kind is StageKind.CONV:
+            c, h, w = s.input.shape
+            kh, kw = s.main.kernel
+            (dh, dw), (ph, pw) = s.main.dilation, s.main.padding
+            g = c // n_in
+            tap = np.maximum(0, ((kh - 1) * dh - ph) * w * g + ((kw - 1) * dw - pw) * g + g - 1)
+            if matrix:
+                sf, nf = s.mw // q, s.mh // p
+                cycles = np.maximum(h * w * c // n_in, s.vectors * sf * nf)
+            else:
+                sf, nf = kh * kw * (c // p), 1
+                cycles = np.maximum(h * w * c // n_in, s.vectors * (kh * kw + 1) * (c // p))
+            fo = first + tap / rate + sf + 3
+            lo = np.maximum(fo + cycles - sf, last + sf * nf + 2)
+        elif s.kind is StageKind.MVAU:
+            sf, nf = s.mw // q, s.mh // p
+            cycles = sf * nf
+            fo = np.maximum(last, first + sf - 1) + 2
+            lo = fo + (nf - 1) * sf
+        elif s.kind is StageKind.POOL:
+            c, h, w = s.input.shape
+            kh, kw = s.main.kernel
+            _, oh, ow = s.output.shape
+            g = c // p
+            cycles = np.maximum(h * w, oh * ow * kh * kw) * g
+            tap = (kh - 1) * w * g + (kw - 1) * g + g - 1
+            fo = first + tap / rate + kh * kw + 2
+            lo = np.maximum(fo + cycles - kh * kw, last + kh * kw + 2)
+        else:
+            cycles = s.output.size // p
+            fo, lo = first + 1, last + 1
+        if len(s.layers) > 1 and s.kind is not StageKind.ACT:
+            fo, lo = fo + 1, lo + 1
+        cycles = np.asarray(cycles, dtype=np.int64)
+        out[f"cycles__{s.name}"] = cycles
+        ii = np.maximum(ii, cycles)
+        mults += p * q if matrix else p
+        first, last, prev_out = fo, lo, n_out
+    out.update(ii=ii, latency=np.rint(first).astype(np.int64), multipliers=mults)
+    return out
+
+
+def random_foldings(design: Design, n: int, seed: int = 0) -> tuple[dict, dict]:
+    """``n`` random valid foldings of ``design``'s stages: (pe, simd), each stage name →
+    integer array of ``n`` values drawn uniformly from the stage's valid choices."""
+    rng = np.random.default_rng(seed)
+    pe, simd = {}, {}
+    for s in design.stages:
+        pe[s.name] = rng.choice(np.asarray(s.pe_choices()), n)
+        simd[s.name] = rng.choice(np.asarray(s.simd_choices()), n)
+    return pe, simd
