@@ -595,20 +595,26 @@ class _Model:
     def all_times(self) -> list[_Times]:
         return [x.xfer for x in self.links] + [t for u in self.units for t in u.times]
 
-    def period(self, span: int) -> int | None:
-        """``P`` when every beat of each of the last ``span`` frames moved exactly ``P``
-        cycles after the same beat of the frame before; else None."""
+    def period(self, span: int, most: int = 4) -> tuple[int, int] | None:
+        """``(q, P)`` when every beat of each of the last ``span`` frames moved exactly ``P``
+        cycles after the same beat ``q`` frames before (the smallest such ``q`` up to
+        ``most``); else None."""
         frames = self.frames
-        if frames < span + 1:
-            return None
-        p = None
-        for times in self.all_times():
-            a = np.asarray(times.t, dtype=np.int64).reshape(frames, times.per_frame)
-            d = a[frames - span :] - a[frames - span - 1 : -1]
-            if d.min() != d.max() or (p is not None and d[0, 0] != p):
-                return None
-            p = int(d[0, 0])
-        return p
+        arrays = [
+            np.asarray(t.t, dtype=np.int64).reshape(frames, t.per_frame) for t in self.all_times()
+        ]
+        for q in range(1, most + 1):
+            if frames < span + q:
+                break
+            p = None
+            for a in arrays:
+                d = a[frames - span :] - a[frames - span - q : frames - q]
+                if d.min() != d.max() or (p is not None and d[0, 0] != p):
+                    break
+                p = int(d[0, 0])
+            else:
+                return q, p
+        return None
 
 
 def _horizon(design: Design) -> int:
@@ -674,28 +680,34 @@ def simulate(
         if n == frames or p is not None:
             break
         n = min(frames, 2 * n)
-    return _result(model, frames, p, timeline_frames)
+    return _result(model, frames, p or (1, 0), timeline_frames)
 
 
-def _result(model: _Model, frames: int, period: int | None, timeline_frames: int) -> SimResult:
+def _result(model: _Model, frames: int, period: tuple[int, int], timeline_frames: int) -> SimResult:
     n = model.frames
-    extra = frames - n  # frames added by periodic extension
+    extra = frames - n  # frames added by periodic extension: frame f is frame f - q, + P
+    q, big_p = period
+    # the simulated frame each extended frame repeats, and how many periods later
+    src = n - q + np.arange(extra) % q
+    shift = (n + np.arange(extra) - src) // q * big_p
 
     def per_frame(x: np.ndarray, per: int) -> np.ndarray:
         return x.reshape(n, per)
 
     def total(x: np.ndarray) -> int:
-        """A per-frame quantity summed over all frames (extension repeats the last)."""
-        return int(x.sum() + extra * x[-1])
+        """A per-frame quantity summed over all frames (extension repeats the pattern)."""
+        return int(x.sum() + x[src].sum())
+
+    def extended(x: np.ndarray) -> np.ndarray:
+        """A per-frame time for all frames."""
+        return np.concatenate([x, x[src] + shift]) if extra else x
 
     def last_time(link: _Link) -> int:
-        return int(link.xfer.t[-1] + extra * (period or 0))
+        return int(extended(per_frame(np.asarray(link.xfer.t), link.per_frame)[:, -1])[-1])
 
     out = model.sink
     t_out = np.asarray(out.xfer.t, dtype=np.int64)
-    ends = per_frame(t_out, out.per_frame)[:, -1]
-    if extra:
-        ends = np.concatenate([ends, ends[-1] + period * np.arange(1, extra + 1)])
+    ends = extended(per_frame(t_out, out.per_frame)[:, -1])
     t0 = model.source.xfer.t[0]
     k = max(1, (frames - 1) // 2)
     ii = float(ends[-1] - ends[-1 - k]) / k

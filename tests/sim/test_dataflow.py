@@ -1,0 +1,139 @@
+"""The dataflow simulator on its own: periodic extension is exact, the analytic mode agrees
+with it, FIFO sizing removes every FIFO stall, and bad arguments are refused. (Its
+agreement with the RTL is tests/codesign/test_crosscheck.py and tests/hdl/test_zoo_rtl.py.)"""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from models.hwconfig import Design, HardwareConfig, StageConfig
+from models.loader import load
+from sim.dataflow import analytic, pipeline_rate, random_foldings, simulate, size_fifos
+
+
+def _random(net: str, seed: int) -> Design:
+    rng = random.Random(seed)
+    base = Design(load(net))
+    return Design(
+        base.network,
+        HardwareConfig(
+            {
+                s.name: StageConfig(
+                    pe=rng.choice(s.pe_choices()),
+                    simd=rng.choice(s.simd_choices()),
+                    fifo_depth=rng.choice([None, 1, 2, 3, 5, 17]) if k else None,
+                )
+                for k, s in enumerate(base.stages)
+            }
+        ),
+    )
+
+
+DESIGNS = [Design(load("jet_tagger")), Design(load("tfc_w1a1"))] + [
+    _random(net, seed) for net in ("jet_tagger", "tfc_w2a2") for seed in range(4)
+]
+
+
+@pytest.mark.parametrize("d", DESIGNS, ids=lambda d: d.network.name)
+@pytest.mark.parametrize("rate", [1.0, 0.3])
+def test_periodic_extension_equals_beat_by_beat(d, rate):
+    frames = 120
+    fast = simulate(d, frames=frames, input_rate=rate)
+    full = simulate(d, frames=frames, input_rate=rate, extend=False)
+    assert fast.frames_simulated < frames  # the extension did happen
+    assert full.frames_simulated == frames
+    assert fast.output_ends == full.output_ends
+    assert fast.stages == full.stages
+    assert (fast.latency, fast.ii, fast.cycles) == (full.latency, full.ii, full.cycles)
+
+
+def test_default_designs_run_at_their_ideal_ii():
+    for net in ("jet_tagger", "tfc_w1a1", "tfc_w2a2", "cnv_tiny"):
+        d = Design(load(net))
+        r = simulate(d, frames=16)
+        assert r.ii == d.ideal_ii
+        assert 0 < r.latency <= r.latency_last < r.cycles
+        slowest = max(r.stages, key=lambda s: s.ideal_cycles)
+        assert slowest.utilisation > 0.75  # the bottleneck works (16 frames, fill included)
+
+
+def test_analytic_ii_is_the_closed_form_and_latency_close_to_the_simulator():
+    for net, tolerance in (("jet_tagger", 0.03), ("tfc_w1a1", 0.03), ("cnv_tiny", 0.15)):
+        d = Design(load(net))
+        pe, simd = random_foldings(d, 200, seed=5)
+        a = analytic(d, pe, simd)
+        checked = 0
+        for i in range(200):
+            cfg = HardwareConfig(
+                {s.name: StageConfig(int(pe[s.name][i]), int(simd[s.name][i])) for s in d.stages}
+            )
+            di = Design(d.network, cfg)
+            assert a["ii"][i] == di.ideal_ii
+            assert a["multipliers"][i] == sum(c.pe * c.simd for c in cfg.stages.values())
+            if checked < (3 if net == "cnv_tiny" else 12) and di.ideal_ii < 20_000:
+                p = simulate(di, frames=3)
+                assert abs(a["latency"][i] - p.latency) <= tolerance * p.latency
+                checked += 1
+        assert checked
+
+
+def test_analytic_takes_arrays_and_scalars():
+    d = Design(load("tfc_w1a1"))
+    a = analytic(d)
+    assert a["ii"].shape == (1,) and a["ii"][0] == d.ideal_ii
+    b = analytic(d, pe={"fc0": np.array([1, 2, 4])})
+    assert b["ii"].shape == (3,)
+    assert np.all(np.diff(b["cycles__fc0"]) < 0)
+
+
+@pytest.mark.parametrize("net", ["jet_tagger", "tfc_w1a1", "cnv_tiny"])
+def test_sized_fifos_never_fill_and_one_less_does(net):
+    d = size_fifos(Design(load(net)))
+    rate = pipeline_rate(d)
+    r = simulate(d, frames=12, input_rate=rate)
+    assert r.ii == d.ideal_ii
+    assert all(s.fifo_full_cycles == 0 for s in r.stages[1:])
+    mattered = 0
+    for s in d.stages[1:]:
+        depth = d.fifo_depth(s)
+        assert depth >= 2
+        if depth == 2:
+            continue
+        stages = dict(d.config.stages)
+        stages[s.name] = replace(stages[s.name], fifo_depth=depth - 1)
+        smaller = simulate(Design(d.network, HardwareConfig(stages)), frames=12, input_rate=rate)
+        assert next(x for x in smaller.stages if x.name == s.name).fifo_full_cycles > 0
+        mattered += 1
+    assert mattered
+
+
+def test_result_as_table_and_json():
+    r = simulate(Design(load("jet_tagger")), frames=4)
+    t = r.table()
+    assert list(t.index) == [s.name for s in Design(load("jet_tagger")).stages]
+    assert {"busy", "starved", "blocked", "utilisation", "fifo_max"} <= set(t.columns)
+    doc = json.loads(json.dumps(r.to_dict()))
+    assert doc["ii"] == r.ii and doc["throughput_fps"] == pytest.approx(100e6 / r.ii)
+    assert {i.state for i in r.timeline} <= {"busy", "starved", "blocked"}
+    assert len(r.timeline_frame()) == len(r.timeline)
+
+
+def test_bad_arguments_are_refused():
+    d = Design(load("jet_tagger"))
+    with pytest.raises(ValueError, match=r"^frames must be an int of at least 2, not 1$"):
+        simulate(d, frames=1)
+    with pytest.raises(ValueError, match=r"^input_rate must be in \(0, 1\] beats per cycle"):
+        simulate(d, input_rate=1.5)
+
+
+def test_sim_never_imports_hdl():
+    code = "import sys, sim.dataflow; print(any(m.split('.')[0] == 'hdl' for m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
