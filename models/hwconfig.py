@@ -322,6 +322,22 @@ class HardwareConfig:
         except ConfigError as e:
             raise DescriptionError(str(e), file=source, field="clock_mhz") from None
 
+    def to_dict(self) -> dict:
+        """The mapping :meth:`from_dict` reads (stage fields at their defaults left out), for
+        a YAML file."""
+        default = StageConfig()
+        stages = {}
+        for name, c in self.stages.items():
+            entry = {
+                k: getattr(c, k)
+                for k in ("pe", "simd", "fifo_depth")
+                if getattr(c, k) != getattr(default, k)
+            }
+            if c.mem_style is not default.mem_style:
+                entry["mem_style"] = c.mem_style.value
+            stages[name] = entry
+        return {"clock_mhz": self.clock_mhz, "stages": stages}
+
 
 #: Largest FIFO depth chosen automatically (beats).
 AUTO_FIFO_MAX = 256
