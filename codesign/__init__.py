@@ -21,7 +21,7 @@ from models.ir import Network
 from models.loader import load as _load
 from models.loader import save_description, zoo_names
 
-from .flows import design, generate, verify
+from .flows import design, generate, simulate, verify
 from .summary import network_hash, summary
 
 __all__ = [
@@ -36,6 +36,7 @@ __all__ = [
     "network_hash",
     "random_inputs",
     "save_description",
+    "simulate",
     "summary",
     "trace",
     "verify",

@@ -25,6 +25,8 @@ from .summary import summary, summary_text
 __all__ = ["main"]
 
 DEFAULT_NETWORK = "jet_tagger"
+#: The FPGA family ``codesign run`` synthesises for.
+SYNTH_TARGET = "ecp5"
 
 
 class CliError(UserError, ValueError):
@@ -172,11 +174,77 @@ def _verify_text(r: dict) -> str:
         lines.append(
             f"first differing stage {r['first_bad_stage']!r} (layer {r['first_bad_layer']!r})"
         )
-    lines.append(
-        f"latency {r['latency']} cycles (first input beat to first output beat); "
-        f"II {r['ii']} cycles/frame measured, {r['ideal_ii']} ideal"
-    )
+    if r.get("predicted_latency") is None:
+        lines.append(
+            f"latency {r['latency']} cycles (first input beat to first output beat); "
+            f"II {r['ii']} cycles/frame measured, {r['ideal_ii']} ideal"
+        )
+    else:
+        lines.append(
+            f"latency {r['latency']} cycles measured, {r['predicted_latency']} predicted "
+            f"(first input beat to first output beat); II {_fmt(r['ii'])} cycles/frame "
+            f"measured, {_fmt(r['predicted_ii'])} predicted, {r['ideal_ii']} ideal"
+        )
     return "\n".join(lines)
+
+
+def _fmt(v) -> str:
+    """A cycle count: integer-valued numbers without a fraction."""
+    return f"{int(v)}" if float(v).is_integer() else f"{v:.2f}"
+
+
+def _sim_text(r) -> str:
+    head = [
+        f"{r.network}: {r.frames} frames at input rate {r.input_rate:g}, {r.clock_mhz:g} MHz",
+        f"latency {r.latency} cycles to the first output beat, {r.latency_last} to the last "
+        f"beat of frame 0",
+        f"II {_fmt(r.ii)} cycles/frame (ideal {r.ideal_ii}); {r.throughput_fps:,.0f} frames/s "
+        f"at {r.clock_mhz:g} MHz; {r.cycles} cycles in all",
+    ]
+    rows = [("stage", "kind", "cycles", "busy", "starved", "blocked", "util", "FIFO", "max")]
+    for st in r.stages:
+        rows.append(
+            (
+                st.name,
+                st.kind,
+                str(st.ideal_cycles),
+                str(st.busy),
+                str(st.starved),
+                str(st.blocked),
+                f"{100 * st.utilisation:.1f}%",
+                "-" if st.fifo_depth is None else str(st.fifo_depth),
+                "-" if st.fifo_max is None else str(st.fifo_max),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    table = [
+        "  "
+        + "  ".join(
+            c.ljust(w) if i < 2 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        ).rstrip()
+        for row in rows
+    ]
+    return "\n".join([*head, *table])
+
+
+def cmd_sim(args) -> None:
+    from .flows import design, simulate
+
+    if args.plot is not None and Path(args.plot).suffix.lower() != ".svg":
+        raise CliError(f"codesign sim: argument --plot: must be a .svg file, not {args.plot!r}")
+    net = load(args.net)
+    d = design(net, args.config)
+    r = simulate(d, frames=args.frames, input_rate=args.input_rate)
+    doc = {"network": net.name, **r.to_dict()}
+    text = _sim_text(r)
+    if args.plot is not None:
+        from .report import timeline_figure
+
+        timeline_figure(r, args.plot)
+        doc["plot"] = str(args.plot)
+        text += f"\nwrote {args.plot}"
+    _emit(args, doc, text)
 
 
 def cmd_verify(args) -> None:
@@ -194,15 +262,20 @@ def cmd_verify(args) -> None:
 
 
 def cmd_run(args) -> None:
-    from .flows import design, verify
+    from .flows import PERF_FRAMES_MAX, design, generate, simulate, verify
+    from .progress import Progress
+    from .report import write_report
 
     net = load(args.net)
+    d = design(net, args.config)
     info = summary(net)
     out_dir = Path(args.build) / net.name
-    x = random_inputs(net, args.vectors, args.seed)
-    y = golden(net, x)
-    atomic_write(out_dir / "golden_inputs.npy", _npy_bytes(x))
-    atomic_write(out_dir / "golden_outputs.npy", _npy_bytes(y))
+    progress = Progress(6, prog="codesign run")
+    with progress.step("golden model"):
+        x = random_inputs(net, args.vectors, args.seed)
+        y = golden(net, x)
+        atomic_write(out_dir / "golden_inputs.npy", _npy_bytes(x))
+        atomic_write(out_dir / "golden_outputs.npy", _npy_bytes(y))
     manifest = {
         "network": net.name,
         "network_hash": info["hash"],
@@ -213,20 +286,48 @@ def cmd_run(args) -> None:
             "output_sha256": _sha256(y),
         },
     }
-    sections = [
-        f"# {net.name}\n\n```\n{summary_text(info)}\n```\n",
-        f"Golden model: {args.vectors} random vectors (seed {args.seed}), outputs "
-        f"sha256 `{manifest['golden']['output_sha256']}`.\n",
-    ]
     text = [
         summary_text(info),
         "",
         f"golden: {args.vectors} vectors (seed {args.seed}) → sha256 "
         f"{manifest['golden']['output_sha256'][:16]}",
     ]
-    if not args.no_hardware:
-        d = design(net)
-        r = verify(d, out_dir / "hdl", vectors=args.vectors, sim=args.sim, seed=args.seed)
+    # the frames of the cocotb throughput run, so prediction and measurement compare
+    with progress.step("simulate"):
+        p = simulate(d, frames=min(args.vectors, PERF_FRAMES_MAX))
+    manifest["simulate"] = {
+        "frames": p.frames,
+        "input_rate": p.input_rate,
+        "latency": p.latency,
+        "latency_last": p.latency_last,
+        "ii": p.ii,
+        "ideal_ii": p.ideal_ii,
+        "cycles": p.cycles,
+        "throughput_fps": p.throughput_fps,
+    }
+    text += [
+        "",
+        f"simulate: {p.frames} frames, latency {p.latency} cycles, II {_fmt(p.ii)} cycles/frame "
+        f"(ideal {p.ideal_ii}), {p.throughput_fps:,.0f} frames/s at {p.clock_mhz:g} MHz",
+    ]
+    r = synth = None
+    if args.no_hardware:
+        for step in ("generate", "verify", "synthesize"):
+            progress.skip(step, "--no-hardware")
+    else:
+        hdl_dir = out_dir / "hdl"
+        with progress.step("generate"):
+            generate(d, hdl_dir)
+        with progress.step(f"verify ({args.sim})"):
+            r = verify(
+                d,
+                hdl_dir,
+                vectors=args.vectors,
+                sim=args.sim,
+                seed=args.seed,
+                prediction=p,
+                regenerate=False,
+            )
         manifest["verify"] = {
             k: r[k]
             for k in (
@@ -236,33 +337,78 @@ def cmd_run(args) -> None:
                 "latency",
                 "ii",
                 "ideal_ii",
+                "predicted_latency",
+                "predicted_ii",
                 "first_bad_stage",
                 "verilog",
             )
         }
-        rows = "\n".join(
-            f"| {s.name} | {s.kind.value} | {d.config[s.name].pe} | {d.config[s.name].simd} | "
-            f"{d.cycles(s)} |"
-            for s in d.stages
-        )
-        sections.append(
-            "\n## Hardware\n\n| stage | kind | PE | SIMD | cycles/frame |\n|---|---|---|---|---|\n"
-            f"{rows}\n\nVerilog: `{r['verilog']}`. cocotb on {r['sim']}: {r['frames']} frames "
-            f"with random back-pressure, **{r['mismatches']} mismatches**; latency "
-            f"{r['latency']} cycles, II {r['ii']} cycles/frame measured against "
-            f"{r['ideal_ii']} ideal.\n"
-        )
         text += ["", _verify_text(r)]
-    atomic_write(out_dir / "manifest.json", json.dumps(manifest, indent=1, default=str) + "\n")
-    atomic_write(out_dir / "report.md", "".join(sections))
-    text.append(f"wrote {out_dir}/report.md and manifest.json")
+        if args.no_synth:
+            progress.skip("synthesize", "--no-synth")
+        elif r["mismatches"]:
+            progress.skip("synthesize", "the RTL disagrees with the golden model")
+        else:
+            from .synth import synthesize
+
+            with progress.step(f"synthesize ({SYNTH_TARGET})"):
+                synth = synthesize(d, target=SYNTH_TARGET, out_dir=out_dir / "synth" / SYNTH_TARGET)
+            manifest["synth"] = {
+                k: synth.get(k)
+                for k in (
+                    "target",
+                    "device",
+                    "lut",
+                    "ff",
+                    "dsp",
+                    "bram",
+                    "lutram",
+                    "carry",
+                    "fmax_mhz",
+                    "fmax_reason",
+                    "key",
+                    "cached",
+                )
+            }
+            text += ["", _synth_line(synth)]
+    with progress.step("report"):
+        report = write_report(
+            out_dir,
+            summary=info,
+            design=d,
+            sim_result=p,
+            verify_result=r,
+            synth_result=synth,
+            golden=manifest["golden"],
+            target=SYNTH_TARGET,
+        )
+        atomic_write(out_dir / "manifest.json", json.dumps(manifest, indent=1, default=str) + "\n")
+    text.append(f"wrote {report}, manifest.json and the figures")
     _emit(
         args,
-        {"network": net.name, "build_dir": str(out_dir), "summary": info, **manifest},
+        {
+            "network": net.name,
+            "build_dir": str(out_dir),
+            "report": str(report),
+            "summary": info,
+            **manifest,
+        },
         "\n".join(text),
     )
     if manifest.get("verify", {}).get("mismatches"):
         raise VerificationFailed(f"{net.name}: the RTL disagrees with the golden model")
+
+
+def _synth_line(r: dict) -> str:
+    fmax = (
+        f"Fmax {r['fmax_mhz']:.1f} MHz"
+        if r.get("fmax_mhz") is not None
+        else f"no Fmax ({r.get('fmax_reason')})"
+    )
+    return (
+        f"synthesize: {r['target']} ({r.get('device')}): {r['lut']} LUT, {r['ff']} FF, "
+        f"{r['dsp']} DSP, {r['bram']} BRAM; {fmax}" + (" (cached)" if r.get("cached") else "")
+    )
 
 
 # -- parser --------------------------------------------------------------------------------
@@ -275,6 +421,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"must be a positive int, not {text!r}") from None
     if v < 1:
         raise argparse.ArgumentTypeError(f"must be a positive int, not {text!r}")
+    return v
+
+
+def _input_rate(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        v = float("nan")
+    if not 0 < v <= 1:  # also rejects nan
+        raise argparse.ArgumentTypeError(f"must be a number in (0, 1], not {text!r}")
     return v
 
 
@@ -305,6 +461,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-o", "--output", metavar="DIR", help="output folder (build/<net>/hdl)")
     s.add_argument("--build", metavar="DIR", default="build", help=argparse.SUPPRESS)
     s.set_defaults(func=cmd_hdl)
+    s = sub.add_parser("sim", parents=[common], help="predict cycles, stalls and FIFO use")
+    s.add_argument("net", metavar="NET", help="zoo name or description path")
+    s.add_argument("--config", metavar="HW.yaml", help="hardware configuration (folding)")
+    s.add_argument("--frames", type=_positive_int, default=8, help="frames to stream (8)")
+    s.add_argument(
+        "--input-rate",
+        metavar="R",
+        type=_input_rate,
+        default=1.0,
+        help="input beats offered per cycle, in (0, 1] (1)",
+    )
+    s.add_argument("--plot", metavar="FILE.svg", help="write the busy/stall timeline here")
+    s.set_defaults(func=cmd_sim)
     s = sub.add_parser("verify", parents=[common], help="prove the RTL against the golden model")
     s.add_argument("net", metavar="NET", help="zoo name or description path")
     s.add_argument("--config", metavar="HW.yaml", help="hardware configuration (folding)")
@@ -322,6 +491,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_NETWORK,
         help=f"zoo name or description path (default {DEFAULT_NETWORK})",
     )
+    s.add_argument("--config", metavar="HW.yaml", help="hardware configuration (folding)")
     s.add_argument("--vectors", type=_positive_int, default=200, help="golden vectors")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--build", metavar="DIR", default="build", help="output root (build/)")
@@ -329,8 +499,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--no-hardware",
         action="store_true",
-        help="golden model only: skip generating and verifying the RTL",
+        help="golden model and simulator only: skip generating, verifying, synthesising",
     )
+    s.add_argument("--no-synth", action="store_true", help=f"skip synthesis ({SYNTH_TARGET})")
     s.set_defaults(func=cmd_run)
     return p
 

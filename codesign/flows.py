@@ -1,18 +1,30 @@
-"""Flows that join the layers: design, generate (and, later, verify and synthesize)."""
+"""Flows that join the layers: design, simulate, generate, verify."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
-from models.errors import DescriptionError
+from models.errors import DescriptionError, UserError
 from models.hwconfig import ConfigError, Design, HardwareConfig
 from models.ir import Network
 
 from .summary import network_hash
 
-__all__ = ["design", "generate", "load_config", "verify"]
+if TYPE_CHECKING:
+    from sim.results import SimResult
+
+__all__ = ["FlowError", "design", "generate", "load_config", "simulate", "verify"]
+
+#: Frames of the cocotb throughput run for ``vectors`` frames (see :func:`hdl.verify.run_cocotb`),
+#: and so of the simulation that predicts its latency and II.
+PERF_FRAMES_MAX = 32
+
+
+class FlowError(UserError, ValueError):
+    """A flow's argument is out of range (frames, input rate...)."""
 
 
 def load_config(path: str | Path) -> HardwareConfig:
@@ -45,6 +57,50 @@ def design(net: Network, config: HardwareConfig | str | Path | None = None) -> D
         raise ConfigError(f"{source}: {e}") from None
 
 
+def simulate(
+    d: Design, *, frames: int = 8, input_rate: float = 1.0, timeline_frames: int = 2
+) -> SimResult:
+    """Predict how ``d`` runs with the cycle-approximate dataflow simulator.
+
+    Parameters
+    ----------
+    d
+        The design (:func:`design`).
+    frames
+        Frames streamed back to back (at least 1).
+    input_rate
+        Input beats offered per cycle, in (0, 1]; 1 means the input is always valid.
+    timeline_frames
+        Frames whose busy/stall intervals are recorded in the result's timeline (at least 0).
+
+    Returns
+    -------
+    sim.results.SimResult
+        Latency, initiation interval, per-stage busy/starved/blocked cycles and FIFO
+        occupancy, and the timeline; cycle 0 is the first input beat's transfer, as in the
+        cocotb measurement.
+
+    Raises
+    ------
+    FlowError
+        When ``frames``, ``input_rate`` or ``timeline_frames`` is out of range.
+    """
+    from sim.dataflow import simulate as _simulate
+
+    for name, v, lo in (("frames", frames, 1), ("timeline_frames", timeline_frames, 0)):
+        if not isinstance(v, int) or isinstance(v, bool) or v < lo:
+            raise FlowError(f"{name} must be an int >= {lo}, not {v!r}")
+    if (
+        not isinstance(input_rate, int | float)
+        or isinstance(input_rate, bool)
+        or not 0 < input_rate <= 1
+    ):
+        raise FlowError(f"input_rate must be a number in (0, 1], not {input_rate!r}")
+    return _simulate(
+        d, frames=frames, input_rate=float(input_rate), timeline_frames=timeline_frames
+    )
+
+
 def generate(d: Design, out_dir: str | Path) -> dict:
     """Verilog, ``manifest.json`` and a FuseSoC ``.core`` for ``d`` in ``out_dir``; returns
     the manifest."""
@@ -62,17 +118,30 @@ def verify(
     seed: int = 0,
     waves: bool = False,
     build_cache: str | Path | None = None,
+    prediction: SimResult | None = None,
+    regenerate: bool = True,
 ) -> dict:
     """Generate ``d`` (into ``out_dir``, default ``build/<net>/hdl``) and prove it against
     the golden model in cocotb: ``vectors`` random frames with random back-pressure, then a
     throughput run. Returns mismatches (and the first differing stage and layer), measured
-    latency and initiation interval, and the ideal II. Simulator builds are reused from
-    ``build_cache`` (default :func:`hdl.verify.default_build_root`, shared by every run on
-    this machine and keyed by the Verilog's content)."""
+    latency and initiation interval, the ideal II, and the simulator's prediction of the
+    throughput run as ``predicted_latency`` and ``predicted_ii``. Simulator builds are reused
+    from ``build_cache`` (default :func:`hdl.verify.default_build_root`, shared by every run
+    on this machine and keyed by the Verilog's content).
+
+    ``prediction`` is a :func:`simulate` result to report instead of simulating the
+    throughput run's frames (``min(vectors, 32)``) at full input rate; ``regenerate=False``
+    reuses the design already generated in ``out_dir``.
+    """
+    import json
+
     from hdl.verify import verify as _verify
 
     out_dir = Path(out_dir or Path("build") / d.network.name / "hdl")
-    doc = generate(d, out_dir)
+    if regenerate:
+        doc = generate(d, out_dir)
+    else:
+        doc = json.loads((out_dir / "manifest.json").read_text())
     result = _verify(
         d,
         out_dir,
@@ -83,4 +152,9 @@ def verify(
         build_dir=build_cache,
     )
     result["verilog"] = str(out_dir / doc["verilog"])
+    if prediction is None:  # under the conditions of the bench's throughput run
+        frames = result.get("perf_frames") or min(vectors, PERF_FRAMES_MAX)
+        prediction = simulate(d, frames=frames, timeline_frames=0)
+    result["predicted_latency"] = prediction.latency
+    result["predicted_ii"] = prediction.ii
     return result

@@ -299,17 +299,23 @@ def _resources(
     rows.append(("Fmax (MHz)", _num(pf), _num(fmax), _diff(pf, fmax)))
     text = head + _table(("resource", "cost model", tool, "predicted − measured"), rows)
     clock = design.config.clock_mhz
-    if fmax is not None:
-        meets = "meets" if fmax >= clock else "**misses**"
-        text += f"\nThe design {meets} its {clock:g} MHz clock target.\n"
     if synth is None:
         text += "\nSynthesis was skipped; the cost model's estimate only.\n"
+    else:
+        if synth.get("measured"):
+            text += f"\nMeasured by {synth['measured']}"
+            text += f" for {synth['device']}.\n" if synth.get("device") else ".\n"
+        if fmax is not None:
+            meets = "meets" if fmax >= clock else "**misses**"
+            text += f"\nThe design {meets} its {clock:g} MHz clock target (nextpnr).\n"
+        elif synth.get("fmax_reason"):
+            text += f"\nNo Fmax: {synth['fmax_reason']}.\n"
     blocks = synth.get("blocks") if synth is not None else None
     if blocks:
         keys = [k for k, _ in RESOURCES if any(k in b for b in blocks)]
         text += "\nPer block (yosys):\n\n" + _table(
             ("block", *[dict(RESOURCES)[k] for k in keys]),
-            [(b.get("name", "?"), *[_num(b.get(k)) for k in keys]) for b in blocks],
+            [(b.get("block", b.get("name", "?")), *[_num(b.get(k)) for k in keys]) for b in blocks],
         )
     return text
 
@@ -353,8 +359,8 @@ def write_report(
         ``frames``...), or None when the hardware was not verified.
     synth_result
         :func:`codesign.synthesize`'s result (``lut``, ``ff``, ``dsp``, ``bram``,
-        ``fmax_mhz``, flat or under ``total``; optional per-block rows under ``blocks``),
-        or None when synthesis was skipped.
+        ``fmax_mhz`` or ``fmax_reason``, ``target``, ``device``, ``measured``; per-block
+        rows under ``blocks``, each named by ``block``), or None when synthesis was skipped.
     cost_result
         The cost model's estimate, with the same keys as ``synth_result``, or None.
     golden

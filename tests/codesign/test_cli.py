@@ -105,6 +105,26 @@ def test_golden_input_output_and_trace(capsys, tmp_path):
             ["golden", "jet_tagger", "--input", "/nonexistent/x.npy"],
             r"/nonexistent/x\.npy: no such file",
         ),
+        (
+            ["sim", "jet_tagger", "--input-rate", "1.5"],
+            r"codesign sim: argument --input-rate: must be a number in \(0, 1\], not '1\.5'",
+        ),
+        (
+            ["sim", "jet_tagger", "--input-rate", "0"],
+            r"codesign sim: argument --input-rate: must be a number in \(0, 1\], not '0'",
+        ),
+        (
+            ["sim", "jet_tagger", "--input-rate", "fast"],
+            r"codesign sim: argument --input-rate: must be a number in \(0, 1\], not 'fast'",
+        ),
+        (
+            ["sim", "jet_tagger", "--frames", "0"],
+            r"codesign sim: argument --frames: must be a positive int, not '0'",
+        ),
+        (
+            ["sim", "jet_tagger", "--plot", "t.png"],
+            r"codesign sim: argument --plot: must be a \.svg file, not 't\.png'",
+        ),
     ],
 )
 def test_user_errors_are_one_line_exit_2(capsys, argv, pattern):
@@ -158,15 +178,76 @@ def test_malformed_description_via_cli(capsys, tmp_path):
 
 
 def test_run_writes_report(capsys, tmp_path):
-    status, out, _ = run(
+    status, out, err = run(
         capsys, "run", "--build", str(tmp_path), "--json", "--vectors", "20", "--no-hardware"
     )
     assert status == 0
     doc = json.loads(out)
     assert doc["network"] == "jet_tagger"
-    manifest = json.loads((tmp_path / "jet_tagger" / "manifest.json").read_text())
+    build = tmp_path / "jet_tagger"
+    manifest = json.loads((build / "manifest.json").read_text())
     assert manifest["network_hash"] == doc["summary"]["hash"]
-    assert (tmp_path / "jet_tagger" / "report.md").read_text().startswith("# jet_tagger")
+    assert manifest["simulate"]["frames"] == 20 and manifest["simulate"]["ii"] >= 1
+    assert "verify" not in manifest and "synth" not in manifest
+    report = (build / "report.md").read_text()
+    assert doc["report"] == str(build / "report.md")
+    assert report.startswith("# jet_tagger")
+    assert "![busy/stall timeline](timeline.svg)" in report
+    assert "Hardware verification was skipped" in report
+    for fig in ("timeline.svg", "utilisation.svg"):
+        assert (build / fig).read_text().startswith("<?xml")
+    # progress on stderr, one line per step; stdout is the JSON document alone
+    assert re.fullmatch(
+        r"codesign run: \[1/6\] golden model \d+\.\d s\n"
+        r"codesign run: \[2/6\] simulate \d+\.\d s\n"
+        r"(codesign run: \[[345]/6\] \w+ skipped \(--no-hardware\)\n){3}"
+        r"codesign run: \[6/6\] report \d+\.\d s\n",
+        err,
+    ), err
+
+
+def test_sim_json(capsys):
+    status, out, _ = run(capsys, "sim", "jet_tagger", "--json", "--frames", "4")
+    assert status == 0
+    doc = json.loads(out)
+    assert {
+        "network",
+        "frames",
+        "input_rate",
+        "clock_mhz",
+        "latency",
+        "latency_last",
+        "ii",
+        "ideal_ii",
+        "cycles",
+        "stages",
+        "timeline",
+        "throughput_fps",
+    } <= set(doc)
+    assert doc["network"] == "jet_tagger" and doc["frames"] == 4 and doc["input_rate"] == 1
+    assert [s["name"] for s in doc["stages"]] == ["fc1", "fc2", "fc3", "fc4"]
+    assert {"busy", "starved", "blocked", "utilisation", "fifo_depth", "fifo_max"} <= set(
+        doc["stages"][0]
+    )
+    assert doc["ii"] >= doc["ideal_ii"] and doc["latency_last"] >= doc["latency"] > 0
+    assert doc["throughput_fps"] == pytest.approx(doc["clock_mhz"] * 1e6 / doc["ii"])
+
+
+def test_sim_text_and_plot(capsys, tmp_path):
+    status, out, _ = run(
+        capsys, "sim", "tfc_w1a1", "--input-rate", "0.5", "--plot", str(tmp_path / "t.svg")
+    )
+    assert status == 0
+    lines = out.splitlines()
+    assert lines[0].startswith("tfc_w1a1: 8 frames at input rate 0.5, 100 MHz")
+    assert re.match(r"latency \d+ cycles to the first output beat", lines[1])
+    assert re.match(r"II [\d.]+ cycles/frame \(ideal 64\); [\d,]+ frames/s", lines[2])
+    assert lines[3].split() == [
+        "stage", "kind", "cycles", "busy", "starved", "blocked", "util", "FIFO", "max"
+    ]  # fmt: skip
+    assert [ln.split()[0] for ln in lines[4:8]] == ["fc0", "fc1", "fc2", "fc3"]
+    assert lines[-1] == f"wrote {tmp_path / 't.svg'}"
+    assert (tmp_path / "t.svg").read_text().startswith("<?xml")
 
 
 def test_console_script_no_traceback(tmp_path):
@@ -234,3 +315,24 @@ def test_impossible_folding_is_one_line(capsys, tmp_path, config, pattern):
     assert status == 2 and out == ""
     assert re.fullmatch(rf"codesign: error: {pattern}\n", err), err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.simulator
+def test_verify_prints_prediction_beside_measurement(capsys, tmp_path):
+    """The default jet_tagger design: its Verilator build is shared with the zoo RTL tests
+    and the README's ``codesign run`` through the content-keyed build cache."""
+    status, out, _ = run(capsys, "verify", "jet_tagger", "--vectors", "8", "-o", str(tmp_path))
+    assert status == 0
+    assert re.search(
+        r"^latency (\d+) cycles measured, (\d+) predicted \(first input beat to first output "
+        r"beat\); II [\d.]+ cycles/frame measured, [\d.]+ predicted, 8 ideal$",
+        out,
+        re.M,
+    ), out
+    status, out, _ = run(
+        capsys, "verify", "jet_tagger", "--vectors", "8", "-o", str(tmp_path), "--json"
+    )
+    doc = json.loads(out)
+    assert doc["mismatches"] == 0
+    assert abs(doc["predicted_latency"] - doc["latency"]) <= 0.01 * doc["latency"]
+    assert abs(doc["predicted_ii"] - doc["ii"]) <= 0.01 * doc["ii"]

@@ -71,7 +71,16 @@ def jet():
 
 
 VERIFY = {"sim": "verilator", "frames": 20, "mismatches": 0, "latency": 20, "ii": 8.0}
-SYNTH = {"target": "ecp5", "lut": 2000, "ff": 900, "dsp": 0, "bram": 2, "fmax_mhz": 85.5}
+SYNTH = {
+    "target": "ecp5",
+    "device": "LFE5U-25F",
+    "lut": 2000,
+    "ff": 900,
+    "dsp": 0,
+    "bram": 2,
+    "fmax_mhz": 85.5,
+    "blocks": [{"block": "stage_fc1", "lut": 700, "ff": 300}, {"block": "top", "lut": 9}],
+}
 COST = {"lut": 1800, "ff": 1000, "dsp": 0, "bram": 2}
 
 
@@ -112,6 +121,7 @@ def test_report_tables_and_links(tmp_path, jet):
     assert re.search(r"^\| LUT \| 1800 \| 2000 \| -10\.0 % \|$", md, re.M)
     assert re.search(r"^\| Fmax \(MHz\) \| — \| 85\.50 \| — \|$", md, re.M)
     assert "**misses** its 100 MHz clock target" in md
+    assert re.search(r"^\| block \| LUT \| FF \|$\n.*\n\| stage_fc1 \| 700 \| 300 \|$", md, re.M)
     for link in re.findall(r"!\[[^]]*\]\(([^)]+)\)", md):
         assert (tmp_path / link).is_file(), link
     assert sorted(re.findall(r"\]\(([^)]+\.svg)\)", md)) == ["timeline.svg", "utilisation.svg"]
