@@ -151,7 +151,9 @@ def _read(handle) -> tuple[int, int]:
     """A signal's value with unknown (X/Z) bits read as 0, and the mask of those bits."""
     v = handle.value
     try:
-        return v.to_unsigned(), 0
+        # a one-bit signal's value is a Logic (no to_unsigned); int() reads 0/1 and raises
+        # ValueError for X/Z, as to_unsigned does
+        return (v.to_unsigned() if hasattr(v, "to_unsigned") else int(v)), 0
     except ValueError:
         bits = str(v)  # most significant bit first
         value = int("".join("1" if b == "1" else "0" for b in bits), 2)

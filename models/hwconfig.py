@@ -425,8 +425,14 @@ class Design:
         return max(self.cycles(s) for s in self.stages)
 
 
+#: Default multiplier budget of :func:`default_config`: the 156 MULT18X18D blocks of the
+#: LFE5U-85F, the largest ECP5 and ``codesign synth``'s default device, so that a default
+#: design fits it (each multiplier of 3 bits or more by 3 bits or more takes one there).
+DEFAULT_BUDGET = 156
+
+
 def default_config(
-    net: Network, stages: list[Stage] | None = None, budget: int = 1024
+    net: Network, stages: list[Stage] | None = None, budget: int = DEFAULT_BUDGET
 ) -> HardwareConfig:
     """Balance the pipeline: repeatedly speed up the slowest stage (growing the smaller of
     its SIMD and PE to the next valid value) while the total of PE·SIMD multipliers stays

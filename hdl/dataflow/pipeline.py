@@ -13,12 +13,13 @@ from pathlib import Path
 
 import numpy as np
 from amaranth import Module
+from amaranth._toolchain.yosys import YosysError
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from models.binary import Encoding
 from models.fileio import atomic_write
-from models.hwconfig import Design, Stage, StageConfig, StageKind, stage_io
+from models.hwconfig import ConfigError, Design, Stage, StageConfig, StageKind, stage_io
 from models.ir import Tensor
 from models.layers import BinaryConv2d, BinaryDense
 from models.qtype import Kind
@@ -354,7 +355,20 @@ def generate(
     the same design always gives the same bytes). Returns the manifest."""
     out_dir = Path(out_dir)
     top = top_name(design.network.name)
-    verilog = to_verilog(build(design, corrupt), top)
+    try:
+        verilog = to_verilog(build(design, corrupt), top)
+    except YosysError as e:  # the bundled (WebAssembly) Yosys has 4 GiB at most
+        width = {
+            s.name: design.config[s.name].pe * design.config[s.name].simd for s in design.stages
+        }
+        widest = max(design.stages, key=lambda s: width[s.name])
+        cfg = design.config[widest.name]
+        why = str(e).strip().splitlines()[-1] if str(e).strip() else "failed"
+        raise ConfigError(
+            f"{design.network.name}: Verilog export failed ({why}); a folding this wide is "
+            f"more than the bundled Yosys can hold: reduce PE·SIMD (largest: stage "
+            f"{widest.name!r}, pe={cfg.pe}, simd={cfg.simd})"
+        ) from None
     doc = manifest(design, top, network_hash)
     if corrupt is not None:
         doc["corrupted_weight"] = list(corrupt)  # test-only: this RTL is wrong on purpose
