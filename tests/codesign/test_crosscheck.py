@@ -1,0 +1,134 @@
+"""The simulator's predictions against the RTL, measured in cocotb (Icarus: it builds in a
+second, where Verilator takes 15-60 s per design).
+
+- 20 randomly drawn valid designs (seeded): zoo networks with random PE/SIMD foldings, random
+  FIFO depths (1 — the single-register FIFO — up to two frames, so back-pressure happens) and
+  random input rates. Predicted latency and II within 1% of the measured ones, and the
+  predicted FIFO-full cycles equal to the measured ones.
+- FIFO sizing (:func:`sim.dataflow.size_fifos`): at the computed depths the RTL runs at the
+  ideal II with 0 FIFO-full cycles; one entry less on any FIFO whose depth matters shows
+  the stall in the RTL.
+
+(Every zoo network's default design is checked the same way in tests/hdl/test_zoo_rtl.py.)
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+
+import pytest
+
+from codesign.flows import generate
+from hdl.tools import icarus_available
+from hdl.verify import verify
+from models.hwconfig import Design, HardwareConfig, StageConfig, stage_io
+from models.loader import load
+from sim.dataflow import pipeline_rate, simulate, size_fifos
+
+pytestmark = pytest.mark.simulator
+
+#: frames per run: phase 1 (random back-pressure, checked bit for bit) and phase 2 (timed)
+FRAMES = 4
+#: designs slower than this (cycles per frame) are redrawn: they only cost simulation time
+MAX_II = 12_000
+#: designs with more multipliers (Σ PE·SIMD) are redrawn: several times what fits an ECP5,
+#: and the bundled Yosys runs out of memory exporting the widest
+MAX_MULTIPLIERS = 512
+
+
+@pytest.fixture(autouse=True)
+def _icarus():
+    if not icarus_available():
+        pytest.skip("Icarus Verilog (Debian package iverilog) is not installed")
+
+
+def _random_design(rng: random.Random) -> tuple[Design, float]:
+    """A valid design of a zoo network with a random folding, FIFO depths and input rate."""
+    net = load(rng.choice(["jet_tagger", "tfc_w1a1", "tfc_w2a2", "cnv_tiny"]))
+    base = Design(net)
+    while True:
+        stages = {}
+        for k, s in enumerate(base.stages):
+            pe = rng.choice(s.pe_choices())
+            simd = rng.choice(s.simd_choices())
+            depth = None
+            if k and rng.random() < 0.6:
+                beats = s.input.size // stage_io(s, StageConfig(pe, simd))[0]
+                depth = rng.randint(1, max(2, 2 * beats))
+            stages[s.name] = StageConfig(pe=pe, simd=simd, fifo_depth=depth)
+        d = Design(net, HardwareConfig(stages))
+        if d.ideal_ii <= MAX_II and sum(c.pe * c.simd for c in stages.values()) <= MAX_MULTIPLIERS:
+            break
+    rate = rng.choice([1.0, pipeline_rate(d), round(rng.uniform(0.05, 1.0), 3)])
+    return d, rate
+
+
+def _measure(d: Design, folder, rate: float) -> dict:
+    generate(d, folder)
+    r = verify(d, folder, vectors=FRAMES, sim="icarus", seed=3, perf_frames=FRAMES, input_rate=rate)
+    assert r["passed"], (r["mismatches"], r["first_bad_stage"], r["timed_out"])
+    return r
+
+
+def _close(predicted: float, measured: float) -> bool:
+    return abs(predicted - measured) <= 0.01 * measured
+
+
+DRAWS = [_random_design(random.Random(1000 + k)) for k in range(20)]
+
+
+@pytest.mark.parametrize(("d", "rate"), DRAWS, ids=[f"draw{k}" for k in range(len(DRAWS))])
+def test_prediction_matches_rtl_on_random_designs(d, rate, tmp_path):
+    r = _measure(d, tmp_path, rate)
+    p = simulate(d, frames=FRAMES, input_rate=rate)
+    folding = {s.name: (d.config[s.name].pe, d.config[s.name].simd) for s in d.stages}
+    assert _close(p.latency, r["latency"]), (p.latency, r["latency"], folding)
+    assert _close(p.ii, r["ii"]), (p.ii, r["ii"], folding)
+    assert {x.name: x.fifo_full_cycles for x in p.stages[1:]} == r["fifo_full_cycles"]
+
+
+def test_random_draws_cover_the_interesting_cases():
+    """The draws are not all easy: some have back-pressure, some a single-register FIFO, some
+    a paced input, some convolutions."""
+    assert len({d.network.name for d, _ in DRAWS}) >= 3
+    assert any(r < 1 for _, r in DRAWS) and any(r == 1 for _, r in DRAWS)
+    assert any(d.config[s.name].fifo_depth == 1 for d, _ in DRAWS for s in d.stages)
+    stalled = [d for d, r in DRAWS if any(x.blocked for x in simulate(d, input_rate=r).stages)]
+    assert len(stalled) >= 3  # 4 of these 20 have a stage blocked by a full FIFO
+
+
+@pytest.fixture(scope="module")
+def sized():
+    """tfc_w1a1 with its FIFOs sized for the pipeline's own pace."""
+    d = size_fifos(Design(load("tfc_w1a1")))
+    return d, pipeline_rate(d)
+
+
+def test_sized_fifos_never_fill_in_rtl(sized, tmp_path):
+    d, rate = sized
+    r = _measure(d, tmp_path, rate)
+    assert r["ii"] == d.ideal_ii
+    assert set(r["fifo_full_cycles"].values()) == {0}, r["fifo_full_cycles"]
+
+
+def _one_less(d: Design) -> list[tuple[str, Design]]:
+    out = []
+    for s in d.stages[1:]:
+        depth = d.fifo_depth(s)
+        if depth > 2:  # 2 is the least a sized FIFO gets: there, depth does not matter
+            stages = dict(d.config.stages)
+            stages[s.name] = replace(stages[s.name], fifo_depth=depth - 1)
+            out.append((s.name, Design(d.network, HardwareConfig(stages))))
+    return out
+
+
+def test_one_entry_less_shows_the_stall_in_rtl(sized, tmp_path):
+    d, rate = sized
+    cases = _one_less(d)
+    assert len(cases) == 3  # every FIFO of tfc_w1a1 matters at this pace
+    for name, smaller in cases:
+        r = _measure(smaller, tmp_path / name, rate)
+        assert r["fifo_full_cycles"][name] > 0, (name, r["fifo_full_cycles"])
+        p = simulate(smaller, frames=FRAMES, input_rate=rate)
+        assert {x.name: x.fifo_full_cycles for x in p.stages[1:]} == r["fifo_full_cycles"]
