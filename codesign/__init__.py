@@ -23,6 +23,7 @@ from models.loader import save_description, zoo_names
 
 from .flows import design, generate, simulate, verify
 from .summary import network_hash, summary
+from .synth import synthesize
 
 __all__ = [
     "DescriptionError",
@@ -38,6 +39,7 @@ __all__ = [
     "save_description",
     "simulate",
     "summary",
+    "synthesize",
     "trace",
     "verify",
     "zoo_names",

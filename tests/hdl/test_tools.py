@@ -130,3 +130,60 @@ def test_synth_error_is_one_line(yosys, tops):
 def test_synth_target_must_be_known(tops):
     with pytest.raises(ValueError, match=r"^target must be one of ecp5, ice40, xilinx, not 'gw'$"):
         tools.synthesize(tops["fifo_top"], "fifo_top", target="gw")
+
+
+# -- hierarchical synthesis and place and route ---------------------------------------------
+
+
+@pytest.mark.parametrize("target", ["ecp5", "ice40", "xilinx"])
+def test_hierarchical_synth_counts_each_module(yosys, tops, target):
+    r = tools.synthesize(tops["wc_top"], "wc_top", target=target, hierarchy=True)
+    mods = r["modules"]
+    # every module of the generated file, the width converter's halves among them
+    assert "wc_top" in mods and any(m.startswith("wc_top.core.") for m in mods)
+    for cls in ("lut", "ff", "dsp", "bram", "lutram", "carry"):
+        assert sum(m[cls] for m in mods.values()) == r[cls]
+    assert r["lut"] > 0 and r["ff"] > 0
+    assert not any(k.startswith("wc_top") for k in r["cells"])  # submodules are not cells
+
+
+@pytest.fixture(scope="module")
+def fifo_netlists(yosys, tops, tmp_path_factory):
+    d = tmp_path_factory.mktemp("netlists")
+    out = {}
+    for target in ("ice40",):
+        out[target] = d / f"{target}.json"
+        r = tools.synthesize(
+            tops["fifo_top"], "fifo_top", target=target, hierarchy=True, netlist=out[target]
+        )
+        out[f"{target}_counts"] = r
+    return out
+
+
+# ECP5 place and route (a minute even for a small design: the 85k device) is covered by
+# tests/sim/test_cost.py::test_cli_synth_json
+@pytest.mark.parametrize("target", ["ice40"])
+def test_place_and_route_reports_fmax(fifo_netlists, target):
+    pytest.importorskip(f"yowasp_nextpnr_{target}")
+    r = tools.place_and_route(
+        fifo_netlists[target], target, counts=fifo_netlists[f"{target}_counts"]
+    )
+    assert r["device"] == tools.DEVICES[target]["name"]
+    assert r["fmax_mhz"] is not None and 20 < r["fmax_mhz"] < 1000, r
+    assert r["utilization"]
+    again = tools.place_and_route(fifo_netlists[target], target)
+    assert again["fmax_mhz"] == r["fmax_mhz"]  # seeded: the same placement every time
+
+
+def test_place_and_route_refuses_what_does_not_fit(fifo_netlists):
+    counts = {**fifo_netlists["ice40_counts"], "lut": 10_000, "bram": 40}
+    r = tools.place_and_route(fifo_netlists["ice40"], "ice40", counts=counts)
+    assert r["fmax_mhz"] is None
+    assert re.match(
+        r"^does not fit iCE40-HX8K-CT256: comb 1\d{4} > 7680, bram 40 > 32$", r["reason"]
+    )
+
+
+def test_place_and_route_target_must_have_a_device(tmp_path):
+    with pytest.raises(ValueError, match=r"^target must be one of ecp5, ice40 for place and route"):
+        tools.place_and_route(tmp_path / "n.json", "xilinx")

@@ -1,0 +1,352 @@
+"""Fit the LUT/FF coefficients of :mod:`sim.cost` to Yosys: ``python -m codesign.cost_fit``.
+
+A seeded sweep of small generated networks (dense layers of 2–12-bit inputs and 2–8-bit
+weights, binary XNOR layers, convolutions with pooling; random PE/SIMD, memory styles and
+FIFO depths) plus the four zoo networks in their default configurations (recorded in the
+data file) is synthesized hierarchically for ECP5 with :func:`hdl.tools.synthesize` (as
+``codesign synth`` measures), and every unit's measured
+LUT and FF counts are regressed on its features by weighted least squares (weights
+``1/max(count, 20)``, so the fit minimizes relative error). The sweep's parameters, the raw
+per-unit measurements and the coefficients go to ``sim/cost_data.json``.
+
+``python -m codesign.cost_fit`` runs the sweep and the fit (about 15 minutes on two cores;
+``--jobs`` sets the parallel Yosys runs); measurements already stored for an unchanged
+spec are reused, and ``--refit`` refits from the stored measurements without synthesizing
+(seconds). This lives in ``codesign/`` because it drives ``hdl/``,
+which ``sim/`` may not import.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from models.fileio import atomic_write
+from models.hwconfig import Design, HardwareConfig, StageConfig
+from models.loader import load
+from sim import cost
+
+__all__ = ["build", "fit", "main", "measure", "sweep_specs"]
+
+#: Version of the sweep: bump when the specs or the measuring change.
+SWEEP = 1
+
+#: Zoo networks whose default designs are part of the fit data.
+ZOO = ("tfc_w1a1", "cnv_tiny", "jet_tagger", "tfc_w2a2")
+
+
+def zoo_specs() -> list[dict]:
+    """The zoo networks with their current default configurations."""
+    out = []
+    for name in ZOO:
+        d = Design(load(name))
+        cfg = {
+            s.name: {
+                "pe": d.config[s.name].pe,
+                "simd": d.config[s.name].simd,
+                "mem_style": d.config[s.name].mem_style.value,
+                "fifo_depth": d.fifo_depth(s),
+            }
+            for s in d.stages
+        }
+        out.append({"kind": "zoo", "id": name, "config": cfg})
+    return out
+
+
+def sweep_specs(seed: int = 0) -> list[dict]:
+    """The sweep's network specifications (deterministic for ``seed``)."""
+    rng = np.random.default_rng(seed)
+    specs = []
+    for i in range(26):
+        specs.append(
+            {
+                "kind": "dense",
+                "id": f"dense{i}",
+                "seed": int(rng.integers(1 << 30)),
+                "in_bits": int(rng.choice([2, 3, 4, 6, 8, 12])),
+                "in_signed": bool(rng.random() < 0.5),
+                "w_bits": int(rng.choice([2, 3, 4, 6, 8])),
+                "sizes": [
+                    int(rng.choice([16, 24, 32, 48, 64, 96])),
+                    int(rng.choice([8, 12, 16, 32])),
+                    int(rng.choice([4, 8, 10])),
+                ],
+                "a_bits": int(rng.choice([2, 4, 6, 8])),
+                "bias": bool(rng.random() < 0.7),
+                "multiplier": str(rng.choice(["one", "const", "channel"])),
+                "threshold": bool(rng.random() < 0.25),
+            }
+        )
+    for i in range(8):
+        specs.append(
+            {
+                "kind": "binary",
+                "id": f"binary{i}",
+                "seed": int(rng.integers(1 << 30)),
+                "sizes": [
+                    int(rng.choice([64, 128, 256])),
+                    int(rng.choice([16, 32, 64])),
+                    int(rng.choice([8, 10, 16])),
+                ],
+            }
+        )
+    for i in range(8):
+        specs.append(
+            {
+                "kind": "conv",
+                "id": f"conv{i}",
+                "seed": int(rng.integers(1 << 30)),
+                "in_bits": int(rng.choice([4, 8])),
+                "w_bits": int(rng.choice([2, 4, 6])),
+                "channels": int(rng.choice([1, 2, 4])),
+                "size": int(rng.choice([8, 10, 12, 14])),
+                "oc": [int(rng.choice([4, 8])), int(rng.choice([4, 8, 16]))],
+                "padding": int(rng.choice([0, 1])),
+            }
+        )
+    for s in specs:  # folding and memories
+        s["fold_seed"] = int(rng.integers(1 << 30))
+    return specs
+
+
+def _network(spec: dict, work: Path):
+    from models.loader import load_description
+    from models.zoo.generate import _Builder
+
+    r = np.random.default_rng(spec["seed"])
+    if spec["kind"] == "binary":
+        b = _Builder(spec["id"], [spec["sizes"][0]], "binary", spec["seed"], "sweep", work)
+        sizes = spec["sizes"]
+        for i in range(len(sizes) - 1):
+            n_in, n_out = sizes[i], sizes[i + 1]
+            b.layer(f"fc{i}", "binary_dense", weight=b.bits01((n_out, n_in)), encoding="binary")
+            if i < len(sizes) - 2:
+                b.bn_params(f"bn{i}", n_in / 2, np.sqrt(n_in) / 2, n_out)
+                b.layer(f"act{i}", "sign", encoding="binary")
+    elif spec["kind"] == "dense":
+        t = f"{'int' if spec['in_signed'] else 'uint'}{spec['in_bits']}"
+        b = _Builder(spec["id"], [spec["sizes"][0]], t, spec["seed"], "sweep", work)
+        sizes = spec["sizes"]
+        for i in range(len(sizes) - 1):
+            n_in, n_out = sizes[i], sizes[i + 1]
+            bias = b.ints((n_out,), 12, 200) if spec["bias"] else None
+            fields = {"weight": b.ints((n_out, n_in), spec["w_bits"], 2.0)}
+            if bias is not None:
+                fields["bias"] = bias
+            b.layer(f"fc{i}", "dense", **fields)
+            if i == len(sizes) - 2:
+                break
+            b.layer(f"relu{i}", "relu")
+            if spec["threshold"]:
+                levels = (1 << spec["a_bits"]) - 1
+                th = np.sort(r.integers(-50, 400, (n_out, levels)), axis=1)
+                b.layer(f"act{i}", "multithreshold", thresholds=th)
+                continue
+            mult = {"one": 1, "const": int(r.choice([3, 5, 7, 11])), "channel": None}[
+                spec["multiplier"]
+            ]
+            if mult is None:
+                mult = r.integers(1, 16, n_out).astype(np.int64)
+            b.layer(
+                f"act{i}",
+                "requant",
+                multiplier=mult,
+                shift=int(r.integers(2, 8)),
+                type=f"uint{spec['a_bits']}",
+            )
+    else:
+        c, s = spec["channels"], spec["size"]
+        t = f"uint{spec['in_bits']}"
+        b = _Builder(spec["id"], [c, s, s], t, spec["seed"], "sweep", work)
+        oc1, oc2 = spec["oc"]
+        pad = spec["padding"]
+        wb = spec["w_bits"]
+        b.layer(
+            "conv1",
+            "conv2d",
+            weight=b.ints((oc1, c, 3, 3), wb, 2),
+            bias=b.ints((oc1,), 10, 50),
+            padding=pad,
+        )
+        b.layer("relu1", "relu")
+        b.layer("act1", "requant", multiplier=1, shift=4, type="uint8")
+        b.layer("pool1", "maxpool2d", kernel=2)
+        b.layer(
+            "conv2", "conv2d", weight=b.ints((oc2, oc1, 3, 3), wb, 2), bias=b.ints((oc2,), 12, 100)
+        )
+        b.layer("relu2", "relu")
+        b.layer("act2", "requant", multiplier=1, shift=5, type="uint4")
+        b.layer("flatten", "flatten")
+        side = (s + 2 * pad - 2) // 2 - 2
+        b.layer("fc", "dense", weight=b.ints((10, oc2 * side * side), wb, 2))
+    yml, _ = b.write(work)
+    return load_description(yml)
+
+
+def build(spec: dict, work: Path) -> Design:
+    """The sweep design of ``spec`` (its network written under ``work``)."""
+    if spec["kind"] == "zoo":
+        return Design(load(spec["id"]), HardwareConfig.from_dict({"stages": spec["config"]}))
+    net = _network(spec, work)
+    plan = Design(net).stages
+    r = np.random.default_rng(spec["fold_seed"])
+    stages = {}
+    for s in plan:
+        pe = int(r.choice(s.pe_choices()[:6]))
+        simd = int(r.choice(s.simd_choices()[:8]))
+        style = "block" if r.random() < 0.2 else "distributed"
+        depth = [None, 1, 2, 3, 8, 32, 100][int(r.integers(7))]
+        stages[s.name] = StageConfig(pe=pe, simd=simd, mem_style=style, fifo_depth=depth)
+    return Design(net, HardwareConfig(stages))
+
+
+def measure(d: Design, work: Path) -> dict[str, dict]:
+    """Yosys counts per unit key (``block/unit``, or ``block`` for FIFOs, converters and the
+    top) of a design, from one hierarchical synthesis."""
+    from hdl import tools
+
+    from .flows import generate
+    from .summary import network_hash
+    from .synth import CLASSES, block_of
+
+    doc = generate(d, work)
+    r = tools.synthesize(work / doc["verilog"], doc["top"], "ecp5", hierarchy=True)
+    out: dict[str, dict] = {}
+    for name, counts in r["modules"].items():
+        block, unit = block_of(name, doc["top"])
+        key = f"{block}/{unit}" if unit else block
+        row = out.setdefault(key, dict.fromkeys(CLASSES, 0))
+        for c in CLASSES:
+            row[c] += counts[c]
+    out["_seconds"] = {"yosys": r["seconds"], "hash": network_hash(d.network)}
+    return out
+
+
+def _rows(specs: list[dict], measured: dict, work: Path):
+    """(kind, features, measured counts, unit cost) per measured unit of the sweep."""
+    rows = []
+    for spec in specs:
+        if spec["id"] not in measured:
+            continue
+        d = build(spec, work / spec["id"])
+        feats: dict[str, cost.UnitCost] = {}
+        for u in cost.units(d):
+            key = f"{u.block}/{u.unit}" if u.unit else u.block
+            if key in feats:  # two converters in one block: add their features
+                old = feats[key]
+                f = dict(old.features)
+                for k, v in u.features.items():
+                    f[k] = f.get(k, 0.0) + v
+                u = cost.UnitCost(u.block, u.unit, u.kind, f, old.dsp + u.dsp, old.bram + u.bram)
+            feats[key] = u
+        m = measured[spec["id"]]
+        for key, u in feats.items():
+            if key in m:
+                rows.append((spec["id"], key, u, m[key]))
+    return rows
+
+
+def fit(specs: list[dict], measured: dict, work: Path) -> tuple[dict, list]:
+    """Weighted least-squares coefficients per unit kind and resource; also the rows."""
+    rows = _rows(specs, measured, work)
+    coef: dict[str, dict] = {}
+    for kind in sorted({u.kind for _, _, u, _ in rows}):
+        sel = [(u, m) for _, _, u, m in rows if u.kind == kind]
+        names = sorted({k for u, _ in sel for k in u.features})
+        x = np.array([[u.features.get(k, 0.0) for k in names] for u, _ in sel])
+        coef[kind] = {}
+        for res in ("lut", "ff"):
+            y = np.array([m[res] for _, m in sel], dtype=float)
+            w = 1.0 / np.maximum(y, 20.0)
+            keep = [j for j in range(len(names)) if np.any(x[:, j])]
+            sol, *_ = np.linalg.lstsq(x[:, keep] * w[:, None], y * w, rcond=None)
+            c = dict.fromkeys(names, 0.0)
+            for j, v in zip(keep, sol, strict=True):
+                c[names[j]] = round(float(v), 6)
+            coef[kind][res] = c
+    return coef, rows
+
+
+def _report(rows, coef) -> str:
+    lines = []
+    for kind in sorted(coef):
+        errs = {"lut": [], "ff": []}
+        for _, _, u, m in rows:
+            if u.kind != kind:
+                continue
+            lut, ff = cost.predict(u, {kind: coef[kind]})
+            for res, p in (("lut", lut), ("ff", ff)):
+                errs[res].append(abs(p - m[res]) / max(m[res], 1))
+        lines.append(
+            f"{kind:10s} n={len(errs['lut']):3d}  LUT median {np.median(errs['lut']):.1%} "
+            f"max {max(errs['lut']):.1%}   FF median {np.median(errs['ff']):.1%} "
+            f"max {max(errs['ff']):.1%}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m codesign.cost_fit", description=__doc__)
+    p.add_argument("--refit", action="store_true", help="fit the stored measurements only")
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel Yosys runs")
+    p.add_argument("--output", default=str(cost.DATA), help="coefficients file")
+    args = p.parse_args(argv)
+    out = Path(args.output)
+    start = time.perf_counter()
+    old = json.loads(out.read_text()) if out.is_file() else {}
+    with tempfile.TemporaryDirectory(prefix="codesign-costfit-") as tmp:
+        work = Path(tmp)
+        if args.refit:
+            doc = old
+            specs, measured = doc["specs"], doc["measured"]
+        else:
+            from hdl.tools import tool_versions
+
+            specs = sweep_specs() + zoo_specs()
+            tools = tool_versions()
+            same = old.get("sweep") == SWEEP and old.get("tools") == tools
+            stored = {s["id"]: s for s in old.get("specs", [])} if same else {}
+            measured = {
+                s["id"]: old["measured"][s["id"]]
+                for s in specs
+                if stored.get(s["id"]) == s and s["id"] in old.get("measured", {})
+            }
+
+            def one(spec):
+                d = build(spec, work / spec["id"])
+                return spec["id"], measure(d, work / spec["id"])
+
+            todo = [s for s in specs if s["id"] not in measured]
+            with ThreadPoolExecutor(max_workers=max(args.jobs, 1)) as pool:
+                for sid, m in pool.map(one, todo):
+                    measured[sid] = m
+                    print(f"{sid}: {m['_seconds']['yosys']:.1f} s", file=sys.stderr)
+            doc = {"sweep": SWEEP, "tools": tools, "specs": specs}
+        coef, rows = fit(specs, measured, work)
+    doc.update(
+        {
+            "about": (
+                "Coefficients of sim/cost.py fitted by codesign/cost_fit.py (python -m "
+                "codesign.cost_fit; --refit to refit the stored measurements)"
+            ),
+            "target": "ecp5",
+            "coefficients": {"ecp5": coef},
+            "measured": measured,
+        }
+    )
+    atomic_write(out, json.dumps(doc, indent=1, sort_keys=True) + "\n")
+    print(_report(rows, coef))
+    print(f"wrote {out} in {time.perf_counter() - start:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

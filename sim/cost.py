@@ -1,0 +1,568 @@
+"""Resource cost model of the dataflow pipeline: LUT, FF, DSP and block RAM per block.
+
+:func:`estimate` predicts what ``codesign synth`` measures (hierarchical Yosys synthesis,
+see :mod:`codesign.synth`) for every block of a :class:`~models.hwconfig.Design`: each
+pipeline stage (its units: sliding window, MVAU/VVAU, activation, pool), each FIFO and each
+width converter, and the total.
+
+- DSP and block RAM counts follow the rules Yosys applies, derived from its ECP5 flow:
+  a product of two non-constant operands, or of an operand and a constant that is neither 0
+  nor a power of two, becomes ``ceil(a/18)·ceil(b/18)`` MULT18X18D when both operands are at
+  least 2 bits wide (``mul2dsp`` with ``DSP_A/B_MINWIDTH=2``); a memory that is not a
+  ROM in logic goes to LUT RAM (TRELLIS_DPR16X4, 16×4, cost 4 each, plus 1/2 per bit and
+  extra bank of 16 words for the read multiplexer) or to DP16KD/PDPW16KD block RAM (cost
+  128 each; a ROM's constant bit columns are dropped first), whichever is cheaper, a tie
+  going to LUT RAM (the cost rule was derived from the sweep's measurements);
+  memories of one word are registers.
+- LUT and FF counts are linear in features of each unit (bit widths times parallelism, ROM
+  logic estimated from the actual weight bits, memory widths...), with coefficients fitted
+  by least squares to Yosys runs over a sweep of small generated networks
+  (``python -m codesign.cost_fit``, which writes :data:`DATA`).
+
+This module imports only ``models``, numpy and the standard library.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+
+from models.hwconfig import Design, MemStyle, Stage, StageConfig, StageKind
+from models.layers import BinaryConv2d, BinaryDense, Clip, MultiThreshold, Requant
+from models.linebuffer import line_buffer_rows
+from models.qtype import Kind, QType
+
+__all__ = ["DATA", "TARGETS", "UnitCost", "estimate", "units"]
+
+#: Fitted coefficients and the raw sweep they were fitted to (written by codesign.cost_fit).
+DATA = Path(__file__).with_name("cost_data.json")
+
+#: Targets with fitted coefficients.
+TARGETS = ("ecp5",)
+
+_BRAM_SHAPES = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))
+
+
+@dataclass(frozen=True)
+class UnitCost:
+    """One hardware unit (a stage's unit, a FIFO or a width converter) and its facts.
+
+    ``features`` are the regressors of the fitted LUT and FF models (by name); ``dsp``,
+    ``bram`` and ``lutram`` are exact counts.
+    """
+
+    block: str  #: ``stage_<name>``, ``fifo_<name>`` or ``dwc_<name>``
+    unit: str | None  #: ``u1_mvau`` ... inside a stage, else None
+    kind: str  #: model family: mvau, vvau, activation, swg, pool, fifo, dwc
+    features: dict[str, float] = field(default_factory=dict)
+    dsp: int = 0
+    bram: int = 0
+    lutram: int = 0
+
+
+# -- exact rules -----------------------------------------------------------------------------
+
+
+def _bits(q: QType) -> int:
+    return 1 if q.kind is Kind.BIPOLAR else q.bits
+
+
+def _width(lo: int, hi: int) -> int:
+    """Bits of amaranth ``Shape.cast(range(lo, hi + 1))``."""
+    if lo >= 0:
+        return max(hi.bit_length(), 0)
+    return max(hi.bit_length(), (-lo - 1).bit_length()) + 1
+
+
+def _const_dsp(c: int, other_bits: int) -> int:
+    """MULT18X18D of a product of a ``other_bits``-bit signal by the constant ``c``."""
+    if c == 0 or (c > 0 and c & (c - 1) == 0) or other_bits < 2:
+        return 0
+    cb = abs(c).bit_length() + (1 if c < 0 else 0)
+    if cb < 2:
+        return 0
+    return math.ceil(other_bits / 18) * math.ceil(cb / 18)
+
+
+def _var_dsp(a: int, b: int) -> int:
+    if a < 2 or b < 2:
+        return 0
+    return math.ceil(a / 18) * math.ceil(b / 18)
+
+
+def memory_map(depth: int, width: int) -> tuple[str, int]:
+    """How Yosys maps a one-write, one-synchronous-read memory on ECP5: ``("ff", 0)``,
+    ``("lutram", n)`` (TRELLIS_DPR16X4) or ``("bram", n)`` (DP16KD/PDPW16KD)."""
+    if depth <= 1:
+        return "ff", 0
+    banks = math.ceil(depth / 16)
+    lutram = banks * math.ceil(width / 4)
+    bram = rom_brams(depth, width)
+    # LUT RAM deeper than 16 words also needs a read multiplexer over its banks
+    if 4 * lutram + 0.5 * width * (banks - 1) <= 128 * bram:
+        return "lutram", lutram
+    return "bram", bram
+
+
+def rom_brams(depth: int, width: int) -> int:
+    """Block RAMs of a ``depth`` × ``width`` memory (the best DP16KD/PDPW16KD shape)."""
+    return min(math.ceil(depth / d) * math.ceil(width / w) for d, w in _BRAM_SHAPES)
+
+
+def accumulator_range(weights, bias, lo: int, hi: int, simd: int, xnor: bool) -> tuple[int, int]:
+    """Exact range of an MVAU's partial sums (as the RTL sizes its accumulators)."""
+    if xnor:
+        return 0, int(weights.shape[1])
+    w = weights.astype(object)
+    tmax = np.where(weights > 0, w * hi, w * lo)
+    tmin = np.where(weights > 0, w * lo, w * hi)
+    sf = weights.shape[1] // simd
+    b = np.zeros(weights.shape[0], dtype=object) if bias is None else bias.astype(object)
+    hi_p = np.cumsum(tmax.reshape(-1, sf, simd).sum(axis=2), axis=1) + b[:, None]
+    lo_p = np.cumsum(tmin.reshape(-1, sf, simd).sum(axis=2), axis=1) + b[:, None]
+    return int(min(lo_p.min(), b.min())), int(max(hi_p.max(), b.max()))
+
+
+# -- weight matrices and ROM logic -------------------------------------------------------------
+
+
+def _matrix(stage: Stage) -> tuple[np.ndarray, bool]:
+    """The weights in the MVAU's column order (as the generator lays them out) and xnor."""
+    la = stage.main
+    w = np.asarray(la.weight, dtype=np.int64)
+    if stage.depthwise:
+        return w.reshape(w.shape[0], -1), False
+    if w.ndim == 4:
+        w = w.transpose(0, 2, 3, 1).reshape(w.shape[0], -1)
+    if stage.in_order is not None:
+        w = w[:, stage.in_order]
+    xnor = isinstance(la, BinaryDense | BinaryConv2d)
+    if xnor and getattr(la, "encoding", None) is not None and la.encoding.value == "bipolar":
+        w = (w + 1) // 2
+    return w, xnor
+
+
+def _lut_of_support(k: np.ndarray) -> np.ndarray:
+    """LUT4s of a random function of ``k`` inputs (wide ones through PFU muxes)."""
+    k = np.asarray(k, dtype=np.int64)
+    out = np.where(k <= 1, 0, np.where(k <= 4, 1, 2.0 ** np.maximum(k - 4, 0)))
+    return out.astype(float)
+
+
+def rom_logic(words: np.ndarray) -> tuple[float, int, int]:
+    """Logic of a ROM in LUTs from its bit matrix ``words`` (depth × width of 0/1): the
+    LUT4 estimate summed over distinct non-constant columns (a column equal to another or to
+    its complement is shared), the count of distinct non-constant columns (its data
+    register) and the address bits."""
+    depth = words.shape[0]
+    abits = max((depth - 1).bit_length(), 1)
+    cols = words.T.astype(np.uint8)
+    nonconst = cols.min(axis=1) != cols.max(axis=1)
+    cols = cols[nonconst]
+    if cols.size == 0:
+        return 0.0, 0, abits
+    distinct = np.unique(cols, axis=0)
+    canon = np.where(distinct[:, :1] == 1, 1 - distinct, distinct)
+    canon = np.unique(canon, axis=0)
+    support = np.zeros(canon.shape[0], dtype=np.int64)
+    idx = np.arange(depth)
+    for bit in range(abits):
+        partner = idx ^ (1 << bit)
+        ok = partner < depth
+        if not ok.any():
+            continue
+        differs = (canon[:, idx[ok]] != canon[:, partner[ok]]).any(axis=1)
+        support += differs
+    return float(_lut_of_support(support).sum()), int(distinct.shape[0]), abits
+
+
+# -- units ---------------------------------------------------------------------------------
+
+
+def _clog2(n: int) -> int:
+    return max((int(n) - 1).bit_length(), 1)
+
+
+def _mvau(stage: Stage, cfg: StageConfig, name: str) -> UnitCost:
+    w, xnor = _matrix(stage)
+    mh, mw = w.shape
+    pe, simd = cfg.pe, cfg.simd
+    sf, nf = mw // simd, mh // pe
+    in_b = _bits(stage.input.qtype)
+    in_signed = stage.input.qtype.signed and stage.input.qtype.kind is not Kind.BIPOLAR
+    lo, hi = stage.input.lo, stage.input.hi
+    if stage.kind is StageKind.CONV and any(getattr(stage.main, "padding", (0, 0))):
+        lo, hi = min(lo, 0), max(hi, 0)
+    bias = getattr(stage.main, "bias", None)
+    bias = None if bias is None else np.asarray(bias, dtype=np.int64)
+    alo, ahi = accumulator_range(w, bias, lo, hi, simd, xnor)
+    acc_b = QType.covering(alo, ahi).bits
+    out_b = _bits(stage.acc.qtype)
+    if xnor:
+        wbits, wsigned = 1, False
+    else:
+        t = QType.covering(int(w.min()), int(w.max()))
+        wbits, wsigned = t.bits, t.signed
+    enc = w & ((1 << wbits) - 1)
+    # ROM words in (nf, sf) order, lane (p, s) bit b at column (p*simd + s)*wbits + b
+    blocks = enc.reshape(nf, pe, sf, simd).transpose(0, 2, 1, 3).reshape(nf * sf, pe * simd)
+    bits = (blocks[:, :, None] >> np.arange(wbits)) & 1
+    rom = bits.reshape(nf * sf, pe * simd * wbits)
+    if rom.shape[0] < 2:
+        rom = np.vstack([rom, np.zeros_like(rom)])  # depth max(words, 2), the pad word is 0
+    f: dict[str, float] = {"one": 1.0}
+    bram = lutram = dsp = 0
+    if cfg.mem_style is MemStyle.BLOCK:
+        # Yosys drops the ROM's constant bit columns (opt_mem) before mapping it
+        live = int((rom.min(axis=0) != rom.max(axis=0)).sum())
+        bram += rom_brams(rom.shape[0], live) if live else 0
+        f["rom_lut"], f["rom_ff"] = 0.0, 0.0
+    else:
+        lut, cols, _ = rom_logic(rom)
+        f["rom_lut"], f["rom_ff"] = lut, float(cols)
+    style, n = memory_map(max(sf, 2), simd * in_b)
+    if style == "bram":
+        bram += n
+    elif style == "lutram":
+        lutram += n
+    f["vec_ff"] = float(simd * in_b) if style != "bram" else 0.0
+    f["vec_mem_ff"] = float(max(sf, 2) * simd * in_b) if style == "ff" else 0.0
+    f["x_bits"] = float(simd * in_b)
+    f["acc_bits"] = float(pe * acc_b)
+    f["out_bits"] = float(pe * out_b)
+    if xnor:
+        f["xnor_lanes"] = float(pe * simd)
+        f["pop_bits"] = float(pe * simd * _clog2(simd + 1))
+    else:
+        a = in_b + (1 if wsigned and not in_signed else 0)
+        if stage.input.qtype.kind is Kind.BIPOLAR:
+            a = 2
+        b = wbits + (1 if in_signed and not wsigned else 0)
+        per = _var_dsp(a, b)
+        dsp = pe * simd * per
+        prod = a + b
+        f["sum_bits"] = float(pe * simd * prod)
+        if per == 0:
+            f["soft_mul"] = float(pe * simd * a * b)
+    if bias is not None and nf > 1:
+        rows = bias.reshape(nf, pe)
+        varies = int((rows != rows[:1]).any(axis=0).sum())
+        f["bias_mux"] = float(varies * acc_b * nf)
+    f["counters"] = float(_clog2(sf + 1) + _clog2(nf + 1) + _clog2(nf * sf + 1))
+    return UnitCost(f"stage_{stage.name}", name, "mvau", f, dsp, bram, lutram)
+
+
+def _vvau(stage: Stage, cfg: StageConfig, name: str) -> UnitCost:
+    w, _ = _matrix(stage)  # (C, taps)
+    c, taps = w.shape
+    pe = cfg.pe
+    in_b = _bits(stage.input.qtype)
+    t = QType.covering(int(w.min()), int(w.max()))
+    out_b = _bits(stage.acc.qtype)
+    groups = c // pe
+    f = {
+        "one": 1.0,
+        "acc_bits": float(pe * groups * out_b),
+        "x_bits": float(pe * in_b),
+        "sum_bits": float(pe * (in_b + t.bits)),
+        "rom_bits": float(pe * t.bits * taps * groups),
+    }
+    dsp = pe * _var_dsp(in_b + (1 if t.signed and not stage.input.qtype.signed else 0), t.bits)
+    return UnitCost(f"stage_{stage.name}", name, "vvau", f, dsp)
+
+
+def _per_channel(values, channels: int, n: int) -> list[np.ndarray]:
+    v = np.broadcast_to(np.asarray(values, dtype=np.int64).reshape(-1), (channels,))
+    return [v[lane::n] for lane in range(n)]
+
+
+def _activation(stage: Stage, cfg: StageConfig, name: str, layers, in_q, channels) -> UnitCost:
+    n = cfg.pe
+    in_b = _bits(in_q)
+    out_b = _bits(stage.output.qtype)
+    groups = channels // n
+    clip = next((la for la in layers if isinstance(la, Clip)), None)
+    rq = next((la for la in layers if isinstance(la, Requant)), None)
+    th = next((la for la in layers if isinstance(la, MultiThreshold)), None)
+    f: dict[str, float] = {"one": 1.0, "in_bits": float(n * in_b), "out_bits": float(n * out_b)}
+    f["group_bits"] = float(_clog2(groups + 1)) if groups > 1 else 0.0
+    f["clip_bits"] = (
+        float(n * in_b * ((clip.min is not None) + (clip.max is not None))) if clip else 0
+    )
+    dsp = 0
+    # a clip at a non-negative minimum leaves the sign bit constant; Yosys drops it
+    mul_b = in_b - 1 if clip and clip.min is not None and clip.min >= 0 and in_q.signed else in_b
+    if rq is not None:
+        shift = int(np.asarray(rq.shift).reshape(-1)[0])
+        mult_bits = 0
+        for col in _per_channel(rq.multiplier, channels, n):
+            if np.all(col == col[0]):
+                dsp += _const_dsp(int(col[0]), mul_b)
+                mb = int(abs(col[0])).bit_length()
+            else:
+                mb = _width(int(col.min()), int(col.max()))
+                dsp += _var_dsp(mul_b, mb)
+                f["rq_mux"] = f.get("rq_mux", 0.0) + mb * groups
+            mult_bits += mb
+        f["rq_bits"] = float(n * in_b + mult_bits + n * max(shift, 0))
+    if th is not None:
+        rows = np.asarray(th.thresholds, dtype=np.int64)
+        if rows.shape[0] == 1:
+            rows = np.broadcast_to(rows, (channels, rows.shape[1]))
+        cmp_bits = 0.0
+        mux = 0.0
+        for lane in range(n):
+            col = rows[lane::n]
+            for k in range(rows.shape[1]):
+                cmp_bits += in_b
+                if not np.all(col[:, k] == col[0, k]):
+                    mux += in_b * groups
+        f["th_bits"], f["th_mux"] = cmp_bits, mux
+    return UnitCost(f"stage_{stage.name}", name, "activation", f, dsp)
+
+
+def _window(stage: Stage, cfg: StageConfig, simd: int, channel_major: bool):
+    """Facts of a sliding-window line buffer: features, DSP, memory mapping."""
+    c, h, w = stage.input.shape
+    la = stage.main
+    kernel = tuple(la.weight.shape[2:]) if stage.kind is StageKind.CONV else tuple(la.kernel)
+    stride = tuple(la.stride) if la.stride is not None else kernel
+    padding = tuple(getattr(la, "padding", (0, 0)))
+    dilation = tuple(getattr(la, "dilation", (1, 1))) if stage.kind is StageKind.CONV else (1, 1)
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
+    g = c // simd
+    rows = line_buffer_rows(
+        height=h,
+        width=w,
+        groups=g,
+        kernel=kernel,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        channel_major=channel_major,
+    )
+    oh = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    ow = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    el = _bits(stage.input.qtype)
+    beat = simd * el
+    depth = rows * w * g
+    wg = w * g
+    y_hi = (oh - 1) * sh + (kh - 1) * dh - ph
+    x_hi = (ow - 1) * sw + (kw - 1) * dw - pw
+    yb = _width(min(-ph, -1), y_hi)
+    xb = _width(min(-pw, -1), x_hi)
+    slot_b = _width(0, rows - 1)
+    dsp = _const_dsp(wg, yb) + _const_dsp(wg, slot_b) + _const_dsp(g, xb)
+    style, n = memory_map(depth, beat)
+    counters = (
+        _clog2(oh)
+        + _clog2(ow)
+        + _clog2(kh)
+        + _clog2(kw)
+        + 2 * _clog2(g)
+        + _clog2(w)
+        + 4 * yb
+        + 2 * xb
+        + 3 * slot_b
+        + 2 * _clog2(h * wg)
+        + _clog2(depth)
+        + _clog2(3 * h + rows)
+    )
+    f = {
+        "one": 1.0,
+        "beat_bits": float(beat),
+        "counters": float(counters),
+        "mem_ff": float(depth * beat) if style == "ff" else 0.0,
+        "lutram_mux": float(beat * math.ceil(depth / 16)) if style == "lutram" else 0.0,
+    }
+    return f, dsp, style, n
+
+
+def _swg(stage: Stage, cfg: StageConfig, name: str) -> UnitCost:
+    simd = cfg.pe if stage.depthwise else cfg.simd
+    f, dsp, style, n = _window(stage, cfg, simd, channel_major=False)
+    return UnitCost(
+        f"stage_{stage.name}",
+        name,
+        "swg",
+        f,
+        dsp,
+        n if style == "bram" else 0,
+        n if style == "lutram" else 0,
+    )
+
+
+def _pool(stage: Stage, cfg: StageConfig, name: str) -> UnitCost:
+    f, dsp, style, n = _window(stage, cfg, cfg.pe, channel_major=True)
+    la = stage.main
+    kh, kw = la.kernel
+    el = _bits(stage.input.qtype)
+    f["reduce_bits"] = float(cfg.pe * el)
+    f["taps_bits"] = float(_clog2(kh * kw))
+    if la.op != "maxpool2d":
+        f["avg_bits"] = float(cfg.pe * (el + _clog2(kh * kw)))
+    return UnitCost(
+        f"stage_{stage.name}",
+        name,
+        "pool",
+        f,
+        dsp,
+        n if style == "bram" else 0,
+        n if style == "lutram" else 0,
+    )
+
+
+def _stage_io(stage: Stage, cfg: StageConfig) -> tuple[int, int]:
+    if stage.kind in (StageKind.MVAU, StageKind.CONV) and not stage.depthwise:
+        return cfg.simd, cfg.pe
+    return cfg.pe, cfg.pe
+
+
+def _fifo(stage: Stage, width: int, depth: int) -> UnitCost:
+    f: dict[str, float] = {"one": 1.0, "ptr_bits": float(_clog2(depth + 1))}
+    if depth == 1:
+        style, n = "ff", 0
+        mem = 0
+    else:
+        style, n = memory_map(depth - 1, width)
+        mem = depth - 1
+    f["ff_width"] = float(width) if style == "ff" else 0.0
+    f["ff_mem"] = float(width * mem) if style == "ff" else 0.0
+    f["lutram_width"] = float(width) if style == "lutram" else 0.0
+    f["lutram_mux"] = float(width * (math.ceil(mem / 16) - 1)) if style == "lutram" else 0.0
+    f["bram_width"] = float(width) if style == "bram" else 0.0
+    return UnitCost(
+        f"fifo_{stage.name}",
+        None,
+        "fifo",
+        f,
+        0,
+        n if style == "bram" else 0,
+        n if style == "lutram" else 0,
+    )
+
+
+def _dwc(stage: Stage, el: int, n_in: int, n_out: int) -> list[UnitCost]:
+    out = []
+
+    def one(a: int, b: int) -> None:
+        if a == b:
+            return
+        if b % a == 0:  # gather
+            k = b // a
+            f = {"one": 1.0, "gather_bits": float(a * el * k), "k_bits": float(_clog2(k))}
+        elif a % b == 0:  # split
+            k = a // b
+            f = {
+                "one": 1.0,
+                "split_bits": float(a * el),
+                "split_mux": float(b * el * (k - 1)),
+                "k_bits": float(_clog2(k)),
+            }
+        else:
+            g = math.gcd(a, b)
+            one(a, g)
+            one(g, b)
+            return
+        out.append(UnitCost(f"dwc_{stage.name}", None, "dwc", f))
+
+    one(n_in, n_out)
+    return out
+
+
+def units(design: Design) -> list[UnitCost]:
+    """Every unit of the design's pipeline, in stream order, with its features and exact
+    DSP/BRAM/LUT RAM counts."""
+    out: list[UnitCost] = []
+    prev_n = None
+    for s in design.stages:
+        cfg = design.config[s.name]
+        n_in, n_out = _stage_io(s, cfg)
+        el = _bits(s.input.qtype)
+        if prev_n is not None:
+            if prev_n != n_in:
+                out += _dwc(s, el, prev_n, n_in)
+            out.append(_fifo(s, n_in * el, design.fifo_depth(s)))
+        k = 0
+        if s.kind in (StageKind.MVAU, StageKind.CONV):
+            if s.kind is StageKind.CONV:
+                out.append(_swg(s, cfg, f"u{k}_slidingwindow"))
+                k += 1
+            if s.depthwise:
+                out.append(_vvau(s, cfg, f"u{k}_vvau"))
+            else:
+                out.append(_mvau(s, cfg, f"u{k}_mvau"))
+            k += 1
+            acts = s.layers[1:]
+            if any(isinstance(la, Clip | Requant | MultiThreshold) for la in acts):
+                out.append(_activation(s, cfg, f"u{k}_activation", acts, s.acc.qtype, s.mh))
+        elif s.kind is StageKind.POOL:
+            out.append(_pool(s, cfg, "u0_pool2d"))
+        else:
+            out.append(_activation(s, cfg, "u0_activation", s.layers, s.input.qtype, s.channels))
+        prev_n = n_out
+    last = design.stages[-1]
+    beats = last.output.size // _stage_io(last, design.config[last.name])[1]
+    out.append(UnitCost("top", None, "top", {"one": 1.0, "beat_bits": float(_clog2(beats + 1))}))
+    return out
+
+
+@cache
+def _coefficients(path: str) -> dict:
+    return json.loads(Path(path).read_text())["coefficients"]
+
+
+def predict(u: UnitCost, coef: dict) -> tuple[float, float]:
+    """LUT and FF of one unit under fitted coefficients ``coef[kind][lut|ff][feature]``."""
+    c = coef[u.kind]
+    lut = sum(c["lut"].get(k, 0.0) * v for k, v in u.features.items())
+    ff = sum(c["ff"].get(k, 0.0) * v for k, v in u.features.items())
+    return max(lut, 0.0), max(ff, 0.0)
+
+
+def estimate(design: Design, target: str = "ecp5", data: str | Path | None = None) -> dict:
+    """Predicted resources of ``design`` on ``target``, per block and in total.
+
+    Returns
+    -------
+    dict
+        ``target``, ``lut``, ``ff``, ``dsp``, ``bram``, ``lutram`` (totals) and ``blocks``:
+        rows with ``block``, ``kind`` (stage, fifo, dwc), ``stage``, the same classes and,
+        for stages, ``units`` (unit name → classes). LUT and FF are rounded model values.
+    """
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {', '.join(TARGETS)}, not {target!r}")
+    coef = _coefficients(str(data or DATA))[target]
+    blocks: dict[str, dict] = {}
+    for u in units(design):
+        lut, ff = predict(u, coef)
+        b = blocks.setdefault(
+            u.block, {"block": u.block, "lut": 0.0, "ff": 0.0, "dsp": 0, "bram": 0, "lutram": 0}
+        )
+        b["lut"] += lut
+        b["ff"] += ff
+        b["dsp"] += u.dsp
+        b["bram"] += u.bram
+        b["lutram"] += u.lutram
+        if u.unit is not None:
+            b.setdefault("units", {})[u.unit] = {
+                "lut": round(lut),
+                "ff": round(ff),
+                "dsp": u.dsp,
+                "bram": u.bram,
+                "lutram": u.lutram,
+            }
+    rows = []
+    for b in blocks.values():
+        kind, _, stage = b["block"].partition("_")
+        stage = stage or None
+        rows.append(
+            {**b, "kind": kind, "stage": stage, "lut": round(b["lut"]), "ff": round(b["ff"])}
+        )
+    total = {k: sum(r[k] for r in rows) for k in ("lut", "ff", "dsp", "bram", "lutram")}
+    return {"target": target, **total, "blocks": rows}
