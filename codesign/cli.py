@@ -235,9 +235,29 @@ def cmd_sim(args) -> None:
         raise CliError(f"codesign sim: argument --plot: must be a .svg file, not {args.plot!r}")
     net = load(args.net)
     d = design(net, args.config)
-    r = simulate(d, frames=args.frames, input_rate=args.input_rate)
+    rate = 1.0 if args.input_rate is None else args.input_rate
+    sized = None
+    if args.size_fifos is not None:
+        import yaml
+
+        from sim.dataflow import pipeline_rate, size_fifos
+
+        if args.input_rate is None:
+            rate = pipeline_rate(d)
+        d = size_fifos(d, input_rate=rate)
+        sized = {s.name: d.fifo_depth(s) for s in d.stages[1:]}
+        atomic_write(args.size_fifos, yaml.safe_dump(d.config.to_dict(), sort_keys=False))
+    r = simulate(d, frames=args.frames, input_rate=rate)
     doc = {"network": net.name, **r.to_dict()}
     text = _sim_text(r)
+    if sized is not None:
+        doc["sized_fifos"] = sized
+        doc["config_written"] = str(args.size_fifos)
+        text += (
+            f"\nFIFO depths for input rate {rate:.4g}: "
+            + ", ".join(f"{k} {v}" for k, v in sized.items())
+            + f"\nwrote {args.size_fifos}"
+        )
     if args.plot is not None:
         from .report import timeline_figure
 
@@ -479,10 +499,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--input-rate",
         metavar="R",
         type=_input_rate,
-        default=1.0,
-        help="input beats offered per cycle, in (0, 1] (1)",
+        default=None,
+        help="input beats offered per cycle, in (0, 1] (1; with --size-fifos: the "
+        "pipeline's own pace, one frame per ideal II)",
     )
     s.add_argument("--plot", metavar="FILE.svg", help="write the busy/stall timeline here")
+    s.add_argument(
+        "--size-fifos",
+        metavar="OUT.yaml",
+        help="size every FIFO to the least depth that never fills at the input rate, write "
+        "the config there, and simulate the sized design",
+    )
     s.set_defaults(func=cmd_sim)
     s = sub.add_parser("verify", parents=[common], help="prove the RTL against the golden model")
     s.add_argument("net", metavar="NET", help="zoo name or description path")

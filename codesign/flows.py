@@ -67,7 +67,7 @@ def simulate(
     d
         The design (:func:`design`).
     frames
-        Frames streamed back to back (at least 1).
+        Frames streamed back to back (at least 2: the II needs two).
     input_rate
         Input beats offered per cycle, in (0, 1]; 1 means the input is always valid.
     timeline_frames
@@ -87,7 +87,7 @@ def simulate(
     """
     from sim.dataflow import simulate as _simulate
 
-    for name, v, lo in (("frames", frames, 1), ("timeline_frames", timeline_frames, 0)):
+    for name, v, lo in (("frames", frames, 2), ("timeline_frames", timeline_frames, 0)):
         if not isinstance(v, int) or isinstance(v, bool) or v < lo:
             raise FlowError(f"{name} must be an int >= {lo}, not {v!r}")
     if (

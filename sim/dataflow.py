@@ -790,7 +790,9 @@ def pipeline_rate(design: Design) -> float:
 
 def size_fifos(design: Design, *, input_rate: float | None = None, frames: int = 8) -> Design:
     """The design with every FIFO at the smallest depth (at least 2) at which it never
-    refuses a beat at ``input_rate`` (default :func:`pipeline_rate`).
+    refuses a beat at ``input_rate`` (default, and at most, :func:`pipeline_rate`: a source
+    faster than the pipeline fills the FIFOs in front of its slowest stage whatever their
+    depth).
 
     Exact, not a search: with every FIFO unbounded the schedule is simulated once; a FIFO
     of depth ``D`` refuses beat ``n`` only if its ``n - D + 1``-th beat has not yet moved to
@@ -802,7 +804,9 @@ def size_fifos(design: Design, *, input_rate: float | None = None, frames: int =
 
     from models.hwconfig import HardwareConfig
 
-    rate = pipeline_rate(design) if input_rate is None else input_rate
+    rate = pipeline_rate(design)
+    if input_rate is not None:
+        rate = min(rate, input_rate)
     cfg = design.config
     big = HardwareConfig(
         {s.name: replace(cfg[s.name], fifo_depth=_UNBOUNDED) for s in design.stages},

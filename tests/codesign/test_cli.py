@@ -241,13 +241,37 @@ def test_sim_text_and_plot(capsys, tmp_path):
     lines = out.splitlines()
     assert lines[0].startswith("tfc_w1a1: 8 frames at input rate 0.5, 100 MHz")
     assert re.match(r"latency \d+ cycles to the first output beat", lines[1])
-    assert re.match(r"II [\d.]+ cycles/frame \(ideal 64\); [\d,]+ frames/s", lines[2])
+    assert re.match(r"II [\d.]+ cycles/frame \(ideal 448\); [\d,]+ frames/s", lines[2])
     assert lines[3].split() == [
         "stage", "kind", "cycles", "busy", "starved", "blocked", "util", "FIFO", "max"
     ]  # fmt: skip
     assert [ln.split()[0] for ln in lines[4:8]] == ["fc0", "fc1", "fc2", "fc3"]
     assert lines[-1] == f"wrote {tmp_path / 't.svg'}"
     assert (tmp_path / "t.svg").read_text().startswith("<?xml")
+
+
+def test_sim_size_fifos_writes_a_config_that_never_stalls(capsys, tmp_path):
+    out_yaml = tmp_path / "sized.yaml"
+    status, out, _ = run(capsys, "sim", "tfc_w1a1", "--size-fifos", str(out_yaml), "--json")
+    assert status == 0
+    doc = json.loads(out)
+    assert doc["config_written"] == str(out_yaml)
+    assert set(doc["sized_fifos"]) == {"fc1", "fc2", "fc3"}
+    # sized at the pipeline's own pace: one frame of input beats per ideal II
+    from models.hwconfig import Design
+    from sim.dataflow import pipeline_rate
+
+    assert doc["input_rate"] == pipeline_rate(Design(load("tfc_w1a1"))) < 1
+    assert doc["ii"] == doc["ideal_ii"]
+    assert [s["fifo_full_cycles"] for s in doc["stages"][1:]] == [0, 0, 0]
+    # the written config is a hardware config: the same depths when read back
+    status, out, _ = run(
+        capsys, "sim", "tfc_w1a1", "--config", str(out_yaml), "--input-rate",
+        str(doc["input_rate"]), "--json",
+    )  # fmt: skip
+    again = json.loads(out)
+    assert [s["fifo_depth"] for s in again["stages"][1:]] == list(doc["sized_fifos"].values())
+    assert [s["fifo_full_cycles"] for s in again["stages"][1:]] == [0, 0, 0]
 
 
 def test_console_script_no_traceback(tmp_path):
@@ -267,9 +291,9 @@ def test_hdl_is_byte_identical_with_manifest_and_core(capsys, tmp_path):
     status, out, _ = run(capsys, "hdl", "tfc_w1a1", "-o", str(tmp_path / "a"), "--json")
     assert status == 0
     doc = json.loads(out)
-    assert doc["top"] == "tfc_w1a1" and doc["ideal_ii"] == 64
+    assert doc["top"] == "tfc_w1a1" and doc["ideal_ii"] == 448
     assert [s["name"] for s in doc["stages"]] == ["fc0", "fc1", "fc2", "fc3"]
-    assert (doc["input"]["tdata_bits"], doc["output"]["tdata_bits"]) == (56, 40)
+    assert (doc["input"]["tdata_bits"], doc["output"]["tdata_bits"]) == (16, 8)
     assert run(capsys, "hdl", "tfc_w1a1", "-o", str(tmp_path / "b"))[0] == 0
     for f in ("tfc_w1a1.v", "tfc_w1a1.core", "manifest.json"):
         assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
@@ -325,7 +349,7 @@ def test_verify_prints_prediction_beside_measurement(capsys, tmp_path):
     assert status == 0
     assert re.search(
         r"^latency (\d+) cycles measured, (\d+) predicted \(first input beat to first output "
-        r"beat\); II [\d.]+ cycles/frame measured, [\d.]+ predicted, 8 ideal$",
+        r"beat\); II [\d.]+ cycles/frame measured, [\d.]+ predicted, 32 ideal$",
         out,
         re.M,
     ), out
