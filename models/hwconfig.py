@@ -45,6 +45,7 @@ __all__ = [
     "MemStyle",
     "Stage",
     "StageConfig",
+    "accumulator_range",
     "plan",
     "stage_io",
 ]
@@ -348,6 +349,24 @@ def stage_io(stage: Stage, cfg: StageConfig) -> tuple[int, int]:
     if stage.kind in (StageKind.MVAU, StageKind.CONV) and not stage.depthwise:
         return cfg.simd, cfg.pe
     return cfg.pe, cfg.pe
+
+
+def accumulator_range(
+    weights: np.ndarray, bias, lo: int, hi: int, simd: int, xnor: bool
+) -> tuple[int, int]:
+    """Exact range of every partial sum the accumulator holds, in fold order (bias first,
+    then SIMD columns at a time). With inputs whose range excludes 0, a prefix can exceed
+    the complete sum, so this can be wider than the layer's output range."""
+    if xnor:
+        return 0, int(weights.shape[1])
+    w = weights.astype(object)
+    tmax = np.where(weights > 0, w * hi, w * lo)
+    tmin = np.where(weights > 0, w * lo, w * hi)
+    sf = weights.shape[1] // simd
+    b = np.zeros(weights.shape[0], dtype=object) if bias is None else bias.astype(object)
+    hi_p = np.cumsum(tmax.reshape(-1, sf, simd).sum(axis=2), axis=1) + b[:, None]
+    lo_p = np.cumsum(tmin.reshape(-1, sf, simd).sum(axis=2), axis=1) + b[:, None]
+    return int(min(lo_p.min(), b.min())), int(max(hi_p.max(), b.max()))
 
 
 def stage_cycles(stage: Stage, cfg: StageConfig) -> int:
