@@ -14,10 +14,14 @@ width converter, and the total.
   128 each; a ROM's constant bit columns are dropped first), whichever is cheaper, a tie
   going to LUT RAM (the cost rule was derived from the sweep's measurements);
   memories of one word are registers.
-- LUT and FF counts are linear in features of each unit (bit widths times parallelism, ROM
-  logic estimated from the actual weight bits, memory widths...), with coefficients fitted
-  by least squares to Yosys runs over a sweep of small generated networks
-  (``python -m codesign.cost_fit``, which writes :data:`DATA`).
+- LUT and FF counts are linear in features of each unit (bit widths times parallelism,
+  adder-tree bits, memory widths, and the logic of constant tables from their actual bits:
+  an MVAU's weight ROM in logic, per-channel biases and thresholds, see :func:`rom_tree`),
+  with coefficients fitted by least squares to Yosys runs over a sweep of small generated
+  networks (``python -m codesign.cost_fit``, which writes :data:`DATA`; ``--refit`` refits
+  the stored measurements in seconds). XNOR MVAUs (``mvau_xnor``) and multiplying ones
+  (``mvau``) have separate coefficients. The zoo designs are measured but held out of the
+  fit, so tests/sim/test_cost.py checks the model on networks it was not fitted to.
 
 This module imports only ``models``, numpy and the standard library.
 """
@@ -58,7 +62,7 @@ class UnitCost:
 
     block: str  #: ``stage_<name>``, ``fifo_<name>`` or ``dwc_<name>``
     unit: str | None  #: ``u1_mvau`` ... inside a stage, else None
-    kind: str  #: model family: mvau, vvau, activation, swg, pool, fifo, dwc
+    kind: str  #: model family: mvau, mvau_xnor, vvau, activation, swg, pool, fifo, dwc, top
     features: dict[str, float] = field(default_factory=dict)
     dsp: int = 0
     bram: int = 0
@@ -147,38 +151,76 @@ def _matrix(stage: Stage) -> tuple[np.ndarray, bool]:
     return w, xnor
 
 
-def _lut_of_support(k: np.ndarray) -> np.ndarray:
-    """LUT4s of a random function of ``k`` inputs (wide ones through PFU muxes)."""
-    k = np.asarray(k, dtype=np.int64)
-    out = np.where(k <= 1, 0, np.where(k <= 4, 1, 2.0 ** np.maximum(k - 4, 0)))
-    return out.astype(float)
+def rom_tree(words: np.ndarray) -> dict[str, int]:
+    """Structure of a ROM in logic from its bit matrix ``words`` (depth × width of 0/1), as
+    a Shannon tree over the address bits per output column, LUT4 leaves over the low four:
 
+    - ``cols``: distinct non-constant columns (the data register; constant columns are free),
+    - ``leaf``: distinct non-constant 16-entry leaf functions over all columns (Yosys/ABC
+      share identical logic), not counting single address literals (wires),
+    - ``mux567``: distinct 2:1 mux nodes at address levels 5–7 (ECP5's PFUMX/L6MUX, the
+      LUT5–LUT7 that ``abc -lut 4:7`` maps), ``mux8``: those above (built in LUTs),
+    - ``abits``: address bits.
 
-def rom_logic(words: np.ndarray) -> tuple[float, int, int]:
-    """Logic of a ROM in LUTs from its bit matrix ``words`` (depth × width of 0/1): the
-    LUT4 estimate summed over distinct non-constant columns (a column equal to another or to
-    its complement is shared), the count of distinct non-constant columns (its data
-    register) and the address bits."""
+    Words past the depth (the address never reaches them) repeat the lower half, so they
+    add no muxes. ABC's mapping of the same truth tables varies with their order: permuting
+    the columns of tfc_w2a2 fc1's ROM alone moves its Yosys count from 1191 to 942 LUTs,
+    so these are features of the expected count, fitted, not an exact count."""
     depth = words.shape[0]
     abits = max((depth - 1).bit_length(), 1)
+    full = 1 << abits
     cols = words.T.astype(np.uint8)
-    nonconst = cols.min(axis=1) != cols.max(axis=1)
-    cols = cols[nonconst]
+    cols = cols[cols.min(axis=1) != cols.max(axis=1)]
+    out = {"cols": 0, "leaf": 0, "mux567": 0, "mux8": 0, "abits": abits}
     if cols.size == 0:
-        return 0.0, 0, abits
-    distinct = np.unique(cols, axis=0)
-    canon = np.where(distinct[:, :1] == 1, 1 - distinct, distinct)
-    canon = np.unique(canon, axis=0)
-    support = np.zeros(canon.shape[0], dtype=np.int64)
-    idx = np.arange(depth)
-    for bit in range(abits):
-        partner = idx ^ (1 << bit)
-        ok = partner < depth
-        if not ok.any():
-            continue
-        differs = (canon[:, idx[ok]] != canon[:, partner[ok]]).any(axis=1)
-        support += differs
-    return float(_lut_of_support(support).sum()), int(distinct.shape[0]), abits
+        return out
+    cols = np.unique(cols, axis=0)
+    out["cols"] = cols.shape[0]
+    pad = np.zeros((cols.shape[0], full), dtype=np.uint8)
+    pad[:, :depth] = cols
+    if full > depth:
+        idx = np.arange(depth, full)
+        pad[:, depth:] = pad[:, idx - (1 << (abits - 1))]
+    lb = min(4, abits)
+    leaves = pad.reshape(-1, 1 << lb)
+    distinct = np.unique(leaves, axis=0)
+    distinct = distinct[distinct.min(axis=1) != distinct.max(axis=1)]
+    i = np.arange(1 << lb)
+    literal = np.zeros(distinct.shape[0], dtype=bool)
+    for b in range(lb):
+        x = ((i >> b) & 1).astype(np.uint8)
+        literal |= (distinct == x).all(axis=1) | (distinct == 1 - x).all(axis=1)
+    out["leaf"] = int((~literal).sum())
+    # mux levels: node ids, a node whose two children are equal is its child
+    _, ids = np.unique(leaves, axis=0, return_inverse=True)
+    ids = ids.reshape(cols.shape[0], -1)
+    level = lb
+    while ids.shape[1] > 1:
+        level += 1
+        pairs = ids.reshape(ids.shape[0], -1, 2)
+        flat = pairs.reshape(-1, 2)
+        is_mux = flat[:, 0] != flat[:, 1]
+        upairs, inv = np.unique(flat, axis=0, return_inverse=True)
+        n = int((upairs[:, 0] != upairs[:, 1]).sum())
+        out["mux567" if level <= 7 else "mux8"] += n
+        node = np.where(is_mux, inv.reshape(-1) + flat.max() + 1, flat[:, 0])
+        _, ids = np.unique(node, return_inverse=True)
+        ids = ids.reshape(pairs.shape[0], pairs.shape[1])
+    return out
+
+
+def table_logic(table: np.ndarray) -> float:
+    """LUT estimate of a constant table indexed by a counter (``Array(Const...)[i]``, or a
+    logic ROM): :func:`rom_tree`'s non-trivial LUT4 leaves plus its mux nodes above the
+    LUT7 level, over the two's-complement bits of the ``len(table)`` × k integer table."""
+    t = np.asarray(table, dtype=np.int64).reshape(len(table), -1)
+    if len(t) < 2:
+        return 0.0
+    lo, hi = int(t.min()), int(t.max())
+    nb = max(_width(min(lo, 0), max(hi, 0)), 1)
+    bits = ((t[:, :, None] >> np.arange(nb)) & 1).reshape(len(t), -1)
+    r = rom_tree(bits)
+    return float(r["leaf"] + r["mux8"])
 
 
 # -- units ---------------------------------------------------------------------------------
@@ -186,6 +228,23 @@ def rom_logic(words: np.ndarray) -> tuple[float, int, int]:
 
 def _clog2(n: int) -> int:
     return max((int(n) - 1).bit_length(), 1)
+
+
+def _tree_bits(widths: list[int]) -> int:
+    """Adder bits of the RTL's balanced adder tree over terms of ``widths`` (each sum one
+    bit wider than its wider operand)."""
+    total = 0
+    while len(widths) > 1:
+        nxt = []
+        for k in range(0, len(widths), 2):
+            if k + 1 < len(widths):
+                w = max(widths[k], widths[k + 1]) + 1
+                total += w
+                nxt.append(w)
+            else:
+                nxt.append(widths[k])
+        widths = nxt
+    return total
 
 
 def _mvau(stage: Stage, cfg: StageConfig, name: str) -> UnitCost:
@@ -221,10 +280,15 @@ def _mvau(stage: Stage, cfg: StageConfig, name: str) -> UnitCost:
         # Yosys drops the ROM's constant bit columns (opt_mem) before mapping it
         live = int((rom.min(axis=0) != rom.max(axis=0)).sum())
         bram += rom_brams(rom.shape[0], live) if live else 0
-        f["rom_lut"], f["rom_ff"] = 0.0, 0.0
+        f["rom_ff"] = 0.0
     else:
-        lut, cols, _ = rom_logic(rom)
-        f["rom_lut"], f["rom_ff"] = lut, float(cols)
+        t = rom_tree(rom)
+        f["rom_ff"] = float(t["cols"])
+        f["rom_leaf"], f["rom_mux"], f["rom_mux8"] = (
+            float(t["leaf"]),
+            float(t["mux567"]),
+            float(t["mux8"]),
+        )
     style, n = memory_map(max(sf, 2), simd * in_b)
     if style == "bram":
         bram += n
@@ -247,14 +311,18 @@ def _mvau(stage: Stage, cfg: StageConfig, name: str) -> UnitCost:
         dsp = pe * simd * per
         prod = a + b
         f["sum_bits"] = float(pe * simd * prod)
+        f["tree_bits"] = float(pe * _tree_bits([prod] * simd))
+        f["dsp"] = float(pe * simd * per)
         if per == 0:
             f["soft_mul"] = float(pe * simd * a * b)
     if bias is not None and nf > 1:
         rows = bias.reshape(nf, pe)
         varies = int((rows != rows[:1]).any(axis=0).sum())
         f["bias_mux"] = float(varies * acc_b * nf)
+        f["bias_rom"] = sum(table_logic(rows[:, p]) for p in range(pe))
     f["counters"] = float(_clog2(sf + 1) + _clog2(nf + 1) + _clog2(nf * sf + 1))
-    return UnitCost(f"stage_{stage.name}", name, "mvau", f, dsp, bram, lutram)
+    kind = "mvau_xnor" if xnor else "mvau"
+    return UnitCost(f"stage_{stage.name}", name, kind, f, dsp, bram, lutram)
 
 
 def _vvau(stage: Stage, cfg: StageConfig, name: str) -> UnitCost:
@@ -323,6 +391,8 @@ def _activation(stage: Stage, cfg: StageConfig, name: str, layers, in_q, channel
                 if not np.all(col[:, k] == col[0, k]):
                     mux += in_b * groups
         f["th_bits"], f["th_mux"] = cmp_bits, mux
+        if groups > 1:
+            f["th_rom"] = sum(table_logic(rows[lane::n]) for lane in range(n))
     return UnitCost(f"stage_{stage.name}", name, "activation", f, dsp)
 
 

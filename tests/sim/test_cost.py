@@ -1,13 +1,19 @@
 """sim.cost against Yosys on the zoo networks (default configurations): DSP, block RAM and
-LUT RAM exact; LUT and FF within :data:`REL` in total; per block FF within :data:`REL` and
-LUT within :data:`REL_BLOCK_LUT` (or :data:`ABS` cells for small blocks). Also
-codesign.synthesize's cache and the CLI.
+LUT RAM exact; LUT and FF within :data:`REL` per block and in total, or within :data:`ABS`
+cells for a block Yosys counts fewer than :data:`SMALL` of (a FIFO's pointers or a width
+converter's counter, where 15% is a handful of cells and the cell count swings by tens with
+how ABC maps one comparator). Also codesign.synthesize's cache and the CLI.
 
-The per-block LUT bound is looser than the total's because an MVAU's weight ROM in logic
-depends on the weight bits themselves: two stages of identical shape and folding differ by
-25% in Yosys (tfc_w1a1 fc1 and fc2). The zoo designs are part of the fit data
-(codesign/cost_fit.py) beside 42 generated networks. Synthesis of tfc_w1a1 and cnv_tiny
-takes about 50 s; jet_tagger and tfc_w2a2 about a minute each: ``slow``.
+The zoo designs are held out of the fit (codesign/cost_fit.py fits 56 generated networks
+only), so this is an independent check. It does not hold everywhere yet: the blocks in
+:data:`KNOWN_MISSES` miss 15% (model vs Yosys as listed there), and the test fails if
+any other block misses, if a listed block drifts further than its recorded deviation plus
+:data:`DRIFT`, or if a listed block comes within 15% (then drop it from the list). Most of the
+misses are weight ROMs in logic: ABC's mapping of the same truth tables varies by about
+±15-20% with their order alone (permuting the columns of tfc_w2a2 fc1's ROM moves it from
+1191 to 942 LUTs; tfc_w1a1 fc1 and fc2 have the same ROM structure and differ by 25%), so a
+model of the truth tables cannot be within 15% of every ROM. Synthesis of tfc_w1a1 and
+cnv_tiny takes about 50 s; jet_tagger and tfc_w2a2 about a minute each: ``slow``.
 """
 
 from __future__ import annotations
@@ -24,13 +30,28 @@ from codesign.synth import SynthError
 from models.hwconfig import HardwareConfig
 from sim import cost
 
-#: Relative tolerance of LUT and FF in total, and of FF per block.
+#: Relative tolerance of LUT and FF, per block and in total.
 REL = 0.15
-#: Relative tolerance of LUT per block.
-REL_BLOCK_LUT = 0.5
-#: Absolute tolerance (cells) of a block's LUT or FF count, for small blocks where 15% is a
-#: handful of cells (a FIFO's pointers, a converter's counter).
+#: Absolute tolerance (cells) of a block's LUT or FF count when Yosys counts fewer than
+#: :data:`SMALL` cells.
 ABS = 25
+SMALL = 150
+#: Blocks (``total`` for the sum) outside the tolerance: (network, block, class) → relative
+#: deviation (model − Yosys) / Yosys at the time of writing.
+KNOWN_MISSES = {
+    ("tfc_w1a1", "stage_fc2", "lut"): -0.22,
+    ("cnv_tiny", "stage_conv1", "lut"): -0.25,
+    ("jet_tagger", "stage_fc4", "lut"): 0.37,
+    ("tfc_w2a2", "stage_fc0", "lut"): -0.16,
+    ("tfc_w2a2", "stage_fc0", "ff"): -0.24,
+    ("tfc_w2a2", "stage_fc1", "lut"): -0.33,
+    ("tfc_w2a2", "stage_fc2", "lut"): -0.27,
+    ("tfc_w2a2", "stage_fc3", "lut"): 0.26,
+    ("tfc_w2a2", "total", "lut"): -0.185,
+    ("tfc_w2a2", "total", "ff"): -0.167,
+}
+#: How far a known miss may drift beyond its recorded deviation.
+DRIFT = 0.02
 
 
 def _yosys():
@@ -40,6 +61,20 @@ def _yosys():
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory):
     return tmp_path_factory.mktemp("synth-cache")
+
+
+def _check(name: str, block: str, cls: str, model: float, yosys: float, bad: list) -> None:
+    err = (model - yosys) / max(yosys, 1)
+    ok = abs(model - yosys) <= max(REL * yosys, ABS if yosys < SMALL else 0)
+    known = KNOWN_MISSES.get((name, block, cls))
+    line = f"{block} {cls}: model {model}, yosys {yosys} ({err:+.1%})"
+    if known is None:
+        if not ok:
+            bad.append(line)
+    elif ok:
+        bad.append(f"{line} is now within tolerance: remove it from KNOWN_MISSES")
+    elif abs(err) > abs(known) + DRIFT:
+        bad.append(f"{line}, known miss recorded at {known:+.1%}")
 
 
 def _compare(name, cache, tmp_path_factory):
@@ -56,12 +91,10 @@ def _compare(name, cache, tmp_path_factory):
         for cls in ("dsp", "bram", "lutram"):
             if p[cls] != m[cls]:
                 bad.append(f"{m['block']} {cls}: model {p[cls]}, yosys {m[cls]}")
-        for cls, rel in (("lut", REL_BLOCK_LUT), ("ff", REL)):
-            if abs(p[cls] - m[cls]) > max(rel * m[cls], ABS):
-                bad.append(f"{m['block']} {cls}: model {p[cls]}, yosys {m[cls]}")
+        for cls in ("lut", "ff"):
+            _check(name, m["block"], cls, p[cls], m[cls], bad)
     for cls in ("lut", "ff"):
-        if abs(predicted[cls] - measured[cls]) > REL * measured[cls]:
-            bad.append(f"total {cls}: model {predicted[cls]}, yosys {measured[cls]}")
+        _check(name, "total", cls, predicted[cls], measured[cls], bad)
     for cls in ("dsp", "bram", "lutram"):
         if predicted[cls] != measured[cls]:
             bad.append(f"total {cls}: model {predicted[cls]}, yosys {measured[cls]}")
