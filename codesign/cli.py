@@ -402,6 +402,9 @@ def cmd_run(args) -> None:
             }
             text += ["", _synth_line(synth)]
     with progress.step("report"):
+        from sim.cost import estimate
+
+        cost = estimate(d, SYNTH_TARGET) if SYNTH_TARGET == "ecp5" else None
         report = write_report(
             out_dir,
             summary=info,
@@ -409,6 +412,7 @@ def cmd_run(args) -> None:
             sim_result=p,
             verify_result=r,
             synth_result=synth,
+            cost_result=cost,
             golden=manifest["golden"],
             target=SYNTH_TARGET,
         )

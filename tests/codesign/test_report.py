@@ -70,7 +70,13 @@ def jet():
     return net, d, fake_result(d)
 
 
-VERIFY = {"sim": "verilator", "frames": 20, "mismatches": 0, "latency": 20, "ii": 8.0}
+VERIFY = {
+    "sim": "verilator",
+    "frames": 20,
+    "mismatches": 0,
+    "latency": 20,
+    "ii": 32.0,
+}  # the default jet_tagger design: II 32
 SYNTH = {
     "target": "ecp5",
     "device": "LFE5U-25F",
@@ -117,7 +123,7 @@ def test_report_tables_and_links(tmp_path, jet):
     assert "| stage | kind | layers | PE | SIMD | FIFO depth | cycles/frame |" in md
     assert re.search(r"^\| fc1 \| mvau \| fc1\+relu1\+act1 \| \d+ \| \d+ \| — \| \d+ \|$", md, re.M)
     assert re.search(r"^\| latency \(cycles\) \| 17 \| 20 \| -15\.0 % \|$", md, re.M)
-    assert re.search(r"^\| II \(cycles/frame\) \| 8 \| 8 \| \+0\.0 % \|$", md, re.M)
+    assert re.search(r"^\| II \(cycles/frame\) \| 32 \| 32 \| \+0\.0 % \|$", md, re.M)
     assert re.search(r"^\| LUT \| 1800 \| 2000 \| -10\.0 % \|$", md, re.M)
     assert re.search(r"^\| Fmax \(MHz\) \| — \| 85\.50 \| — \|$", md, re.M)
     assert "**misses** its 100 MHz clock target" in md
