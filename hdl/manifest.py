@@ -74,6 +74,9 @@ class StageSpec:
     pe: int | None = None
     simd: int | None = None
     cycles: int | None = None
+    #: depth of the FIFO in front of the stage (``fifo_<name>`` in the Verilog); None where
+    #: there is none (the first stage) or the manifest does not say
+    fifo_depth: int | None = None
 
 
 @dataclass(frozen=True)
@@ -210,6 +213,7 @@ def read_manifest(path: str | os.PathLike) -> Manifest:
                 pe=_positive(s, "pe", w, path, optional=True),
                 simd=_positive(s, "simd", w, path, optional=True),
                 cycles=_positive(s, "cycles", w, path, optional=True),
+                fifo_depth=_positive(s, "fifo_depth", w, path, optional=True) if k else None,
             )
         )
     if len({s.name for s in stages}) != len(stages):
