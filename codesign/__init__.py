@@ -47,9 +47,15 @@ __all__ = [
 
 
 def load(source: str | Path | Network) -> Network:
-    """A network from a zoo name or a ``.yaml``/``.yml``/``.json`` description."""
+    """A network from a zoo name, a ``.yaml``/``.yml``/``.json`` description or a QONNX
+    ``.onnx`` model (imported with :func:`codesign.importer.import_qonnx`, input type
+    ``fixed<16,6>``)."""
     if isinstance(source, Network):
         return source
+    if str(source).lower().endswith(".onnx"):
+        from .importer import import_qonnx
+
+        return import_qonnx(source)
     return _load(source)
 
 

@@ -18,8 +18,9 @@ from models.errors import UserError
 from models.fileio import atomic_write
 from models.golden import InputError, check_input, golden, random_inputs, trace
 from models.ir import Network
-from models.loader import load, zoo_names
+from models.loader import zoo_names
 
+from . import load  # zoo names, descriptions and .onnx (QONNX) models
 from .summary import summary, summary_text
 
 __all__ = ["main"]
@@ -163,6 +164,48 @@ def cmd_hdl(args) -> None:
         ]
     )
     _emit(args, {"output_dir": str(out_dir), **doc}, text)
+
+
+def cmd_import(args) -> None:
+    from .importer import check_import, import_qonnx, save_import
+
+    net = import_qonnx(args.model, input_type=args.input_type)
+    paths = save_import(net, args.output)
+    info = net.imported
+    doc = {
+        "network": net.name,
+        "source": args.model,
+        **paths,
+        "layers": [{"name": la.name, "op": la.op} for la in net.layers],
+        "input_type": str(net.input_tensor.qtype),
+        "output": {"tensor": info.output_tensor, "host_ops": info.host_ops},
+    }
+    lines = [
+        f"{net.name}: {len(net.layers)} layers, input {net.input_tensor.qtype}, wrote "
+        f"{paths['description']}",
+    ]
+    if info.host_ops:
+        lines.append(f"host-side (not hardware): {', '.join(info.host_ops)}")
+    if args.check:
+        r = check_import(net, args.check, args.seed)
+        doc["check"] = r
+        verdict = "OK" if r["unexplained"] == 0 else "UNEXPLAINED MISMATCHES"
+        lines.append(
+            f"check {r['vectors']} vectors (seed {r['seed']}) on {r['compared_tensor']}: "
+            f"{r['exact']} exact, {r['float32_explained']} explained by float32 rounding, "
+            f"{r['unexplained']} unexplained: {verdict}"
+        )
+        if "first_unexplained" in r:
+            lines.append(
+                f"first unexplained: sample {r['first_unexplained']['sample']}, "
+                f"layer {r['first_unexplained']['layer']}"
+            )
+    _emit(args, doc, "\n".join(lines))
+    if args.check and doc["check"]["unexplained"]:
+        raise VerificationFailed(
+            f"{args.model}: {doc['check']['unexplained']} unexplained mismatches, first at "
+            f"layer {doc['check']['first_unexplained']['layer']!r}"
+        )
 
 
 def _verify_text(r: dict) -> str:
@@ -489,6 +532,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--output", metavar="Y.npy", help="write the outputs here")
     s.add_argument("--trace", metavar="DIR", help="write every layer's output as DIR/<layer>.npy")
     s.set_defaults(func=cmd_golden)
+    s = sub.add_parser("import", parents=[common], help="import a QONNX model (.onnx)")
+    s.add_argument("model", metavar="MODEL.onnx", help="the QONNX model")
+    s.add_argument("-o", "--output", metavar="NETDIR", required=True, help="output folder")
+    s.add_argument(
+        "--input-type",
+        metavar="T",
+        default="fixed<16,6>",
+        help="type of a float network input (default fixed<16,6>)",
+    )
+    s.add_argument("--check", metavar="N", type=_positive_int, help="prove N random inputs")
+    s.add_argument("--seed", type=int, default=0, help="seed for --check (default 0)")
+    s.set_defaults(func=cmd_import)
     s = sub.add_parser("hdl", parents=[common], help="generate the dataflow accelerator")
     s.add_argument("net", metavar="NET", help="zoo name or description path")
     s.add_argument("--config", metavar="HW.yaml", help="hardware configuration (folding)")
