@@ -37,6 +37,8 @@ from models.hwconfig import Design, HardwareConfig, StageConfig
 from models.loader import load
 from sim import cost
 
+from .synth import _config_doc
+
 __all__ = ["build", "fit", "main", "measure", "sweep_specs"]
 
 #: Version of the sweep: bump when the specs or the measuring change.
@@ -51,15 +53,7 @@ def zoo_specs() -> list[dict]:
     out = []
     for name in ZOO:
         d = Design(load(name))
-        cfg = {
-            s.name: {
-                "pe": d.config[s.name].pe,
-                "simd": d.config[s.name].simd,
-                "mem_style": d.config[s.name].mem_style.value,
-                "fifo_depth": d.fifo_depth(s),
-            }
-            for s in d.stages
-        }
+        cfg = _config_doc(d)["stages"]
         out.append({"kind": "zoo", "id": name, "config": cfg})
     return out
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.arith import round_fraction, round_real
+from models.arith import round_fraction, round_real, search_thresholds
 from models.errors import DescriptionError, UserError
 from models.ir import Layer, Network, Tensor
 from models.layers import (
@@ -676,10 +676,10 @@ class _Lowering:
         exact = all(n.op_type in EXACT_CHAIN for n in act.chain)
         if exact:
             approx = self._level_fn(node, act, kind, spec, np.float64)
-            thr = _bisect(approx, targets, src.lo, src.hi, c)
+            thr = search_thresholds(approx, targets, src.lo, src.hi, c)
             thr = self._verify_exact(node, act, kind, spec, targets, thr, src.lo, src.hi)
         else:
-            thr = _bisect(
+            thr = search_thresholds(
                 self._level_fn(node, act, kind, spec, np.float32), targets, src.lo, src.hi, c
             )
         if np.all(thr == thr[:1]):
@@ -1301,21 +1301,6 @@ def _ort_chain(act: _Act, consts: dict):
         return y.reshape(x.shape[1], x.shape[0]).T
 
     return run
-
-
-def _bisect(level_of, targets, lo: int, hi: int, channels: int) -> np.ndarray:
-    """Per channel and target, the smallest integer in [lo, hi + 1] whose level reaches the
-    target (hi + 1: never), for a non-decreasing ``level_of`` of (C, L) integer arrays."""
-    n = len(targets)
-    left = np.full((channels, n), lo, dtype=np.int64)
-    right = np.full((channels, n), hi + 1, dtype=np.int64)
-    target = np.broadcast_to(targets, (channels, n))
-    while np.any(left < right):
-        mid = left + (right - left) // 2
-        ok = level_of(mid.astype(np.float64)) >= target
-        right = np.where(ok, mid, right)
-        left = np.where(ok, left, mid + 1)
-    return left
 
 
 # -- public API ----------------------------------------------------------------------------

@@ -27,6 +27,7 @@ __all__ = [
     "round_div",
     "round_fraction",
     "round_real",
+    "search_thresholds",
 ]
 
 INT64_MAX = (1 << 63) - 1
@@ -433,3 +434,24 @@ def count_thresholds(x, thr, out_scale: int, out_bias: int, axis: int = 1) -> np
     if out_bias != 0:
         out += out_bias
     return out
+
+
+def search_thresholds(level_of, levels, lo: int, hi: int, channels: int) -> np.ndarray:
+    """Per channel and level, the smallest integer accumulator in [lo, hi + 1] whose
+    (monotone non-decreasing) output ``level_of`` reaches the level; hi + 1 means never.
+
+    A vectorised bisection over every (channel, level) pair at once, evaluating the
+    function itself (on integer candidates given as float64), so the integer comparison and
+    the function agree at every integer in [lo, hi]. Used to fold BatchNorm-like float
+    computations into exact integer thresholds (the description loader, the QONNX
+    importer)."""
+    n_levels = len(levels)
+    left = np.full((channels, n_levels), lo, dtype=np.int64)  # candidate answer >= left
+    right = np.full((channels, n_levels), hi + 1, dtype=np.int64)  # answer <= right
+    target = np.broadcast_to(levels, (channels, n_levels))
+    while np.any(left < right):
+        mid = left + (right - left) // 2
+        ok = level_of(mid.astype(np.float64)) >= target
+        right = np.where(ok, mid, right)
+        left = np.where(ok, left, mid + 1)
+    return left

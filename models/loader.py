@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from .arith import round_real
+from .arith import round_real, search_thresholds
 from .errors import DescriptionError
 from .fileio import atomic_write, write_npz
 from .ir import Layer, Network, Tensor
@@ -572,7 +572,7 @@ def _fold_batchnorm(ctx: _Context, bn: dict, entry: dict, lname: str) -> None:
             with np.errstate(invalid="ignore"):
                 return np.clip(round_real(y, rounding), qt.min, qt.max)
 
-    thresholds = _search_thresholds(level_of, levels, acc.lo, acc.hi, acc.shape[0])
+    thresholds = search_thresholds(level_of, levels, acc.lo, acc.hi, acc.shape[0])
     common = {"name": lname, "inputs": (src_name,)}
     if op == "sign":
         layer = _sign_threshold(common, entry, thresholds)
@@ -580,25 +580,6 @@ def _fold_batchnorm(ctx: _Context, bn: dict, entry: dict, lname: str) -> None:
         layer = MultiThreshold(**common, thresholds=thresholds, out_bias=qt.min, out_type=qt)
     ctx.folded[bn["name"]] = lname
     ctx.add(layer)
-
-
-def _search_thresholds(level_of, levels, lo: int, hi: int, channels: int) -> np.ndarray:
-    """Per channel and level, the smallest integer accumulator in [lo, hi + 1] whose
-    (monotone non-decreasing) output ``level_of`` reaches the level; hi + 1 means never.
-
-    A vectorised bisection over every (channel, level) pair at once, evaluating the
-    float64 function itself, so the integer comparison and the float computation agree
-    at every integer in [lo, hi]."""
-    n_levels = len(levels)
-    left = np.full((channels, n_levels), lo, dtype=np.int64)  # candidate answer >= left
-    right = np.full((channels, n_levels), hi + 1, dtype=np.int64)  # answer <= right
-    target = np.broadcast_to(levels, (channels, n_levels))
-    while np.any(left < right):
-        mid = left + (right - left) // 2
-        ok = level_of(mid.astype(np.float64)) >= target
-        right = np.where(ok, mid, right)
-        left = np.where(ok, left, mid + 1)
-    return left
 
 
 def _flip_channels(ctx: _Context, src_name: str, flip: np.ndarray, bn_name: str) -> int:

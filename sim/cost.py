@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.hwconfig import Design, MemStyle, Stage, StageConfig, StageKind
+from models.hwconfig import Design, MemStyle, Stage, StageConfig, StageKind, accumulator_range
 from models.layers import BinaryConv2d, BinaryDense, Clip, MultiThreshold, Requant
 from models.linebuffer import line_buffer_rows
 from models.qtype import Kind, QType
@@ -116,23 +116,6 @@ def memory_map(depth: int, width: int) -> tuple[str, int]:
 def rom_brams(depth: int, width: int) -> int:
     """Block RAMs of a ``depth`` × ``width`` memory (the best DP16KD/PDPW16KD shape)."""
     return min(math.ceil(depth / d) * math.ceil(width / w) for d, w in _BRAM_SHAPES)
-
-
-def accumulator_range(weights, bias, lo: int, hi: int, simd: int, xnor: bool) -> tuple[int, int]:
-    """Exact range of an MVAU's partial sums (as the RTL sizes its accumulators)."""
-    if xnor:
-        return 0, int(weights.shape[1])
-    w = weights.astype(object)
-    tmax = np.where(weights > 0, w * hi, w * lo)
-    tmin = np.where(weights > 0, w * lo, w * hi)
-    sf = weights.shape[1] // simd
-    b = np.zeros(weights.shape[0], dtype=object) if bias is None else bias.astype(object)
-    hi_p = np.cumsum(tmax.reshape(-1, sf, simd).sum(axis=2), axis=1) + b[:, None]
-    lo_p = np.cumsum(tmin.reshape(-1, sf, simd).sum(axis=2), axis=1) + b[:, None]
-    return int(min(lo_p.min(), b.min())), int(max(hi_p.max(), b.max()))
-
-
-# -- weight matrices and ROM logic -------------------------------------------------------------
 
 
 def _matrix(stage: Stage) -> tuple[np.ndarray, bool]:
