@@ -1,0 +1,33 @@
+"""Cycle-approximate simulator of the streaming dataflow pipelines, event-driven on simpy.
+
+Every hardware unit of a :class:`~models.hwconfig.Design` (sliding-window generator, MVAU,
+VVAU, activation, pool reducer, width converter, FIFO) is a simpy process that moves *stream
+beats*, never clock cycles: a unit computes when its next beat can move from the handshake
+rules of the generated RTL (one output register per unit, a FIFO's ``depth`` slots, the
+MVAU's input-vector buffer, the line buffer's row releases), declares it on the link to its
+neighbour, and the link fires the transfer at ``max(valid, ready)``. Back-pressure is a
+bounded FIFO refusing a beat until a slot frees, exactly as the RTL's ``ready`` does.
+
+Each frame's events depend only on events of the same or earlier frames, and the rules do
+not change from frame to frame, so once every beat of ``horizon`` consecutive frames moved
+exactly ``P`` cycles after the same beat of the frame before, the pipeline is periodic with
+period ``P`` from then on: :func:`simulate` then extends the run frame by frame instead of
+beat by beat (exact, not an approximation). :func:`analytic` is the closed form for
+design-space exploration, vectorised over many configurations.
+
+Shared facts (cycles per frame, beats per transfer, line-buffer rows, FIFO depths) come from
+:mod:`models.hwconfig` and :mod:`models.linebuffer`, which the RTL generator reads too.
+"""
+
+from .analytic import analytic, random_foldings
+from .pipeline import pipeline_rate, simulate, size_fifos
+from .units import SimulationError
+
+__all__ = [
+    "SimulationError",
+    "analytic",
+    "pipeline_rate",
+    "random_foldings",
+    "simulate",
+    "size_fifos",
+]

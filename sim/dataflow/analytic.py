@@ -1,0 +1,112 @@
+"""The analytic mode: closed-form II and latency over many foldings at once, vectorised."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from models.hwconfig import Design, StageKind
+
+# -- analytic mode ---------------------------------------------------------------------------
+
+
+def _fold(values, n: int) -> np.ndarray:
+    a = np.asarray(values, dtype=np.int64)
+    return np.broadcast_to(a, (n,)) if a.ndim == 0 else a
+
+
+def analytic(design: Design, pe=None, simd=None) -> dict[str, np.ndarray]:
+    """Closed-form initiation interval and latency of ``design``'s network for many foldings
+    at once (design-space exploration), vectorised with numpy.
+
+    Parameters
+    ----------
+    design
+        Supplies the network and the stages; its own folding is used where ``pe`` or
+        ``simd`` does not name a stage.
+    pe, simd
+        Stage name → array of values (one per design point; all arrays of one length
+        ``N``). The caller guarantees validity (see :func:`random_foldings`).
+
+    Returns
+    -------
+    dict
+        ``ii`` (ideal initiation interval: the slowest stage's cycles per frame), ``latency``
+        (first input beat → first output beat, input always valid: the sum of the stages'
+        fill times, FIFOs and width converters; an estimate — :func:`simulate` is exact),
+        ``multipliers`` (Σ PE·SIMD) and ``cycles__<stage>`` per stage, each of shape ``(N,)``.
+    """
+    pe, simd = dict(pe or {}), dict(simd or {})
+    n = max([len(np.atleast_1d(v)) for v in (*pe.values(), *simd.values())] or [1])
+    out: dict[str, np.ndarray] = {}
+    ii = np.zeros(n, dtype=np.int64)
+    mults = np.zeros(n, dtype=np.int64)
+    # first and last input beat of frame 0 at the current point of the pipeline
+    first = np.zeros(n)
+    last = None
+    prev_out = None  # elements per beat leaving the previous stage
+    for k, s in enumerate(design.stages):
+        cfg = design.config[s.name]
+        p = _fold(pe.get(s.name, cfg.pe), n)
+        q = _fold(simd.get(s.name, cfg.simd), n)
+        matrix = s.kind in (StageKind.MVAU, StageKind.CONV) and not s.depthwise
+        n_in, n_out = (q, p) if matrix else (p, p)
+        beats_in = s.input.size // n_in
+        if k:  # width converter, then the FIFO (two cycles)
+            up = n_in > prev_out
+            first = first + np.where(up, n_in // np.maximum(prev_out, 1), 1) + 2
+            last = last + np.where(n_in < prev_out, prev_out // n_in, 1) + 2
+        else:
+            last = first + beats_in - 1
+        span = np.maximum(last - first, 0)
+        rate = np.where(span > 0, (beats_in - 1) / np.maximum(span, 1), 1.0)
+        if s.kind is StageKind.CONV:
+            c, h, w = s.input.shape
+            kh, kw = s.main.kernel
+            (dh, dw), (ph, pw) = s.main.dilation, s.main.padding
+            g = c // n_in
+            tap = np.maximum(0, ((kh - 1) * dh - ph) * w * g + ((kw - 1) * dw - pw) * g + g - 1)
+            if matrix:
+                sf, nf = s.mw // q, s.mh // p
+                cycles = np.maximum(h * w * c // n_in, s.vectors * sf * nf)
+            else:
+                sf, nf = kh * kw * (c // p), 1
+                cycles = np.maximum(h * w * c // n_in, s.vectors * (kh * kw + 1) * (c // p))
+            fo = first + tap / rate + sf + 3
+            lo = np.maximum(fo + cycles - sf, last + sf * nf + 2)
+        elif s.kind is StageKind.MVAU:
+            sf, nf = s.mw // q, s.mh // p
+            cycles = sf * nf
+            fo = np.maximum(last, first + sf - 1) + 2
+            lo = fo + (nf - 1) * sf
+        elif s.kind is StageKind.POOL:
+            c, h, w = s.input.shape
+            kh, kw = s.main.kernel
+            _, oh, ow = s.output.shape
+            g = c // p
+            cycles = np.maximum(h * w, oh * ow * kh * kw) * g
+            tap = (kh - 1) * w * g + (kw - 1) * g + g - 1
+            fo = first + tap / rate + kh * kw + 2
+            lo = np.maximum(fo + cycles - kh * kw, last + kh * kw + 2)
+        else:
+            cycles = s.output.size // p
+            fo, lo = first + 1, last + 1
+        if len(s.layers) > 1 and s.kind is not StageKind.ACT:
+            fo, lo = fo + 1, lo + 1
+        cycles = np.asarray(cycles, dtype=np.int64)
+        out[f"cycles__{s.name}"] = cycles
+        ii = np.maximum(ii, cycles)
+        mults += p * q if matrix else p
+        first, last, prev_out = fo, lo, n_out
+    out.update(ii=ii, latency=np.rint(first).astype(np.int64), multipliers=mults)
+    return out
+
+
+def random_foldings(design: Design, n: int, seed: int = 0) -> tuple[dict, dict]:
+    """``n`` random valid foldings of ``design``'s stages: (pe, simd), each stage name →
+    integer array of ``n`` values drawn uniformly from the stage's valid choices."""
+    rng = np.random.default_rng(seed)
+    pe, simd = {}, {}
+    for s in design.stages:
+        pe[s.name] = rng.choice(np.asarray(s.pe_choices()), n)
+        simd[s.name] = rng.choice(np.asarray(s.simd_choices()), n)
+    return pe, simd

@@ -1,0 +1,415 @@
+"""The pipeline of units for a design, the simulation run, periodic extension, statistics
+and FIFO sizing (see the package docstring)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import simpy
+
+from models.hwconfig import Design, Stage, StageKind, stage_io
+
+from ..results import Interval, SimResult, StageStats
+from .units import (
+    SimulationError,
+    _at,
+    _Fifo,
+    _Gather,
+    _Link,
+    _Mvau,
+    _Reduce,
+    _Register,
+    _Split,
+    _Times,
+    _Unit,
+    _Vvau,
+    _Window,
+)
+
+# -- the pipeline ---------------------------------------------------------------------------
+
+
+@dataclass
+class _StageModel:
+    stage: Stage
+    inp: _Link  #: into the stage's first unit
+    out: _Link  #: out of its last unit
+    main: _Unit  #: the unit whose steps count as busy cycles
+    fifo: _Fifo | None  #: the FIFO in front of it
+    fifo_in: _Link | None  #: the link into that FIFO
+
+
+class _Model:
+    """The units and links of a design, built for one simulated run."""
+
+    def __init__(self, design: Design, frames: int, input_rate: float) -> None:
+        self.design, self.frames, self.rate = design, frames, input_rate
+        env = self.env = simpy.Environment()
+        self.units: list[_Unit] = []
+        self.links: list[_Link] = []
+        self.stages: list[_StageModel] = []
+        first = design.stages[0]
+        n0 = stage_io(first, design.config[first.name])[0]
+        self.source = cur = self._link("s_axis", first.input.size // n0)
+        prev_n = None
+        for s in design.stages:
+            cfg = design.config[s.name]
+            n_in, n_out = stage_io(s, cfg)
+            beats_in = s.input.size // n_in
+            fifo = fifo_in = None
+            if prev_n is not None:
+                if prev_n != n_in:
+                    cur = self._convert(s.name, cur, prev_n, n_in, s.input.size)
+                fifo_in = cur
+                nxt = self._link(f"fifo_{s.name}.o", beats_in)
+                fifo = _Fifo(env, f"fifo_{s.name}", cur, nxt, design.fifo_depth(s), beats_in)
+                self.units.append(fifo)
+                cur = nxt
+            stage_in = cur
+            cur, main = self._stage(s, cfg, cur, n_in, n_out)
+            self.stages.append(_StageModel(s, stage_in, cur, main, fifo, fifo_in))
+            prev_n = n_out
+        self.sink = cur
+
+    def _link(self, name: str, per_frame: int) -> _Link:
+        link = _Link(self.env, name, per_frame)
+        self.links.append(link)
+        return link
+
+    def _convert(self, name: str, cur: _Link, n_in: int, n_out: int, size: int) -> _Link:
+        """Width converter(s) from ``n_in`` to ``n_out`` elements per beat, as the RTL's."""
+        if n_out % n_in == 0:
+            nxt = self._link(f"dwc_{name}.o", size // n_out)
+            self.units.append(_Gather(f"dwc_{name}", cur, nxt, n_out // n_in, size // n_out))
+            return nxt
+        if n_in % n_out == 0:
+            nxt = self._link(f"dwc_{name}.o", size // n_out)
+            self.units.append(_Split(f"dwc_{name}", cur, nxt, n_in // n_out, size // n_in))
+            return nxt
+        g = math.gcd(n_in, n_out)
+        mid = self._convert(f"{name}.down", cur, n_in, g, size)
+        return self._convert(f"{name}.up", mid, g, n_out, size)
+
+    def _stage(self, s: Stage, cfg, cur: _Link, n_in: int, n_out: int):
+        env, units = self.env, []
+        main: _Unit
+        if s.kind in (StageKind.MVAU, StageKind.CONV):
+            if s.kind is StageKind.CONV:
+                c = s.input.shape[0]
+                taps = s.mw * (c if s.depthwise else 1)  # window elements per pixel
+                nxt = self._link(f"{s.name}.window", s.vectors * taps // n_in)
+                units.append(_Window(env, f"{s.name}.window", cur, nxt, s, c // n_in, False))
+                cur = nxt
+            acc_beats = s.vectors * s.mh // n_out
+            nxt = self._link(f"{s.name}.mvau", acc_beats)
+            if s.depthwise:
+                kh, kw = s.main.kernel
+                main = _Vvau(f"{s.name}.vvau", cur, nxt, kh * kw, s.channels // cfg.pe, s.vectors)
+            else:
+                main = _Mvau(
+                    f"{s.name}.mvau", cur, nxt, s.mw // cfg.simd, s.mh // cfg.pe, s.vectors
+                )
+            units.append(main)
+            cur = nxt
+            if len(s.layers) > 1:
+                nxt = self._link(f"{s.name}.act", acc_beats)
+                units.append(_Register(f"{s.name}.act", cur, nxt, acc_beats))
+                cur = nxt
+        elif s.kind is StageKind.POOL:
+            c, _, _ = s.input.shape
+            _, oh, ow = s.output.shape
+            kh, kw = s.main.kernel
+            windows = oh * ow * (c // cfg.pe)
+            nxt = self._link(f"{s.name}.window", windows * kh * kw)
+            units.append(_Window(env, f"{s.name}.window", cur, nxt, s, c // cfg.pe, True))
+            cur = nxt
+            nxt = self._link(f"{s.name}.reduce", windows)
+            avg = s.main.op == "avgpool2d"
+            main = _Reduce(env, f"{s.name}.reduce", cur, nxt, kh * kw, windows, avg)
+            units.append(main)
+            cur = nxt
+        else:
+            beats = s.output.size // n_out
+            nxt = self._link(f"{s.name}.act", beats)
+            main = _Register(f"{s.name}.act", cur, nxt, beats)
+            units.append(main)
+            cur = nxt
+        self.units.extend(units)
+        return cur, main
+
+    def offered(self, n: int) -> int:
+        """When the source offers input beat ``n``: always (rate 1), or evenly spread over a
+        frame period of ``ceil(beats / rate)`` cycles."""
+        if self.rate >= 1:
+            return 0
+        b = self.source.per_frame
+        f, i = divmod(n, b)
+        return f * math.ceil(b / self.rate) + math.floor(i / self.rate)
+
+    def run(self) -> None:
+        env, frames = self.env, self.frames
+
+        def source():
+            last = -1
+            for n in range(frames * self.source.per_frame):
+                self.source.offer(n, max(self.offered(n), last + 1))
+                last = yield from _at(self.source.xfer, n)
+
+        def sink():
+            for n in range(frames * self.sink.per_frame):
+                self.sink.want(n, 0)
+                yield from _at(self.sink.xfer, n)
+
+        env.process(source())
+        env.process(sink())
+        for u in self.units:
+            for p in u.processes(frames):
+                env.process(p)
+        env.run()
+        got = len(self.sink.xfer.t)
+        if got != frames * self.sink.per_frame:
+            stuck = [
+                f"{x.name} {len(x.xfer.t)}/{frames * x.per_frame}"
+                for x in self.links
+                if len(x.xfer.t) != frames * x.per_frame
+            ]
+            raise SimulationError(f"the pipeline stopped; beats moved: {', '.join(stuck)}")
+
+    def all_times(self) -> list[_Times]:
+        return [x.xfer for x in self.links] + [t for u in self.units for t in u.times]
+
+    def period(self, span: int, most: int = 4) -> tuple[int, int] | None:
+        """``(q, P)`` when every beat of each of the last ``span`` frames moved exactly ``P``
+        cycles after the same beat ``q`` frames before (the smallest such ``q`` up to
+        ``most``); else None."""
+        frames = self.frames
+        arrays = [
+            np.asarray(t.t, dtype=np.int64).reshape(frames, t.per_frame) for t in self.all_times()
+        ]
+        for q in range(1, most + 1):
+            if frames < span + q:
+                break
+            p = None
+            for a in arrays:
+                d = a[frames - span :] - a[frames - span - q : frames - q]
+                if d.min() != d.max() or (p is not None and d[0, 0] != p):
+                    break
+                p = int(d[0, 0])
+            else:
+                return q, p
+        return None
+
+
+def _horizon(design: Design) -> int:
+    """Frames back that an event can depend on: FIFOs as deep as a frame or more, and the
+    line buffers (rows of the previous frames, and padding taps two frames back)."""
+    h = 3
+    for s in design.stages:
+        cfg = design.config[s.name]
+        beats = s.input.size // stage_io(s, cfg)[0]
+        h = max(h, -(-design.fifo_depth(s) // beats) + 2)
+    return h
+
+
+def _runs(a: np.ndarray) -> list[tuple[int, int]]:
+    """Sorted distinct cycles as maximal runs ``[start, end)``."""
+    if not len(a):
+        return []
+    a = np.unique(a)
+    cut = np.flatnonzero(np.diff(a) != 1) + 1
+    return [(int(r[0]), int(r[-1]) + 1) for r in np.split(a, cut)]
+
+
+def _waits(start: np.ndarray, end: np.ndarray) -> list[tuple[int, int]]:
+    keep = end > start
+    spans = sorted(zip(start[keep].tolist(), end[keep].tolist(), strict=True))
+    merged: list[list[int]] = []
+    for s, e in spans:
+        if merged and s <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], e)
+        else:
+            merged.append([s, e])
+    return [(s, e) for s, e in merged]
+
+
+def simulate(
+    design: Design,
+    *,
+    frames: int = 8,
+    input_rate: float = 1.0,
+    timeline_frames: int = 2,
+    extend: bool = True,
+) -> SimResult:
+    """Predict latency, initiation interval, stalls and FIFO occupancy of ``design`` for
+    ``frames`` frames, the input offered at ``input_rate`` beats per cycle (1.0: always
+    valid; below 1, each frame's beats evenly spread over ``ceil(beats / rate)`` cycles) and
+    the output always ready — the conditions of the cocotb bench's throughput phase.
+
+    The II is measured as the bench measures it: the mean spacing of the last half of the
+    frames' last output beats. With ``extend`` (default), frames after the pipeline has
+    become periodic follow by exact periodic extension (see the module's docstring);
+    ``extend=False`` simulates every frame beat by beat (same results, for benchmarks).
+    """
+    if not isinstance(frames, int) or isinstance(frames, bool) or frames < 2:
+        raise ValueError(f"frames must be an int of at least 2, not {frames!r}")
+    if not isinstance(input_rate, int | float) or not 0 < input_rate <= 1:
+        raise ValueError(f"input_rate must be in (0, 1] beats per cycle, not {input_rate!r}")
+    span = _horizon(design) + 1
+    n = min(frames, max(2 * span + 2, timeline_frames, 8)) if extend else frames
+    while True:
+        model = _Model(design, n, float(input_rate))
+        model.run()
+        p = None if n == frames else model.period(span)
+        if n == frames or p is not None:
+            break
+        n = min(frames, 2 * n)
+    return _result(model, frames, p or (1, 0), timeline_frames)
+
+
+def _result(model: _Model, frames: int, period: tuple[int, int], timeline_frames: int) -> SimResult:
+    n = model.frames
+    extra = frames - n  # frames added by periodic extension: frame f is frame f - q, + P
+    q, big_p = period
+    # the simulated frame each extended frame repeats, and how many periods later
+    src = n - q + np.arange(extra) % q
+    shift = (n + np.arange(extra) - src) // q * big_p
+
+    def per_frame(x: np.ndarray, per: int) -> np.ndarray:
+        return x.reshape(n, per)
+
+    def total(x: np.ndarray) -> int:
+        """A per-frame quantity summed over all frames (extension repeats the pattern)."""
+        return int(x.sum() + x[src].sum())
+
+    def extended(x: np.ndarray) -> np.ndarray:
+        """A per-frame time for all frames."""
+        return np.concatenate([x, x[src] + shift]) if extra else x
+
+    def last_time(link: _Link) -> int:
+        return int(extended(per_frame(np.asarray(link.xfer.t), link.per_frame)[:, -1])[-1])
+
+    out = model.sink
+    t_out = np.asarray(out.xfer.t, dtype=np.int64)
+    ends = extended(per_frame(t_out, out.per_frame)[:, -1])
+    t0 = model.source.xfer.t[0]
+    k = max(1, (frames - 1) // 2)
+    ii = float(ends[-1] - ends[-1 - k]) / k
+    cycles = int(ends[-1] - t0 + 1)
+    design = model.design
+    stats, timeline = [], []
+    for sm in model.stages:
+        s, cfg = sm.stage, design.config[sm.stage.name]
+        tin = np.asarray(sm.inp.xfer.t, dtype=np.int64)
+        rin = np.asarray(sm.inp.ready, dtype=np.int64)[: len(tin)]
+        tout = np.asarray(sm.out.xfer.t, dtype=np.int64)
+        vout = np.asarray(sm.out.valid, dtype=np.int64)[: len(tout)]
+        starved = np.maximum(tin - rin, 0)
+        blocked = np.maximum(tout - vout, 0)
+        work = np.asarray(sm.main.work, dtype=np.int64)
+        busy = len(work) // n * frames
+        fifo_max = fifo_full = None
+        if sm.fifo is not None:
+            w = np.asarray(sm.fifo.written.t, dtype=np.int64)
+            r = np.asarray(sm.fifo.out.xfer.t, dtype=np.int64)
+            fifo_max = int((np.arange(1, len(w) + 1) - np.searchsorted(r, w, "right")).max())
+            fin = sm.fifo_in
+            tv = np.asarray(fin.xfer.t, dtype=np.int64)
+            vv = np.asarray(fin.valid, dtype=np.int64)[: len(tv)]
+            fifo_full = total(per_frame(np.maximum(tv - vv, 0), fin.per_frame).sum(axis=1))
+        stats.append(
+            StageStats(
+                name=s.name,
+                kind=s.kind.value,
+                pe=cfg.pe,
+                simd=cfg.simd,
+                ideal_cycles=design.cycles(s),
+                busy=busy,
+                starved=total(per_frame(starved, sm.inp.per_frame).sum(axis=1)),
+                blocked=total(per_frame(blocked, sm.out.per_frame).sum(axis=1)),
+                utilisation=busy / cycles,
+                fifo_depth=design.fifo_depth(s) if sm.fifo is not None else None,
+                fifo_max=fifo_max,
+                fifo_full_cycles=fifo_full,
+                first_out=int(tout[0] - t0),
+                last_out=last_time(sm.out) - t0,
+            )
+        )
+        tf = min(timeline_frames, n)
+        for a, b in _runs(work[: len(work) // n * tf] - t0):
+            timeline.append(Interval(s.name, a, b, "busy"))
+        m_in, m_out = sm.inp.per_frame * tf, sm.out.per_frame * tf
+        for a, b in _waits(rin[:m_in] - t0, tin[:m_in] - t0):
+            timeline.append(Interval(s.name, a, b, "starved"))
+        for a, b in _waits(vout[:m_out] - t0, tout[:m_out] - t0):
+            timeline.append(Interval(s.name, a, b, "blocked"))
+    return SimResult(
+        network=design.network.name,
+        frames=frames,
+        input_rate=model.rate,
+        clock_mhz=float(design.config.clock_mhz),
+        latency=int(t_out[0] - t0),
+        latency_last=int(ends[0] - t0),
+        ii=ii,
+        ideal_ii=design.ideal_ii,
+        cycles=cycles,
+        stages=tuple(stats),
+        timeline=tuple(timeline),
+        frames_simulated=n,
+        output_ends=tuple(int(e - t0) for e in ends),
+    )
+
+
+#: FIFO depth standing for "unbounded" while sizing (no RTL is built with it).
+_UNBOUNDED = 1 << 30
+
+
+def pipeline_rate(design: Design) -> float:
+    """Input beats per cycle at which the pipeline runs at its ideal II: one frame of input
+    beats per ``ideal_ii`` cycles."""
+    first = design.stages[0]
+    beats = first.input.size // stage_io(first, design.config[first.name])[0]
+    return min(1.0, beats / design.ideal_ii)
+
+
+def size_fifos(design: Design, *, input_rate: float | None = None, frames: int = 8) -> Design:
+    """The design with every FIFO at the smallest depth (at least 2) at which it never
+    refuses a beat at ``input_rate`` (default, and at most, :func:`pipeline_rate`: a source
+    faster than the pipeline fills the FIFOs in front of its slowest stage whatever their
+    depth).
+
+    Exact, not a search: with every FIFO unbounded the schedule is simulated once; a FIFO
+    of depth ``D`` refuses beat ``n`` only if its ``n - D + 1``-th beat has not yet moved to
+    the output register by the cycle beat ``n`` arrives, so the smallest safe ``D`` is read
+    off that schedule. At those depths no FIFO ever refuses a beat, so the schedule — and the
+    II — is the unbounded one.
+    """
+    from dataclasses import replace
+
+    from models.hwconfig import HardwareConfig
+
+    rate = pipeline_rate(design)
+    if input_rate is not None:
+        rate = min(rate, input_rate)
+    cfg = design.config
+    big = HardwareConfig(
+        {s.name: replace(cfg[s.name], fifo_depth=_UNBOUNDED) for s in design.stages},
+        cfg.clock_mhz,
+    )
+    model = _Model(Design(design.network, big), frames, float(rate))
+    model.run()
+    depths = {}
+    for sm in model.stages:
+        if sm.fifo is None:
+            continue
+        w = np.asarray(sm.fifo.written.t, dtype=np.int64)
+        m = np.asarray(sm.fifo.moved.t, dtype=np.int64)
+        moved_before = np.searchsorted(m + 1, w, "right")  # beats moved by arrival of n
+        need = np.arange(len(w)) + 2 - moved_before
+        depths[sm.stage.name] = max(2, int(need.max()))
+    stages = {
+        s.name: replace(cfg[s.name], fifo_depth=depths.get(s.name, cfg[s.name].fifo_depth))
+        for s in design.stages
+    }
+    return Design(design.network, HardwareConfig(stages, cfg.clock_mhz))

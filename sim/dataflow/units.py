@@ -1,0 +1,419 @@
+"""The simulator's units: per-beat times, ready/valid links, and one simpy process (or
+two) per hardware unit, each following the handshake rules of its RTL block (see the
+package docstring)."""
+
+from __future__ import annotations
+
+import numpy as np
+import simpy
+
+from models.dataflow import conv_out_size
+from models.hwconfig import Stage
+from models.linebuffer import line_buffer_rows, released_rows
+
+
+class SimulationError(RuntimeError):
+    """The model broke one of its own invariants (a bug in the simulator, never bad input)."""
+
+
+class _Times:
+    """Times of one per-beat quantity, in beat order, with simpy events for waiters."""
+
+    __slots__ = ("env", "name", "per_frame", "t", "waiters")
+
+    def __init__(self, env: simpy.Environment, name: str, per_frame: int) -> None:
+        self.env, self.name, self.per_frame = env, name, per_frame
+        self.t: list[int] = []
+        self.waiters: dict[int, simpy.Event] = {}
+
+    def set(self, n: int, v: int) -> None:
+        if n != len(self.t):
+            raise SimulationError(f"{self.name}: beat {n} set out of order")
+        self.t.append(v)
+        ev = self.waiters.pop(n, None)
+        if ev is not None:
+            ev.succeed(v)
+
+    def wait(self, n: int) -> simpy.Event:
+        ev = self.waiters.get(n)
+        if ev is None:
+            ev = self.waiters[n] = self.env.event()
+        return ev
+
+
+def _at(times: _Times, n: int):
+    """``yield from _at(times, n)``: the time of beat ``n``, waiting until it is known."""
+    if n < len(times.t):
+        return times.t[n]
+    return (yield times.wait(n))
+
+
+class _Link:
+    """A ready/valid stream between two units: beat ``n`` moves at ``max(valid, ready)``,
+    fired at that simulated time."""
+
+    def __init__(self, env: simpy.Environment, name: str, per_frame: int) -> None:
+        self.env, self.name, self.per_frame = env, name, per_frame
+        self.valid: list[int] = []
+        self.ready: list[int] = []
+        self.xfer = _Times(env, name, per_frame)
+
+    def offer(self, n: int, t: int) -> None:
+        self.valid.append(t)
+        self._try(n)
+
+    def want(self, n: int, t: int) -> None:
+        self.ready.append(t)
+        self._try(n)
+
+    def _try(self, n: int) -> None:
+        if n < len(self.valid) and n < len(self.ready):
+            t = max(self.valid[n], self.ready[n])
+            delay = t - self.env.now
+            if delay < 0:
+                raise SimulationError(
+                    f"{self.name}: beat {n} decided at {self.env.now} for the past ({t})"
+                )
+            if delay == 0:
+                self.xfer.set(n, t)
+            else:
+                ev = self.env.timeout(delay)
+                ev.callbacks.append(lambda _e, n=n, t=t: self.xfer.set(n, t))
+
+
+# -- units: each a simpy process (or two) over its beats -----------------------------------
+
+
+class _Unit:
+    work: list[int]
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.work = []  # cycles in which the unit computed (busy)
+        self.times: list[_Times] = []  # internal quantities checked for periodicity
+
+    def processes(self, frames: int):  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class _Register(_Unit):
+    """An activation unit: one output register; ``i.ready = ~full | o.ready``."""
+
+    def __init__(self, name, inp: _Link, out: _Link, per_frame: int) -> None:
+        super().__init__(name)
+        self.inp, self.out, self.n = inp, out, per_frame
+
+    def processes(self, frames):
+        def run():
+            last = -1
+            for n in range(frames * self.n):
+                t = last + 1
+                if n:
+                    t = max(t, (yield from _at(self.out.xfer, n - 1)))
+                self.inp.want(n, t)
+                last = yield from _at(self.inp.xfer, n)
+                self.work.append(last)
+                self.out.offer(n, last + 1)
+
+        return [run()]
+
+
+class _Fifo(_Unit):
+    """``amaranth.lib.fifo.SyncFIFOBuffered`` of ``depth``: ``depth - 1`` memory slots and
+    an output register; a beat written in cycle ``w`` can be read in ``w + 2``."""
+
+    def __init__(self, env, name, inp: _Link, out: _Link, depth: int, per_frame: int) -> None:
+        super().__init__(name)
+        self.inp, self.out, self.depth, self.n = inp, out, depth, per_frame
+        self.written = _Times(env, f"{name}.w", per_frame)
+        self.moved = _Times(env, f"{name}.m", per_frame)
+        self.times = [self.written, self.moved]
+
+    def processes(self, frames):
+        total, d = frames * self.n, self.depth
+
+        def writer():
+            last = -1
+            for n in range(total):
+                t = last + 1
+                if d == 1 and n:
+                    t = max(t, (yield from _at(self.out.xfer, n - 1)) + 1)
+                elif d > 1 and n - d + 1 >= 0:
+                    t = max(t, (yield from _at(self.moved, n - d + 1)) + 1)
+                self.inp.want(n, t)
+                last = yield from _at(self.inp.xfer, n)
+                self.written.set(n, last)
+
+        def mover():
+            last = -1
+            for n in range(total):
+                w = yield from _at(self.written, n)
+                if d == 1:
+                    self.moved.set(n, w)
+                    self.out.offer(n, w + 1)
+                    continue
+                m = max(w + 1, last + 1)
+                if n:
+                    m = max(m, (yield from _at(self.out.xfer, n - 1)))
+                last = m
+                self.moved.set(n, m)
+                self.out.offer(n, m + 1)
+
+        return [writer(), mover()]
+
+
+class _Gather(_Unit):
+    """``k`` input beats into one output register (width converter, gathering)."""
+
+    def __init__(self, name, inp, out, k: int, out_per_frame: int) -> None:
+        super().__init__(name)
+        self.inp, self.out, self.k, self.n = inp, out, k, out_per_frame
+
+    def processes(self, frames):
+        def run():
+            last, n = -1, 0
+            for j in range(frames * self.n):
+                for i in range(self.k):
+                    t = last + 1
+                    if i == 0 and j:
+                        t = max(t, (yield from _at(self.out.xfer, j - 1)))
+                    self.inp.want(n, t)
+                    last = yield from _at(self.inp.xfer, n)
+                    n += 1
+                self.out.offer(j, last + 1)
+
+        return [run()]
+
+
+class _Split(_Unit):
+    """One input beat into ``k`` output beats (width converter, splitting)."""
+
+    def __init__(self, name, inp, out, k: int, in_per_frame: int) -> None:
+        super().__init__(name)
+        self.inp, self.out, self.k, self.n = inp, out, k, in_per_frame
+
+    def processes(self, frames):
+        def run():
+            last, j = -1, 0
+            for n in range(frames * self.n):
+                t = last + 1
+                if j:
+                    t = max(t, (yield from _at(self.out.xfer, j - 1)))
+                self.inp.want(n, t)
+                last = yield from _at(self.inp.xfer, n)
+                v = last + 1
+                for i in range(self.k):
+                    if i:
+                        v = (yield from _at(self.out.xfer, j - 1)) + 1
+                    self.out.offer(j, v)
+                    j += 1
+
+        return [run()]
+
+
+class _Mvau(_Unit):
+    """Matrix-vector unit: per input vector, ``nf`` passes of ``sf`` steps, one step per
+    cycle; the first pass reads the input (and buffers it), the last step of a pass loads
+    the output register (waiting for it to be free)."""
+
+    def __init__(self, name, inp, out, sf: int, nf: int, vectors: int) -> None:
+        super().__init__(name)
+        self.inp, self.out, self.sf, self.nf, self.vectors = inp, out, sf, nf, vectors
+
+    def processes(self, frames):
+        sf_n, nf_n = self.sf, self.nf
+
+        def run():
+            s_last, d_last, n, j = -1, 0, 0, 0
+            for _ in range(frames * self.vectors):
+                for nf in range(nf_n):
+                    for sf in range(sf_n):
+                        t = max(s_last + 1, d_last)
+                        if nf == 0:
+                            self.inp.want(n, t)
+                            t = yield from _at(self.inp.xfer, n)
+                            n += 1
+                        self.work.append(t)
+                        d = t + 1
+                        if sf == sf_n - 1:
+                            if j:
+                                d = max(d, (yield from _at(self.out.xfer, j - 1)))
+                            self.out.offer(j, d + 1)
+                            j += 1
+                        s_last, d_last = t, d
+
+        return [run()]
+
+
+class _Vvau(_Unit):
+    """Depthwise unit: reads ``taps * groups`` beats of a pixel, then sends ``groups``
+    result beats; it takes no input while sending."""
+
+    def __init__(self, name, inp, out, taps: int, groups: int, vectors: int) -> None:
+        super().__init__(name)
+        self.inp, self.out, self.taps, self.groups, self.vectors = (
+            inp,
+            out,
+            taps,
+            groups,
+            vectors,
+        )
+
+    def processes(self, frames):
+        def run():
+            last, n, j = -1, 0, 0
+            for _ in range(frames * self.vectors):
+                for i in range(self.taps * self.groups):
+                    t = last + 1
+                    if i == 0 and j:
+                        t = max(t, (yield from _at(self.out.xfer, j - 1)) + 1)
+                    self.inp.want(n, t)
+                    last = yield from _at(self.inp.xfer, n)
+                    self.work.append(last)
+                    n += 1
+                v = last + 1
+                for g in range(self.groups):
+                    if g:
+                        v = (yield from _at(self.out.xfer, j - 1)) + 1
+                    self.out.offer(j, v)
+                    j += 1
+
+        return [run()]
+
+
+class _Reduce(_Unit):
+    """Pool window reducer: one tap per cycle; the last tap of a window loads the finished
+    register (max) or, for average pooling, a second register stage for the division."""
+
+    def __init__(self, env, name, inp, out, taps: int, windows: int, avg: bool) -> None:
+        super().__init__(name)
+        self.inp, self.out, self.taps, self.windows, self.avg = inp, out, taps, windows, avg
+        self.loaded = _Times(env, f"{name}.l", windows)
+        self.drained = _Times(env, f"{name}.d", windows)
+        self.times = [self.loaded, self.drained] if avg else []
+
+    def processes(self, frames):
+        total = frames * self.windows
+
+        def taps():
+            last, n = -1, 0
+            for j in range(total):
+                for i in range(self.taps):
+                    t = last + 1
+                    if i == self.taps - 1 and j:
+                        if self.avg:
+                            t = max(t, (yield from _at(self.drained, j - 1)))
+                        else:
+                            t = max(t, (yield from _at(self.out.xfer, j - 1)))
+                    self.inp.want(n, t)
+                    last = yield from _at(self.inp.xfer, n)
+                    self.work.append(last)
+                    n += 1
+                if self.avg:
+                    self.loaded.set(j, last)
+                else:
+                    self.out.offer(j, last + 1)
+
+        def drain():
+            for j in range(total):
+                m = (yield from _at(self.loaded, j)) + 1
+                if j:
+                    m = max(m, (yield from _at(self.out.xfer, j - 1)))
+                self.drained.set(j, m)
+                self.out.offer(j, m + 1)
+
+        return [taps(), drain()] if self.avg else [taps()]
+
+
+class _Window(_Unit):
+    """Sliding-window generator: a writer filling the line buffer one beat per cycle (a new
+    row only into a released slot) and a reader emitting each tap once it is written."""
+
+    def __init__(self, env, name, inp, out, stage: Stage, groups: int, channel_major: bool):
+        super().__init__(name)
+        self.inp, self.out = inp, out
+        _, h, w = stage.input.shape
+        la = stage.main
+        kh, kw = la.kernel if hasattr(la, "kernel") else la.weight.shape[2:]
+        (sh, sw), (ph, pw) = la.stride, getattr(la, "padding", (0, 0))
+        dh, dw = getattr(la, "dilation", (1, 1))
+        g = groups
+        self.h, self.wg = h, w * g
+        self.n_in = h * w * g
+        self.rows = line_buffer_rows(
+            height=h,
+            width=w,
+            groups=g,
+            kernel=(kh, kw),
+            stride=(sh, sw),
+            padding=(ph, pw),
+            dilation=(dh, dw),
+            channel_major=channel_major,
+        )
+        oh_n = conv_out_size(h, kh, sh, ph, dh)
+        ow_n = conv_out_size(w, kw, sw, pw, dw)
+        # tap order per pixel: (kh, kw, group), or (group, kh, kw) when channel-major
+        oh, ow, a, b, cc = np.meshgrid(
+            np.arange(oh_n),
+            np.arange(ow_n),
+            *(
+                (np.arange(g), np.arange(kh), np.arange(kw))
+                if channel_major
+                else (np.arange(kh), np.arange(kw), np.arange(g))
+            ),
+            indexing="ij",
+        )
+        grp, ky, kx = (a, b, cc) if channel_major else (cc, a, b)
+        y = oh * sh + ky * dh - ph
+        x = ow * sw + kx * dw - pw
+        inside = (y >= 0) & (y < h) & (x >= 0) & (x < w)
+        self.src = np.where(inside, y * self.wg + x * g + grp, -1).ravel().tolist()
+        per_row = ow_n * kh * kw * g
+        self.n_out = oh_n * per_row
+        rel = released_rows(height=h, kernel_h=kh, stride_h=sh, padding_h=ph, dilation_h=dh)
+        self.release = [0] * self.n_out  # rows newly released after each output beat
+        prev = 0
+        for o in range(oh_n):
+            self.release[(o + 1) * per_row - 1] = rel[o] - prev
+            prev = rel[o]
+        self.written = _Times(env, f"{name}.w", self.n_in)
+        self.released = _Times(env, f"{name}.r", h)
+        self.times = [self.written, self.released]
+
+    def processes(self, frames):
+        def writer():
+            last = -1
+            for f in range(frames):
+                for p in range(self.n_in):
+                    n = f * self.n_in + p
+                    t = last + 1
+                    if p % self.wg == 0:
+                        r = f * self.h + p // self.wg - self.rows
+                        if r >= 0:
+                            t = max(t, (yield from _at(self.released, r)) + 1)
+                    self.inp.want(n, t)
+                    last = yield from _at(self.inp.xfer, n)
+                    self.written.set(n, last)
+
+        def reader():
+            last, j, freed = -1, 0, 0
+            for f in range(frames):
+                base = f * self.n_in
+                for k in range(self.n_out):
+                    t = last + 1
+                    if j:
+                        t = max(t, (yield from _at(self.out.xfer, j - 1)))
+                    src = self.src[k]
+                    if src >= 0:
+                        t = max(t, (yield from _at(self.written, base + src)) + 1)
+                    elif f >= 2:
+                        t = max(t, (yield from _at(self.written, base - self.n_in - 1)) + 1)
+                    last = t
+                    self.work.append(t)
+                    self.out.offer(j, t + 1)
+                    j += 1
+                    for _ in range(self.release[k]):
+                        self.released.set(freed, t)
+                        freed += 1
+
+        return [writer(), reader()]
