@@ -1,0 +1,264 @@
+"""Lowering of a cleaned QONNX graph to the integer Network IR: :class:`ImportInfo` (what
+an imported network needs beside its integers) and the walk ``_Lowering``, with the
+element-wise ops that extend an activation's pending chain."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+
+from models.errors import DescriptionError
+from models.ir import Layer, Network, Tensor
+from models.layers import Input
+from models.qtype import QType
+
+from .common import HOST_OPS, ImportError_, _Act, _affine_value, _fracs
+from .floateval import _eval_node
+from .products import _ProductOps
+from .quantizers import _QuantizerOps
+
+
+@dataclass
+class ImportInfo:
+    """What an imported network needs beside its integers.
+
+    The network's integer output ``q`` stands for ``host(scale * q + offset)``: ``scale``
+    and ``offset`` are exact per output channel; ``host_nodes`` are the trailing element-wise
+    nodes and host-side ops (``Softmax``, ``ArgMax``, ``TopK``), computed in float.
+    """
+
+    source: str
+    sha256: str
+    input_name: str
+    onnx_input_shape: tuple  # per sample; the network's input holds the same data, C order
+    input_real_scale: Fraction
+    output_tensor: str  # ONNX tensor the network's integer output stands for (before host ops)
+    scale: np.ndarray
+    offset: np.ndarray
+    chain: list
+    host_nodes: list
+    consts: dict
+    layer_tensors: dict  # IR layer -> (ONNX tensor, scale, offset) for exactly-mapped layers
+    model: object = None  # the cleaned qonnx ModelWrapper
+
+    @property
+    def host_ops(self) -> list[str]:
+        return [n.op_type for n in self.host_nodes]
+
+    def dequantize(self, q: np.ndarray, dtype=np.float32) -> np.ndarray:
+        """The real output tensor before the host ops, in ``dtype`` (the trailing chain is
+        evaluated step by step in that precision, as an executor of that precision does)."""
+        x = _affine_value(q, self.scale, self.offset)
+        x = x.astype(dtype)
+        for node in self.chain:
+            x = _eval_node(node, [x, *(self.consts[n] for n in node.input[1:])], dtype)[0]
+        return x
+
+    def postprocess(self, q: np.ndarray, dtype=np.float32) -> np.ndarray:
+        """The source graph's final output (host ops applied) from integer outputs ``q``."""
+        x = self.dequantize(q, dtype)
+        for node in self.host_nodes:
+            x = _eval_node(node, [x, *(self.consts[n] for n in node.input[1:] if n)], dtype)[0]
+        return x
+
+
+class _Lowering(_QuantizerOps, _ProductOps):
+    """The walk over the cleaned graph: one activation record per ONNX tensor, element-wise
+    nodes extend its chain; quantizers (:class:`_QuantizerOps`) and products and data
+    movement (:class:`_ProductOps`) add IR layers."""
+
+    def __init__(self, model, label: str, input_type: QType) -> None:
+        self.model = model
+        self.label = label
+        self.g = model.graph
+        self.consts: dict[str, np.ndarray] = {
+            i.name: np.asarray(model.get_initializer(i.name)) for i in self.g.initializer
+        }
+        self.quant_scale: dict[str, np.ndarray] = {}  # constant tensor -> its Quant scale
+        self.acts: dict[str, _Act] = {}
+        self.layers: list[Layer] = []
+        self.tensors: dict[str, Tensor] = {}
+        self.readers: dict[str, int] = {}
+        self.consumers: dict[str, int] = {}
+        for n in self.g.node:
+            for i in n.input:
+                self.consumers[i] = self.consumers.get(i, 0) + 1
+        self.layer_tensors: dict[str, tuple] = {}
+        self.host_nodes: list = []
+        self.input_type = input_type
+
+    # errors and names
+    def err(self, node, message: str) -> ImportError_:
+        return ImportError_(f"{self.label}: node {node.name!r} ({node.op_type}): {message}")
+
+    def add(self, layer: Layer) -> str:
+        try:
+            self.tensors[layer.name] = layer.infer([self.tensors[s] for s in layer.inputs])
+        except DescriptionError as e:
+            raise ImportError_(f"{self.label}: {e}") from None
+        for s in layer.inputs:
+            self.readers[s] = self.readers.get(s, 0) + 1
+        self.layers.append(layer)
+        return layer.name
+
+    def replace(self, name: str, layer: Layer) -> None:
+        i = next(i for i, la in enumerate(self.layers) if la.name == name)
+        self.layers[i] = layer
+        self.tensors[name] = layer.infer([self.tensors[s] for s in layer.inputs])
+
+    def const(self, name: str) -> np.ndarray | None:
+        return self.consts.get(name)
+
+    # the walk
+    def run(self) -> tuple[Network, ImportInfo]:
+        g = self.g
+        if len(g.input) != 1:
+            raise ImportError_(
+                f"{self.label}: must have exactly one graph input, not {len(g.input)}"
+            )
+        if len(g.output) != 1:
+            raise ImportError_(
+                f"{self.label}: must have exactly one graph output, not {len(g.output)}"
+            )
+        inp = g.input[0]
+        shape = self.model.get_tensor_shape(inp.name)
+        if not shape or any(not isinstance(s, int) or s < 1 for s in shape):
+            raise ImportError_(f"{self.label}: input {inp.name!r} needs a static shape")
+        name = self.add(
+            Input(name="input", inputs=(), shape=tuple(shape[1:]), qtype=self.input_type)
+        )
+        one = np.array([Fraction(1)], dtype=object)
+        self.acts[inp.name] = _Act(
+            name,
+            one * self.input_type.real_scale,
+            np.array([Fraction(0)], dtype=object),
+            tuple(shape[1:]),
+            len(shape),
+        )
+        for node in g.node:
+            self.lower(node)
+        out_name = g.output[0].name
+        # the tensor the IR output stands for: before trailing host ops
+        final = out_name
+        for node in reversed(self.host_nodes):
+            final = node.input[0]
+        if final not in self.acts:
+            raise ImportError_(f"{self.label}: output {out_name!r} is not computed from the input")
+        act = self.acts[final]
+        net = Network(self.g.name or "imported", self.layers, output=act.src)
+        info = ImportInfo(
+            source=self.label,
+            sha256="",
+            input_name=inp.name,
+            onnx_input_shape=tuple(shape[1:]),
+            input_real_scale=self.input_type.real_scale,
+            output_tensor=final,
+            scale=act.scale,
+            offset=act.offset,
+            chain=list(act.chain),
+            host_nodes=list(self.host_nodes),
+            consts=self.consts,
+            layer_tensors=self.layer_tensors,
+            model=self.model,
+        )
+        return net, info
+
+    def lower(self, node) -> None:
+        op = node.op_type
+        ins = list(node.input)
+        # a node of constants only is folded (weights' Quant, Transpose, shape arithmetic)
+        if all((not i) or i in self.consts for i in ins):
+            vals = [self.consts.get(i) if i else None for i in ins]
+            outs = _eval_node(node, vals, np.float32)
+            for name, v in zip(node.output, outs, strict=False):
+                self.consts[name] = np.asarray(v)
+            if op in ("Quant", "IntQuant", "BipolarQuant"):
+                self.quant_scale[node.output[0]] = np.asarray(self.consts[ins[1]], np.float64)
+            return
+        if self.host_nodes and op not in HOST_OPS:
+            raise self.err(node, "only host-side ops (Softmax, ArgMax, TopK) may follow one")
+        act_inputs = [i for i in ins if i in self.acts]
+        if len(act_inputs) != 1 or (ins[0] not in self.acts and op not in ("Add", "Mul")):
+            raise self.err(
+                node, "must read exactly one activation (first input) and constants otherwise"
+            )
+        if op in HOST_OPS:
+            if self.consumers.get(node.output[0], 0) > 0 and op != "TopK":
+                nxt = [n for n in self.g.node if node.output[0] in n.input]
+                if any(n.op_type not in HOST_OPS for n in nxt):
+                    raise self.err(node, "must be at the end of the graph (a host-side op)")
+            self.host_nodes.append(node)
+            return
+        act = self.acts[act_inputs[0]]
+        handler: Callable = getattr(self, f"op_{op}", None)
+        if handler is None:
+            raise self.err(node, "is not supported here")
+        out = handler(node, act)
+        self.acts[node.output[0]] = out
+
+    # -- element-wise: extend the chain --------------------------------------------------
+
+    def _chain(self, node, act: _Act) -> _Act:
+        x_name = next(i for i in node.input if i in self.acts)
+        if node.input[0] != x_name:
+            if node.op_type not in ("Add", "Mul"):
+                raise self.err(node, "the activation must be the first input")
+            node = _swap_inputs(node)
+        for c in node.input[1:]:
+            if c and c not in self.consts:
+                raise self.err(node, f"input {c!r} must be a constant")
+            if c:
+                self._per_channel(node, self.consts[c], act)
+        flippable = act.flippable and self.consumers.get(x_name, 0) == 1
+        return _Act(
+            act.src, act.scale, act.offset, act.shape, act.rank, [*act.chain, node], flippable
+        )
+
+    def _per_channel(self, node, c: np.ndarray, act: _Act) -> np.ndarray:
+        """A constant operand as a (C,) or (1,) array; it may vary only along channels."""
+        c = np.asarray(c, dtype=np.float64)
+        if c.size == 1:
+            return c.reshape(1)
+        full = np.broadcast_to(c, (1, *act.shape)).reshape(act.shape)
+        ch = full.reshape(act.shape[0], -1)
+        if not np.all(ch == ch[:, :1]):
+            raise self.err(node, "constant operands may vary along the channel axis only")
+        return ch[:, 0].copy()
+
+    op_Sub = op_Mul = op_Div = op_Relu = op_Clip = _chain
+
+    def op_Add(self, node, act):
+        """A bias right after a product folds into it (exactly); otherwise a chain op."""
+        x_name = next(i for i in node.input if i in self.acts)
+        other = [i for i in node.input if i != x_name]
+        if (
+            not act.chain
+            and act.flippable
+            and self.consumers.get(x_name, 0) == 1
+            and len(other) == 1
+            and other[0] in self.consts
+        ):
+            full = self._per_channel(node, self.consts[other[0]], act)
+            return self._fold_bias(node, act, _fracs(np.broadcast_to(full, (act.shape[0],))))
+        return self._chain(node, act)
+
+    def op_Identity(self, node, act):
+        return act
+
+    def op_BatchNormalization(self, node, act):
+        for c in node.input[1:5]:
+            if c not in self.consts:
+                raise self.err(node, f"parameter {c!r} must be a constant")
+        return self._chain(node, act)
+
+
+def _swap_inputs(node):
+    import onnx
+
+    new = onnx.NodeProto()
+    new.CopyFrom(node)
+    new.input[0], new.input[1] = node.input[1], node.input[0]
+    return new

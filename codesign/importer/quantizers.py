@@ -1,0 +1,344 @@
+"""Lowering of quantizers (``Quant``, ``IntQuant``, ``BipolarQuant``, ``MultiThreshold``):
+each ends the pending chain in a :class:`~models.activations.MultiThreshold` whose integer
+thresholds are found on the source's own function (a mixin of ``_Lowering``)."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+
+from models.arith import round_fraction, round_real, search_thresholds
+from models.layers import BinaryConv2d, BinaryDense, Conv2d, Dense, MultiThreshold
+from models.qtype import QType, parse_rounding
+
+from .common import EXACT_CHAIN, MAX_LEVELS, _Act, _f, _fracs, _unique
+from .floateval import _attrs, _eval_node
+
+
+class _QuantizerOps:
+    """Quantizers of :class:`~codesign.importer.lower._Lowering`: end the chain in a
+    MultiThreshold."""
+
+    def op_Quant(self, node, act):
+        at = _attrs(node)
+        try:
+            scale, zp, bits = (self.consts[i] for i in node.input[1:4])
+        except KeyError:
+            raise self.err(node, "scale, zero point and bit width must be constants") from None
+        bits = np.asarray(bits, dtype=np.float64)
+        if bits.size != 1 or bits.item() != round(bits.item()) or not 1 <= bits.item() <= 32:
+            raise self.err(node, f"bit width must be one integer in [1, 32], not {bits.tolist()}")
+        b = int(bits.item())
+        signed, narrow = bool(at.get("signed", 1)), bool(at.get("narrow", 0))
+        mode = at.get("rounding_mode", "ROUND")
+        try:
+            rounding = parse_rounding(mode, dialect="qonnx")
+        except ValueError as e:
+            raise self.err(node, str(e)) from None
+        s = self._per_channel(node, scale, act)
+        z = self._per_channel(node, zp, act)
+        if np.any(s <= 0) or not np.all(np.isfinite(s)):
+            raise self.err(node, "scale must be positive and finite")
+        if np.any(z != np.round(z)):
+            raise self.err(node, f"zero point must hold integers, not {z.tolist()}")
+        if b == 1 and signed:  # qonnx executes a 1-bit signed Quant as bipolar
+            return self._threshold(
+                node, act, "bipolar", dict(s=s, z=z), 2 * _fracs(s), _fracs(s) * (_fracs(-1 - z))
+            )
+        qt = QType.int(b, signed, narrow)
+        if qt.max - qt.min > MAX_LEVELS:
+            raise self.err(
+                node,
+                f"a {b}-bit activation quantizer needs more than "
+                f"{MAX_LEVELS} thresholds; at most 12 bits are supported",
+            )
+        spec = dict(s=s, z=z, lo=qt.min, hi=qt.max, rounding=rounding, mode=mode)
+        return self._threshold(node, act, "quant", spec, _fracs(s), np.array([Fraction(0)]))
+
+    op_IntQuant = op_Quant
+
+    def op_BipolarQuant(self, node, act):
+        if node.input[1] not in self.consts:
+            raise self.err(node, "scale must be a constant")
+        s = self._per_channel(node, self.consts[node.input[1]], act)
+        if np.any(s <= 0):
+            raise self.err(node, "scale must be positive")
+        z = np.zeros_like(s)
+        return self._threshold(node, act, "bipolar", dict(s=s, z=z), 2 * _fracs(s), -_fracs(s))
+
+    def op_MultiThreshold(self, node, act):
+        at = _attrs(node)
+        if at.get("data_layout", "") not in ("", "NCHW", "NC"):
+            raise self.err(node, f"data_layout {at['data_layout']!r} is not supported")
+        if node.input[1] not in self.consts:
+            raise self.err(node, "thresholds must be a constant")
+        t = np.asarray(self.consts[node.input[1]], dtype=np.float64)
+        if t.ndim != 2 or t.shape[0] not in (1, act.shape[0]):
+            raise self.err(node, f"thresholds must be (C, T) or (1, T), not {t.shape}")
+        spec = dict(t=np.sort(t, axis=1))
+        return self._threshold(
+            node,
+            act,
+            "mt",
+            spec,
+            np.array([_f(at.get("out_scale", 1.0))]),
+            np.array([_f(at.get("out_bias", 0.0))]),
+        )
+
+    def _threshold(self, node, act: _Act, kind, spec, out_scale, out_offset) -> _Act:
+        c = act.shape[0]
+        direction = self._direction(act)
+        if np.any(direction < 0):
+            act = self._flip(node, act, direction < 0)
+        src = self.tensors[act.src]
+        if kind in ("bipolar",):
+            targets = np.array([1.0])
+        elif kind == "quant":
+            targets = np.arange(spec["lo"] + 1, spec["hi"] + 1, dtype=np.float64)
+        else:
+            targets = np.arange(1, spec["t"].shape[1] + 1, dtype=np.float64)
+        exact = all(n.op_type in EXACT_CHAIN for n in act.chain)
+        if exact:
+            approx = self._level_fn(node, act, kind, spec, np.float64)
+            thr = search_thresholds(approx, targets, src.lo, src.hi, c)
+            thr = self._verify_exact(node, act, kind, spec, targets, thr, src.lo, src.hi)
+        else:
+            thr = search_thresholds(
+                self._level_fn(node, act, kind, spec, np.float32), targets, src.lo, src.hi, c
+            )
+        if np.all(thr == thr[:1]):
+            thr = thr[:1]
+        name = node.output[0]
+        if kind == "bipolar":
+            layer = MultiThreshold(
+                name=name, inputs=(act.src,), thresholds=thr, out_type=QType.int(1, False)
+            )
+        elif kind == "quant":
+            zs = spec["z"].astype(np.int64)
+            if np.any(zs != zs[0]):
+                raise self.err(node, "per-channel zero points are not supported")
+            layer = MultiThreshold(
+                name=name, inputs=(act.src,), thresholds=thr, out_bias=int(spec["lo"] - zs[0])
+            )
+        else:
+            layer = MultiThreshold(name=name, inputs=(act.src,), thresholds=thr)
+        self.add(_unique(layer, self.tensors))
+        lname = self.layers[-1].name
+        self.layer_tensors[lname] = (node.output[0], out_scale, out_offset)
+        return _Act(lname, out_scale, out_offset, act.shape, act.rank)
+
+    def _direction(self, act: _Act) -> np.ndarray:
+        """+1/-1 per channel: whether the chain rises or falls with the integer."""
+        d = np.array([1 if v >= 0 else -1 for v in act.scale], dtype=np.int64)
+        for n in act.chain:
+            if n.op_type in ("Mul", "Div"):
+                d = d * np.sign(self._per_channel(n, self.consts[n.input[1]], act)).astype(int)
+            elif n.op_type == "BatchNormalization":
+                d = d * np.sign(self._per_channel(n, self.consts[n.input[1]], act)).astype(int)
+        return np.where(d == 0, 1, d)
+
+    def _flip(self, node, act: _Act, flip: np.ndarray) -> _Act:
+        """Negate the producer's channels in ``flip`` so every channel rises; exact."""
+        src = next(la for la in self.layers if la.name == act.src)
+        if (
+            not act.flippable
+            or self.readers.get(act.src)
+            or not isinstance(src, Dense | Conv2d | BinaryDense | BinaryConv2d)
+        ):
+            raise self.err(
+                node,
+                "falls with its input on some channel (negative scale), "
+                "which needs a product layer right before it, read by nothing else",
+            )
+        flip = np.broadcast_to(flip, (src.weight.shape[0],))
+        f = flip.reshape((-1,) + (1,) * (src.weight.ndim - 1))
+        scale = np.broadcast_to(act.scale, flip.shape).copy()
+        offset = np.broadcast_to(act.offset, flip.shape).copy()
+        if isinstance(src, BinaryDense | BinaryConv2d):
+            weight = np.where(f, 1 - src.weight, src.weight)  # P becomes K - P
+            k = int(src.weight[0].size)
+            offset = np.where(flip, offset + scale * k, offset)
+        else:
+            weight = np.where(f, -src.weight, src.weight)
+        scale = np.where(flip, -scale, scale)
+        import dataclasses
+
+        fields = {fl.name: getattr(src, fl.name) for fl in dataclasses.fields(src)}
+        changes = {"weight": weight}
+        if getattr(src, "bias", None) is not None:
+            changes["bias"] = np.where(flip, -src.bias, src.bias)
+        self.replace(src.name, type(src)(**(fields | changes)))
+        return _Act(act.src, scale, offset, act.shape, act.rank, act.chain, False)
+
+    def _level_fn(self, node, act, kind, spec, dtype):
+        """Vectorised quantizer level of integer candidates (C, L), in ``dtype``."""
+        c = act.shape[0]
+        sc = np.array([float(v) for v in act.scale], dtype=np.float64).reshape(-1, 1)
+        of = np.array([float(v) for v in act.offset], dtype=np.float64).reshape(-1, 1)
+        chain_fn = self._chain_fn(act, dtype)
+
+        def level(acc):
+            x = (acc * sc + of).astype(dtype)  # (C, L)
+            x = chain_fn(np.broadcast_to(x, (c, acc.shape[1])))
+            return self._quant_level(kind, spec, x, dtype)
+
+        return level
+
+    def _chain_fn(self, act: _Act, dtype):
+        """The chain as a function of (C, L) arrays; float32 chains with float-only work run
+        through onnxruntime, the executor's own kernels."""
+        if not act.chain:
+            return lambda x: x
+        if dtype == np.float64 or all(n.op_type in EXACT_CHAIN for n in act.chain):
+
+            def run(x):
+                y = x.T.reshape((x.shape[1], x.shape[0]) + (1,) * (act.rank - 2))
+                for n in act.chain:
+                    y = _eval_node(
+                        n, [y, *(self.consts[i] if i else None for i in n.input[1:])], dtype
+                    )[0]
+                return y.reshape(x.shape[1], x.shape[0]).T
+
+            return run
+        return _ort_chain(act, self.consts)
+
+    def _quant_level(self, kind, spec, x, dtype):
+        """Quantizer output level (q, bit or count) of chain values ``x`` (C, L), as the
+        qonnx executor computes it in ``dtype``."""
+        if kind == "bipolar":
+            s = spec["s"].astype(dtype).reshape(-1, 1)
+            z = spec["z"].astype(dtype).reshape(-1, 1)
+            return ((x / s + z) >= 0).astype(np.float64)
+        if kind == "quant":
+            s = spec["s"].astype(dtype).reshape(-1, 1)
+            z = spec["z"].astype(dtype).reshape(-1, 1)
+            y = np.clip(x / s + z, spec["lo"], spec["hi"])
+            if dtype == np.float32:  # the executor's own rounding functions, in float32
+                from qonnx.custom_op.general.intquant import resolve_rounding_mode
+
+                return resolve_rounding_mode(spec["mode"])(y).astype(np.float64)
+            return round_real(y.astype(np.float64), spec["rounding"])
+        t = spec["t"]
+        t = t.astype(dtype)[:, None, :]
+        return (x[..., None] >= t).sum(axis=2).astype(np.float64)
+
+    def _verify_exact(self, node, act, kind, spec, targets, thr, lo, hi) -> np.ndarray:
+        """Check each threshold with exact rational arithmetic; step it where the float64
+        bisection was off (within its rounding error of a boundary)."""
+
+        def level(c, a):
+            return self._exact_level(node, act, kind, spec, c, a)
+
+        out = thr.copy()
+        done: dict = {}
+        for c in range(thr.shape[0]):
+            key = self._channel_key(act, kind, spec, c)
+            if key in done and np.array_equal(thr[c], thr[done[key]]):
+                out[c] = out[done[key]]
+                continue
+            done[key] = c
+            for k, target in enumerate(targets):
+                t = int(out[c, k])
+                steps = 0
+                while t <= hi and level(c, t) < target:
+                    t += 1
+                    steps += 1
+                while t > lo and level(c, t - 1) >= target:
+                    t -= 1
+                    steps += 1
+                if steps > 64:  # pragma: no cover - float64 bisection is never this far off
+                    raise self.err(node, "threshold search did not converge")
+                out[c, k] = t
+        return out
+
+    def _channel_key(self, act, kind, spec, c: int) -> tuple:
+        """Every parameter the exact level function of channel ``c`` depends on."""
+
+        def pick(arr):
+            arr = np.asarray(arr).reshape(-1)
+            return arr[c if len(arr) > 1 else 0]
+
+        key = [pick(act.scale), pick(act.offset)]
+        for n in act.chain:
+            key += [n.op_type] + [pick(self.consts[i]) for i in n.input[1:] if i]
+        if kind == "mt":
+            key.append(tuple(spec["t"][c if spec["t"].shape[0] > 1 else 0]))
+        else:
+            key += [float(pick(spec["s"])), float(pick(spec["z"]))]
+        return tuple(key)
+
+    def _exact_level(self, node, act, kind, spec, c: int, a: int):
+        def pick(arr):
+            return arr[c if len(arr) > 1 else 0]
+
+        x = pick(act.scale) * a + pick(act.offset)
+        for n in act.chain:
+            op = n.op_type
+            k = None
+            if len(n.input) > 1 and n.input[1]:
+                k = _f(pick(self._per_channel(n, self.consts[n.input[1]], act)))
+            if op == "Add":
+                x = x + k
+            elif op == "Sub":
+                x = x - k
+            elif op == "Mul":
+                x = x * k
+            elif op == "Div":
+                x = x / k
+            elif op == "Relu":
+                x = max(x, Fraction(0))
+            elif op == "Clip":
+                lo_ = n.input[1] if len(n.input) > 1 else ""
+                hi_ = n.input[2] if len(n.input) > 2 else ""
+                if lo_:
+                    x = max(x, _f(np.asarray(self.consts[lo_]).ravel()[0]))
+                if hi_:
+                    x = min(x, _f(np.asarray(self.consts[hi_]).ravel()[0]))
+        if kind == "bipolar":
+            return 1.0 if x / _f(pick(spec["s"])) + _f(pick(spec["z"])) >= 0 else 0.0
+        if kind == "quant":
+            v = x / _f(pick(spec["s"])) + _f(pick(spec["z"]))
+            v = min(max(v, Fraction(spec["lo"])), Fraction(spec["hi"]))
+            return float(round_fraction(v, spec["rounding"]))
+        row = spec["t"][c if spec["t"].shape[0] > 1 else 0]
+        return float(sum(1 for t in row if x >= _f(t)))
+
+
+def _ort_chain(act: _Act, consts: dict):
+    """The float32 chain as an onnxruntime session over (L, C, 1...) inputs."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import helper, numpy_helper
+
+    x_name = "chain_in"
+    nodes, inits, cur = [], {}, x_name
+    for n in act.chain:
+        new = onnx.NodeProto()
+        new.CopyFrom(n)
+        new.input[0] = cur
+        for i in n.input[1:]:
+            if i:
+                inits[i] = numpy_helper.from_array(np.asarray(consts[i]), i)
+        nodes.append(new)
+        cur = n.output[0]
+    shape = [None, act.shape[0]] + [1] * (act.rank - 2)
+    graph = helper.make_graph(
+        nodes,
+        "chain",
+        [helper.make_tensor_value_info(x_name, onnx.TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info(cur, onnx.TensorProto.FLOAT, None)],
+        list(inits.values()),
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+
+    def run(x):  # x: (C, L) float32
+        lx = np.ascontiguousarray(x.T).reshape([x.shape[1], x.shape[0]] + [1] * (act.rank - 2))
+        y = sess.run(None, {x_name: lx.astype(np.float32)})[0]
+        return y.reshape(x.shape[1], x.shape[0]).T
+
+    return run
