@@ -18,6 +18,7 @@ SUPPORTED = frozenset(
         "IntQuant",
         "BipolarQuant",
         "MultiThreshold",
+        "Trunc",
         "MatMul",
         "Gemm",
         "Conv",

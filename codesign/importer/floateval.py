@@ -41,6 +41,24 @@ def _eval_node(node, ins: list, dtype) -> list[np.ndarray]:
             at.get("rounding_mode", "ROUND"),
         )
         return [np.asarray(out, dtype=dtype)]
+    if op == "Trunc":
+        from qonnx.custom_op.general.trunc import trunc_v1, trunc_v2
+
+        if len(ins) == 5:
+            out = trunc_v1(*(f(i) for i in range(5)), at.get("rounding_mode", "FLOOR"))
+        else:
+            out = trunc_v2(
+                f(0),
+                f(1),
+                f(2),
+                f(3),
+                at.get("narrow", 0),
+                at.get("signed", 1),
+                f(4),
+                f(5),
+                at.get("rounding_mode", "FLOOR"),
+            )
+        return [np.asarray(out, dtype=dtype)]
     if op == "BipolarQuant":
         return [np.asarray(binary_quant(f(0), f(1)), dtype=dtype)]
     if op == "MultiThreshold":

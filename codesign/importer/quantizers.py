@@ -1,4 +1,5 @@
-"""Lowering of quantizers (``Quant``, ``IntQuant``, ``BipolarQuant``, ``MultiThreshold``):
+"""Lowering of quantizers (``Quant``, ``IntQuant``, ``BipolarQuant``, ``MultiThreshold``,
+``Trunc``):
 each ends the pending chain in a :class:`~models.activations.MultiThreshold` whose integer
 thresholds are found on the source's own function (a mixin of ``_Lowering``)."""
 
@@ -10,7 +11,7 @@ import numpy as np
 
 from models.arith import round_fraction, round_real, search_thresholds
 from models.layers import BinaryConv2d, BinaryDense, Conv2d, Dense, MultiThreshold
-from models.qtype import QType, parse_rounding
+from models.qtype import QType, Rounding, parse_rounding
 
 from .common import EXACT_CHAIN, MAX_LEVELS, _Act, _f, _fracs, _unique
 from .floateval import _attrs, _eval_node
@@ -67,6 +68,46 @@ class _QuantizerOps:
         z = np.zeros_like(s)
         return self._threshold(node, act, "bipolar", dict(s=s, z=z), 2 * _fracs(s), -_fracs(s))
 
+    def op_Trunc(self, node, act):
+        """QONNX ``Trunc`` (v1: X, scale, zeropt, input_bit_width, output_bit_width), as
+        ``qonnx.custom_op.general.trunc.trunc_v1`` computes it: ``q = round(x / s + z)``
+        (ties to even), ``t = rounding(q / 2**(in - out))``, ``y = (t - z) * s``. No clamp,
+        and the output keeps the input's scale ``s``. A monotone step function of the
+        integer input: a MultiThreshold whose output int is ``t - z``."""
+        at = _attrs(node)
+        if len(node.input) != 5:
+            raise self.err(
+                node,
+                "only Trunc v1 (X, scale, zeropt, input_bit_width, output_bit_width) is "
+                "supported, not the 6-input Trunc v2 with an output scale",
+            )
+        try:
+            scale, zp, in_bits, out_bits = (self.consts[i] for i in node.input[1:5])
+        except KeyError:
+            raise self.err(node, "scale, zero point and bit widths must be constants") from None
+        widths = []
+        for v in (in_bits, out_bits):
+            v = np.asarray(v, dtype=np.float64)
+            if v.size != 1 or v.item() != round(v.item()):
+                raise self.err(node, f"bit widths must be single integers, not {v.tolist()}")
+            widths.append(int(v.item()))
+        k = widths[0] - widths[1]
+        if not 0 <= k <= 32:
+            raise self.err(node, f"input_bit_width - output_bit_width must be in [0, 32], not {k}")
+        mode = at.get("rounding_mode", "FLOOR")
+        try:
+            rounding = parse_rounding(mode, dialect="qonnx")
+        except ValueError as e:
+            raise self.err(node, str(e)) from None
+        s = self._per_channel(node, scale, act)
+        z = self._per_channel(node, zp, act)
+        if np.any(s <= 0) or not np.all(np.isfinite(s)):
+            raise self.err(node, "scale must be positive and finite")
+        if np.any(z != np.round(z)):
+            raise self.err(node, f"zero point must hold integers, not {z.tolist()}")
+        spec = dict(s=s, z=z, k=k, rounding=rounding, mode=mode)
+        return self._threshold(node, act, "trunc", spec, _fracs(s), np.array([Fraction(0)]))
+
     def op_MultiThreshold(self, node, act):
         at = _attrs(node)
         if at.get("data_layout", "") not in ("", "NCHW", "NC"):
@@ -92,13 +133,15 @@ class _QuantizerOps:
         if np.any(direction < 0):
             act = self._flip(node, act, direction < 0)
         src = self.tensors[act.src]
+        exact = all(n.op_type in EXACT_CHAIN for n in act.chain)
+        if kind == "trunc":  # output levels: the function at the ends of the input range
+            self._trunc_range(node, act, spec, src.lo, src.hi, exact)
         if kind in ("bipolar",):
             targets = np.array([1.0])
-        elif kind == "quant":
+        elif kind in ("quant", "trunc"):
             targets = np.arange(spec["lo"] + 1, spec["hi"] + 1, dtype=np.float64)
         else:
             targets = np.arange(1, spec["t"].shape[1] + 1, dtype=np.float64)
-        exact = all(n.op_type in EXACT_CHAIN for n in act.chain)
         if exact:
             approx = self._level_fn(node, act, kind, spec, np.float64)
             thr = search_thresholds(approx, targets, src.lo, src.hi, c)
@@ -114,7 +157,7 @@ class _QuantizerOps:
             layer = MultiThreshold(
                 name=name, inputs=(act.src,), thresholds=thr, out_type=QType.int(1, False)
             )
-        elif kind == "quant":
+        elif kind in ("quant", "trunc"):
             zs = spec["z"].astype(np.int64)
             if np.any(zs != zs[0]):
                 raise self.err(node, "per-channel zero points are not supported")
@@ -127,6 +170,27 @@ class _QuantizerOps:
         lname = self.layers[-1].name
         self.layer_tensors[lname] = (node.output[0], out_scale, out_offset)
         return _Act(lname, out_scale, out_offset, act.shape, act.rank)
+
+    def _trunc_range(self, node, act, spec, lo: int, hi: int, exact: bool) -> None:
+        """Set ``spec['lo']``/``['hi']``: the lowest and highest Trunc level over the integer
+        input range (the function rises with the input)."""
+        if exact:
+            levels = [
+                self._exact_level(node, act, "trunc", spec, c, a)
+                for c in range(act.shape[0])
+                for a in (lo, hi)
+            ]
+        else:
+            fn = self._level_fn(node, act, "trunc", spec, np.float32)
+            acc = np.broadcast_to(np.array([[lo, hi]], dtype=np.float64), (act.shape[0], 2))
+            levels = fn(acc).ravel().tolist()
+        spec["lo"], spec["hi"] = int(min(levels)), int(max(levels))
+        if spec["hi"] - spec["lo"] > MAX_LEVELS:
+            raise self.err(
+                node,
+                f"its output spans {spec['hi'] - spec['lo'] + 1} levels over the input's "
+                f"range; at most {MAX_LEVELS + 1} (12 bits) are supported",
+            )
 
     def _direction(self, act: _Act) -> np.ndarray:
         """+1/-1 per channel: whether the chain rises or falls with the integer."""
@@ -219,6 +283,15 @@ class _QuantizerOps:
 
                 return resolve_rounding_mode(spec["mode"])(y).astype(np.float64)
             return round_real(y.astype(np.float64), spec["rounding"])
+        if kind == "trunc":  # qonnx's trunc_v1, in dtype
+            s = spec["s"].astype(dtype).reshape(-1, 1)
+            z = spec["z"].astype(dtype).reshape(-1, 1)
+            y = np.round(x / s + z) / dtype(2.0 ** spec["k"])
+            if dtype == np.float32:
+                from qonnx.custom_op.general.quant import resolve_rounding_mode
+
+                return resolve_rounding_mode(spec["mode"])(y).astype(np.float64)
+            return round_real(y.astype(np.float64), spec["rounding"])
         t = spec["t"]
         t = t.astype(dtype)[:, None, :]
         return (x[..., None] >= t).sum(axis=2).astype(np.float64)
@@ -301,6 +374,10 @@ class _QuantizerOps:
             v = x / _f(pick(spec["s"])) + _f(pick(spec["z"]))
             v = min(max(v, Fraction(spec["lo"])), Fraction(spec["hi"]))
             return float(round_fraction(v, spec["rounding"]))
+        if kind == "trunc":
+            v = x / _f(pick(spec["s"])) + _f(pick(spec["z"]))
+            q = round_fraction(v, Rounding.HALF_EVEN)  # np.round
+            return float(round_fraction(Fraction(q, 2 ** spec["k"]), spec["rounding"]))
         row = spec["t"][c if spec["t"].shape[0] > 1 else 0]
         return float(sum(1 for t in row if x >= _f(t)))
 

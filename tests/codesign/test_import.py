@@ -269,6 +269,40 @@ def test_conv_maxpool_per_channel_scales(tmp_path):
     assert r["exact"] + r["float32_explained"] == 300
 
 
+@pytest.mark.parametrize(("mode", "zp"), [("FLOOR", 0.0), ("ROUND", 0.0), ("FLOOR", 3.0)])
+def test_trunc_after_quant(tmp_path, mode, zp):
+    """An 8-bit activation Quant, a Trunc to 4 bits (qonnx's trunc_v1: no clamp, the output
+    keeps the input's scale) and a MatMul: the Trunc is a MultiThreshold over the Quant's
+    integers, exact against qonnx's executor."""
+    rng = np.random.default_rng(7)
+    n, inits = _quant("xq", "x", 0.125, zp, 8.0)
+    nodes = [n]
+    nodes.append(
+        helper.make_node(
+            "Trunc",
+            ["xq", "t_s", "t_z", "t_in", "t_out"],
+            ["t"],
+            name="trunc",
+            domain="qonnx.custom_op.general",
+            rounding_mode=mode,
+        )
+    )
+    inits |= {"t_s": 0.125, "t_z": zp, "t_in": 8.0, "t_out": 4.0}
+    n, i = _quant("wq", "w", 0.125, 0.0, 4.0)
+    nodes.append(n)
+    inits |= i | {"w": rng.normal(0, 0.5, (6, 3))}
+    nodes.append(helper.make_node("MatMul", ["t", "wq"], ["y"], name="mm"))
+    path = tmp_path / "trunc.onnx"
+    onnx.save(_model(nodes, inits, [1, 6], "y", [1, 3]), path)
+    net = import_qonnx(path)
+    assert [la.op for la in net.layers] == ["input", "multithreshold", "multithreshold", "dense"]
+    # levels over q in [-128, 127]: floor(q / 16) in [-8, 7], round(q / 16) in [-8, 8]
+    assert np.asarray(net.layers[2].thresholds).shape == (1, 15 if mode == "FLOOR" else 16)
+    r = check_import(net, 500, seed=3)
+    assert r["unexplained"] == 0, r
+    assert r["exact"] == 500, r
+
+
 def test_docs_example_runs(monkeypatch):
     """The Python block of docs/import.md runs as written (from the repository root)."""
     fixture(JET), fixture(TFC)
