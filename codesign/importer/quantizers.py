@@ -21,6 +21,21 @@ class _QuantizerOps:
     """Quantizers of :class:`~codesign.importer.lower._Lowering`: end the chain in a
     MultiThreshold."""
 
+    def _rounding_scale_zero(self, node, act, mode, scale, zp):
+        """A quantizer's rounding mode, per-channel scale and zero point, checked (positive
+        finite scale, integer zero point); one-line errors naming the node."""
+        try:
+            rounding = parse_rounding(mode, dialect="qonnx")
+        except ValueError as e:
+            raise self.err(node, str(e)) from None
+        s = self._per_channel(node, scale, act)
+        z = self._per_channel(node, zp, act)
+        if np.any(s <= 0) or not np.all(np.isfinite(s)):
+            raise self.err(node, "scale must be positive and finite")
+        if np.any(z != np.round(z)):
+            raise self.err(node, f"zero point must hold integers, not {z.tolist()}")
+        return rounding, s, z
+
     def op_Quant(self, node, act):
         at = _attrs(node)
         try:
@@ -33,16 +48,7 @@ class _QuantizerOps:
         b = int(bits.item())
         signed, narrow = bool(at.get("signed", 1)), bool(at.get("narrow", 0))
         mode = at.get("rounding_mode", "ROUND")
-        try:
-            rounding = parse_rounding(mode, dialect="qonnx")
-        except ValueError as e:
-            raise self.err(node, str(e)) from None
-        s = self._per_channel(node, scale, act)
-        z = self._per_channel(node, zp, act)
-        if np.any(s <= 0) or not np.all(np.isfinite(s)):
-            raise self.err(node, "scale must be positive and finite")
-        if np.any(z != np.round(z)):
-            raise self.err(node, f"zero point must hold integers, not {z.tolist()}")
+        rounding, s, z = self._rounding_scale_zero(node, act, mode, scale, zp)
         if b == 1 and signed:  # qonnx executes a 1-bit signed Quant as bipolar
             return self._threshold(
                 node, act, "bipolar", dict(s=s, z=z), 2 * _fracs(s), _fracs(s) * (_fracs(-1 - z))
@@ -95,16 +101,7 @@ class _QuantizerOps:
         if not 0 <= k <= 32:
             raise self.err(node, f"input_bit_width - output_bit_width must be in [0, 32], not {k}")
         mode = at.get("rounding_mode", "FLOOR")
-        try:
-            rounding = parse_rounding(mode, dialect="qonnx")
-        except ValueError as e:
-            raise self.err(node, str(e)) from None
-        s = self._per_channel(node, scale, act)
-        z = self._per_channel(node, zp, act)
-        if np.any(s <= 0) or not np.all(np.isfinite(s)):
-            raise self.err(node, "scale must be positive and finite")
-        if np.any(z != np.round(z)):
-            raise self.err(node, f"zero point must hold integers, not {z.tolist()}")
+        rounding, s, z = self._rounding_scale_zero(node, act, mode, scale, zp)
         spec = dict(s=s, z=z, k=k, rounding=rounding, mode=mode)
         return self._threshold(node, act, "trunc", spec, _fracs(s), np.array([Fraction(0)]))
 
