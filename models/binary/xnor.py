@@ -15,10 +15,10 @@ from typing import ClassVar
 
 import numpy as np
 
-from . import dataflow
-from .dataflow import im2col, matmul_exact
-from .ir import LAYER_OPTIONS, Layer, Tensor, cache, frozen_array, int_pair
-from .qtype import Kind
+from .. import dataflow
+from ..dataflow import im2col, matmul_exact
+from ..ir import LAYER_OPTIONS, Layer, Tensor, cache, frozen_array, int_pair
+from ..qtype import Kind
 
 __all__ = [
     "BinaryConv2d",
