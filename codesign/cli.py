@@ -89,8 +89,30 @@ def cmd_zoo(args) -> None:
 
 
 def cmd_info(args) -> None:
-    info = summary(load(args.net))
-    _emit(args, info, summary_text(info))
+    from .bnn import binary_stats, binary_stats_text
+
+    net = load(args.net)
+    info = summary(net)
+    text = summary_text(info)
+    binary = binary_stats(net)
+    if binary:
+        info["binary"] = binary
+        text += "\n" + binary_stats_text(binary)
+    _emit(args, info, text)
+
+
+def cmd_bnn(args) -> None:
+    from .bnn import bnn_report, bnn_text
+
+    doc = bnn_report(
+        load(args.net),
+        pes=args.pes,
+        tlns=args.tlns,
+        in_width=args.in_width,
+        mst=args.mst,
+        max_depth=args.max_depth,
+    )
+    _emit(args, doc, bnn_text(doc))
 
 
 def _golden_inputs(args, net: Network) -> tuple[np.ndarray, dict]:
@@ -523,6 +545,18 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("info", parents=[common], help="layers, types, exact ranges, MACs")
     s.add_argument("net", metavar="NET", help="zoo name or description path")
     s.set_defaults(func=cmd_info)
+    s = sub.add_parser(
+        "bnn", parents=[common], help="binary network on TULIP: schedule, cycles, energy"
+    )
+    s.add_argument("net", metavar="NET", help="zoo name or description path")
+    s.add_argument("--pes", type=_positive_int, default=16, help="TULIP PEs (16)")
+    s.add_argument("--tlns", type=_positive_int, default=4, help="TLN cells per PE (4)")
+    s.add_argument("--in-width", type=_positive_int, default=16, help="input bits/beat (16)")
+    s.add_argument("--mst", action="store_true", help="also MST channel reuse per layer")
+    s.add_argument(
+        "--max-depth", type=_positive_int, default=None, help="MST reuse depth bound (none)"
+    )
+    s.set_defaults(func=cmd_bnn)
     s = sub.add_parser("golden", parents=[common], help="run the bit-exact golden model")
     s.add_argument("net", metavar="NET", help="zoo name or description path")
     src = s.add_mutually_exclusive_group(required=True)

@@ -1,0 +1,141 @@
+"""``codesign bnn``: a binary network on the TULIP array (schedule, cycles, energy against a
+MAC baseline) and, with ``--mst``, its MST channel reuse; and the binary-layer statistics
+``codesign info`` shows."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from models.binary import BinaryConv2d, BinaryDense
+from models.binary.tulip import TulipArray, map_network
+from models.ir import Network
+
+__all__ = ["binary_stats", "binary_stats_text", "bnn_report", "bnn_text"]
+
+
+def binary_stats(net: Network) -> list[dict]:
+    """Per binary layer: channels, fan-in, the fraction of weight bits that are 1, and the
+    Hamming distance from each channel to its nearest other channel (mean and minimum, as
+    a fraction of the fan-in): the room MST reuse has."""
+    from models.binary.mst import hamming_matrix
+
+    rows = []
+    for la in net.layers:
+        if not isinstance(la, BinaryDense | BinaryConv2d):
+            continue
+        w = la.weight.reshape(la.weight.shape[0], -1)
+        w = (w > 0).astype(np.int64)  # bipolar −1/+1 and binary 0/1 alike
+        m, k = w.shape
+        row = {
+            "layer": la.name,
+            "op": la.op,
+            "encoding": la.encoding.value,
+            "channels": int(m),
+            "fan_in": int(k),
+            "ones": round(float(w.mean()), 4),
+        }
+        if m > 1:
+            d = hamming_matrix(w).astype(np.float64)
+            np.fill_diagonal(d, np.inf)
+            near = d.min(axis=1) / k
+            row["nearest_mean"] = round(float(near.mean()), 4)
+            row["nearest_min"] = round(float(near.min()), 4)
+        rows.append(row)
+    return rows
+
+
+def binary_stats_text(rows: list[dict]) -> str:
+    if not rows:
+        return ""
+    lines = ["binary layers (nearest: Hamming distance to the closest other channel / fan-in):"]
+    for r in rows:
+        near = (
+            f"nearest mean {r['nearest_mean']:.3f} min {r['nearest_min']:.3f}"
+            if "nearest_mean" in r
+            else "one channel"
+        )
+        lines.append(
+            f"  {r['layer']:10s} {r['op']:14s} {r['channels']:5d} x {r['fan_in']:5d}  "
+            f"ones {r['ones']:.3f}  {near}"
+        )
+    return "\n".join(lines)
+
+
+def bnn_report(
+    net: Network,
+    *,
+    pes: int = 16,
+    tlns: int = 4,
+    in_width: int = 16,
+    mst: bool = False,
+    max_depth: int | None = None,
+) -> dict:
+    """The ``codesign bnn`` document of ``net``. Raises ``ConfigError`` (one line, naming
+    the layer) for a network TULIP cannot run."""
+    from sim.binary.energy import energy_table
+    from sim.binary.tulip import timing
+
+    array = TulipArray(pes=pes, tlns=tlns)
+    program = map_network(net, array)
+    t = timing(program, in_width)
+    doc = {
+        "network": net.name,
+        "array": {
+            "pes": pes,
+            "tlns_per_pe": tlns,
+            "cell_fan_in": array.cell.fan_in,
+            "cell_max_weight": array.cell.max_weight,
+            "registers_per_bank": program.registers,
+            "in_width": in_width,
+        },
+        "schedule": [s.summary() for s in program.layers],
+        "cycles": t.to_dict(),
+        "energy": energy_table(program),
+    }
+    if mst:
+        from sim.binary.mst import mst_summary
+
+        doc["mst"] = mst_summary(net, max_depth=max_depth)
+    return doc
+
+
+def bnn_text(doc: dict) -> str:
+    a = doc["array"]
+    lines = [
+        f"{doc['network']} on TULIP: {a['pes']} PEs x {a['tlns_per_pe']} TLN cells "
+        f"(fan-in {a['cell_fan_in']}, |w| <= {a['cell_max_weight']}), "
+        f"{a['registers_per_bank']} registers per bank",
+        "",
+        f"{'layer':8s} {'neurons':>7s} {'fan-in':>6s} {'rounds':>6s} {'ops/n':>6s} "
+        f"{'cycles':>7s} {'bound':>7s} {'util':>6s}",
+    ]
+    for s in doc["schedule"]:
+        lines.append(
+            f"{s['layer']:8s} {s['neurons']:7d} {s['fan_in']:6d} {s['rounds']:6d} "
+            f"{s['ops_per_neuron']:6d} {s['cycles']:7d} {s['lower_bound']:7d} "
+            f"{s['utilisation']:6.1%}"
+        )
+    c = doc["cycles"]
+    lines += [
+        "",
+        f"per classification: {c['in_beats']} input beats + {c['compute_cycles']} compute "
+        f"+ {c['out_beats']} output beats = {c['ii']} cycles (latency {c['latency']})",
+        "",
+        f"energy per classification (pJ, after node scaling x{doc['energy']['scale']:.3f}):",
+    ]
+    for r in doc["energy"]["rows"]:
+        lines.append(
+            f"  {r['design']:5s} {r['component']:52s} {r['count']:8d} x "
+            f"{r['unit_pj']:9.5f} = {r['energy_pj']:10.2f}"
+        )
+    e = doc["energy"]
+    lines.append(
+        f"  total: TULIP {e['tulip_pj']:.1f} pJ, MAC {e['mac_pj']:.1f} pJ, MAC / TULIP = "
+        f"{e['ratio']:.2f} (with TULIP's control ROM: {e['ratio_with_control_rom']:.3f})"
+    )
+    lines.append("  parameters and their sources: sim/binary/energy.csv (--json lists them)")
+    if "mst" in doc:
+        lines += ["", "MST channel reuse:"]
+        for r in doc["mst"]:
+            lines.append("  " + ", ".join(f"{k} {v}" for k, v in r.items()))
+    return "\n".join(lines)

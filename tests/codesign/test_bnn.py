@@ -1,0 +1,66 @@
+"""``codesign bnn`` and the binary statistics of ``codesign info``."""
+
+from __future__ import annotations
+
+import json
+
+import codesign
+from codesign.cli import main
+from models.binary import tulip
+from sim.binary.tulip import timing
+
+
+def run(capsys, *argv):
+    status = main(list(argv))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_bnn_json_reports_cycles_and_energy_both_ways(capsys):
+    status, out, _ = run(capsys, "bnn", "tfc_w1a1", "--json", "--pes", "8")
+    assert status == 0
+    doc = json.loads(out)
+    prog = tulip.map_network(codesign.load("tfc_w1a1"), tulip.TulipArray(pes=8))
+    assert doc["cycles"] == timing(prog, 16).to_dict()
+    assert [s["layer"] for s in doc["schedule"]] == ["fc0", "fc1", "fc2", "fc3"]
+    e = doc["energy"]
+    assert e["tulip_pj"] > 0 and e["mac_pj"] > 0 and e["ratio"] == e["mac_pj"] / e["tulip_pj"]
+    sourced = {p["name"]: p["source"] for p in e["parameters"]}
+    for row in e["rows"]:
+        assert all(sourced[name] for name in row["parameters"])
+
+
+def test_bnn_text(capsys):
+    status, out, _ = run(capsys, "bnn", "tfc_w1a1")
+    assert status == 0
+    assert "tfc_w1a1 on TULIP: 16 PEs x 4 TLN cells" in out
+    assert "MAC / TULIP =" in out
+
+
+def test_bnn_refuses_what_tulip_cannot_run(capsys):
+    status, out, err = run(capsys, "bnn", "jet_tagger")
+    assert status == 2 and not out
+    assert err == (
+        "codesign: error: layer 'fc1': dense has no TULIP mapping; TULIP maps binary_dense "
+        "layers of the binary encoding, each followed by at most one sign threshold\n"
+    )
+    status, _, err = run(capsys, "bnn", "tfc_w1a1", "--in-width", "5")
+    assert status == 2
+    assert err == (
+        "codesign: error: TULIP in_width must divide the 784 input bits of 'tfc_w1a1', not 5\n"
+    )
+
+
+def test_info_shows_binary_layer_statistics(capsys):
+    status, out, _ = run(capsys, "info", "tfc_w1a1", "--json")
+    assert status == 0
+    rows = json.loads(out)["binary"]
+    assert [(r["layer"], r["channels"], r["fan_in"]) for r in rows] == [
+        ("fc0", 64, 784),
+        ("fc1", 64, 64),
+        ("fc2", 64, 64),
+        ("fc3", 10, 64),
+    ]
+    assert all(0 < r["nearest_min"] <= r["nearest_mean"] < 1 for r in rows)
+    status, out, _ = run(capsys, "info", "jet_tagger", "--json")
+    assert "binary" not in json.loads(out)
