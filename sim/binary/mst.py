@@ -25,7 +25,8 @@ in, ``T`` steps):
   ``h[last, f] + 1 …``.
 
 :func:`chain_timing` runs this recurrence; its ``latency`` and ``ii`` are what the cocotb
-bench (:func:`hdl.verify.run_cocotb`, phase 2) measures, exactly.
+bench (:func:`hdl.verify.run_cocotb`, phase 2) measures, exactly; in steady state the
+interval is :func:`steady_ii`, the slowest stage's.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ __all__ = [
     "layer_simd",
     "mst_summary",
     "mst_timing",
+    "steady_ii",
 ]
 
 #: Lanes of the default folding (largest divisor of K not above it).
@@ -160,6 +162,13 @@ def chain_timing(
     k = max(1, (frames - 1) // 2)
     ii = (last_out[-1] - last_out[-1 - k]) / k if frames >= 2 else float("nan")
     return ChainTiming(first_out[0], ii, tuple(first_out), tuple(last_out))
+
+
+def steady_ii(in_beats: Sequence[int], steps: Sequence[int], out_beats: int) -> int:
+    """The steady-state initiation interval of :func:`chain_timing`, in closed form: the
+    slowest stage, ``max(B + 1, T + 2)`` over the units and ``out_beats + 1`` (each stage
+    spends one cycle handing its frame over)."""
+    return max([b + 1 for b in (*in_beats, out_beats)] + [t + 2 for t in steps])
 
 
 def mst_timing(
