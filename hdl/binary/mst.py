@@ -372,6 +372,11 @@ class MstNetwork(wiring.Component):
         )
 
     @property
+    def layer_names(self) -> list[str]:
+        """The binary dense layer of each unit, in chain order."""
+        return list(self._names)
+
+    @property
     def units(self) -> list[MstMVAU]:
         """The units, in chain order."""
         return list(self._units)
@@ -430,7 +435,7 @@ def manifest(net: Network, top: str, core: MstNetwork, timing) -> dict:
         "mst": {
             "units": [
                 {"layer": name, "simd": u.simd, "steps": u.steps}
-                for name, u in zip(core._names, core.units, strict=True)
+                for name, u in zip(core.layer_names, core.units, strict=True)
             ],
             "latency": timing.latency,
             "ii": timing.ii,

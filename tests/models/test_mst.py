@@ -247,3 +247,19 @@ def test_network_errors_name_the_layer():
     )
     with pytest.raises(ConfigError, match=re.escape("layer 'c': clip has no MST hardware")):
         network_reuse(clip)
+
+
+def test_network_rejects_a_scaled_threshold():
+    from models.activations import MultiThreshold
+
+    net = _net(
+        [
+            BinaryDense(name="fc", inputs=("input",), weight=np.eye(4, dtype=np.int64)),
+            MultiThreshold(name="t", inputs=("fc",), thresholds=np.ones((4, 1)), out_scale=2),
+        ]
+    )
+    with pytest.raises(
+        ConfigError,
+        match=r"^layer 't': must be one threshold per channel with out_scale 1 and out_bias 0",
+    ):
+        mst_layers(net)
