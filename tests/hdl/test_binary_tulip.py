@@ -139,6 +139,17 @@ def test_write_design_is_deterministic_and_readable(tmp_path):
     assert [s.cycles for s in man.stages] == [tm.steps]
 
 
+@pytest.mark.simulator
+def test_small_verilog_lints_clean(tmp_path):
+    """Verilator ``--lint-only -Wall`` finds nothing in any small program's design."""
+    from hdl.tools import lint
+
+    for key, (seed, pes, tlns, dims, raw_last, in_width, cell) in sorted(PROGRAMS.items()):
+        prog = _program(seed, pes, tlns, dims, raw_last, cell)
+        path = write_design(prog, tmp_path / key, in_width=in_width)
+        assert lint(path, path.stem) == [], key
+
+
 # -- the whole tfc_w1a1 on Verilator ---------------------------------------------------------
 
 
