@@ -28,6 +28,7 @@ ready in the cycle it executes and the cycle counts stay exact.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -51,7 +52,7 @@ from sim.binary.tulip import check_in_width, timing
 from ..dataflow.pipeline import top_name
 from ..dataflow.top import AxiStreamTop, tdata_bits, to_verilog
 
-__all__ = ["TulipCore", "write_design"]
+__all__ = ["Phase", "TulipCore", "manifest", "write_design"]
 
 
 class Phase(enum.Enum, shape=2):
@@ -426,5 +427,6 @@ def write_design(
     out_dir = Path(out_dir)
     path = atomic_write(out_dir / f"{name}.v", verilog)
     doc = manifest(program, name, in_width)
+    doc["verilog_sha256"] = hashlib.sha256(verilog.encode()).hexdigest()
     atomic_write(out_dir / "manifest.json", json.dumps(doc, indent=1) + "\n")
     return path
