@@ -266,9 +266,12 @@ def _timeout(manifest: Manifest, frames: int) -> int:
 
 def _stall(manifest: Manifest) -> int:
     # the longest a working pipeline may keep every monitored stream still: one frame's
-    # work in every stage (a stage may compute a whole frame before it writes), plus the
-    # longest random pause (32 cycles), with a wide margin
-    work = sum(max(s.cycles or 1, s.out.beats) for s in manifest.stages)
+    # work in every stage (a stage may compute a whole frame before it writes), or for a
+    # design without stages (a processor-like array) its whole ideal II, plus the longest
+    # random pause (32 cycles), with a wide margin
+    work = max(
+        sum(max(s.cycles or 1, s.out.beats) for s in manifest.stages), manifest.ideal_ii or 0
+    )
     return 1_000 + 4 * (work + manifest.input.beats + manifest.output.beats)
 
 
