@@ -157,11 +157,11 @@ def test_verilog_lints_clean(tmp_path):
 
 @pytest.fixture(scope="module")
 def tfc_design(tmp_path_factory):
-    """tfc_w1a1 as an MST network (fc0 at 56 lanes, the rest at 16), generated once."""
+    """tfc_w1a1 as an MST network at the default lanes (16 on every layer), generated once."""
     net = codesign.load("tfc_w1a1")
     trees = network_reuse(net)
     folder = tmp_path_factory.mktemp("mst_tfc")
-    doc = generate(net, folder, simd={"fc0": 56}, trees=trees)
+    doc = generate(net, folder, trees=trees)
     return net, trees, folder, doc
 
 
@@ -174,7 +174,7 @@ def test_tfc_on_verilator_matches_golden_and_cycle_model(tfc_design):
     x = random_inputs(net, frames, seed=7)
     r = run_cocotb(folder, x, golden(net, x), taps={}, sim="verilator", seed=3, perf_frames=32)
     assert r["passed"] and r["mismatches"] == 0, r["output"]
-    timing = mst_timing(net, simd={"fc0": 56}, trees=trees, frames=32)
+    timing = mst_timing(net, trees=trees, frames=32)
     assert (doc["mst"]["latency"], doc["mst"]["ii"]) == (timing.latency, timing.ii)
     assert r["latency"] == timing.latency
     assert r["ii"] == timing.ii
