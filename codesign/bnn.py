@@ -135,7 +135,20 @@ def bnn_text(doc: dict) -> str:
     )
     lines.append("  parameters and their sources: sim/binary/energy.csv (--json lists them)")
     if "mst" in doc:
-        lines += ["", "MST channel reuse:"]
+        lines += [
+            "",
+            "MST channel reuse (ops: XNORs per input vector; cycles of the MST MVAU at simd "
+            "lanes against a direct MVAU):",
+            f"  {'layer':8s} {'M x K':>10s} {'direct':>7s} {'ops':>7s} {'saved':>6s} "
+            f"{'depth':>5s} {'plain MST ops/depth':>19s} {'simd':>4s} {'cycles':>7s} "
+            f"{'direct':>7s}",
+        ]
         for r in doc["mst"]:
-            lines.append("  " + ", ".join(f"{k} {v}" for k, v in r.items()))
+            mk = f"{r['channels']}x{r['fan_in']}"
+            plain = f"{r['plain_ops']}/{r['plain_depth']}"
+            lines.append(
+                f"  {r['name']:8s} {mk:>10s} {r['direct_ops']:7d} {r['ops']:7d} "
+                f"{r['saved_fraction']:6.1%} {r['max_depth']:5d} {plain:>19s} {r['simd']:4d} "
+                f"{r['cycles']:7d} {r['direct_cycles']:7d}"
+            )
     return "\n".join(lines)

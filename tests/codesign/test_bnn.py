@@ -64,3 +64,24 @@ def test_info_shows_binary_layer_statistics(capsys):
     assert all(0 < r["nearest_min"] <= r["nearest_mean"] < 1 for r in rows)
     status, out, _ = run(capsys, "info", "jet_tagger", "--json")
     assert "binary" not in json.loads(out)
+
+
+def test_bnn_mst_reports_ops_saved_and_depth(capsys):
+    from models.binary.mst import network_reuse
+
+    status, out, _ = run(capsys, "bnn", "tfc_w1a1", "--mst", "--max-depth", "3", "--json")
+    assert status == 0
+    rows = {r["name"]: r for r in json.loads(out)["mst"]}
+    trees = network_reuse(codesign.load("tfc_w1a1"), max_depth=3)
+    assert set(rows) == set(trees) == {"fc0", "fc1", "fc2", "fc3"}
+    for name, tree in trees.items():
+        r = rows[name]
+        assert (r["ops"], r["direct_ops"], r["max_depth"]) == (
+            tree.ops,
+            tree.direct_ops,
+            tree.max_depth,
+        )
+        assert r["ops_saved"] == r["direct_ops"] - r["ops"] > 0
+        assert r["max_depth"] <= 3 and r["plain_ops"] <= r["ops"]
+    status, out, _ = run(capsys, "bnn", "tfc_w1a1", "--mst")
+    assert status == 0 and "MST channel reuse" in out
