@@ -165,7 +165,6 @@ def tfc(tmp_path_factory):
     return net, prog, folder, write_design(prog, folder, in_width=16)
 
 
-@pytest.mark.slow
 @pytest.mark.simulator
 def test_tfc_w1a1_on_verilator_matches_golden_at_model_timing(tfc):
     """200 random frames through the RTL with random back-pressure: 0 mismatches; latency
