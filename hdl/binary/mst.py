@@ -28,26 +28,17 @@ from amaranth import Array, Cat, Module, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from hdl.dataflow.mvau import tree_sum
 from models.binary.mst import ReuseTree, mst_layers, network_reuse
 from models.fileio import atomic_write
-from models.hwconfig import ConfigError
 from models.ir import Network
 from models.qtype import QType
-from sim.binary.mst import layer_simd, mst_timing
+from sim.binary.mst import chain_plan, mst_timing
 
 from ..dataflow.pipeline import top_name
 from ..dataflow.top import AxiStreamTop, tdata_bits, to_verilog
 
 __all__ = ["MstMVAU", "MstNetwork", "build", "generate", "manifest", "threshold_vector"]
-
-
-def _tree_sum(terms):
-    while len(terms) > 1:
-        terms = [
-            terms[k] + terms[k + 1] if k + 1 < len(terms) else terms[k]
-            for k in range(0, len(terms), 2)
-        ]
-    return terms[0]
 
 
 def threshold_vector(layer, channels: int) -> np.ndarray:
@@ -271,7 +262,7 @@ class MstMVAU(wiring.Component):
         with m.Elif(~op.root):
             m.d.comb += base.eq(pop[op.parent])
         total = Signal(pbits)
-        m.d.comb += total.eq(base + _tree_sum(terms))
+        m.d.comb += total.eq(base + tree_sum(terms))
         with m.If(busy):
             m.d.sync += [acc.eq(total), step.eq(step + 1)]
             with m.If(op.last):
@@ -303,15 +294,7 @@ def _units(
     out_per_beat: int,
     trees: Mapping[str, ReuseTree] | None,
 ) -> list[MstMVAU]:
-    pairs = mst_layers(net)
-    lanes = layer_simd(net, simd)
-    trees = network_reuse(net, max_depth) if trees is None else trees
-    m_last = pairs[-1][0].weight.shape[0]
-    if not isinstance(out_per_beat, int) or out_per_beat < 1 or m_last % out_per_beat:
-        raise ConfigError(
-            f"out_per_beat must divide the {m_last} outputs of layer {pairs[-1][0].name!r}, "
-            f"not {out_per_beat!r}"
-        )
+    pairs, lanes, trees = chain_plan(net, max_depth, simd, out_per_beat, trees)
     units = []
     for n, (la, act) in enumerate(pairs):
         m = la.weight.shape[0]

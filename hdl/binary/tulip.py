@@ -39,6 +39,7 @@ from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from hdl.dataflow.mvau import tree_sum
 from models.binary.tulip import (
     DST_OUT,
     DST_REG,
@@ -77,14 +78,6 @@ def _pack(shape, value) -> int:
         w = Shape.cast(shape.elem_shape).width
         return sum(_pack(shape.elem_shape, v) << (k * w) for k, v in enumerate(value))
     return int(value) & ((1 << Shape.cast(shape).width) - 1)
-
-
-def _tree_sum(terms: list):
-    """Sum of ``terms`` as a balanced tree of adders."""
-    while len(terms) > 1:
-        pairs = [terms[k] + terms[k + 1] for k in range(0, len(terms) - 1, 2)]
-        terms = pairs + terms[len(pairs) * 2 :]
-    return terms[0]
 
 
 class TulipCore(wiring.Component):
@@ -287,7 +280,7 @@ class TulipCore(wiring.Component):
                     )
                     terms.append(Mux(a, local.weight[f], 0))
                 y = Signal(name=f"pe{pe}_y{c}")
-                m.d.comb += y.eq(_tree_sum(terms) >= local.threshold)
+                m.d.comb += y.eq(tree_sum(terms) >= local.threshold)
                 with m.If(run & (cw.dst_kind == DST_REG)):
                     m.d.sync += banks[c].bit_select(cw.dst_index, 1).eq(y)
                 ys.append(y)

@@ -21,10 +21,12 @@ from models.qtype import Kind, QType
 from .act import value_of
 from .stream import beat_layout
 
-__all__ = ["MVAU", "accumulator_range"]
+__all__ = ["MVAU", "accumulator_range", "tree_sum"]
 
 
-def _tree_sum(terms):
+def tree_sum(terms):
+    """Sum of ``terms`` (Amaranth values) as a balanced tree of adders: a chain of hundreds
+    would exceed Python's recursion limit in the simulator and be slower in hardware."""
     while len(terms) > 1:
         terms = [
             terms[k] + terms[k + 1] if k + 1 < len(terms) else terms[k]
@@ -215,7 +217,7 @@ class MVAU(wiring.Component):
                     )
                     w_val = wraw.as_signed() if wsigned else wraw
                     terms.append(x_val * w_val)
-            dot = _tree_sum(terms)
+            dot = tree_sum(terms)
             if bias_rows is None:
                 start = Const(0)
             elif np.all(bias_rows[:, p] == bias_rows[0, p]):

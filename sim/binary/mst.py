@@ -40,6 +40,7 @@ from models.ir import Network
 
 __all__ = [
     "ChainTiming",
+    "chain_plan",
     "chain_timing",
     "compute_steps",
     "default_simd",
@@ -171,6 +172,28 @@ def steady_ii(in_beats: Sequence[int], steps: Sequence[int], out_beats: int) -> 
     return max([b + 1 for b in (*in_beats, out_beats)] + [t + 2 for t in steps])
 
 
+def chain_plan(
+    net: Network,
+    max_depth: int | None,
+    simd: int | Mapping[str, int] | None,
+    out_per_beat: int,
+    trees: Mapping[str, ReuseTree] | None,
+):
+    """The MST network's layers (``mst_layers``), lanes per layer and reuse trees, with
+    ``out_per_beat`` checked; what :func:`mst_timing` and :class:`hdl.binary.mst.MstNetwork`
+    both build from."""
+    pairs = mst_layers(net)
+    lanes = layer_simd(net, simd)
+    trees = network_reuse(net, max_depth) if trees is None else trees
+    m_last = pairs[-1][0].weight.shape[0]
+    if not isinstance(out_per_beat, int) or out_per_beat < 1 or m_last % out_per_beat:
+        raise ConfigError(
+            f"out_per_beat must divide the {m_last} outputs of layer {pairs[-1][0].name!r}, "
+            f"not {out_per_beat!r}"
+        )
+    return pairs, lanes, trees
+
+
 def mst_timing(
     net: Network,
     max_depth: int | None = None,
@@ -181,15 +204,8 @@ def mst_timing(
 ) -> ChainTiming:
     """:func:`chain_timing` of the MST network of ``net`` (:class:`hdl.binary.mst.MstNetwork`
     with the same arguments)."""
-    pairs = mst_layers(net)
-    lanes = layer_simd(net, simd)
-    trees = network_reuse(net, max_depth) if trees is None else trees
+    pairs, lanes, trees = chain_plan(net, max_depth, simd, out_per_beat, trees)
     m_last = pairs[-1][0].weight.shape[0]
-    if not isinstance(out_per_beat, int) or out_per_beat < 1 or m_last % out_per_beat:
-        raise ConfigError(
-            f"out_per_beat must divide the {m_last} outputs of layer {pairs[-1][0].name!r}, "
-            f"not {out_per_beat!r}"
-        )
     in_beats = [la.weight.shape[1] // lanes[la.name] for la, _ in pairs]
     steps = [compute_steps(trees[la.name], lanes[la.name]) for la, _ in pairs]
     return chain_timing(in_beats, steps, m_last // out_per_beat, frames)
