@@ -4,7 +4,6 @@ the depth bound, the plain MST's optimality and the accounting of operations."""
 from __future__ import annotations
 
 import re
-import time
 
 import numpy as np
 import pytest
@@ -171,20 +170,14 @@ def test_reuse_tree_prefers_a_new_root_to_a_deep_chain():
 
 
 @pytest.mark.parametrize("bound", [None, 1, 3])
-def test_big_layer_is_fast(bound):
+def test_big_layer_trees_keep_their_bound_and_cost_order(bound):
+    """A CNV-sized layer (256 x 2304). How fast is benchmarks/binary.py's business."""
     w = np.random.default_rng(2).integers(0, 2, (256, 2304))
-    start = time.perf_counter()
     tree = reuse_tree(w, bound)
-    elapsed = time.perf_counter() - start
-    assert elapsed < 1.0, elapsed
+    plain = plain_mst(w)
     assert bound is None or tree.max_depth <= bound
-
-
-def test_big_plain_mst_is_fast():
-    w = np.random.default_rng(3).integers(0, 2, (256, 2304))
-    start = time.perf_counter()
-    plain_mst(w)
-    assert time.perf_counter() - start < 1.0
+    assert plain.ops <= tree.ops <= tree.direct_ops
+    assert sorted(tree.order.tolist()) == list(range(256))
 
 
 def test_deterministic():
