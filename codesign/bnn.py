@@ -92,10 +92,25 @@ def bnn_report(
         "cycles": t.to_dict(),
         "energy": energy_table(program),
     }
-    if mst:
-        from sim.binary.mst import mst_summary
+    from sim.binary.mst import mst_summary, mst_timing
 
-        doc["mst"] = mst_summary(net, max_depth=max_depth)
+    rows = mst_summary(net, max_depth=max_depth)
+    direct = sum(r["direct_ops"] for r in rows)
+    ops = sum(r["ops"] for r in rows)
+    doc["ops_saved"] = {
+        "method": "MST channel reuse"
+        + (f", depth <= {max_depth}" if max_depth is not None else " (plain MST)"),
+        "direct_xnors": direct,
+        "xnors": ops,
+        "saved": direct - ops,
+        "saved_fraction": round((direct - ops) / direct, 4),
+        "max_depth": max(r["max_depth"] for r in rows),
+        "layers": {r["name"]: r["ops_saved"] for r in rows},
+    }
+    if mst:
+        doc["mst"] = rows
+        t = mst_timing(net, max_depth=max_depth)
+        doc["mst_cycles"] = {"latency": t.latency, "ii": t.ii}
     return doc
 
 
@@ -134,6 +149,12 @@ def bnn_text(doc: dict) -> str:
         f"{e['ratio']:.2f} (with TULIP's control ROM: {e['ratio_with_control_rom']:.3f})"
     )
     lines.append("  parameters and their sources: sim/binary/energy.csv (--json lists them)")
+    o = doc["ops_saved"]
+    lines += [
+        "",
+        f"ops saved by {o['method']}: {o['saved']} of {o['direct_xnors']} XNORs per "
+        f"classification ({o['saved_fraction']:.1%}), dependency depth {o['max_depth']}",
+    ]
     if "mst" in doc:
         lines += [
             "",
@@ -151,4 +172,9 @@ def bnn_text(doc: dict) -> str:
                 f"{r['saved_fraction']:6.1%} {r['max_depth']:5d} {plain:>19s} {r['simd']:4d} "
                 f"{r['cycles']:7d} {r['direct_cycles']:7d}"
             )
+        c = doc["mst_cycles"]
+        lines.append(
+            f"  the MST MVAU chain (hdl/binary/mst.py): latency {c['latency']}, "
+            f"II {c['ii']:g} cycles per frame"
+        )
     return "\n".join(lines)

@@ -25,6 +25,9 @@ def test_bnn_json_reports_cycles_and_energy_both_ways(capsys):
     assert [s["layer"] for s in doc["schedule"]] == ["fc0", "fc1", "fc2", "fc3"]
     e = doc["energy"]
     assert e["tulip_pj"] > 0 and e["mac_pj"] > 0 and e["ratio"] == e["mac_pj"] / e["tulip_pj"]
+    o = doc["ops_saved"]
+    assert o["direct_xnors"] == 784 * 64 + 64 * 64 * 2 + 64 * 10
+    assert o["saved"] == o["direct_xnors"] - o["xnors"] == sum(o["layers"].values()) > 0
     sourced = {p["name"]: p["source"] for p in e["parameters"]}
     for row in e["rows"]:
         assert all(sourced[name] for name in row["parameters"])
@@ -83,5 +86,9 @@ def test_bnn_mst_reports_ops_saved_and_depth(capsys):
         )
         assert r["ops_saved"] == r["direct_ops"] - r["ops"] > 0
         assert r["max_depth"] <= 3 and r["plain_ops"] <= r["ops"]
+    from sim.binary.mst import mst_timing
+
+    t = mst_timing(codesign.load("tfc_w1a1"), max_depth=3)
+    assert json.loads(out)["mst_cycles"] == {"latency": t.latency, "ii": t.ii}
     status, out, _ = run(capsys, "bnn", "tfc_w1a1", "--mst")
-    assert status == 0 and "MST channel reuse" in out
+    assert status == 0 and "the MST MVAU chain (hdl/binary/mst.py): latency 1848" in out
