@@ -151,3 +151,74 @@ def test_networks_tulip_cannot_run_are_named():
         tulip.map_network(codesign.load("jet_tagger"))
     with pytest.raises(ConfigError, match=re.escape("layer 'conv1': conv2d has no TULIP")):
         tulip.map_network(codesign.load("cnv_tiny"))
+
+
+# -- the periodic shortcuts of the scheduler and the register allocator --------------------
+
+
+def _joint_list_schedule(preds, n_ops, rounds, slots):
+    """The definition: one list schedule of every (round, op) by priority, cycle by cycle."""
+    import heapq
+
+    succ = [[] for _ in range(n_ops)]
+    for k, ps in enumerate(preds):
+        for p in ps:
+            succ[p].append(k)
+    waiting = [len(ps) for ps in preds] * rounds
+    ready = [r * n_ops + k for r in range(rounds) for k in range(n_ops) if not preds[k]]
+    heapq.heapify(ready)
+    step, slot = np.empty(rounds * n_ops, int), np.empty(rounds * n_ops, int)
+    t = done = 0
+    while done < rounds * n_ops:
+        now = [heapq.heappop(ready) for _ in range(min(slots, len(ready)))]
+        for s, i in enumerate(now):
+            step[i], slot[i] = t, s
+        for i in now:
+            r, k = divmod(i, n_ops)
+            for q in succ[k]:
+                waiting[r * n_ops + q] -= 1
+                if not waiting[r * n_ops + q]:
+                    heapq.heappush(ready, r * n_ops + q)
+        done, t = done + len(now), t + 1
+    return step, slot, t
+
+
+def _random_dag(rng, n):
+    return [
+        sorted(set(rng.choice(k, size=min(k, rng.integers(0, 4)), replace=False).tolist()))
+        if k
+        else []
+        for k in range(n)
+    ]
+
+
+@PROP
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    k=st.integers(1, 120),
+    rounds=st.integers(1, 40),
+    slots=st.integers(1, 6),
+    real=st.booleans(),
+)
+def test_scheduler_and_allocator_shortcuts_equal_the_definitions(seed, k, rounds, slots, real):
+    rng = np.random.default_rng(seed)
+    if real:
+        g, _ = tulip._neuron_graph(k, thresholded=bool(seed & 1))
+        preds = [[o[1] for o in ops if o[0] == "op"] for ops in g.operands]
+    else:
+        preds = _random_dag(rng, k)
+    n_ops = len(preds)
+    step, slot, steps, period = tulip._list_schedule(preds, n_ops, rounds, slots)
+    ref_step, ref_slot, ref_steps = _joint_list_schedule(preds, n_ops, rounds, slots)
+    assert np.array_equal(step, ref_step) and np.array_equal(slot, ref_slot)
+    assert steps == ref_steps
+    # values live from their step to the last step of a reader in the same round
+    last = step.copy()
+    for o, ps in enumerate(preds):
+        for p in ps:
+            for r in range(rounds):
+                last[r * n_ops + p] = max(last[r * n_ops + p], step[r * n_ops + o])
+    is_reg = np.tile(rng.random(n_ops) < 0.9, rounds)  # an op's kind, as in map_layer
+    reg, size = tulip._allocate(step, slot, last, is_reg, slots, n_ops, rounds, period)
+    ref_reg, ref_size = tulip._allocate(step, slot, last, is_reg, slots, n_ops, rounds, None)
+    assert np.array_equal(reg, ref_reg) and size == ref_size
