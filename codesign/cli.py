@@ -104,15 +104,31 @@ def cmd_info(args) -> None:
 def cmd_bnn(args) -> None:
     from .bnn import bnn_report, bnn_text
 
-    doc = bnn_report(
-        load(args.net),
-        pes=args.pes,
-        tlns=args.tlns,
-        in_width=args.in_width,
-        mst=args.mst,
-        max_depth=args.max_depth,
-    )
-    _emit(args, doc, bnn_text(doc))
+    net = load(args.net)
+    kw = {
+        "pes": args.pes,
+        "tlns": args.tlns,
+        "in_width": args.in_width,
+        "mst": args.mst,
+        "max_depth": args.max_depth,
+    }
+    doc = bnn_report(net, **kw)
+    text = bnn_text(doc)
+    if args.verify is not None:
+        from .bnn import bnn_verify, bnn_verify_text
+
+        out = args.output or Path("build") / net.name / "bnn"
+        v = bnn_verify(net, out, vectors=args.verify, seed=args.seed, sim=args.sim, **kw)
+        doc["verify"] = v
+        text += "\n\n" + bnn_verify_text(v)
+    _emit(args, doc, text)
+    bad = [k for k in ("tulip", "mst") if k in doc.get("verify", {})]
+    bad = [k for k in bad if not doc["verify"][k]["passed"]]
+    if bad:
+        raise VerificationFailed(
+            f"{net.name}: the {' and the '.join(bad)} RTL disagrees with the golden model "
+            "or did not finish (see the report above)"
+        )
 
 
 def _golden_inputs(args, net: Network) -> tuple[np.ndarray, dict]:
@@ -556,6 +572,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--max-depth", type=_positive_int, default=None, help="MST reuse depth bound (none)"
     )
+    s.add_argument(
+        "--verify",
+        metavar="N",
+        type=_positive_int,
+        help="generate the RTL (TULIP; with --mst also the MST chain) and prove N random "
+        "frames in cocotb, with measured cycles beside the model's",
+    )
+    s.add_argument("--sim", choices=("verilator", "icarus"), default="verilator")
+    s.add_argument("--seed", type=int, default=0, help="seed for --verify (default 0)")
+    s.add_argument("-o", "--output", metavar="DIR", help="design folder (build/<net>/bnn)")
     s.set_defaults(func=cmd_bnn)
     s = sub.add_parser("golden", parents=[common], help="run the bit-exact golden model")
     s.add_argument("net", metavar="NET", help="zoo name or description path")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 import codesign
 from codesign.cli import main
 from models.binary import tulip
@@ -92,3 +94,19 @@ def test_bnn_mst_reports_ops_saved_and_depth(capsys):
     assert json.loads(out)["mst_cycles"] == {"latency": t.latency, "ii": t.ii}
     status, out, _ = run(capsys, "bnn", "tfc_w1a1", "--mst")
     assert status == 0 and "the MST MVAU chain (hdl/binary/mst.py): latency 1848" in out
+
+
+@pytest.mark.simulator
+def test_bnn_verify_proves_both_datapaths_at_model_timing(capsys, tmp_path):
+    """The builds are the ones tests/hdl/test_binary_*.py make (same Verilog, so cached)."""
+    status, out, _ = run(
+        capsys, "bnn", "tfc_w1a1", "--mst", "--verify", "20", "--json", "-o", str(tmp_path)
+    )
+    assert status == 0
+    v = json.loads(out)["verify"]
+    for name in ("tulip", "mst"):
+        r = v[name]
+        assert r["passed"] and r["mismatches"] == 0 and not r["timed_out"], r
+        assert (r["latency"], r["ii"]) == (r["predicted_latency"], r["predicted_ii"]), r
+    assert (tmp_path / "tulip" / "manifest.json").exists()
+    assert (tmp_path / "mst" / "manifest.json").exists()
