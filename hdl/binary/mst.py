@@ -30,10 +30,10 @@ from amaranth.lib.wiring import In, Out
 
 from hdl.dataflow.mvau import tree_sum
 from models.binary.mst import ReuseTree, mst_layers, network_reuse
+from models.binary.mst_hw import chain_plan, steady_ii
 from models.fileio import atomic_write
 from models.ir import Network
 from models.qtype import QType
-from sim.binary.mst import chain_plan, mst_timing
 
 from ..dataflow.pipeline import top_name
 from ..dataflow.top import AxiStreamTop, tdata_bits, to_verilog
@@ -142,7 +142,7 @@ class MstMVAU(wiring.Component):
 
     @property
     def steps(self) -> int:
-        """Compute cycles of one frame (:func:`sim.binary.mst.compute_steps`)."""
+        """Compute cycles of one frame (:func:`models.binary.mst_hw.compute_steps`)."""
         return len(self._program)
 
     @property
@@ -324,7 +324,7 @@ class MstNetwork(wiring.Component):
         Depth bound of the reuse trees (:func:`models.binary.mst.reuse_tree`).
     simd
         SIMD lanes: one value, a mapping by layer name, or None for the default
-        (:func:`sim.binary.mst.layer_simd`). Unit ``l`` emits beats of unit ``l+1``'s width.
+        (:func:`models.binary.mst_hw.layer_simd`). Unit ``l`` emits beats of unit ``l+1``'s width.
     out_per_beat
         Outputs per beat of the last unit.
     trees
@@ -395,17 +395,19 @@ def _stream_doc(qtype: QType, elements: int, per_beat: int) -> dict:
     }
 
 
-def manifest(net: Network, top: str, core: MstNetwork, timing) -> dict:
-    """The ``manifest.json`` of an MST design (format 1, no stage taps)."""
+def manifest(net: Network, top: str, core: MstNetwork) -> dict:
+    """The ``manifest.json`` of an MST design (format 1, no stage taps); ``ideal_ii`` is
+    the chain's steady-state interval (:func:`models.binary.mst_hw.steady_ii`)."""
     first, last = core.units[0], core.units[-1]
     out_t = net.tensors[net.output]
+    ii = steady_ii([u.in_beats for u in core.units], [u.steps for u in core.units], last.out_beats)
     return {
         "format": 1,
         "name": net.name,
         "top": top,
         "verilog": f"{top}.v",
         "network_hash": None,
-        "ideal_ii": math.ceil(timing.ii),
+        "ideal_ii": ii,
         "clock_mhz": None,
         "ports": {
             "clock": "clk",
@@ -420,8 +422,7 @@ def manifest(net: Network, top: str, core: MstNetwork, timing) -> dict:
                 {"layer": name, "simd": u.simd, "steps": u.steps}
                 for name, u in zip(core.layer_names, core.units, strict=True)
             ],
-            "latency": timing.latency,
-            "ii": timing.ii,
+            "ii": ii,
         },
         "stages": [],
     }
@@ -438,14 +439,13 @@ def generate(
 ) -> dict:
     """Write ``<top>.v`` and ``manifest.json`` of the MST network of ``net`` into
     ``out_dir`` (atomically; the same arguments always give the same bytes). Returns the
-    manifest, whose ``mst`` entry holds the predicted ``latency`` and ``ii``
-    (:func:`sim.binary.mst.mst_timing`)."""
+    manifest, whose ``mst`` entry holds every unit's lanes and compute steps and the
+    chain's steady-state ``ii``."""
     trees = network_reuse(net, max_depth) if trees is None else trees
     top = top_name(f"{net.name}_mst")
     axi = build(net, simd=simd, out_per_beat=out_per_beat, trees=trees)
     verilog = to_verilog(axi, top)
-    timing = mst_timing(net, simd=simd, out_per_beat=out_per_beat, trees=trees)
-    doc = manifest(net, top, axi.core, timing)
+    doc = manifest(net, top, axi.core)
     doc["verilog_sha256"] = hashlib.sha256(verilog.encode()).hexdigest()
     out_dir = Path(out_dir)
     atomic_write(out_dir / f"{top}.v", verilog)

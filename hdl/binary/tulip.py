@@ -46,9 +46,9 @@ from models.binary.tulip import (
     SRC_INPUT,
     SRC_REG,
     TulipProgram,
+    check_in_width,
 )
 from models.fileio import atomic_write
-from sim.binary.tulip import check_in_width, timing
 
 from ..dataflow.pipeline import top_name
 from ..dataflow.top import AxiStreamTop, tdata_bits, to_verilog
@@ -104,7 +104,7 @@ class TulipCore(wiring.Component):
     ValueError
         If a layer's fan-in is not the previous layer's output bits.
     models.hwconfig.ConfigError
-        If ``in_width`` does not divide the input bits (:func:`sim.binary.tulip.check_in_width`).
+        If ``in_width`` does not divide the input bits (:func:`models.binary.tulip.check_in_width`).
     """
 
     def __init__(self, *, program: TulipProgram, in_width: int) -> None:
@@ -347,7 +347,7 @@ def manifest(program: TulipProgram, top: str, in_width: int) -> dict:
     schedule's steps: the bench reads a stage's cycles as the time it may compute without
     moving any stream.
     """
-    tm = timing(program, in_width)
+    in_beats, steps, out_beats = program.phases(in_width)
     out = _stream_doc(f"uint{program.output_bits}", program.output_bits, 1, program.outputs)
     return {
         "format": 1,
@@ -355,9 +355,9 @@ def manifest(program: TulipProgram, top: str, in_width: int) -> dict:
         "top": top,
         "verilog": f"{top}.v",
         "kind": "tulip",
-        "ideal_ii": tm.ii,
-        "latency": tm.latency,
-        "timing": tm.to_dict(),
+        # the phases run back to back: the frame period with a free-running stream
+        "ideal_ii": in_beats + steps + out_beats,
+        "phases": {"in_beats": in_beats, "steps": steps, "out_beats": out_beats},
         "array": {
             "pes": program.array.pes,
             "tlns": program.array.tlns,
@@ -381,7 +381,7 @@ def manifest(program: TulipProgram, top: str, in_width: int) -> dict:
                 "tap": program.layers[-1].name,
                 "instance": "core",
                 "pe": program.array.pes,
-                "cycles": tm.steps,
+                "cycles": steps,
                 "out": out,
             }
         ],

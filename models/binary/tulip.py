@@ -46,7 +46,6 @@ write in the cycle of that last read (reads happen before writes).
 
 from __future__ import annotations
 
-import heapq
 import math
 from dataclasses import dataclass, field
 
@@ -58,6 +57,7 @@ from ..ir import Network
 from ..layers import Input
 from ..qtype import Kind
 from .tln import TLNCell
+from .tulip_schedule import allocate, critical_path, list_schedule
 from .xnor import BinaryDense, Encoding
 
 __all__ = [
@@ -70,6 +70,7 @@ __all__ = [
     "LayerSchedule",
     "TulipArray",
     "TulipProgram",
+    "check_in_width",
     "execute",
     "execute_layer",
     "map_layer",
@@ -277,173 +278,6 @@ class LayerSchedule:
         }
 
 
-def _schedule_round(succ, preds, slots: int, used: list[int], start: int):
-    """List-schedule one copy of the graph on the cells ``used`` leaves free (``used[t]``
-    cells of step ``t`` are taken by earlier rounds; updated in place), from step
-    ``start``. Returns each op's step and slot."""
-    n_ops = len(preds)
-    waiting = [len(ps) for ps in preds]
-    ready = [k for k in range(n_ops) if not preds[k]]  # sorted, so already a heap
-    st = [0] * n_ops
-    sl = [0] * n_ops
-    done, t = 0, start
-    while done < n_ops:
-        if t == len(used):
-            used.append(0)
-        cap = slots - used[t]
-        if cap > 0 and ready:
-            now = [heapq.heappop(ready) for _ in range(min(cap, len(ready)))]
-            base = used[t]
-            for j, o in enumerate(now):
-                st[o], sl[o] = t, base + j
-            used[t] = base + len(now)
-            for o in now:
-                for q in succ[o]:
-                    waiting[q] -= 1
-                    if not waiting[q]:
-                        heapq.heappush(ready, q)
-            done += len(now)
-        t += 1
-    return st, sl
-
-
-def _list_schedule(preds: list[list[int]], n_ops: int, rounds: int, slots: int):
-    """Step and slot of every (round, op), op-major per round; see the module docstring.
-
-    Equivalent to one list schedule of all rounds by priority (round, op): a round never
-    takes a cell an earlier round wants, so rounds are scheduled one after another on the
-    cells the earlier ones leave free. Once the free cells a round finds (from the first
-    step with a free cell on) equal those the previous round found, every later round is
-    the same schedule shifted by the same number of steps; the rest is extrapolated.
-
-    Returns ``step``, ``slot`` (per instance ``round · n_ops + op``), the schedule's length,
-    and ``(r0, delta)`` when rounds after ``r0`` are round ``r0`` shifted by multiples of
-    ``delta`` steps (else None).
-    """
-    succ: list[list[int]] = [[] for _ in range(n_ops)]
-    for k, ps in enumerate(preds):
-        for p in ps:
-            succ[p].append(k)
-    step = np.empty(rounds * n_ops, dtype=np.int64)
-    slot = np.empty(rounds * n_ops, dtype=np.int64)
-    used: list[int] = []
-    start, seen, period = 0, [], None
-    r = 0
-    while r < rounds:
-        st, sl = _schedule_round(succ, preds, slots, used, start)
-        step[r * n_ops : (r + 1) * n_ops] = st
-        slot[r * n_ops : (r + 1) * n_ops] = sl
-        prev_start = start
-        while start < len(used) and used[start] == slots:
-            start += 1
-        free = used[start:]
-        while free and free[-1] == 0:
-            free.pop()
-        if free == seen and r + 1 < rounds:
-            delta = start - prev_start
-            rest = np.arange(1, rounds - r)[:, None] * delta
-            base = step[r * n_ops : (r + 1) * n_ops]
-            step[(r + 1) * n_ops :] = (base[None, :] + rest).ravel()
-            slot[(r + 1) * n_ops :] = np.tile(slot[r * n_ops : (r + 1) * n_ops], rounds - r - 1)
-            period = (r, delta)
-            break
-        seen = free
-        r += 1
-    return step, slot, int(step.max()) + 1, period
-
-
-def _critical_path(preds: list[list[int]]) -> int:
-    depth = [0] * len(preds)
-    for k, ps in enumerate(preds):
-        depth[k] = 1 + max((depth[p] for p in ps), default=0)
-    return max(depth, default=0)
-
-
-def _scan_bank(ids, d, last, n_ops: int, rounds: int, period, reg) -> int:
-    """Linear scan over one bank's values (``ids`` sorted by definition step ``d``, ties by
-    id; ``last``: step of the last read), writing ``reg[id]``; returns the bank's size.
-
-    With ``period = (r0, delta)`` (rounds after ``r0`` are round ``r0`` shifted), the scan
-    takes a snapshot of its state (free registers, and live ones with their release steps
-    relative to the snapshot) every ``delta`` steps once only shifted rounds remain. When
-    two snapshots in a row are equal, the windows that follow are copies of the last one
-    (the same registers, one round later each) for as long as every copy exists; the scan
-    copies them and goes on from there with the same state. Same result as scanning all.
-    """
-    free: list[int] = []
-    busy: list[tuple[int, int]] = []
-    count = 0
-    n = len(ids)
-    p = 0
-    d_arr = d
-    ids_l, d, last = ids.tolist(), d.tolist(), last.tolist()
-
-    def scan_to(t_end: int) -> None:
-        nonlocal p, count
-        while p < n and d[p] < t_end:
-            t = d[p]
-            while busy and busy[0][0] <= t:
-                heapq.heappush(free, heapq.heappop(busy)[1])
-            if free:
-                r = heapq.heappop(free)
-            else:
-                r, count = count, count + 1
-            reg[ids_l[p]] = r
-            heapq.heappush(busy, (last[p], r))
-            p += 1
-
-    def snapshot(t: int):
-        while busy and busy[0][0] <= t:
-            heapq.heappush(free, heapq.heappop(busy)[1])
-        return tuple(sorted(free)), tuple(sorted((e - t, r) for e, r in busy)), count
-
-    if period is not None:
-        r0, delta = period
-        first = (r0 + 1) * n_ops  # ids from here on belong to shifted rounds
-        t = int(d_arr[ids < first].max()) + 1 if np.any(ids < first) else 0
-        scan_to(t)
-        before, before_p = None, p
-        while p < n and delta > 0:
-            snap = snapshot(t)
-            if snap == before:
-                window = ids[before_p:p]  # the window just scanned, from an equal state
-                if not len(window):
-                    break  # so are all later windows: nothing is left to scan
-                copies = rounds - 1 - int(window.max()) // n_ops
-                if copies > 0:
-                    shift = np.arange(1, copies + 1)[:, None] * n_ops
-                    reg[(window[None, :] + shift).ravel()] = np.tile(reg[window], copies)
-                    t += copies * delta
-                    skip = int(np.searchsorted(d_arr, t, side="left")) - p
-                    if skip != copies * len(window):  # pragma: no cover - guards the proof
-                        raise RuntimeError("TULIP register allocation: periodicity broken")
-                    p += skip
-                    free[:] = list(snap[0])
-                    heapq.heapify(free)
-                    busy[:] = [(e + t, r) for e, r in snap[1]]
-                    heapq.heapify(busy)
-                break
-            before, before_p = snap, p
-            scan_to(t + delta)
-            t += delta
-    scan_to(np.iinfo(np.int64).max)
-    return count
-
-
-def _allocate(step, slot, uses_last, is_reg, slots: int, n_ops: int, rounds: int, period):
-    """Linear-scan register allocation per bank (see :func:`_scan_bank`); returns each
-    value's register and the registers per bank."""
-    n = len(step)
-    reg = np.full(n, -1, dtype=np.int64)
-    size = 0
-    for bank in range(slots):
-        ids = np.flatnonzero((slot == bank) & is_reg)
-        ids = ids[np.argsort(step[ids], kind="stable")]
-        count = _scan_bank(ids, step[ids], uses_last[ids], n_ops, rounds, period, reg)
-        size = max(size, count)
-    return reg, size
-
-
 def map_layer(
     name: str, weight: np.ndarray, thresholds: np.ndarray | None, array: TulipArray
 ) -> LayerSchedule:
@@ -458,7 +292,7 @@ def map_layer(
     n_ops, fan = len(g.threshold), array.cell.fan_in
     preds = [[o[1] for o in ops if o[0] == "op"] for ops in g.operands]
     rounds = -(-m // array.pes)
-    step, slot, steps, period = _list_schedule(preds, n_ops, rounds, array.tlns)
+    step, slot, steps, period = list_schedule(preds, n_ops, rounds, array.tlns)
 
     # operand structure of the graph (per op, per operand position)
     kind = np.zeros((n_ops, fan), dtype=np.int64)
@@ -481,7 +315,7 @@ def map_layer(
     src = (r_of[:, None] * n_ops + index[o_of])[reads]
     np.maximum.at(last, src, np.broadcast_to(step[:, None], reads.shape)[reads])
     is_reg = out_bit[o_of] < 0
-    reg, registers = _allocate(step, slot, last, is_reg, array.tlns, n_ops, rounds, period)
+    reg, registers = allocate(step, slot, last, is_reg, array.tlns, n_ops, rounds, period)
     registers = max(registers, 1)
 
     # control arrays, shared by the PEs
@@ -536,7 +370,7 @@ def map_layer(
         tlns=array.tlns,
         rounds=rounds,
         ops=n_ops,
-        critical_path=_critical_path(preds),
+        critical_path=critical_path(preds),
         registers=registers,
         src_kind=src_kind,
         src_index=src_index,
@@ -613,6 +447,25 @@ class TulipProgram:
     def registers(self) -> int:
         """Registers per bank the hardware needs (the largest layer's)."""
         return max(s.registers for s in self.layers)
+
+    def phases(self, in_width: int) -> tuple[int, int, int]:
+        """Cycles of a frame's three phases on the array (:mod:`hdl.binary.tulip`) with the
+        input always valid and the output always ready: input beats of ``in_width`` bits,
+        schedule steps, output beats (one element each)."""
+        check_in_width(self, in_width)
+        return self.input_bits // in_width, self.steps, self.outputs
+
+
+def check_in_width(program: TulipProgram, in_width: int) -> None:
+    """Raise :class:`~models.hwconfig.ConfigError` unless ``in_width`` input bits per beat
+    divide the network's input."""
+    if not isinstance(in_width, int) or isinstance(in_width, bool) or in_width < 1:
+        raise ConfigError(f"TULIP in_width must be a positive int, not {in_width!r}")
+    if program.input_bits % in_width:
+        raise ConfigError(
+            f"TULIP in_width must divide the {program.input_bits} input bits of "
+            f"{program.name!r}, not {in_width}"
+        )
 
 
 def _binary_chain(net: Network) -> list[tuple[BinaryDense, MultiThreshold | None]]:

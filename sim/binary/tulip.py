@@ -17,8 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from models.binary.tulip import TulipProgram
-from models.hwconfig import ConfigError
+from models.binary.tulip import TulipProgram, check_in_width
 
 __all__ = ["TulipTiming", "check_in_width", "timing"]
 
@@ -58,23 +57,11 @@ class TulipTiming:
         }
 
 
-def check_in_width(program: TulipProgram, in_width: int) -> None:
-    """Raise :class:`ConfigError` unless ``in_width`` input bits per beat divide the
-    network's input."""
-    if not isinstance(in_width, int) or isinstance(in_width, bool) or in_width < 1:
-        raise ConfigError(f"TULIP in_width must be a positive int, not {in_width!r}")
-    if program.input_bits % in_width:
-        raise ConfigError(
-            f"TULIP in_width must divide the {program.input_bits} input bits of "
-            f"{program.name!r}, not {in_width}"
-        )
-
-
 def timing(program: TulipProgram, in_width: int = 16) -> TulipTiming:
     """The cycle counts of ``program`` with ``in_width`` input bits per beat."""
-    check_in_width(program, in_width)
+    in_beats, _, out_beats = program.phases(in_width)
     return TulipTiming(
-        in_beats=program.input_bits // in_width,
+        in_beats=in_beats,
         layer_steps=tuple((s.name, s.steps) for s in program.layers),
-        out_beats=program.outputs,
+        out_beats=out_beats,
     )

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import codesign
-from models.binary import tulip, xnor_popcount
+from models.binary import tulip, tulip_schedule, xnor_popcount
 from models.binary.tln import GATES, TLNCell, full_adder, gate
 from models.golden import golden, random_inputs
 from models.hwconfig import ConfigError
@@ -208,7 +208,7 @@ def test_scheduler_and_allocator_shortcuts_equal_the_definitions(seed, k, rounds
     else:
         preds = _random_dag(rng, k)
     n_ops = len(preds)
-    step, slot, steps, period = tulip._list_schedule(preds, n_ops, rounds, slots)
+    step, slot, steps, period = tulip_schedule.list_schedule(preds, n_ops, rounds, slots)
     ref_step, ref_slot, ref_steps = _joint_list_schedule(preds, n_ops, rounds, slots)
     assert np.array_equal(step, ref_step) and np.array_equal(slot, ref_slot)
     assert steps == ref_steps
@@ -219,6 +219,8 @@ def test_scheduler_and_allocator_shortcuts_equal_the_definitions(seed, k, rounds
             for r in range(rounds):
                 last[r * n_ops + p] = max(last[r * n_ops + p], step[r * n_ops + o])
     is_reg = np.tile(rng.random(n_ops) < 0.9, rounds)  # an op's kind, as in map_layer
-    reg, size = tulip._allocate(step, slot, last, is_reg, slots, n_ops, rounds, period)
-    ref_reg, ref_size = tulip._allocate(step, slot, last, is_reg, slots, n_ops, rounds, None)
+    reg, size = tulip_schedule.allocate(step, slot, last, is_reg, slots, n_ops, rounds, period)
+    ref_reg, ref_size = tulip_schedule.allocate(
+        step, slot, last, is_reg, slots, n_ops, rounds, None
+    )
     assert np.array_equal(reg, ref_reg) and size == ref_size
