@@ -33,10 +33,9 @@ from models.binary.mst import ReuseTree, mst_layers, network_reuse
 from models.binary.mst_hw import chain_plan, steady_ii
 from models.fileio import atomic_write
 from models.ir import Network
-from models.qtype import QType
 
 from ..dataflow.pipeline import top_name
-from ..dataflow.top import AxiStreamTop, tdata_bits, to_verilog
+from ..dataflow.top import AXI_PORTS, AxiStreamTop, stream_doc, to_verilog
 
 __all__ = ["MstMVAU", "MstNetwork", "build", "generate", "manifest", "threshold_vector"]
 
@@ -381,20 +380,6 @@ def build(net: Network, **kwargs) -> AxiStreamTop:
     return AxiStreamTop(core=core, out_beats=core.units[-1].out_beats)
 
 
-def _stream_doc(qtype: QType, elements: int, per_beat: int) -> dict:
-    bits = qtype.bits
-    return {
-        "type": str(qtype),
-        "element_bits": bits,
-        "per_beat": per_beat,
-        "elements": elements,
-        "beats": elements // per_beat,
-        "tdata_bits": tdata_bits(bits * per_beat),
-        "shape": [elements],
-        "order": None,
-    }
-
-
 def manifest(net: Network, top: str, core: MstNetwork) -> dict:
     """The ``manifest.json`` of an MST design (format 1, no stage taps); ``ideal_ii`` is
     the chain's steady-state interval (:func:`models.binary.mst_hw.steady_ii`)."""
@@ -409,14 +394,13 @@ def manifest(net: Network, top: str, core: MstNetwork) -> dict:
         "network_hash": None,
         "ideal_ii": ii,
         "clock_mhz": None,
-        "ports": {
-            "clock": "clk",
-            "reset": "rst (active high, synchronous)",
-            "input": "s_axis_tdata/tvalid/tready",
-            "output": "m_axis_tdata/tvalid/tready/tlast",
-        },
-        "input": _stream_doc(net.input_tensor.qtype, first.fan_in, first.simd),
-        "output": _stream_doc(out_t.qtype, last.channels, last.out_per_beat),
+        "ports": dict(AXI_PORTS),
+        "input": stream_doc(
+            str(net.input_tensor.qtype), net.input_tensor.qtype.bits, first.simd, [first.fan_in]
+        ),
+        "output": stream_doc(
+            str(out_t.qtype), out_t.qtype.bits, last.out_per_beat, [last.channels]
+        ),
         "mst": {
             "units": [
                 {"layer": name, "simd": u.simd, "steps": u.steps}

@@ -51,7 +51,7 @@ from models.binary.tulip import (
 from models.fileio import atomic_write
 
 from ..dataflow.pipeline import top_name
-from ..dataflow.top import AxiStreamTop, tdata_bits, to_verilog
+from ..dataflow.top import AXI_PORTS, AxiStreamTop, stream_doc, to_verilog
 
 __all__ = ["Phase", "TulipCore", "manifest", "write_design"]
 
@@ -327,19 +327,6 @@ class TulipCore(wiring.Component):
         return m
 
 
-def _stream_doc(type_: str, element_bits: int, per_beat: int, elements: int) -> dict:
-    return {
-        "type": type_,
-        "element_bits": element_bits,
-        "per_beat": per_beat,
-        "elements": elements,
-        "beats": elements // per_beat,
-        "tdata_bits": tdata_bits(element_bits * per_beat),
-        "shape": [elements],
-        "order": None,
-    }
-
-
 def manifest(program: TulipProgram, top: str, in_width: int) -> dict:
     """What :func:`write_design` records beside the Verilog (ports, streams, ideal cycles).
 
@@ -348,7 +335,7 @@ def manifest(program: TulipProgram, top: str, in_width: int) -> dict:
     moving any stream.
     """
     in_beats, steps, out_beats = program.phases(in_width)
-    out = _stream_doc(f"uint{program.output_bits}", program.output_bits, 1, program.outputs)
+    out = stream_doc(f"uint{program.output_bits}", program.output_bits, 1, [program.outputs])
     return {
         "format": 1,
         "name": program.name,
@@ -365,13 +352,8 @@ def manifest(program: TulipProgram, top: str, in_width: int) -> dict:
             "max_weight": program.array.cell.max_weight,
             "registers": program.registers,
         },
-        "ports": {
-            "clock": "clk",
-            "reset": "rst (active high, synchronous)",
-            "input": "s_axis_tdata/tvalid/tready",
-            "output": "m_axis_tdata/tvalid/tready/tlast",
-        },
-        "input": _stream_doc("uint1", 1, in_width, program.input_bits),
+        "ports": dict(AXI_PORTS),
+        "input": stream_doc("uint1", 1, in_width, [program.input_bits]),
         "output": out,
         "stages": [
             {

@@ -27,7 +27,7 @@ from models.qtype import Kind
 from .act import Activation, ActivationSpec
 from .mvau import MVAU
 from .stream import StreamFIFO, WidthConverter, beat_layout, element_shape
-from .top import AxiStreamTop, tdata_bits, to_verilog
+from .top import AXI_PORTS, AxiStreamTop, stream_doc, to_verilog
 from .vvau import VVAU
 
 __all__ = ["Pipeline", "StageUnit", "build", "generate", "stage_io", "top_name"]
@@ -263,16 +263,7 @@ def _stream_doc(t: Tensor, per_beat: int) -> dict:
         c, h, w = t.shape
         order = np.arange(c * h * w).reshape(c, h, w).transpose(1, 2, 0).ravel().tolist()
     bits = 1 if t.qtype.kind is Kind.BIPOLAR else t.qtype.bits
-    return {
-        "type": str(t.qtype),
-        "element_bits": bits,
-        "per_beat": per_beat,
-        "elements": t.size,
-        "beats": t.size // per_beat,
-        "tdata_bits": tdata_bits(bits * per_beat),
-        "shape": list(t.shape),
-        "order": order,
-    }
+    return stream_doc(str(t.qtype), bits, per_beat, t.shape, order)
 
 
 def build(design: Design, corrupt: tuple[str, int, int] | None = None) -> AxiStreamTop:
@@ -317,12 +308,7 @@ def manifest(design: Design, top: str, network_hash: str) -> dict:
         "network_hash": network_hash,
         "ideal_ii": design.ideal_ii,
         "clock_mhz": design.config.clock_mhz,
-        "ports": {
-            "clock": "clk",
-            "reset": "rst (active high, synchronous)",
-            "input": "s_axis_tdata/tvalid/tready",
-            "output": "m_axis_tdata/tvalid/tready/tlast",
-        },
+        "ports": dict(AXI_PORTS),
         "input": _stream_doc(design.stages[0].input, core_in),
         "output": _stream_doc(last.output, core_out),
         "stages": stages,

@@ -7,12 +7,42 @@ from amaranth.back import verilog
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["AxiStreamTop", "tdata_bits", "to_verilog"]
+__all__ = ["AXI_PORTS", "AxiStreamTop", "stream_doc", "tdata_bits", "to_verilog"]
 
 
 def tdata_bits(bits: int) -> int:
     """AXI-Stream ``tdata`` width for a payload of ``bits``: the next multiple of 8."""
     return max(8, -(-bits // 8) * 8)
+
+
+#: The ``ports`` entry of a design's ``manifest.json``: the ports of :class:`AxiStreamTop`.
+AXI_PORTS = {
+    "clock": "clk",
+    "reset": "rst (active high, synchronous)",
+    "input": "s_axis_tdata/tvalid/tready",
+    "output": "m_axis_tdata/tvalid/tready/tlast",
+}
+
+
+def stream_doc(
+    type_name: str, element_bits: int, per_beat: int, shape, order: list[int] | None = None
+) -> dict:
+    """A stream's entry in ``manifest.json`` (read back by :func:`hdl.manifest.read_manifest`):
+    ``per_beat`` elements of ``type_name`` (``element_bits`` each) per beat, carrying a
+    tensor of ``shape`` in stream ``order`` (None: the default order)."""
+    elements = 1
+    for n in shape:
+        elements *= int(n)
+    return {
+        "type": type_name,
+        "element_bits": element_bits,
+        "per_beat": per_beat,
+        "elements": elements,
+        "beats": elements // per_beat,
+        "tdata_bits": tdata_bits(element_bits * per_beat),
+        "shape": [int(n) for n in shape],
+        "order": order,
+    }
 
 
 class AxiStreamTop(wiring.Component):
