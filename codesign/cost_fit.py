@@ -2,10 +2,11 @@
 
 A seeded sweep of small generated networks (dense layers of 2–12-bit inputs and 2–8-bit
 weights, low-bit dense layers with per-channel thresholds, binary XNOR layers, convolutions
-with pooling, one-channel images; random PE/SIMD, memory styles and FIFO depths) is
-synthesized hierarchically for ECP5 with :func:`hdl.tools.synthesize` (as ``codesign synth``
-measures), and every unit's measured LUT and FF counts are regressed on its features by
-weighted least squares (weights ``1/max(count, 20)``, so the fit minimizes relative error).
+with pooling, one-channel images; random PE/SIMD, memory styles (mostly the default) and
+FIFO depths) is synthesized hierarchically for ECP5 with :func:`hdl.tools.synthesize` (as
+``codesign synth`` measures), and every unit's measured LUT and FF counts are regressed on
+its features by weighted non-negative least squares (weights ``1/max(count, 20)``, so the
+fit minimizes relative error; see :func:`fit`).
 The four zoo networks in their default configurations are synthesized too and stored beside
 the sweep (specs of kind ``zoo``, listed under ``holdout`` in the data file) but are held
 out of the fit: tests/sim/test_cost.py compares the model with them as an independent
@@ -39,10 +40,10 @@ from sim import cost
 
 from .synth import _config_doc
 
-__all__ = ["build", "fit", "main", "measure", "sweep_specs"]
+__all__ = ["build", "fit", "main", "measure", "nnls", "sweep_specs"]
 
 #: Version of the sweep: bump when the specs or the measuring change.
-SWEEP = 1
+SWEEP = 3
 
 #: Zoo networks whose default designs are measured and stored, but held out of the fit.
 ZOO = ("tfc_w1a1", "cnv_tiny", "jet_tagger", "tfc_w2a2")
@@ -150,6 +151,44 @@ def sweep_specs(seed: int = 0) -> list[dict]:
                 "fold_seed": int(rng.integers(1 << 30)),
             }
         )
+    # third batch: input widths with odd divisors (SIMD 7, 14, 49, ...), binary and 8-bit
+    # image inputs into 2-bit weights with per-channel thresholds
+    rng = np.random.default_rng(seed + 2)
+    for i in range(6):
+        specs.append(
+            {
+                "kind": "binary",
+                "id": f"binodd{i}",
+                "seed": int(rng.integers(1 << 30)),
+                "sizes": [
+                    int(rng.choice([98, 112, 196, 392])),
+                    int(rng.choice([32, 64])),
+                    int(rng.choice([10, 16])),
+                ],
+                "fold_seed": int(rng.integers(1 << 30)),
+            }
+        )
+    for i in range(6):
+        specs.append(
+            {
+                "kind": "dense",
+                "id": f"image{i}",
+                "seed": int(rng.integers(1 << 30)),
+                "in_bits": 8,
+                "in_signed": False,
+                "w_bits": 2,
+                "sizes": [
+                    int(rng.choice([98, 112, 196, 392])),
+                    int(rng.choice([32, 64])),
+                    int(rng.choice([10, 16])),
+                ],
+                "a_bits": 2,
+                "bias": False,
+                "multiplier": "one",
+                "threshold": True,
+                "fold_seed": int(rng.integers(1 << 30)),
+            }
+        )
     return specs
 
 
@@ -238,7 +277,10 @@ def build(spec: dict, work: Path) -> Design:
     for s in plan:
         pe = int(r.choice(s.pe_choices()[:6]))
         simd = int(r.choice(s.simd_choices()[:8]))
-        style = "block" if r.random() < 0.2 else "distributed"
+        # mostly the default (AUTO: logic up to 128 words, block RAM beyond), and some
+        # forced either way, as users may
+        x = r.random()
+        style = "block" if x < 0.1 else "distributed" if x < 0.2 else "auto"
         depth = [None, 1, 2, 3, 8, 32, 100][int(r.integers(7))]
         stages[s.name] = StageConfig(pe=pe, simd=simd, mem_style=style, fifo_depth=depth)
     return Design(net, HardwareConfig(stages))
@@ -290,9 +332,44 @@ def _rows(specs: list[dict], measured: dict, work: Path):
     return rows
 
 
+def nnls(a: np.ndarray, b: np.ndarray, free: int | None = None) -> np.ndarray:
+    """``argmin ||a x - b||`` subject to ``x >= 0`` except ``x[free]`` (Lawson and Hanson's
+    active-set method; a free column is split into a positive and a negative part)."""
+    if free is not None:
+        a = np.hstack([a, -a[:, [free]]])
+    n = a.shape[1]
+    x = np.zeros(n)
+    active = np.zeros(n, dtype=bool)
+    grad = a.T @ b
+    for _ in range(3 * n):
+        if active.all() or np.max(np.where(active, -np.inf, grad)) <= 1e-9:
+            break
+        active[int(np.argmax(np.where(active, -np.inf, grad)))] = True
+        while True:
+            z = np.zeros(n)
+            z[active] = np.linalg.lstsq(a[:, active], b, rcond=None)[0]
+            if np.all(z[active] > 0):
+                x = z
+                break
+            neg = active & (z <= 0)
+            alpha = np.min(x[neg] / (x[neg] - z[neg]))
+            x = x + alpha * (z - x)
+            active &= x > 1e-12
+        grad = a.T @ (b - a @ x)
+    if free is not None:
+        x[free] -= x[-1]
+        x = x[:-1]
+    return x
+
+
 def fit(specs: list[dict], measured: dict, work: Path) -> tuple[dict, list]:
-    """Weighted least-squares coefficients per unit kind and resource, from every spec but
-    the held-out zoo designs (kind ``zoo``); also the rows fitted."""
+    """Weighted non-negative least-squares coefficients per unit kind and resource, from
+    every spec but the held-out zoo designs (kind ``zoo``); also the rows fitted.
+
+    Every feature counts hardware (bits, cells, table leaves), so its coefficient is
+    constrained to be >= 0; only the intercept ``one`` may be negative. Unconstrained least
+    squares traded correlated features against each other (negative LUTs per adder bit)
+    and extrapolated badly to designs unlike the sweep's."""
     holdout = {s["id"] for s in specs if s["kind"] == "zoo"}
     rows = [r for r in _rows(specs, measured, work) if r[0] not in holdout]
     coef: dict[str, dict] = {}
@@ -305,7 +382,9 @@ def fit(specs: list[dict], measured: dict, work: Path) -> tuple[dict, list]:
             y = np.array([m[res] for _, m in sel], dtype=float)
             w = 1.0 / np.maximum(y, 20.0)
             keep = [j for j in range(len(names)) if np.any(x[:, j])]
-            sol, *_ = np.linalg.lstsq(x[:, keep] * w[:, None], y * w, rcond=None)
+            kept = [names[j] for j in keep]
+            free = kept.index("one") if "one" in kept else None
+            sol = nnls(x[:, keep] * w[:, None], y * w, free)
             c = dict.fromkeys(names, 0.0)
             for j, v in zip(keep, sol, strict=True):
                 c[names[j]] = round(float(v), 6)

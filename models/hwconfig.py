@@ -14,6 +14,7 @@ measured against; both read them from this module so they cannot drift apart.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ from .layers import (
 from .qtype import Kind
 
 __all__ = [
+    "LOGIC_ROM_MAX_DEPTH",
     "ConfigError",
     "Design",
     "HardwareConfig",
@@ -47,6 +49,7 @@ __all__ = [
     "StageConfig",
     "accumulator_range",
     "plan",
+    "resolve_mem_style",
     "stage_io",
 ]
 
@@ -56,10 +59,29 @@ class ConfigError(UserError, ValueError):
 
 
 class MemStyle(enum.Enum):
-    """Where an MVAU keeps its weights."""
+    """Where an MVAU keeps its weights (a ROM read one word per cycle, synchronously)."""
 
-    DISTRIBUTED = "distributed"  #: LUTs / distributed RAM, read asynchronously
-    BLOCK = "block"  #: block RAM, read synchronously
+    #: :data:`BLOCK` when the weight ROM is deeper than :data:`LOGIC_ROM_MAX_DEPTH` words,
+    #: else :data:`DISTRIBUTED` (see :func:`resolve_mem_style`)
+    AUTO = "auto"
+    DISTRIBUTED = "distributed"  #: a ROM in logic (LUTs)
+    BLOCK = "block"  #: block RAM
+
+
+#: Deepest weight ROM that :data:`MemStyle.AUTO` keeps in logic: 2**7 words, where each
+#: output bit of the ROM is one 7-input function (on ECP5: eight LUT4s joined by the slices'
+#: PFUMX/L6MUX21 muxes). A deeper ROM needs LUTs as multiplexers too; its logic grows
+#: faster than one LUT4 per 16 bits, while one DP16KD holds 18 Kbit. It is also where a
+#: logic ROM's cost becomes unpredictable: ABC's mapping of the same truth tables varies
+#: by 15-25% with the order of their columns alone (sim/cost.py).
+LOGIC_ROM_MAX_DEPTH = 128
+
+
+def resolve_mem_style(style: MemStyle, depth: int) -> MemStyle:
+    """The concrete style of a ``depth``-word weight ROM: ``style`` unless it is AUTO."""
+    if style is not MemStyle.AUTO:
+        return style
+    return MemStyle.BLOCK if depth > LOGIC_ROM_MAX_DEPTH else MemStyle.DISTRIBUTED
 
 
 class StageKind(enum.Enum):
@@ -252,7 +274,7 @@ class StageConfig:
 
     pe: int = 1  #: output channels computed per cycle
     simd: int = 1  #: input elements consumed per cycle
-    mem_style: MemStyle = MemStyle.DISTRIBUTED
+    mem_style: MemStyle = MemStyle.AUTO
     #: beats buffered in front of the stage; None: one frame of its input (at most
     #: :data:`AUTO_FIFO_MAX`), which decouples neighbouring stages completely
     fifo_depth: int | None = None
@@ -412,7 +434,6 @@ class Design:
                     f"config names stage {name!r}, which {net.name} does not have; stages: "
                     f"{', '.join(s.name for s in self.stages)}"
                 )
-        self.config = config
         for s in self.stages:
             cfg = config[s.name]
             if cfg.pe not in s.pe_choices():
@@ -424,6 +445,16 @@ class Design:
                 raise ConfigError(
                     f"stage {s.name!r}: simd must be one of {s.simd_choices()}, not {cfg.simd}"
                 )
+        # AUTO weight memories become concrete, so everything downstream (RTL, cost model,
+        # manifests, written configs) sees the style that is built
+        stages = dict(config.stages)
+        for s in self.stages:
+            cfg = config[s.name]
+            if s.kind in _MATRIX and not s.depthwise and cfg.mem_style is MemStyle.AUTO:
+                depth = (s.mw // cfg.simd) * (s.mh // cfg.pe)
+                style = resolve_mem_style(cfg.mem_style, depth)
+                stages[s.name] = dataclasses.replace(cfg, mem_style=style)
+        self.config = HardwareConfig(stages, config.clock_mhz)
 
     def cycles(self, stage: Stage | str) -> int:
         s = stage if isinstance(stage, Stage) else next(x for x in self.stages if x.name == stage)

@@ -17,11 +17,16 @@ width converter, and the total.
 - LUT and FF counts are linear in features of each unit (bit widths times parallelism,
   adder-tree bits, memory widths, and the logic of constant tables from their actual bits:
   an MVAU's weight ROM in logic, per-channel biases and thresholds, see :func:`rom_tree`),
-  with coefficients fitted by least squares to Yosys runs over a sweep of small generated
-  networks (``python -m codesign.cost_fit``, which writes :data:`DATA`; ``--refit`` refits
-  the stored measurements in seconds). XNOR MVAUs (``mvau_xnor``) and multiplying ones
-  (``mvau``) have separate coefficients. The zoo designs are measured but held out of the
-  fit, so tests/sim/test_cost.py checks the model on networks it was not fitted to.
+  with non-negative coefficients (a free intercept) fitted by least squares to Yosys runs
+  over a sweep of small generated networks (``python -m codesign.cost_fit``, which writes
+  :data:`DATA`; ``--refit`` refits the stored measurements in seconds). XNOR MVAUs
+  (``mvau_xnor``) and multiplying ones (``mvau``) have separate coefficients. The zoo
+  designs are measured but held out of the fit, so tests/sim/test_cost.py checks the model
+  on networks it was not fitted to.
+- A weight ROM in logic deeper than 128 words (only when a config forces
+  ``mem_style: distributed``; the default puts it in block RAM) is the least predictable
+  unit: ABC's LUT mapping of the same truth tables varies by 15-25% with the order of the
+  columns alone.
 
 This module imports only ``models``, numpy and the standard library.
 """
@@ -36,7 +41,15 @@ from pathlib import Path
 
 import numpy as np
 
-from models.hwconfig import Design, MemStyle, Stage, StageConfig, StageKind, accumulator_range
+from models.hwconfig import (
+    Design,
+    MemStyle,
+    Stage,
+    StageConfig,
+    StageKind,
+    accumulator_range,
+    resolve_mem_style,
+)
 from models.layers import BinaryConv2d, BinaryDense, Clip, MultiThreshold, Requant
 from models.linebuffer import line_buffer_rows
 from models.qtype import Kind, QType
@@ -259,7 +272,7 @@ def _mvau(stage: Stage, cfg: StageConfig, name: str) -> UnitCost:
         rom = np.vstack([rom, np.zeros_like(rom)])  # depth max(words, 2), the pad word is 0
     f: dict[str, float] = {"one": 1.0}
     bram = lutram = dsp = 0
-    if cfg.mem_style is MemStyle.BLOCK:
+    if resolve_mem_style(cfg.mem_style, nf * sf) is MemStyle.BLOCK:
         # Yosys drops the ROM's constant bit columns (opt_mem) before mapping it
         live = int((rom.min(axis=0) != rom.max(axis=0)).sum())
         bram += rom_brams(rom.shape[0], live) if live else 0
@@ -284,7 +297,9 @@ def _mvau(stage: Stage, cfg: StageConfig, name: str) -> UnitCost:
     f["out_bits"] = float(pe * out_b)
     if xnor:
         f["xnor_lanes"] = float(pe * simd)
-        f["pop_bits"] = float(pe * simd * _clog2(simd + 1))
+        # full adders of a SIMD-bit popcount: SIMD minus its number of one bits (its LUTs
+        # per lane do not grow with log2(SIMD), as a feature lanes·log2(SIMD) had them do)
+        f["pop_fa"] = float(pe * (simd - bin(simd).count("1")))
     else:
         a = in_b + (1 if wsigned and not in_signed else 0)
         if stage.input.qtype.kind is Kind.BIPOLAR:
@@ -294,6 +309,20 @@ def _mvau(stage: Stage, cfg: StageConfig, name: str) -> UnitCost:
         dsp = pe * simd * per
         prod = a + b
         f["sum_bits"] = float(pe * simd * prod)
+        # Yosys (alumacc, maccmap) merges a PE's products and its accumulator into one
+        # multi-operand adder: a carry-save tree of full adders, then one carry chain. Its
+        # full adders: per output column, every operand bit there beyond two (signed
+        # operands are sign-extended to the accumulator's width)
+        heights = np.zeros(acc_b, dtype=np.int64)
+        signed_prod = in_signed or wsigned or stage.input.qtype.kind is Kind.BIPOLAR
+        heights[: acc_b if signed_prod else min(prod, acc_b)] += simd
+        heights += 1
+        # ABC maps these trees at different costs per full adder by depth: with two
+        # products (three operands, one layer) almost free beside the carry chain, and
+        # dearest at SIMD 4-8 (jet_tagger fc4, PE 5, at SIMD 1, 2, 4, 8, 16, 32: 114, 178,
+        # 1125, 1894, 4198, 7825 LUTs). One feature per regime.
+        csa = float(pe * np.maximum(heights - 2, 0).sum())
+        f["csa3_bits" if simd <= 2 else "csa_bits" if simd <= 8 else "csa16_bits"] = csa
         f["tree_bits"] = float(pe * _tree_bits([prod] * simd))
         f["dsp"] = float(pe * simd * per)
         if per == 0:
@@ -359,6 +388,7 @@ def _activation(stage: Stage, cfg: StageConfig, name: str, layers, in_q, channel
                 mb = _width(int(col.min()), int(col.max()))
                 dsp += _var_dsp(mul_b, mb)
                 f["rq_mux"] = f.get("rq_mux", 0.0) + mb * groups
+                f["param_bits"] = f.get("param_bits", 0.0) + mb
             mult_bits += mb
         f["rq_bits"] = float(n * in_b + mult_bits + n * max(shift, 0))
     if th is not None:
@@ -367,13 +397,16 @@ def _activation(stage: Stage, cfg: StageConfig, name: str, layers, in_q, channel
             rows = np.broadcast_to(rows, (channels, rows.shape[1]))
         cmp_bits = 0.0
         mux = 0.0
+        param = 0
         for lane in range(n):
             col = rows[lane::n]
             for k in range(rows.shape[1]):
                 cmp_bits += in_b
                 if not np.all(col[:, k] == col[0, k]):
                     mux += in_b * groups
+                    param += _width(int(col[:, k].min()), int(col[:, k].max()))
         f["th_bits"], f["th_mux"] = cmp_bits, mux
+        f["param_bits"] = f.get("param_bits", 0.0) + param
         if groups > 1:
             f["th_rom"] = sum(table_logic(rows[lane::n]) for lane in range(n))
     return UnitCost(f"stage_{stage.name}", name, "activation", f, dsp)

@@ -91,15 +91,26 @@ class Activation(wiring.Component):
             }
         )
 
-    def _per_channel(self, values: np.ndarray, group, lane: int):
-        """The parameter of channel ``group * n + lane`` (constant when all are equal)."""
+    def _per_channel(self, m: Module, values: np.ndarray, step, lane: int):
+        """The parameter of channel ``group * n + lane`` (constant when all are equal).
+
+        A per-channel parameter is a register that always holds the current group's value:
+        it starts at group 0's and loads the next group's as a beat is taken (``step`` is
+        ``(take, next_group)``). Its table is then logic of the group counter alone, off the
+        path through the comparator or multiplier it feeds (on ECP5 this halves the LUTs of
+        a 16-group, three-threshold unit, for one flip-flop per parameter bit)."""
         values = np.broadcast_to(np.asarray(values, dtype=np.int64).reshape(-1), (self._channels,))
         column = values[lane :: self._n]
         if np.all(column == column[0]):
             return Const(int(column[0]))
-        return Array(Const(int(v)) for v in column)[group]
+        advance, next_group = step
+        lo, hi = int(column.min()), int(column.max())
+        reg = Signal(range(lo, hi + 1), init=int(column[0]))
+        with m.If(advance):
+            m.d.sync += reg.eq(Array(Const(int(v)) for v in column)[next_group])
+        return reg
 
-    def _lane(self, m: Module, x, group, lane: int):
+    def _lane(self, m: Module, x, step, lane: int):
         spec = self._spec
         v = value_of(x, self._in_type)
         if spec.clip is not None:
@@ -112,7 +123,7 @@ class Activation(wiring.Component):
             return _requant(
                 m,
                 v,
-                self._per_channel(spec.requant.multiplier, group, lane),
+                self._per_channel(m, spec.requant.multiplier, step, lane),
                 int(spec.requant.shift.reshape(-1)[0]),
                 spec.requant,
             )
@@ -125,7 +136,7 @@ class Activation(wiring.Component):
             )
             count = 0
             for k in range(rows.shape[1]):
-                count = count + (v >= self._per_channel(rows[:, k], group, lane))
+                count = count + (v >= self._per_channel(m, rows[:, k], step, lane))
             out = count * int(th.out_scale) + int(th.out_bias)
             if self._out_type.kind is Kind.BIPOLAR:
                 return out > 0
@@ -142,13 +153,15 @@ class Activation(wiring.Component):
         m.d.comb += self.i.ready.eq(~full | self.o.ready)
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += full.eq(0)
-        with m.If(self.i.valid & self.i.ready):
+        take = self.i.valid & self.i.ready
+        next_group = Mux(group == groups - 1, 0, group + 1)[: len(group)]
+        ys = [self._lane(m, self.i.payload[lane], (take, next_group), lane) for lane in range(n)]
+        with m.If(take):
             for lane in range(n):
-                y = self._lane(m, self.i.payload[lane], group, lane)
-                m.d.sync += out[lane].eq(y)
+                m.d.sync += out[lane].eq(ys[lane])
             m.d.sync += full.eq(1)
             if groups > 1:
-                m.d.sync += group.eq(Mux(group == groups - 1, 0, group + 1))
+                m.d.sync += group.eq(next_group)
         return m
 
 

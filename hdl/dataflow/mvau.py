@@ -15,7 +15,7 @@ from amaranth import Array, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from models.hwconfig import MemStyle, accumulator_range
+from models.hwconfig import MemStyle, accumulator_range, resolve_mem_style
 from models.qtype import Kind, QType
 
 from .act import value_of
@@ -88,7 +88,7 @@ class MVAU(wiring.Component):
         self._bias = None if bias is None else np.asarray(bias, dtype=np.int64)
         self._in_type, self._out_type = in_type, out_type
         self._pe, self._simd, self._xnor, self._bipolar_out = pe, simd, xnor, bipolar_out
-        self._mem_style = mem_style
+        self._mem_style = resolve_mem_style(MemStyle(mem_style), (mh // pe) * (mw // simd))
         lo, hi = accumulator_range(w, self._bias, *in_range, simd, xnor)
         self._acc_type = QType.covering(lo, hi)
         super().__init__(
@@ -174,7 +174,7 @@ class MVAU(wiring.Component):
             w_rd.addr.eq(addr),
             w_rd.en.eq(step),
             v_rd.addr.eq(sf),
-            v_rd.en.eq(step),
+            v_rd.en.eq(step & ~need_input),  # the input itself is used then
             v_wr.addr.eq(sf),
             v_wr.data.eq(self.i.payload.as_value()),
             v_wr.en.eq(step & need_input),

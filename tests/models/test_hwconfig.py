@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from models.errors import DescriptionError
-from models.hwconfig import Design, HardwareConfig, MemStyle, StageConfig
+from models.hwconfig import (
+    LOGIC_ROM_MAX_DEPTH,
+    Design,
+    HardwareConfig,
+    MemStyle,
+    StageConfig,
+    resolve_mem_style,
+)
 from models.loader import load
 
 
@@ -35,3 +42,31 @@ def test_from_dict_names_the_bad_field():
         DescriptionError, match=r"^hw\.yaml: layer 'fc1': field 'fifo': is not a stage field"
     ):
         HardwareConfig.from_dict({"stages": {"fc1": {"fifo": 3}}}, source="hw.yaml")
+
+
+def test_auto_mem_style_puts_roms_deeper_than_a_lut7_in_block_ram():
+    """AUTO (the default) resolves per stage: tfc_w1a1's weight ROMs are 256-448 words deep
+    (block RAM), cnv_tiny's convolutions 9 and 36 (logic), its classifier 4000 (block RAM);
+    an explicit style is kept whatever the depth."""
+    assert StageConfig().mem_style is MemStyle.AUTO
+    d = Design(load("tfc_w1a1"))
+    for s in d.stages:
+        cfg = d.config[s.name]
+        depth = (s.mw // cfg.simd) * (s.mh // cfg.pe)
+        assert depth > LOGIC_ROM_MAX_DEPTH
+        assert cfg.mem_style is MemStyle.BLOCK
+    cnv = Design(load("cnv_tiny"))
+    styles = {n: c.mem_style for n, c in cnv.config.stages.items()}
+    assert styles["conv1"] is styles["conv2"] is MemStyle.DISTRIBUTED
+    assert styles["fc"] is MemStyle.BLOCK
+    assert styles["pool1"] is MemStyle.AUTO  # no weights: nothing to resolve
+    forced = {s: StageConfig(d.config[s].pe, d.config[s].simd, "distributed") for s in ("fc0",)}
+    d2 = Design(load("tfc_w1a1"), HardwareConfig({**d.config.stages, **forced}))
+    assert d2.config["fc0"].mem_style is MemStyle.DISTRIBUTED
+
+
+def test_resolve_mem_style_boundary():
+    assert resolve_mem_style(MemStyle.AUTO, LOGIC_ROM_MAX_DEPTH) is MemStyle.DISTRIBUTED
+    assert resolve_mem_style(MemStyle.AUTO, LOGIC_ROM_MAX_DEPTH + 1) is MemStyle.BLOCK
+    assert resolve_mem_style(MemStyle.BLOCK, 2) is MemStyle.BLOCK
+    assert resolve_mem_style(MemStyle.DISTRIBUTED, 4096) is MemStyle.DISTRIBUTED

@@ -4,16 +4,17 @@ cells for a block Yosys counts fewer than :data:`SMALL` of (a FIFO's pointers or
 converter's counter, where 15% is a handful of cells and the cell count swings by tens with
 how ABC maps one comparator). Also codesign.synthesize's cache and the CLI.
 
-The zoo designs are held out of the fit (codesign/cost_fit.py fits 56 generated networks
+The zoo designs are held out of the fit (codesign/cost_fit.py fits 68 generated networks
 only), so this is an independent check. It does not hold everywhere yet: the blocks in
 :data:`KNOWN_MISSES` miss 15% (model vs Yosys as listed there), and the test fails if
 any other block misses, if a listed block drifts further than its recorded deviation plus
-:data:`DRIFT`, or if a listed block comes within 15% (then drop it from the list). Most of the
-misses are weight ROMs in logic: ABC's mapping of the same truth tables varies by about
-±15-20% with their order alone (permuting the columns of tfc_w2a2 fc1's ROM moves it from
-1191 to 942 LUTs; tfc_w1a1 fc1 and fc2 have the same ROM structure and differ by 25%), so a
-model of the truth tables cannot be within 15% of every ROM. Synthesis of tfc_w1a1 and
-cnv_tiny takes about 50 s; jet_tagger and tfc_w2a2 about a minute each: ``slow``.
+:data:`DRIFT`, or if a listed block comes within 15% (then drop it from the list). The
+misses left are LUTs of small XNOR MVAUs (tfc_w1a1 fc1 and fc2, 79 LUTs where the model
+says 126, the fit's intercept and counter terms trading against each other over the
+sweep's 28 XNOR units) and one logic-ROM MVAU (jet_tagger fc3). Weight ROMs deeper than
+128 words, whose ABC mapping varies by 15-25% with the order of their columns alone, now
+go to block RAM by default (``mem_style: auto``). Synthesis of tfc_w1a1 and cnv_tiny takes
+about 50 s; jet_tagger and tfc_w2a2 about a minute each: ``slow``.
 """
 
 from __future__ import annotations
@@ -39,16 +40,9 @@ SMALL = 150
 #: Blocks (``total`` for the sum) outside the tolerance: (network, block, class) → relative
 #: deviation (model − Yosys) / Yosys at the time of writing.
 KNOWN_MISSES = {
-    ("tfc_w1a1", "stage_fc2", "lut"): -0.22,
-    ("cnv_tiny", "stage_conv1", "lut"): -0.25,
-    ("jet_tagger", "stage_fc4", "lut"): 0.37,
-    ("tfc_w2a2", "stage_fc0", "lut"): -0.16,
-    ("tfc_w2a2", "stage_fc0", "ff"): -0.24,
-    ("tfc_w2a2", "stage_fc1", "lut"): -0.33,
-    ("tfc_w2a2", "stage_fc2", "lut"): -0.27,
-    ("tfc_w2a2", "stage_fc3", "lut"): 0.26,
-    ("tfc_w2a2", "total", "lut"): -0.185,
-    ("tfc_w2a2", "total", "ff"): -0.167,
+    ("tfc_w1a1", "stage_fc1", "lut"): 0.52,
+    ("tfc_w1a1", "stage_fc2", "lut"): 0.52,
+    ("jet_tagger", "stage_fc3", "lut"): 0.21,
 }
 #: How far a known miss may drift beyond its recorded deviation.
 DRIFT = 0.02
