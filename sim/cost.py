@@ -300,6 +300,10 @@ def _mvau(stage: Stage, cfg: StageConfig, name: str) -> UnitCost:
         # full adders of a SIMD-bit popcount: SIMD minus its number of one bits (its LUTs
         # per lane do not grow with log2(SIMD), as a feature lanes·log2(SIMD) had them do)
         f["pop_fa"] = float(pe * (simd - bin(simd).count("1")))
+        # up to four bits a PE's popcount folds into the LUTs in front of its accumulator's
+        # carry chain; each lane beyond costs about 7 LUTs (tfc_w1a1 fc1, PE 4, at SIMD 1, 2,
+        # 4, 8, 16, 32, 64: 82, 75, 79, 211, 390, 870, 1653 LUTs)
+        f["pop_lanes"] = float(pe * max(simd - 4, 0))
     else:
         a = in_b + (1 if wsigned and not in_signed else 0)
         if stage.input.qtype.kind is Kind.BIPOLAR:
@@ -317,12 +321,12 @@ def _mvau(stage: Stage, cfg: StageConfig, name: str) -> UnitCost:
         signed_prod = in_signed or wsigned or stage.input.qtype.kind is Kind.BIPOLAR
         heights[: acc_b if signed_prod else min(prod, acc_b)] += simd
         heights += 1
-        # ABC maps these trees at different costs per full adder by depth: with two
-        # products (three operands, one layer) almost free beside the carry chain, and
-        # dearest at SIMD 4-8 (jet_tagger fc4, PE 5, at SIMD 1, 2, 4, 8, 16, 32: 114, 178,
-        # 1125, 1894, 4198, 7825 LUTs). One feature per regime.
+        # ABC maps one layer of full adders (two products and the accumulator) almost for
+        # free beside the carry chain, deeper trees at several LUTs per full adder
+        # (jet_tagger fc4, PE 5, at SIMD 1, 2, 4, 8, 16, 32: 114, 178, 1125, 1894, 4198,
+        # 7825 LUTs): a feature for each
         csa = float(pe * np.maximum(heights - 2, 0).sum())
-        f["csa3_bits" if simd <= 2 else "csa_bits" if simd <= 8 else "csa16_bits"] = csa
+        f["csa3_bits" if simd <= 2 else "csa_bits"] = csa
         f["tree_bits"] = float(pe * _tree_bits([prod] * simd))
         f["dsp"] = float(pe * simd * per)
         if per == 0:

@@ -9,12 +9,13 @@ only), so this is an independent check. It does not hold everywhere yet: the blo
 :data:`KNOWN_MISSES` miss 15% (model vs Yosys as listed there), and the test fails if
 any other block misses, if a listed block drifts further than its recorded deviation plus
 :data:`DRIFT`, or if a listed block comes within 15% (then drop it from the list). The
-misses left are LUTs of small XNOR MVAUs (tfc_w1a1 fc1 and fc2, 79 LUTs where the model
-says 126, the fit's intercept and counter terms trading against each other over the
-sweep's 28 XNOR units) and one logic-ROM MVAU (jet_tagger fc3). Weight ROMs deeper than
-128 words, whose ABC mapping varies by 15-25% with the order of their columns alone, now
-go to block RAM by default (``mem_style: auto``). Synthesis of tfc_w1a1 and cnv_tiny takes
-about 50 s; jet_tagger and tfc_w2a2 about a minute each: ``slow``.
+one miss left is the LUTs of jet_tagger fc3's MVAU (+19%): ABC maps the carry-save trees
+of alike MVAUs at quite different costs (at SIMD 4, jet_tagger fc3 and fc4 take 28 and 47
+LUTs per lane), so a linear model is within about 20% of such a unit, not always 15%.
+Weight ROMs deeper than 128 words, whose ABC mapping varies by 15-25% with the order of
+their columns alone, go to block RAM by default (``mem_style: auto``). Synthesis of
+tfc_w1a1 and cnv_tiny takes about 50 s; jet_tagger and tfc_w2a2 about a minute each:
+``slow``.
 """
 
 from __future__ import annotations
@@ -40,9 +41,7 @@ SMALL = 150
 #: Blocks (``total`` for the sum) outside the tolerance: (network, block, class) → relative
 #: deviation (model − Yosys) / Yosys at the time of writing.
 KNOWN_MISSES = {
-    ("tfc_w1a1", "stage_fc1", "lut"): 0.52,
-    ("tfc_w1a1", "stage_fc2", "lut"): 0.52,
-    ("jet_tagger", "stage_fc3", "lut"): 0.21,
+    ("jet_tagger", "stage_fc3", "lut"): 0.19,
 }
 #: How far a known miss may drift beyond its recorded deviation.
 DRIFT = 0.02
