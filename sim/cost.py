@@ -205,6 +205,15 @@ def rom_tree(words: np.ndarray) -> dict[str, int]:
     return out
 
 
+def live_bits(values: np.ndarray) -> int:
+    """Bits of a register holding one of ``values`` (two's complement, at the values' width)
+    that are not the same for all of them: Yosys removes the constant ones."""
+    v = np.asarray(values, dtype=np.int64).reshape(-1)
+    nb = _width(min(int(v.min()), 0), max(int(v.max()), 0))
+    bits = (v[:, None] >> np.arange(nb)) & 1
+    return int((bits.min(axis=0) != bits.max(axis=0)).sum())
+
+
 def table_logic(table: np.ndarray) -> float:
     """LUT estimate of a constant table indexed by a counter (``Array(Const...)[i]``, or a
     logic ROM): :func:`rom_tree`'s non-trivial LUT4 leaves plus its mux nodes above the
@@ -392,7 +401,7 @@ def _activation(stage: Stage, cfg: StageConfig, name: str, layers, in_q, channel
                 mb = _width(int(col.min()), int(col.max()))
                 dsp += _var_dsp(mul_b, mb)
                 f["rq_mux"] = f.get("rq_mux", 0.0) + mb * groups
-                f["param_bits"] = f.get("param_bits", 0.0) + mb
+                f["param_bits"] = f.get("param_bits", 0.0) + live_bits(col)
             mult_bits += mb
         f["rq_bits"] = float(n * in_b + mult_bits + n * max(shift, 0))
     if th is not None:
@@ -408,11 +417,21 @@ def _activation(stage: Stage, cfg: StageConfig, name: str, layers, in_q, channel
                 cmp_bits += in_b
                 if not np.all(col[:, k] == col[0, k]):
                     mux += in_b * groups
-                    param += _width(int(col[:, k].min()), int(col[:, k].max()))
+                    param += live_bits(col[:, k])
         f["th_bits"], f["th_mux"] = cmp_bits, mux
         f["param_bits"] = f.get("param_bits", 0.0) + param
         if groups > 1:
-            f["th_rom"] = sum(table_logic(rows[lane::n]) for lane in range(n))
+            # every lane's thresholds as one table over the channel groups: its distinct
+            # non-constant bit columns are the registers' flip-flops and its LUT4 leaves and
+            # muxes the logic that loads them (Yosys merges equal flip-flops and shares
+            # equal logic across the whole unit, not per lane)
+            nb = _width(min(int(rows.min()), 0), max(int(rows.max()), 0))
+            bits = (rows.reshape(groups, n * rows.shape[1])[:, :, None] >> np.arange(nb)) & 1
+            tree = rom_tree(bits.reshape(groups, -1))
+            f["param_ff"] = float(tree["cols"])
+            f["th_leaf"] = float(tree["leaf"])
+            f["th_mux567"] = float(tree["mux567"])
+            f["th_mux8"] = float(tree["mux8"])
     return UnitCost(f"stage_{stage.name}", name, "activation", f, dsp)
 
 
