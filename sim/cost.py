@@ -306,9 +306,6 @@ def _mvau(stage: Stage, cfg: StageConfig, name: str) -> UnitCost:
     f["out_bits"] = float(pe * out_b)
     if xnor:
         f["xnor_lanes"] = float(pe * simd)
-        # full adders of a SIMD-bit popcount: SIMD minus its number of one bits (its LUTs
-        # per lane do not grow with log2(SIMD), as a feature lanes·log2(SIMD) had them do)
-        f["pop_fa"] = float(pe * (simd - bin(simd).count("1")))
         # up to four bits a PE's popcount folds into the LUTs in front of its accumulator's
         # carry chain; each lane beyond costs about 7 LUTs (tfc_w1a1 fc1, PE 4, at SIMD 1, 2,
         # 4, 8, 16, 32, 64: 82, 75, 79, 211, 390, 870, 1653 LUTs)
@@ -322,20 +319,6 @@ def _mvau(stage: Stage, cfg: StageConfig, name: str) -> UnitCost:
         dsp = pe * simd * per
         prod = a + b
         f["sum_bits"] = float(pe * simd * prod)
-        # Yosys (alumacc, maccmap) merges a PE's products and its accumulator into one
-        # multi-operand adder: a carry-save tree of full adders, then one carry chain. Its
-        # full adders: per output column, every operand bit there beyond two (signed
-        # operands are sign-extended to the accumulator's width)
-        heights = np.zeros(acc_b, dtype=np.int64)
-        signed_prod = in_signed or wsigned or stage.input.qtype.kind is Kind.BIPOLAR
-        heights[: acc_b if signed_prod else min(prod, acc_b)] += simd
-        heights += 1
-        # ABC maps one layer of full adders (two products and the accumulator) almost for
-        # free beside the carry chain, deeper trees at several LUTs per full adder
-        # (jet_tagger fc4, PE 5, at SIMD 1, 2, 4, 8, 16, 32: 114, 178, 1125, 1894, 4198,
-        # 7825 LUTs): a feature for each
-        csa = float(pe * np.maximum(heights - 2, 0).sum())
-        f["csa3_bits" if simd <= 2 else "csa_bits"] = csa
         f["tree_bits"] = float(pe * _tree_bits([prod] * simd))
         f["dsp"] = float(pe * simd * per)
         if per == 0:
