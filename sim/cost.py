@@ -5,7 +5,8 @@ see :mod:`codesign.synth`) for every block of a :class:`~models.hwconfig.Design`
 pipeline stage (its units: sliding window, MVAU/VVAU, activation, pool), each FIFO and each
 width converter, and the total.
 
-- DSP and block RAM counts follow the rules Yosys applies, derived from its ECP5 flow:
+- DSP and block RAM counts follow the rules Yosys applies, derived from its ECP5 flow
+  (:mod:`sim.cost_rules`):
   a product of two non-constant operands, or of an operand and a constant that is neither 0
   nor a power of two, becomes ``ceil(a/18)·ceil(b/18)`` MULT18X18D when both operands are at
   least 2 bits wide (``mul2dsp`` with ``DSP_A/B_MINWIDTH=2``); a memory that is not a
@@ -54,15 +55,25 @@ from models.layers import BinaryConv2d, BinaryDense, Clip, MultiThreshold, Requa
 from models.linebuffer import line_buffer_rows
 from models.qtype import Kind, QType
 
-__all__ = ["DATA", "TARGETS", "UnitCost", "estimate", "units"]
+from .cost_rules import (
+    const_dsp,
+    element_bits,
+    live_bits,
+    memory_map,
+    range_width,
+    rom_brams,
+    rom_tree,
+    table_logic,
+    var_dsp,
+)
+
+__all__ = ["DATA", "TARGETS", "UnitCost", "estimate", "memory_map", "rom_brams", "units"]
 
 #: Fitted coefficients and the raw sweep they were fitted to (written by codesign.cost_fit).
 DATA = Path(__file__).with_name("cost_data.json")
 
 #: Targets with fitted coefficients.
 TARGETS = ("ecp5",)
-
-_BRAM_SHAPES = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))
 
 
 @dataclass(frozen=True)
@@ -82,53 +93,7 @@ class UnitCost:
     lutram: int = 0
 
 
-# -- exact rules -----------------------------------------------------------------------------
-
-
-def _bits(q: QType) -> int:
-    return 1 if q.kind is Kind.BIPOLAR else q.bits
-
-
-def _width(lo: int, hi: int) -> int:
-    """Bits of amaranth ``Shape.cast(range(lo, hi + 1))``."""
-    if lo >= 0:
-        return max(hi.bit_length(), 0)
-    return max(hi.bit_length(), (-lo - 1).bit_length()) + 1
-
-
-def _const_dsp(c: int, other_bits: int) -> int:
-    """MULT18X18D of a product of a ``other_bits``-bit signal by the constant ``c``."""
-    if c == 0 or (c > 0 and c & (c - 1) == 0) or other_bits < 2:
-        return 0
-    cb = abs(c).bit_length() + (1 if c < 0 else 0)
-    if cb < 2:
-        return 0
-    return math.ceil(other_bits / 18) * math.ceil(cb / 18)
-
-
-def _var_dsp(a: int, b: int) -> int:
-    if a < 2 or b < 2:
-        return 0
-    return math.ceil(a / 18) * math.ceil(b / 18)
-
-
-def memory_map(depth: int, width: int) -> tuple[str, int]:
-    """How Yosys maps a one-write, one-synchronous-read memory on ECP5: ``("ff", 0)``,
-    ``("lutram", n)`` (TRELLIS_DPR16X4) or ``("bram", n)`` (DP16KD/PDPW16KD)."""
-    if depth <= 1:
-        return "ff", 0
-    banks = math.ceil(depth / 16)
-    lutram = banks * math.ceil(width / 4)
-    bram = rom_brams(depth, width)
-    # LUT RAM deeper than 16 words also needs a read multiplexer over its banks
-    if 4 * lutram + 0.5 * width * (banks - 1) <= 128 * bram:
-        return "lutram", lutram
-    return "bram", bram
-
-
-def rom_brams(depth: int, width: int) -> int:
-    """Block RAMs of a ``depth`` × ``width`` memory (the best DP16KD/PDPW16KD shape)."""
-    return min(math.ceil(depth / d) * math.ceil(width / w) for d, w in _BRAM_SHAPES)
+# -- weights ----------------------------------------------------------------------------------
 
 
 def _matrix(stage: Stage) -> tuple[np.ndarray, bool]:
@@ -145,87 +110,6 @@ def _matrix(stage: Stage) -> tuple[np.ndarray, bool]:
     if xnor and getattr(la, "encoding", None) is not None and la.encoding.value == "bipolar":
         w = (w + 1) // 2
     return w, xnor
-
-
-def rom_tree(words: np.ndarray) -> dict[str, int]:
-    """Structure of a ROM in logic from its bit matrix ``words`` (depth × width of 0/1), as
-    a Shannon tree over the address bits per output column, LUT4 leaves over the low four:
-
-    - ``cols``: distinct non-constant columns (the data register; constant columns are free),
-    - ``leaf``: distinct non-constant 16-entry leaf functions over all columns (Yosys/ABC
-      share identical logic), not counting single address literals (wires),
-    - ``mux567``: distinct 2:1 mux nodes at address levels 5–7 (ECP5's PFUMX/L6MUX, the
-      LUT5–LUT7 that ``abc -lut 4:7`` maps), ``mux8``: those above (built in LUTs),
-    - ``abits``: address bits.
-
-    Words past the depth (the address never reaches them) repeat the lower half, so they
-    add no muxes. ABC's mapping of the same truth tables varies with their order: permuting
-    the columns of tfc_w2a2 fc1's ROM alone moves its Yosys count from 1191 to 942 LUTs,
-    so these are features of the expected count, fitted, not an exact count."""
-    depth = words.shape[0]
-    abits = max((depth - 1).bit_length(), 1)
-    full = 1 << abits
-    cols = words.T.astype(np.uint8)
-    cols = cols[cols.min(axis=1) != cols.max(axis=1)]
-    out = {"cols": 0, "leaf": 0, "mux567": 0, "mux8": 0, "abits": abits}
-    if cols.size == 0:
-        return out
-    cols = np.unique(cols, axis=0)
-    out["cols"] = cols.shape[0]
-    pad = np.zeros((cols.shape[0], full), dtype=np.uint8)
-    pad[:, :depth] = cols
-    if full > depth:
-        idx = np.arange(depth, full)
-        pad[:, depth:] = pad[:, idx - (1 << (abits - 1))]
-    lb = min(4, abits)
-    leaves = pad.reshape(-1, 1 << lb)
-    distinct = np.unique(leaves, axis=0)
-    distinct = distinct[distinct.min(axis=1) != distinct.max(axis=1)]
-    i = np.arange(1 << lb)
-    literal = np.zeros(distinct.shape[0], dtype=bool)
-    for b in range(lb):
-        x = ((i >> b) & 1).astype(np.uint8)
-        literal |= (distinct == x).all(axis=1) | (distinct == 1 - x).all(axis=1)
-    out["leaf"] = int((~literal).sum())
-    # mux levels: node ids, a node whose two children are equal is its child
-    _, ids = np.unique(leaves, axis=0, return_inverse=True)
-    ids = ids.reshape(cols.shape[0], -1)
-    level = lb
-    while ids.shape[1] > 1:
-        level += 1
-        pairs = ids.reshape(ids.shape[0], -1, 2)
-        flat = pairs.reshape(-1, 2)
-        is_mux = flat[:, 0] != flat[:, 1]
-        upairs, inv = np.unique(flat, axis=0, return_inverse=True)
-        n = int((upairs[:, 0] != upairs[:, 1]).sum())
-        out["mux567" if level <= 7 else "mux8"] += n
-        node = np.where(is_mux, inv.reshape(-1) + flat.max() + 1, flat[:, 0])
-        _, ids = np.unique(node, return_inverse=True)
-        ids = ids.reshape(pairs.shape[0], pairs.shape[1])
-    return out
-
-
-def live_bits(values: np.ndarray) -> int:
-    """Bits of a register holding one of ``values`` (two's complement, at the values' width)
-    that are not the same for all of them: Yosys removes the constant ones."""
-    v = np.asarray(values, dtype=np.int64).reshape(-1)
-    nb = _width(min(int(v.min()), 0), max(int(v.max()), 0))
-    bits = (v[:, None] >> np.arange(nb)) & 1
-    return int((bits.min(axis=0) != bits.max(axis=0)).sum())
-
-
-def table_logic(table: np.ndarray) -> float:
-    """LUT estimate of a constant table indexed by a counter (``Array(Const...)[i]``, or a
-    logic ROM): :func:`rom_tree`'s non-trivial LUT4 leaves plus its mux nodes above the
-    LUT7 level, over the two's-complement bits of the ``len(table)`` × k integer table."""
-    t = np.asarray(table, dtype=np.int64).reshape(len(table), -1)
-    if len(t) < 2:
-        return 0.0
-    lo, hi = int(t.min()), int(t.max())
-    nb = max(_width(min(lo, 0), max(hi, 0)), 1)
-    bits = ((t[:, :, None] >> np.arange(nb)) & 1).reshape(len(t), -1)
-    r = rom_tree(bits)
-    return float(r["leaf"] + r["mux8"])
 
 
 # -- units ---------------------------------------------------------------------------------
@@ -257,7 +141,7 @@ def _mvau(stage: Stage, cfg: StageConfig, name: str) -> UnitCost:
     mh, mw = w.shape
     pe, simd = cfg.pe, cfg.simd
     sf, nf = mw // simd, mh // pe
-    in_b = _bits(stage.input.qtype)
+    in_b = element_bits(stage.input.qtype)
     in_signed = stage.input.qtype.signed and stage.input.qtype.kind is not Kind.BIPOLAR
     lo, hi = stage.input.lo, stage.input.hi
     if stage.kind is StageKind.CONV and any(getattr(stage.main, "padding", (0, 0))):
@@ -266,7 +150,7 @@ def _mvau(stage: Stage, cfg: StageConfig, name: str) -> UnitCost:
     bias = None if bias is None else np.asarray(bias, dtype=np.int64)
     alo, ahi = accumulator_range(w, bias, lo, hi, simd, xnor)
     acc_b = QType.covering(alo, ahi).bits
-    out_b = _bits(stage.acc.qtype)
+    out_b = element_bits(stage.acc.qtype)
     if xnor:
         wbits, wsigned = 1, False
     else:
@@ -315,7 +199,7 @@ def _mvau(stage: Stage, cfg: StageConfig, name: str) -> UnitCost:
         if stage.input.qtype.kind is Kind.BIPOLAR:
             a = 2
         b = wbits + (1 if in_signed and not wsigned else 0)
-        per = _var_dsp(a, b)
+        per = var_dsp(a, b)
         dsp = pe * simd * per
         prod = a + b
         f["sum_bits"] = float(pe * simd * prod)
@@ -337,9 +221,9 @@ def _vvau(stage: Stage, cfg: StageConfig, name: str) -> UnitCost:
     w, _ = _matrix(stage)  # (C, taps)
     c, taps = w.shape
     pe = cfg.pe
-    in_b = _bits(stage.input.qtype)
+    in_b = element_bits(stage.input.qtype)
     t = QType.covering(int(w.min()), int(w.max()))
-    out_b = _bits(stage.acc.qtype)
+    out_b = element_bits(stage.acc.qtype)
     groups = c // pe
     f = {
         "one": 1.0,
@@ -348,7 +232,7 @@ def _vvau(stage: Stage, cfg: StageConfig, name: str) -> UnitCost:
         "sum_bits": float(pe * (in_b + t.bits)),
         "rom_bits": float(pe * t.bits * taps * groups),
     }
-    dsp = pe * _var_dsp(in_b + (1 if t.signed and not stage.input.qtype.signed else 0), t.bits)
+    dsp = pe * var_dsp(in_b + (1 if t.signed and not stage.input.qtype.signed else 0), t.bits)
     return UnitCost(f"stage_{stage.name}", name, "vvau", f, dsp)
 
 
@@ -359,8 +243,8 @@ def _per_channel(values, channels: int, n: int) -> list[np.ndarray]:
 
 def _activation(stage: Stage, cfg: StageConfig, name: str, layers, in_q, channels) -> UnitCost:
     n = cfg.pe
-    in_b = _bits(in_q)
-    out_b = _bits(stage.output.qtype)
+    in_b = element_bits(in_q)
+    out_b = element_bits(stage.output.qtype)
     groups = channels // n
     clip = next((la for la in layers if isinstance(la, Clip)), None)
     rq = next((la for la in layers if isinstance(la, Requant)), None)
@@ -378,11 +262,11 @@ def _activation(stage: Stage, cfg: StageConfig, name: str, layers, in_q, channel
         mult_bits = 0
         for col in _per_channel(rq.multiplier, channels, n):
             if np.all(col == col[0]):
-                dsp += _const_dsp(int(col[0]), mul_b)
+                dsp += const_dsp(int(col[0]), mul_b)
                 mb = int(abs(col[0])).bit_length()
             else:
-                mb = _width(int(col.min()), int(col.max()))
-                dsp += _var_dsp(mul_b, mb)
+                mb = range_width(int(col.min()), int(col.max()))
+                dsp += var_dsp(mul_b, mb)
                 f["rq_mux"] = f.get("rq_mux", 0.0) + mb * groups
                 f["param_bits"] = f.get("param_bits", 0.0) + live_bits(col)
             mult_bits += mb
@@ -408,7 +292,7 @@ def _activation(stage: Stage, cfg: StageConfig, name: str, layers, in_q, channel
             # non-constant bit columns are the registers' flip-flops and its LUT4 leaves and
             # muxes the logic that loads them (Yosys merges equal flip-flops and shares
             # equal logic across the whole unit, not per lane)
-            nb = _width(min(int(rows.min()), 0), max(int(rows.max()), 0))
+            nb = range_width(min(int(rows.min()), 0), max(int(rows.max()), 0))
             bits = (rows.reshape(groups, n * rows.shape[1])[:, :, None] >> np.arange(nb)) & 1
             tree = rom_tree(bits.reshape(groups, -1))
             f["param_ff"] = float(tree["cols"])
@@ -440,16 +324,16 @@ def _window(stage: Stage, cfg: StageConfig, simd: int, channel_major: bool):
     )
     oh = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
     ow = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
-    el = _bits(stage.input.qtype)
+    el = element_bits(stage.input.qtype)
     beat = simd * el
     depth = rows * w * g
     wg = w * g
     y_hi = (oh - 1) * sh + (kh - 1) * dh - ph
     x_hi = (ow - 1) * sw + (kw - 1) * dw - pw
-    yb = _width(min(-ph, -1), y_hi)
-    xb = _width(min(-pw, -1), x_hi)
-    slot_b = _width(0, rows - 1)
-    dsp = _const_dsp(wg, yb) + _const_dsp(wg, slot_b) + _const_dsp(g, xb)
+    yb = range_width(min(-ph, -1), y_hi)
+    xb = range_width(min(-pw, -1), x_hi)
+    slot_b = range_width(0, rows - 1)
+    dsp = const_dsp(wg, yb) + const_dsp(wg, slot_b) + const_dsp(g, xb)
     style, n = memory_map(depth, beat)
     counters = (
         _clog2(oh)
@@ -493,7 +377,7 @@ def _pool(stage: Stage, cfg: StageConfig, name: str) -> UnitCost:
     f, dsp, style, n = _window(stage, cfg, cfg.pe, channel_major=True)
     la = stage.main
     kh, kw = la.kernel
-    el = _bits(stage.input.qtype)
+    el = element_bits(stage.input.qtype)
     f["reduce_bits"] = float(cfg.pe * el)
     f["taps_bits"] = float(_clog2(kh * kw))
     if la.op != "maxpool2d":
@@ -575,7 +459,7 @@ def units(design: Design) -> list[UnitCost]:
     for s in design.stages:
         cfg = design.config[s.name]
         n_in, n_out = _stage_io(s, cfg)
-        el = _bits(s.input.qtype)
+        el = element_bits(s.input.qtype)
         if prev_n is not None:
             if prev_n != n_in:
                 out += _dwc(s, el, prev_n, n_in)
