@@ -231,7 +231,8 @@ def cmd_import(args) -> None:
         lines.append(
             f"check {r['vectors']} vectors (seed {r['seed']}) on {r['compared_tensor']}: "
             f"{r['exact']} exact, {r['float32_explained']} explained by float32 rounding, "
-            f"{r['unexplained']} unexplained: {verdict}"
+            f"{r['float64_explained']} by float64 rounding, {r['unexplained']} unexplained: "
+            f"{verdict}"
         )
         if "first_unexplained" in r:
             lines.append(
