@@ -58,7 +58,7 @@ class Fixture:
     name: str
     build: Callable[[], nn.Module]
     shape: tuple[int, ...]
-    low: float
+    low: float  # inputs are uniform in [low, high], on the 1/GRID grid (low, high on it)
     high: float
     seed: int
     exporter: str = "qonnx"
@@ -231,14 +231,14 @@ def _cnv(name: str) -> Callable[[], nn.Module]:
 FIXTURES = [
     Fixture("mlp_w4a4_pt", lambda: _mlp(False), (16,), -2.0, 2.0, 1),
     Fixture("mlp_w4a4_pc", lambda: _mlp(True), (16,), -2.0, 2.0, 2),
-    Fixture("cnn_bn", _cnn_bn, (3, 12, 12), -2.0, 2.0, 3),
+    Fixture("cnn_bn", _cnn_bn, (3, 12, 12), -1.75, 1.75, 3),
     Fixture("mlp_w4a4_pt_dynamo", lambda: _mlp(False), (16,), -2.0, 2.0, 1, "qonnx_dynamo"),
-    Fixture("cnn_bn_dynamo", _cnn_bn, (3, 12, 12), -2.0, 2.0, 3, "qonnx_dynamo"),
-    Fixture("cnn_bn_cw", _cnn_bn_cw, (3, 8, 8), -2.0, 2.0, 4),
-    Fixture("cnn_w2a2", _cnn_w2a2, (3, 16, 16), -2.0, 2.0, 5),
-    Fixture("dws_avgpool", lambda: _DwsNet(False), (3, 8, 8), -2.0, 2.0, 6),
-    Fixture("dws_truncavgpool", lambda: _DwsNet(True), (3, 8, 8), -2.0, 2.0, 7),
-    Fixture("resnet_block", _ResNetBlock, (3, 8, 8), -2.0, 2.0, 8),
+    Fixture("cnn_bn_dynamo", _cnn_bn, (3, 12, 12), -1.75, 1.75, 3, "qonnx_dynamo"),
+    Fixture("cnn_bn_cw", _cnn_bn_cw, (3, 8, 8), -1.75, 1.75, 4),
+    Fixture("cnn_w2a2", _cnn_w2a2, (3, 16, 16), -1.75, 1.75, 5),
+    Fixture("dws_avgpool", lambda: _DwsNet(False), (3, 8, 8), -1.75, 1.75, 6),
+    Fixture("dws_truncavgpool", lambda: _DwsNet(True), (3, 8, 8), -1.75, 1.75, 7),
+    Fixture("resnet_block", _ResNetBlock, (3, 8, 8), -1.75, 1.75, 8),
     Fixture("bnn_bipolar_in", _bnn, (64,), -1.0, 1.0, 9),
     Fixture("mlp_bn_opset", _mlp_bn, (16,), -2.0, 2.0, 10),
     Fixture("float_mlp", _float_mlp, (16,), -2.0, 2.0, 11, "torch", 17),
