@@ -143,16 +143,28 @@ def _enclose_node(node, ins: list, eps: float) -> Enclosure:
         lo = _eval_node(node, [x.lo, t], np.float64)[0]
         hi = _eval_node(node, [x.hi, t], np.float64)[0]
         return _round_err(eps, Enclosure(np.minimum(lo, hi), np.maximum(lo, hi)), 2)
-    if op == "Trunc":
+    if op == "Trunc":  # v1 (5 inputs) and v2 (6, with an output scale), as qonnx's
         s, z = ins[1].lo, ins[2].lo
-        k = int(np.asarray(ins[3].lo).ravel()[0]) - int(np.asarray(ins[4].lo).ravel()[0])
         mode = parse_rounding(at.get("rounding_mode", "FLOOR"), dialect="qonnx")
+        even = parse_rounding("ROUND", dialect="qonnx")
         t = Enclosure(x.lo / s + z, x.hi / s + z).widen(4 * eps * (x.mag / s + np.abs(z)))
-        q = [
-            round_real(round_real(v, parse_rounding("ROUND", dialect="qonnx")) / 2.0**k, mode)
-            for v in (t.lo, t.hi)
-        ]
-        return _round_err(eps, _scale(Enclosure(q[0] - z, q[1] - z), s), 2)
+        if len(ins) == 5:
+            k = int(np.asarray(ins[3].lo).ravel()[0]) - int(np.asarray(ins[4].lo).ravel()[0])
+            d, clamp, zout, out_s = 2.0**k, None, z, s
+        else:
+            out_s = ins[4].lo
+            d = 2.0 ** np.round(np.log2(np.float32(out_s) / np.float32(s)))
+            qt = QType.int(
+                int(np.asarray(ins[5].lo).ravel()[0]),
+                bool(at.get("signed", 1)),
+                bool(at.get("narrow", 0)),
+            )
+            clamp, zout = (qt.min, qt.max), z / d
+        q = []
+        for v in (t.lo, t.hi):
+            y = round_real(v, even) / d
+            q.append(round_real(np.clip(y, *clamp) if clamp else y, mode))
+        return _round_err(eps, _scale(Enclosure(q[0] - zout, q[1] - zout), out_s), 2)
     if op in ("Add", "Sub"):
         b = ins[1]
         if op == "Sub":

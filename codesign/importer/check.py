@@ -40,7 +40,7 @@ def check_import(net: Network, vectors: int, seed: int = 0) -> dict:
     batch = max(1, min(vectors, 2_000_000 // max(biggest, 1)))
     counts = dict.fromkeys(("exact", "float32_explained", "float64_explained", "unexplained"), 0)
     doc: dict = {"vectors": int(vectors), "seed": int(seed)}
-    agree64 = 0
+    agree64 = levels = 0
     host_equal = host_argmax = 0
     host_diff = 0.0
     widest = 0.0
@@ -52,6 +52,7 @@ def check_import(net: Network, vectors: int, seed: int = 0) -> dict:
                 i = int(np.argmax(part[k]))
                 doc[f"first_{k}"] = {"sample": start + i, "layer": part["first_layer"](i)}
         agree64 += int(part["same64"].sum())
+        levels += part["levels_differ"]
         widest = max(widest, part["widest"])
         host_equal += part.get("host_equal", 0)
         host_argmax += part.get("host_argmax", 0)
@@ -62,6 +63,7 @@ def check_import(net: Network, vectors: int, seed: int = 0) -> dict:
         "compared_tensor": info.output_tensor,
         **counts,
         "float64_agrees": agree64,
+        "quantizer_levels_differ": levels,
         "enclosure_rel_width": widest,
         "host_ops": info.host_ops,
         **{k: v for k, v in doc.items() if k.startswith("first_")},
@@ -131,21 +133,24 @@ def _check_batch(net: Network, info: ImportInfo, x_int: np.ndarray) -> dict:
     else:
         out["widest"] = float("nan")
 
+    # every quantizer's integer output against the executor's, in the integer domain
+    differ = {}
+    for layer in net.layers:
+        if layer.name not in info.layer_tensors:
+            continue
+        tensor, scale, offset = info.layer_tensors[layer.name]
+        v = np.asarray(ours[layer.name])
+        ref = np.asarray(ref32[tensor], np.float64).reshape(v.shape)
+        shape = (1, -1) + (1,) * (v.ndim - 2)
+        s = np.array([float(k) for k in scale]).reshape(shape)
+        o = np.array([float(k) for k in offset]).reshape(shape)
+        differ[layer.name] = (v != np.round((ref - o) / s)).reshape(n, -1).sum(axis=1)
+    out["levels_differ"] = int(sum(int(d.sum()) for d in differ.values()))
+
     def first_layer(i: int) -> str | None:
         """The first quantizer whose integer output differs from the reference's (the
         float32 executor's), else the output layer."""
-        for layer in net.layers:
-            if layer.name not in info.layer_tensors:
-                continue
-            tensor, scale, offset = info.layer_tensors[layer.name]
-            v = np.asarray(ours[layer.name])[i : i + 1]
-            ref = np.asarray(ref32[tensor], np.float64)[i : i + 1].reshape(v.shape)
-            shape = (1, -1) + (1,) * (v.ndim - 2)
-            s = np.array([float(k) for k in scale]).reshape(shape)
-            o = np.array([float(k) for k in offset]).reshape(shape)
-            if not np.array_equal(v, np.round((ref - o) / s)):
-                return layer.name
-        return net.output
+        return next((name for name, d in differ.items() if d[i]), net.output)
 
     out["first_layer"] = first_layer
     if info.host_nodes:

@@ -12,10 +12,11 @@ import numpy as np
 
 from models.errors import DescriptionError
 from models.ir import Layer, Network, Tensor
-from models.layers import Input
+from models.layers import Add as AddLayer
+from models.layers import Input, SumPool2d
 from models.qtype import QType
 
-from .common import HOST_OPS, ImportError_, _Act, _affine_value, _fracs
+from .common import HOST_OPS, ImportError_, _Act, _affine_value, _fracs, _unique
 from .floateval import _attrs, _eval_node
 from .products import _ProductOps
 from .quantizers import _QuantizerOps, exact_quant_ints
@@ -194,6 +195,9 @@ class _Lowering(_QuantizerOps, _ProductOps):
         if self.host_nodes and op not in HOST_OPS:
             raise self.err(node, "only host-side ops (Softmax, ArgMax, TopK) may follow one")
         act_inputs = [i for i in ins if i in self.acts]
+        if op == "Add" and len(act_inputs) == 2 and len(ins) == 2:
+            self.acts[node.output[0]] = self.residual_add(node, *(self.acts[i] for i in ins))
+            return
         if len(act_inputs) != 1 or (ins[0] not in self.acts and op not in ("Add", "Mul")):
             raise self.err(
                 node, "must read exactly one activation (first input) and constants otherwise"
@@ -280,6 +284,64 @@ class _Lowering(_QuantizerOps, _ProductOps):
             return self._fold_bias(node, act, _fracs(np.broadcast_to(full, (act.shape[0],))))
         return self._chain(node, act)
 
+    def residual_add(self, node, a: _Act, b: _Act) -> _Act:
+        """The sum of two activations (a residual join): an IR ``add`` of their integers,
+        exact when both are integers on one grid (the same scale per channel, as two
+        branches quantized by one shared quantizer are); the offsets add."""
+        for x in (a, b):
+            if x.chain:
+                pending = ", ".join(n.op_type for n in x.chain)
+                raise self.err(
+                    node,
+                    f"residual Add of two activations needs both quantized right before it, "
+                    f"not an input with pending {pending}; quantize each branch",
+                )
+        if a.shape != b.shape:
+            raise self.err(node, f"adds activations of shapes {a.shape} and {b.shape}")
+        sa, sb = (np.broadcast_to(x.scale, (a.shape[0],)) for x in (a, b))
+        if not all(x == y for x, y in zip(sa, sb, strict=True)):
+            raise self.err(
+                node,
+                "residual Add of two activations on different grids (scales "
+                f"{_fmt(sa)} and {_fmt(sb)}) is not supported yet; quantize both branches "
+                "with one shared quantizer (in Brevitas, the same QuantIdentity instance)",
+            )
+        name = self.add(_unique(AddLayer(name=node.output[0], inputs=(a.src, b.src)), self.tensors))
+        scale = a.scale if len(a.scale) >= len(b.scale) else b.scale
+        return _Act(name, scale, a.offset + b.offset, a.shape, a.rank)
+
+    def op_AveragePool(self, node, act):
+        at = _attrs(node)
+        if (
+            len(act.shape) != 3
+            or at.get("ceil_mode", 0)
+            or any(at.get("pads", [0, 0, 0, 0]))
+            or at.get("auto_pad", "NOTSET") != "NOTSET"
+        ):
+            raise self.err(node, "needs a (N, C, H, W) input, no padding and ceil_mode 0")
+        k = tuple(at["kernel_shape"])
+        return self._sum_pool(node, act, k, tuple(at.get("strides", [1, 1])))
+
+    def op_GlobalAveragePool(self, node, act):
+        if len(act.shape) != 3:
+            raise self.err(node, "needs a (N, C, H, W) input")
+        k = tuple(act.shape[1:])
+        return self._sum_pool(node, act, k, k)
+
+    def _sum_pool(self, node, act, kernel, stride):
+        """An average as the exact window sum (IR ``sumpool2d``) and the division by the
+        window area in the affine map: the next quantizer divides exactly."""
+        if act.chain:
+            pending = ", ".join(n.op_type for n in act.chain)
+            raise self.err(
+                node, f"must read a quantized activation, not one with pending {pending}"
+            )
+        layer = SumPool2d(name=node.output[0], inputs=(act.src,), kernel=kernel, stride=stride)
+        name = self.add(_unique(layer, self.tensors))
+        area = Fraction(kernel[0] * kernel[1])
+        t = self.tensors[name]
+        return _Act(name, act.scale / area, act.offset, t.shape, act.rank)
+
     def op_Identity(self, node, act):
         return act
 
@@ -288,6 +350,11 @@ class _Lowering(_QuantizerOps, _ProductOps):
             if c not in self.consts:
                 raise self.err(node, f"parameter {c!r} must be a constant")
         return self._chain(node, act)
+
+
+def _fmt(scales) -> str:
+    vals = sorted({float(v) for v in scales})
+    return f"{vals[0]:.6g}" if len(vals) == 1 else f"[{vals[0]:.6g} .. {vals[-1]:.6g}]"
 
 
 def _swap_inputs(node):

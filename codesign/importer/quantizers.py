@@ -118,35 +118,59 @@ class _QuantizerOps:
         return self._threshold(node, act, "bipolar", dict(s=s, z=z), 2 * _fracs(s), -_fracs(s))
 
     def op_Trunc(self, node, act):
-        """QONNX ``Trunc`` (v1: X, scale, zeropt, input_bit_width, output_bit_width), as
-        ``qonnx.custom_op.general.trunc.trunc_v1`` computes it: ``q = round(x / s + z)``
-        (ties to even), ``t = rounding(q / 2**(in - out))``, ``y = (t - z) * s``. No clamp,
-        and the output keeps the input's scale ``s``. A monotone step function of the
-        integer input: a MultiThreshold whose output int is ``t - z``."""
+        """QONNX ``Trunc``, as qonnx computes it.
+
+        v1 (X, scale, zeropt, input_bit_width, output_bit_width), ``trunc_v1``:
+        ``q = round(x / s + z)`` (ties to even), ``t = rounding(q / 2**(in - out))``,
+        ``y = (t - z) * s``; no clamp, and the output keeps the input's scale ``s``.
+
+        v2 (X, scale, zeropt, input_bit_width, output_scale, output_bit_width; Brevitas's
+        ``TruncAvgPool2d``), ``trunc_v2``: ``q = round(x / s + z)``,
+        ``t = rounding(clamp(q / d))`` with ``d = 2**round(log2(output_scale / s))`` and the
+        clamp of the output bit width (attributes ``signed``, ``narrow``),
+        ``y = (t - z / d) * output_scale``.
+
+        Either is a monotone step function of the integer input: a MultiThreshold whose
+        output int is ``t`` less the output zero point."""
         at = _attrs(node)
-        if len(node.input) != 5:
-            raise self.err(
-                node,
-                "only Trunc v1 (X, scale, zeropt, input_bit_width, output_bit_width) is "
-                "supported, not the 6-input Trunc v2 with an output scale",
-            )
+        if len(node.input) not in (5, 6):
+            raise self.err(node, f"has {len(node.input)} inputs; Trunc v1 has 5, v2 has 6")
         try:
-            scale, zp, in_bits, out_bits = (self.consts[i] for i in node.input[1:5])
+            consts = [self.consts[i] for i in node.input[1:]]
         except KeyError:
             raise self.err(node, "scale, zero point and bit widths must be constants") from None
-        widths = []
-        for v in (in_bits, out_bits):
+
+        def width(v) -> int:
             v = np.asarray(v, dtype=np.float64)
             if v.size != 1 or v.item() != round(v.item()):
                 raise self.err(node, f"bit widths must be single integers, not {v.tolist()}")
-            widths.append(int(v.item()))
-        k = widths[0] - widths[1]
-        if not 0 <= k <= 32:
-            raise self.err(node, f"input_bit_width - output_bit_width must be in [0, 32], not {k}")
+            return int(v.item())
+
         mode = at.get("rounding_mode", "FLOOR")
-        rounding, s, z = self._rounding_scale_zero(node, act, mode, scale, zp)
-        spec = dict(s=s, z=z, k=k, rounding=rounding, mode=mode)
-        return self._threshold(node, act, "trunc", spec, _fracs(s), np.array([Fraction(0)]))
+        rounding, s, z = self._rounding_scale_zero(node, act, mode, consts[0], consts[1])
+        if len(node.input) == 5:
+            k = width(consts[2]) - width(consts[3])
+            if not 0 <= k <= 32:
+                raise self.err(
+                    node, f"input_bit_width - output_bit_width must be in [0, 32], not {k}"
+                )
+            div, clamp, zout, out_s = Fraction(2**k), None, z, _fracs(s)
+        else:
+            width(consts[2])
+            bits = width(consts[4])
+            o = np.asarray(consts[3], dtype=np.float32)
+            if o.size != 1 or not np.isfinite(o).all() or o.item() <= 0 or s.size != 1:
+                raise self.err(node, "needs one positive scale and one output scale")
+            e = float(np.round(np.log2(o / np.float32(s[0]))))  # as trunc_v2, in float32
+            div = Fraction(2) ** int(e)
+            qt = QType.int(bits, bool(at.get("signed", 1)), bool(at.get("narrow", 0)))
+            clamp = (qt.min, qt.max)
+            zout = np.array([float(Fraction(float(v)) / div) for v in z])
+            if np.any(zout != np.round(zout)):
+                raise self.err(node, "zero point / truncation must be an integer")
+            out_s = np.array([_f(o.item())], dtype=object)
+        spec = dict(s=s, z=z, div=div, clamp=clamp, zout=zout, rounding=rounding, mode=mode)
+        return self._threshold(node, act, "trunc", spec, out_s, np.array([Fraction(0)]))
 
     def op_MultiThreshold(self, node, act):
         at = _attrs(node)
@@ -198,7 +222,7 @@ class _QuantizerOps:
                 name=name, inputs=(act.src,), thresholds=thr, out_type=QType.int(1, False)
             )
         elif kind in ("quant", "trunc"):
-            zs = spec["z"].astype(np.int64)
+            zs = spec.get("zout", spec["z"]).astype(np.int64)
             if np.any(zs != zs[0]):
                 raise self.err(node, "per-channel zero points are not supported")
             layer = MultiThreshold(
@@ -321,10 +345,12 @@ class _QuantizerOps:
 
                 return resolve_rounding_mode(spec["mode"])(y).astype(np.float64)
             return round_real(y.astype(np.float64), spec["rounding"])
-        if kind == "trunc":  # qonnx's trunc_v1, in dtype
+        if kind == "trunc":  # qonnx's trunc_v1 / trunc_v2, in dtype
             s = spec["s"].astype(dtype).reshape(-1, 1)
             z = spec["z"].astype(dtype).reshape(-1, 1)
-            y = np.round(x / s + z) / dtype(2.0 ** spec["k"])
+            y = np.round(x / s + z) / dtype(spec["div"])
+            if spec["clamp"] is not None:
+                y = np.clip(y, *spec["clamp"])
             if dtype == np.float32:
                 from qonnx.custom_op.general.quant import resolve_rounding_mode
 
@@ -421,8 +447,10 @@ class _QuantizerOps:
             return float(surd.round_exact(v, spec["rounding"]))
         if kind == "trunc":
             v = x / _f(pick(spec["s"])) + _f(pick(spec["z"]))
-            q = surd.round_exact(v, Rounding.HALF_EVEN)  # np.round
-            return float(round_fraction(Fraction(q, 2 ** spec["k"]), spec["rounding"]))
+            y = surd.round_exact(v, Rounding.HALF_EVEN) / spec["div"]  # np.round
+            if spec["clamp"] is not None:
+                y = surd.clamp(y, *(Fraction(c) for c in spec["clamp"]))
+            return float(round_fraction(y, spec["rounding"]))
         row = spec["t"][c if spec["t"].shape[0] > 1 else 0]
         return float(sum(1 for t in row if surd.cmp(x, _f(t)) >= 0))
 

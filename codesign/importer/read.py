@@ -32,14 +32,16 @@ def _read(path: Path):
 
 
 def _check_supported(proto, label: str) -> None:
-    bad = [(n.name or f"#{i}", n.op_type) for i, n in enumerate(proto.graph.node)]
-    bad = [
-        (name, op)
-        for name, op in bad
-        if op
-        not in SUPPORTED
-        | {"Shape", "Gather", "Unsqueeze", "Concat", "Constant", "Pow", "Sqrt", "Squeeze", "Cast"}
-    ]
+    """Every node that computes on the input (not only on constants, which cleanup folds
+    whatever their op) must be of a supported op type; one error lists all others."""
+    dynamic = {i.name for i in proto.graph.input} - {t.name for t in proto.graph.initializer}
+    bad = []
+    for i, n in enumerate(proto.graph.node):
+        if not any(x in dynamic for x in n.input) or n.op_type == "Shape":
+            continue  # constants only (a static shape included): cleanup folds it
+        dynamic.update(n.output)
+        if n.op_type not in SUPPORTED:
+            bad.append((n.name or f"#{i}", n.op_type))
     if bad:
         listed = ", ".join(f"{name} ({op})" for name, op in bad)
         raise ImportError_(
