@@ -90,9 +90,45 @@ class Enclosure:
         return (v >= self.lo) & (v <= self.hi)
 
 
-def _round_err(eps: float, e: Enclosure, k: float = 1) -> Enclosure:
-    """``e`` widened by ``k`` roundings of its values."""
-    return e.widen(2 * k * eps * e.mag)
+def _round_err(eps: float, e: Enclosure, k: float = 1, exact: bool = False) -> Enclosure:
+    """``e`` widened by ``k`` roundings of its values (not at all when ``exact``: every
+    float evaluation of these values is provably exact, see :func:`_fits`)."""
+    return e if exact else e.widen(2 * k * eps * e.mag)
+
+
+def _grid(a) -> float:
+    """The largest power of two of which every element of ``a`` is a multiple (``inf`` for
+    all zeros, 0 for a non-finite element)."""
+    a = np.asarray(a, dtype=np.float64)
+    nz = a[a != 0]
+    if nz.size == 0:
+        return np.inf
+    if not np.all(np.isfinite(nz)):
+        return 0.0
+    m, e = np.frexp(nz)  # nz = m * 2**e, 0.5 <= |m| < 1
+    mi = np.abs(m * 2.0**53).astype(np.int64)
+    low = (mi & -mi).astype(np.float64)  # lowest set bit of the 53-bit significand
+    return float(np.min(np.ldexp(low, e - 53)))
+
+
+def _fits(value, grid: float, eps: float) -> bool:
+    """Whether values on ``grid`` (a power of two) of these magnitudes are exact in the
+    format whose unit roundoff ``eps`` stands for: fewer significant bits than it has (so
+    every float evaluation of a sum or product of such points is exact)."""
+    if not (0 < grid < np.inf):
+        return grid == np.inf
+    bits = round(-np.log2(eps - 2.0**-52)) if eps > 2.0**-51 else 53
+    return bool(np.max(np.abs(value), initial=0.0) < np.ldexp(grid, bits))
+
+
+def _point(*es) -> bool:
+    return all(e is None or np.array_equal(e.lo, e.hi) for e in es)
+
+
+def _pow2(a) -> bool:
+    a = np.abs(np.asarray(a, dtype=np.float64))
+    m, _ = np.frexp(a)
+    return bool(np.all(a > 0) and np.all(m == 0.5))
 
 
 def enclose_graph(model, x: np.ndarray, u: float, stop: set[str] | None = None) -> dict:
@@ -124,7 +160,9 @@ def _enclose_node(node, ins: list, eps: float) -> Enclosure:
         bits = int(np.asarray(ins[3].lo).ravel()[0])
         signed, narrow = bool(at.get("signed", 1)), bool(at.get("narrow", 0))
         t = Enclosure(x.lo / s + z, x.hi / s + z)
-        t = t.widen(4 * eps * (x.mag / s + np.abs(z)))
+        exact = _point(x) and _pow2(s) and _fits(t.lo, min(_grid(x.lo) / _grid(s), 1), eps)
+        if not exact:
+            t = t.widen(4 * eps * (x.mag / s + np.abs(z)))
         if bits == 1 and signed:
             q = Enclosure(np.where(t.lo >= 0, 1.0, -1.0), np.where(t.hi >= 0, 1.0, -1.0))
         else:
@@ -134,7 +172,7 @@ def _enclose_node(node, ins: list, eps: float) -> Enclosure:
                 round_real(np.clip(t.lo, qt.min, qt.max), mode),
                 round_real(np.clip(t.hi, qt.min, qt.max), mode),
             )
-        return _round_err(eps, _scale(Enclosure(q.lo - z, q.hi - z), s), 2)
+        return _round_err(eps, _scale(Enclosure(q.lo - z, q.hi - z), s), 2, _pow2(s))
     if op == "BipolarQuant":
         s = ins[1].lo
         return _scale(Enclosure(np.where(x.lo >= 0, 1.0, -1.0), np.where(x.hi >= 0, 1.0, -1.0)), s)
@@ -142,7 +180,8 @@ def _enclose_node(node, ins: list, eps: float) -> Enclosure:
         t = np.asarray(ins[1].lo)
         lo = _eval_node(node, [x.lo, t], np.float64)[0]
         hi = _eval_node(node, [x.hi, t], np.float64)[0]
-        return _round_err(eps, Enclosure(np.minimum(lo, hi), np.maximum(lo, hi)), 2)
+        out = Enclosure(np.minimum(lo, hi), np.maximum(lo, hi))
+        return _round_err(eps, out, 2, _fits(out.mag, _grid(out.mag), eps))
     if op == "Trunc":  # v1 (5 inputs) and v2 (6, with an output scale), as qonnx's
         s, z = ins[1].lo, ins[2].lo
         mode = parse_rounding(at.get("rounding_mode", "FLOOR"), dialect="qonnx")
@@ -169,14 +208,21 @@ def _enclose_node(node, ins: list, eps: float) -> Enclosure:
         b = ins[1]
         if op == "Sub":
             b = Enclosure(-b.hi, -b.lo)
-        return _round_err(eps, Enclosure(x.lo + b.lo, x.hi + b.hi))
+        out = Enclosure(x.lo + b.lo, x.hi + b.hi)
+        exact = _point(x, b) and _fits(out.lo, min(_grid(x.lo), _grid(b.lo)), eps)
+        return _round_err(eps, out, exact=exact)
     if op in ("Mul", "Div"):
         b = ins[1]
         if op == "Div":
             if np.any((b.lo <= 0) & (b.hi >= 0)):
                 raise ValueError("division by an interval holding zero")
-            b = Enclosure(1 / b.hi, 1 / b.lo).widen(2 * eps * np.abs(1 / b.lo))
-        return _round_err(eps, _times(x, b))
+            if _point(b) and _pow2(b.lo):
+                b = Enclosure(1 / b.lo)  # exact
+            else:
+                b = Enclosure(1 / b.hi, 1 / b.lo).widen(2 * eps * np.abs(1 / b.lo))
+        out = _times(x, b)
+        exact = _point(x, b) and _fits(out.lo, _grid(x.lo) * _grid(b.lo), eps)
+        return _round_err(eps, out, exact=exact)
     if op == "Relu":
         return Enclosure(np.maximum(x.lo, 0), np.maximum(x.hi, 0))
     if op == "Clip":
@@ -228,13 +274,31 @@ def _bilinear(node, ins: list, eps: float) -> Enclosure:
     evaluation within ``gamma_{n+2} |x| |W|`` of the exact one."""
     x, w = ins[0], ins[1]
     bias = ins[2] if len(ins) > 2 else None
+    if _point(x, w, bias) and node.op_type != "Gemm":
+        # points on grids whose every partial sum fits the format: computed exactly
+        g = _grid(x.lo) * _grid(w.lo)
+        mag = np.abs(_eval_node(node, [np.abs(x.lo), np.abs(w.lo)], np.float64)[0])
+        if bias is not None:
+            g = min(g, _grid(bias.lo))
+            mag = mag + np.abs(bias.lo).reshape((1, -1) + (1,) * (mag.ndim - 2))
+        if _fits(mag, g, eps):
+            vals = [x.lo, w.lo] + ([bias.lo] if bias is not None else [])
+            return Enclosure(_eval_node(node, vals, np.float64)[0])
 
     def lin(a, b):
         return np.abs(_eval_node(node, [a, b], np.float64)[0])
 
     mid = _eval_node(node, [x.mid, w.mid], np.float64)[0]  # Gemm: alpha included
-    rad = lin(np.abs(x.mid), w.rad) + lin(x.rad, np.abs(w.mid)) + lin(x.rad, w.rad)
-    mag = lin(x.mag, np.maximum(np.abs(w.lo), np.abs(w.hi)))
+    wmag = np.maximum(np.abs(w.lo), np.abs(w.hi))
+    mag = lin(x.mag, wmag)
+    # |xc| Wr + xr Wr <= |x| Wr <= c |x| |W| with c = max Wr / |W| (tiny unless a weight's
+    # level is ambiguous): one product fewer when that bound is as tight as it needs to be
+    with np.errstate(divide="ignore", invalid="ignore"):
+        c = float(np.max(np.where(wmag > 0, w.rad / wmag, 0.0), initial=0.0))
+    if c <= 64 * eps:
+        rad = c * mag + lin(x.rad, np.abs(w.mid))
+    else:
+        rad = lin(np.abs(x.mid), w.rad) + lin(x.rad, np.abs(w.mid)) + lin(x.rad, w.rad)
     n = _inner(node, w.lo.shape)
     gamma = 2 * (n + 2) * eps / (1 - (n + 2) * eps)
     out = Enclosure(mid - rad, mid + rad).widen(gamma * mag)
