@@ -52,6 +52,7 @@ _FIELDS: dict[str, dict[str, str]] = {
     },
     "maxpool2d": {"kernel": "pair", "stride": "pair?", "padding": "pair?"},
     "avgpool2d": {"kernel": "pair", "stride": "pair?", "rounding": "rounding?"},
+    "sumpool2d": {"kernel": "pair", "stride": "pair?"},
     "relu": {"max": "int?"},
     "clip": {"min": "int?", "max": "int?"},
     "requant": {
@@ -440,7 +441,7 @@ def _make_layer(op, entry, lname, inputs, ctx) -> Layer:
             bias=_array(entry, "bias", lname, ctx, required=False),
             **extra,
         )
-    if op in ("maxpool2d", "avgpool2d"):
+    if op in ("maxpool2d", "avgpool2d", "sumpool2d"):
         return LAYER_TYPES[op](**common, **pairs, **_mode(entry, "rounding", lname, parse_rounding))
     if op == "relu":
         return Clip(**common, min=0, max=_scalar(entry, "max", "int", lname))
