@@ -25,7 +25,7 @@ def test_zoo_json(capsys):
     status, out, _ = run(capsys, "zoo", "--json")
     assert status == 0
     names = [n["name"] for n in json.loads(out)["networks"]]
-    assert names == zoo_names() == ["cnv_tiny", "jet_tagger", "tfc_w1a1", "tfc_w2a2"]
+    assert names == zoo_names() == ["cnv_tiny", "jet_tagger", "resnet_tiny", "tfc_w1a1", "tfc_w2a2"]
 
 
 def test_info_tfc_json(capsys):
