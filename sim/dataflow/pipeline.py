@@ -9,7 +9,15 @@ from dataclasses import dataclass
 import numpy as np
 import simpy
 
-from models.hwconfig import Design, Stage, StageKind, fifo_name, readers, stage_io
+from models.hwconfig import (
+    ConfigError,
+    Design,
+    Stage,
+    StageKind,
+    fifo_name,
+    readers,
+    stage_io,
+)
 
 from ..results import Interval, SimResult, StageStats
 from .units import (
@@ -230,6 +238,23 @@ class _Model:
                 for x in self.links
                 if len(x.xfer.t) != frames * x.per_frame
             ]
+            d = self.design
+            short = [  # join FIFOs configured below their deadlock-free bound, worst first
+                (d.join_bound(st, port) - d.fifo_depth(st, port), st.name, port)
+                for st in d.stages
+                if st.kind is StageKind.ADD
+                for port in range(2)
+                if d.has_fifo(st, port) and d.fifo_depth(st, port) < d.join_bound(st, port)
+            ]
+            if short:
+                _, name, port = max(short)
+                field = "fifo_depth" if port == 0 else "fifo_depth_b"
+                raise ConfigError(
+                    f"stage {name!r}: the pipeline deadlocks: {field} "
+                    f"{d.fifo_depth(name, port)} cannot hold what the other input's branch "
+                    f"runs ahead; {d.join_bound(name, port)} never deadlocks (the default "
+                    f"when {field} is unset)"
+                )
             raise SimulationError(f"the pipeline stopped; beats moved: {', '.join(stuck)}")
 
     def all_times(self) -> list[_Times]:
