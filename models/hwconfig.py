@@ -1,15 +1,13 @@
 """Hardware configuration of a dataflow pipeline, and its closed-form facts.
 
-A :class:`~models.ir.Network` becomes a pipeline of *stages*, one per compute layer (as in
-FINN and fpgaConvNet): a dense or binary-dense layer with the activation layers that follow
-it (clip, requant or multithreshold) is one matrix-vector-activation unit (MVAU); a
-convolution is a sliding-window generator feeding an MVAU; a pooling layer is a pool unit;
-an activation on its own is a threshold unit; flatten and reshape need no hardware.
-
-:class:`HardwareConfig` sets each stage's parallelism (PE output channels and SIMD input
-elements per cycle), weight memory style and input FIFO depth. It never changes what the
-network computes. The cycle counts here are what the simulator predicts and the RTL is
-measured against; both read them from this module so they cannot drift apart.
+:func:`~models.plan.plan` turns a :class:`~models.ir.Network` into a graph of *stages* (one
+per compute layer; forks where two stages read a stream, add stages where two streams
+join). :class:`HardwareConfig` sets each stage's parallelism (PE output channels and SIMD
+input elements per cycle), weight memory style and input FIFO depths. It never changes what
+the network computes. The cycle counts, beat widths and FIFO depths here (the skip FIFO's
+deadlock-free bound among them, :meth:`Design.join_bound`) are what the simulator predicts
+and the RTL is measured against; both read them from this module so they cannot drift
+apart.
 """
 
 from __future__ import annotations
