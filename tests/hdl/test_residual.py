@@ -171,3 +171,22 @@ def test_residual_rtl_at_sized_fifos_and_one_less_on_the_skip(tmp_path):
     p = simulate(smaller, frames=4, input_rate=rate)
     assert p.fifo_full_cycles() == r["fifo_full_cycles"]
     assert (p.latency, p.ii) == (r["latency"], r["ii"])
+
+
+@pytest.mark.simulator
+def test_corrupted_weight_on_the_long_branch_is_reported_at_its_stage(tmp_path):
+    """One weight changed in the RTL of the branch's convolution: the bench's per-stage taps
+    name that stage, the first differing one in the graph's order, not the add after it."""
+    from hdl.dataflow.pipeline import generate
+    from hdl.tools import icarus_available
+    from hdl.verify import verify
+    from models.hwconfig import Design
+
+    if not icarus_available():
+        pytest.skip("Icarus Verilog (Debian package iverilog) is not installed")
+    d = Design(residual_net(tmp_path))
+    generate(d, tmp_path / "bad", "0" * 16, corrupt=("b", 1, 7))
+    r = verify(d, tmp_path / "bad", vectors=40, sim="icarus", seed=5, perf_frames=2)
+    assert not r["passed"] and r["mismatches"] > 0
+    assert (r["first_bad_stage"], r["first_bad_layer"]) == ("b", "b_act")
+    assert r["stages"]["a"]["mismatched_frames"] == 0 < r["stages"]["b"]["mismatched_frames"]
