@@ -96,40 +96,6 @@ def test_add_streams_sums_elementwise():
 # -- a residual pipeline in RTL: forks, add stages, average and global sum pooling ----------
 
 
-def residual_net(tmp_path):
-    """A small residual network: conv + thresholds, 2x2 average pool, conv + thresholds,
-    add of the pool's output (the skip), thresholds, global sum pool + thresholds, dense."""
-    import yaml
-
-    from models.loader import load
-
-    rng = np.random.default_rng(4)
-    t = np.sort(rng.integers(-6, 7, (4, 3)), axis=1).tolist()
-    doc = {
-        "format": 1,
-        "name": "res_small",
-        "input": {"shape": [1, 8, 8], "type": "uint2"},
-        "layers": [
-            {"name": "a", "op": "conv2d", "weight": rng.integers(-2, 3, (4, 1, 3, 3)).tolist(),
-             "padding": 1},
-            {"name": "a_act", "op": "multithreshold", "thresholds": t},
-            {"name": "pool", "op": "avgpool2d", "kernel": 2, "rounding": "half_up"},
-            {"name": "b", "op": "conv2d", "weight": rng.integers(-2, 3, (4, 4, 3, 3)).tolist(),
-             "padding": 1},
-            {"name": "b_act", "op": "multithreshold", "thresholds": t},
-            {"name": "add", "op": "add", "inputs": ["b_act", "pool"]},
-            {"name": "add_act", "op": "multithreshold", "thresholds": [[1, 2, 4]] * 4},
-            {"name": "gap", "op": "sumpool2d", "kernel": 4},
-            {"name": "gap_act", "op": "multithreshold", "thresholds": [[8, 16, 32]] * 4},
-            {"name": "flatten", "op": "flatten"},
-            {"name": "fc", "op": "dense", "weight": rng.integers(-3, 4, (3, 4)).tolist()},
-        ],
-    }  # fmt: skip
-    path = tmp_path / "res_small.yaml"
-    path.write_text(yaml.safe_dump(doc))
-    return load(path)
-
-
 def _measure(d, folder, rate, frames=4):
     from codesign.flows import generate
     from hdl.verify import verify
@@ -141,7 +107,7 @@ def _measure(d, folder, rate, frames=4):
 
 
 @pytest.mark.simulator
-def test_residual_rtl_at_sized_fifos_and_one_less_on_the_skip(tmp_path):
+def test_residual_rtl_at_sized_fifos_and_one_less_on_the_skip(tmp_path, residual_net):
     """Icarus, against the golden model and the simulator: with FIFOs sized by the simulator
     (skip FIFO included) the RTL runs at the ideal II, no FIFO ever full; one entry less on
     the skip FIFO stalls it in the RTL exactly as predicted. (About 40 s.)"""
@@ -153,7 +119,7 @@ def test_residual_rtl_at_sized_fifos_and_one_less_on_the_skip(tmp_path):
 
     if not icarus_available():
         pytest.skip("Icarus Verilog (Debian package iverilog) is not installed")
-    d = size_fifos(Design(residual_net(tmp_path)))
+    d = size_fifos(Design(residual_net))
     rate = pipeline_rate(d)
     r = _measure(d, tmp_path / "sized", rate)
     p = simulate(d, frames=4, input_rate=rate)
@@ -174,7 +140,7 @@ def test_residual_rtl_at_sized_fifos_and_one_less_on_the_skip(tmp_path):
 
 
 @pytest.mark.simulator
-def test_corrupted_weight_on_the_long_branch_is_reported_at_its_stage(tmp_path):
+def test_corrupted_weight_on_the_long_branch_is_reported_at_its_stage(tmp_path, residual_net):
     """One weight changed in the RTL of the branch's convolution: the bench's per-stage taps
     name that stage, the first differing one in the graph's order, not the add after it."""
     from hdl.dataflow.pipeline import generate
@@ -184,7 +150,7 @@ def test_corrupted_weight_on_the_long_branch_is_reported_at_its_stage(tmp_path):
 
     if not icarus_available():
         pytest.skip("Icarus Verilog (Debian package iverilog) is not installed")
-    d = Design(residual_net(tmp_path))
+    d = Design(residual_net)
     generate(d, tmp_path / "bad", "0" * 16, corrupt=("b", 1, 7))
     r = verify(d, tmp_path / "bad", vectors=40, sim="icarus", seed=5, perf_frames=2)
     assert not r["passed"] and r["mismatches"] > 0
