@@ -301,7 +301,6 @@ class Pipeline(wiring.Component):
             n_in, n_out = stage_io(s, cfg)
             bad = self._corrupt[1:] if self._corrupt and self._corrupt[0] == s.name else None
             unit = StageUnit(stage=s, config=cfg, corrupt=bad)
-            m.submodules[f"stage_{s.name}"] = unit
             for port, tensor in enumerate(s.inputs):
                 cur = pending.pop((s.name, port))
                 name = fifo_name(s.name, port)
@@ -321,6 +320,7 @@ class Pipeline(wiring.Component):
                     wiring.connect(m, cur, q.i)
                     cur = q.o
                 wiring.connect(m, cur, unit.i if port == 0 else unit.i_b)
+            m.submodules[f"stage_{s.name}"] = unit
             if s is design.stages[-1]:
                 wiring.connect(m, unit.o, wiring.flipped(self.o))
             else:
