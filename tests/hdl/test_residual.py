@@ -156,3 +156,38 @@ def test_corrupted_weight_on_the_long_branch_is_reported_at_its_stage(tmp_path, 
     assert not r["passed"] and r["mismatches"] > 0
     assert (r["first_bad_stage"], r["first_bad_layer"]) == ("b", "b_act")
     assert r["stages"]["a"]["mismatched_frames"] == 0 < r["stages"]["b"]["mismatched_frames"]
+
+
+@pytest.mark.simulator
+def test_skip_from_the_network_input_forks_the_input_stream(tmp_path):
+    """The skip may start at the network input: the input stream is forked (``fork_input``)
+    and both readers get a FIFO; the RTL matches the golden model and the simulator."""
+    import yaml
+
+    from hdl.tools import icarus_available
+    from models.hwconfig import Design
+    from models.loader import load
+    from sim.dataflow import simulate
+
+    if not icarus_available():
+        pytest.skip("Icarus Verilog (Debian package iverilog) is not installed")
+    rng = np.random.default_rng(9)
+    doc = {
+        "format": 1,
+        "name": "input_skip",
+        "input": {"shape": [2, 5, 5], "type": "int3"},
+        "layers": [
+            {"name": "c", "op": "conv2d", "weight": rng.integers(-1, 2, (2, 2, 3, 3)).tolist(),
+             "padding": 1},
+            {"name": "c_act", "op": "multithreshold", "thresholds": [[-2, 0, 2]] * 2,
+             "out_bias": -2, "out_type": "int3"},
+            {"name": "add", "op": "add", "inputs": ["input", "c_act"]},
+        ],
+    }  # fmt: skip
+    (tmp_path / "n.yaml").write_text(yaml.safe_dump(doc))
+    d = Design(load(tmp_path / "n.yaml"))
+    assert [name for _, _, name in d.fifos()] == ["c", "add", "add__b"]
+    r = _measure(d, tmp_path / "hdl", 1.0)
+    p = simulate(d, frames=4)
+    assert (p.latency, p.ii) == (r["latency"], r["ii"])
+    assert p.fifo_full_cycles() == r["fifo_full_cycles"]
