@@ -28,6 +28,8 @@ from pathlib import Path
 
 from models.device import ECP5_85F
 
+from .memfiles import memory_files
+
 __all__ = [
     "DEVICES",
     "ICARUS_MISSING",
@@ -329,6 +331,8 @@ def synthesize(
         # the WebAssembly sandbox reliably sees its working directory, so run in a scratch
         # directory on a copy of the source, with relative names only
         shutil.copyfile(path, Path(work) / "design.v")
+        for f in memory_files(path):  # $readmemh files, read from the working directory
+            shutil.copyfile(f, Path(work) / f.name)
         if hierarchy:
             synth = HIERARCHICAL_SCRIPTS[target].format(top=top)
         else:
