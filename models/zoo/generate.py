@@ -194,18 +194,20 @@ CNV_DENSE = (("fc0", 512), ("fc1", 512), ("fc2", 10))
 
 def cnv(name: str, out_dir, *, wbits: int, abits: int, seed: int = 5) -> tuple[Path, Path]:
     """FINN's CNV on a 3x32x32 ``uint8`` image with seeded synthetic weights:
-    conv3x3 64 - conv3x3 64 - maxpool2 - conv3x3 128 - conv3x3 128 - maxpool2 -
-    conv3x3 256 - conv3x3 256 - FC 512 - FC 512 - FC 10 (no padding: 32 → 30 → 28 → 14 →
-    12 → 10 → 5 → 3 → 1), each layer but the last followed by BatchNorm and its activation.
+        conv3x3 64 - conv3x3 64 - maxpool2 - conv3x3 128 - conv3x3 128 - maxpool2 -
+        conv3x3 256 - conv3x3 256 - FC 512 - FC 512 - FC 10 (no padding: 32 → 30 → 28 → 14 →
+        12 → 10 → 5 → 3 → 1), each layer but the last followed by BatchNorm and its activation.
 
-    ``wbits=abits=1`` is ``cnv_w1a1``: the first convolution takes the 8-bit image with
-    weights in {-1, +1}, every later layer is ``binary_dense``/``binary_conv2d`` (FINN's
-    binary encoding) on 1-bit activations from BatchNorm + sign. ``wbits=abits=2`` is
-    ``cnv_w2a2``: 2-bit signed weights and 2-bit unsigned activations (BatchNorm + quant).
-    The BatchNorm statistics are those of random inputs (as :func:`_tfc`'s), so every
-    threshold lies inside its accumulator's range. 1.54 M weights: written as
-    ``int8`` arrays (the loader widens them), 0.31 MB (w1a1) and 0.50 MB (w2a2) of npz.
-    Returns the description and npz paths.
+        ``wbits=abits=1`` is ``cnv_w1a1``: the first convolution takes the 8-bit image with
+        weights in {-1, +1}, every later layer is ``binary_dense``/``binary_conv2d`` (FINN's
+        binary encoding) on 1-bit activations from BatchNorm + sign. ``wbits=abits=2`` is
+        ``cnv_w2a2``: 2-bit signed weights, narrow as Brevitas's CNV quantizes them ({-1, 0, 1}:
+    a BatchNorm of negative scale negates its channel's weights and stays in 2 bits), and 2-bit
+    unsigned activations (BatchNorm + quant).
+        The BatchNorm statistics are those of random inputs (as :func:`_tfc`'s), so every
+        threshold lies inside its accumulator's range. 1.54 M weights: written as
+        ``int8`` arrays (the loader widens them), 0.31 MB (w1a1) and 0.50 MB (w2a2) of npz.
+        Returns the description and npz paths.
     """
     if (wbits, abits) not in ((1, 1), (2, 2)):
         raise ValueError(f"(wbits, abits) must be (1, 1) or (2, 2), not {(wbits, abits)!r}")
@@ -222,7 +224,7 @@ def cnv(name: str, out_dir, *, wbits: int, abits: int, seed: int = 5) -> tuple[P
         k = c * 9 if kind == "conv" else c
         shape = (oc, c, 3, 3) if kind == "conv" else (oc, c)
         if i == 0:  # the 8-bit image: a multiplying convolution
-            w = (2 * b.bits01(shape) - 1) if binary else b.ints(shape, wbits, 1.0)
+            w = 2 * b.bits01(shape) - 1 if binary else np.clip(b.ints(shape, wbits, 1.0), -1, 1)
             b.layer(lname, "conv2d", weight=w.astype(np.int8))
             wsum = w.reshape(oc, -1)
             mean = 127.5 * wsum.sum(axis=1)
@@ -232,7 +234,7 @@ def cnv(name: str, out_dir, *, wbits: int, abits: int, seed: int = 5) -> tuple[P
             b.layer(lname, op, weight=b.bits01(shape).astype(np.int8), encoding="binary")
             mean, std = k / 2, np.sqrt(k) / 2  # popcount of random bits
         else:
-            w = b.ints(shape, wbits, 1.0)
+            w = np.clip(b.ints(shape, wbits, 1.0), -1, 1)  # narrow, as Brevitas's CNV
             b.layer(lname, "conv2d" if kind == "conv" else "dense", weight=w.astype(np.int8))
             wsum = w.reshape(oc, -1)
             mean = 1.5 * wsum.sum(axis=1)
