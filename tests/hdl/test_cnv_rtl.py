@@ -9,7 +9,8 @@ cycles/s these designs run at.
 
 ``slow``: measured on 2 cores shared with other jobs (load ~6) on 2026-12-06: cnv_w1a1
 17 min 19 s (Verilator build 624 s of 3.8 MB Verilog and 0.4 MB of hex files, run 318 s for
-402,643 cycles); cnv_w2a2 W2A2_TIME.
+402,643 cycles); cnv_w2a2 26 min (Verilator build 356 s of 1.9 MB
+Verilog and 1.1 MB of hex files, run 1,115 s for 1,942,855 cycles).
 """
 
 from __future__ import annotations
