@@ -19,6 +19,10 @@ What is counted, per stage (the parts of a design that grow with PE and SIMD):
 - block RAMs: the weight ROMs in block RAM (:func:`models.device.rom_brams` of the whole
   word, before Yosys drops constant bit columns, so an upper bound).
 
+A network whose weights alone already overfill a resource (cnv_w2a2's 3.09 Mbit of weights
+in block RAM) still gets balanced: a step may leave a resource that is over its budget
+where it is, but never grow it.
+
 The rest of the design (line buffers, FIFOs, width converters, pool units, control,
 and the routing headroom nextpnr needs) is covered by the fractions of :data:`DEFAULT_BUDGET`
 that are kept back. ``tests/models/test_folding.py`` checks, with the cost model, that the
