@@ -231,7 +231,8 @@ def cmd_import(args) -> None:
         lines.append(
             f"check {r['vectors']} vectors (seed {r['seed']}) on {r['compared_tensor']}: "
             f"{r['exact']} exact, {r['float32_explained']} explained by float32 rounding, "
-            f"{r['unexplained']} unexplained: {verdict}"
+            f"{r['float64_explained']} by float64 rounding, {r['unexplained']} unexplained: "
+            f"{verdict}"
         )
         if "first_unexplained" in r:
             lines.append(
@@ -274,6 +275,12 @@ def _fmt(v) -> str:
     return f"{int(v)}" if float(v).is_integer() else f"{v:.2f}"
 
 
+def _pair(a, b) -> str:
+    """A FIFO figure, and an add stage's second input's after a slash."""
+    text = "-" if a is None else str(a)
+    return text if b is None else f"{text}/{b}"
+
+
 def _sim_text(r) -> str:
     head = [
         f"{r.network}: {r.frames} frames at input rate {r.input_rate:g}, {r.clock_mhz:g} MHz",
@@ -293,8 +300,8 @@ def _sim_text(r) -> str:
                 str(st.starved),
                 str(st.blocked),
                 f"{100 * st.utilisation:.1f}%",
-                "-" if st.fifo_depth is None else str(st.fifo_depth),
-                "-" if st.fifo_max is None else str(st.fifo_max),
+                _pair(st.fifo_depth, st.fifo_b_depth),
+                _pair(st.fifo_max, st.fifo_b_max),
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
@@ -326,7 +333,7 @@ def cmd_sim(args) -> None:
         if args.input_rate is None:
             rate = pipeline_rate(d)
         d = size_fifos(d, input_rate=rate)
-        sized = {s.name: d.fifo_depth(s) for s in d.stages[1:]}
+        sized = {name: d.fifo_depth(s, port) for s, port, name in d.fifos()}
         atomic_write(args.size_fifos, yaml.safe_dump(d.config.to_dict(), sort_keys=False))
     r = simulate(d, frames=args.frames, input_rate=rate)
     doc = {"network": net.name, **r.to_dict()}

@@ -187,7 +187,7 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 def _folding(design: Design) -> str:
     rows = []
-    for i, s in enumerate(design.stages):
+    for s in design.stages:
         cfg = design.config[s.name]
         rows.append(
             (
@@ -196,7 +196,12 @@ def _folding(design: Design) -> str:
                 "+".join(la.name for la in s.layers),
                 cfg.pe,
                 cfg.simd,
-                "—" if i == 0 else design.fifo_depth(s),
+                " / ".join(
+                    str(design.fifo_depth(s, p))
+                    for p in range(len(s.sources))
+                    if design.has_fifo(s, p)
+                )
+                or "—",
                 design.cycles(s),
             )
         )
@@ -205,7 +210,7 @@ def _folding(design: Design) -> str:
         + _table(("stage", "kind", "layers", "PE", "SIMD", "FIFO depth", "cycles/frame"), rows)
         + f"\nIdeal II {design.ideal_ii} cycles/frame (the slowest stage) at "
         f"{design.config.clock_mhz:g} MHz. The FIFO depth is that of the FIFO in front of the "
-        "stage, in beats.\n"
+        "stage, in beats (an add stage's two inputs: first / second).\n"
     )
 
 

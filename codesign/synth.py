@@ -81,6 +81,7 @@ def _config_doc(d: Design) -> dict:
                 "simd": d.config[s.name].simd,
                 "mem_style": d.config[s.name].mem_style.value,
                 "fifo_depth": d.fifo_depth(s),
+                **({"fifo_depth_b": d.fifo_depth(s, 1)} if len(s.sources) > 1 else {}),
             }
             for s in d.stages
         },

@@ -77,6 +77,16 @@ class StageSpec:
     #: depth of the FIFO in front of the stage (``fifo_<name>`` in the Verilog); None where
     #: there is none (the first stage) or the manifest does not say
     fifo_depth: int | None = None
+    #: the producing stage of each input (None: the network input); empty when the
+    #: manifest does not say (a linear pipeline)
+    inputs: tuple[str | None, ...] = ()
+    #: depth of the FIFO on an add stage's second input (``fifo_<name>__b``), if any
+    fifo_depth_b: int | None = None
+
+    def fifos(self) -> list[str]:
+        """Names of the FIFOs in front of the stage (instance ``fifo_<name>``)."""
+        names = [self.name] if self.fifo_depth is not None else []
+        return names + ([f"{self.name}__b"] if self.fifo_depth_b is not None else [])
 
 
 @dataclass(frozen=True)
@@ -202,6 +212,14 @@ def read_manifest(path: str | os.PathLike) -> Manifest:
             raise ManifestError(f"{path}: field 'stages[{k}]': must be an object, not {s!r}")
         name = _get(s, "name", str, w, path)
         layers = tuple(_get(s, "layers", list, w, path, optional=True) or ())
+        inputs = _get(s, "inputs", list, w, path, optional=True)
+        if inputs is not None and not all(x is None or isinstance(x, str) for x in inputs):
+            raise ManifestError(
+                f"{path}: field 'stages[{k}].inputs': must be a list of stage names or "
+                f"nulls, not {inputs!r}"
+            )
+        # a graph manifest says where every FIFO is; a linear one has none on stage 0
+        fifo_here = k > 0 or inputs is not None
         stages.append(
             StageSpec(
                 name=name,
@@ -213,7 +231,11 @@ def read_manifest(path: str | os.PathLike) -> Manifest:
                 pe=_positive(s, "pe", w, path, optional=True),
                 simd=_positive(s, "simd", w, path, optional=True),
                 cycles=_positive(s, "cycles", w, path, optional=True),
-                fifo_depth=_positive(s, "fifo_depth", w, path, optional=True) if k else None,
+                fifo_depth=(
+                    _positive(s, "fifo_depth", w, path, optional=True) if fifo_here else None
+                ),
+                inputs=tuple(inputs or ()),
+                fifo_depth_b=_positive(s, "fifo_depth_b", w, path, optional=True),
             )
         )
     if len({s.name for s in stages}) != len(stages):

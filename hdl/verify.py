@@ -408,7 +408,7 @@ def run_cocotb(
             "source_pause": source_pause,
             "sink_pause": sink_pause,
             "input_rate": input_rate,
-            "fifos": [s.name for s in manifest.stages if s.fifo_depth is not None],
+            "fifos": [f for s in manifest.stages for f in s.fifos()],
         }
         (run / "bench.json").write_text(json.dumps(bench, indent=1))
         results = _run_bench(manifest, sim, built, run, waves, seed)

@@ -26,6 +26,7 @@ __all__ = [
     "im2col",
     "matmul_exact",
     "maxpool2d",
+    "sumpool2d",
 ]
 
 #: Integers strictly below this magnitude are exact in float64, and so are sums of them
@@ -157,13 +158,19 @@ def maxpool2d(x, kernel, stride, padding) -> np.ndarray:
     return out
 
 
-def avgpool2d(x, kernel, stride, rounding: Rounding) -> np.ndarray:
-    """Window sum divided by the window size with ``rounding`` (no padding), in int64."""
+def sumpool2d(x, kernel, stride) -> np.ndarray:
+    """Window sum (no padding, no division), in ``x``'s dtype: exact when the caller's
+    representation holds every window sum (see :func:`as_exact`)."""
     h, w = x.shape[2:]
     oh = conv_out_size(h, kernel[0], stride[0], 0, 1)
     ow = conv_out_size(w, kernel[1], stride[1], 0, 1)
-    x = x.astype(np.int64)
     total = None
     for view in _windows(x, kernel, stride, (oh, ow)):
         total = view.copy() if total is None else np.add(total, view, out=total)
+    return total
+
+
+def avgpool2d(x, kernel, stride, rounding: Rounding) -> np.ndarray:
+    """Window sum divided by the window size with ``rounding`` (no padding), in int64."""
+    total = sumpool2d(x.astype(np.int64), kernel, stride)
     return round_div(total, kernel[0] * kernel[1], rounding)

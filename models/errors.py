@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["DescriptionError", "UserError"]
+__all__ = ["ConfigError", "DescriptionError", "UserError"]
 
 
 class UserError(Exception):
@@ -56,3 +56,7 @@ class DescriptionError(UserError, ValueError):
         if self.field:
             where.append(f"field {self.field!r}")
         return ": ".join([*where, self.message])
+
+
+class ConfigError(UserError, ValueError):
+    """A hardware configuration that the network cannot take (impossible folding, ...)."""

@@ -1,43 +1,30 @@
 """Hardware configuration of a dataflow pipeline, and its closed-form facts.
 
-A :class:`~models.ir.Network` becomes a pipeline of *stages*, one per compute layer (as in
-FINN and fpgaConvNet): a dense or binary-dense layer with the activation layers that follow
-it (clip, requant or multithreshold) is one matrix-vector-activation unit (MVAU); a
-convolution is a sliding-window generator feeding an MVAU; a pooling layer is a pool unit;
-an activation on its own is a threshold unit; flatten and reshape need no hardware.
-
-:class:`HardwareConfig` sets each stage's parallelism (PE output channels and SIMD input
-elements per cycle), weight memory style and input FIFO depth. It never changes what the
-network computes. The cycle counts here are what the simulator predicts and the RTL is
-measured against; both read them from this module so they cannot drift apart.
+:func:`~models.plan.plan` turns a :class:`~models.ir.Network` into a graph of *stages* (one
+per compute layer; forks where two stages read a stream, add stages where two streams
+join). :class:`HardwareConfig` sets each stage's parallelism (PE output channels and SIMD
+input elements per cycle), weight memory style and input FIFO depths. It never changes what
+the network computes. The cycle counts, beat widths and FIFO depths here (the skip FIFO's
+deadlock-free bound among them, :meth:`Design.join_bound`) are what the simulator predicts
+and the RTL is measured against; both read them from this module so they cannot drift
+apart.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 import numpy as np
 
-from .errors import DescriptionError, UserError
-from .ir import Layer, Network, Tensor
-from .layers import (
-    AvgPool2d,
-    BinaryConv2d,
-    BinaryDense,
-    Clip,
-    Conv2d,
-    Dense,
-    Flatten,
-    Input,
-    MaxPool2d,
-    MultiThreshold,
-    Requant,
-    Reshape,
-)
-from .qtype import Kind
+from .errors import ConfigError, DescriptionError
+from .ir import Network
+from .plan import MATRIX as _MATRIX
+from .plan import Stage, StageKind, plan, readers
 
 __all__ = [
     "LOGIC_ROM_MAX_DEPTH",
@@ -47,15 +34,12 @@ __all__ = [
     "MemStyle",
     "Stage",
     "StageConfig",
+    "StageKind",
     "accumulator_range",
     "plan",
     "resolve_mem_style",
     "stage_io",
 ]
-
-
-class ConfigError(UserError, ValueError):
-    """A hardware configuration that the network cannot take (impossible folding, ...)."""
 
 
 class MemStyle(enum.Enum):
@@ -84,190 +68,6 @@ def resolve_mem_style(style: MemStyle, depth: int) -> MemStyle:
     return MemStyle.BLOCK if depth > LOGIC_ROM_MAX_DEPTH else MemStyle.DISTRIBUTED
 
 
-class StageKind(enum.Enum):
-    MVAU = "mvau"  #: dense / binary dense (+ activation)
-    CONV = "conv"  #: sliding-window generator + MVAU (+ activation)
-    POOL = "pool"  #: max or average pooling
-    ACT = "act"  #: standalone clip / requant / multithreshold
-
-
-@dataclass(frozen=True, eq=False)
-class Stage:
-    """One hardware stage: the IR layers it computes and its shape facts."""
-
-    name: str
-    kind: StageKind
-    layers: tuple[Layer, ...]  #: the main layer first, then fused activations
-    input: Tensor  #: what the stage reads (IR tensor)
-    output: Tensor  #: what it writes (IR tensor of its last layer)
-    acc: Tensor  #: the main layer's output (an MVAU's accumulators, before activation)
-    #: for an MVAU after a flatten: stream position j holds the flattened (C·H·W) element
-    #: ``in_order[j]``; the weight columns are permuted to match. None when identity.
-    in_order: np.ndarray | None = None
-
-    @property
-    def main(self) -> Layer:
-        return self.layers[0]
-
-    @property
-    def tap(self) -> str:
-        """The IR layer whose output this stage's output equals (compare with trace)."""
-        return self.layers[-1].name
-
-    @property
-    def mh(self) -> int:
-        """Output channels (MVAU rows)."""
-        return int(self.main.weight.shape[0]) if self.kind in _MATRIX else self.channels
-
-    @property
-    def mw(self) -> int:
-        """Elements of one input vector (MVAU columns)."""
-        return int(self.main.weight[0].size) if self.kind in _MATRIX else self.channels
-
-    @property
-    def channels(self) -> int:
-        return int(self.input.shape[0]) if len(self.input.shape) == 3 else self.input.size
-
-    @property
-    def depthwise(self) -> bool:
-        """A depthwise convolution (a vector-vector unit instead of an MVAU)."""
-        m = self.main
-        return (
-            self.kind is StageKind.CONV
-            and isinstance(m, Conv2d)
-            and m.groups > 1
-            and m.groups == self.channels == m.weight.shape[0]
-        )
-
-    @property
-    def vectors(self) -> int:
-        """Input vectors per frame: output pixels of a convolution, 1 for a dense layer."""
-        if self.kind is StageKind.CONV:
-            return int(self.output.shape[1] * self.output.shape[2])
-        return 1
-
-    def pe_choices(self) -> list[int]:
-        """Valid PE values (divisors of the output channels)."""
-        return _divisors(self.mh) if self.kind in _MATRIX else _divisors(self.channels)
-
-    def simd_choices(self) -> list[int]:
-        """Valid SIMD values: divisors of the vector length; for a convolution also of the
-        input channels (each beat carries channels of one window position). A depthwise
-        convolution reads PE channels per beat, so its SIMD is 1."""
-        if self.depthwise:
-            return [1]
-        if self.kind is StageKind.CONV:
-            return _divisors(int(self.input.shape[0]))
-        if self.kind is StageKind.MVAU:
-            return _divisors(self.mw)
-        return [1]
-
-
-_MATRIX = (StageKind.MVAU, StageKind.CONV)
-
-
-def _is_depthwise(layer: Layer, net: Network) -> bool:
-    """A convolution with one filter per input channel (groups = C = OC)."""
-    if not isinstance(layer, Conv2d):
-        return False
-    c = net.tensors[layer.inputs[0]].shape[0]
-    return layer.groups == c == layer.weight.shape[0] and c > 1
-
-
-def _divisors(n: int) -> list[int]:
-    return [d for d in range(1, n + 1) if n % d == 0]
-
-
-def plan(net: Network) -> list[Stage]:
-    """The pipeline's stages for ``net``, in order. Raises :class:`ConfigError` for a layer
-    the dataflow hardware cannot build, naming it."""
-    readers: dict[str, list[str]] = {la.name: [] for la in net.layers}
-    for la in net.layers:
-        for s in la.inputs:
-            readers[s].append(la.name)
-    stages: list[Stage] = []
-    order: np.ndarray | None = None  # pending flatten permutation
-    i = 0
-    layers = list(net.layers)
-    while i < len(layers):
-        la = layers[i]
-        if isinstance(la, Input):
-            i += 1
-            continue
-        if len(la.inputs) != 1:
-            raise ConfigError(
-                f"layer {la.name!r}: {la.op} joins two branches; the residual fork/add blocks "
-                "exist (hdl/dataflow/residual.py) but the compiler routes linear pipelines only"
-            )
-        if isinstance(la, Flatten | Reshape):
-            src = net.tensors[la.inputs[0]]
-            if len(src.shape) == 3 and isinstance(la, Flatten):
-                c, h, w = src.shape
-                # stream position (h, w, c) holds flattened index c*H*W + h*W + w
-                order = np.arange(c * h * w).reshape(c, h, w).transpose(1, 2, 0).ravel()
-            elif len(src.shape) != 1 or isinstance(la, Reshape):
-                raise ConfigError(
-                    f"layer {la.name!r}: {la.op} of shape {src.shape} has no dataflow "
-                    "hardware; only flatten of (C, H, W) or of a vector is supported"
-                )
-            i += 1
-            continue
-        group = [la]
-        if isinstance(la, Dense | BinaryDense | Conv2d | BinaryConv2d):
-            kind = StageKind.CONV if isinstance(la, Conv2d | BinaryConv2d) else StageKind.MVAU
-            if isinstance(la, Conv2d) and la.groups != 1 and not _is_depthwise(la, net):
-                raise ConfigError(
-                    f"layer {la.name!r}: grouped conv2d (groups={la.groups}) has no dataflow "
-                    "hardware yet; plain and depthwise (groups = channels) convolutions do"
-                )
-            # fuse the activation chain: [clip] [requant | multithreshold]
-            j = i + 1
-            for wanted in ((Clip,), (Requant, MultiThreshold)):
-                if (
-                    j < len(layers)
-                    and isinstance(layers[j], wanted)
-                    and layers[j].inputs == (group[-1].name,)
-                    and readers[group[-1].name] == [layers[j].name]
-                ):
-                    group.append(layers[j])
-                    j += 1
-            src = net.tensors[la.inputs[0]]
-            if isinstance(la, Conv2d) and any(la.padding) and src.qtype.kind is Kind.BIPOLAR:
-                raise ConfigError(
-                    f"layer {la.name!r}: a padded convolution of a bipolar input has no "
-                    "hardware: bipolar streams cannot carry the zero padding"
-                )
-        elif isinstance(la, MaxPool2d | AvgPool2d):
-            kind = StageKind.POOL
-        elif isinstance(la, Clip | Requant | MultiThreshold):
-            kind = StageKind.ACT
-        else:
-            raise ConfigError(f"layer {la.name!r}: {la.op} has no dataflow hardware yet")
-        if order is not None and kind is not StageKind.MVAU:
-            raise ConfigError(
-                f"layer {la.name!r}: after a flatten of a (C, H, W) tensor only a dense "
-                "layer is supported"
-            )
-        stages.append(
-            Stage(
-                name=la.name,
-                kind=kind,
-                layers=tuple(group),
-                input=net.tensors[la.inputs[0]],
-                output=net.tensors[group[-1].name],
-                acc=net.tensors[la.name],
-                in_order=order,
-            )
-        )
-        order = None
-        i += len(group)
-    if not stages:
-        raise ConfigError("the network has no layer that needs hardware")
-    if order is not None:
-        raise ConfigError("a flatten of a (C, H, W) tensor must be followed by a dense layer")
-    return stages
-
-
 @dataclass(frozen=True)
 class StageConfig:
     """Parallelism and memories of one stage."""
@@ -278,11 +78,14 @@ class StageConfig:
     #: beats buffered in front of the stage; None: one frame of its input (at most
     #: :data:`AUTO_FIFO_MAX`), which decouples neighbouring stages completely
     fifo_depth: int | None = None
+    #: beats buffered in front of an add stage's second input (its skip FIFO when the
+    #: second input is the short branch); None: see :meth:`Design.fifo_depth`
+    fifo_depth_b: int | None = None
 
     def __post_init__(self) -> None:
-        for name in ("pe", "simd", "fifo_depth"):
+        for name in ("pe", "simd", "fifo_depth", "fifo_depth_b"):
             v = getattr(self, name)
-            if name == "fifo_depth" and v is None:
+            if name.startswith("fifo_depth") and v is None:
                 continue
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ConfigError(f"{name} must be a positive int, not {v!r}")
@@ -328,10 +131,11 @@ class HardwareConfig:
         for name, entry in (doc.get("stages") or {}).items():
             if not isinstance(entry, Mapping):
                 raise DescriptionError("must be a mapping", file=source, layer=str(name))
-            bad = sorted(set(entry) - {"pe", "simd", "mem_style", "fifo_depth"})
+            bad = sorted(set(entry) - {"pe", "simd", "mem_style", "fifo_depth", "fifo_depth_b"})
             if bad:
                 raise DescriptionError(
-                    "is not a stage field; expected one of fifo_depth, mem_style, pe, simd",
+                    "is not a stage field; expected one of fifo_depth, fifo_depth_b, "
+                    "mem_style, pe, simd",
                     file=source,
                     layer=str(name),
                     field=str(bad[0]),
@@ -353,7 +157,7 @@ class HardwareConfig:
         for name, c in self.stages.items():
             entry = {
                 k: getattr(c, k)
-                for k in ("pe", "simd", "fifo_depth")
+                for k in ("pe", "simd", "fifo_depth", "fifo_depth_b")
                 if getattr(c, k) != getattr(default, k)
             }
             if c.mem_style is not default.mem_style:
@@ -408,6 +212,8 @@ def stage_cycles(stage: Stage, cfg: StageConfig) -> int:
     # pool and act units take cfg.pe channels per beat and move one beat per cycle
     if stage.kind is StageKind.POOL:
         c, h, w = stage.input.shape
+        if stage.global_pool:  # one accumulator per channel: one input beat per cycle
+            return h * w * (c // cfg.pe)
         _, oh, ow = stage.output.shape
         kh, kw = stage.main.kernel
         return max(h * w, oh * ow * kh * kw) * (c // cfg.pe)
@@ -436,6 +242,11 @@ class Design:
                 )
         for s in self.stages:
             cfg = config[s.name]
+            if cfg.fifo_depth_b is not None and s.kind is not StageKind.ADD:
+                raise ConfigError(
+                    f"stage {s.name!r}: fifo_depth_b is the FIFO of an add stage's second "
+                    f"input; a {s.kind.value} stage has one input"
+                )
             if cfg.pe not in s.pe_choices():
                 raise ConfigError(
                     f"stage {s.name!r}: pe must divide {s.mh if s.kind in _MATRIX else s.channels}"
@@ -460,19 +271,181 @@ class Design:
         s = stage if isinstance(stage, Stage) else next(x for x in self.stages if x.name == stage)
         return stage_cycles(s, self.config[s.name])
 
-    def fifo_depth(self, stage: Stage | str) -> int:
-        """Depth of the FIFO in front of ``stage`` (the configured one, or automatic)."""
-        s = stage if isinstance(stage, Stage) else next(x for x in self.stages if x.name == stage)
+    def stage(self, name: str) -> Stage:
+        return next(x for x in self.stages if x.name == name)
+
+    def fifo_depth(self, stage: Stage | str, port: int = 0) -> int:
+        """Depth of the FIFO in front of input ``port`` of ``stage``: the configured one,
+        else one frame of that input (at most :data:`AUTO_FIFO_MAX` beats), and for an
+        input of an add stage at least :meth:`join_bound` (deadlock freedom)."""
+        s = stage if isinstance(stage, Stage) else self.stage(stage)
         cfg = self.config[s.name]
-        if cfg.fifo_depth is not None:
-            return cfg.fifo_depth
-        n_in = cfg.simd if s.kind in _MATRIX and not s.depthwise else cfg.pe
-        return max(2, min(s.input.size // n_in, AUTO_FIFO_MAX))
+        given = cfg.fifo_depth if port == 0 else cfg.fifo_depth_b
+        if given is not None:
+            return given
+        n_in = stage_io(s, cfg)[0]
+        depth = max(2, min(s.inputs[port].size // n_in, AUTO_FIFO_MAX))
+        if s.kind is StageKind.ADD:
+            depth = max(depth, self.join_bound(s, port))
+        return depth
+
+    def has_fifo(self, stage: Stage | str, port: int = 0) -> bool:
+        """Whether input ``port`` of ``stage`` has a FIFO: every input does but the network
+        input's when a single stage reads it (a linear pipeline's first stage)."""
+        s = stage if isinstance(stage, Stage) else self.stage(stage)
+        return s.sources[port] is not None or len(readers(self.stages)[None]) > 1
+
+    def fifos(self) -> list[tuple[Stage, int, str]]:
+        """Every FIFO: ``(stage, input port, name)`` in stage order; the name is the stage's
+        for port 0 and ``<stage>__b`` for an add stage's second input (the Verilog instance
+        is ``fifo_<name>``)."""
+        return [
+            (s, p, fifo_name(s.name, p))
+            for s in self.stages
+            for p in range(len(s.sources))
+            if self.has_fifo(s, p)
+        ]
+
+    def in_width(self, stage: Stage, port: int = 0) -> int:
+        """Elements per beat arriving at input ``port`` of ``stage`` (its producer's output
+        width, before any width converter)."""
+        src = stage.sources[port]
+        if src is None:
+            first = readers(self.stages)[None][0][0]
+            return stage_io(self.stage(first), self.config[first])[0]
+        return stage_io(self.stage(src), self.config[src])[1]
+
+    def join_bound(self, stage: Stage | str, port: int) -> int:
+        """Least depth of the FIFO on input ``port`` of add stage ``stage`` that provably
+        never deadlocks the fork feeding both inputs.
+
+        Let the fork copy tensor ``F`` to two paths that end at the add's inputs ``port``
+        (``q``) and ``p``, and let ``lag_p`` bound, in elements, how far path ``p``'s input
+        must run ahead of its output: emitting its output element ``j`` never needs more
+        than input element ``j + lag_p`` (:func:`stage_lag`, summed along the path; its
+        FIFOs and converters lag by one beat each). A deadlock with the add waiting on
+        ``p`` means: the add took ``k`` beats from each side, FIFO ``q`` is full (else the
+        fork would move on), so the fork delivered at least ``k·n + D·n`` elements to path
+        ``q`` and, as it releases a beat only when both outputs took it, all but at most
+        one beat ``b`` of them to path ``p``; path ``p`` is stuck, so it needs more than
+        that to emit element ``k·n``: ``lag_p > D·n - b``. Hence depth
+        ``D = ceil((lag_p + b) / n)`` never deadlocks, whatever the foldings, FIFO depths
+        or input rate. 0 when the two inputs share no fork.
+        """
+        s = stage if isinstance(stage, Stage) else self.stage(stage)
+        other = 1 - port
+        fork, lag = _common_fork(self, s)
+        if fork is _NO_FORK:
+            return 0
+        size = s.inputs[port].size
+        n = stage_io(s, self.config[s.name])[0]
+        b = self._fork_width(fork)
+        lag_p = math.ceil(lag[other] * size)
+        return max(2, -(-(lag_p + b) // n))
+
+    def _fork_width(self, fork: str | None) -> int:
+        if fork is None:
+            first = readers(self.stages)[None][0][0]
+            return stage_io(self.stage(first), self.config[first])[0]
+        return stage_io(self.stage(fork), self.config[fork])[1]
 
     @property
     def ideal_ii(self) -> int:
         """Cycles per frame of the slowest stage: the pipeline's ideal initiation interval."""
         return max(self.cycles(s) for s in self.stages)
+
+
+def fifo_name(stage: str, port: int) -> str:
+    """A FIFO's name: the stage's for its first input, ``<stage>__b`` for an add's second."""
+    return stage if port == 0 else f"{stage}__b"
+
+
+def stage_lag(stage: Stage, cfg: StageConfig) -> Fraction:
+    """How far, in frames, a stage's input must run ahead of its output: emitting its
+    output element at frame position ``x`` (a fraction of its output frame) never needs
+    input beyond frame position ``x + stage_lag`` of its input frame.
+
+    From the data each output needs, rounded up to whole beats and pixels: a dense MVAU and
+    a global pool need their whole input before their first output (1 frame); a window
+    (convolution, pool) needs the last pixel of its window (the largest lead over all
+    output pixels, in raster order), plus a beat at the input and two at the output (MVAU
+    and activation registers); a register, width converter or add one beat.
+    """
+    n_in, n_out = stage_io(stage, cfg)
+    s_in, s_out = stage.input.size, stage.output.size
+    slack = Fraction(n_in, s_in) + Fraction(2 * n_out, s_out)
+    if stage.kind is StageKind.MVAU or stage.global_pool:
+        return 1 + slack
+    if stage.kind in (StageKind.CONV, StageKind.POOL):
+        _, h, w = stage.input.shape
+        _, oh, ow = stage.output.shape
+        la = stage.main
+        kh, kw = la.kernel if stage.kind is StageKind.POOL else la.weight.shape[2:]
+        (sh, sw), (ph, pw) = la.stride, getattr(la, "padding", (0, 0))
+        dh, dw = getattr(la, "dilation", (1, 1))
+        worst, last = Fraction(0), -1
+        for o in range(oh * ow):
+            y, x = divmod(o, ow)
+            iy = min(h - 1, y * sh + (kh - 1) * dh - ph)
+            ix = min(w - 1, x * sw + (kw - 1) * dw - pw)
+            last = max(last, max(iy, 0) * w + max(ix, 0))  # raster order: a prefix max
+            worst = max(worst, Fraction(last + 1, h * w) - Fraction(o, oh * ow))
+        return worst + slack
+    return slack
+
+
+def _path_lags(design: Design, origin: str | None) -> dict[str, Fraction]:
+    """For every stage reachable from producer ``origin``: the lag (frames) of its output
+    behind ``origin``'s output, the largest over the paths (see :func:`stage_lag`); each
+    connection adds its FIFO's and width converter's beat."""
+    lags: dict[str | None, Fraction] = {origin: Fraction(0)}
+    for s in design.stages:
+        best = None
+        for port, src in enumerate(s.sources):
+            if src not in lags:
+                continue
+            cfg = design.config[s.name]
+            link = Fraction(design.in_width(s, port) + stage_io(s, cfg)[0], s.inputs[port].size)
+            v = lags[src] + link
+            best = v if best is None else max(best, v)
+        if best is not None:
+            lags[s.name] = best + stage_lag(s, design.config[s.name])
+    return lags
+
+
+_NO_FORK = object()
+
+
+def _common_fork(design: Design, add: Stage):
+    """The nearest producer whose stream reaches both inputs of ``add`` (the fork whose
+    two paths join there), and the lag of each input's path from it, including the
+    connection into the add; ``(_NO_FORK, None)`` when there is none."""
+    index = {s.name: k for k, s in enumerate(design.stages)}
+
+    # candidates: ancestors of both inputs, nearest (latest in topological order) first
+    def ancestors(src):
+        seen, todo = set(), [src]
+        while todo:
+            x = todo.pop()
+            if x in seen:
+                continue
+            seen.add(x)
+            if x is not None:
+                todo.extend(design.stage(x).sources)
+        return seen
+
+    a, b = (ancestors(src) for src in add.sources)
+    common = a & b
+    if not common:
+        return _NO_FORK, None
+    fork = max(common, key=lambda x: -1 if x is None else index[x])
+    lags = _path_lags(design, fork)
+    cfg = design.config[add.name]
+    out = []
+    for port, src in enumerate(add.sources):
+        link = Fraction(design.in_width(add, port) + stage_io(add, cfg)[0], add.inputs[port].size)
+        out.append(lags[src] + link)
+    return fork, out
 
 
 def default_config(net: Network, stages: list[Stage] | None = None, budget=None) -> HardwareConfig:

@@ -45,6 +45,7 @@ __all__ = [
     "MultiThreshold",
     "Requant",
     "Reshape",
+    "SumPool2d",
 ]
 
 
@@ -317,6 +318,36 @@ class AvgPool2d(_Pool):
 
 
 @dataclass(**LAYER_OPTIONS)
+class SumPool2d(_Pool):
+    """Window sum, exact, with no division (no padding): an average pool whose division by
+    the window area is left to the next layer (a quantizer's thresholds or multiplier).
+
+    The output range is the area times the input range; a kernel of the whole H x W is a
+    global pool."""
+
+    op: ClassVar[str] = "sumpool2d"
+
+    def infer(self, ins):
+        (x,) = ins
+        if x.qtype.kind is Kind.BIPOLAR:
+            raise self.error("cannot sum a bipolar tensor", "inputs")
+        area = self.kernel[0] * self.kernel[1]
+        lo, hi = x.lo * area, x.hi * area
+        check_bound(self, max(abs(lo), abs(hi)), "window sum")
+        shape = self._out_shape(x)
+        return Tensor(shape, retype(x.qtype, lo, hi), lo, hi)
+
+    def evaluate(self, xs, ins, reuse=False, work=None):
+        x = ins[0]
+        area = self.kernel[0] * self.kernel[1]
+        bound = max(abs(x.lo), abs(x.hi)) * area
+        return dataflow.sumpool2d(dataflow.as_exact(xs[0], bound), self.kernel, self.stride)
+
+    def attributes(self):
+        return {"kernel": list(self.kernel), "stride": list(self.stride)}
+
+
+@dataclass(**LAYER_OPTIONS)
 class Flatten(Layer):
     """(C, H, W) → (C·H·W,), in C-major order (as PyTorch and ONNX flatten NCHW)."""
 
@@ -407,6 +438,7 @@ LAYER_TYPES: dict[str, type[Layer]] = {
         Conv2d,
         MaxPool2d,
         AvgPool2d,
+        SumPool2d,
         Clip,
         Requant,
         MultiThreshold,

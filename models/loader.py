@@ -52,6 +52,7 @@ _FIELDS: dict[str, dict[str, str]] = {
     },
     "maxpool2d": {"kernel": "pair", "stride": "pair?", "padding": "pair?"},
     "avgpool2d": {"kernel": "pair", "stride": "pair?", "rounding": "rounding?"},
+    "sumpool2d": {"kernel": "pair", "stride": "pair?"},
     "relu": {"max": "int?"},
     "clip": {"min": "int?", "max": "int?"},
     "requant": {
@@ -98,12 +99,24 @@ def zoo_names() -> list[str]:
 
 
 def load(source: str | Path) -> Network:
-    """A network from a zoo name or a ``.yaml``/``.yml``/``.json`` description path."""
+    """A network from a zoo name, a ``.yaml``/``.yml``/``.json`` description path, or a
+    directory holding exactly one description (as ``codesign import -o DIR`` writes)."""
     text = str(source)
     if text in zoo_names():
         with resources.as_file(resources.files("models") / "zoo" / f"{text}.yaml") as p:
             return load_description(p, label=f"zoo:{text}")
     path = Path(text)
+    if path.is_dir():  # e.g. what `codesign import -o DIR` wrote: its one description
+        found = sorted(p for p in path.iterdir() if p.suffix.lower() in (".yaml", ".yml", ".json"))
+        found = [p for p in found if p.name != "import.json"]
+        if len(found) != 1:
+            listed = ", ".join(p.name for p in found) or "none"
+            raise DescriptionError(
+                f"is a directory; it must hold exactly one .yaml/.yml/.json description, "
+                f"not {len(found)} ({listed})",
+                file=text,
+            )
+        return load_description(found[0])
     if path.suffix.lower() not in (".yaml", ".yml", ".json"):
         raise DescriptionError(
             f"must be a zoo name ({', '.join(zoo_names())}) or a .yaml/.yml/.json description",
@@ -440,7 +453,7 @@ def _make_layer(op, entry, lname, inputs, ctx) -> Layer:
             bias=_array(entry, "bias", lname, ctx, required=False),
             **extra,
         )
-    if op in ("maxpool2d", "avgpool2d"):
+    if op in ("maxpool2d", "avgpool2d", "sumpool2d"):
         return LAYER_TYPES[op](**common, **pairs, **_mode(entry, "rounding", lname, parse_rounding))
     if op == "relu":
         return Clip(**common, min=0, max=_scalar(entry, "max", "int", lname))

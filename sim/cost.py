@@ -34,6 +34,7 @@ This module imports only ``models``, numpy and the standard library.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass, field
@@ -50,6 +51,8 @@ from models.hwconfig import (
     StageConfig,
     StageKind,
     accumulator_range,
+    fifo_name,
+    readers,
     resolve_mem_style,
 )
 from models.layers import BinaryConv2d, BinaryDense, Clip, MultiThreshold, Requant
@@ -420,21 +423,71 @@ def _dwc(stage: Stage, el: int, n_in: int, n_out: int) -> list[UnitCost]:
     return out
 
 
+#: First-principles LUT/FF rules of units the fitted coefficients do not cover yet (no
+#: synthesis sweep has measured them): a fork (two "taken" flags and its ready logic), an
+#: add of two streams (one carry-chain adder bit and one register bit per output bit), a
+#: global pool (one accumulator register per channel bit, one adder bit per lane bit).
+UNFITTED = {
+    "fork": {"lut": {"one": 3.0}, "ff": {"one": 2.0}},
+    "add": {"lut": {"sum_bits": 1.0, "one": 2.0}, "ff": {"sum_bits": 1.0, "one": 1.0}},
+    "gpool": {
+        "lut": {"lane_bits": 1.0, "count_bits": 2.0, "one": 4.0},
+        "ff": {"acc_bits": 1.0, "out_bits": 1.0, "count_bits": 1.0, "one": 1.0},
+    },
+}
+
+
+def _add(stage: Stage, cfg: StageConfig, name: str) -> UnitCost:
+    bits = cfg.pe * element_bits(stage.acc.qtype)
+    return UnitCost(f"stage_{stage.name}", name, "add", {"one": 1.0, "sum_bits": float(bits)})
+
+
+def _global_pool(stage: Stage, cfg: StageConfig, name: str) -> UnitCost:
+    c, h, w = stage.input.shape
+    el = element_bits(stage.input.qtype)
+    acc = el if stage.main.op == "maxpool2d" else el + _clog2(h * w) + 1
+    f = {
+        "one": 1.0,
+        "acc_bits": float(c * acc),
+        "lane_bits": float(cfg.pe * acc),
+        "out_bits": float(cfg.pe * element_bits(stage.output.qtype)),
+        "count_bits": float(_clog2(h * w) + _clog2(c // cfg.pe)),
+    }
+    return UnitCost(f"stage_{stage.name}", name, "gpool", f)
+
+
 def units(design: Design) -> list[UnitCost]:
     """Every unit of the design's pipeline, in stream order, with its features and exact
     DSP/BRAM/LUT RAM counts."""
     out: list[UnitCost] = []
-    prev_n = None
+    for src, rs in readers(design.stages).items():
+        base = f"fork_{src if src is not None else 'input'}"
+        width = design.in_width(design.stage(rs[0][0]), rs[0][1])
+        bits = width * element_bits(design.stage(rs[0][0]).inputs[rs[0][1]].qtype)
+        for k in range(len(rs) - 1):
+            name = base if k == 0 else f"{base}_{k}"
+            out.append(UnitCost(name, None, "fork", {"one": 1.0, "beat_bits": float(bits)}))
     for s in design.stages:
         cfg = design.config[s.name]
         n_in, n_out = _stage_io(s, cfg)
-        el = element_bits(s.input.qtype)
-        if prev_n is not None:
+        for port, tensor in enumerate(s.inputs):
+            el = element_bits(tensor.qtype)
+            fs = s if port == 0 else dataclasses.replace(s, name=fifo_name(s.name, port))
+            prev_n = design.in_width(s, port)
             if prev_n != n_in:
-                out += _dwc(s, el, prev_n, n_in)
-            out.append(_fifo(s, n_in * el, design.fifo_depth(s)))
+                out += _dwc(fs, el, prev_n, n_in)
+            if design.has_fifo(s, port):
+                out.append(_fifo(fs, n_in * el, design.fifo_depth(s, port)))
         k = 0
-        if s.kind in (StageKind.MVAU, StageKind.CONV):
+        if s.kind is StageKind.ADD:
+            out.append(_add(s, cfg, "u0_addstreams"))
+            if len(s.layers) > 1:
+                out.append(
+                    _activation(s, cfg, "u1_activation", s.layers[1:], s.acc.qtype, s.channels)
+                )
+        elif s.global_pool:
+            out.append(_global_pool(s, cfg, "u0_pool2d"))
+        elif s.kind in (StageKind.MVAU, StageKind.CONV):
             if s.kind is StageKind.CONV:
                 out.append(_swg(s, cfg, f"u{k}_slidingwindow"))
                 k += 1
@@ -464,7 +517,7 @@ def _coefficients(path: str) -> dict:
 
 def predict(u: UnitCost, coef: dict) -> tuple[float, float]:
     """LUT and FF of one unit under fitted coefficients ``coef[kind][lut|ff][feature]``."""
-    c = coef[u.kind]
+    c = coef.get(u.kind) or UNFITTED[u.kind]
     lut = sum(c["lut"].get(k, 0.0) * v for k, v in u.features.items())
     ff = sum(c["ff"].get(k, 0.0) * v for k, v in u.features.items())
     return max(lut, 0.0), max(ff, 0.0)

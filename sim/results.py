@@ -16,7 +16,7 @@ class StageStats:
     """One pipeline stage over the whole simulated run."""
 
     name: str
-    kind: str  #: mvau | conv | pool | act
+    kind: str  #: mvau | conv | pool | act | add
     pe: int
     simd: int
     ideal_cycles: int  #: closed-form cycles per frame (:func:`models.hwconfig.stage_cycles`)
@@ -24,11 +24,15 @@ class StageStats:
     starved: int  #: idle cycles waiting for input
     blocked: int  #: cycles its output waited for room in the next FIFO (back-pressure)
     utilisation: float  #: busy / simulated cycles
-    fifo_depth: int | None  #: depth of the FIFO in front of it (None for the first stage)
+    fifo_depth: int | None  #: depth of the FIFO in front of it (None where it has none)
     fifo_max: int | None  #: largest occupancy of that FIFO (beats)
     fifo_full_cycles: int | None  #: cycles that FIFO refused a beat because it was full
     first_out: int  #: cycle of the stage's first output beat
     last_out: int  #: cycle of the stage's last output beat
+    #: the same for the FIFO on an add stage's second input (``fifo_<name>__b``)
+    fifo_b_depth: int | None = None
+    fifo_b_max: int | None = None
+    fifo_b_full_cycles: int | None = None
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,17 @@ class SimResult:
     #: (the pipeline's state repeated with period ``ii``), see :mod:`sim.dataflow`
     frames_simulated: int = 0
     output_ends: tuple[int, ...] = field(default=(), repr=False)  #: last beat of each frame
+
+    def fifo_full_cycles(self) -> dict[str, int]:
+        """Cycles each FIFO refused a beat, by FIFO name (the stage's, ``<stage>__b`` for an
+        add stage's second input), as the cocotb bench reports them."""
+        out = {}
+        for s in self.stages:
+            if s.fifo_full_cycles is not None:
+                out[s.name] = s.fifo_full_cycles
+            if s.fifo_b_full_cycles is not None:
+                out[f"{s.name}__b"] = s.fifo_b_full_cycles
+        return out
 
     @property
     def throughput_fps(self) -> float:

@@ -11,7 +11,7 @@ from models.qtype import Kind, QType, parse_qtype
 
 from .common import ImportError_
 from .lower import ImportInfo, _Lowering
-from .read import _check_supported, _clean, _read
+from .read import _check_quantized, _check_supported, _clean, _read
 
 
 def import_qonnx(path: str | Path, *, input_type: str | QType = "fixed<16,6>") -> Network:
@@ -47,12 +47,12 @@ def import_qonnx(path: str | Path, *, input_type: str | QType = "fixed<16,6>") -
         raise ImportError_(f"input type must be an integer or fixed-point type, not {input_type}")
     proto, digest = _read(path)
     _check_supported(proto, label)
+    _check_quantized(proto, label)
     with warnings.catch_warnings():
         # qonnx warns when it renames old-style (finn) op domains; that is expected here
         warnings.simplefilter("ignore")
-        model = _clean(proto, label)
-    _check_supported(model.model, label)
-    net, info = _Lowering(model, label, input_type).run()
+        model, original = _clean(proto, label)
+    net, info = _Lowering(model, label, input_type, original).run()
     net.name = path.stem
     info.sha256 = digest
     net.imported = info

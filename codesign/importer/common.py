@@ -33,6 +33,8 @@ SUPPORTED = frozenset(
         "Flatten",
         "Transpose",
         "MaxPool",
+        "AveragePool",
+        "GlobalAveragePool",
         "Identity",
         "Softmax",
         "LogSoftmax",

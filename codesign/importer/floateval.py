@@ -142,6 +142,11 @@ def _eval_node(node, ins: list, dtype) -> list[np.ndarray]:
         return [_conv_float(node, at, ins, dtype)]
     if op == "MaxPool":
         return [_maxpool_float(at, f(0))]
+    if op == "GlobalAveragePool":
+        x = f(0)
+        return [x.sum(axis=(2, 3), keepdims=True, dtype=dtype) / dtype(x.shape[2] * x.shape[3])]
+    if op == "AveragePool":
+        return [_avgpool_float(node, at, f(0))]
     raise ImportError_(f"node {node.name!r}: cannot evaluate op type {op!r}")
 
 
@@ -181,6 +186,17 @@ def _maxpool_float(at, x):
     )
     win = im2col(xp.astype(np.float64), k, stride, (0, 0), (1, 1)).astype(x.dtype)
     return win.max(axis=(4, 5))
+
+
+def _avgpool_float(node, at, x):
+    from models.dataflow import im2col
+
+    k = tuple(at["kernel_shape"])
+    if any(at.get("pads", [0] * 4)) or at.get("ceil_mode", 0):
+        raise ImportError_(f"node {node.name!r}: AveragePool needs no padding and ceil_mode 0")
+    stride = tuple(at.get("strides", [1, 1]))
+    win = im2col(x.astype(np.float64), k, stride, (0, 0), (1, 1)).astype(x.dtype)
+    return win.sum(axis=(4, 5), dtype=x.dtype) / x.dtype.type(k[0] * k[1])
 
 
 def evaluate_graph(model, x: np.ndarray, dtype=np.float64) -> dict[str, np.ndarray]:

@@ -12,13 +12,17 @@ import numpy as np
 
 from models.errors import DescriptionError
 from models.ir import Layer, Network, Tensor
-from models.layers import Input
+from models.layers import Add as AddLayer
+from models.layers import Input, SumPool2d
 from models.qtype import QType
 
-from .common import HOST_OPS, ImportError_, _Act, _affine_value, _fracs
-from .floateval import _eval_node
+from .common import HOST_OPS, ImportError_, _Act, _affine_value, _fracs, _unique
+from .floateval import _attrs, _eval_node
 from .products import _ProductOps
-from .quantizers import _QuantizerOps
+from .quantizers import _QuantizerOps, exact_quant_ints
+
+#: Constant data movement a weight may pass through between its Quant and its product.
+MOVES = frozenset({"Transpose", "Reshape", "Identity", "Flatten"})
 
 
 @dataclass
@@ -70,14 +74,16 @@ class _Lowering(_QuantizerOps, _ProductOps):
     nodes extend its chain; quantizers (:class:`_QuantizerOps`) and products and data
     movement (:class:`_ProductOps`) add IR layers."""
 
-    def __init__(self, model, label: str, input_type: QType) -> None:
+    def __init__(self, model, label: str, input_type: QType, original: dict | None = None):
         self.model = model
+        self.original = original or {}  # cleaned node name -> name in the user's file
         self.label = label
         self.g = model.graph
         self.consts: dict[str, np.ndarray] = {
             i.name: np.asarray(model.get_initializer(i.name)) for i in self.g.initializer
         }
-        self.quant_scale: dict[str, np.ndarray] = {}  # constant tensor -> its Quant scale
+        # constant tensor -> (exact integers, scale) of the Quant that made it
+        self.quant_int: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.acts: dict[str, _Act] = {}
         self.layers: list[Layer] = []
         self.tensors: dict[str, Tensor] = {}
@@ -92,7 +98,8 @@ class _Lowering(_QuantizerOps, _ProductOps):
 
     # errors and names
     def err(self, node, message: str) -> ImportError_:
-        return ImportError_(f"{self.label}: node {node.name!r} ({node.op_type}): {message}")
+        name = self.original.get(node.name, node.name)
+        return ImportError_(f"{self.label}: node {name!r} ({node.op_type}): {message}")
 
     def add(self, layer: Layer) -> str:
         try:
@@ -176,11 +183,21 @@ class _Lowering(_QuantizerOps, _ProductOps):
             for name, v in zip(node.output, outs, strict=False):
                 self.consts[name] = np.asarray(v)
             if op in ("Quant", "IntQuant", "BipolarQuant"):
-                self.quant_scale[node.output[0]] = np.asarray(self.consts[ins[1]], np.float64)
+                self.quant_int[node.output[0]] = exact_quant_ints(node, vals, _attrs(node))
+            elif op in MOVES and ins[0] in self.quant_int:  # weights moved after their Quant
+                q, sc = self.quant_int[ins[0]]
+                moved = [
+                    _eval_node(node, [a.astype(np.float64), *vals[1:]], np.float64)[0]
+                    for a in (q, sc)
+                ]
+                self.quant_int[node.output[0]] = (moved[0].astype(np.int64), moved[1])
             return
         if self.host_nodes and op not in HOST_OPS:
             raise self.err(node, "only host-side ops (Softmax, ArgMax, TopK) may follow one")
         act_inputs = [i for i in ins if i in self.acts]
+        if op == "Add" and len(act_inputs) == 2 and len(ins) == 2:
+            self.acts[node.output[0]] = self.residual_add(node, *(self.acts[i] for i in ins))
+            return
         if len(act_inputs) != 1 or (ins[0] not in self.acts and op not in ("Add", "Mul")):
             raise self.err(
                 node, "must read exactly one activation (first input) and constants otherwise"
@@ -207,22 +224,44 @@ class _Lowering(_QuantizerOps, _ProductOps):
             if node.op_type not in ("Add", "Mul"):
                 raise self.err(node, "the activation must be the first input")
             node = _swap_inputs(node)
-        for c in node.input[1:]:
+        for i, c in enumerate(node.input[1:], start=1):
             if c and c not in self.consts:
                 raise self.err(node, f"input {c!r} must be a constant")
             if c:
-                self._per_channel(node, self.consts[c], act)
+                self._operand(node, i, act)
         flippable = act.flippable and self.consumers.get(x_name, 0) == 1
         return _Act(
             act.src, act.scale, act.offset, act.shape, act.rank, [*act.chain, node], flippable
         )
+
+    def _operand(self, node, i: int, act: _Act) -> np.ndarray:
+        """Constant input ``i`` of an element-wise ``node`` as a (C,) or (1,) array.
+        BatchNormalization's parameters lie along axis 1 (the channels of NC or NCHW), every
+        other op's constants broadcast as ONNX broadcasts (aligned to the last axis)."""
+        c = np.asarray(self.consts[node.input[i]], dtype=np.float64)
+        if node.op_type == "BatchNormalization":
+            if c.ndim != 1 or c.size not in (1, act.shape[0]):
+                raise self.err(
+                    node,
+                    f"parameter {node.input[i]!r} must hold one value per channel "
+                    f"({act.shape[0]}), not shape {list(c.shape)}",
+                )
+            return c.copy()
+        return self._per_channel(node, c, act)
 
     def _per_channel(self, node, c: np.ndarray, act: _Act) -> np.ndarray:
         """A constant operand as a (C,) or (1,) array; it may vary only along channels."""
         c = np.asarray(c, dtype=np.float64)
         if c.size == 1:
             return c.reshape(1)
-        full = np.broadcast_to(c, (1, *act.shape)).reshape(act.shape)
+        try:
+            full = np.broadcast_to(c, (1, *act.shape)).reshape(act.shape)
+        except ValueError:
+            raise self.err(
+                node,
+                f"constant of shape {list(c.shape)} does not broadcast to the activation's "
+                f"shape {[1, *act.shape]}",
+            ) from None
         ch = full.reshape(act.shape[0], -1)
         if not np.all(ch == ch[:, :1]):
             raise self.err(node, "constant operands may vary along the channel axis only")
@@ -245,6 +284,64 @@ class _Lowering(_QuantizerOps, _ProductOps):
             return self._fold_bias(node, act, _fracs(np.broadcast_to(full, (act.shape[0],))))
         return self._chain(node, act)
 
+    def residual_add(self, node, a: _Act, b: _Act) -> _Act:
+        """The sum of two activations (a residual join): an IR ``add`` of their integers,
+        exact when both are integers on one grid (the same scale per channel, as two
+        branches quantized by one shared quantizer are); the offsets add."""
+        for x in (a, b):
+            if x.chain:
+                pending = ", ".join(n.op_type for n in x.chain)
+                raise self.err(
+                    node,
+                    f"residual Add of two activations needs both quantized right before it, "
+                    f"not an input with pending {pending}; quantize each branch",
+                )
+        if a.shape != b.shape:
+            raise self.err(node, f"adds activations of shapes {a.shape} and {b.shape}")
+        sa, sb = (np.broadcast_to(x.scale, (a.shape[0],)) for x in (a, b))
+        if not all(x == y for x, y in zip(sa, sb, strict=True)):
+            raise self.err(
+                node,
+                "residual Add of two activations on different grids (scales "
+                f"{_fmt(sa)} and {_fmt(sb)}) is not supported yet; quantize both branches "
+                "with one shared quantizer (in Brevitas, the same QuantIdentity instance)",
+            )
+        name = self.add(_unique(AddLayer(name=node.output[0], inputs=(a.src, b.src)), self.tensors))
+        scale = a.scale if len(a.scale) >= len(b.scale) else b.scale
+        return _Act(name, scale, a.offset + b.offset, a.shape, a.rank)
+
+    def op_AveragePool(self, node, act):
+        at = _attrs(node)
+        if (
+            len(act.shape) != 3
+            or at.get("ceil_mode", 0)
+            or any(at.get("pads", [0, 0, 0, 0]))
+            or at.get("auto_pad", "NOTSET") != "NOTSET"
+        ):
+            raise self.err(node, "needs a (N, C, H, W) input, no padding and ceil_mode 0")
+        k = tuple(at["kernel_shape"])
+        return self._sum_pool(node, act, k, tuple(at.get("strides", [1, 1])))
+
+    def op_GlobalAveragePool(self, node, act):
+        if len(act.shape) != 3:
+            raise self.err(node, "needs a (N, C, H, W) input")
+        k = tuple(act.shape[1:])
+        return self._sum_pool(node, act, k, k)
+
+    def _sum_pool(self, node, act, kernel, stride):
+        """An average as the exact window sum (IR ``sumpool2d``) and the division by the
+        window area in the affine map: the next quantizer divides exactly."""
+        if act.chain:
+            pending = ", ".join(n.op_type for n in act.chain)
+            raise self.err(
+                node, f"must read a quantized activation, not one with pending {pending}"
+            )
+        layer = SumPool2d(name=node.output[0], inputs=(act.src,), kernel=kernel, stride=stride)
+        name = self.add(_unique(layer, self.tensors))
+        area = Fraction(kernel[0] * kernel[1])
+        t = self.tensors[name]
+        return _Act(name, act.scale / area, act.offset, t.shape, act.rank)
+
     def op_Identity(self, node, act):
         return act
 
@@ -253,6 +350,11 @@ class _Lowering(_QuantizerOps, _ProductOps):
             if c not in self.consts:
                 raise self.err(node, f"parameter {c!r} must be a constant")
         return self._chain(node, act)
+
+
+def _fmt(scales) -> str:
+    vals = sorted({float(v) for v in scales})
+    return f"{vals[0]:.6g}" if len(vals) == 1 else f"[{vals[0]:.6g} .. {vals[-1]:.6g}]"
 
 
 def _swap_inputs(node):

@@ -36,7 +36,7 @@ class _ProductOps:
         for n in act.chain:
             op = n.op_type
             if op in ("Add", "Sub", "Mul", "Div"):
-                k = _fracs(self._per_channel(n, self.consts[n.input[1]], act))
+                k = _fracs(self._operand(n, 1, act))
                 if op == "Add":
                     offset = offset + k
                 elif op == "Sub":
@@ -74,17 +74,17 @@ class _ProductOps:
         flat = wm.reshape(n, -1)
         scales = np.empty(n, dtype=object)
         ints = np.empty(flat.shape, dtype=np.int64)
-        qs = self.quant_scale.get(name)
+        quant = self.quant_int.get(name)
+        if quant is not None:
+            qm = np.moveaxis(quant[0], axis, 0).reshape(n, -1)
+            sm = np.moveaxis(quant[1], axis, 0).reshape(n, -1)
         for c in range(n):
             row = flat[c]
             s = None
-            if qs is not None:
-                sm = np.moveaxis(np.broadcast_to(qs, w.shape), axis, 0).reshape(n, -1)[c]
-                if np.all(sm == sm[0]):
-                    q = row / sm[0]
-                    if np.all(q == np.round(q)) and np.all(np.round(q) * sm[0] == row):
-                        s = _f(sm[0])
-                        ints[c] = np.round(q).astype(np.int64)
+            if quant is not None and np.all(sm[c] == sm[c, 0]):
+                # the Quant's own integers and scale, exactly (per tensor or per channel)
+                s = _f(sm[c, 0])
+                ints[c] = qm[c]
             if s is None:  # exact dyadic decomposition of float values
                 e = 0
                 while np.any(np.ldexp(row, e) != np.round(np.ldexp(row, e))):

@@ -13,8 +13,51 @@ from models.arith import round_fraction, round_real, search_thresholds
 from models.layers import BinaryConv2d, BinaryDense, Conv2d, Dense, MultiThreshold
 from models.qtype import QType, Rounding, parse_rounding
 
+from . import surd
 from .common import EXACT_CHAIN, MAX_LEVELS, _Act, _f, _fracs, _unique
 from .floateval import _attrs, _eval_node
+
+
+def exact_quant_ints(node, ins: list, attrs: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Integers and scale of a quantizer applied to a constant (a weight), exactly as the
+    node defines them: ``q = clamp(round(w / s + z)) - z`` with ``w``, ``s``, ``z`` the stored
+    float values taken as exact rationals (a 1-bit signed ``Quant`` and ``BipolarQuant``
+    give ``+-1``). Returns ``(q, s)``, ``s`` broadcast to ``q``'s shape, so that the real
+    value is ``q * s`` exactly: no float product ever becomes a wide integer."""
+    op = node.op_type
+    w = np.asarray(ins[0], dtype=np.float64)
+    s = np.broadcast_to(np.asarray(ins[1], dtype=np.float64), w.shape)
+    if op == "BipolarQuant":
+        z = np.zeros_like(w)
+        bipolar, qt, rounding = True, None, None
+    else:
+        z = np.broadcast_to(np.asarray(ins[2], dtype=np.float64), w.shape)
+        bits = int(np.asarray(ins[3]).ravel()[0])
+        signed, narrow = bool(attrs.get("signed", 1)), bool(attrs.get("narrow", 0))
+        bipolar = bits == 1 and signed
+        qt = None if bipolar else QType.int(bits, signed, narrow)
+        rounding = (
+            None
+            if bipolar
+            else parse_rounding(attrs.get("rounding_mode", "ROUND"), dialect="qonnx")
+        )
+    t = w / s + z  # float64: off the exact value by far less than 1e-9 relative
+    if bipolar:
+        q = np.where(t >= 0, 1.0, -1.0)
+        near = np.abs(t) <= 1e-9 * (np.abs(w / s) + np.abs(z) + 1)
+    else:
+        c = np.clip(t, qt.min, qt.max)
+        q = round_real(c, rounding)
+        frac = np.abs(c - np.floor(c))
+        near = np.minimum(np.minimum(frac, 1 - frac), np.abs(frac - 0.5)) <= 1e-9 * (np.abs(c) + 1)
+    for i in zip(*np.nonzero(near), strict=True):  # a tie or an integer: decide exactly
+        v = Fraction(float(w[i])) / Fraction(float(s[i])) + Fraction(float(z[i]))
+        if bipolar:
+            q[i] = 1.0 if v >= 0 else -1.0
+        else:
+            v = min(max(v, Fraction(qt.min)), Fraction(qt.max))
+            q[i] = float(round_fraction(v, rounding))
+    return (q - z).astype(np.int64), np.array(s)
 
 
 class _QuantizerOps:
@@ -75,35 +118,59 @@ class _QuantizerOps:
         return self._threshold(node, act, "bipolar", dict(s=s, z=z), 2 * _fracs(s), -_fracs(s))
 
     def op_Trunc(self, node, act):
-        """QONNX ``Trunc`` (v1: X, scale, zeropt, input_bit_width, output_bit_width), as
-        ``qonnx.custom_op.general.trunc.trunc_v1`` computes it: ``q = round(x / s + z)``
-        (ties to even), ``t = rounding(q / 2**(in - out))``, ``y = (t - z) * s``. No clamp,
-        and the output keeps the input's scale ``s``. A monotone step function of the
-        integer input: a MultiThreshold whose output int is ``t - z``."""
+        """QONNX ``Trunc``, as qonnx computes it.
+
+        v1 (X, scale, zeropt, input_bit_width, output_bit_width), ``trunc_v1``:
+        ``q = round(x / s + z)`` (ties to even), ``t = rounding(q / 2**(in - out))``,
+        ``y = (t - z) * s``; no clamp, and the output keeps the input's scale ``s``.
+
+        v2 (X, scale, zeropt, input_bit_width, output_scale, output_bit_width; Brevitas's
+        ``TruncAvgPool2d``), ``trunc_v2``: ``q = round(x / s + z)``,
+        ``t = rounding(clamp(q / d))`` with ``d = 2**round(log2(output_scale / s))`` and the
+        clamp of the output bit width (attributes ``signed``, ``narrow``),
+        ``y = (t - z / d) * output_scale``.
+
+        Either is a monotone step function of the integer input: a MultiThreshold whose
+        output int is ``t`` less the output zero point."""
         at = _attrs(node)
-        if len(node.input) != 5:
-            raise self.err(
-                node,
-                "only Trunc v1 (X, scale, zeropt, input_bit_width, output_bit_width) is "
-                "supported, not the 6-input Trunc v2 with an output scale",
-            )
+        if len(node.input) not in (5, 6):
+            raise self.err(node, f"has {len(node.input)} inputs; Trunc v1 has 5, v2 has 6")
         try:
-            scale, zp, in_bits, out_bits = (self.consts[i] for i in node.input[1:5])
+            consts = [self.consts[i] for i in node.input[1:]]
         except KeyError:
             raise self.err(node, "scale, zero point and bit widths must be constants") from None
-        widths = []
-        for v in (in_bits, out_bits):
+
+        def width(v) -> int:
             v = np.asarray(v, dtype=np.float64)
             if v.size != 1 or v.item() != round(v.item()):
                 raise self.err(node, f"bit widths must be single integers, not {v.tolist()}")
-            widths.append(int(v.item()))
-        k = widths[0] - widths[1]
-        if not 0 <= k <= 32:
-            raise self.err(node, f"input_bit_width - output_bit_width must be in [0, 32], not {k}")
+            return int(v.item())
+
         mode = at.get("rounding_mode", "FLOOR")
-        rounding, s, z = self._rounding_scale_zero(node, act, mode, scale, zp)
-        spec = dict(s=s, z=z, k=k, rounding=rounding, mode=mode)
-        return self._threshold(node, act, "trunc", spec, _fracs(s), np.array([Fraction(0)]))
+        rounding, s, z = self._rounding_scale_zero(node, act, mode, consts[0], consts[1])
+        if len(node.input) == 5:
+            k = width(consts[2]) - width(consts[3])
+            if not 0 <= k <= 32:
+                raise self.err(
+                    node, f"input_bit_width - output_bit_width must be in [0, 32], not {k}"
+                )
+            div, clamp, zout, out_s = Fraction(2**k), None, z, _fracs(s)
+        else:
+            width(consts[2])
+            bits = width(consts[4])
+            o = np.asarray(consts[3], dtype=np.float32)
+            if o.size != 1 or not np.isfinite(o).all() or o.item() <= 0 or s.size != 1:
+                raise self.err(node, "needs one positive scale and one output scale")
+            e = float(np.round(np.log2(o / np.float32(s[0]))))  # as trunc_v2, in float32
+            div = Fraction(2) ** int(e)
+            qt = QType.int(bits, bool(at.get("signed", 1)), bool(at.get("narrow", 0)))
+            clamp = (qt.min, qt.max)
+            zout = np.array([float(Fraction(float(v)) / div) for v in z])
+            if np.any(zout != np.round(zout)):
+                raise self.err(node, "zero point / truncation must be an integer")
+            out_s = np.array([_f(o.item())], dtype=object)
+        spec = dict(s=s, z=z, div=div, clamp=clamp, zout=zout, rounding=rounding, mode=mode)
+        return self._threshold(node, act, "trunc", spec, out_s, np.array([Fraction(0)]))
 
     def op_MultiThreshold(self, node, act):
         at = _attrs(node)
@@ -130,7 +197,7 @@ class _QuantizerOps:
         if np.any(direction < 0):
             act = self._flip(node, act, direction < 0)
         src = self.tensors[act.src]
-        exact = all(n.op_type in EXACT_CHAIN for n in act.chain)
+        exact = _exact_chain(act)
         if kind == "trunc":  # output levels: the function at the ends of the input range
             self._trunc_range(node, act, spec, src.lo, src.hi, exact)
         if kind in ("bipolar",):
@@ -155,7 +222,7 @@ class _QuantizerOps:
                 name=name, inputs=(act.src,), thresholds=thr, out_type=QType.int(1, False)
             )
         elif kind in ("quant", "trunc"):
-            zs = spec["z"].astype(np.int64)
+            zs = spec.get("zout", spec["z"]).astype(np.int64)
             if np.any(zs != zs[0]):
                 raise self.err(node, "per-channel zero points are not supported")
             layer = MultiThreshold(
@@ -193,10 +260,8 @@ class _QuantizerOps:
         """+1/-1 per channel: whether the chain rises or falls with the integer."""
         d = np.array([1 if v >= 0 else -1 for v in act.scale], dtype=np.int64)
         for n in act.chain:
-            if n.op_type in ("Mul", "Div"):
-                d = d * np.sign(self._per_channel(n, self.consts[n.input[1]], act)).astype(int)
-            elif n.op_type == "BatchNormalization":
-                d = d * np.sign(self._per_channel(n, self.consts[n.input[1]], act)).astype(int)
+            if n.op_type in ("Mul", "Div", "BatchNormalization"):
+                d = d * np.sign(self._operand(n, 1, act)).astype(int)
         return np.where(d == 0, 1, d)
 
     def _flip(self, node, act: _Act, flip: np.ndarray) -> _Act:
@@ -262,7 +327,7 @@ class _QuantizerOps:
                 return y.reshape(x.shape[1], x.shape[0]).T
 
             return run
-        return _ort_chain(act, self.consts)
+        return _ort_chain(act, self.consts, _onnx_opset(self.model.model))
 
     def _quant_level(self, kind, spec, x, dtype):
         """Quantizer output level (q, bit or count) of chain values ``x`` (C, L), as the
@@ -280,10 +345,12 @@ class _QuantizerOps:
 
                 return resolve_rounding_mode(spec["mode"])(y).astype(np.float64)
             return round_real(y.astype(np.float64), spec["rounding"])
-        if kind == "trunc":  # qonnx's trunc_v1, in dtype
+        if kind == "trunc":  # qonnx's trunc_v1 / trunc_v2, in dtype
             s = spec["s"].astype(dtype).reshape(-1, 1)
             z = spec["z"].astype(dtype).reshape(-1, 1)
-            y = np.round(x / s + z) / dtype(2.0 ** spec["k"])
+            y = np.round(x / s + z) / dtype(spec["div"])
+            if spec["clamp"] is not None:
+                y = np.clip(y, *spec["clamp"])
             if dtype == np.float32:
                 from qonnx.custom_op.general.quant import resolve_rounding_mode
 
@@ -347,7 +414,7 @@ class _QuantizerOps:
             op = n.op_type
             k = None
             if len(n.input) > 1 and n.input[1]:
-                k = _f(pick(self._per_channel(n, self.consts[n.input[1]], act)))
+                k = _f(pick(self._operand(n, 1, act)))
             if op == "Add":
                 x = x + k
             elif op == "Sub":
@@ -357,30 +424,56 @@ class _QuantizerOps:
             elif op == "Div":
                 x = x / k
             elif op == "Relu":
-                x = max(x, Fraction(0))
+                x = surd.clamp(x, Fraction(0), None)
             elif op == "Clip":
                 lo_ = n.input[1] if len(n.input) > 1 else ""
                 hi_ = n.input[2] if len(n.input) > 2 else ""
-                if lo_:
-                    x = max(x, _f(np.asarray(self.consts[lo_]).ravel()[0]))
-                if hi_:
-                    x = min(x, _f(np.asarray(self.consts[hi_]).ravel()[0]))
+                x = surd.clamp(
+                    x,
+                    _f(np.asarray(self.consts[lo_]).ravel()[0]) if lo_ else None,
+                    _f(np.asarray(self.consts[hi_]).ravel()[0]) if hi_ else None,
+                )
+            elif op == "BatchNormalization":  # one per chain (_exact_chain): x is rational
+                mean, var = (_f(pick(self._operand(n, i, act))) for i in (3, 4))
+                beta = _f(pick(self._operand(n, 2, act)))
+                eps = _f(np.float32(_attrs(n).get("epsilon", 1e-5)))
+                x = surd.batchnorm(x, mean, var + eps, k, beta)
         if kind == "bipolar":
-            return 1.0 if x / _f(pick(spec["s"])) + _f(pick(spec["z"])) >= 0 else 0.0
+            v = x / _f(pick(spec["s"])) + _f(pick(spec["z"]))
+            return 1.0 if surd.cmp(v, Fraction(0)) >= 0 else 0.0
         if kind == "quant":
             v = x / _f(pick(spec["s"])) + _f(pick(spec["z"]))
-            v = min(max(v, Fraction(spec["lo"])), Fraction(spec["hi"]))
-            return float(round_fraction(v, spec["rounding"]))
+            v = surd.clamp(v, Fraction(spec["lo"]), Fraction(spec["hi"]))
+            return float(surd.round_exact(v, spec["rounding"]))
         if kind == "trunc":
             v = x / _f(pick(spec["s"])) + _f(pick(spec["z"]))
-            q = round_fraction(v, Rounding.HALF_EVEN)  # np.round
-            return float(round_fraction(Fraction(q, 2 ** spec["k"]), spec["rounding"]))
+            y = surd.round_exact(v, Rounding.HALF_EVEN) / spec["div"]  # np.round
+            if spec["clamp"] is not None:
+                y = surd.clamp(y, *(Fraction(c) for c in spec["clamp"]))
+            return float(round_fraction(y, spec["rounding"]))
         row = spec["t"][c if spec["t"].shape[0] > 1 else 0]
-        return float(sum(1 for t in row if x >= _f(t)))
+        return float(sum(1 for t in row if surd.cmp(x, _f(t)) >= 0))
 
 
-def _ort_chain(act: _Act, consts: dict):
-    """The float32 chain as an onnxruntime session over (L, C, 1...) inputs."""
+def _exact_chain(act: _Act) -> bool:
+    """Whether the chain is evaluated exactly: constant arithmetic, Relu, Clip and at most
+    one BatchNormalization (:mod:`.surd`); anything else means its float32 computation."""
+    ops = [n.op_type for n in act.chain]
+    return all(op in EXACT_CHAIN or op == "BatchNormalization" for op in ops) and (
+        ops.count("BatchNormalization") <= 1
+    )
+
+
+def _onnx_opset(proto) -> int:
+    """The default-domain opset the source graph was exported at (13 when unstated)."""
+    versions = [o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")]
+    return int(versions[0]) if versions else 13
+
+
+def _ort_chain(act: _Act, consts: dict, opset: int = 13):
+    """The float32 chain as an onnxruntime session over (L, C, 1...) inputs, at the source's
+    own opset (a node's attributes, e.g. BatchNormalization's ``training_mode``, are valid
+    at the opset that wrote them)."""
     import onnx
     import onnxruntime as ort
     from onnx import helper, numpy_helper
@@ -404,8 +497,9 @@ def _ort_chain(act: _Act, consts: dict):
         [helper.make_tensor_value_info(cur, onnx.TensorProto.FLOAT, None)],
         list(inits.values()),
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
+    opset = max(opset, 7)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8 if opset <= 17 else 9 if opset <= 20 else 10
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])

@@ -32,14 +32,16 @@ def _read(path: Path):
 
 
 def _check_supported(proto, label: str) -> None:
-    bad = [(n.name or f"#{i}", n.op_type) for i, n in enumerate(proto.graph.node)]
-    bad = [
-        (name, op)
-        for name, op in bad
-        if op
-        not in SUPPORTED
-        | {"Shape", "Gather", "Unsqueeze", "Concat", "Constant", "Pow", "Sqrt", "Squeeze", "Cast"}
-    ]
+    """Every node that computes on the input (not only on constants, which cleanup folds
+    whatever their op) must be of a supported op type; one error lists all others."""
+    dynamic = {i.name for i in proto.graph.input} - {t.name for t in proto.graph.initializer}
+    bad = []
+    for i, n in enumerate(proto.graph.node):
+        if not any(x in dynamic for x in n.input) or n.op_type == "Shape":
+            continue  # constants only (a static shape included): cleanup folds it
+        dynamic.update(n.output)
+        if n.op_type not in SUPPORTED:
+            bad.append((n.name or f"#{i}", n.op_type))
     if bad:
         listed = ", ".join(f"{name} ({op})" for name, op in bad)
         raise ImportError_(
@@ -48,11 +50,58 @@ def _check_supported(proto, label: str) -> None:
         )
 
 
+#: Op types that make a graph quantized; a graph with none of them is a float model.
+QUANTIZERS = frozenset({"Quant", "IntQuant", "BipolarQuant", "MultiThreshold", "Trunc"})
+
+
+def _check_quantized(proto, label: str) -> None:
+    """A float (unquantized) ONNX model has no integer meaning to import: say so, and what
+    to do, instead of importing float weights as wide integers."""
+    if not any(n.op_type in QUANTIZERS for n in proto.graph.node):
+        raise ImportError_(
+            f"{label}: has no quantizers (no {', '.join(sorted(QUANTIZERS))} node): it is a "
+            "float model; quantize it (Brevitas, QKeras + qonnx, or HAWQ) and export QONNX"
+        )
+
+
 def _clean(proto, label: str):
-    ModelWrapper, cleanup_model = _qonnx()
+    """qonnx's ``cleanup_model`` (shape inference, constant folding with quantizers kept,
+    unique names), run step by step so that every remaining node's name in the user's file
+    is known: returns ``(model, original)`` with ``original[cleaned node name]`` the node's
+    name in the source file (qonnx renames every node ``<OpType>_<k>``)."""
+    from qonnx.transformation.fold_constants import FoldConstants
+    from qonnx.transformation.general import (
+        GiveReadableTensorNames,
+        GiveUniqueNodeNames,
+        GiveUniqueParameterTensors,
+        RemoveStaticGraphInputs,
+        RemoveUnusedTensors,
+    )
+    from qonnx.transformation.infer_shapes import InferShapes
+    from qonnx.transformation.quant_constant_folding import FoldTransposeIntoQuantInit
+
+    ModelWrapper, _ = _qonnx()
+    for i, n in enumerate(proto.graph.node):
+        if not n.name:
+            n.name = f"#{i}"
+        if n.op_type in ("Quant", "Trunc", "BipolarQuant"):  # as qonnx's cleanup does
+            n.domain = "qonnx.custom_op.general"
+    steps = [
+        InferShapes(),
+        GiveUniqueParameterTensors(),
+        FoldConstants(exclude_op_types=["Quant", "BipolarQuant"]),
+        FoldTransposeIntoQuantInit(),
+        RemoveUnusedTensors(),
+        RemoveStaticGraphInputs(),
+    ]
     try:
-        model = cleanup_model(ModelWrapper(proto))
+        model = ModelWrapper(proto)
+        for t in steps:
+            model = model.transform(t)
+        before = [n.name for n in model.graph.node]
+        model = model.transform(GiveUniqueNodeNames()).transform(GiveReadableTensorNames())
     except Exception as e:  # qonnx raises assorted errors on malformed graphs
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise ImportError_(f"{label}: qonnx cannot clean up the graph: {first}") from None
-    return model
+    after = [n.name for n in model.graph.node]
+    return model, dict(zip(after, before, strict=True))

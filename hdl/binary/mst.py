@@ -28,7 +28,7 @@ from amaranth import Array, Cat, Module, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hdl.dataflow.mvau import tree_sum
+from hdl.dataflow.sums import tree_sum
 from models.binary.mst import ReuseTree, mst_layers, network_reuse
 from models.binary.mst_hw import chain_plan, steady_ii
 from models.fileio import atomic_write

@@ -39,7 +39,7 @@ from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from hdl.dataflow.mvau import tree_sum
+from hdl.dataflow.sums import tree_sum
 from models.binary.tulip import (
     DST_OUT,
     DST_REG,

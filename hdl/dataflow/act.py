@@ -18,6 +18,7 @@ from models.layers import Clip, MultiThreshold, Requant
 from models.qtype import Kind, Overflow, QType, Rounding
 
 from .stream import beat_layout
+from .sums import tree_sum
 
 __all__ = ["Activation", "ActivationSpec", "value_of"]
 
@@ -134,9 +135,23 @@ class Activation(wiring.Component):
                 if th.thresholds.shape[0] > 1
                 else np.broadcast_to(th.thresholds, (self._channels, th.thresholds.shape[1]))
             )
-            count = 0
+            hits = []
             for k in range(rows.shape[1]):
-                count = count + (v >= self._per_channel(m, rows[:, k], step, lane))
+                t = self._per_channel(m, rows[:, k], step, lane)
+                if isinstance(t, Const) and t.value <= self._in_type.min:
+                    hits.append(Const(1))  # passed by every input: no comparator
+                elif not (isinstance(t, Const) and t.value > self._in_type.max):
+                    hits.append(v >= t)
+            if len(hits) > 8:
+                # many thresholds (an 8-bit quantizer has 255): a balanced popcount; a chain
+                # would widen by a bit per threshold (a 256-bit adder at the end, and an
+                # elaboration quadratic in the count). Up to 8 keep the chain the cost
+                # model was fitted on.
+                count = tree_sum(hits)
+            else:
+                count = 0
+                for h in hits:
+                    count = count + h
             out = count * int(th.out_scale) + int(th.out_bias)
             if self._out_type.kind is Kind.BIPOLAR:
                 return out > 0

@@ -1,4 +1,5 @@
-"""Network → streaming pipeline: one hardware stage per compute layer, chained by FIFOs.
+"""Network → streaming pipeline: one hardware stage per compute layer, joined by FIFOs; a
+fork copies a stream that two stages read, and an add stage joins two streams.
 
 :func:`build` turns a :class:`~models.hwconfig.Design` into an :class:`AxiStreamTop`;
 :func:`generate` writes its Verilog, a manifest and a FuseSoC core file.
@@ -19,7 +20,16 @@ from amaranth.lib.wiring import In, Out
 
 from models.binary import Encoding
 from models.fileio import atomic_write
-from models.hwconfig import ConfigError, Design, Stage, StageConfig, StageKind, stage_io
+from models.hwconfig import (
+    ConfigError,
+    Design,
+    Stage,
+    StageConfig,
+    StageKind,
+    fifo_name,
+    readers,
+    stage_io,
+)
 from models.ir import Tensor
 from models.layers import BinaryConv2d, BinaryDense
 from models.qtype import Kind
@@ -27,6 +37,7 @@ from models.qtype import Kind
 from ..memfiles import externalize
 from .act import Activation, ActivationSpec
 from .mvau import MVAU
+from .residual import AddStreams, Fork
 from .stream import StreamFIFO, WidthConverter, beat_layout, element_shape
 from .top import AXI_PORTS, AxiStreamTop, stream_doc, to_verilog
 from .vvau import VVAU
@@ -63,6 +74,11 @@ def _matrix(stage: Stage) -> tuple[np.ndarray, bool, bool]:
 def unit_names(stage: Stage) -> list[str]:
     """Instance names of a stage's units, in stream order (``u<k>_<class name>``)."""
     kinds = []
+    if stage.kind is StageKind.ADD:
+        kinds.append("addstreams")
+        if not ActivationSpec.of(stage.layers[1:]).empty:
+            kinds.append("activation")
+        return [f"u{k}_{kind}" for k, kind in enumerate(kinds)]
     if stage.kind is StageKind.CONV:
         kinds.append("slidingwindow")
     if stage.kind in (StageKind.MVAU, StageKind.CONV):
@@ -84,20 +100,22 @@ def tap_instance(stage: Stage) -> str:
 
 
 class StageUnit(wiring.Component):
-    """One pipeline stage with stream ports ``i`` and ``o``: its units (sliding window,
-    MVAU/VVAU, activation, pool) chained, named by :func:`unit_names`."""
+    """One pipeline stage with stream ports ``i`` (and ``i_b``, an add stage's second input)
+    and ``o``: its units (sliding window, MVAU/VVAU, add, activation, pool) chained, named
+    by :func:`unit_names`."""
 
     def __init__(
         self, *, stage: Stage, config: StageConfig, corrupt: tuple[int, int] | None = None
     ) -> None:
         self.stage, self.config, self._corrupt = stage, config, corrupt
         n_in, n_out = stage_io(stage, config)
-        super().__init__(
-            {
-                "i": In(stream.Signature(beat_layout(stage.input.qtype, n_in))),
-                "o": Out(stream.Signature(beat_layout(stage.output.qtype, n_out))),
-            }
-        )
+        ports = {
+            "i": In(stream.Signature(beat_layout(stage.input.qtype, n_in))),
+            "o": Out(stream.Signature(beat_layout(stage.output.qtype, n_out))),
+        }
+        if stage.kind is StageKind.ADD:
+            ports["i_b"] = In(stream.Signature(beat_layout(stage.inputs[1].qtype, n_in)))
+        super().__init__(ports)
         self.units = self._make_units()
         self.unit_names = unit_names(stage)
         kinds = [type(u).__name__.lower() for u in self.units]
@@ -106,7 +124,27 @@ class StageUnit(wiring.Component):
     def _make_units(self) -> list:
         s, cfg = self.stage, self.config
         units = []
-        if s.kind in (StageKind.MVAU, StageKind.CONV):
+        if s.kind is StageKind.ADD:
+            units.append(
+                AddStreams(
+                    a_type=s.inputs[0].qtype,
+                    b_type=s.inputs[1].qtype,
+                    out_type=s.acc.qtype,
+                    n=cfg.pe,
+                )
+            )
+            spec = ActivationSpec.of(s.layers[1:])
+            if not spec.empty:
+                units.append(
+                    Activation(
+                        spec=spec,
+                        in_type=s.acc.qtype,
+                        out_type=s.output.qtype,
+                        n=cfg.pe,
+                        channels=s.channels,
+                    )
+                )
+        elif s.kind in (StageKind.MVAU, StageKind.CONV):
             if s.kind is StageKind.CONV:
                 from .swg import SlidingWindow
 
@@ -182,8 +220,9 @@ class StageUnit(wiring.Component):
                     stride=la.stride,
                     padding=getattr(la, "padding", (0, 0)),
                     simd=cfg.pe,
-                    mode="max" if la.op == "maxpool2d" else "avg",
+                    mode={"maxpool2d": "max", "avgpool2d": "avg", "sumpool2d": "sum"}[la.op],
                     **({"rounding": la.rounding} if la.op == "avgpool2d" else {}),
+                    out_element=element_shape(s.output.qtype),
                 )
             )
         else:
@@ -202,20 +241,32 @@ class StageUnit(wiring.Component):
         m = Module()
         for name, u in zip(self.unit_names, self.units, strict=True):
             m.submodules[name] = u
+        if self.stage.kind is StageKind.ADD:
+            add = self.units[0]
+            wiring.connect(m, wiring.flipped(self.i), add.a)
+            wiring.connect(m, wiring.flipped(self.i_b), add.b)
+            prev = add.o
+            for u in self.units[1:]:
+                wiring.connect(m, prev, u.i)
+                prev = u.o
+            wiring.connect(m, prev, wiring.flipped(self.o))
+            return m
         _chain(m, self.units, wiring.flipped(self.i), wiring.flipped(self.o))
         return m
 
 
 class Pipeline(wiring.Component):
-    """All stages of a design, chained: width converters where beat widths differ, and a
-    FIFO of the configured depth in front of every stage but the first."""
+    """All stages of a design, joined as its stage graph: a fork (``fork_<producer>``) where
+    two stages read one stream, and on every stage input a width converter where beat widths
+    differ (``dwc_<fifo name>``) and a FIFO of the configured depth (``fifo_<fifo name>``,
+    see :func:`models.hwconfig.fifo_name`), but on a linear pipeline's first stage."""
 
     def __init__(self, design: Design, corrupt: tuple[str, int, int] | None = None) -> None:
         self.design = design
         self._corrupt = corrupt
         if corrupt is not None and corrupt[0] not in {s.name for s in design.stages}:
             raise ValueError(f"corrupt names no stage: {corrupt[0]!r}")
-        first, last = design.stages[0], design.stages[-1]
+        first, last = design.stage(readers(design.stages)[None][0][0]), design.stages[-1]
         self.in_per_beat = stage_io(first, design.config[first.name])[0]
         self.out_per_beat = stage_io(last, design.config[last.name])[1]
         super().__init__(
@@ -227,28 +278,54 @@ class Pipeline(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        units = []
-        prev_n = None
-        for s in self.design.stages:
-            cfg = self.design.config[s.name]
+        design = self.design
+        read = readers(design.stages)
+        pending: dict[tuple[str, int], object] = {}  # (stage, port) → the stream feeding it
+
+        def branch(src, port, layout) -> None:
+            """Route ``port`` (producer ``src``'s stream) to its readers, through a chain of
+            two-way forks when there are several."""
+            rs = read.get(src, [])
+            base = f"fork_{src if src is not None else 'input'}"
+            for k, key in enumerate(rs[:-1]):
+                fork = Fork(layout=layout)
+                m.submodules[base if k == 0 else f"{base}_{k}"] = fork
+                wiring.connect(m, port, fork.i)
+                pending[key] = fork.o0
+                port = fork.o1
+            pending[rs[-1]] = port
+
+        first = design.stage(read[None][0][0])
+        branch(None, wiring.flipped(self.i), beat_layout(first.input.qtype, self.in_per_beat))
+        for s in design.stages:
+            cfg = design.config[s.name]
             n_in, n_out = stage_io(s, cfg)
-            if prev_n is not None:
-                el = element_shape(s.input.qtype)
-                if prev_n != n_in:
-                    wc = WidthConverter(element=el, n_in=prev_n, n_out=n_in)
-                    m.submodules[f"dwc_{s.name}"] = wc
-                    units.append(wc)
-                q = StreamFIFO(
-                    layout=beat_layout(s.input.qtype, n_in), depth=self.design.fifo_depth(s)
-                )
-                m.submodules[f"fifo_{s.name}"] = q
-                units.append(q)
             bad = self._corrupt[1:] if self._corrupt and self._corrupt[0] == s.name else None
             unit = StageUnit(stage=s, config=cfg, corrupt=bad)
+            for port, tensor in enumerate(s.inputs):
+                cur = pending.pop((s.name, port))
+                name = fifo_name(s.name, port)
+                prev_n = design.in_width(s, port)
+                if prev_n != n_in:
+                    wc = WidthConverter(
+                        element=element_shape(tensor.qtype), n_in=prev_n, n_out=n_in
+                    )
+                    m.submodules[f"dwc_{name}"] = wc
+                    wiring.connect(m, cur, wc.i)
+                    cur = wc.o
+                if design.has_fifo(s, port):
+                    q = StreamFIFO(
+                        layout=beat_layout(tensor.qtype, n_in), depth=design.fifo_depth(s, port)
+                    )
+                    m.submodules[f"fifo_{name}"] = q
+                    wiring.connect(m, cur, q.i)
+                    cur = q.o
+                wiring.connect(m, cur, unit.i if port == 0 else unit.i_b)
             m.submodules[f"stage_{s.name}"] = unit
-            units.append(unit)
-            prev_n = n_out
-        _chain(m, units, wiring.flipped(self.i), wiring.flipped(self.o))
+            if s is design.stages[-1]:
+                wiring.connect(m, unit.o, wiring.flipped(self.o))
+            else:
+                branch(s.name, unit.o, beat_layout(s.output.qtype, n_out))
         return m
 
 
@@ -279,8 +356,11 @@ def build(design: Design, corrupt: tuple[str, int, int] | None = None) -> AxiStr
 
 
 def manifest(design: Design, top: str, network_hash: str) -> dict:
-    """What :func:`generate` records beside the Verilog (ports, folding, ideal cycles)."""
-    core_in = stage_io(design.stages[0], design.config[design.stages[0].name])[0]
+    """What :func:`generate` records beside the Verilog (ports, folding, ideal cycles, the
+    stage graph: each stage's ``inputs``, the producing stage of each input port or None for
+    the network input, and the depth of the FIFO on each port, None where there is none)."""
+    first = design.stage(readers(design.stages)[None][0][0])
+    core_in = stage_io(first, design.config[first.name])[0]
     last = design.stages[-1]
     core_out = stage_io(last, design.config[last.name])[1]
     stages = []
@@ -296,7 +376,13 @@ def manifest(design: Design, top: str, network_hash: str) -> dict:
                 "pe": cfg.pe,
                 "simd": cfg.simd,
                 "mem_style": cfg.mem_style.value,
-                "fifo_depth": design.fifo_depth(s),
+                "inputs": list(s.sources),
+                "fifo_depth": design.fifo_depth(s) if design.has_fifo(s) else None,
+                **(
+                    {"fifo_depth_b": design.fifo_depth(s, 1) if design.has_fifo(s, 1) else None}
+                    if len(s.sources) > 1
+                    else {}
+                ),
                 "cycles": design.cycles(s),
                 "out": _stream_doc(s.output, stage_io(s, cfg)[1]),
             }
@@ -310,7 +396,7 @@ def manifest(design: Design, top: str, network_hash: str) -> dict:
         "ideal_ii": design.ideal_ii,
         "clock_mhz": design.config.clock_mhz,
         "ports": dict(AXI_PORTS),
-        "input": _stream_doc(design.stages[0].input, core_in),
+        "input": _stream_doc(first.input, core_in),
         "output": _stream_doc(last.output, core_out),
         "stages": stages,
     }

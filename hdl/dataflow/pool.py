@@ -1,4 +1,6 @@
-"""2-D max and average pooling on streams: a sliding-window generator and a window reducer."""
+"""2-D max, average and sum pooling on streams: a sliding-window generator and a window
+reducer, or, for a window of the whole image (global pooling), one accumulator per
+channel."""
 
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from .swg import (
 
 __all__ = ["Pool2d", "divide_round"]
 
-_MODES = ("max", "avg")
+_MODES = ("max", "avg", "sum")
 
 
 def divide_round(m: Module, n, lo: int, hi: int, d: int, rounding: Rounding):
@@ -93,16 +95,24 @@ def divide_round(m: Module, n, lo: int, hi: int, d: int, rounding: Rounding):
     return q if isinstance(up, int) else Mux(up, q + 1, q)
 
 
+def _ports(element, out_element, simd: int) -> dict:
+    return {
+        "i": In(stream.Signature(data.ArrayLayout(element, simd))),
+        "o": Out(stream.Signature(data.ArrayLayout(out_element, simd))),
+    }
+
+
 class _WindowReduce(wiring.Component):
-    """Reduces every ``taps`` consecutive beats element-wise (max, or sum then rounded
+    """Reduces every ``taps`` consecutive beats element-wise (max, sum, or sum then rounded
     division by ``taps``) to one beat. One input beat per cycle; ``o.valid`` and
     ``i.ready`` come from registers."""
 
-    def __init__(self, *, element, simd: int, taps: int, mode: str, rounding: Rounding):
+    def __init__(
+        self, *, element, out_element, simd: int, taps: int, mode: str, rounding: Rounding
+    ):
         self._element, self._simd, self._taps = element, simd, taps
         self._mode, self._rounding = mode, rounding
-        beat = data.ArrayLayout(element, simd)
-        super().__init__({"i": In(stream.Signature(beat)), "o": Out(stream.Signature(beat))})
+        super().__init__(_ports(element, out_element, simd))
 
     def elaborate(self, platform):
         m = Module()
@@ -112,14 +122,14 @@ class _WindowReduce(wiring.Component):
             acc_shape = self._element
         else:
             lo, hi = lo * n, hi * n
-            acc_shape = Shape.cast(range(lo, hi + 1))
+            acc_shape = Shape.cast(range(min(lo, 0), max(hi, 0) + 1))
         tap = Signal(range(n))
         last = tap == n - 1
         acc = [Signal(acc_shape, name=f"acc{j}") for j in range(simd)]
         full = [Signal(acc_shape, name=f"full{j}") for j in range(simd)]  # finished windows
         full_valid = Signal()
 
-        if self._mode == "max":
+        if self._mode != "avg":
             # the finished window is the output register
             load = ~full_valid | self.o.ready
             m.d.comb += [
@@ -164,6 +174,78 @@ class _WindowReduce(wiring.Component):
         return m
 
 
+class _GlobalReduce(wiring.Component):
+    """Reduces each channel over a whole frame of ``pixels`` pixels, ``simd`` channels per
+    beat, ``groups`` beats per pixel: one accumulator per channel, kept in a ring of
+    ``groups`` registers that turns once per pixel (the head is the group the next beat
+    adds to), so no multiplexer selects a channel. The last pixel's beats load the output
+    register, one beat per cycle; one input beat per cycle, no line buffer."""
+
+    def __init__(
+        self,
+        *,
+        element,
+        out_element,
+        simd: int,
+        groups: int,
+        pixels: int,
+        mode: str,
+        rounding: Rounding,
+    ):
+        self._element, self._simd, self._groups, self._pixels = element, simd, groups, pixels
+        self._mode, self._rounding = mode, rounding
+        super().__init__(_ports(element, out_element, simd))
+
+    def elaborate(self, platform):
+        m = Module()
+        n, simd, g = self._pixels, self._simd, self._groups
+        lo, hi = _shape_range(Shape.cast(self._element))
+        if self._mode == "max":
+            acc_shape = Shape.cast(self._element)
+        else:
+            lo, hi = lo * n, hi * n
+            acc_shape = Shape.cast(range(min(lo, 0), max(hi, 0) + 1))
+        beat = data.ArrayLayout(acc_shape, simd)
+        ring = [Signal(beat, name=f"acc{k}") for k in range(g)]  # ring[0]: the next group
+        group = Signal(range(g))
+        pixel = Signal(range(n))
+        first, last = pixel == 0, pixel == n - 1
+        out = Signal(data.ArrayLayout(self.o.payload.shape().elem_shape, simd))
+        full = Signal()
+        room = ~full | self.o.ready
+        m.d.comb += [
+            self.o.valid.eq(full),
+            self.o.payload.eq(out),
+            self.i.ready.eq(~last | room),
+        ]
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += full.eq(0)
+        with m.If(self.i.valid & self.i.ready):
+            new = Signal(beat)
+            for j in range(simd):
+                x = self.i.payload[j]
+                if self._mode == "max":
+                    value = Mux(first | (x > ring[0][j]), x, ring[0][j])
+                else:
+                    value = Mux(first, x, ring[0][j] + x)
+                m.d.comb += new[j].eq(value)
+            m.d.sync += [ring[k].eq(ring[k + 1]) for k in range(g - 1)]
+            m.d.sync += ring[g - 1].eq(new)
+            with m.If(last):
+                for j in range(simd):
+                    if self._mode == "avg":
+                        q = divide_round(m, new[j], lo, hi, n, self._rounding)
+                    else:
+                        q = new[j]
+                    m.d.sync += out[j].eq(q)
+                m.d.sync += full.eq(1)
+            with m.If(group == g - 1):
+                m.d.sync += [group.eq(0), pixel.eq(Mux(last, 0, pixel + 1))]
+            with m.Else():
+                m.d.sync += group.eq(group + 1)
+        return m
+
+
 class Pool2d(wiring.Component):
     """2-D max or average pooling of a stream of (H, W, C) frames, channels-last, ``simd``
     channels per beat; the output is (OH, OW, C) channels-last, ``simd`` channels per beat.
@@ -173,12 +255,17 @@ class Pool2d(wiring.Component):
     :func:`models.dataflow.maxpool2d`. ``mode="avg"``: the window sum divided by
     ``kh * kw`` with ``rounding``, exactly as :func:`models.dataflow.avgpool2d` (no padding;
     a power-of-two area is a shift, any other a multiplication by a constant reciprocal, see
-    :func:`divide_round`).
+    :func:`divide_round`). ``mode="sum"``: the exact window sum, as
+    :func:`models.dataflow.sumpool2d`, in ``out_element`` (by default the narrowest shape
+    holding ``kh * kw`` times the element's range).
 
     A :class:`~hdl.dataflow.swg.SlidingWindow` line buffer emits each pixel's ``kh * kw``
     taps channel group by channel group, and a reducer folds them, one beat per cycle: a
     frame takes ``max(H*W, OH*OW*KH*KW) * C / simd`` cycles in steady state
     (:attr:`cycles`, ``models.hwconfig.stage_cycles`` of a pool stage with ``pe = simd``).
+    A window of the whole unpadded image (global pooling) needs no line buffer: one
+    accumulator per channel reduces the frame as it streams in, ``H*W*C / simd`` cycles per
+    frame, and emits the ``C / simd`` result beats during the last pixel.
 
     Parameters
     ----------
@@ -191,9 +278,12 @@ class Pool2d(wiring.Component):
     simd
         Channels per beat; must divide ``channels``.
     mode
-        ``"max"`` or ``"avg"``.
+        ``"max"``, ``"avg"`` or ``"sum"``.
     rounding
-        :class:`~models.qtype.Rounding` of the average (ignored for max).
+        :class:`~models.qtype.Rounding` of the average (ignored otherwise).
+    out_element
+        Output element shape of a sum (ignored otherwise): it must hold every window sum
+        of the values the stream carries (the IR's exact range gives it).
     """
 
     def __init__(
@@ -209,12 +299,13 @@ class Pool2d(wiring.Component):
         simd: int,
         mode: str,
         rounding: Rounding = Rounding.HALF_EVEN,
+        out_element: ShapeCastable | None = None,
     ) -> None:
         shape = _element_shape(element)
         if isinstance(element, ShapeCastable) and not isinstance(element, Shape):
             raise TypeError(f"element must be a signed or unsigned shape, not {element!r}")
         if mode not in _MODES:
-            raise ValueError(f"mode must be 'max' or 'avg', not {mode!r}")
+            raise ValueError(f"mode must be 'max', 'avg' or 'sum', not {mode!r}")
         if not isinstance(rounding, Rounding):
             raise TypeError(f"rounding must be a Rounding, not {rounding!r}")
         self._channels = _check_int("channels", channels, 1)
@@ -226,8 +317,8 @@ class Pool2d(wiring.Component):
         self._kernel = _check_pair("kernel", kernel, 1)
         self._stride = _check_pair("stride", stride, 1)
         self._padding = _check_pair("padding", padding, 0)
-        if mode == "avg" and self._padding != (0, 0):
-            raise ValueError(f"padding must be (0, 0) for average pooling, not {self._padding!r}")
+        if mode != "max" and self._padding != (0, 0):
+            raise ValueError(f"padding must be (0, 0) for {mode} pooling, not {self._padding!r}")
         if any(p > k // 2 for p, k in zip(self._padding, self._kernel, strict=True)):
             raise ValueError(
                 f"padding must be at most half the kernel {self._kernel}, not {self._padding!r}"
@@ -240,22 +331,42 @@ class Pool2d(wiring.Component):
         self._shape = shape
         self._mode = mode
         self._rounding = rounding
-        self._rows = line_buffer_rows(
-            height=height,
-            width=width,
-            groups=channels // simd,
-            kernel=self._kernel,
-            stride=self._stride,
-            padding=self._padding,
-            dilation=(1, 1),
-            channel_major=True,
+        self._global = self._kernel == (height, width) and self._padding == (0, 0)
+        if mode == "sum":
+            lo, hi = _shape_range(shape)
+            area = self._kernel[0] * self._kernel[1]
+            exact = Shape.cast(range(min(lo * area, 0), max(hi * area, 0) + 1))
+            self._out_element = exact if out_element is None else _element_shape(out_element)
+        else:
+            self._out_element = element
+        self._rows = (
+            0
+            if self._global
+            else line_buffer_rows(
+                height=height,
+                width=width,
+                groups=channels // simd,
+                kernel=self._kernel,
+                stride=self._stride,
+                padding=self._padding,
+                dilation=(1, 1),
+                channel_major=True,
+            )
         )
-        beat = data.ArrayLayout(element, simd)
-        super().__init__({"i": In(stream.Signature(beat)), "o": Out(stream.Signature(beat))})
+        super().__init__(_ports(element, self._out_element, simd))
 
     @property
     def element(self) -> ShapeCastable:
         return self._element
+
+    @property
+    def out_element(self) -> ShapeCastable:
+        return self._out_element
+
+    @property
+    def global_pool(self) -> bool:
+        """Whether the window is the whole image (an accumulator per channel)."""
+        return self._global
 
     @property
     def mode(self) -> str:
@@ -308,7 +419,7 @@ class Pool2d(wiring.Component):
 
     @property
     def buffer_rows(self) -> int:
-        """Image rows held by the line buffer."""
+        """Image rows held by the line buffer (0 for a global pool: it has none)."""
         return self._rows
 
     @property
@@ -318,6 +429,19 @@ class Pool2d(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        if self._global:
+            m.submodules.reduce = reduce = _GlobalReduce(
+                element=self._element,
+                out_element=self._out_element,
+                simd=self._simd,
+                groups=self._channels // self._simd,
+                pixels=self._height * self._width,
+                mode=self._mode,
+                rounding=self._rounding,
+            )
+            wiring.connect(m, wiring.flipped(self.i), reduce.i)
+            wiring.connect(m, reduce.o, wiring.flipped(self.o))
+            return m
         lo, _ = _shape_range(self._shape)
         m.submodules.window = window = _ChannelMajorWindow(
             element=self._element,
@@ -333,6 +457,7 @@ class Pool2d(wiring.Component):
         )
         m.submodules.reduce = reduce = _WindowReduce(
             element=self._element,
+            out_element=self._out_element,
             simd=self._simd,
             taps=self._kernel[0] * self._kernel[1],
             mode=self._mode,

@@ -77,6 +77,15 @@ class _Builder:
         p = float(np.percentile(np.abs(y), 99.5)) or 1.0
         return max(0, int(np.ceil(np.log2(p / out_max))))
 
+    def thresholds(self, x, levels) -> np.ndarray:
+        """Per-channel thresholds ``(C, levels)`` spreading the current output (C, H, W)
+        evenly over ``levels + 1`` output values (quantiles of its values on ``x``)."""
+        y = self.acc_stats(x)
+        per_channel = np.moveaxis(y, 1, 0).reshape(y.shape[1], -1)
+        q = np.quantile(per_channel, np.arange(1, levels + 1) / (levels + 1), axis=1).T
+        t = np.round(q).astype(np.int64)
+        return np.maximum.accumulate(t, axis=1)
+
     def bn_params(self, name, acc_mean, acc_std, channels):
         r = self.rng
         gamma = r.uniform(0.5, 1.5, channels) * np.where(r.random(channels) < 0.2, -1, 1)
@@ -184,6 +193,38 @@ def cnv_tiny(out_dir) -> None:
     b.write()
 
 
+def resnet_tiny(out_dir) -> None:
+    """A residual network on 1x16x16: conv3x3 stem + thresholds, 2x2 average pool, one
+    residual block (conv3x3-thresholds-conv3x3-thresholds, identity skip, add, thresholds),
+    global average pool as an exact window sum whose division by the area is left to the
+    thresholds after it, dense classifier; 4-bit weights, 3-bit activations."""
+    b = _Builder(
+        "resnet_tiny",
+        [1, 16, 16],
+        "uint4",
+        5,
+        "tiny residual CNN: conv3x3-avgpool-[conv3x3-conv3x3 + identity]-global sum pool-"
+        "dense, 4-bit weights, 3-bit activations, multi-threshold activations",
+        out_dir,
+    )
+    x = b.rng.integers(0, 16, (256, 1, 16, 16))
+    c = 16
+    b.layer("stem", "conv2d", weight=b.ints((c, 1, 3, 3), 4, 3), padding=1)
+    b.layer("stem_act", "multithreshold", thresholds=b.thresholds(x, 7))
+    b.layer("pool", "avgpool2d", kernel=2, rounding="half_even")
+    b.layer("conv1", "conv2d", weight=b.ints((c, c, 3, 3), 4, 2), padding=1)
+    b.layer("act1", "multithreshold", thresholds=b.thresholds(x, 7))
+    b.layer("conv2", "conv2d", weight=b.ints((c, c, 3, 3), 4, 2), padding=1)
+    b.layer("act2", "multithreshold", thresholds=b.thresholds(x, 7))
+    b.layer("add", "add", inputs=["act2", "pool"])
+    b.layer("add_act", "multithreshold", thresholds=b.thresholds(x, 7))
+    b.layer("gap", "sumpool2d", kernel=8)
+    b.layer("gap_act", "multithreshold", thresholds=b.thresholds(x, 7))
+    b.layer("flatten", "flatten")
+    b.layer("fc", "dense", weight=b.ints((10, c), 4, 3), bias=b.ints((10,), 8, 20))
+    b.write()
+
+
 #: FINN's CNV topology (``cnv_w1a1``/``cnv_w2a2`` of finn-examples, from BinaryNet/
 #: Courbariaux et al.): (name, output channels) of its six unpadded 3x3 convolutions, with
 #: a 2x2 max pool after the second and the fourth, then three dense layers.
@@ -262,6 +303,7 @@ def generate(out_dir=HERE) -> None:
     _tfc("tfc_w1a1", 2, 1, 1, out_dir)
     _tfc("tfc_w2a2", 3, 2, 2, out_dir)
     cnv_tiny(out_dir)
+    resnet_tiny(out_dir)
 
 
 def main(argv: list[str]) -> None:

@@ -1,11 +1,13 @@
 """Cycle-approximate simulator of the streaming dataflow pipelines, event-driven on simpy.
 
 Every hardware unit of a :class:`~models.hwconfig.Design` (sliding-window generator, MVAU,
-VVAU, activation, pool reducer, width converter, FIFO) is a simpy process that moves *stream
-beats*, never clock cycles: a unit computes when its next beat can move from the handshake
-rules of the generated RTL (one output register per unit, a FIFO's ``depth`` slots, the
-MVAU's input-vector buffer, the line buffer's row releases), declares it on the link to its
-neighbour, and the link fires the transfer at ``max(valid, ready)``. Back-pressure is a
+VVAU, activation, pool reducer, global pool, width converter, FIFO, fork, add) is a simpy
+process that moves *stream beats*, never clock cycles, over the design's stage graph: a
+unit computes when its next beat can move from the handshake rules of the generated RTL
+(one output register per unit, a FIFO's ``depth`` slots, the MVAU's input-vector buffer,
+the line buffer's row releases, a fork releasing a beat once both outputs took it, an add
+taking a beat from both inputs at once), declares it on the link to its neighbour, and the
+link fires the transfer at ``max(valid, ready)``. Back-pressure is a
 bounded FIFO refusing a beat until a slot frees, exactly as the RTL's ``ready`` does.
 
 Each frame's events depend only on events of the same or earlier frames, and the rules do

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.hwconfig import Design, StageKind
+from models.hwconfig import Design, StageKind, readers
 
 # -- analytic mode ---------------------------------------------------------------------------
 
@@ -40,23 +40,29 @@ def analytic(design: Design, pe=None, simd=None) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {}
     ii = np.zeros(n, dtype=np.int64)
     mults = np.zeros(n, dtype=np.int64)
-    # first and last input beat of frame 0 at the current point of the pipeline
-    first = np.zeros(n)
-    last = None
-    prev_out = None  # elements per beat leaving the previous stage
-    for k, s in enumerate(design.stages):
+    # per producer (stage name, None for the input): first and last output beat of frame 0,
+    # and its elements per beat
+    done: dict = {}
+    read = readers(design.stages)
+    for s in design.stages:
         cfg = design.config[s.name]
         p = _fold(pe.get(s.name, cfg.pe), n)
         q = _fold(simd.get(s.name, cfg.simd), n)
         matrix = s.kind in (StageKind.MVAU, StageKind.CONV) and not s.depthwise
         n_in, n_out = (q, p) if matrix else (p, p)
         beats_in = s.input.size // n_in
-        if k:  # width converter, then the FIFO (two cycles)
-            up = n_in > prev_out
-            first = first + np.where(up, n_in // np.maximum(prev_out, 1), 1) + 2
-            last = last + np.where(n_in < prev_out, prev_out // n_in, 1) + 2
-        else:
-            last = first + beats_in - 1
+        if None not in done:  # the source: one beat per cycle from cycle 0
+            done[None] = (np.zeros(n), np.zeros(n) + beats_in - 1, n_in)
+        firsts, lasts = [], []
+        for src in s.sources:
+            first, last, prev_out = done[src]
+            if src is not None or len(read[None]) > 1:  # width converter, then the FIFO
+                up = n_in > prev_out
+                first = first + np.where(up, n_in // np.maximum(prev_out, 1), 1) + 2
+                last = last + np.where(n_in < prev_out, prev_out // n_in, 1) + 2
+            firsts.append(first)
+            lasts.append(last)
+        first, last = np.maximum.reduce(firsts), np.maximum.reduce(lasts)
         span = np.maximum(last - first, 0)
         rate = np.where(span > 0, (beats_in - 1) / np.maximum(span, 1), 1.0)
         if s.kind is StageKind.CONV:
@@ -78,6 +84,11 @@ def analytic(design: Design, pe=None, simd=None) -> dict[str, np.ndarray]:
             cycles = sf * nf
             fo = np.maximum(last, first + sf - 1) + 2
             lo = fo + (nf - 1) * sf
+        elif s.global_pool:  # outputs during the frame's last pixel
+            c, h, w = s.input.shape
+            g = c // p
+            cycles = h * w * g
+            fo, lo = last - (g - 1) + 1, last + 1
         elif s.kind is StageKind.POOL:
             c, h, w = s.input.shape
             kh, kw = s.main.kernel
@@ -96,7 +107,8 @@ def analytic(design: Design, pe=None, simd=None) -> dict[str, np.ndarray]:
         out[f"cycles__{s.name}"] = cycles
         ii = np.maximum(ii, cycles)
         mults += p * q if matrix else p
-        first, last, prev_out = fo, lo, n_out
+        done[s.name] = (fo, lo, n_out)
+    first = done[design.stages[-1].name][0]
     out.update(ii=ii, latency=np.rint(first).astype(np.int64), multipliers=mults)
     return out
 

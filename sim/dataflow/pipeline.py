@@ -9,14 +9,25 @@ from dataclasses import dataclass
 import numpy as np
 import simpy
 
-from models.hwconfig import Design, Stage, StageKind, stage_io
+from models.hwconfig import (
+    ConfigError,
+    Design,
+    Stage,
+    StageKind,
+    fifo_name,
+    readers,
+    stage_io,
+)
 
 from ..results import Interval, SimResult, StageStats
 from .units import (
     SimulationError,
+    _Add,
     _at,
     _Fifo,
+    _Fork,
     _Gather,
+    _GlobalReduce,
     _Link,
     _Mvau,
     _Reduce,
@@ -32,46 +43,81 @@ from .units import (
 
 
 @dataclass
+class _FifoModel:
+    name: str  #: :func:`models.hwconfig.fifo_name`
+    depth: int
+    unit: _Fifo
+    inp: _Link  #: the link into it
+
+
+@dataclass
 class _StageModel:
     stage: Stage
-    inp: _Link  #: into the stage's first unit
+    inp: _Link  #: into the stage's first unit (port 0)
     out: _Link  #: out of its last unit
     main: _Unit  #: the unit whose steps count as busy cycles
-    fifo: _Fifo | None  #: the FIFO in front of it
-    fifo_in: _Link | None  #: the link into that FIFO
+    fifos: list[_FifoModel | None]  #: the FIFO in front of each input port, if any
 
 
 class _Model:
-    """The units and links of a design, built for one simulated run."""
+    """The units and links of a design, built for one simulated run: the stages in
+    topological order, a fork wherever two stages read one stream, on each stage input a
+    width converter where widths differ and its FIFO."""
 
     def __init__(self, design: Design, frames: int, input_rate: float) -> None:
         self.design, self.frames, self.rate = design, frames, input_rate
-        env = self.env = simpy.Environment()
+        self.env = simpy.Environment()
         self.units: list[_Unit] = []
         self.links: list[_Link] = []
         self.stages: list[_StageModel] = []
-        first = design.stages[0]
+        read = readers(design.stages)
+        first = design.stage(read[None][0][0])
         n0 = stage_io(first, design.config[first.name])[0]
-        self.source = cur = self._link("s_axis", first.input.size // n0)
-        prev_n = None
+        self.source = self._link("s_axis", first.input.size // n0)
+        pending: dict[tuple[str, int], _Link] = {}  # (stage, port) → its incoming link
+        self._branch(None, self.source, read, pending)
+        cur = self.source
         for s in design.stages:
             cfg = design.config[s.name]
             n_in, n_out = stage_io(s, cfg)
-            beats_in = s.input.size // n_in
-            fifo = fifo_in = None
-            if prev_n is not None:
+            ins, fifos = [], []
+            for port, tensor in enumerate(s.inputs):
+                cur = pending.pop((s.name, port))
+                name = fifo_name(s.name, port)
+                prev_n = design.in_width(s, port)
                 if prev_n != n_in:
-                    cur = self._convert(s.name, cur, prev_n, n_in, s.input.size)
-                fifo_in = cur
-                nxt = self._link(f"fifo_{s.name}.o", beats_in)
-                fifo = _Fifo(env, f"fifo_{s.name}", cur, nxt, design.fifo_depth(s), beats_in)
-                self.units.append(fifo)
-                cur = nxt
-            stage_in = cur
-            cur, main = self._stage(s, cfg, cur, n_in, n_out)
-            self.stages.append(_StageModel(s, stage_in, cur, main, fifo, fifo_in))
-            prev_n = n_out
-        self.sink = cur
+                    cur = self._convert(name, cur, prev_n, n_in, tensor.size)
+                fifo = None
+                if design.has_fifo(s, port):
+                    beats = tensor.size // n_in
+                    nxt = self._link(f"fifo_{name}.o", beats)
+                    depth = design.fifo_depth(s, port)
+                    unit = _Fifo(self.env, f"fifo_{name}", cur, nxt, depth, beats)
+                    self.units.append(unit)
+                    fifo = _FifoModel(name, depth, unit, cur)
+                    cur = nxt
+                ins.append(cur)
+                fifos.append(fifo)
+            out, main = self._stage(s, cfg, ins, n_in, n_out)
+            self.stages.append(_StageModel(s, ins[0], out, main, fifos))
+            if s is design.stages[-1]:
+                self.sink = out
+            else:
+                self._branch(s.name, out, read, pending)
+
+    def _branch(self, src, link: _Link, read, pending) -> None:
+        """Route ``link`` (the stream of producer ``src``) to its readers, through a chain
+        of two-way forks (``fork_<src>``, ``fork_<src>_1``, ...) when there are several."""
+        rs = read.get(src, [])
+        base = f"fork_{src if src is not None else 'input'}"
+        for k, key in enumerate(rs[:-1]):
+            name = base if k == 0 else f"{base}_{k}"
+            o0 = self._link(f"{name}.o0", link.per_frame)
+            o1 = self._link(f"{name}.o1", link.per_frame)
+            self.units.append(_Fork(name, link, o0, o1))
+            pending[key] = o0
+            link = o1
+        pending[rs[-1]] = link
 
     def _link(self, name: str, per_frame: int) -> _Link:
         link = _Link(self.env, name, per_frame)
@@ -92,10 +138,27 @@ class _Model:
         mid = self._convert(f"{name}.down", cur, n_in, g, size)
         return self._convert(f"{name}.up", mid, g, n_out, size)
 
-    def _stage(self, s: Stage, cfg, cur: _Link, n_in: int, n_out: int):
+    def _stage(self, s: Stage, cfg, ins: list[_Link], n_in: int, n_out: int):
         env, units = self.env, []
+        cur = ins[0]
         main: _Unit
-        if s.kind in (StageKind.MVAU, StageKind.CONV):
+        if s.kind is StageKind.ADD:
+            beats = s.acc.size // n_out
+            nxt = self._link(f"{s.name}.add", beats)
+            main = _Add(f"{s.name}.add", ins[0], ins[1], nxt, beats)
+            units.append(main)
+            cur = nxt
+            if len(s.layers) > 1:
+                nxt = self._link(f"{s.name}.act", beats)
+                units.append(_Register(f"{s.name}.act", cur, nxt, beats))
+                cur = nxt
+        elif s.global_pool:
+            c, h, w = s.input.shape
+            nxt = self._link(f"{s.name}.reduce", c // cfg.pe)
+            main = _GlobalReduce(f"{s.name}.reduce", cur, nxt, h * w, c // cfg.pe)
+            units.append(main)
+            cur = nxt
+        elif s.kind in (StageKind.MVAU, StageKind.CONV):
             if s.kind is StageKind.CONV:
                 c = s.input.shape[0]
                 taps = s.mw * (c if s.depthwise else 1)  # window elements per pixel
@@ -175,6 +238,23 @@ class _Model:
                 for x in self.links
                 if len(x.xfer.t) != frames * x.per_frame
             ]
+            d = self.design
+            short = [  # join FIFOs configured below their deadlock-free bound, worst first
+                (d.join_bound(st, port) - d.fifo_depth(st, port), st.name, port)
+                for st in d.stages
+                if st.kind is StageKind.ADD
+                for port in range(2)
+                if d.has_fifo(st, port) and d.fifo_depth(st, port) < d.join_bound(st, port)
+            ]
+            if short:
+                _, name, port = max(short)
+                field = "fifo_depth" if port == 0 else "fifo_depth_b"
+                raise ConfigError(
+                    f"stage {name!r}: the pipeline deadlocks: {field} "
+                    f"{d.fifo_depth(name, port)} cannot hold what the other input's branch "
+                    f"runs ahead; {d.join_bound(name, port)} never deadlocks (the default "
+                    f"when {field} is unset)"
+                )
             raise SimulationError(f"the pipeline stopped; beats moved: {', '.join(stuck)}")
 
     def all_times(self) -> list[_Times]:
@@ -206,10 +286,10 @@ def _horizon(design: Design) -> int:
     """Frames back that an event can depend on: FIFOs as deep as a frame or more, and the
     line buffers (rows of the previous frames, and padding taps two frames back)."""
     h = 3
-    for s in design.stages:
+    for s, port, _ in design.fifos():
         cfg = design.config[s.name]
-        beats = s.input.size // stage_io(s, cfg)[0]
-        h = max(h, -(-design.fifo_depth(s) // beats) + 2)
+        beats = s.inputs[port].size // stage_io(s, cfg)[0]
+        h = max(h, -(-design.fifo_depth(s, port) // beats) + 2)
     return h
 
 
@@ -309,15 +389,21 @@ def _result(model: _Model, frames: int, period: tuple[int, int], timeline_frames
         blocked = np.maximum(tout - vout, 0)
         work = np.asarray(sm.main.work, dtype=np.int64)
         busy = len(work) // n * frames
-        fifo_max = fifo_full = None
-        if sm.fifo is not None:
-            w = np.asarray(sm.fifo.written.t, dtype=np.int64)
-            r = np.asarray(sm.fifo.out.xfer.t, dtype=np.int64)
+        fifo_stats = []
+        for fm in sm.fifos:
+            if fm is None:
+                fifo_stats.append((None, None, None))
+                continue
+            w = np.asarray(fm.unit.written.t, dtype=np.int64)
+            r = np.asarray(fm.unit.out.xfer.t, dtype=np.int64)
             fifo_max = int((np.arange(1, len(w) + 1) - np.searchsorted(r, w, "right")).max())
-            fin = sm.fifo_in
+            fin = fm.inp
             tv = np.asarray(fin.xfer.t, dtype=np.int64)
             vv = np.asarray(fin.valid, dtype=np.int64)[: len(tv)]
             fifo_full = total(per_frame(np.maximum(tv - vv, 0), fin.per_frame).sum(axis=1))
+            fifo_stats.append((fm.depth, fifo_max, fifo_full))
+        (fifo_depth, fifo_max, fifo_full), *rest = fifo_stats
+        b = rest[0] if rest else (None, None, None)
         stats.append(
             StageStats(
                 name=s.name,
@@ -329,9 +415,12 @@ def _result(model: _Model, frames: int, period: tuple[int, int], timeline_frames
                 starved=total(per_frame(starved, sm.inp.per_frame).sum(axis=1)),
                 blocked=total(per_frame(blocked, sm.out.per_frame).sum(axis=1)),
                 utilisation=busy / cycles,
-                fifo_depth=design.fifo_depth(s) if sm.fifo is not None else None,
+                fifo_depth=fifo_depth,
                 fifo_max=fifo_max,
                 fifo_full_cycles=fifo_full,
+                fifo_b_depth=b[0],
+                fifo_b_max=b[1],
+                fifo_b_full_cycles=b[2],
                 first_out=int(tout[0] - t0),
                 last_out=last_time(sm.out) - t0,
             )
@@ -393,23 +482,23 @@ def size_fifos(design: Design, *, input_rate: float | None = None, frames: int =
     if input_rate is not None:
         rate = min(rate, input_rate)
     cfg = design.config
-    big = HardwareConfig(
-        {s.name: replace(cfg[s.name], fifo_depth=_UNBOUNDED) for s in design.stages},
-        cfg.clock_mhz,
-    )
+
+    def unbounded(s):
+        b = _UNBOUNDED if s.kind is StageKind.ADD else None
+        return replace(cfg[s.name], fifo_depth=_UNBOUNDED, fifo_depth_b=b)
+
+    big = HardwareConfig({s.name: unbounded(s) for s in design.stages}, cfg.clock_mhz)
     model = _Model(Design(design.network, big), frames, float(rate))
     model.run()
-    depths = {}
+    stages = {s.name: cfg[s.name] for s in design.stages}
     for sm in model.stages:
-        if sm.fifo is None:
-            continue
-        w = np.asarray(sm.fifo.written.t, dtype=np.int64)
-        m = np.asarray(sm.fifo.moved.t, dtype=np.int64)
-        moved_before = np.searchsorted(m + 1, w, "right")  # beats moved by arrival of n
-        need = np.arange(len(w)) + 2 - moved_before
-        depths[sm.stage.name] = max(2, int(need.max()))
-    stages = {
-        s.name: replace(cfg[s.name], fifo_depth=depths.get(s.name, cfg[s.name].fifo_depth))
-        for s in design.stages
-    }
+        for port, fm in enumerate(sm.fifos):
+            if fm is None:
+                continue
+            w = np.asarray(fm.unit.written.t, dtype=np.int64)
+            m = np.asarray(fm.unit.moved.t, dtype=np.int64)
+            moved_before = np.searchsorted(m + 1, w, "right")  # beats moved by arrival of n
+            need = max(2, int((np.arange(len(w)) + 2 - moved_before).max()))
+            field = "fifo_depth" if port == 0 else "fifo_depth_b"
+            stages[sm.stage.name] = replace(stages[sm.stage.name], **{field: need})
     return Design(design.network, HardwareConfig(stages, cfg.clock_mhz))

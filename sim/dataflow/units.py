@@ -57,9 +57,11 @@ class _Link:
         self.valid: list[int] = []
         self.ready: list[int] = []
         self.xfer = _Times(env, name, per_frame)
+        self.offers = _Times(env, f"{name}.v", per_frame)  #: valid times, as decided
 
     def offer(self, n: int, t: int) -> None:
         self.valid.append(t)
+        self.offers.set(n, t)
         self._try(n)
 
     def want(self, n: int, t: int) -> None:
@@ -417,3 +419,80 @@ class _Window(_Unit):
                         freed += 1
 
         return [writer(), reader()]
+
+
+class _GlobalReduce(_Unit):
+    """Global pool: one accumulator per channel; one input beat per cycle, and each beat of
+    the last pixel loads the output register (waiting for it to be free)."""
+
+    def __init__(self, name, inp, out, pixels: int, groups: int) -> None:
+        super().__init__(name)
+        self.inp, self.out, self.pixels, self.groups = inp, out, pixels, groups
+
+    def processes(self, frames):
+        def run():
+            last, n, j = -1, 0, 0
+            for _ in range(frames):
+                for p in range(self.pixels):
+                    for _g in range(self.groups):
+                        t = last + 1
+                        final = p == self.pixels - 1
+                        if final and j:
+                            t = max(t, (yield from _at(self.out.xfer, j - 1)))
+                        self.inp.want(n, t)
+                        last = yield from _at(self.inp.xfer, n)
+                        self.work.append(last)
+                        n += 1
+                        if final:
+                            self.out.offer(j, last + 1)
+                            j += 1
+
+        return [run()]
+
+
+class _Fork(_Unit):
+    """Stream fork (combinational): each output sees the input's beat as soon as it is
+    valid and takes it at its own pace; the input beat moves once both have taken it."""
+
+    def __init__(self, name, inp: _Link, out0: _Link, out1: _Link) -> None:
+        super().__init__(name)
+        self.inp, self.outs = inp, (out0, out1)
+
+    def processes(self, frames):
+        def run():
+            for n in range(frames * self.inp.per_frame):
+                v = yield from _at(self.inp.offers, n)
+                for o in self.outs:
+                    o.offer(n, v)
+                t = 0
+                for o in self.outs:
+                    t = max(t, (yield from _at(o.xfer, n)))
+                self.inp.want(n, t)
+                self.work.append(t)
+
+        return [run()]
+
+
+class _Add(_Unit):
+    """Element-wise add of two streams: one output register; a beat moves from both inputs
+    at once, when both are valid and the register is free (or freeing)."""
+
+    def __init__(self, name, a: _Link, b: _Link, out: _Link, per_frame: int) -> None:
+        super().__init__(name)
+        self.a, self.b, self.out, self.n = a, b, out, per_frame
+
+    def processes(self, frames):
+        def run():
+            last = -1
+            for n in range(frames * self.n):
+                t = last + 1
+                if n:
+                    t = max(t, (yield from _at(self.out.xfer, n - 1)))
+                t = max(t, (yield from _at(self.a.offers, n)), (yield from _at(self.b.offers, n)))
+                self.a.want(n, t)
+                self.b.want(n, t)
+                last = yield from _at(self.a.xfer, n)
+                self.work.append(last)
+                self.out.offer(n, last + 1)
+
+        return [run()]

@@ -25,7 +25,7 @@ def test_zoo_json(capsys):
     status, out, _ = run(capsys, "zoo", "--json")
     assert status == 0
     names = [n["name"] for n in json.loads(out)["networks"]]
-    assert names == zoo_names() == ["cnv_tiny", "jet_tagger", "tfc_w1a1", "tfc_w2a2"]
+    assert names == zoo_names() == ["cnv_tiny", "jet_tagger", "resnet_tiny", "tfc_w1a1", "tfc_w2a2"]
 
 
 def test_info_tfc_json(capsys):
@@ -276,6 +276,40 @@ def test_sim_size_fifos_writes_a_config_that_never_stalls(capsys, tmp_path):
     assert [s["fifo_full_cycles"] for s in again["stages"][1:]] == [0, 0, 0]
 
 
+def test_residual_network_through_the_cli(capsys, tmp_path):
+    """resnet_tiny (fork, add stage, skip FIFO, global sum pool): info, sized FIFOs written
+    and read back by stage name (the skip FIFO as the add stage's fifo_depth_b), hdl with
+    the stage graph in its manifest, and a skip FIFO configured into deadlock is one line."""
+    status, out, _ = run(capsys, "info", "resnet_tiny", "--json")
+    assert status == 0 and "sumpool2d" in out
+    sized = tmp_path / "sized.yaml"
+    status, out, _ = run(capsys, "sim", "resnet_tiny", "--size-fifos", str(sized), "--json")
+    assert status == 0
+    doc = json.loads(out)
+    assert {"add", "add__b"} <= set(doc["sized_fifos"]) and doc["ii"] == doc["ideal_ii"]
+    skip = doc["sized_fifos"]["add__b"]
+    assert f"fifo_depth_b: {skip}" in sized.read_text()
+    status, out, _ = run(capsys, "sim", "resnet_tiny", "--config", str(sized), "--json")
+    add = next(s for s in json.loads(out)["stages"] if s["name"] == "add")
+    assert add["fifo_b_depth"] == skip and add["kind"] == "add"
+    status, out, _ = run(
+        capsys, "hdl", "resnet_tiny", "--config", str(sized), "-o", str(tmp_path / "h"), "--json"
+    )
+    assert status == 0
+    stages = {s["name"]: s for s in json.loads(out)["stages"]}
+    assert stages["add"]["inputs"] == ["conv2", "pool"]
+    assert stages["add"]["fifo_depth_b"] == skip
+    assert stages["stem"]["inputs"] == [None] and stages["stem"]["fifo_depth"] is None
+    (tmp_path / "hw.yaml").write_text("stages:\n  add: {fifo_depth_b: 20}\n")
+    status, out, err = run(capsys, "sim", "resnet_tiny", "--config", str(tmp_path / "hw.yaml"))
+    assert status == 2 and out == ""
+    assert re.fullmatch(
+        r"codesign: error: stage 'add': the pipeline deadlocks: fifo_depth_b 20 cannot hold "
+        r"what the other input's branch runs ahead; \d+ never deadlocks .*\n",
+        err,
+    ), err
+
+
 def test_console_script_no_traceback(tmp_path):
     """The installed entry point itself: exit 2, one stderr line, no traceback."""
     (tmp_path / "bad.yaml").write_text("format: 1\n  oops: [\n")
@@ -325,7 +359,7 @@ def test_hdl_is_byte_identical_with_manifest_and_core(capsys, tmp_path):
         (
             "stages:\n  fc0: {pee: 2}\n",
             r".*hw\.yaml: layer 'fc0': field 'pee': is not a stage field; expected one of "
-            r"fifo_depth, mem_style, pe, simd",
+            r"fifo_depth, fifo_depth_b, mem_style, pe, simd",
         ),
     ],
 )

@@ -154,7 +154,7 @@ def test_cli_check(tmp_path, capsys):
     assert status == 0
     assert re.search(
         r"check 20 vectors \(seed 0\) .*: 20 exact, 0 explained by float32 "
-        r"rounding, 0 unexplained: OK",
+        r"rounding, 0 by float64 rounding, 0 unexplained: OK",
         out,
     )
 

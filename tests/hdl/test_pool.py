@@ -1,6 +1,7 @@
 # amaranth: UnusedElaboratable=no
-"""Pool2d: max and average pooling against the IR layers' golden model, the constant
-divider against models.arith.round_div, throughput against models.hwconfig, Verilog."""
+"""Pool2d: max, average and sum pooling (windowed and global) against the IR layers' golden
+model, the constant divider against models.arith.round_div, throughput against
+models.hwconfig, Verilog."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from models.dataflow import conv_out_size
 from models.golden import golden
 from models.hwconfig import Design, HardwareConfig, StageConfig
 from models.ir import Network
-from models.layers import AvgPool2d, Input, MaxPool2d
+from models.layers import AvgPool2d, Input, MaxPool2d, SumPool2d
 from models.qtype import Kind, QType, Rounding
 
 
@@ -36,6 +37,8 @@ def network(case: dict) -> Network:
             stride=case["stride"],
             padding=case["padding"],
         )
+    elif case["mode"] == "sum":
+        pool = SumPool2d(name="pool", inputs=("x",), kernel=case["kernel"], stride=case["stride"])
     else:
         pool = AvgPool2d(
             name="pool",
@@ -49,12 +52,14 @@ def network(case: dict) -> Network:
 
 def build(case: dict) -> Pool2d:
     args = {k: v for k, v in case.items() if k != "qtype"}
+    if case["mode"] == "sum":  # the IR's exact output type
+        args["out_element"] = element_shape(network(case).tensors["pool"].qtype)
     return Pool2d(element=element_shape(case["qtype"]), **args)
 
 
 def random_case(seed: int) -> dict:
     rnd = random.Random(seed)
-    mode = rnd.choice(["max", "avg"])
+    mode = rnd.choice(["max", "avg", "sum"])
     while True:
         kernel = (rnd.randint(1, 4), rnd.randint(1, 4))
         stride = (rnd.randint(1, 3), rnd.randint(1, 3))
@@ -62,6 +67,8 @@ def random_case(seed: int) -> dict:
         if mode == "max":
             padding = (rnd.randint(0, kernel[0] // 2), rnd.randint(0, kernel[1] // 2))
         height, width = rnd.randint(1, 9), rnd.randint(1, 9)
+        if rnd.random() < 0.2:  # a global pool: the window is the whole image
+            kernel, padding = (height, width), (0, 0)
         out = [
             conv_out_size(n, k, s, p, 1)
             for n, k, s, p in zip((height, width), kernel, stride, padding, strict=True)
@@ -109,7 +116,8 @@ def check(stream_sim, case: dict, n_frames: int, seed: int, valid_prob=1.0, read
         seed=seed,
         max_cycles=1000 + 4 * int(dut.cycles * n_frames / min(valid_prob, ready_prob)),
     )
-    np.testing.assert_array_equal(unpack_beats(run.words, qt, simd), expected)
+    out_qt = net.tensors["pool"].qtype
+    np.testing.assert_array_equal(unpack_beats(run.words, out_qt, simd), expected)
     return dut, run.cycles
 
 
@@ -195,6 +203,11 @@ THROUGHPUT_CASES = {
     "avg3x3s3": (4, 9, 10, (3, 3), (3, 3), (0, 0), 2, "avg"),  # input-bound, unused column
     "avg2x2s1": (2, 5, 6, (2, 2), (1, 1), (0, 0), 2, "avg"),
     "avg1x1": (2, 4, 4, (1, 1), (1, 1), (0, 0), 1, "avg"),
+    "sum2x2s2": (4, 6, 6, (2, 2), (2, 2), (0, 0), 2, "sum"),
+    "sum3x3s1": (2, 5, 6, (3, 3), (1, 1), (0, 0), 1, "sum"),
+    "gsum8x8": (32, 8, 8, (8, 8), (1, 1), (0, 0), 4, "sum"),  # global: one beat per cycle
+    "gavg4x4": (6, 4, 4, (4, 4), (4, 4), (0, 0), 3, "avg"),
+    "gmax3x5": (2, 3, 5, (3, 5), (1, 1), (0, 0), 1, "max"),
 }
 
 
@@ -227,8 +240,9 @@ def test_throughput_matches_stage_cycles(stream_sim, name):
 @pytest.mark.parametrize(
     ("kwargs", "error", "message"),
     [
-        (dict(mode="min"), ValueError, r"^mode must be 'max' or 'avg', not 'min'$"),
-        (dict(mode="avg", padding=(1, 0)), ValueError, r"^padding must be \(0, 0\) for average"),
+        (dict(mode="min"), ValueError, r"^mode must be 'max', 'avg' or 'sum', not 'min'$"),
+        (dict(mode="avg", padding=(1, 0)), ValueError, r"^padding must be \(0, 0\) for avg"),
+        (dict(mode="sum", padding=(1, 0)), ValueError, r"^padding must be \(0, 0\) for sum"),
         (dict(padding=(2, 0)), ValueError, r"^padding must be at most half the kernel \(3, 3\)"),
         (dict(rounding="half_even"), TypeError, r"^rounding must be a Rounding, not 'half_even'$"),
         (
@@ -269,7 +283,33 @@ VERILOG_CASES = [
          padding=(0, 0), simd=1, mode="avg", rounding=Rounding.HALF_AWAY),
     dict(element=unsigned(8), channels=4, height=6, width=6, kernel=(2, 2), stride=(2, 2),
          padding=(0, 0), simd=2, mode="avg", rounding=Rounding.HALF_EVEN),
+    dict(element=signed(4), channels=4, height=5, width=5, kernel=(2, 2), stride=(1, 1),
+         padding=(0, 0), simd=2, mode="sum"),
+    dict(element=unsigned(4), channels=32, height=8, width=8, kernel=(8, 8), stride=(1, 1),
+         padding=(0, 0), simd=4, mode="sum"),
+    dict(element=signed(5), channels=4, height=3, width=3, kernel=(3, 3), stride=(1, 1),
+         padding=(0, 0), simd=1, mode="avg", rounding=Rounding.HALF_EVEN),
 ]  # fmt: skip
+
+
+def test_sum_widths_and_global_pool_has_no_line_buffer():
+    """A sum's output is as wide as the exact window sum; a whole-image window keeps one
+    accumulator per channel (a ring of registers), no line buffer and no image memory."""
+    args = dict(element=unsigned(4), channels=32, height=8, width=8, kernel=(8, 8),
+                stride=(1, 1), padding=(0, 0), simd=4, mode="sum")  # fmt: skip
+    dut = Pool2d(**args)
+    assert dut.global_pool and dut.buffer_rows == 0 and dut.buffer_depth == 0
+    assert dut.out_element == unsigned(10)  # 64 * 15 = 960
+    assert dut.cycles == 8 * 8 * 32 // 4
+    text = verilog.convert(dut, name="pool", emit_src=False)
+    memories = re.findall(r"^\s*reg\s+(?:\[\d+:0\]\s+)?\S+\s*\[\d+:0\];", text, re.M)
+    assert memories == []
+    assert "window" not in text  # no sliding-window generator
+    windowed = Pool2d(**{**args, "kernel": (2, 2), "stride": (2, 2)})
+    assert not windowed.global_pool and windowed.buffer_rows > 0
+    text = verilog.convert(windowed, name="pool", emit_src=False)
+    assert re.findall(r"^\s*reg\s+(?:\[\d+:0\]\s+)?\S+\s*\[\d+:0\];", text, re.M)
+    assert Pool2d(**{**args, "element": signed(4)}).out_element == signed(10)  # [-512, 448]
 
 
 @pytest.mark.parametrize("index", range(len(VERILOG_CASES)))

@@ -36,6 +36,7 @@ from models.layers import (
     MultiThreshold,
     Requant,
     Reshape,
+    SumPool2d,
 )
 from models.loader import load, zoo_names
 from models.qtype import Kind, Overflow, QType, Rounding
@@ -629,6 +630,78 @@ def test_avgpool2d_ties_by_hand():
         pool = AvgPool2d(name="p", inputs=("in",), kernel=(1, 2), rounding=mode)
         net = build((1, 1, 4), QType.int(8), pool)
         assert golden(net, x).tolist() == [[[[0, value]]]], mode
+
+
+def ref_sumpool2d(x, kernel, stride):
+    out = []
+    for sample in x:
+        planes = []
+        for ch in sample:
+            h, wd = len(ch), len(ch[0])
+            oh = out_positions(h, kernel[0], stride[0], 0, 1)
+            ow = out_positions(wd, kernel[1], stride[1], 0, 1)
+            planes.append(
+                [
+                    [
+                        sum(
+                            ch[iy][ix]
+                            for _, _, iy, ix in window_taps(
+                                oy, ox, *kernel, stride, (0, 0), (1, 1), h, wd
+                            )
+                        )
+                        for ox in range(ow)
+                    ]
+                    for oy in range(oh)
+                ]
+            )
+        out.append(planes)
+    return out
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_sumpool2d_matches_reference(seed):
+    r = random.Random(f"sum{seed}")
+    kernel = r.choice([(2, 1), (1, 2), (2, 2), (3, 1), (2, 3), (3, 3)])
+    stride = None if seed % 2 == 0 else (r.randint(1, 2), r.randint(1, 2))
+    c = r.randint(1, 3)
+    hw = (r.randint(kernel[0], kernel[0] + 4), r.randint(kernel[1], kernel[1] + 4))
+    qtype = r.choice([QType.int(5), QType.int(3, signed=False)])
+    pool = SumPool2d(name="p", inputs=("in",), kernel=kernel, stride=stride)
+    net = build((c, *hw), qtype, pool)
+    x = sample_inputs(qtype, (c, *hw), 6, seed)
+    got = golden(net, x)
+    assert got.tolist() == ref_sumpool2d(x.tolist(), kernel, stride or kernel)
+    assert_in_range(net, {"p": got})
+    # the range is the area times the input's, and the all-lo / all-hi inputs attain it
+    t, area = net.tensors["p"], kernel[0] * kernel[1]
+    lo, hi = type_range(qtype)
+    assert (t.lo, t.hi) == (lo * area, hi * area)
+    assert (int(got.min()), int(got.max())) == (t.lo, t.hi)
+    assert t.qtype == ref_covering(t.lo, t.hi)
+
+
+def test_sumpool2d_global_is_the_sum_of_each_channel():
+    pool = SumPool2d(name="p", inputs=("in",), kernel=(8, 8))
+    net = build((4, 8, 8), QType.int(4, signed=False), pool)
+    x = sample_inputs(QType.int(4, signed=False), (4, 8, 8), 5, 7)
+    got = golden(net, x)
+    assert got.shape == (7, 4, 1, 1)
+    assert got[:, :, 0, 0].tolist() == x.sum(axis=(2, 3)).tolist()
+    assert str(net.tensors["p"].qtype) == "uint10"  # 64 * 15 = 960
+
+
+def test_sumpool2d_keeps_a_fixed_point_scale():
+    pool = SumPool2d(name="p", inputs=("in",), kernel=(2, 2))
+    net = build((1, 2, 2), QType.fixed(4, 2), pool)
+    t = net.tensors["p"]
+    assert (t.qtype.kind, t.qtype.frac, t.lo, t.hi) == (Kind.FIXED, 2, -32, 28)
+
+
+def test_sumpool2d_rejects_bipolar_and_a_kernel_too_big():
+    with pytest.raises(DescriptionError, match=r"^layer 'p': field 'inputs': cannot sum a bipolar"):
+        build((1, 2, 2), QType.bipolar(), SumPool2d(name="p", inputs=("in",), kernel=(2, 2)))
+    with pytest.raises(DescriptionError, match=r"^layer 'p': field 'kernel': \(3, 3\) does not"):
+        build((1, 2, 2), QType.int(4), SumPool2d(name="p", inputs=("in",), kernel=(3, 3)))
 
 
 # --------------------------------------------------------------------------------------------

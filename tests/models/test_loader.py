@@ -64,6 +64,29 @@ def test_valid_description_loads(tmp_path):
     assert (net.tensors["fc1"].lo, net.tensors["fc1"].hi) == (-1277, 1273)
 
 
+def test_sumpool2d_loads_and_round_trips(tmp_path):
+    doc = {
+        "format": 1,
+        "name": "gap",
+        "input": {"shape": [2, 4, 4], "type": "uint3"},
+        "layers": [{"name": "gap", "op": "sumpool2d", "kernel": [4, 4]}],
+    }
+    net = loads_with(tmp_path, doc)
+    assert net.output_tensor.shape == (2, 1, 1)
+    assert (net.output_tensor.lo, net.output_tensor.hi) == (0, 16 * 7)
+    path, _ = save_description(net, tmp_path / "again.yaml")
+    again = load(path)
+    x = random_inputs(net, 8, 3)
+    assert (golden(again, x) == golden(net, x)).all()
+    assert (golden(net, x)[:, :, 0, 0] == x.sum(axis=(2, 3))).all()
+    doc["layers"][0]["rounding"] = "floor"  # a sum rounds nothing
+    expect_error(
+        tmp_path,
+        doc,
+        r"FILE: layer 'gap': field 'rounding': is not a field of a sumpool2d layer; .*",
+    )
+
+
 def test_bad_yaml(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("format: 1\nlayers: [\n  {name: a\n")

@@ -36,7 +36,7 @@ def _random(net: str, seed: int) -> Design:
     )
 
 
-DESIGNS = [Design(load("jet_tagger")), Design(load("tfc_w1a1"))] + [
+DESIGNS = [Design(load("jet_tagger")), Design(load("tfc_w1a1")), Design(load("resnet_tiny"))] + [
     _random(net, seed) for net in ("jet_tagger", "tfc_w2a2") for seed in range(4)
 ]
 
@@ -55,7 +55,7 @@ def test_periodic_extension_equals_beat_by_beat(d, rate):
 
 
 def test_default_designs_run_at_their_ideal_ii():
-    for net in ("jet_tagger", "tfc_w1a1", "tfc_w2a2", "cnv_tiny"):
+    for net in ("jet_tagger", "tfc_w1a1", "tfc_w2a2", "cnv_tiny", "resnet_tiny"):
         d = Design(load(net))
         r = simulate(d, frames=16)
         assert r.ii == d.ideal_ii
@@ -65,7 +65,12 @@ def test_default_designs_run_at_their_ideal_ii():
 
 
 def test_analytic_ii_is_the_closed_form_and_latency_close_to_the_simulator():
-    for net, tolerance in (("jet_tagger", 0.03), ("tfc_w1a1", 0.03), ("cnv_tiny", 0.15)):
+    for net, tolerance in (
+        ("jet_tagger", 0.03),
+        ("tfc_w1a1", 0.03),
+        ("cnv_tiny", 0.15),
+        ("resnet_tiny", 0.15),
+    ):
         d = Design(load(net))
         pe, simd = random_foldings(d, 200, seed=5)
         a = analytic(d, pe, simd)
@@ -77,7 +82,7 @@ def test_analytic_ii_is_the_closed_form_and_latency_close_to_the_simulator():
             di = Design(d.network, cfg)
             assert a["ii"][i] == di.ideal_ii
             assert a["multipliers"][i] == sum(c.pe * c.simd for c in cfg.stages.values())
-            if checked < (3 if net == "cnv_tiny" else 12) and di.ideal_ii < 20_000:
+            if checked < (3 if net.endswith("_tiny") else 12) and di.ideal_ii < 20_000:
                 p = simulate(di, frames=3)
                 assert abs(a["latency"][i] - p.latency) <= tolerance * p.latency
                 checked += 1
@@ -93,25 +98,59 @@ def test_analytic_takes_arrays_and_scalars():
     assert np.all(np.diff(b["cycles__fc0"]) < 0)
 
 
-@pytest.mark.parametrize("net", ["jet_tagger", "tfc_w1a1", "cnv_tiny"])
+@pytest.mark.parametrize("net", ["jet_tagger", "tfc_w1a1", "cnv_tiny", "resnet_tiny"])
 def test_sized_fifos_never_fill_and_one_less_does(net):
+    """Every FIFO, the skip FIFO of an add stage (``<stage>__b``) included."""
     d = size_fifos(Design(load(net)))
     rate = pipeline_rate(d)
     r = simulate(d, frames=12, input_rate=rate)
     assert r.ii == d.ideal_ii
-    assert all(s.fifo_full_cycles == 0 for s in r.stages[1:])
-    mattered = 0
-    for s in d.stages[1:]:
-        depth = d.fifo_depth(s)
+    assert set(r.fifo_full_cycles().values()) == {0}
+    mattered = []
+    for s, port, name in d.fifos():
+        depth = d.fifo_depth(s, port)
         assert depth >= 2
         if depth == 2:
             continue
+        field = "fifo_depth" if port == 0 else "fifo_depth_b"
         stages = dict(d.config.stages)
-        stages[s.name] = replace(stages[s.name], fifo_depth=depth - 1)
+        stages[s.name] = replace(stages[s.name], **{field: depth - 1})
         smaller = simulate(Design(d.network, HardwareConfig(stages)), frames=12, input_rate=rate)
-        assert next(x for x in smaller.stages if x.name == s.name).fifo_full_cycles > 0
-        mattered += 1
+        assert smaller.fifo_full_cycles()[name] > 0
+        mattered.append(name)
     assert mattered
+    if net == "resnet_tiny":
+        assert "add__b" in mattered  # the skip FIFO's sized depth is exact too
+
+
+def _skip_depth(d: Design, depth: int | None) -> Design:
+    stages = dict(d.config.stages)
+    stages["add"] = replace(stages["add"], fifo_depth_b=depth)
+    return Design(d.network, HardwareConfig(stages))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_default_skip_fifo_never_deadlocks_and_far_less_does(seed):
+    """Random foldings and FIFO depths of resnet_tiny, random input rates: at the closed-form
+    default depth (models.hwconfig.Design.join_bound) the skip FIFO never deadlocks the
+    fork; at a fifth of it the pipeline stops, and the simulator names the add stage."""
+    from models.errors import ConfigError
+
+    rng = random.Random(seed)
+    base = Design(load("resnet_tiny"))
+    stages = {}
+    for s in base.stages:
+        depth = rng.choice([None, 2, 3, 17]) if base.has_fifo(s) and s.name != "add" else None
+        stages[s.name] = StageConfig(
+            pe=rng.choice(s.pe_choices()), simd=rng.choice(s.simd_choices()), fifo_depth=depth
+        )
+    d = Design(base.network, HardwareConfig(stages))
+    bound = d.join_bound("add", 1)
+    assert d.fifo_depth("add", 1) >= bound
+    r = simulate(d, frames=4, input_rate=rng.choice([1.0, 0.5, 0.1]))
+    assert r.ii >= d.ideal_ii
+    with pytest.raises(ConfigError, match=r"^stage 'add': the pipeline deadlocks: fifo_depth_b"):
+        simulate(_skip_depth(d, max(1, bound // 5)), frames=4)
 
 
 def test_result_as_table_and_json():
