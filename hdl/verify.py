@@ -60,6 +60,7 @@ from .manifest import (  # noqa: F401  (re-exported: verify's public API)
     StreamSpec,
     read_manifest,
 )
+from .memfiles import memory_files
 
 #: Simulators :func:`run_cocotb` can drive.
 SIMULATORS = ("verilator", "icarus")
@@ -392,6 +393,8 @@ def run_cocotb(
     with ctx as d:
         run = Path(d)
         np.savez(run / "stimulus.npz", **arrays)
+        for f in memory_files(manifest.verilog):  # $readmemh reads from the run directory
+            shutil.copyfile(f, run / f.name)
         results_path = run / "results.json"
         bench = {
             "manifest": str(manifest.path.resolve()),

@@ -448,44 +448,10 @@ def _common_fork(design: Design, add: Stage):
     return fork, out
 
 
-#: Default multiplier budget of :func:`default_config`: the 156 MULT18X18D blocks of the
-#: LFE5U-85F, the largest ECP5 and ``codesign synth``'s default device, so that a default
-#: design fits it (each multiplier of 3 bits or more by 3 bits or more takes one there).
-DEFAULT_BUDGET = 156
+def default_config(net: Network, stages: list[Stage] | None = None, budget=None) -> HardwareConfig:
+    """The automatic folding: the pipeline balanced within ``budget`` (a
+    :class:`models.folding.Budget`; default :data:`models.folding.DEFAULT_BUDGET`, the
+    LFE5U-85F less what the rest of the design needs), see :func:`models.folding.balance`."""
+    from .folding import DEFAULT_BUDGET, balance
 
-
-def default_config(
-    net: Network, stages: list[Stage] | None = None, budget: int = DEFAULT_BUDGET
-) -> HardwareConfig:
-    """Balance the pipeline: repeatedly speed up the slowest stage (growing the smaller of
-    its SIMD and PE to the next valid value) while the total of PE·SIMD multipliers stays
-    within ``budget``; stop when the slowest stage cannot be sped up."""
-    stages = stages if stages is not None else plan(net)
-    cfg = {s.name: StageConfig() for s in stages}
-
-    def cost(c: dict) -> int:
-        return sum(v.pe * v.simd for v in c.values())
-
-    while True:
-        slowest = max(stages, key=lambda s: stage_cycles(s, cfg[s.name]))
-        cur = cfg[slowest.name]
-        bigger_simd = [v for v in slowest.simd_choices() if v > cur.simd]
-        bigger_pe = [v for v in slowest.pe_choices() if v > cur.pe]
-        simd_opt = pe_opt = None
-        if bigger_simd:
-            simd_opt = StageConfig(cur.pe, bigger_simd[0], cur.mem_style, cur.fifo_depth)
-        if bigger_pe:
-            pe_opt = StageConfig(bigger_pe[0], cur.simd, cur.mem_style, cur.fifo_depth)
-        # grow the smaller of the two, so foldings stay square-ish (as FINN's are)
-        preferred = (simd_opt, pe_opt) if cur.simd <= cur.pe else (pe_opt, simd_opt)
-        options = [o for o in preferred if o is not None]
-        trial = None
-        for opt in options:
-            c = {**cfg, slowest.name: opt}
-            if cost(c) <= budget:
-                trial = c
-                break
-        if trial is None:
-            break
-        cfg = trial
-    return HardwareConfig(cfg)
+    return balance(net, stages, DEFAULT_BUDGET if budget is None else budget)

@@ -4,13 +4,15 @@ image rows the buffer holds, and when the reader releases them."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from itertools import count
 
 import numpy as np
 
 from .dataflow import conv_out_size
+from .device import const_dsp, range_width
 
-__all__ = ["line_buffer_rows", "released_rows"]
+__all__ = ["WindowGeometry", "line_buffer_rows", "released_rows", "window_geometry"]
 
 
 def released_rows(
@@ -123,3 +125,54 @@ def line_buffer_rows(
         ):
             return rows
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+@dataclass(frozen=True)
+class WindowGeometry:
+    """Sizes of a sliding-window generator's line buffer and address arithmetic."""
+
+    kernel: tuple[int, int]
+    groups: int  #: beats per pixel (channels / elements per beat)
+    rows: int  #: image rows held (:func:`line_buffer_rows`)
+    oh: int
+    ow: int
+    depth: int  #: line-buffer words (rows · width · groups)
+    yb: int  #: bits of the window's row coordinate (signed, from -padding)
+    xb: int  #: bits of its column coordinate
+    slot_b: int  #: bits of a row slot index
+    #: MULT18X18D of the address arithmetic: row · (width·groups), slot · (width·groups) and
+    #: column · groups, each a product by a constant (:func:`models.device.const_dsp`)
+    dsp: int
+
+
+def window_geometry(stage, simd: int, channel_major: bool) -> WindowGeometry:
+    """The line-buffer geometry of a convolution's or a pool's window generator reading
+    ``simd`` channels per beat (``stage``: a :class:`models.hwconfig.Stage` whose main layer
+    is a convolution or a pooling layer)."""
+    c, h, w = stage.input.shape
+    la = stage.main
+    conv = hasattr(la, "weight")
+    kernel = tuple(la.weight.shape[2:]) if conv else tuple(la.kernel)
+    stride = tuple(la.stride) if la.stride is not None else kernel
+    padding = tuple(getattr(la, "padding", (0, 0)))
+    dilation = tuple(getattr(la, "dilation", (1, 1))) if conv else (1, 1)
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
+    g = c // simd
+    rows = line_buffer_rows(
+        height=h,
+        width=w,
+        groups=g,
+        kernel=kernel,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        channel_major=channel_major,
+    )
+    oh = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    ow = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    wg = w * g
+    yb = range_width(min(-ph, -1), (oh - 1) * sh + (kh - 1) * dh - ph)
+    xb = range_width(min(-pw, -1), (ow - 1) * sw + (kw - 1) * dw - pw)
+    slot_b = range_width(0, rows - 1)
+    dsp = const_dsp(wg, yb) + const_dsp(wg, slot_b) + const_dsp(g, xb)
+    return WindowGeometry((kh, kw), g, rows, oh, ow, rows * w * g, yb, xb, slot_b, dsp)

@@ -43,6 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
+from models.device import lane_shape
 from models.hwconfig import (
     Design,
     MemStyle,
@@ -55,8 +56,8 @@ from models.hwconfig import (
     resolve_mem_style,
 )
 from models.layers import BinaryConv2d, BinaryDense, Clip, MultiThreshold, Requant
-from models.linebuffer import line_buffer_rows
-from models.qtype import Kind, QType
+from models.linebuffer import window_geometry
+from models.qtype import QType
 
 from .cost_rules import (
     const_dsp,
@@ -145,7 +146,6 @@ def _mvau(stage: Stage, cfg: StageConfig, name: str) -> UnitCost:
     pe, simd = cfg.pe, cfg.simd
     sf, nf = mw // simd, mh // pe
     in_b = element_bits(stage.input.qtype)
-    in_signed = stage.input.qtype.signed and stage.input.qtype.kind is not Kind.BIPOLAR
     lo, hi = stage.input.lo, stage.input.hi
     if stage.kind is StageKind.CONV and any(getattr(stage.main, "padding", (0, 0))):
         lo, hi = min(lo, 0), max(hi, 0)
@@ -154,11 +154,8 @@ def _mvau(stage: Stage, cfg: StageConfig, name: str) -> UnitCost:
     alo, ahi = accumulator_range(w, bias, lo, hi, simd, xnor)
     acc_b = QType.covering(alo, ahi).bits
     out_b = element_bits(stage.acc.qtype)
-    if xnor:
-        wbits, wsigned = 1, False
-    else:
-        t = QType.covering(int(w.min()), int(w.max()))
-        wbits, wsigned = t.bits, t.signed
+    lane = lane_shape(w, stage.input.qtype, xnor)
+    wbits = lane.wbits
     enc = w & ((1 << wbits) - 1)
     # ROM words in (nf, sf) order, lane (p, s) bit b at column (p*simd + s)*wbits + b
     blocks = enc.reshape(nf, pe, sf, simd).transpose(0, 2, 1, 3).reshape(nf * sf, pe * simd)
@@ -198,11 +195,7 @@ def _mvau(stage: Stage, cfg: StageConfig, name: str) -> UnitCost:
         # 4, 8, 16, 32, 64: 82, 75, 79, 211, 390, 870, 1653 LUTs)
         f["pop_lanes"] = float(pe * max(simd - 4, 0))
     else:
-        a = in_b + (1 if wsigned and not in_signed else 0)
-        if stage.input.qtype.kind is Kind.BIPOLAR:
-            a = 2
-        b = wbits + (1 if in_signed and not wsigned else 0)
-        per = var_dsp(a, b)
+        a, b, per = lane.a, lane.b, lane.dsp
         dsp = pe * simd * per
         prod = a + b
         f["sum_bits"] = float(pe * simd * prod)
@@ -307,36 +300,12 @@ def _activation(stage: Stage, cfg: StageConfig, name: str, layers, in_q, channel
 
 def _window(stage: Stage, cfg: StageConfig, simd: int, channel_major: bool):
     """Facts of a sliding-window line buffer: features, DSP, memory mapping."""
-    c, h, w = stage.input.shape
-    la = stage.main
-    kernel = tuple(la.weight.shape[2:]) if stage.kind is StageKind.CONV else tuple(la.kernel)
-    stride = tuple(la.stride) if la.stride is not None else kernel
-    padding = tuple(getattr(la, "padding", (0, 0)))
-    dilation = tuple(getattr(la, "dilation", (1, 1))) if stage.kind is StageKind.CONV else (1, 1)
-    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
-    g = c // simd
-    rows = line_buffer_rows(
-        height=h,
-        width=w,
-        groups=g,
-        kernel=kernel,
-        stride=stride,
-        padding=padding,
-        dilation=dilation,
-        channel_major=channel_major,
-    )
-    oh = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
-    ow = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
-    el = element_bits(stage.input.qtype)
-    beat = simd * el
-    depth = rows * w * g
+    _, h, w = stage.input.shape
+    geo = window_geometry(stage, simd, channel_major)
+    (kh, kw), g, rows, oh, ow = geo.kernel, geo.groups, geo.rows, geo.oh, geo.ow
+    yb, xb, slot_b, depth, dsp = geo.yb, geo.xb, geo.slot_b, geo.depth, geo.dsp
     wg = w * g
-    y_hi = (oh - 1) * sh + (kh - 1) * dh - ph
-    x_hi = (ow - 1) * sw + (kw - 1) * dw - pw
-    yb = range_width(min(-ph, -1), y_hi)
-    xb = range_width(min(-pw, -1), x_hi)
-    slot_b = range_width(0, rows - 1)
-    dsp = const_dsp(wg, yb) + const_dsp(wg, slot_b) + const_dsp(g, xb)
+    beat = simd * element_bits(stage.input.qtype)
     style, n = memory_map(depth, beat)
     counters = (
         _clog2(oh)

@@ -1,8 +1,10 @@
 """Exact mapping rules and table structure for :mod:`sim.cost`: which products become
 ECP5 DSPs, where a memory goes (registers, LUT RAM or block RAM), how many block RAMs it
 takes, and the structure of a constant table in logic (its LUT4 leaves and multiplexers).
-These are counts derived from Yosys's ECP5 flow, not fitted; :mod:`sim.cost` uses them for
-its exact DSP/BRAM/LUT RAM counts and as features of its fitted LUT and FF models.
+These are counts derived from Yosys's ECP5 flow, not fitted (the DSP rule and the block RAM
+shapes, which the folding planner needs too, live in :mod:`models.device`); :mod:`sim.cost`
+uses them for its exact DSP/BRAM/LUT RAM counts and as features of its fitted LUT and FF
+models.
 
 This module imports only ``models``, numpy and the standard library.
 """
@@ -13,6 +15,7 @@ import math
 
 import numpy as np
 
+from models.device import BRAM_SHAPES, const_dsp, range_width, rom_brams, var_dsp
 from models.qtype import Kind, QType
 
 __all__ = [
@@ -28,35 +31,9 @@ __all__ = [
     "var_dsp",
 ]
 
-#: Block RAM shapes (depth, width) of DP16KD/PDPW16KD.
-BRAM_SHAPES = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))
-
 
 def element_bits(q: QType) -> int:
     return 1 if q.kind is Kind.BIPOLAR else q.bits
-
-
-def range_width(lo: int, hi: int) -> int:
-    """Bits of amaranth ``Shape.cast(range(lo, hi + 1))``."""
-    if lo >= 0:
-        return max(hi.bit_length(), 0)
-    return max(hi.bit_length(), (-lo - 1).bit_length()) + 1
-
-
-def const_dsp(c: int, other_bits: int) -> int:
-    """MULT18X18D of a product of a ``other_bits``-bit signal by the constant ``c``."""
-    if c == 0 or (c > 0 and c & (c - 1) == 0) or other_bits < 2:
-        return 0
-    cb = abs(c).bit_length() + (1 if c < 0 else 0)
-    if cb < 2:
-        return 0
-    return math.ceil(other_bits / 18) * math.ceil(cb / 18)
-
-
-def var_dsp(a: int, b: int) -> int:
-    if a < 2 or b < 2:
-        return 0
-    return math.ceil(a / 18) * math.ceil(b / 18)
 
 
 def memory_map(depth: int, width: int) -> tuple[str, int]:
@@ -71,11 +48,6 @@ def memory_map(depth: int, width: int) -> tuple[str, int]:
     if 4 * lutram + 0.5 * width * (banks - 1) <= 128 * bram:
         return "lutram", lutram
     return "bram", bram
-
-
-def rom_brams(depth: int, width: int) -> int:
-    """Block RAMs of a ``depth`` × ``width`` memory (the best DP16KD/PDPW16KD shape)."""
-    return min(math.ceil(depth / d) * math.ceil(width / w) for d, w in BRAM_SHAPES)
 
 
 def rom_tree(words: np.ndarray) -> dict[str, int]:

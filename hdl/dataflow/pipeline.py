@@ -34,6 +34,7 @@ from models.ir import Tensor
 from models.layers import BinaryConv2d, BinaryDense
 from models.qtype import Kind
 
+from ..memfiles import externalize
 from .act import Activation, ActivationSpec
 from .mvau import MVAU
 from .residual import AddStreams, Fork
@@ -401,7 +402,13 @@ def manifest(design: Design, top: str, network_hash: str) -> dict:
     }
 
 
-def _fusesoc_core(top: str, name: str) -> str:
+def _fusesoc_core(top: str, name: str, memories: list[str]) -> str:
+    mem = ""
+    if memories:  # $readmemh reads them from the tool's working directory: copy them there
+        mem = "  memories:\n    files:\n" + "".join(
+            f"      - {f}: {{copyto: {f}}}\n" for f in memories
+        )
+        mem += "    file_type: user\n"
     return (
         "CAPI=2:\n"
         f"name: codesign:dataflow:{top}:0.1.0\n"
@@ -410,9 +417,10 @@ def _fusesoc_core(top: str, name: str) -> str:
         "  rtl:\n"
         f"    files: [{top}.v]\n"
         "    file_type: verilogSource\n"
+        f"{mem}"
         "targets:\n"
         "  default:\n"
-        "    filesets: [rtl]\n"
+        f"    filesets: [rtl{', memories' if memories else ''}]\n"
         f"    toplevel: {top}\n"
     )
 
@@ -423,8 +431,10 @@ def generate(
     network_hash: str,
     corrupt: tuple[str, int, int] | None = None,
 ) -> dict:
-    """Write ``<top>.v``, ``manifest.json`` and ``<top>.core`` into ``out_dir`` (atomically;
-    the same design always gives the same bytes). Returns the manifest."""
+    """Write ``<top>.v``, the ``$readmemh`` files of its large weight memories
+    (:func:`hdl.memfiles.externalize`, listed in the manifest's ``memory_files``),
+    ``manifest.json`` and ``<top>.core`` into ``out_dir`` (atomically; the same design always
+    gives the same bytes). Returns the manifest."""
     out_dir = Path(out_dir)
     top = top_name(design.network.name)
     try:
@@ -444,8 +454,15 @@ def generate(
     doc = manifest(design, top, network_hash)
     if corrupt is not None:
         doc["corrupted_weight"] = list(corrupt)  # test-only: this RTL is wrong on purpose
+    verilog, memories = externalize(verilog, top)
     doc["verilog_sha256"] = hashlib.sha256(verilog.encode()).hexdigest()
+    # the $readmemh files of the large weight memories, beside the Verilog
+    doc["memory_files"] = {
+        n: hashlib.sha256(t.encode()).hexdigest() for n, t in sorted(memories.items())
+    }
+    for n, t in sorted(memories.items()):
+        atomic_write(out_dir / n, t)
     atomic_write(out_dir / f"{top}.v", verilog)
-    atomic_write(out_dir / f"{top}.core", _fusesoc_core(top, design.network.name))
+    atomic_write(out_dir / f"{top}.core", _fusesoc_core(top, design.network.name, sorted(memories)))
     atomic_write(out_dir / "manifest.json", json.dumps(doc, indent=1) + "\n")
     return doc

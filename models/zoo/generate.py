@@ -225,6 +225,78 @@ def resnet_tiny(out_dir) -> None:
     b.write()
 
 
+#: FINN's CNV topology (``cnv_w1a1``/``cnv_w2a2`` of finn-examples, from BinaryNet/
+#: Courbariaux et al.): (name, output channels) of its six unpadded 3x3 convolutions, with
+#: a 2x2 max pool after the second and the fourth, then three dense layers.
+CNV_CONVS = (("conv0", 64), ("conv1", 64), ("conv2", 128), ("conv3", 128))
+CNV_CONVS += (("conv4", 256), ("conv5", 256))
+CNV_DENSE = (("fc0", 512), ("fc1", 512), ("fc2", 10))
+
+
+def cnv(name: str, out_dir, *, wbits: int, abits: int, seed: int = 5) -> tuple[Path, Path]:
+    """FINN's CNV on a 3x32x32 ``uint8`` image with seeded synthetic weights:
+        conv3x3 64 - conv3x3 64 - maxpool2 - conv3x3 128 - conv3x3 128 - maxpool2 -
+        conv3x3 256 - conv3x3 256 - FC 512 - FC 512 - FC 10 (no padding: 32 → 30 → 28 → 14 →
+        12 → 10 → 5 → 3 → 1), each layer but the last followed by BatchNorm and its activation.
+
+        ``wbits=abits=1`` is ``cnv_w1a1``: the first convolution takes the 8-bit image with
+        weights in {-1, +1}, every later layer is ``binary_dense``/``binary_conv2d`` (FINN's
+        binary encoding) on 1-bit activations from BatchNorm + sign. ``wbits=abits=2`` is
+        ``cnv_w2a2``: 2-bit signed weights, narrow as Brevitas's CNV quantizes them ({-1, 0, 1}:
+    a BatchNorm of negative scale negates its channel's weights and stays in 2 bits), and 2-bit
+    unsigned activations (BatchNorm + quant).
+        The BatchNorm statistics are those of random inputs (as :func:`_tfc`'s), so every
+        threshold lies inside its accumulator's range. 1.54 M weights: written as
+        ``int8`` arrays (the loader widens them), 0.31 MB (w1a1) and 0.50 MB (w2a2) of npz.
+        Returns the description and npz paths.
+    """
+    if (wbits, abits) not in ((1, 1), (2, 2)):
+        raise ValueError(f"(wbits, abits) must be (1, 1) or (2, 2), not {(wbits, abits)!r}")
+    binary = wbits == 1
+    summary = (
+        f"FINN CNV on 3x32x32: 6 conv3x3 (64-64-pool-128-128-pool-256-256) + FC 512-512-10, "
+        f"{wbits}-bit weights, {abits}-bit activations, BatchNorm folded into thresholds, "
+        "8-bit input"
+    )
+    b = _Builder(name, [3, 32, 32], "uint8", seed, summary, out_dir)
+    c = 3
+    layers = [(n, oc, "conv") for n, oc in CNV_CONVS] + [(n, o, "dense") for n, o in CNV_DENSE]
+    for i, (lname, oc, kind) in enumerate(layers):
+        k = c * 9 if kind == "conv" else c
+        shape = (oc, c, 3, 3) if kind == "conv" else (oc, c)
+        if i == 0:  # the 8-bit image: a multiplying convolution
+            w = 2 * b.bits01(shape) - 1 if binary else np.clip(b.ints(shape, wbits, 1.0), -1, 1)
+            b.layer(lname, "conv2d", weight=w.astype(np.int8))
+            wsum = w.reshape(oc, -1)
+            mean = 127.5 * wsum.sum(axis=1)
+            std = 74.0 * np.sqrt((wsum**2).sum(axis=1)) + 1
+        elif binary:
+            op = "binary_conv2d" if kind == "conv" else "binary_dense"
+            b.layer(lname, op, weight=b.bits01(shape).astype(np.int8), encoding="binary")
+            mean, std = k / 2, np.sqrt(k) / 2  # popcount of random bits
+        else:
+            w = np.clip(b.ints(shape, wbits, 1.0), -1, 1)  # narrow, as Brevitas's CNV
+            b.layer(lname, "conv2d" if kind == "conv" else "dense", weight=w.astype(np.int8))
+            wsum = w.reshape(oc, -1)
+            mean = 1.5 * wsum.sum(axis=1)
+            std = 1.1 * np.sqrt((wsum**2).sum(axis=1)) + 1
+        c = oc
+        if lname == "fc2":
+            break
+        n = lname[-1]
+        b.bn_params(f"bn{n}" if kind == "conv" else f"bnfc{n}", mean, std, oc)
+        act = f"act{n}" if kind == "conv" else f"actfc{n}"
+        if binary:
+            b.layer(act, "sign", encoding="binary")
+        else:
+            b.layer(act, "quant", type=f"uint{abits}", scale=0.5, rounding="half_even")
+        if lname in ("conv1", "conv3"):
+            b.layer(f"pool{int(n) // 2}", "maxpool2d", kernel=2)
+        if lname == "conv5":
+            b.layer("flatten", "flatten")
+    return b.write()
+
+
 def generate(out_dir=HERE) -> None:
     out_dir = Path(out_dir)
     jet_tagger(out_dir)
@@ -234,5 +306,16 @@ def generate(out_dir=HERE) -> None:
     resnet_tiny(out_dir)
 
 
+def main(argv: list[str]) -> None:
+    """``python -m models.zoo.generate [DIR]`` remakes the zoo; ``--cnv DIR`` writes
+    ``cnv_w1a1`` and ``cnv_w2a2`` (not in the zoo, see docs) into DIR."""
+    if argv[:1] == ["--cnv"]:
+        out = Path(argv[1] if len(argv) > 1 else "build/cnv")
+        cnv("cnv_w1a1", out, wbits=1, abits=1)
+        cnv("cnv_w2a2", out, wbits=2, abits=2)
+        return
+    generate(argv[0] if argv else HERE)
+
+
 if __name__ == "__main__":
-    generate(sys.argv[1] if len(sys.argv) > 1 else HERE)
+    main(sys.argv[1:])

@@ -241,7 +241,7 @@ def test_sim_text_and_plot(capsys, tmp_path):
     lines = out.splitlines()
     assert lines[0].startswith("tfc_w1a1: 8 frames at input rate 0.5, 100 MHz")
     assert re.match(r"latency \d+ cycles to the first output beat", lines[1])
-    assert re.match(r"II [\d.]+ cycles/frame \(ideal 448\); [\d,]+ frames/s", lines[2])
+    assert re.match(r"II [\d.]+ cycles/frame \(ideal 14\); [\d,]+ frames/s", lines[2])
     assert lines[3].split() == [
         "stage", "kind", "cycles", "busy", "starved", "blocked", "util", "FIFO", "max"
     ]  # fmt: skip
@@ -251,8 +251,10 @@ def test_sim_text_and_plot(capsys, tmp_path):
 
 
 def test_sim_size_fifos_writes_a_config_that_never_stalls(capsys, tmp_path):
+    """On tfc_w2a2, whose input runs at 1/8 beat per cycle (tfc_w1a1's default design takes
+    a beat every cycle: it has no FIFO worth sizing)."""
     out_yaml = tmp_path / "sized.yaml"
-    status, out, _ = run(capsys, "sim", "tfc_w1a1", "--size-fifos", str(out_yaml), "--json")
+    status, out, _ = run(capsys, "sim", "tfc_w2a2", "--size-fifos", str(out_yaml), "--json")
     assert status == 0
     doc = json.loads(out)
     assert doc["config_written"] == str(out_yaml)
@@ -261,12 +263,12 @@ def test_sim_size_fifos_writes_a_config_that_never_stalls(capsys, tmp_path):
     from models.hwconfig import Design
     from sim.dataflow import pipeline_rate
 
-    assert doc["input_rate"] == pipeline_rate(Design(load("tfc_w1a1"))) < 1
+    assert doc["input_rate"] == pipeline_rate(Design(load("tfc_w2a2"))) < 1
     assert doc["ii"] == doc["ideal_ii"]
     assert [s["fifo_full_cycles"] for s in doc["stages"][1:]] == [0, 0, 0]
     # the written config is a hardware config: the same depths when read back
     status, out, _ = run(
-        capsys, "sim", "tfc_w1a1", "--config", str(out_yaml), "--input-rate",
+        capsys, "sim", "tfc_w2a2", "--config", str(out_yaml), "--input-rate",
         str(doc["input_rate"]), "--json",
     )  # fmt: skip
     again = json.loads(out)
@@ -322,16 +324,18 @@ def test_console_script_no_traceback(tmp_path):
 
 
 def test_hdl_is_byte_identical_with_manifest_and_core(capsys, tmp_path):
-    status, out, _ = run(capsys, "hdl", "tfc_w1a1", "-o", str(tmp_path / "a"), "--json")
+    """On tfc_w2a2 (its weight ROMs are in $readmemh files, which must be identical too)."""
+    status, out, _ = run(capsys, "hdl", "tfc_w2a2", "-o", str(tmp_path / "a"), "--json")
     assert status == 0
     doc = json.loads(out)
-    assert doc["top"] == "tfc_w1a1" and doc["ideal_ii"] == 448
+    assert doc["top"] == "tfc_w2a2" and doc["ideal_ii"] == 448
     assert [s["name"] for s in doc["stages"]] == ["fc0", "fc1", "fc2", "fc3"]
-    assert (doc["input"]["tdata_bits"], doc["output"]["tdata_bits"]) == (16, 8)
-    assert run(capsys, "hdl", "tfc_w1a1", "-o", str(tmp_path / "b"))[0] == 0
-    for f in ("tfc_w1a1.v", "tfc_w1a1.core", "manifest.json"):
+    assert (doc["input"]["tdata_bits"], doc["output"]["tdata_bits"]) == (112, 8)
+    assert len(doc["memory_files"]) == 3
+    assert run(capsys, "hdl", "tfc_w2a2", "-o", str(tmp_path / "b"))[0] == 0
+    for f in ("tfc_w2a2.v", "tfc_w2a2.core", "manifest.json", *doc["memory_files"]):
         assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
-    assert "toplevel: tfc_w1a1" in (tmp_path / "a" / "tfc_w1a1.core").read_text()
+    assert "toplevel: tfc_w2a2" in (tmp_path / "a" / "tfc_w2a2.core").read_text()
 
 
 @pytest.mark.parametrize(

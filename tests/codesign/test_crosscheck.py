@@ -100,8 +100,12 @@ def test_random_draws_cover_the_interesting_cases():
 
 @pytest.fixture(scope="module")
 def sized():
-    """tfc_w1a1 with its FIFOs sized for the pipeline's own pace."""
-    d = size_fifos(Design(load("tfc_w1a1")))
+    """tfc_w1a1 with its FIFOs sized for the pipeline's own pace, at the folding that was its
+    default under the former budget of 156 PE·SIMD (II 448, input at 1/8 beat per cycle;
+    today's default takes a beat every cycle, where no FIFO depth matters)."""
+    folding = {"fc0": (8, 14), "fc1": (4, 4), "fc2": (4, 4), "fc3": (1, 2)}
+    config = HardwareConfig({k: StageConfig(pe=p, simd=s) for k, (p, s) in folding.items()})
+    d = size_fifos(Design(load("tfc_w1a1"), config))
     return d, pipeline_rate(d)
 
 

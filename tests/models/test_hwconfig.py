@@ -45,11 +45,14 @@ def test_from_dict_names_the_bad_field():
 
 
 def test_auto_mem_style_puts_roms_deeper_than_a_lut7_in_block_ram():
-    """AUTO (the default) resolves per stage: tfc_w1a1's weight ROMs are 256-448 words deep
+    """AUTO (the default) resolves per stage: tfc_w2a2's weight ROMs are 256-448 words deep
     (block RAM), cnv_tiny's convolutions 9 and 36 (logic), its classifier 4000 (block RAM);
-    an explicit style is kept whatever the depth."""
+    an explicit style is kept whatever the depth. (tfc_w1a1, whose XNOR lanes the default
+    folding now counts in LUTs, has ROMs of 8-14 words: all in logic.)"""
     assert StageConfig().mem_style is MemStyle.AUTO
-    d = Design(load("tfc_w1a1"))
+    w1 = Design(load("tfc_w1a1"))
+    assert {c.mem_style for c in w1.config.stages.values()} == {MemStyle.DISTRIBUTED}
+    d = Design(load("tfc_w2a2"))
     for s in d.stages:
         cfg = d.config[s.name]
         depth = (s.mw // cfg.simd) * (s.mh // cfg.pe)
@@ -61,7 +64,7 @@ def test_auto_mem_style_puts_roms_deeper_than_a_lut7_in_block_ram():
     assert styles["fc"] is MemStyle.BLOCK
     assert styles["pool1"] is MemStyle.AUTO  # no weights: nothing to resolve
     forced = {s: StageConfig(d.config[s].pe, d.config[s].simd, "distributed") for s in ("fc0",)}
-    d2 = Design(load("tfc_w1a1"), HardwareConfig({**d.config.stages, **forced}))
+    d2 = Design(load("tfc_w2a2"), HardwareConfig({**d.config.stages, **forced}))
     assert d2.config["fc0"].mem_style is MemStyle.DISTRIBUTED
 
 

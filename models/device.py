@@ -1,0 +1,131 @@
+"""Target devices and the resource facts that both the folding planner and the cost model
+need: which multiplier lanes become DSP blocks, what block RAM a memory takes, and how many
+LUTs a lane that is not a DSP takes.
+
+The DSP and block RAM rules are exact counts of what Yosys's ECP5 flow does (derived from
+its ``mul2dsp``/``memory_bram`` mapping and checked against synthesis in
+``tests/sim/test_cost.py``); :mod:`sim.cost_rules` re-exports them for the cost model, and
+:mod:`models.folding` reads them to keep a default design inside the device. The per-lane
+LUT figures are taken from the cost model's fitted coefficients (``sim/cost_data.json``),
+where each is stated; ``tests/sim/test_cost.py`` checks they still agree with the fit.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .qtype import Kind, QType
+
+__all__ = [
+    "BRAM_SHAPES",
+    "ECP5_85F",
+    "XNOR_ACC_BIT_LUT",
+    "XNOR_POP_LANE_LUT",
+    "Device",
+    "LaneShape",
+    "const_dsp",
+    "lane_shape",
+    "range_width",
+    "rom_brams",
+    "var_dsp",
+]
+
+
+@dataclass(frozen=True)
+class Device:
+    """A part's resources: LUT4 slots, multiplier blocks and block RAMs."""
+
+    name: str
+    lut: int  #: LUT4s (on ECP5 a carry cell CCU2C takes two, a LUT RAM DPR16X4 two)
+    dsp: int  #: 18x18 multipliers
+    bram: int  #: 18-kbit block RAMs
+
+    def __post_init__(self) -> None:
+        for k in ("lut", "dsp", "bram"):
+            v = getattr(self, k)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                raise ValueError(f"{k} must be a non-negative int, not {v!r}")
+
+
+#: Lattice ECP5 LFE5U-85F (the largest ECP5, ``codesign synth --target ecp5``'s part):
+#: 83,640 LUT4s, 156 18x18 multipliers (MULT18X18D) and 208 DP16KD 18-kbit sysMEM block
+#: RAMs (3,744 kbit), from the ECP5 and ECP5-5G family data sheet (Lattice FPGA-DS-02012,
+#: table 1.1); nextpnr-ecp5 ``--85k`` reports the same capacities.
+ECP5_85F = Device("LFE5U-85F", lut=83640, dsp=156, bram=208)
+
+#: Block RAM shapes (depth, width) of DP16KD/PDPW16KD.
+BRAM_SHAPES = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))
+
+#: LUTs of each XNOR-popcount lane beyond the fourth of a PE: the ``pop_lanes`` coefficient of
+#: the ``mvau_xnor`` LUT model in ``sim/cost_data.json`` (ecp5; 5.744 at the refit of
+#: 2026-12), rounded up. The first four lanes of a PE fold into the LUTs in front of its
+#: accumulator's carry chain.
+XNOR_POP_LANE_LUT = 6.0
+#: LUTs per accumulator bit of an XNOR PE: ``acc_bits`` of the same model (1.205), rounded up.
+XNOR_ACC_BIT_LUT = 1.25
+
+
+def range_width(lo: int, hi: int) -> int:
+    """Bits of amaranth ``Shape.cast(range(lo, hi + 1))``."""
+    if lo >= 0:
+        return max(hi.bit_length(), 0)
+    return max(hi.bit_length(), (-lo - 1).bit_length()) + 1
+
+
+def const_dsp(c: int, other_bits: int) -> int:
+    """MULT18X18D of a product of a ``other_bits``-bit signal by the constant ``c``."""
+    if c == 0 or (c > 0 and c & (c - 1) == 0) or other_bits < 2:
+        return 0
+    cb = abs(c).bit_length() + (1 if c < 0 else 0)
+    if cb < 2:
+        return 0
+    return math.ceil(other_bits / 18) * math.ceil(cb / 18)
+
+
+def var_dsp(a: int, b: int) -> int:
+    """MULT18X18D of a product of an ``a``-bit by a ``b``-bit signal: Yosys's ``mul2dsp``
+    with ``DSP_A_MINWIDTH = DSP_B_MINWIDTH = 2`` leaves narrower products in LUTs."""
+    if a < 2 or b < 2:
+        return 0
+    return math.ceil(a / 18) * math.ceil(b / 18)
+
+
+def rom_brams(depth: int, width: int) -> int:
+    """Block RAMs of a ``depth`` × ``width`` memory (the best DP16KD/PDPW16KD shape)."""
+    return min(math.ceil(depth / d) * math.ceil(width / w) for d, w in BRAM_SHAPES)
+
+
+@dataclass(frozen=True)
+class LaneShape:
+    """The operands of one MVAU lane (one weight times one input element) as the RTL
+    builds it."""
+
+    xnor: bool  #: an XNOR of two bits (binary layers)
+    wbits: int  #: bits of a weight in the weight memory
+    a: int  #: bits of the input operand of the product (0 for XNOR)
+    b: int  #: bits of the weight operand of the product (0 for XNOR)
+
+    @property
+    def dsp(self) -> int:
+        """MULT18X18D of the lane's product (0 for XNOR and for products under 2 bits)."""
+        return 0 if self.xnor else var_dsp(self.a, self.b)
+
+
+def lane_shape(weights: np.ndarray, in_type: QType, xnor: bool) -> LaneShape:
+    """The operand widths of a lane of an MVAU over integer ``weights`` (any shape) on
+    inputs of ``in_type``: the weight's two's-complement width, each operand widened by a
+    sign bit when the other is signed (a bipolar input is a 2-bit signed value)."""
+    if xnor:
+        return LaneShape(True, 1, 0, 0)
+    w = np.asarray(weights)
+    t = QType.covering(int(w.min()), int(w.max()))
+    in_b = 1 if in_type.kind is Kind.BIPOLAR else in_type.bits
+    in_signed = in_type.signed and in_type.kind is not Kind.BIPOLAR
+    a = in_b + (1 if t.signed and not in_signed else 0)
+    if in_type.kind is Kind.BIPOLAR:
+        a = 2
+    b = t.bits + (1 if in_signed and not t.signed else 0)
+    return LaneShape(False, t.bits, a, b)
