@@ -30,35 +30,11 @@ import numpy as np
 from models.arith import round_real
 from models.qtype import QType, parse_rounding
 
+from .common import HOST_OPS, SUPPORTED
 from .floateval import _attrs, _eval_node
 
-#: Ops whose enclosure rule is known; a graph with another op gets no enclosure.
-ENCLOSED = frozenset(
-    {
-        "Quant",
-        "IntQuant",
-        "BipolarQuant",
-        "MultiThreshold",
-        "Trunc",
-        "Add",
-        "Sub",
-        "Mul",
-        "Div",
-        "Relu",
-        "Clip",
-        "BatchNormalization",
-        "MatMul",
-        "Gemm",
-        "Conv",
-        "MaxPool",
-        "AveragePool",
-        "GlobalAveragePool",
-        "Reshape",
-        "Flatten",
-        "Transpose",
-        "Identity",
-    }
-)
+#: Ops whose enclosure rule is known: every op the importer lowers, but the host-side ones.
+ENCLOSED = SUPPORTED - HOST_OPS
 
 
 class Enclosure:
