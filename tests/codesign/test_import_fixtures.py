@@ -217,20 +217,29 @@ def test_check_catches_a_wrong_threshold():
     assert r["first_unexplained"]["layer"] == layer.name
 
 
-def test_cnv_w1a1_imports_exactly():
-    """FINN's CNV (Brevitas's own bnn_pynq definition, seeded weights): binary convolutions
-    and dense layers, exact on random inputs."""
-    net = imported("cnv_w1a1")
-    ops = [la.op for la in net.layers]
+def _cli_check(name: str, vectors: int, out: Path, capsys) -> dict:
+    status = main(
+        ["import", str(FIX / f"{name}.onnx"), "-o", str(out), "--check", str(vectors), "--json"]
+    )
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    return json.loads(captured.out)
+
+
+def test_cnv_w1a1_imports_exactly(tmp_path, capsys):
+    """FINN's CNV (Brevitas's own bnn_pynq definition, seeded weights), through the CLI:
+    binary convolutions and dense layers, exact on random inputs."""
+    doc = _cli_check("cnv_w1a1", 4, tmp_path, capsys)
+    ops = [la["op"] for la in doc["layers"]]
     assert ops.count("binary_conv2d") == 5 and ops.count("conv2d") == 1
     assert ops.count("binary_dense") == 3 and ops.count("maxpool2d") == 2
-    r = check_import(net, 4, seed=0)
-    assert r["unexplained"] == 0 and r["quantizer_levels_differ"] == 0, r
+    r = doc["check"]
+    assert r["exact"] == 4 and r["unexplained"] == 0 and r["quantizer_levels_differ"] == 0, r
 
 
 @pytest.mark.slow
-def test_cnv_imports_exactly_at_scale():
-    """Both CNVs on 100 vectors (about 3 minutes on 2 cores)."""
+def test_cnv_imports_exactly_at_scale(tmp_path, capsys):
+    """Both CNVs through the CLI on 100 vectors (about 5 minutes on 2 cores)."""
     for name in ("cnv_w1a1", "cnv_w2a2"):
-        r = check_import(imported(name), 100, seed=0)
-        assert r["unexplained"] == 0 and r["quantizer_levels_differ"] == 0, (name, r)
+        r = _cli_check(name, 100, tmp_path / name, capsys)["check"]
+        assert r["exact"] == 100 and r["unexplained"] == 0, (name, r)
