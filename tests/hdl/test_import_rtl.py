@@ -35,7 +35,11 @@ CASES = [
     pytest.param("bnn_bipolar_in", "verilator", 200, marks=SLOW),
     # FINN's CNV (Brevitas bnn_pynq), II 18,432: build 207 s, run 81 s on a loaded machine
     pytest.param("cnv_w1a1", "verilator", 10, marks=SLOW),
+    # at FINN's published folding (II 115,200): build 78 s, run 222 s
+    pytest.param("cnv_w2a2", "verilator", 10, marks=SLOW),
 ]
+#: Hardware configs of the cases that do not use the default folding.
+CONFIGS = {"cnv_w2a2": FIX.parents[2] / "docs" / "examples" / "cnv_w2a2_finn_imported.yaml"}
 
 
 @pytest.fixture(scope="session")
@@ -46,7 +50,8 @@ def imported_designs(tmp_path_factory):
 
     def get(name):
         if name not in cache:
-            d = design(import_qonnx(FIX / f"{name}.onnx"))
+            config = CONFIGS.get(name)
+            d = design(import_qonnx(FIX / f"{name}.onnx"), config)
             folder = tmp_path_factory.mktemp(f"hdl_import_{name}")
             generate(d, folder)
             cache[name] = (d, folder)
@@ -62,7 +67,7 @@ def test_imported_rtl_matches_golden_and_simulator(imported_designs, name, sim, 
     if sim == "icarus" and not icarus_available():
         pytest.skip("Icarus Verilog (Debian package iverilog) is not installed")
     d, folder = imported_designs(name)
-    r = run(d, folder, vectors=frames, sim=sim, seed=3)
+    r = run(d, folder, vectors=frames, sim=sim, seed=3, perf_frames=2 if frames <= 10 else None)
     assert r["frames"] == frames
     assert r["passed"], (r["mismatches"], r["first_bad_stage"], r["first_bad_layer"])
     assert r["mismatches"] == 0
