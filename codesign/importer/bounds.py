@@ -93,7 +93,7 @@ def _fits(value, grid: float, eps: float) -> bool:
     every float evaluation of a sum or product of such points is exact)."""
     if not (0 < grid < np.inf):
         return grid == np.inf
-    bits = round(-np.log2(eps - 2.0**-52)) if eps > 2.0**-51 else 53
+    bits = round(-np.log2(eps - 2.0**-52))  # eps = u + 2**-52 exactly: 24 or 53 bits
     return bool(np.max(np.abs(value), initial=0.0) < np.ldexp(grid, bits))
 
 

@@ -472,3 +472,20 @@ def test_golden_never_writes_into_the_callers_array(tmp_path):
     before = x.copy()
     assert golden(net, x).tolist() == [[0, 4, 10, 0]]
     assert np.array_equal(x, before)
+
+
+def test_a_directory_loads_its_one_description(tmp_path):
+    """`codesign import -o DIR` writes one description and import.json: DIR is a network;
+    a directory without exactly one description is one located line."""
+    from models.loader import load, save_description
+
+    save_description(load("jet_tagger"), tmp_path / "net" / "jet.yaml")
+    (tmp_path / "net" / "import.json").write_text("{}")
+    assert load(str(tmp_path / "net")).name == load("jet_tagger").name
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(
+        DescriptionError,
+        match=r"^.*empty.*: is a directory; it must hold exactly one \.yaml/\.yml/\.json "
+        r"description, not 0 \(none\)$",
+    ):
+        load(str(tmp_path / "empty"))
