@@ -4,12 +4,12 @@ The layer: 256 output channels of fan-in 2304 (a 3×3 convolution over 256 chann
 last convolutions of FINN's CNV), random weight bits and thresholds (seeded). In one run,
 each repetition interleaved with the others:
 
-- **map_layer (P PEs)**: ``models.binary.tulip.map_layer`` onto 16 and 64 PEs of 4 cells
+- **map_layer (P PEs)**: ``codesign.models.binary.tulip.map_layer`` onto 16 and 64 PEs of 4 cells
   (the full mapping: graph, list schedule of every round, registers, local memories), and
   onto 1 PE (the longest schedule: every neuron on one PE);
-- **hamming**: ``models.binary.mst.hamming_matrix`` (the 256×256 distances);
-- **plain_mst**: ``models.binary.mst.plain_mst`` from the weights (distances included);
-- **reuse_tree (depth ≤ D)**: ``models.binary.mst.reuse_tree`` with a depth bound.
+- **hamming**: ``codesign.models.binary.mst.hamming_matrix`` (the 256×256 distances);
+- **plain_mst**: ``codesign.models.binary.mst.plain_mst`` from the weights (distances included);
+- **reuse_tree (depth ≤ D)**: ``codesign.models.binary.mst.reuse_tree`` with a depth bound.
 
 Target: each under 1 s. Reported: median and minimum of ``--repeat`` runs (``time.perf_counter``).
 
@@ -32,7 +32,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from models.binary import mst, tulip
+from codesign.models.binary import mst, tulip
 
 
 def main() -> None:

@@ -2,7 +2,8 @@
 
 For every zoo network (or those named on the command line) this measures, in one run:
 
-- **golden**: ``models.golden.golden(net, x)`` on a batch of ``--batch`` random integer inputs,
+- **golden**: ``codesign.models.golden.golden(net, x)`` on a batch of ``--batch`` random integer
+inputs,
   i.e. the bit-exact model with its input check, exactness bookkeeping, requantization,
   thresholds and pooling;
 - **baseline**: only the network's matrix products, in plain float64 numpy on arrays converted
@@ -46,11 +47,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from models.golden import check_input, golden
-from models.ir import Network
-from models.layers import BinaryConv2d, BinaryDense, Conv2d, Dense
-from models.loader import load, zoo_names
-from models.qtype import Kind
+from codesign.models.golden import check_input, golden
+from codesign.models.ir import Network
+from codesign.models.layers import BinaryConv2d, BinaryDense, Conv2d, Dense
+from codesign.models.loader import load, zoo_names
+from codesign.models.qtype import Kind
 
 #: golden_time / baseline_time at or below this meets the target.
 TARGET_RATIO = 3.0

@@ -2,7 +2,7 @@
 
 For each fixture in ``../shared/fixtures/qonnx/`` (or the paths given), in one run:
 
-- **golden**: ``models.golden.golden(net, x)`` on ``--batch`` random inputs on the input
+- **golden**: ``codesign.models.golden.golden(net, x)`` on ``--batch`` random inputs on the input
   type's grid (the imported integer network);
 - **execute_onnx, batched**: qonnx's executor on the same inputs as one batch (the graph's
   batch size changed to ``--batch``, as ``codesign import --check`` runs it);
@@ -30,9 +30,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
+from codesign.models.golden import golden, random_inputs
 
 import codesign
-from models.golden import golden, random_inputs
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "qonnx"
 

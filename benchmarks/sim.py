@@ -2,16 +2,16 @@
 
 For ``tfc_w1a1`` and ``cnv_tiny`` (default designs) this measures, in one run:
 
-- **sim**: :func:`sim.dataflow.simulate` of ``--frames`` frames (input always valid), as a
+- **sim**: :func:`codesign.sim.dataflow.simulate` of ``--frames`` frames (input always valid), as a
   user calls it (periodic extension on): simulated cycles per second of wall time;
 - **sim, beat by beat**: the same with ``extend=False`` on ``--beat-frames`` frames: the
   event engine's own speed, every beat of every frame an event;
-- **cocotb + Verilator**: ``hdl.verify.run_cocotb`` on ``--rtl-frames`` frames (phase 1
+- **cocotb + Verilator**: ``codesign.hdl.verify.run_cocotb`` on ``--rtl-frames`` frames (phase 1
   with random back-pressure and phase 2 free-running; the build is cached and not timed):
   the bench's simulated cycles per second of its run time.
 
 The figure that matters is the ratio of cycles per second (sim / cocotb), within one run.
-Then **analytic**: :func:`sim.dataflow.analytic` over ``--points`` random foldings of each
+Then **analytic**: :func:`codesign.sim.dataflow.analytic` over ``--points`` random foldings of each
 network: design points per second (the draw of the foldings not timed).
 
 Run from the project root::
@@ -33,9 +33,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from codesign.hdl.verify import verify
+from codesign.sim.dataflow import analytic, random_foldings, simulate
+
 import codesign
-from hdl.verify import verify
-from sim.dataflow import analytic, random_foldings, simulate
 
 
 def _timed(fn):

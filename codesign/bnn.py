@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from models.binary import BinaryConv2d, BinaryDense
-from models.binary.tulip import TulipArray, map_network
-from models.ir import Network
+from codesign.models.binary import BinaryConv2d, BinaryDense
+from codesign.models.binary.tulip import TulipArray, map_network
+from codesign.models.ir import Network
 
 __all__ = ["binary_stats", "binary_stats_text", "bnn_report", "bnn_text", "bnn_verify"]
 
@@ -19,7 +19,7 @@ def binary_stats(net: Network) -> list[dict]:
     """Per binary layer: channels, fan-in, the fraction of weight bits that are 1, and the
     Hamming distance from each channel to its nearest other channel (mean and minimum, as
     a fraction of the fan-in): the room MST reuse has."""
-    from models.binary.mst import hamming_matrix
+    from codesign.models.binary.mst import hamming_matrix
 
     rows = []
     for la in net.layers:
@@ -74,8 +74,8 @@ def bnn_report(
 ) -> dict:
     """The ``codesign bnn`` document of ``net``. Raises ``ConfigError`` (one line, naming
     the layer) for a network TULIP cannot run."""
-    from sim.binary.energy import energy_table
-    from sim.binary.tulip import timing
+    from codesign.sim.binary.energy import energy_table
+    from codesign.sim.binary.tulip import timing
 
     array = TulipArray(pes=pes, tlns=tlns)
     program = map_network(net, array)
@@ -94,7 +94,7 @@ def bnn_report(
         "cycles": t.to_dict(),
         "energy": energy_table(program),
     }
-    from sim.binary.mst import mst_summary, mst_timing
+    from codesign.sim.binary.mst import mst_summary, mst_timing
 
     rows = mst_summary(net, max_depth=max_depth)
     direct = sum(r["direct_ops"] for r in rows)
@@ -199,10 +199,10 @@ def bnn_verify(
     ``out_dir/tulip`` (``out_dir/mst``) and prove each against the golden model in cocotb:
     ``vectors`` random frames with random back-pressure, then a free-running run whose
     latency and initiation interval are reported beside the cycle model's."""
-    from hdl.binary.tulip import write_design
-    from hdl.verify import run_cocotb
-    from models.golden import golden, random_inputs
-    from sim.binary.tulip import timing
+    from codesign.hdl.binary.tulip import write_design
+    from codesign.hdl.verify import run_cocotb
+    from codesign.models.golden import golden, random_inputs
+    from codesign.sim.binary.tulip import timing
 
     out_dir = Path(out_dir)
     x = random_inputs(net, vectors, seed)
@@ -213,9 +213,9 @@ def bnn_verify(
     designs = [("tulip", out_dir / "tulip", t.latency, t.ii)]
     write_design(program, designs[0][1], in_width=in_width)
     if mst:
-        from hdl.binary.mst import generate
-        from models.binary.mst import network_reuse
-        from sim.binary.mst import mst_timing
+        from codesign.hdl.binary.mst import generate
+        from codesign.models.binary.mst import network_reuse
+        from codesign.sim.binary.mst import mst_timing
 
         trees = network_reuse(net, max_depth)
         generate(net, out_dir / "mst", trees=trees)

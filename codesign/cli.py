@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from models.errors import UserError
-from models.fileio import atomic_write
-from models.golden import InputError, check_input, golden, random_inputs, trace
-from models.ir import Network
-from models.loader import zoo_names
+from codesign.models.errors import UserError
+from codesign.models.fileio import atomic_write
+from codesign.models.golden import InputError, check_input, golden, random_inputs, trace
+from codesign.models.ir import Network
+from codesign.models.loader import zoo_names
 
 from . import load  # zoo names, descriptions and .onnx (QONNX) models
 from .summary import summary, summary_text
@@ -328,7 +328,7 @@ def cmd_sim(args) -> None:
     if args.size_fifos is not None:
         import yaml
 
-        from sim.dataflow import pipeline_rate, size_fifos
+        from codesign.sim.dataflow import pipeline_rate, size_fifos
 
         if args.input_rate is None:
             rate = pipeline_rate(d)
@@ -490,7 +490,7 @@ def cmd_run(args) -> None:
             }
             text += ["", _synth_line(synth)]
     with progress.step("report"):
-        from sim.cost import estimate
+        from codesign.sim.cost import estimate
 
         cost = estimate(d, SYNTH_TARGET) if SYNTH_TARGET == "ecp5" else None
         report = write_report(

@@ -1,9 +1,10 @@
-"""Fit the LUT/FF coefficients of :mod:`sim.cost` to Yosys: ``python -m codesign.cost_fit``.
+"""Fit the LUT/FF coefficients of :mod:`codesign.sim.cost` to Yosys: ``python -m
+codesign.cost_fit``.
 
 A seeded sweep of small generated networks (dense layers of 2–12-bit inputs and 2–8-bit
 weights, low-bit dense layers with per-channel thresholds, binary XNOR layers, convolutions
 with pooling, one-channel images; random PE/SIMD, memory styles (mostly the default) and
-FIFO depths) is synthesized hierarchically for ECP5 with :func:`hdl.tools.synthesize` (as
+FIFO depths) is synthesized hierarchically for ECP5 with :func:`codesign.hdl.tools.synthesize` (as
 ``codesign synth`` measures), and every unit's measured LUT and FF counts are regressed on
 its features by weighted non-negative least squares (weights ``1/max(count, 20)``, so the
 fit minimizes relative error; see :func:`fit`).
@@ -33,10 +34,10 @@ from pathlib import Path
 
 import numpy as np
 
-from models.fileio import atomic_write
-from models.hwconfig import Design, HardwareConfig, StageConfig
-from models.loader import load
-from sim import cost
+from codesign.models.fileio import atomic_write
+from codesign.models.hwconfig import Design, HardwareConfig, StageConfig
+from codesign.models.loader import load
+from codesign.sim import cost
 
 from .synth import _config_doc
 
@@ -193,8 +194,8 @@ def sweep_specs(seed: int = 0) -> list[dict]:
 
 
 def _network(spec: dict, work: Path):
-    from models.loader import load_description
-    from models.zoo.generate import _Builder
+    from codesign.models.loader import load_description
+    from codesign.models.zoo.generate import _Builder
 
     r = np.random.default_rng(spec["seed"])
     if spec["kind"] == "binary":
@@ -289,7 +290,7 @@ def build(spec: dict, work: Path) -> Design:
 def measure(d: Design, work: Path) -> dict[str, dict]:
     """Yosys counts per unit key (``block/unit``, or ``block`` for FIFOs, converters and the
     top) of a design, from one hierarchical synthesis."""
-    from hdl import tools
+    from codesign.hdl import tools
 
     from .flows import generate
     from .summary import network_hash
@@ -425,7 +426,7 @@ def main(argv: list[str] | None = None) -> int:
             doc = old
             specs, measured = doc["specs"], doc["measured"]
         else:
-            from hdl.tools import tool_versions
+            from codesign.hdl.tools import tool_versions
 
             specs = sweep_specs() + zoo_specs()
             tools = tool_versions()

@@ -7,18 +7,19 @@ from typing import TYPE_CHECKING
 
 import yaml
 
-from models.errors import DescriptionError, UserError
-from models.hwconfig import ConfigError, Design, HardwareConfig
-from models.ir import Network
+from codesign.models.errors import DescriptionError, UserError
+from codesign.models.hwconfig import ConfigError, Design, HardwareConfig
+from codesign.models.ir import Network
 
 from .summary import network_hash
 
 if TYPE_CHECKING:
-    from sim.results import SimResult
+    from codesign.sim.results import SimResult
 
 __all__ = ["FlowError", "design", "generate", "load_config", "simulate", "verify"]
 
-#: Frames of the cocotb throughput run for ``vectors`` frames (see :func:`hdl.verify.run_cocotb`),
+#: Frames of the cocotb throughput run for ``vectors`` frames (see
+#: :func:`codesign.hdl.verify.run_cocotb`),
 #: and so of the simulation that predicts its latency and II.
 PERF_FRAMES_MAX = 32
 
@@ -75,7 +76,7 @@ def simulate(
 
     Returns
     -------
-    sim.results.SimResult
+    codesign.sim.results.SimResult
         Latency, initiation interval, per-stage busy/starved/blocked cycles and FIFO
         occupancy, and the timeline; cycle 0 is the first input beat's transfer, as in the
         cocotb measurement.
@@ -85,7 +86,7 @@ def simulate(
     FlowError
         When ``frames``, ``input_rate`` or ``timeline_frames`` is out of range.
     """
-    from sim.dataflow import simulate as _simulate
+    from codesign.sim.dataflow import simulate as _simulate
 
     for name, v, lo in (("frames", frames, 2), ("timeline_frames", timeline_frames, 0)):
         if not isinstance(v, int) or isinstance(v, bool) or v < lo:
@@ -104,7 +105,7 @@ def simulate(
 def generate(d: Design, out_dir: str | Path) -> dict:
     """Verilog, ``manifest.json`` and a FuseSoC ``.core`` for ``d`` in ``out_dir``; returns
     the manifest."""
-    from hdl.dataflow.pipeline import generate as _generate
+    from codesign.hdl.dataflow.pipeline import generate as _generate
 
     return _generate(d, out_dir, network_hash(d.network))
 
@@ -126,7 +127,8 @@ def verify(
     throughput run. Returns mismatches (and the first differing stage and layer), measured
     latency and initiation interval, the ideal II, and the simulator's prediction of the
     throughput run as ``predicted_latency`` and ``predicted_ii``. Simulator builds are reused
-    from ``build_cache`` (default :func:`hdl.verify.default_build_root`, shared by every run
+    from ``build_cache`` (default :func:`codesign.hdl.verify.default_build_root`, shared by every
+    run
     on this machine and keyed by the Verilog's content).
 
     ``prediction`` is a :func:`simulate` result to report instead of simulating the
@@ -135,7 +137,7 @@ def verify(
     """
     import json
 
-    from hdl.verify import verify as _verify
+    from codesign.hdl.verify import verify as _verify
 
     out_dir = Path(out_dir or Path("build") / d.network.name / "hdl")
     if regenerate:

@@ -11,9 +11,9 @@ import io
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from models.fileio import atomic_write
-from models.hwconfig import Design
-from sim.results import STATES, SimResult
+from codesign.models.fileio import atomic_write
+from codesign.models.hwconfig import Design
+from codesign.sim.results import STATES, SimResult
 
 from .summary import summary_text
 

@@ -7,8 +7,8 @@ import json
 
 import numpy as np
 
-from models.ir import Network
-from models.layers import BinaryConv2d, BinaryDense, Conv2d, Dense
+from codesign.models.ir import Network
+from codesign.models.layers import BinaryConv2d, BinaryDense, Conv2d, Dense
 
 __all__ = ["network_hash", "summary", "summary_text"]
 
@@ -92,7 +92,7 @@ def summary(net: Network) -> dict:
 
 def _bits(w: np.ndarray) -> int:
     """Width of the narrowest type holding every value of ``w``."""
-    from models.qtype import QType
+    from codesign.models.qtype import QType
 
     return QType.covering(int(w.min()), int(w.max())).bits if w.size else 0
 

@@ -1,7 +1,7 @@
 """Synthesis flow: a design's Verilog through Yosys (and nextpnr) to per-block resources and
 Fmax, cached by the design's hash.
 
-What is measured: one hierarchical Yosys run (:data:`hdl.tools.HIERARCHICAL_SCRIPTS`), so
+What is measured: one hierarchical Yosys run (:data:`codesign.hdl.tools.HIERARCHICAL_SCRIPTS`), so
 each block (pipeline stage unit, FIFO, width converter) is optimized on its own and counted
 by ``stat``; the total is the sum of the blocks and the top-level glue. A flattened run can
 optimize across block boundaries, so its total differs by a few percent (the report of the
@@ -19,10 +19,10 @@ import json
 import os
 from pathlib import Path
 
-from models.errors import UserError
-from models.fileio import atomic_write
-from models.hwconfig import Design, HardwareConfig
-from models.ir import Network
+from codesign.models.errors import UserError
+from codesign.models.fileio import atomic_write
+from codesign.models.hwconfig import Design, HardwareConfig
+from codesign.models.ir import Network
 
 from .summary import network_hash
 
@@ -63,7 +63,7 @@ def default_cache_dir() -> Path:
 
 def _hdl_source_hash() -> str:
     """Hash of the generator and tool-runner sources: a change to them invalidates results."""
-    import hdl
+    import codesign.hdl as hdl
 
     root = Path(hdl.__file__).parent
     h = hashlib.sha256()
@@ -91,7 +91,7 @@ def _config_doc(d: Design) -> dict:
 def cache_key(d: Design, target: str, *, pnr: bool = True, seed: int = 1) -> str:
     """The cache key of a synthesis result: network hash, resolved configuration, target,
     place-and-route settings, tool versions and a hash of the generator's sources."""
-    from hdl.tools import tool_versions
+    from codesign.hdl.tools import tool_versions
 
     doc = {
         "format": FORMAT,
@@ -155,7 +155,7 @@ def synthesize(
     Parameters
     ----------
     design_or_net
-        A :class:`~models.hwconfig.Design`, or a network (object, zoo name or description
+        A :class:`~codesign.models.hwconfig.Design`, or a network (object, zoo name or description
         path) designed with ``config`` (automatic when None).
     target
         ``ecp5``, ``ice40`` or ``xilinx``.
@@ -187,7 +187,7 @@ def synthesize(
     else:
         net = design_or_net
         if not isinstance(net, Network):
-            from models.loader import load
+            from codesign.models.loader import load
 
             net = load(net)
         d = _design(net, config)
@@ -201,7 +201,7 @@ def synthesize(
             result = None
         if result is not None and result.get("key") == key:
             return {**result, "cached": True}
-    from hdl import tools
+    from codesign.hdl import tools
 
     out = (
         Path(out_dir) if out_dir is not None else Path("build") / d.network.name / "synth" / target

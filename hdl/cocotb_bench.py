@@ -1,9 +1,11 @@
-"""The cocotb test bench of a generated dataflow design (run by :func:`hdl.verify.run_cocotb`).
+"""The cocotb test bench of a generated dataflow design (run by
+:func:`codesign.hdl.verify.run_cocotb`).
 
 Protocol: the simulator is started with the plusarg ``+codesign_bench=<bench.json>``; that
-file (keys :data:`hdl.verify.BENCH_KEYS`) names the ``manifest.json``, the stimulus
+file (keys :data:`codesign.hdl.verify.BENCH_KEYS`) names the ``manifest.json``, the stimulus
 ``.npz`` (``inputs``, ``expected``, ``tap__<stage>``: frames × elements in stream order)
-and the results file this bench writes (JSON, see :func:`hdl.verify.run_cocotb`). Should the
+and the results file this bench writes (JSON, see :func:`codesign.hdl.verify.run_cocotb`). Should
+the
 bench itself fail (a stage instance not found, ...), it writes ``{"error": "..."}`` there.
 
 Phase 1 drives ``s_axis`` with an :class:`~cocotbext.axi.AxiStreamSource` paused at random
@@ -39,9 +41,8 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, Event, FallingEdge, First, RisingEdge
 from cocotbext.axi import AxiStreamBus, AxiStreamFrame, AxiStreamSink, AxiStreamSource
-
-from hdl.dataflow.stream import pack_beats, unpack_beats
-from hdl.manifest import Manifest, StageSpec, StreamSpec, read_manifest
+from codesign.hdl.dataflow.stream import pack_beats, unpack_beats
+from codesign.hdl.manifest import Manifest, StageSpec, StreamSpec, read_manifest
 
 PERIOD_NS = 10
 RESET_CYCLES = 4
@@ -270,7 +271,7 @@ class RatePause:
     """Paces the input source at ``rate`` beats per cycle while :attr:`active`: beat ``n``
     of the run (counted from :attr:`base` beats of ``monitor``) is offered no earlier than
     ``offered(n)`` cycles after the run's first beat moved — each frame's beats spread
-    evenly over ``ceil(beats / rate)`` cycles, as :mod:`sim.dataflow` models the source.
+    evenly over ``ceil(beats / rate)`` cycles, as :mod:`codesign.sim.dataflow` models the source.
     Must be sampled after ``monitor`` in the same cycle."""
 
     def __init__(self, source, monitor: StreamMonitor, rate: float, beats: int) -> None:
@@ -408,7 +409,7 @@ def _def_name(handle) -> str | None:
 def find_stage(dut, instance: str):
     """The handle of a stage's instance: ``instance`` (a name or dotted path from the top)
     under the top module, else under its ``core`` instance (where
-    :class:`~hdl.dataflow.top.AxiStreamTop` puts the pipeline). Raises ``LookupError``
+    :class:`~codesign.hdl.dataflow.top.AxiStreamTop` puts the pipeline). Raises ``LookupError``
     naming the paths tried."""
     parts = instance.split(".")
     tried = []
@@ -706,7 +707,7 @@ def _config() -> dict:
     if not isinstance(arg, str) or not arg:
         raise RuntimeError(
             "the bench needs the plusarg +codesign_bench=<bench.json> "
-            "(hdl.verify.run_cocotb passes it)"
+            "(codesign.hdl.verify.run_cocotb passes it)"
         )
     return json.loads(Path(arg).read_text())
 

@@ -10,10 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
-from hdl.dataflow.stream import to_channels_last
-from models.errors import UserError
-from models.qtype import Kind, QType, parse_qtype
+from codesign.hdl.dataflow.stream import to_channels_last
+from codesign.models.errors import UserError
+from codesign.models.qtype import Kind, QType, parse_qtype
 
 __all__ = ["Manifest", "ManifestError", "StageSpec", "StreamSpec", "read_manifest"]
 
@@ -47,7 +46,7 @@ class StreamSpec:
     def to_stream(self, x) -> np.ndarray:
         """A batch ``(N, *shape)`` of the tensor (IR layout, C-major) → ``(N, elements)`` in
         stream order: ``order`` when given, else channels-last for a (C, H, W) tensor and
-        index order for a 1-D one (:func:`hdl.dataflow.stream.to_channels_last`)."""
+        index order for a 1-D one (:func:`codesign.hdl.dataflow.stream.to_channels_last`)."""
         x = np.asarray(x)
         if x.shape[1:] != self.shape:
             raise ValueError(f"a batch must have shape (N, {self.shape}), not {x.shape}")

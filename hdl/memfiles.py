@@ -9,7 +9,8 @@ bits (Verilator, Icarus and Yosys all read ``$readmemh`` files), a smaller Veril
 
 A ``$readmemh`` path is resolved against the reading tool's working directory, so the file
 names are bare and every runner puts the files beside the Verilog it runs
-(:func:`memory_files` lists them; :func:`hdl.tools.synthesize` and :func:`hdl.verify.verify`
+(:func:`memory_files` lists them; :func:`codesign.hdl.tools.synthesize` and
+:func:`codesign.hdl.verify.verify`
 copy them). The output is deterministic: the same Verilog always gives the same files.
 """
 

@@ -26,7 +26,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from models.device import ECP5_85F
+from codesign.models.device import ECP5_85F
 
 from .memfiles import memory_files
 

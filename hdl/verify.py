@@ -1,9 +1,9 @@
 """Cycle-level proof of a generated design: cocotb on Verilator or Icarus Verilog.
 
-:func:`verify` draws seeded random inputs for a :class:`~models.hwconfig.Design`, computes
-the golden outputs and every stage's golden tap (:func:`models.golden.trace`), maps them to
+:func:`verify` draws seeded random inputs for a :class:`~codesign.models.hwconfig.Design`, computes
+the golden outputs and every stage's golden tap (:func:`codesign.models.golden.trace`), maps them to
 stream order with the compiler's ``manifest.json``, and runs :func:`run_cocotb`, which builds
-the Verilog (cached by content) and runs the bench :mod:`hdl.cocotb_bench`.
+the Verilog (cached by content) and runs the bench :mod:`codesign.hdl.cocotb_bench`.
 
 The bench protocol
 ------------------
@@ -32,9 +32,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
-
-from hdl.tools import WAIVERS, ToolError, require_icarus, verilator_on_path
-from models.qtype import Kind
+from codesign.hdl.tools import WAIVERS, ToolError, require_icarus, verilator_on_path
+from codesign.models.qtype import Kind
 
 __all__ = [
     "BENCH_KEYS",
@@ -325,7 +324,7 @@ def run_cocotb(
     input_rate
         Phase 2 input pace in beats per cycle: 1.0 keeps the input always valid; below 1,
         each frame's beats are spread evenly over ``ceil(beats / input_rate)`` cycles (as
-        :func:`sim.dataflow.simulate` models the source). The results then hold, per stage
+        :func:`codesign.sim.dataflow.simulate` models the source). The results then hold, per stage
         with a FIFO in front, the cycles phase 2 found that FIFO full
         (``fifo_full_cycles``).
 
@@ -429,7 +428,7 @@ def _run_bench(manifest: Manifest, sim: str, built: Path, run: Path, waves: bool
     start = time.perf_counter()
     try:
         runner.test(
-            test_module="hdl.cocotb_bench",
+            test_module="codesign.hdl.cocotb_bench",
             hdl_toplevel=manifest.top,
             hdl_toplevel_lang="verilog",
             build_dir=built,
@@ -471,11 +470,11 @@ def verify(
     input_rate: float = 1.0,
 ) -> dict:
     """Run ``vectors`` seeded random inputs through the generated design of ``design``
-    (a :class:`~models.hwconfig.Design`) in ``design_dir`` and compare it, output and every
+    (a :class:`~codesign.models.hwconfig.Design`) in ``design_dir`` and compare it, output and every
     stage, with the golden model. Returns :func:`run_cocotb`'s results plus ``network``,
     ``vectors``, ``seed`` and ``ideal_ii`` (the design's closed-form initiation interval).
     """
-    from models.golden import random_inputs, trace
+    from codesign.models.golden import random_inputs, trace
 
     manifest = read_manifest(Path(design_dir) / "manifest.json")
     net = design.network

@@ -3,7 +3,7 @@ multi-thresholding, exact for every mode.
 
 Integer tensors are numpy ``int64``. No function here wraps silently: a result that would not
 fit int64 raises ``OverflowError``, and a value leaves its type's range only as the
-:class:`~models.qtype.Overflow` mode says.
+:class:`~codesign.models.qtype.Overflow` mode says.
 """
 
 from __future__ import annotations
@@ -230,7 +230,7 @@ def quantize(
 
     Examples
     --------
-    >>> from models.qtype import parse_qtype
+    >>> from codesign.models.qtype import parse_qtype
     >>> quantize([0.3, -1.26, 9.0], parse_qtype("fixed<4,2>")).tolist()
     [1, -5, 7]
     """
@@ -331,7 +331,7 @@ def requantize(
 
     Examples
     --------
-    >>> from models.qtype import parse_qtype
+    >>> from codesign.models.qtype import parse_qtype
     >>> requantize([5, -5, 300], 3, 2, parse_qtype("int8")).tolist()  # 15/4, -15/4, 900/4
     [4, -4, 127]
     """
@@ -412,7 +412,7 @@ def count_thresholds(x, thr, out_scale: int, out_bias: int, axis: int = 1) -> np
     carries them); the result then is float64 too.
     """
     channels = x.shape[axis]
-    # integer-valued float64 inputs (values below 2**53, see models.dataflow) stay float64;
+    # integer-valued float64 inputs (values below 2**53, see codesign.models.dataflow) stay float64;
     # thresholds beyond +-2**53 are then clipped there, which changes no comparison
     dtype = np.float64 if x.dtype.kind == "f" else np.int64
     thr = np.sort(thr.astype(np.int64), axis=1)

@@ -4,8 +4,8 @@ LUTs a lane that is not a DSP takes.
 
 The DSP and block RAM rules are exact counts of what Yosys's ECP5 flow does (derived from
 its ``mul2dsp``/``memory_bram`` mapping and checked against synthesis in
-``tests/sim/test_cost.py``); :mod:`sim.cost_rules` re-exports them for the cost model, and
-:mod:`models.folding` reads them to keep a default design inside the device. The per-lane
+``tests/sim/test_cost.py``); :mod:`codesign.sim.cost_rules` re-exports them for the cost model, and
+:mod:`codesign.models.folding` reads them to keep a default design inside the device. The per-lane
 LUT figures are taken from the cost model's fitted coefficients (``sim/cost_data.json``),
 where each is stated; ``tests/sim/test_cost.py`` checks they still agree with the fit.
 """

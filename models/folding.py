@@ -3,20 +3,20 @@
 :func:`balance` repeatedly speeds up the slowest stage (growing the smaller of its SIMD and
 PE to the next valid value) while the design's resources, as :func:`stage_usage` counts
 them, stay within a :class:`Budget` of the device; it stops when the slowest stage cannot be
-sped up. :func:`models.hwconfig.default_config` calls it with :data:`DEFAULT_BUDGET`.
+sped up. :func:`codesign.models.hwconfig.default_config` calls it with :data:`DEFAULT_BUDGET`.
 
 What is counted, per stage (the parts of a design that grow with PE and SIMD):
 
-- DSP blocks: each multiplying lane whose product :func:`models.device.var_dsp` maps to
+- DSP blocks: each multiplying lane whose product :func:`codesign.models.device.var_dsp` maps to
   MULT18X18D (both operands at least 2 bits), the window generators' address products
-  (:func:`models.linebuffer.window_geometry`) and requantization multipliers;
+  (:func:`codesign.models.linebuffer.window_geometry`) and requantization multipliers;
 - LUT4s: XNOR-popcount lanes and accumulators (the cost model's fitted per-lane figures,
-  :data:`models.device.XNOR_POP_LANE_LUT`), the carry chains of a multiplying PE's kept
+  :data:`codesign.models.device.XNOR_POP_LANE_LUT`), the carry chains of a multiplying PE's kept
   adder tree (one LUT4 slot per sum bit: a CCU2C adds two bits in two slots), products
   too narrow for a DSP (one LUT4 per partial-product bit), weight ROMs in logic (one LUT4
   per output bit and 16 words: the PFUMX/L6MUX that join eight leaves are free) and the
   threshold comparators (one slot per bit);
-- block RAMs: the weight ROMs in block RAM (:func:`models.device.rom_brams` of the whole
+- block RAMs: the weight ROMs in block RAM (:func:`codesign.models.device.rom_brams` of the whole
   word, before Yosys drops constant bit columns, so an upper bound).
 
 A network whose weights alone already overfill a resource (cnv_w2a2's 3.09 Mbit of weights

@@ -1,4 +1,4 @@
-"""The bit-exact golden model: runs a :class:`~models.ir.Network` on integer inputs."""
+"""The bit-exact golden model: runs a :class:`~codesign.models.ir.Network` on integer inputs."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def check_input(net: Network, x, source: str = "input", dtype=np.int64) -> np.nd
         if not np.all(np.isfinite(x)) or np.any(x != np.round(x)):
             raise InputError(
                 f"{source}: must hold the integer representation of {t.qtype} values, not "
-                "fractional floats; quantize real inputs first (models.arith.quantize)"
+                "fractional floats; quantize real inputs first (codesign.models.arith.quantize)"
             )
     elif x.dtype.kind not in "iub":
         raise InputError(f"{source}: must be an integer array, not {x.dtype}")
@@ -92,7 +92,7 @@ def _run_tile(net: Network, x, keep_all: bool, work: dict) -> dict[str, np.ndarr
 
 
 def _run(net: Network, x, keep_all: bool, source: str) -> dict[str, np.ndarray]:
-    # values travel as exact float64 integers where their range allows (models.dataflow)
+    # values travel as exact float64 integers where their range allows (codesign.models.dataflow)
     dtype = np.float64 if float_path_ok(net.input_tensor.magnitude) else np.int64
     x = check_input(net, x, source, dtype)
     step = tile_size(net, len(x))

@@ -1,6 +1,7 @@
 """Hardware configuration of a dataflow pipeline, and its closed-form facts.
 
-:func:`~models.plan.plan` turns a :class:`~models.ir.Network` into a graph of *stages* (one
+:func:`~codesign.models.plan.plan` turns a :class:`~codesign.models.ir.Network` into a graph of
+*stages* (one
 per compute layer; forks where two stages read a stream, add stages where two streams
 join). :class:`HardwareConfig` sets each stage's parallelism (PE output channels and SIMD
 input elements per cycle), weight memory style and input FIFO depths. It never changes what
@@ -221,7 +222,7 @@ def stage_cycles(stage: Stage, cfg: StageConfig) -> int:
 
 
 class Design:
-    """A :class:`~models.ir.Network` with a :class:`HardwareConfig`: the stages, their
+    """A :class:`~codesign.models.ir.Network` with a :class:`HardwareConfig`: the stages, their
     validated configuration and their closed-form cycle counts.
 
     Raises :class:`ConfigError` naming the stage and listing the valid values when a
@@ -450,8 +451,10 @@ def _common_fork(design: Design, add: Stage):
 
 def default_config(net: Network, stages: list[Stage] | None = None, budget=None) -> HardwareConfig:
     """The automatic folding: the pipeline balanced within ``budget`` (a
-    :class:`models.folding.Budget`; default :data:`models.folding.DEFAULT_BUDGET`, the
-    LFE5U-85F less what the rest of the design needs), see :func:`models.folding.balance`."""
+    :class:`codesign.models.folding.Budget`; default
+    :data:`codesign.models.folding.DEFAULT_BUDGET`, the
+    LFE5U-85F less what the rest of the design needs), see
+    :func:`codesign.models.folding.balance`."""
     from .folding import DEFAULT_BUDGET, balance
 
     return balance(net, stages, DEFAULT_BUDGET if budget is None else budget)

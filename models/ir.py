@@ -1,7 +1,7 @@
 """The Network IR: an immutable DAG of layers whose every tensor has a shape, a
-:class:`~models.qtype.QType` and an exact integer value range.
+:class:`~codesign.models.qtype.QType` and an exact integer value range.
 
-Layers themselves live in :mod:`models.layers`; this module holds what every layer shares.
+Layers themselves live in :mod:`codesign.models.layers`; this module holds what every layer shares.
 """
 
 from __future__ import annotations
@@ -132,7 +132,7 @@ class Layer:
         """Integer outputs for a batch of integer inputs (batch axis first).
 
         Values are int64, or integer-valued float64 where ``ins`` (the inputs' tensors)
-        bound them below 2**53 (see :mod:`models.dataflow`). ``reuse`` says ``xs[0]`` is
+        bound them below 2**53 (see :mod:`codesign.models.dataflow`). ``reuse`` says ``xs[0]`` is
         dead after this call, so an element-wise layer may write its result into it;
         ``work`` is scratch space the caller keeps across the calls of one run.
         """
@@ -159,7 +159,7 @@ class Network:
     name
         The network's name.
     layers
-        Layers in any order; exactly one :class:`~models.layers.Input`. They are sorted
+        Layers in any order; exactly one :class:`~codesign.models.layers.Input`. They are sorted
         topologically; a cycle or an unknown input name is an error.
     output
         Name of the output layer; by default the only layer nobody reads.

@@ -1,5 +1,6 @@
 """Line-buffer facts of the sliding-window generator, shared by the RTL
-(:class:`hdl.dataflow.swg.SlidingWindow`) and the simulator (:mod:`sim.dataflow`): how many
+(:class:`codesign.hdl.dataflow.swg.SlidingWindow`) and the simulator
+(:mod:`codesign.sim.dataflow`): how many
 image rows the buffer holds, and when the reader releases them."""
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def line_buffer_rows(
     back at ``max(input beats, output beats)`` cycles per frame.
 
     ``groups`` is the number of beats per pixel (channels // simd). ``channel_major`` selects
-    the (channel group, kh, kw) tap order that :class:`~hdl.dataflow.pool.Pool2d` uses.
+    the (channel group, kh, kw) tap order that :class:`~codesign.hdl.dataflow.pool.Pool2d` uses.
 
     The answer comes from the block's own schedule, row by row, in steady state:
 
@@ -141,13 +142,14 @@ class WindowGeometry:
     xb: int  #: bits of its column coordinate
     slot_b: int  #: bits of a row slot index
     #: MULT18X18D of the address arithmetic: row · (width·groups), slot · (width·groups) and
-    #: column · groups, each a product by a constant (:func:`models.device.const_dsp`)
+    #: column · groups, each a product by a constant (:func:`codesign.models.device.const_dsp`)
     dsp: int
 
 
 def window_geometry(stage, simd: int, channel_major: bool) -> WindowGeometry:
     """The line-buffer geometry of a convolution's or a pool's window generator reading
-    ``simd`` channels per beat (``stage``: a :class:`models.hwconfig.Stage` whose main layer
+    ``simd`` channels per beat (``stage``: a :class:`codesign.models.hwconfig.Stage` whose main
+    layer
     is a convolution or a pooling layer)."""
     c, h, w = stage.input.shape
     la = stage.main

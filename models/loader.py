@@ -1,7 +1,7 @@
 """Network descriptions: YAML (or JSON) plus an ``.npz`` of integer arrays, ``format: 1``.
 
 The format is documented in ``docs/description-format.md``. Every problem is reported as a
-:class:`~models.errors.DescriptionError` naming the file, layer and field and what was
+:class:`~codesign.models.errors.DescriptionError` naming the file, layer and field and what was
 expected. BatchNorm layers are folded at load time into multi-thresholds.
 """
 
@@ -94,7 +94,7 @@ _TOP_FIELDS = {"format", "name", "weights", "input", "layers", "output", "descri
 
 def zoo_names() -> list[str]:
     """Names of the networks shipped in the zoo."""
-    root = resources.files("models") / "zoo"
+    root = resources.files("codesign.models") / "zoo"
     return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".yaml"))
 
 
@@ -103,7 +103,7 @@ def load(source: str | Path) -> Network:
     directory holding exactly one description (as ``codesign import -o DIR`` writes)."""
     text = str(source)
     if text in zoo_names():
-        with resources.as_file(resources.files("models") / "zoo" / f"{text}.yaml") as p:
+        with resources.as_file(resources.files("codesign.models") / "zoo" / f"{text}.yaml") as p:
             return load_description(p, label=f"zoo:{text}")
     path = Path(text)
     if path.is_dir():  # e.g. what `codesign import -o DIR` wrote: its one description

@@ -1,4 +1,4 @@
-"""Planning: a :class:`~models.ir.Network` becomes a graph of dataflow *stages*.
+"""Planning: a :class:`~codesign.models.ir.Network` becomes a graph of dataflow *stages*.
 
 One stage per compute layer (as in FINN and fpgaConvNet): a dense or binary-dense layer with
 the activation layers that follow it (clip, requant or multithreshold) is one
@@ -111,7 +111,7 @@ class Stage:
     @property
     def global_pool(self) -> bool:
         """A pool whose window is the whole (unpadded) image: an accumulator per channel
-        instead of a line buffer (:class:`hdl.dataflow.pool.Pool2d` builds it)."""
+        instead of a line buffer (:class:`codesign.hdl.dataflow.pool.Pool2d` builds it)."""
         if self.kind is not StageKind.POOL:
             return False
         _, h, w = self.input.shape

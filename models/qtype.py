@@ -1,6 +1,6 @@
 """Quantized number types, rounding and overflow modes.
 
-Every tensor in a :class:`~models.ir.Network` carries a :class:`QType`. The integer
+Every tensor in a :class:`~codesign.models.ir.Network` carries a :class:`QType`. The integer
 representation is what the hardware stores; the real value it stands for is given by
 :meth:`QType.to_real`.
 """
@@ -33,9 +33,9 @@ MAX_BITS = 64
 class Rounding(enum.Enum):
     """How a value between two integers becomes one of them.
 
-    Examples (value → result), as in :func:`models.arith.round_real`:
+    Examples (value → result), as in :func:`codesign.models.arith.round_real`:
 
-    >>> from models.arith import round_real
+    >>> from codesign.models.arith import round_real
     >>> [int(round_real(v, Rounding.HALF_EVEN)) for v in (2.5, 3.5, -2.5)]
     [2, 4, -2]
     >>> [int(round_real(v, Rounding.HALF_UP)) for v in (2.5, -2.5)]

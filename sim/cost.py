@@ -1,12 +1,12 @@
 """Resource cost model of the dataflow pipeline: LUT, FF, DSP and block RAM per block.
 
 :func:`estimate` predicts what ``codesign synth`` measures (hierarchical Yosys synthesis,
-see :mod:`codesign.synth`) for every block of a :class:`~models.hwconfig.Design`: each
+see :mod:`codesign.synth`) for every block of a :class:`~codesign.models.hwconfig.Design`: each
 pipeline stage (its units: sliding window, MVAU/VVAU, activation, pool), each FIFO and each
 width converter, and the total.
 
 - DSP and block RAM counts follow the rules Yosys applies, derived from its ECP5 flow
-  (:mod:`sim.cost_rules`):
+  (:mod:`codesign.sim.cost_rules`):
   a product of two non-constant operands, or of an operand and a constant that is neither 0
   nor a power of two, becomes ``ceil(a/18)·ceil(b/18)`` MULT18X18D when both operands are at
   least 2 bits wide (``mul2dsp`` with ``DSP_A/B_MINWIDTH=2``); a memory that is not a
@@ -42,9 +42,8 @@ from functools import cache
 from pathlib import Path
 
 import numpy as np
-
-from models.device import lane_shape
-from models.hwconfig import (
+from codesign.models.device import lane_shape
+from codesign.models.hwconfig import (
     Design,
     MemStyle,
     Stage,
@@ -55,9 +54,9 @@ from models.hwconfig import (
     readers,
     resolve_mem_style,
 )
-from models.layers import BinaryConv2d, BinaryDense, Clip, MultiThreshold, Requant
-from models.linebuffer import window_geometry
-from models.qtype import QType
+from codesign.models.layers import BinaryConv2d, BinaryDense, Clip, MultiThreshold, Requant
+from codesign.models.linebuffer import window_geometry
+from codesign.models.qtype import QType
 
 from .cost_rules import (
     const_dsp,

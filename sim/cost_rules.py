@@ -1,8 +1,9 @@
-"""Exact mapping rules and table structure for :mod:`sim.cost`: which products become
+"""Exact mapping rules and table structure for :mod:`codesign.sim.cost`: which products become
 ECP5 DSPs, where a memory goes (registers, LUT RAM or block RAM), how many block RAMs it
 takes, and the structure of a constant table in logic (its LUT4 leaves and multiplexers).
 These are counts derived from Yosys's ECP5 flow, not fitted (the DSP rule and the block RAM
-shapes, which the folding planner needs too, live in :mod:`models.device`); :mod:`sim.cost`
+shapes, which the folding planner needs too, live in :mod:`codesign.models.device`);
+:mod:`codesign.sim.cost`
 uses them for its exact DSP/BRAM/LUT RAM counts and as features of its fitted LUT and FF
 models.
 
@@ -14,9 +15,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-
-from models.device import BRAM_SHAPES, const_dsp, range_width, rom_brams, var_dsp
-from models.qtype import Kind, QType
+from codesign.models.device import BRAM_SHAPES, const_dsp, range_width, rom_brams, var_dsp
+from codesign.models.qtype import Kind, QType
 
 __all__ = [
     "BRAM_SHAPES",

@@ -19,7 +19,8 @@ class StageStats:
     kind: str  #: mvau | conv | pool | act | add
     pe: int
     simd: int
-    ideal_cycles: int  #: closed-form cycles per frame (:func:`models.hwconfig.stage_cycles`)
+    ideal_cycles: int  #: closed-form cycles per frame
+    #: (:func:`codesign.models.hwconfig.stage_cycles`)
     busy: int  #: cycles in which the stage moved a beat in or out (or computed)
     starved: int  #: idle cycles waiting for input
     blocked: int  #: cycles its output waited for room in the next FIFO (back-pressure)
@@ -65,7 +66,7 @@ class SimResult:
     stages: tuple[StageStats, ...]
     timeline: tuple[Interval, ...] = ()  #: busy/stall intervals of the first frames
     #: frames simulated beat by beat; the rest followed by exact periodic extension
-    #: (the pipeline's state repeated with period ``ii``), see :mod:`sim.dataflow`
+    #: (the pipeline's state repeated with period ``ii``), see :mod:`codesign.sim.dataflow`
     frames_simulated: int = 0
     output_ends: tuple[int, ...] = field(default=(), repr=False)  #: last beat of each frame
 

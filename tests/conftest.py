@@ -11,8 +11,7 @@ def residual_net(tmp_path):
     """A small residual network: conv + thresholds, 2x2 average pool, conv + thresholds,
     add of the pool's output (the skip), thresholds, global sum pool + thresholds, dense."""
     import yaml
-
-    from models.loader import load
+    from codesign.models.loader import load
 
     rng = np.random.default_rng(4)
     t = np.sort(rng.integers(-6, 7, (4, 3)), axis=1).tolist()

@@ -2,10 +2,10 @@
 
 - Every ```yaml block preceded by the line ``<!-- example -->`` is a full, self-contained
   description: it is written to a temporary folder (with no .npz beside it), loaded with
-  ``models.loader.load`` and run with ``models.golden.golden`` on random inputs.
+  ``codesign.models.loader.load`` and run with ``codesign.models.golden.golden`` on random inputs.
 - Every op and field the loader accepts has its section and mention in the document.
 - The type, rounding and overflow tables (each after a ``<!-- NAME-table -->`` marker) agree
-  with ``models.qtype`` and ``models.arith``.
+  with ``codesign.models.qtype`` and ``codesign.models.arith``.
 """
 
 from __future__ import annotations
@@ -16,12 +16,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-
-from models import loader
-from models.arith import apply_overflow, round_real
-from models.golden import golden
-from models.loader import load
-from models.qtype import Kind, parse_overflow, parse_qtype, parse_rounding
+from codesign.models import loader
+from codesign.models.arith import apply_overflow, round_real
+from codesign.models.golden import golden
+from codesign.models.loader import load
+from codesign.models.qtype import Kind, parse_overflow, parse_qtype, parse_rounding
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "description-format.md"
 TEXT = DOC.read_text()

@@ -5,7 +5,8 @@ then walked in topological order. Every activation is carried as an integer tens
 together with an exact affine map to the real value it stands for
 (``real = scale * int + offset``, per channel, as :class:`fractions.Fraction`) and a chain of
 pending element-wise ONNX nodes. A quantizer (``Quant``, ``IntQuant``, ``BipolarQuant``,
-``MultiThreshold``) ends the chain: it becomes a :class:`~models.activations.MultiThreshold`
+``MultiThreshold``) ends the chain: it becomes a
+:class:`~codesign.models.activations.MultiThreshold`
 whose integer thresholds are found by bisection on the source's own function, so the integer
 comparison agrees with it at every integer accumulator value. A chain of only ``Add``/``Sub``/
 ``Mul``/``Div``/``Relu``/``Clip`` is evaluated exactly (rationals); a chain holding float-only

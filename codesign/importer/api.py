@@ -6,8 +6,8 @@ import json
 import warnings
 from pathlib import Path
 
-from models.ir import Network
-from models.qtype import Kind, QType, parse_qtype
+from codesign.models.ir import Network
+from codesign.models.qtype import Kind, QType, parse_qtype
 
 from .common import ImportError_
 from .lower import ImportInfo, _Lowering
@@ -15,7 +15,7 @@ from .read import _check_quantized, _check_supported, _clean, _read
 
 
 def import_qonnx(path: str | Path, *, input_type: str | QType = "fixed<16,6>") -> Network:
-    """Import a QONNX model as an integer :class:`~models.ir.Network`.
+    """Import a QONNX model as an integer :class:`~codesign.models.ir.Network`.
 
     Parameters
     ----------
@@ -62,7 +62,7 @@ def import_qonnx(path: str | Path, *, input_type: str | QType = "fixed<16,6>") -
 def save_import(net: Network, outdir: str | Path) -> dict:
     """Write ``net`` as ``outdir/<name>.yaml`` + ``.npz`` and ``outdir/import.json`` (the
     exact output scale/offset and host-side ops). Returns the paths written."""
-    from models.loader import save_description
+    from codesign.models.loader import save_description
 
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
@@ -84,7 +84,7 @@ def save_import(net: Network, outdir: str | Path) -> dict:
             "host_ops": info.host_ops,
         },
     }
-    from models.fileio import atomic_write
+    from codesign.models.fileio import atomic_write
 
     meta = outdir / "import.json"
     atomic_write(meta, json.dumps(doc, indent=1) + "\n")

@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.arith import round_real
-from models.qtype import QType, parse_rounding
+from codesign.models.arith import round_real
+from codesign.models.qtype import QType, parse_rounding
 
 from .common import HOST_OPS, SUPPORTED
 from .floateval import _attrs, _eval_node

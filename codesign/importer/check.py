@@ -8,7 +8,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from models.ir import Network
+from codesign.models.ir import Network
 
 from .bounds import enclose_graph
 from .common import _affine_value
@@ -32,7 +32,7 @@ def check_import(net: Network, vectors: int, seed: int = 0) -> dict:
     - ``unexplained``: none of these: must be 0. The first differing layer of the first such
       sample is named (quantizer outputs are compared as integers).
     """
-    from models.golden import random_inputs
+    from codesign.models.golden import random_inputs
 
     info: ImportInfo = net.imported
     x_int = random_inputs(net, vectors, seed)
@@ -82,7 +82,7 @@ def _check_batch(net: Network, info: ImportInfo, x_int: np.ndarray) -> dict:
     from qonnx.transformation.change_batchsize import ChangeBatchSize
     from qonnx.transformation.infer_shapes import InferShapes
 
-    from models.golden import trace
+    from codesign.models.golden import trace
 
     n = len(x_int)
     x = _affine_value(

@@ -8,8 +8,8 @@ from fractions import Fraction
 
 import numpy as np
 
-from models.errors import UserError
-from models.ir import Layer
+from codesign.models.errors import UserError
+from codesign.models.ir import Layer
 
 #: ONNX/QONNX op types the importer lowers.
 SUPPORTED = frozenset(

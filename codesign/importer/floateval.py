@@ -151,7 +151,7 @@ def _eval_node(node, ins: list, dtype) -> list[np.ndarray]:
 
 
 def _conv_float(node, at, ins, dtype):
-    from models.dataflow import im2col
+    from codesign.models.dataflow import im2col
 
     x = np.asarray(ins[0], dtype=dtype)
     w = np.asarray(ins[1], dtype=dtype)
@@ -174,7 +174,7 @@ def _conv_float(node, at, ins, dtype):
 
 
 def _maxpool_float(at, x):
-    from models.dataflow import im2col
+    from codesign.models.dataflow import im2col
 
     k = tuple(at["kernel_shape"])
     stride = tuple(at.get("strides", k))
@@ -189,7 +189,7 @@ def _maxpool_float(at, x):
 
 
 def _avgpool_float(node, at, x):
-    from models.dataflow import im2col
+    from codesign.models.dataflow import im2col
 
     k = tuple(at["kernel_shape"])
     if any(at.get("pads", [0] * 4)) or at.get("ceil_mode", 0):

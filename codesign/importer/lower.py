@@ -10,11 +10,11 @@ from fractions import Fraction
 
 import numpy as np
 
-from models.errors import DescriptionError
-from models.ir import Layer, Network, Tensor
-from models.layers import Add as AddLayer
-from models.layers import Input, SumPool2d
-from models.qtype import QType
+from codesign.models.errors import DescriptionError
+from codesign.models.ir import Layer, Network, Tensor
+from codesign.models.layers import Add as AddLayer
+from codesign.models.layers import Input, SumPool2d
+from codesign.models.qtype import QType
 
 from .common import HOST_OPS, ImportError_, _Act, _affine_value, _fracs, _unique
 from .floateval import _attrs, _eval_node

@@ -7,8 +7,8 @@ from fractions import Fraction
 
 import numpy as np
 
-from models.ir import Layer
-from models.layers import (
+from codesign.models.ir import Layer
+from codesign.models.layers import (
     BinaryConv2d,
     BinaryDense,
     Clip,

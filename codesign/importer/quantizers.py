@@ -1,6 +1,6 @@
 """Lowering of quantizers (``Quant``, ``IntQuant``, ``BipolarQuant``, ``MultiThreshold``,
 ``Trunc``):
-each ends the pending chain in a :class:`~models.activations.MultiThreshold` whose integer
+each ends the pending chain in a :class:`~codesign.models.activations.MultiThreshold` whose integer
 thresholds are found on the source's own function (a mixin of ``_Lowering``)."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from fractions import Fraction
 
 import numpy as np
 
-from models.arith import round_fraction, round_real, search_thresholds
-from models.layers import BinaryConv2d, BinaryDense, Conv2d, Dense, MultiThreshold
-from models.qtype import QType, Rounding, parse_rounding
+from codesign.models.arith import round_fraction, round_real, search_thresholds
+from codesign.models.layers import BinaryConv2d, BinaryDense, Conv2d, Dense, MultiThreshold
+from codesign.models.qtype import QType, Rounding, parse_rounding
 
 from . import surd
 from .common import EXACT_CHAIN, MAX_LEVELS, _Act, _f, _fracs, _unique

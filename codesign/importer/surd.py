@@ -13,8 +13,8 @@ import math
 from dataclasses import dataclass
 from fractions import Fraction
 
-from models.arith import round_fraction
-from models.qtype import Rounding
+from codesign.models.arith import round_fraction
+from codesign.models.qtype import Rounding
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """Hardware of the binary-neuron family.
 
-- :mod:`hdl.binary.tulip` — the TULIP PE array executing a mapper schedule;
-- :mod:`hdl.binary.mst` — the binary MVAU that computes channels in MST reuse order.
+- :mod:`codesign.hdl.binary.tulip` — the TULIP PE array executing a mapper schedule;
+- :mod:`codesign.hdl.binary.mst` — the binary MVAU that computes channels in MST reuse order.
 """

@@ -5,14 +5,14 @@ runs a program of steps, one per cycle, from a ROM: a root channel's steps XNOR 
 consecutive input bits with its weights and count the matches; another channel's steps
 start from its parent's popcount (held in a register file) and add ±1 per entry of its
 difference list, ``(position, child weight bit)``: +1 where the input bit equals the
-child's weight bit, −1 elsewhere (:mod:`models.binary.mst`). Each channel's last step
+child's weight bit, −1 elsewhere (:mod:`codesign.models.binary.mst`). Each channel's last step
 writes its popcount and its output: the bit ``[P ≥ t]`` for a threshold ``t``, or ``P``
 itself. The M outputs then leave in channel order. Load, compute and output each hold one
-frame, so three frames overlap; :mod:`sim.binary.mst` gives the cycles.
+frame, so three frames overlap; :mod:`codesign.sim.binary.mst` gives the cycles.
 
 :class:`MstNetwork` chains one unit per binary dense layer; :func:`generate` writes its
-Verilog (in :class:`~hdl.dataflow.top.AxiStreamTop`) and a ``manifest.json`` that
-:func:`hdl.verify.run_cocotb` reads.
+Verilog (in :class:`~codesign.hdl.dataflow.top.AxiStreamTop`) and a ``manifest.json`` that
+:func:`codesign.hdl.verify.run_cocotb` reads.
 """
 
 from __future__ import annotations
@@ -27,12 +27,11 @@ import numpy as np
 from amaranth import Array, Cat, Module, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
-
-from hdl.dataflow.sums import tree_sum
-from models.binary.mst import ReuseTree, mst_layers, network_reuse
-from models.binary.mst_hw import chain_plan, steady_ii
-from models.fileio import atomic_write
-from models.ir import Network
+from codesign.hdl.dataflow.sums import tree_sum
+from codesign.models.binary.mst import ReuseTree, mst_layers, network_reuse
+from codesign.models.binary.mst_hw import chain_plan, steady_ii
+from codesign.models.fileio import atomic_write
+from codesign.models.ir import Network
 
 from ..dataflow.pipeline import top_name
 from ..dataflow.top import AXI_PORTS, AxiStreamTop, stream_doc, to_verilog
@@ -55,7 +54,7 @@ class MstMVAU(wiring.Component):
     weights
         (M, K) weight bits (FINN's binary encoding: 1 for +1).
     tree
-        A reuse forest of the M channels (:func:`models.binary.mst.reuse_tree`).
+        A reuse forest of the M channels (:func:`codesign.models.binary.mst.reuse_tree`).
     thresholds
         (M,) integer thresholds: the output of channel ``c`` is the bit ``[P_c ≥ t_c]``; or
         None: the output is the popcount ``P_c`` (``K.bit_length()`` bits).
@@ -141,7 +140,7 @@ class MstMVAU(wiring.Component):
 
     @property
     def steps(self) -> int:
-        """Compute cycles of one frame (:func:`models.binary.mst_hw.compute_steps`)."""
+        """Compute cycles of one frame (:func:`codesign.models.binary.mst_hw.compute_steps`)."""
         return len(self._program)
 
     @property
@@ -317,13 +316,14 @@ class MstNetwork(wiring.Component):
     ----------
     net
         A chain of binary dense layers, each optionally followed by a single-threshold
-        MultiThreshold (:func:`models.binary.mst.mst_layers`; otherwise
-        :class:`~models.hwconfig.ConfigError` names the layer).
+        MultiThreshold (:func:`codesign.models.binary.mst.mst_layers`; otherwise
+        :class:`~codesign.models.hwconfig.ConfigError` names the layer).
     max_depth
-        Depth bound of the reuse trees (:func:`models.binary.mst.reuse_tree`).
+        Depth bound of the reuse trees (:func:`codesign.models.binary.mst.reuse_tree`).
     simd
         SIMD lanes: one value, a mapping by layer name, or None for the default
-        (:func:`models.binary.mst_hw.layer_simd`). Unit ``l`` emits beats of unit ``l+1``'s width.
+        (:func:`codesign.models.binary.mst_hw.layer_simd`). Unit ``l`` emits beats of unit
+        ``l+1``'s width.
     out_per_beat
         Outputs per beat of the last unit.
     trees
@@ -382,7 +382,7 @@ def build(net: Network, **kwargs) -> AxiStreamTop:
 
 def manifest(net: Network, top: str, core: MstNetwork) -> dict:
     """The ``manifest.json`` of an MST design (format 1, no stage taps); ``ideal_ii`` is
-    the chain's steady-state interval (:func:`models.binary.mst_hw.steady_ii`)."""
+    the chain's steady-state interval (:func:`codesign.models.binary.mst_hw.steady_ii`)."""
     first, last = core.units[0], core.units[-1]
     out_t = net.tensors[net.output]
     ii = steady_ii([u.in_beats for u in core.units], [u.steps for u in core.units], last.out_beats)

@@ -1,7 +1,7 @@
 """The TULIP PE array: SIMD threshold-logic processing elements running a mapper schedule.
 
-:class:`TulipCore` executes a :class:`~models.binary.tulip.TulipProgram` exactly as
-:func:`models.binary.tulip.execute_layer` describes it, one schedule step per clock cycle.
+:class:`TulipCore` executes a :class:`~codesign.models.binary.tulip.TulipProgram` exactly as
+:func:`codesign.models.binary.tulip.execute_layer` describes it, one schedule step per clock cycle.
 Per frame it goes through three phases, with no idle cycle between them:
 
 - **IN**: takes the input vector, ``in_width`` bits per beat (``i.ready`` is high only here);
@@ -9,7 +9,7 @@ Per frame it goes through three phases, with no idle cycle between them:
 - **OUT**: sends the last layer's outputs, one element per beat, then returns to IN.
 
 So a frame takes ``in_beats + Σ steps + out_beats`` cycles when the input is always valid and
-the output always ready, as :func:`sim.binary.tulip.timing` models it.
+the output always ready, as :func:`codesign.sim.binary.tulip.timing` models it.
 
 Storage, all of it :class:`~amaranth.lib.memory.Memory` ROMs or registers:
 
@@ -38,9 +38,8 @@ from amaranth.hdl import Shape
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
-
-from hdl.dataflow.sums import tree_sum
-from models.binary.tulip import (
+from codesign.hdl.dataflow.sums import tree_sum
+from codesign.models.binary.tulip import (
     DST_OUT,
     DST_REG,
     SRC_INPUT,
@@ -48,7 +47,7 @@ from models.binary.tulip import (
     TulipProgram,
     check_in_width,
 )
-from models.fileio import atomic_write
+from codesign.models.fileio import atomic_write
 
 from ..dataflow.pipeline import top_name
 from ..dataflow.top import AXI_PORTS, AxiStreamTop, stream_doc, to_verilog
@@ -86,7 +85,7 @@ class TulipCore(wiring.Component):
     Parameters
     ----------
     program
-        The mapped network (:func:`models.binary.tulip.map_network`).
+        The mapped network (:func:`codesign.models.binary.tulip.map_network`).
     in_width
         Input bits per beat; must divide the network's input bits.
 
@@ -100,11 +99,12 @@ class TulipCore(wiring.Component):
     Raises
     ------
     TypeError
-        If ``program`` is not a :class:`~models.binary.tulip.TulipProgram`.
+        If ``program`` is not a :class:`~codesign.models.binary.tulip.TulipProgram`.
     ValueError
         If a layer's fan-in is not the previous layer's output bits.
-    models.hwconfig.ConfigError
-        If ``in_width`` does not divide the input bits (:func:`models.binary.tulip.check_in_width`).
+    codesign.models.hwconfig.ConfigError
+        If ``in_width`` does not divide the input bits
+        (:func:`codesign.models.binary.tulip.check_in_width`).
     """
 
     def __init__(self, *, program: TulipProgram, in_width: int) -> None:
@@ -374,7 +374,7 @@ def write_design(
     program: TulipProgram, out_dir: str | Path, *, in_width: int = 16, name: str | None = None
 ) -> Path:
     """Write ``<top>.v`` (the :class:`TulipCore` inside an
-    :class:`~hdl.dataflow.top.AxiStreamTop`) and ``manifest.json`` into ``out_dir``,
+    :class:`~codesign.hdl.dataflow.top.AxiStreamTop`) and ``manifest.json`` into ``out_dir``,
     atomically; the same program always gives the same bytes.
 
     Parameters

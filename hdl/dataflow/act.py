@@ -13,9 +13,8 @@ import numpy as np
 from amaranth import Array, Const, Module, Mux, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
-
-from models.layers import Clip, MultiThreshold, Requant
-from models.qtype import Kind, Overflow, QType, Rounding
+from codesign.models.layers import Clip, MultiThreshold, Requant
+from codesign.models.qtype import Kind, Overflow, QType, Rounding
 
 from .stream import beat_layout
 from .sums import tree_sum
@@ -182,7 +181,7 @@ class Activation(wiring.Component):
 
 def _requant(m: Module, v, multiplier, shift: int, layer: Requant):
     """``v * multiplier * 2**-shift`` rounded and brought into the layer's type, exactly as
-    :func:`models.arith.requantize` does (shift >= 0 here)."""
+    :func:`codesign.models.arith.requantize` does (shift >= 0 here)."""
     prod = v * multiplier
     if shift < 0:
         prod = prod << -shift

@@ -14,9 +14,8 @@ import numpy as np
 from amaranth import Array, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
-
-from models.hwconfig import MemStyle, accumulator_range, resolve_mem_style
-from models.qtype import Kind, QType
+from codesign.models.hwconfig import MemStyle, accumulator_range, resolve_mem_style
+from codesign.models.qtype import Kind, QType
 
 from .act import value_of
 from .stream import beat_layout

@@ -1,7 +1,7 @@
 """Network → streaming pipeline: one hardware stage per compute layer, joined by FIFOs; a
 fork copies a stream that two stages read, and an add stage joins two streams.
 
-:func:`build` turns a :class:`~models.hwconfig.Design` into an :class:`AxiStreamTop`;
+:func:`build` turns a :class:`~codesign.models.hwconfig.Design` into an :class:`AxiStreamTop`;
 :func:`generate` writes its Verilog, a manifest and a FuseSoC core file.
 """
 
@@ -17,10 +17,9 @@ from amaranth import Module
 from amaranth._toolchain.yosys import YosysError
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
-
-from models.binary import Encoding
-from models.fileio import atomic_write
-from models.hwconfig import (
+from codesign.models.binary import Encoding
+from codesign.models.fileio import atomic_write
+from codesign.models.hwconfig import (
     ConfigError,
     Design,
     Stage,
@@ -30,9 +29,9 @@ from models.hwconfig import (
     readers,
     stage_io,
 )
-from models.ir import Tensor
-from models.layers import BinaryConv2d, BinaryDense
-from models.qtype import Kind
+from codesign.models.ir import Tensor
+from codesign.models.layers import BinaryConv2d, BinaryDense
+from codesign.models.qtype import Kind
 
 from ..memfiles import externalize
 from .act import Activation, ActivationSpec
@@ -259,7 +258,7 @@ class Pipeline(wiring.Component):
     """All stages of a design, joined as its stage graph: a fork (``fork_<producer>``) where
     two stages read one stream, and on every stage input a width converter where beat widths
     differ (``dwc_<fifo name>``) and a FIFO of the configured depth (``fifo_<fifo name>``,
-    see :func:`models.hwconfig.fifo_name`), but on a linear pipeline's first stage."""
+    see :func:`codesign.models.hwconfig.fifo_name`), but on a linear pipeline's first stage."""
 
     def __init__(self, design: Design, corrupt: tuple[str, int, int] | None = None) -> None:
         self.design = design
@@ -432,7 +431,7 @@ def generate(
     corrupt: tuple[str, int, int] | None = None,
 ) -> dict:
     """Write ``<top>.v``, the ``$readmemh`` files of its large weight memories
-    (:func:`hdl.memfiles.externalize`, listed in the manifest's ``memory_files``),
+    (:func:`codesign.hdl.memfiles.externalize`, listed in the manifest's ``memory_files``),
     ``manifest.json`` and ``<top>.core`` into ``out_dir`` (atomically; the same design always
     gives the same bytes). Returns the manifest."""
     out_dir = Path(out_dir)

@@ -10,9 +10,8 @@ from amaranth import Module, Mux, Shape, Signal, signed
 from amaranth.hdl import ShapeCastable
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
-
-from models.dataflow import conv_out_size
-from models.qtype import Rounding
+from codesign.models.dataflow import conv_out_size
+from codesign.models.qtype import Rounding
 
 from .swg import (
     _ChannelMajorWindow,
@@ -30,7 +29,7 @@ _MODES = ("max", "avg", "sum")
 
 def divide_round(m: Module, n, lo: int, hi: int, d: int, rounding: Rounding):
     """``n / d`` rounded as ``rounding`` says, for an integer value ``n`` known to lie in
-    ``[lo, hi]`` and a positive constant ``d``; exact, as :func:`models.arith.round_div`.
+    ``[lo, hi]`` and a positive constant ``d``; exact, as :func:`codesign.models.arith.round_div`.
     Combinational logic, added to ``m``.
 
     A power-of-two ``d`` is an arithmetic shift. Any other ``d`` is a multiplication by a
@@ -252,17 +251,18 @@ class Pool2d(wiring.Component):
 
     ``mode="max"``: the maximum of each window; padding never wins (it is the element's
     minimum, and ``padding`` is at most half the kernel, so every window holds a pixel), as
-    :func:`models.dataflow.maxpool2d`. ``mode="avg"``: the window sum divided by
-    ``kh * kw`` with ``rounding``, exactly as :func:`models.dataflow.avgpool2d` (no padding;
+    :func:`codesign.models.dataflow.maxpool2d`. ``mode="avg"``: the window sum divided by
+    ``kh * kw`` with ``rounding``, exactly as :func:`codesign.models.dataflow.avgpool2d` (no
+    padding;
     a power-of-two area is a shift, any other a multiplication by a constant reciprocal, see
     :func:`divide_round`). ``mode="sum"``: the exact window sum, as
-    :func:`models.dataflow.sumpool2d`, in ``out_element`` (by default the narrowest shape
+    :func:`codesign.models.dataflow.sumpool2d`, in ``out_element`` (by default the narrowest shape
     holding ``kh * kw`` times the element's range).
 
-    A :class:`~hdl.dataflow.swg.SlidingWindow` line buffer emits each pixel's ``kh * kw``
+    A :class:`~codesign.hdl.dataflow.swg.SlidingWindow` line buffer emits each pixel's ``kh * kw``
     taps channel group by channel group, and a reducer folds them, one beat per cycle: a
     frame takes ``max(H*W, OH*OW*KH*KW) * C / simd`` cycles in steady state
-    (:attr:`cycles`, ``models.hwconfig.stage_cycles`` of a pool stage with ``pe = simd``).
+    (:attr:`cycles`, ``codesign.models.hwconfig.stage_cycles`` of a pool stage with ``pe = simd``).
     A window of the whole unpadded image (global pooling) needs no line buffer: one
     accumulator per channel reduces the frame as it streams in, ``H*W*C / simd`` cycles per
     frame, and emits the ``C / simd`` result beats during the last pixel.
@@ -280,7 +280,7 @@ class Pool2d(wiring.Component):
     mode
         ``"max"``, ``"avg"`` or ``"sum"``.
     rounding
-        :class:`~models.qtype.Rounding` of the average (ignored otherwise).
+        :class:`~codesign.models.qtype.Rounding` of the average (ignored otherwise).
     out_element
         Output element shape of a sum (ignored otherwise): it must hold every window sum
         of the values the stream carries (the IR's exact range gives it).

@@ -6,8 +6,7 @@ from amaranth import Module, Signal
 from amaranth.hdl import ShapeCastable
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
-
-from models.qtype import QType
+from codesign.models.qtype import QType
 
 from .act import value_of
 from .stream import beat_layout

@@ -1,6 +1,7 @@
 """Drive a stream component in ``amaranth.sim``: random input gaps and output back-pressure.
 
-For unit tests of the dataflow blocks; whole designs are verified in cocotb (``hdl.verify``).
+For unit tests of the dataflow blocks; whole designs are verified in cocotb
+(``codesign.hdl.verify``).
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 Conventions
 -----------
-- A tensor element of :class:`~models.qtype.QType` ``t`` is ``signed(t.bits)`` when ``t`` is
+- A tensor element of :class:`~codesign.models.qtype.QType` ``t`` is ``signed(t.bits)`` when ``t``
+is
   signed, else ``unsigned(t.bits)``; a bipolar element is ``unsigned(1)`` with 1 for +1 and
   0 for -1 (FINN's encoding).
 - A beat carries ``n`` consecutive elements as ``data.ArrayLayout(element, n)``: element 0 of
@@ -22,8 +23,7 @@ from amaranth import Module, Mux, Shape, Signal, signed, unsigned
 from amaranth.hdl import ShapeCastable
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
-
-from models.qtype import Kind, QType
+from codesign.models.qtype import Kind, QType
 
 __all__ = [
     "StreamFIFO",

@@ -1,9 +1,10 @@
 """Sliding-window generator: a line buffer that turns an image stream into a window stream.
 
 The input is one frame after another of an (H, W, C) image in channels-last order, ``simd``
-channels per beat (see :mod:`hdl.dataflow.stream`). The output lists, for each output pixel
+channels per beat (see :mod:`codesign.hdl.dataflow.stream`). The output lists, for each output pixel
 (row-major), the kernel taps in (kh, kw, channel) order — the row order of
-:func:`models.dataflow.conv_weight_matrix` — so a matrix-vector unit can consume it directly.
+:func:`codesign.models.dataflow.conv_weight_matrix` — so a matrix-vector unit can consume it
+directly.
 """
 
 from __future__ import annotations
@@ -13,9 +14,8 @@ from amaranth.hdl import ShapeCastable
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
-
-from models.dataflow import conv_out_size
-from models.linebuffer import line_buffer_rows
+from codesign.models.dataflow import conv_out_size
+from codesign.models.linebuffer import line_buffer_rows
 
 __all__ = ["SlidingWindow", "line_buffer_rows"]
 
@@ -91,7 +91,7 @@ class SlidingWindow(wiring.Component):
     channels, height, width
         Input image size C, H, W.
     kernel, stride, padding, dilation
-        (h, w) pairs, as in :func:`models.dataflow.im2col`.
+        (h, w) pairs, as in :func:`codesign.models.dataflow.im2col`.
     simd
         Channels per beat; must divide ``channels``.
     pad_value

@@ -27,7 +27,8 @@ AXI_PORTS = {
 def stream_doc(
     type_name: str, element_bits: int, per_beat: int, shape, order: list[int] | None = None
 ) -> dict:
-    """A stream's entry in ``manifest.json`` (read back by :func:`hdl.manifest.read_manifest`):
+    """A stream's entry in ``manifest.json`` (read back by
+    :func:`codesign.hdl.manifest.read_manifest`):
     ``per_beat`` elements of ``type_name`` (``element_bits`` each) per beat, carrying a
     tensor of ``shape`` in stream ``order`` (None: the default order)."""
     elements = 1

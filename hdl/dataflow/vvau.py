@@ -14,8 +14,7 @@ import numpy as np
 from amaranth import Array, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
-
-from models.qtype import Kind, QType
+from codesign.models.qtype import Kind, QType
 
 from .act import value_of
 from .mvau import accumulator_range

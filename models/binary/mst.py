@@ -429,7 +429,7 @@ def reuse_popcount(x, weight, tree: ReuseTree) -> np.ndarray:
     Returns
     -------
     numpy.ndarray
-        (N, M) int64 popcounts, equal to :func:`~models.binary.xnor.xnor_popcount`.
+        (N, M) int64 popcounts, equal to :func:`~codesign.models.binary.xnor.xnor_popcount`.
     """
     w = _weight_bits(weight)
     x = np.asarray(x)

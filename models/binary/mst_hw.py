@@ -1,9 +1,9 @@
-"""Hardware facts of the MST-reuse binary MVAU (:mod:`hdl.binary.mst`) that its RTL and its
-cycle model (:mod:`sim.binary.mst`) share: the lanes of every layer, the compute steps of a
+"""Hardware facts of the MST-reuse binary MVAU (:mod:`codesign.hdl.binary.mst`) that its RTL and its
+cycle model (:mod:`codesign.sim.binary.mst`) share: the lanes of every layer, the compute steps of a
 reuse tree, the network's chain of units, and the chain's steady-state interval.
 
 A unit computes a frame in three stages (load ``K / simd`` beats, compute ``T`` steps,
-output), each holding one frame and handing it over in one cycle; see :mod:`sim.binary.mst`
+output), each holding one frame and handing it over in one cycle; see :mod:`codesign.sim.binary.mst`
 for the per-frame recurrence.
 """
 
@@ -80,7 +80,7 @@ def compute_steps(tree: ReuseTree, simd: int) -> int:
 
 
 def steady_ii(in_beats: Sequence[int], steps: Sequence[int], out_beats: int) -> int:
-    """The steady-state initiation interval of :func:`sim.binary.mst.chain_timing`, in
+    """The steady-state initiation interval of :func:`codesign.sim.binary.mst.chain_timing`, in
     closed form: the slowest stage, ``max(B + 1, T + 2)`` over the units and
     ``out_beats + 1`` (each stage spends one cycle handing its frame over)."""
     return max([b + 1 for b in (*in_beats, out_beats)] + [t + 2 for t in steps])
@@ -94,8 +94,8 @@ def chain_plan(
     trees: Mapping[str, ReuseTree] | None,
 ):
     """The MST network's layers (``mst_layers``), lanes per layer and reuse trees, with
-    ``out_per_beat`` checked; what :func:`sim.binary.mst.mst_timing` and
-    :class:`hdl.binary.mst.MstNetwork` both build from."""
+    ``out_per_beat`` checked; what :func:`codesign.sim.binary.mst.mst_timing` and
+    :class:`codesign.hdl.binary.mst.MstNetwork` both build from."""
     pairs = mst_layers(net)
     lanes = layer_simd(net, simd)
     trees = network_reuse(net, max_depth) if trees is None else trees

@@ -13,7 +13,8 @@ Defaults: ``fan_in = 4``, ``max_weight = 2``. This is the smallest cell that eva
 full adder's sum in one evaluation (four inputs, one of weight −2); TULIP (Wagle, Khatri,
 Vrudhula, ICCD 2020) builds its PE from such programmable cells and also evaluates the
 full adder as a carry then a sum. Its published cell parameters are not restated here; the
-mapper (:mod:`models.binary.tulip`) needs exactly the forms above, so any cell at least this
+mapper (:mod:`codesign.models.binary.tulip`) needs exactly the forms above, so any cell at least
+this
 large runs its schedules unchanged.
 
 The threshold range of a cell is the range of its weighted sums widened by one:

@@ -1,7 +1,8 @@
 """The TULIP mapper: binary layers onto a SIMD array of threshold-logic processing elements.
 
 The array (after TULIP, Wagle, Khatri and Vrudhula, ICCD 2020) has ``pes`` processing
-elements (PEs) working in SIMD; a PE is ``tlns`` TLN cells (:class:`~models.binary.tln.TLNCell`),
+elements (PEs) working in SIMD; a PE is ``tlns`` TLN cells
+(:class:`~codesign.models.binary.tln.TLNCell`),
 each with a *local memory*: a register bank that only it writes (every cell of the PE reads
 all banks) and, per schedule step, the weights and threshold it evaluates with. One step is
 one clock cycle: every busy cell reads up to ``fan_in`` operand bits, evaluates
@@ -14,7 +15,7 @@ Lowering one neuron (``y = [popcount(XNOR(x, w)) ≥ t]`` over a fan-in ``K``):
   ``−a`` instead of ``a`` and threshold ``T − a``. XNORs cost no evaluation; they are the
   signs of the weights in the local memory.
 - **Popcount adder tree.** A carry-save (Wallace) tree of full adders, each a carry then a
-  sum evaluation (:func:`~models.binary.tln.full_adder`): leaves in groups of three, every
+  sum evaluation (:func:`~codesign.models.binary.tln.full_adder`): leaves in groups of three, every
   two subtrees merged and reduced to at most two bits per column, and the root reduced to
   one bit per column with half adders. The tree is built in post-order, so scheduling in
   creation order finishes subtrees before starting new ones and few bits are live at once.
@@ -449,7 +450,7 @@ class TulipProgram:
         return max(s.registers for s in self.layers)
 
     def phases(self, in_width: int) -> tuple[int, int, int]:
-        """Cycles of a frame's three phases on the array (:mod:`hdl.binary.tulip`) with the
+        """Cycles of a frame's three phases on the array (:mod:`codesign.hdl.binary.tulip`) with the
         input always valid and the output always ready: input beats of ``in_width`` bits,
         schedule steps, output beats (one element each)."""
         check_in_width(self, in_width)
@@ -457,7 +458,7 @@ class TulipProgram:
 
 
 def check_in_width(program: TulipProgram, in_width: int) -> None:
-    """Raise :class:`~models.hwconfig.ConfigError` unless ``in_width`` input bits per beat
+    """Raise :class:`~codesign.models.hwconfig.ConfigError` unless ``in_width`` input bits per beat
     divide the network's input."""
     if not isinstance(in_width, int) or isinstance(in_width, bool) or in_width < 1:
         raise ConfigError(f"TULIP in_width must be a positive int, not {in_width!r}")
@@ -511,7 +512,7 @@ def _binary_chain(net: Network) -> list[tuple[BinaryDense, MultiThreshold | None
 
 def map_network(net: Network, array: TulipArray | None = None) -> TulipProgram:
     """Map every layer of ``net`` (binary dense layers with sign thresholds, as
-    ``tfc_w1a1``). Raises :class:`~models.hwconfig.ConfigError` naming the first layer that
+    ``tfc_w1a1``). Raises :class:`~codesign.models.hwconfig.ConfigError` naming the first layer that
     TULIP cannot run."""
     array = array or TulipArray()
     layers = []

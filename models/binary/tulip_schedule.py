@@ -1,4 +1,4 @@
-"""Scheduling and register allocation of the TULIP mapper (:mod:`models.binary.tulip`).
+"""Scheduling and register allocation of the TULIP mapper (:mod:`codesign.models.binary.tulip`).
 
 - :func:`list_schedule`: every round of a layer's operation graph on a PE's cells, by
   priority (round, then the graph's order), one cycle at a time in effect;

@@ -127,7 +127,7 @@ def _encoding(layer: Layer) -> None:
 
 @dataclass(**LAYER_OPTIONS)
 class BinaryDense(Layer):
-    """XNOR-popcount fully connected layer; see :mod:`models.binary` for the encodings.
+    """XNOR-popcount fully connected layer; see :mod:`codesign.models.binary` for the encodings.
 
     Outputs the dot product in [-K, K] (bipolar) or the popcount in [0, K] (binary)."""
 

@@ -1,4 +1,4 @@
-"""Regenerate the zoo: ``python -m models.zoo.generate [DIR]``.
+"""Regenerate the zoo: ``python -m codesign.models.zoo.generate [DIR]``.
 
 Each network is a YAML description plus an ``.npz`` of seeded synthetic weights (no
 downloads), shaped like a well-known published network. Requantization shifts are chosen
@@ -307,7 +307,7 @@ def generate(out_dir=HERE) -> None:
 
 
 def main(argv: list[str]) -> None:
-    """``python -m models.zoo.generate [DIR]`` remakes the zoo; ``--cnv DIR`` writes
+    """``python -m codesign.models.zoo.generate [DIR]`` remakes the zoo; ``--cnv DIR`` writes
     ``cnv_w1a1`` and ``cnv_w2a2`` (not in the zoo, see docs) into DIR."""
     if argv[:1] == ["--cnv"]:
         out = Path(argv[1] if len(argv) > 1 else "build/cnv")

@@ -1,7 +1,7 @@
 """Cycle and energy models of the binary-neuron family.
 
-- :mod:`sim.binary.tulip` — cycles of the TULIP PE array for a mapped network;
-- :mod:`sim.binary.mst` — cycles of the MST-reuse binary MVAU;
-- :mod:`sim.binary.energy` — energy per classification, TLN array vs a MAC baseline, from
+- :mod:`codesign.sim.binary.tulip` — cycles of the TULIP PE array for a mapped network;
+- :mod:`codesign.sim.binary.mst` — cycles of the MST-reuse binary MVAU;
+- :mod:`codesign.sim.binary.energy` — energy per classification, TLN array vs a MAC baseline, from
   the parameter table ``sim/binary/energy.csv`` (one source per value).
 """

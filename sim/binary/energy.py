@@ -7,7 +7,7 @@ the parameters its unit energy comes from, so each figure can be traced to its s
 
 What is counted, per classification (``M`` neurons of fan-in ``K`` per layer, ``P`` PEs):
 
-TULIP (from the mapped schedule, :mod:`models.binary.tulip`)
+TULIP (from the mapped schedule, :mod:`codesign.models.binary.tulip`)
     - TLN evaluations (``tln_eval_pj`` each);
     - register bits read and written by the cells (a bank of ``registers`` bits: a memory
       read of that capacity, see below);
@@ -40,7 +40,7 @@ import math
 from dataclasses import dataclass
 from importlib import resources
 
-from models.binary.tulip import DST_REG, SRC_INPUT, SRC_REG, TulipProgram
+from codesign.models.binary.tulip import DST_REG, SRC_INPUT, SRC_REG, TulipProgram
 
 __all__ = ["EnergyParams", "energy_table", "load_params"]
 
@@ -106,7 +106,7 @@ def load_params(path=None) -> EnergyParams:
     """Read the parameter table; ``path`` defaults to the packaged ``energy.csv``. Raises
     ``ValueError`` naming the file and row for a missing, non-numeric or unsourced value."""
     if path is None:
-        text = resources.files("sim.binary").joinpath("energy.csv").read_text()
+        text = resources.files("codesign.sim.binary").joinpath("energy.csv").read_text()
         where = "sim/binary/energy.csv"
     else:
         with open(path, encoding="utf-8") as f:
@@ -163,7 +163,7 @@ def energy_table(program: TulipProgram, params: EnergyParams | None = None) -> d
 
     The totals compare datapaths: neither counts its sequencer. TULIP's schedule is regular
     (a fixed adder tree per neuron) and the paper's PEs are driven by a controller; our
-    FPGA model (:mod:`hdl.binary.tulip`) instead reads a microprogram word per cycle from a
+    FPGA model (:mod:`codesign.hdl.binary.tulip`) instead reads a microprogram word per cycle from a
     ROM, whose energy is the one row left out of the total and reported beside it.
     """
     p = params or load_params()

@@ -1,4 +1,4 @@
-"""Cycle model of the MST-reuse binary MVAU (:mod:`hdl.binary.mst`) and of a chain of them.
+"""Cycle model of the MST-reuse binary MVAU (:mod:`codesign.hdl.binary.mst`) and of a chain of them.
 
 One unit computes a frame in three stages, each holding one frame, handing over through
 registered flags (every hand-over costs one cycle):
@@ -25,7 +25,7 @@ in, ``T`` steps):
   ``h[last, f] + 1 …``.
 
 :func:`chain_timing` runs this recurrence; its ``latency`` and ``ii`` are what the cocotb
-bench (:func:`hdl.verify.run_cocotb`, phase 2) measures, exactly; in steady state the
+bench (:func:`codesign.hdl.verify.run_cocotb`, phase 2) measures, exactly; in steady state the
 interval is :func:`steady_ii`, the slowest stage's.
 """
 
@@ -34,8 +34,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from models.binary.mst import ReuseTree, mst_layers, network_reuse, plain_mst
-from models.binary.mst_hw import (
+from codesign.models.binary.mst import ReuseTree, mst_layers, network_reuse, plain_mst
+from codesign.models.binary.mst_hw import (
     DEFAULT_SIMD,
     chain_plan,
     compute_steps,
@@ -43,7 +43,7 @@ from models.binary.mst_hw import (
     layer_simd,
     steady_ii,
 )
-from models.ir import Network
+from codesign.models.ir import Network
 
 __all__ = [
     "DEFAULT_SIMD",
@@ -127,7 +127,8 @@ def mst_timing(
     frames: int = 32,
     trees: Mapping[str, ReuseTree] | None = None,
 ) -> ChainTiming:
-    """:func:`chain_timing` of the MST network of ``net`` (:class:`hdl.binary.mst.MstNetwork`
+    """:func:`chain_timing` of the MST network of ``net``
+    (:class:`codesign.hdl.binary.mst.MstNetwork`
     with the same arguments)."""
     pairs, lanes, trees = chain_plan(net, max_depth, simd, out_per_beat, trees)
     m_last = pairs[-1][0].weight.shape[0]
@@ -147,7 +148,8 @@ def mst_summary(
     list of dict
         One per layer, in order: ``name``, ``channels`` (M), ``fan_in`` (K),
         ``direct_ops`` (M·K), ``ops``, ``ops_saved``, ``saved_fraction``, ``max_depth``,
-        ``roots``, ``plain_ops``, ``plain_depth`` (of :func:`~models.binary.mst.plain_mst`),
+        ``roots``, ``plain_ops``, ``plain_depth`` (of
+        :func:`~codesign.models.binary.mst.plain_mst`),
         ``simd``, ``direct_cycles`` (M·K / simd) and ``cycles`` (compute steps ``T``).
     """
     lanes = layer_simd(net, simd)

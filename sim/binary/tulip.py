@@ -1,4 +1,4 @@
-"""Cycle model of the TULIP PE array (:mod:`hdl.binary.tulip`) running a mapped network.
+"""Cycle model of the TULIP PE array (:mod:`codesign.hdl.binary.tulip`) running a mapped network.
 
 Per frame the array takes the input vector in ``⌈K₀ / in_width⌉`` beats (one per cycle when
 the input is valid), runs every layer's schedule (one schedule step per cycle, layer after
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from models.binary.tulip import TulipProgram, check_in_width
+from codesign.models.binary.tulip import TulipProgram, check_in_width
 
 __all__ = ["TulipTiming", "check_in_width", "timing"]
 

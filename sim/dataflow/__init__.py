@@ -1,6 +1,6 @@
 """Cycle-approximate simulator of the streaming dataflow pipelines, event-driven on simpy.
 
-Every hardware unit of a :class:`~models.hwconfig.Design` (sliding-window generator, MVAU,
+Every hardware unit of a :class:`~codesign.models.hwconfig.Design` (sliding-window generator, MVAU,
 VVAU, activation, pool reducer, global pool, width converter, FIFO, fork, add) is a simpy
 process that moves *stream beats*, never clock cycles, over the design's stage graph: a
 unit computes when its next beat can move from the handshake rules of the generated RTL
@@ -18,7 +18,8 @@ beat by beat (exact, not an approximation). :func:`analytic` is the closed form 
 design-space exploration, vectorised over many configurations.
 
 Shared facts (cycles per frame, beats per transfer, line-buffer rows, FIFO depths) come from
-:mod:`models.hwconfig` and :mod:`models.linebuffer`, which the RTL generator reads too.
+:mod:`codesign.models.hwconfig` and :mod:`codesign.models.linebuffer`, which the RTL generator
+reads too.
 """
 
 from .analytic import analytic, random_foldings

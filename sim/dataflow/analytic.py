@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-
-from models.hwconfig import Design, StageKind, readers
+from codesign.models.hwconfig import Design, StageKind, readers
 
 # -- analytic mode ---------------------------------------------------------------------------
 

@@ -8,8 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import simpy
-
-from models.hwconfig import (
+from codesign.models.hwconfig import (
     ConfigError,
     Design,
     Stage,
@@ -44,7 +43,7 @@ from .units import (
 
 @dataclass
 class _FifoModel:
-    name: str  #: :func:`models.hwconfig.fifo_name`
+    name: str  #: :func:`codesign.models.hwconfig.fifo_name`
     depth: int
     unit: _Fifo
     inp: _Link  #: the link into it
@@ -476,7 +475,7 @@ def size_fifos(design: Design, *, input_rate: float | None = None, frames: int =
     """
     from dataclasses import replace
 
-    from models.hwconfig import HardwareConfig
+    from codesign.models.hwconfig import HardwareConfig
 
     rate = pipeline_rate(design)
     if input_rate is not None:

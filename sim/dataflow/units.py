@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 import simpy
-
-from models.dataflow import conv_out_size
-from models.hwconfig import Stage
-from models.linebuffer import line_buffer_rows, released_rows
+from codesign.models.dataflow import conv_out_size
+from codesign.models.hwconfig import Stage
+from codesign.models.linebuffer import line_buffer_rows, released_rows
 
 
 class SimulationError(RuntimeError):

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from codesign.models.binary import tulip
+from codesign.sim.binary.tulip import timing
 
 import codesign
 from codesign.cli import main
-from models.binary import tulip
-from sim.binary.tulip import timing
 
 
 def run(capsys, *argv):
@@ -72,7 +72,7 @@ def test_info_shows_binary_layer_statistics(capsys):
 
 
 def test_bnn_mst_reports_ops_saved_and_depth(capsys):
-    from models.binary.mst import network_reuse
+    from codesign.models.binary.mst import network_reuse
 
     status, out, _ = run(capsys, "bnn", "tfc_w1a1", "--mst", "--max-depth", "3", "--json")
     assert status == 0
@@ -88,7 +88,7 @@ def test_bnn_mst_reports_ops_saved_and_depth(capsys):
         )
         assert r["ops_saved"] == r["direct_ops"] - r["ops"] > 0
         assert r["max_depth"] <= 3 and r["plain_ops"] <= r["ops"]
-    from sim.binary.mst import mst_timing
+    from codesign.sim.binary.mst import mst_timing
 
     t = mst_timing(codesign.load("tfc_w1a1"), max_depth=3)
     assert json.loads(out)["mst_cycles"] == {"latency": t.latency, "ii": t.ii}

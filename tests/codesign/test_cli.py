@@ -9,10 +9,10 @@ import sys
 
 import numpy as np
 import pytest
+from codesign.models.golden import golden
+from codesign.models.loader import load, zoo_names
 
 from codesign.cli import main
-from models.golden import golden
-from models.loader import load, zoo_names
 
 
 def run(capsys, *argv):
@@ -260,8 +260,8 @@ def test_sim_size_fifos_writes_a_config_that_never_stalls(capsys, tmp_path):
     assert doc["config_written"] == str(out_yaml)
     assert set(doc["sized_fifos"]) == {"fc1", "fc2", "fc3"}
     # sized at the pipeline's own pace: one frame of input beats per ideal II
-    from models.hwconfig import Design
-    from sim.dataflow import pipeline_rate
+    from codesign.models.hwconfig import Design
+    from codesign.sim.dataflow import pipeline_rate
 
     assert doc["input_rate"] == pipeline_rate(Design(load("tfc_w2a2"))) < 1
     assert doc["ii"] == doc["ideal_ii"]

@@ -5,7 +5,7 @@ second, where Verilator takes 15-60 s per design).
   FIFO depths (1 — the single-register FIFO — up to two frames, so back-pressure happens) and
   random input rates. Predicted latency and II within 1% of the measured ones, and the
   predicted FIFO-full cycles equal to the measured ones.
-- FIFO sizing (:func:`sim.dataflow.size_fifos`): at the computed depths the RTL runs at the
+- FIFO sizing (:func:`codesign.sim.dataflow.size_fifos`): at the computed depths the RTL runs at the
   ideal II with 0 FIFO-full cycles; one entry less on any FIFO whose depth matters shows
   the stall in the RTL.
 
@@ -18,13 +18,13 @@ import random
 from dataclasses import replace
 
 import pytest
+from codesign.hdl.tools import icarus_available
+from codesign.hdl.verify import verify
+from codesign.models.hwconfig import Design, HardwareConfig, StageConfig, stage_io
+from codesign.models.loader import load
+from codesign.sim.dataflow import pipeline_rate, simulate, size_fifos
 
 from codesign.flows import generate
-from hdl.tools import icarus_available
-from hdl.verify import verify
-from models.hwconfig import Design, HardwareConfig, StageConfig, stage_io
-from models.loader import load
-from sim.dataflow import pipeline_rate, simulate, size_fifos
 
 pytestmark = pytest.mark.simulator
 

@@ -13,13 +13,13 @@ import pytest
 pytest.importorskip("qonnx", reason="QONNX import needs the qonnx package")
 
 import onnx
+from codesign.models.golden import golden, random_inputs
+from codesign.models.loader import load_description
 from onnx import TensorProto, helper, numpy_helper
 
 import codesign
 from codesign.cli import main
 from codesign.importer import ImportError_, check_import, import_qonnx
-from models.golden import golden, random_inputs
-from models.loader import load_description
 
 FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "qonnx"
 JET = FIXTURES / "qkeras_jettagging.onnx"
@@ -77,7 +77,7 @@ def test_check_1000_vectors(which, request):
 def test_check_names_first_differing_layer(tfc):
     import dataclasses
 
-    from models.ir import Network
+    from codesign.models.ir import Network
 
     layers = [
         dataclasses.replace(la, thresholds=np.asarray(la.thresholds) + 3)
@@ -319,7 +319,7 @@ def test_docs_example_runs(monkeypatch):
 @pytest.mark.simulator
 @pytest.mark.parametrize("path", [JET, TFC], ids=["jet", "tfc"])
 def test_imported_fixture_passes_cocotb_on_verilator(path, tmp_path):
-    from hdl import tools
+    from codesign.hdl import tools
 
     try:
         tools.verilator_bin()

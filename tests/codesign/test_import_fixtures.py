@@ -16,12 +16,12 @@ import pytest
 pytest.importorskip("qonnx", reason="QONNX import needs the qonnx package")
 
 import onnx
+from codesign.models.golden import golden
+from codesign.models.ir import Network
 
 from codesign.cli import main
 from codesign.importer import check_import, import_qonnx
 from codesign.importer.bounds import enclose_graph
-from models.golden import golden
-from models.ir import Network
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "qonnx"
 QUANTIZED = [

@@ -6,10 +6,10 @@ import re
 import xml.etree.ElementTree as ET
 
 import pytest
+from codesign.sim.results import Interval, SimResult, StageStats
 
 import codesign
 from codesign.report import timeline_figure, utilisation_figure, write_report
-from sim.results import Interval, SimResult, StageStats
 
 SVG = "{http://www.w3.org/2000/svg}svg"
 

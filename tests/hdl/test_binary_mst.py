@@ -6,20 +6,20 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from codesign.hdl.binary.mst import MstMVAU, MstNetwork, generate
+from codesign.hdl.manifest import read_manifest
+from codesign.hdl.tools import lint
+from codesign.models.activations import MultiThreshold
+from codesign.models.binary import BinaryDense, xnor_popcount
+from codesign.models.binary.mst import network_reuse, reuse_tree
+from codesign.models.golden import golden, random_inputs
+from codesign.models.hwconfig import ConfigError
+from codesign.models.ir import Network
+from codesign.models.layers import Input
+from codesign.models.qtype import parse_qtype
+from codesign.sim.binary.mst import chain_timing, compute_steps, mst_timing
 
 import codesign
-from hdl.binary.mst import MstMVAU, MstNetwork, generate
-from hdl.manifest import read_manifest
-from hdl.tools import lint
-from models.activations import MultiThreshold
-from models.binary import BinaryDense, xnor_popcount
-from models.binary.mst import network_reuse, reuse_tree
-from models.golden import golden, random_inputs
-from models.hwconfig import ConfigError
-from models.ir import Network
-from models.layers import Input
-from models.qtype import parse_qtype
-from sim.binary.mst import chain_timing, compute_steps, mst_timing
 
 
 def _pack(rows: np.ndarray, per_beat: int, bits: int) -> list[int]:
@@ -167,7 +167,7 @@ def tfc_design(tmp_path_factory):
 
 @pytest.mark.simulator
 def test_tfc_on_verilator_matches_golden_and_cycle_model(tfc_design):
-    from hdl.verify import run_cocotb
+    from codesign.hdl.verify import run_cocotb
 
     net, trees, folder, doc = tfc_design
     frames = 200

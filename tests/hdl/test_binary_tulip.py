@@ -1,19 +1,19 @@
 # amaranth: UnusedElaboratable=no
-"""The TULIP PE array (:mod:`hdl.binary.tulip`) against the mapper's executor
-(:func:`models.binary.tulip.execute`) and the cycle model (:func:`sim.binary.tulip.timing`):
+"""The TULIP PE array (:mod:`codesign.hdl.binary.tulip`) against the mapper's executor
+(:func:`codesign.models.binary.tulip.execute`) and the cycle model
+(:func:`codesign.sim.binary.tulip.timing`):
 small random programs in amaranth.sim, and the whole ``tfc_w1a1`` in cocotb on Verilator."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from hdl.binary.tulip import TulipCore, write_design
-from hdl.manifest import read_manifest
-from models.binary.tln import TLNCell
-from models.binary.tulip import TulipArray, TulipProgram, execute, map_layer
-from models.hwconfig import ConfigError
-from sim.binary.tulip import timing
+from codesign.hdl.binary.tulip import TulipCore, write_design
+from codesign.hdl.manifest import read_manifest
+from codesign.models.binary.tln import TLNCell
+from codesign.models.binary.tulip import TulipArray, TulipProgram, execute, map_layer
+from codesign.models.hwconfig import ConfigError
+from codesign.sim.binary.tulip import timing
 
 
 def _program(seed: int, pes: int, tlns: int, dims: list[int], raw_last: bool, cell=None):
@@ -142,7 +142,7 @@ def test_write_design_is_deterministic_and_readable(tmp_path):
 @pytest.mark.simulator
 def test_small_verilog_lints_clean(tmp_path):
     """Verilator ``--lint-only -Wall`` finds nothing in any small program's design."""
-    from hdl.tools import lint
+    from codesign.hdl.tools import lint
 
     for key, (seed, pes, tlns, dims, raw_last, in_width, cell) in sorted(PROGRAMS.items()):
         prog = _program(seed, pes, tlns, dims, raw_last, cell)
@@ -156,8 +156,9 @@ def test_small_verilog_lints_clean(tmp_path):
 @pytest.fixture(scope="module")
 def tfc(tmp_path_factory):
     """tfc_w1a1 on 16 PEs of 4 cells, its design written once."""
+    from codesign.models.binary.tulip import map_network
+
     import codesign
-    from models.binary.tulip import map_network
 
     net = codesign.load("tfc_w1a1")
     prog = map_network(net, TulipArray(pes=16, tlns=4))
@@ -169,8 +170,8 @@ def tfc(tmp_path_factory):
 def test_tfc_w1a1_on_verilator_matches_golden_at_model_timing(tfc):
     """200 random frames through the RTL with random back-pressure: 0 mismatches; latency
     and initiation interval with the stream free-running exactly as the cycle model's."""
-    from hdl.verify import run_cocotb
-    from models.golden import golden, random_inputs
+    from codesign.hdl.verify import run_cocotb
+    from codesign.models.golden import golden, random_inputs
 
     net, prog, folder, _ = tfc
     x = random_inputs(net, 200, 7)

@@ -1,4 +1,5 @@
-"""FINN's CNV (models.zoo.generate.cnv) proven in cocotb on Verilator: 10 frames with random
+"""FINN's CNV (codesign.models.zoo.generate.cnv) proven in cocotb on Verilator: 10 frames with
+random
 back-pressure, 0 mismatches at every stage tap, the measured latency and II equal to the
 simulator's and the II to the closed form.
 
@@ -19,13 +20,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from codesign.hdl.verify import verify
+from codesign.models.hwconfig import HardwareConfig
+from codesign.models.loader import load
+from codesign.models.zoo.generate import cnv
+from codesign.sim.dataflow import simulate
 
 from codesign.flows import design, generate
-from hdl.verify import verify
-from models.hwconfig import HardwareConfig
-from models.loader import load
-from models.zoo.generate import cnv
-from sim.dataflow import simulate
 
 pytestmark = [pytest.mark.simulator, pytest.mark.slow]
 

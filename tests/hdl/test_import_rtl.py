@@ -12,10 +12,11 @@ import pytest
 
 pytest.importorskip("qonnx", reason="QONNX import needs the qonnx package")
 
+from codesign.hdl.tools import icarus_available
+from codesign.sim.dataflow import simulate
+
 from codesign.flows import design, generate
 from codesign.importer import import_qonnx
-from hdl.tools import icarus_available
-from sim.dataflow import simulate
 
 pytestmark = pytest.mark.simulator
 
@@ -62,7 +63,7 @@ def imported_designs(tmp_path_factory):
 
 @pytest.mark.parametrize(("name", "sim", "frames"), CASES)
 def test_imported_rtl_matches_golden_and_simulator(imported_designs, name, sim, frames):
-    from hdl.verify import verify as run
+    from codesign.hdl.verify import verify as run
 
     if sim == "icarus" and not icarus_available():
         pytest.skip("Icarus Verilog (Debian package iverilog) is not installed")

@@ -1,4 +1,4 @@
-"""Weight memories in $readmemh files (hdl.memfiles): the files hold exactly the words the
+"""Weight memories in $readmemh files (codesign.hdl.memfiles): the files hold exactly the words the
 MVAU's ROM holds, the Verilog shrinks, the output is deterministic, and the manifest and the
 FuseSoC core list the files. (The zoo RTL proofs in test_zoo_rtl.py run the files on
 Verilator and Icarus, and test_cost.py's Yosys runs read them.)"""
@@ -10,12 +10,12 @@ import json
 import re
 
 import pytest
+from codesign.hdl.dataflow.pipeline import build
+from codesign.hdl.dataflow.top import to_verilog
+from codesign.hdl.memfiles import MIN_BITS, externalize, memory_files
+from codesign.models.loader import load
 
 from codesign.flows import design, generate
-from hdl.dataflow.pipeline import build
-from hdl.dataflow.top import to_verilog
-from hdl.memfiles import MIN_BITS, externalize, memory_files
-from models.loader import load
 
 
 @pytest.fixture(scope="module")

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from hdl.dataflow.act import Activation, ActivationSpec
-from hdl.dataflow.mvau import MVAU, accumulator_range
-from hdl.dataflow.simulate import run_stream
-from hdl.dataflow.stream import pack_beats, unpack_beats
-from models.arith import multithreshold, requantize
-from models.layers import Clip, MultiThreshold, Requant
-from models.qtype import Overflow, QType, Rounding
+from codesign.hdl.dataflow.act import Activation, ActivationSpec
+from codesign.hdl.dataflow.mvau import MVAU, accumulator_range
+from codesign.hdl.dataflow.simulate import run_stream
+from codesign.hdl.dataflow.stream import pack_beats, unpack_beats
+from codesign.models.arith import multithreshold, requantize
+from codesign.models.layers import Clip, MultiThreshold, Requant
+from codesign.models.qtype import Overflow, QType, Rounding
 
 
 def signed_or_unsigned(rng, bits_choices=(2, 3, 4, 8)):

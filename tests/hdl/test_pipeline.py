@@ -5,13 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import yaml
-
-from hdl.dataflow.pipeline import Pipeline
-from hdl.dataflow.simulate import run_stream
-from hdl.dataflow.stream import pack_beats, to_channels_last, unpack_beats
-from models.golden import golden, random_inputs
-from models.hwconfig import Design, HardwareConfig, StageConfig
-from models.loader import load
+from codesign.hdl.dataflow.pipeline import Pipeline
+from codesign.hdl.dataflow.simulate import run_stream
+from codesign.hdl.dataflow.stream import pack_beats, to_channels_last, unpack_beats
+from codesign.models.golden import golden, random_inputs
+from codesign.models.hwconfig import Design, HardwareConfig, StageConfig
+from codesign.models.loader import load
 
 
 def small_mlp(tmp_path, binary: bool):

@@ -1,7 +1,7 @@
 # amaranth: UnusedElaboratable=no
 """Pool2d: max, average and sum pooling (windowed and global) against the IR layers' golden
-model, the constant divider against models.arith.round_div, throughput against
-models.hwconfig, Verilog."""
+model, the constant divider against codesign.models.arith.round_div, throughput against
+codesign.models.hwconfig, Verilog."""
 
 from __future__ import annotations
 
@@ -14,16 +14,15 @@ from amaranth import Module, Signal, signed, unsigned
 from amaranth.back import verilog
 from amaranth.lib import data
 from amaranth.sim import Simulator
-
-from hdl.dataflow.pool import Pool2d, divide_round
-from hdl.dataflow.stream import element_shape, pack_beats, unpack_beats
-from models.arith import round_div
-from models.dataflow import conv_out_size
-from models.golden import golden
-from models.hwconfig import Design, HardwareConfig, StageConfig
-from models.ir import Network
-from models.layers import AvgPool2d, Input, MaxPool2d, SumPool2d
-from models.qtype import Kind, QType, Rounding
+from codesign.hdl.dataflow.pool import Pool2d, divide_round
+from codesign.hdl.dataflow.stream import element_shape, pack_beats, unpack_beats
+from codesign.models.arith import round_div
+from codesign.models.dataflow import conv_out_size
+from codesign.models.golden import golden
+from codesign.models.hwconfig import Design, HardwareConfig, StageConfig
+from codesign.models.ir import Network
+from codesign.models.layers import AvgPool2d, Input, MaxPool2d, SumPool2d
+from codesign.models.qtype import Kind, QType, Rounding
 
 
 def network(case: dict) -> Network:
@@ -214,7 +213,7 @@ THROUGHPUT_CASES = {
 @pytest.mark.parametrize("name", THROUGHPUT_CASES)
 def test_throughput_matches_stage_cycles(stream_sim, name):
     """Input always valid, output always ready: in steady state every frame takes exactly
-    models.hwconfig's closed form for a pool stage with pe = simd."""
+    codesign.models.hwconfig's closed form for a pool stage with pe = simd."""
     c, h, w, kernel, stride, padding, simd, mode = THROUGHPUT_CASES[name]
     case = dict(
         channels=c,
@@ -321,8 +320,8 @@ def test_converts_to_verilog(index):
 @pytest.mark.simulator
 @pytest.mark.parametrize("index", range(len(VERILOG_CASES)))
 def test_verilator_lint(tmp_path, index):
-    """``verilator --lint-only -Wall`` with the project's waivers (``hdl.tools.lint``)."""
-    from hdl.tools import lint
+    """``verilator --lint-only -Wall`` with the project's waivers (``codesign.hdl.tools.lint``)."""
+    from codesign.hdl.tools import lint
 
     path = tmp_path / "pool.v"
     path.write_text(verilog.convert(Pool2d(**VERILOG_CASES[index]), name="pool", emit_src=False))

@@ -7,10 +7,9 @@ import random
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
-
-from hdl.dataflow.residual import AddStreams, Fork
-from hdl.dataflow.stream import beat_layout, pack_beats, unpack_beats
-from models.qtype import QType
+from codesign.hdl.dataflow.residual import AddStreams, Fork
+from codesign.hdl.dataflow.stream import beat_layout, pack_beats, unpack_beats
+from codesign.models.qtype import QType
 
 
 def test_fork_delivers_every_beat_to_both_outputs():
@@ -97,8 +96,9 @@ def test_add_streams_sums_elementwise():
 
 
 def _measure(d, folder, rate, frames=4):
+    from codesign.hdl.verify import verify
+
     from codesign.flows import generate
-    from hdl.verify import verify
 
     generate(d, folder)
     r = verify(d, folder, vectors=frames, sim="icarus", seed=3, perf_frames=frames, input_rate=rate)
@@ -113,9 +113,9 @@ def test_residual_rtl_at_sized_fifos_and_one_less_on_the_skip(tmp_path, residual
     the skip FIFO stalls it in the RTL exactly as predicted. (About 40 s.)"""
     from dataclasses import replace
 
-    from hdl.tools import icarus_available
-    from models.hwconfig import Design, HardwareConfig
-    from sim.dataflow import pipeline_rate, simulate, size_fifos
+    from codesign.hdl.tools import icarus_available
+    from codesign.models.hwconfig import Design, HardwareConfig
+    from codesign.sim.dataflow import pipeline_rate, simulate, size_fifos
 
     if not icarus_available():
         pytest.skip("Icarus Verilog (Debian package iverilog) is not installed")
@@ -143,10 +143,10 @@ def test_residual_rtl_at_sized_fifos_and_one_less_on_the_skip(tmp_path, residual
 def test_corrupted_weight_on_the_long_branch_is_reported_at_its_stage(tmp_path, residual_net):
     """One weight changed in the RTL of the branch's convolution: the bench's per-stage taps
     name that stage, the first differing one in the graph's order, not the add after it."""
-    from hdl.dataflow.pipeline import generate
-    from hdl.tools import icarus_available
-    from hdl.verify import verify
-    from models.hwconfig import Design
+    from codesign.hdl.dataflow.pipeline import generate
+    from codesign.hdl.tools import icarus_available
+    from codesign.hdl.verify import verify
+    from codesign.models.hwconfig import Design
 
     if not icarus_available():
         pytest.skip("Icarus Verilog (Debian package iverilog) is not installed")
@@ -163,11 +163,10 @@ def test_skip_from_the_network_input_forks_the_input_stream(tmp_path):
     """The skip may start at the network input: the input stream is forked (``fork_input``)
     and both readers get a FIFO; the RTL matches the golden model and the simulator."""
     import yaml
-
-    from hdl.tools import icarus_available
-    from models.hwconfig import Design
-    from models.loader import load
-    from sim.dataflow import simulate
+    from codesign.hdl.tools import icarus_available
+    from codesign.models.hwconfig import Design
+    from codesign.models.loader import load
+    from codesign.sim.dataflow import simulate
 
     if not icarus_available():
         pytest.skip("Icarus Verilog (Debian package iverilog) is not installed")

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from hdl.dataflow.simulate import run_stream
-from hdl.dataflow.stream import (
+from codesign.hdl.dataflow.simulate import run_stream
+from codesign.hdl.dataflow.stream import (
     StreamFIFO,
     WidthConverter,
     beat_layout,
@@ -17,7 +16,7 @@ from hdl.dataflow.stream import (
     pack_beats,
     unpack_beats,
 )
-from models.qtype import QType
+from codesign.models.qtype import QType
 
 TYPES = [QType.int(5), QType.int(3, signed=False), QType.bipolar(), QType.int(1, signed=False)]
 

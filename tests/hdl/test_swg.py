@@ -1,5 +1,5 @@
 # amaranth: UnusedElaboratable=no
-"""SlidingWindow: window stream against models.dataflow.im2col, throughput, Verilog."""
+"""SlidingWindow: window stream against codesign.models.dataflow.im2col, throughput, Verilog."""
 
 from __future__ import annotations
 
@@ -10,11 +10,10 @@ import numpy as np
 import pytest
 from amaranth import signed, unsigned
 from amaranth.back import verilog
-
-from hdl.dataflow.stream import element_shape, pack_beats, unpack_beats
-from hdl.dataflow.swg import SlidingWindow, line_buffer_rows
-from models.dataflow import conv_out_size, im2col
-from models.qtype import QType
+from codesign.hdl.dataflow.stream import element_shape, pack_beats, unpack_beats
+from codesign.hdl.dataflow.swg import SlidingWindow, line_buffer_rows
+from codesign.models.dataflow import conv_out_size, im2col
+from codesign.models.qtype import QType
 
 
 def windows(x: np.ndarray, kernel, stride, padding, dilation, pad_value) -> np.ndarray:
@@ -221,8 +220,8 @@ def test_converts_to_verilog(index):
 @pytest.mark.simulator
 @pytest.mark.parametrize("index", range(len(VERILOG_CASES)))
 def test_verilator_lint(tmp_path, index):
-    """``verilator --lint-only -Wall`` with the project's waivers (``hdl.tools.lint``)."""
-    from hdl.tools import lint
+    """``verilator --lint-only -Wall`` with the project's waivers (``codesign.hdl.tools.lint``)."""
+    from codesign.hdl.tools import lint
 
     path = tmp_path / "swg.v"
     path.write_text(

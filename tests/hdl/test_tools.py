@@ -1,4 +1,4 @@
-"""hdl.tools: Verilator lint with the one waiver file, Yosys synthesis counts."""
+"""codesign.hdl.tools: Verilator lint with the one waiver file, Yosys synthesis counts."""
 
 from __future__ import annotations
 
@@ -7,11 +7,10 @@ import re
 import shutil
 
 import pytest
-
-from hdl import tools
-from hdl.dataflow.stream import StreamFIFO, WidthConverter, beat_layout, element_shape
-from hdl.dataflow.top import AxiStreamTop, to_verilog
-from models.qtype import parse_qtype
+from codesign.hdl import tools
+from codesign.hdl.dataflow.stream import StreamFIFO, WidthConverter, beat_layout, element_shape
+from codesign.hdl.dataflow.top import AxiStreamTop, to_verilog
+from codesign.models.qtype import parse_qtype
 
 
 def _has_verilator() -> bool:

@@ -1,11 +1,11 @@
-"""hdl.verify and the cocotb bench, on passthrough designs with hand-made manifests.
+"""codesign.hdl.verify and the cocotb bench, on passthrough designs with hand-made manifests.
 
-The passthrough is an :class:`~hdl.dataflow.top.AxiStreamTop` around a
-:class:`~hdl.dataflow.stream.StreamFIFO` of 4 int7 elements per beat; its manifest has one
+The passthrough is an :class:`~codesign.hdl.dataflow.top.AxiStreamTop` around a
+:class:`~codesign.hdl.dataflow.stream.StreamFIFO` of 4 int7 elements per beat; its manifest has one
 stage, ``act`` (the network ``Input (4, 1, 5) int7 → Clip``, whose clip is the identity),
 tapped at the FIFO (instance ``core``). The chain is two width converters as instances
 ``stage_a``/``stage_b`` under ``core``, the hierarchy the compiler generates. Last,
-jet_tagger as the compiler (:mod:`hdl.dataflow.pipeline`) generates it, and with one
+jet_tagger as the compiler (:mod:`codesign.hdl.dataflow.pipeline`) generates it, and with one
 corrupted weight.
 """
 
@@ -23,11 +23,10 @@ from amaranth import Module
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
-
-from hdl import tools
-from hdl.dataflow.stream import StreamFIFO, WidthConverter, beat_layout, element_shape
-from hdl.dataflow.top import AxiStreamTop, to_verilog
-from hdl.verify import (
+from codesign.hdl import tools
+from codesign.hdl.dataflow.stream import StreamFIFO, WidthConverter, beat_layout, element_shape
+from codesign.hdl.dataflow.top import AxiStreamTop, to_verilog
+from codesign.hdl.verify import (
     ManifestError,
     SimulationError,
     _prune,
@@ -35,11 +34,11 @@ from hdl.verify import (
     run_cocotb,
     verify,
 )
-from models.hwconfig import Design
-from models.ir import Network
-from models.layers import Clip, Input
-from models.loader import load
-from models.qtype import QType, parse_qtype
+from codesign.models.hwconfig import Design
+from codesign.models.ir import Network
+from codesign.models.layers import Clip, Input
+from codesign.models.loader import load
+from codesign.models.qtype import QType, parse_qtype
 
 INT7 = parse_qtype("int7")
 FRAMES = 200
@@ -367,7 +366,7 @@ def test_old_builds_are_pruned(tmp_path):
 @pytest.fixture(scope="session")
 def jet(tmp_path_factory):
     """jet_tagger as the compiler generates it, and a copy with one wrong weight in fc2."""
-    from hdl.dataflow.pipeline import generate
+    from codesign.hdl.dataflow.pipeline import generate
 
     design = Design(load("jet_tagger"))
     d = tmp_path_factory.mktemp("jet_tagger")

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from hdl.dataflow.simulate import run_stream
-from hdl.dataflow.stream import pack_beats, unpack_beats
-from hdl.dataflow.vvau import VVAU
-from models.dataflow import conv2d, conv_weight_matrix, im2col
-from models.qtype import QType
+from codesign.hdl.dataflow.simulate import run_stream
+from codesign.hdl.dataflow.stream import pack_beats, unpack_beats
+from codesign.hdl.dataflow.vvau import VVAU
+from codesign.models.dataflow import conv2d, conv_weight_matrix, im2col
+from codesign.models.qtype import QType
 
 
 @pytest.mark.parametrize("seed", range(4))

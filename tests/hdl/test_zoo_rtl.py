@@ -3,7 +3,8 @@ Icarus: 200 frames with random back-pressure (on Icarus at most :data:`ICARUS_CY
 ideal II, so 49 for cnv_tiny, whose 200 took six minutes there, and 8 + 8 for resnet_tiny,
 :data:`ICARUS_FRAMES`), 0 mismatches, the measured
 initiation interval within 1% of the closed form, and the measured latency and II within 1%
-of the simulator's prediction (:func:`sim.dataflow.simulate`). Builds are shared through the
+of the simulator's prediction (:func:`codesign.sim.dataflow.simulate`). Builds are shared through
+the
 simulator cache."""
 
 from __future__ import annotations
@@ -11,13 +12,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import yaml
+from codesign.hdl.tools import icarus_available
+from codesign.models.hwconfig import HardwareConfig, StageConfig
+from codesign.models.loader import load, zoo_names
+from codesign.sim.dataflow import simulate
 
 from codesign.flows import design, generate, verify
 from codesign.summary import network_hash
-from hdl.tools import icarus_available
-from models.hwconfig import HardwareConfig, StageConfig
-from models.loader import load, zoo_names
-from sim.dataflow import simulate
 
 pytestmark = pytest.mark.simulator
 
@@ -61,7 +62,7 @@ def _zoo(slow: set[str]) -> list:
 @pytest.mark.parametrize("sim", ["verilator", "icarus"])
 @pytest.mark.parametrize("name", _zoo(SLOW_RTL))
 def test_zoo_rtl_matches_golden_at_ideal_ii(zoo_designs, name, sim):
-    from hdl.verify import verify as run
+    from codesign.hdl.verify import verify as run
 
     d, folder, _ = zoo_designs[name]
     frames = 200 if sim == "verilator" else min(200, ICARUS_CYCLES // d.ideal_ii)
@@ -84,7 +85,7 @@ def test_zoo_rtl_matches_golden_at_ideal_ii(zoo_designs, name, sim):
 @pytest.mark.parametrize("name", zoo_names())
 def test_zoo_verilog_lints_clean(zoo_designs, name):
     """verilator --lint-only -Wall, with the waivers of hdl/lint_waivers.vlt only."""
-    from hdl.tools import lint
+    from codesign.hdl.tools import lint
 
     _, folder, doc = zoo_designs[name]
     assert lint(folder / doc["verilog"], doc["top"]) == []
@@ -98,7 +99,7 @@ SLOW_SYNTH = {"jet_tagger", "tfc_w2a2", "resnet_tiny", "tfc_w1a1"}
 
 @pytest.mark.parametrize("name", _zoo(SLOW_SYNTH))
 def test_zoo_verilog_synthesises_for_ecp5(zoo_designs, name):
-    from hdl.tools import synthesize
+    from codesign.hdl.tools import synthesize
 
     _, folder, doc = zoo_designs[name]
     r = synthesize(folder / doc["verilog"], doc["top"], target="ecp5")
@@ -123,7 +124,7 @@ def test_tfc_w1a1_at_finn_folding_measures_64_cycles_per_frame(tmp_path):
 def test_corrupted_weight_is_reported_at_its_layer(tmp_path):
     """A weight changed in the RTL only (test hook) must show as mismatches, and the first
     differing stage must be the one holding it, not a later one."""
-    from hdl.verify import verify as run
+    from codesign.hdl.verify import verify as run
 
     rng = np.random.default_rng(0)
     doc = {
@@ -141,7 +142,7 @@ def test_corrupted_weight_is_reported_at_its_layer(tmp_path):
     generate(d, tmp_path / "good")  # the honest design passes
     ok = run(d, tmp_path / "good", vectors=50, sim="verilator", seed=3)
     assert ok["passed"]
-    from hdl.dataflow.pipeline import generate as corrupt_generate
+    from codesign.hdl.dataflow.pipeline import generate as corrupt_generate
 
     corrupt_generate(d, tmp_path / "bad", network_hash(net), corrupt=("fc1", 2, 5))
     r = run(d, tmp_path / "bad", vectors=50, sim="verilator", seed=3)

@@ -1,4 +1,4 @@
-"""Property tests of models.arith against a slow, exact, independent reference.
+"""Property tests of codesign.models.arith against a slow, exact, independent reference.
 
 The reference below uses only ``fractions.Fraction`` and Python ints: it never calls into
 ``models`` (the enums are used as labels only).
@@ -11,10 +11,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, example, given, settings
-from hypothesis import strategies as st
-
-from models.arith import (
+from codesign.models.arith import (
     apply_overflow,
     choose_multiplier,
     multithreshold,
@@ -23,7 +20,9 @@ from models.arith import (
     round_div,
     round_real,
 )
-from models.qtype import Overflow, QType, Rounding, parse_rounding
+from codesign.models.qtype import Overflow, QType, Rounding, parse_rounding
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 INT64_MIN = -(1 << 63)
 INT64_MAX = (1 << 63) - 1

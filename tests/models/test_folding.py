@@ -1,4 +1,5 @@
-"""The default folding within a device (models.folding), FINN's CNV (models.zoo.generate.cnv)
+"""The default folding within a device (codesign.models.folding), FINN's CNV
+(codesign.models.zoo.generate.cnv)
 and FINN's published CNV foldings (docs/examples/cnv_*_finn.yaml)."""
 
 from __future__ import annotations
@@ -9,13 +10,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from models.device import ECP5_85F, XNOR_ACC_BIT_LUT, XNOR_POP_LANE_LUT, Device
-from models.folding import DEFAULT_BUDGET, Budget, Usage, balance, stage_usage
-from models.hwconfig import Design, HardwareConfig, default_config
-from models.loader import load, zoo_names
-from models.zoo.generate import cnv
-from sim.cost import DATA, estimate
+from codesign.models.device import ECP5_85F, XNOR_ACC_BIT_LUT, XNOR_POP_LANE_LUT, Device
+from codesign.models.folding import DEFAULT_BUDGET, Budget, Usage, balance, stage_usage
+from codesign.models.hwconfig import Design, HardwareConfig, default_config
+from codesign.models.loader import load, zoo_names
+from codesign.models.zoo.generate import cnv
+from codesign.sim.cost import DATA, estimate
 
 EXAMPLES = Path(__file__).parents[2] / "docs" / "examples"
 
@@ -65,7 +65,7 @@ def test_budget_is_the_lfe5u_85f_less_a_reserve():
 
 
 def test_per_lane_lut_figures_follow_the_fitted_cost_model():
-    """models.device's XNOR figures are the cost model's fitted coefficients, rounded up: a
+    """codesign.models.device's XNOR figures are the cost model's fitted coefficients, rounded up: a
     refit that moves them makes this fail, so they are updated with it."""
     coef = json.loads(DATA.read_text())["coefficients"]["ecp5"]["mvau_xnor"]["lut"]
     assert coef["pop_lanes"] <= XNOR_POP_LANE_LUT < coef["pop_lanes"] + 0.5
@@ -79,7 +79,7 @@ def _designs(cnv_nets):
 
 
 def test_planner_counts_the_dsps_the_cost_model_counts(cnv_nets):
-    """Both read models.device's DSP rule: per stage, the same count."""
+    """Both read codesign.models.device's DSP rule: per stage, the same count."""
     for name, d in _designs(cnv_nets).items():
         by_block = {b["block"]: b for b in estimate(d)["blocks"]}
         for s in d.stages:
@@ -143,7 +143,7 @@ def test_a_smaller_device_gives_a_slower_design_within_it(cnv_nets):
 def test_finn_cnv_folding_config(cnv_nets, name, ii):
     """FINN's published folding (finn-examples' bnn-pynq folding_config) as our config: its
     ideal II, and the simulator's II under it."""
-    from sim.dataflow import simulate
+    from codesign.sim.dataflow import simulate
 
     doc = yaml.safe_load((EXAMPLES / f"{name}_finn.yaml").read_text())
     d = Design(cnv_nets[name], HardwareConfig.from_dict(doc, source=f"{name}_finn.yaml"))

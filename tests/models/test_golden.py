@@ -16,13 +16,12 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-
-from models import dataflow
-from models.binary import Encoding
-from models.errors import DescriptionError, UserError
-from models.golden import InputError, golden, random_inputs, trace
-from models.ir import Network
-from models.layers import (
+from codesign.models import dataflow
+from codesign.models.binary import Encoding
+from codesign.models.errors import DescriptionError, UserError
+from codesign.models.golden import InputError, golden, random_inputs, trace
+from codesign.models.ir import Network
+from codesign.models.layers import (
     Add,
     AvgPool2d,
     BinaryConv2d,
@@ -38,8 +37,8 @@ from models.layers import (
     Reshape,
     SumPool2d,
 )
-from models.loader import load, zoo_names
-from models.qtype import Kind, Overflow, QType, Rounding
+from codesign.models.loader import load, zoo_names
+from codesign.models.qtype import Kind, Overflow, QType, Rounding
 
 P53 = 1 << 53
 INT64_MAX = (1 << 63) - 1
@@ -1476,7 +1475,7 @@ def net8():
         (
             [[0.5, 1, 2]],
             r"^input: must hold the integer representation of int8 values, not fractional "
-            r"floats; quantize real inputs first \(models\.arith\.quantize\)$",
+            r"floats; quantize real inputs first \(codesign\.models\.arith\.quantize\)$",
         ),
         ([[np.nan, 1, 2]], r"^input: must hold the integer representation of int8 values"),
         ([[np.inf, 1, 2]], r"^input: must hold the integer representation of int8 values"),

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
-from models.errors import DescriptionError
-from models.hwconfig import (
+from codesign.models.errors import DescriptionError
+from codesign.models.hwconfig import (
     LOGIC_ROM_MAX_DEPTH,
     Design,
     HardwareConfig,
@@ -13,7 +12,7 @@ from models.hwconfig import (
     StageConfig,
     resolve_mem_style,
 )
-from models.loader import load
+from codesign.models.loader import load
 
 
 def test_to_dict_round_trips_and_omits_defaults():
@@ -106,7 +105,7 @@ def _residual(tmp_path, *, skip_first=False, extra: list | None = None, output=N
 
 
 def test_plan_builds_a_stage_graph_with_a_fork_and_an_add(tmp_path):
-    from models.hwconfig import StageKind, readers
+    from codesign.models.hwconfig import StageKind, readers
 
     d = Design(_residual(tmp_path))
     kinds = {s.name: (s.kind, s.sources, [la.name for la in s.layers]) for s in d.stages}
@@ -134,7 +133,7 @@ def test_skip_fifo_default_is_the_deadlock_bound_and_grows_with_the_long_branch(
 
 
 def test_fifo_depth_b_is_configured_by_name_and_only_for_add_stages(tmp_path):
-    from models.hwconfig import ConfigError
+    from codesign.models.hwconfig import ConfigError
 
     net = _residual(tmp_path)
     doc = {"stages": {"add": {"pe": 2, "fifo_depth": 5, "fifo_depth_b": 77}}}
@@ -146,7 +145,7 @@ def test_fifo_depth_b_is_configured_by_name_and_only_for_add_stages(tmp_path):
 
 
 def test_plan_refuses_unread_branches_and_outputs_read_elsewhere(tmp_path):
-    from models.hwconfig import ConfigError, plan
+    from codesign.models.hwconfig import ConfigError, plan
 
     extra = [{"name": "dead", "op": "multithreshold", "inputs": "a_act", "thresholds": [[1]]}]
     net = _residual(tmp_path, extra=extra, output="add_act")

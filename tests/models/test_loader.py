@@ -8,11 +8,10 @@ import re
 import numpy as np
 import pytest
 import yaml
-
-from models.errors import DescriptionError
-from models.golden import golden, random_inputs
-from models.loader import load, save_description, zoo_names
-from models.zoo.generate import generate
+from codesign.models.errors import DescriptionError
+from codesign.models.golden import golden, random_inputs
+from codesign.models.loader import load, save_description, zoo_names
+from codesign.models.zoo.generate import generate
 
 
 def write(tmp_path, doc: dict, arrays: dict | None = None, name="net.yaml"):
@@ -407,7 +406,7 @@ def test_zoo_regenerates_byte_identically(tmp_path):
     from importlib import resources
 
     generate(tmp_path)
-    shipped = resources.files("models") / "zoo"
+    shipped = resources.files("codesign.models") / "zoo"
     for name in zoo_names():
         for ext in (".yaml", ".npz"):
             with resources.as_file(shipped / f"{name}{ext}") as p:
@@ -477,7 +476,7 @@ def test_golden_never_writes_into_the_callers_array(tmp_path):
 def test_a_directory_loads_its_one_description(tmp_path):
     """`codesign import -o DIR` writes one description and import.json: DIR is a network;
     a directory without exactly one description is one located line."""
-    from models.loader import load, save_description
+    from codesign.models.loader import load, save_description
 
     save_description(load("jet_tagger"), tmp_path / "net" / "jet.yaml")
     (tmp_path / "net" / "import.json").write_text("{}")

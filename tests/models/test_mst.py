@@ -7,13 +7,9 @@ import re
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-import codesign
-from models.activations import Clip
-from models.binary import BinaryDense, Encoding, xnor_popcount
-from models.binary.mst import (
+from codesign.models.activations import Clip
+from codesign.models.binary import BinaryDense, Encoding, xnor_popcount
+from codesign.models.binary.mst import (
     ReuseTree,
     hamming_matrix,
     mst_layers,
@@ -22,10 +18,14 @@ from models.binary.mst import (
     reuse_popcount,
     reuse_tree,
 )
-from models.hwconfig import ConfigError
-from models.ir import Network
-from models.layers import Input
-from models.qtype import parse_qtype
+from codesign.models.hwconfig import ConfigError
+from codesign.models.ir import Network
+from codesign.models.layers import Input
+from codesign.models.qtype import parse_qtype
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import codesign
 
 
 @st.composite
@@ -243,7 +243,7 @@ def test_network_errors_name_the_layer():
 
 
 def test_network_rejects_a_scaled_threshold():
-    from models.activations import MultiThreshold
+    from codesign.models.activations import MultiThreshold
 
     net = _net(
         [

@@ -1,4 +1,4 @@
-"""Tests of models.qtype: parsing, ranges, covering types and the name tables."""
+"""Tests of codesign.models.qtype: parsing, ranges, covering types and the name tables."""
 
 from __future__ import annotations
 
@@ -6,10 +6,7 @@ import re
 from fractions import Fraction
 
 import pytest
-from hypothesis import example, given, settings
-from hypothesis import strategies as st
-
-from models.qtype import (
+from codesign.models.qtype import (
     AP_OVERFLOW,
     AP_ROUNDING,
     QONNX_ROUNDING,
@@ -21,6 +18,8 @@ from models.qtype import (
     parse_qtype,
     parse_rounding,
 )
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 FAST = settings(max_examples=300, deadline=None)
 

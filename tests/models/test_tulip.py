@@ -7,14 +7,14 @@ import re
 
 import numpy as np
 import pytest
+from codesign.models.binary import tulip, tulip_schedule, xnor_popcount
+from codesign.models.binary.tln import GATES, TLNCell, full_adder, gate
+from codesign.models.golden import golden, random_inputs
+from codesign.models.hwconfig import ConfigError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import codesign
-from models.binary import tulip, tulip_schedule, xnor_popcount
-from models.binary.tln import GATES, TLNCell, full_adder, gate
-from models.golden import golden, random_inputs
-from models.hwconfig import ConfigError
 
 PROP = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -5,13 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-import codesign
-from models.binary.mst import ReuseTree, network_reuse
-from models.hwconfig import ConfigError
-from sim.binary.mst import (
+from codesign.models.binary.mst import ReuseTree, network_reuse
+from codesign.models.hwconfig import ConfigError
+from codesign.sim.binary.mst import (
     chain_timing,
     compute_steps,
     default_simd,
@@ -20,6 +16,10 @@ from sim.binary.mst import (
     mst_timing,
     steady_ii,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import codesign
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""sim.cost against Yosys on the zoo networks (default configurations): DSP, block RAM and
+"""codesign.sim.cost against Yosys on the zoo networks (default configurations): DSP, block RAM and
 LUT RAM exact; LUT and FF within :data:`REL` per block and in total, or within :data:`ABS`
 cells for a block Yosys counts fewer than :data:`SMALL` of (a FIFO's pointers or a width
 converter's counter, where 15% is a handful of cells and the cell count swings by tens with
@@ -22,12 +22,12 @@ import re
 import sys
 
 import pytest
+from codesign.models.hwconfig import HardwareConfig
+from codesign.sim import cost
 
 import codesign
 from codesign import cli
 from codesign.synth import SynthError
-from models.hwconfig import HardwareConfig
-from sim import cost
 
 #: Relative tolerance of LUT and FF, per block and in total.
 REL = 0.15
@@ -124,8 +124,9 @@ def test_estimate_target_must_be_fitted():
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     """A small two-layer binary network as a description file (fits an iCE40 HX8K)."""
+    from codesign.models.loader import save_description
+
     from codesign.cost_fit import build
-    from models.loader import save_description
 
     work = tmp_path_factory.mktemp("tiny")
     spec = {"kind": "binary", "id": "tiny", "seed": 1, "sizes": [16, 8, 4], "fold_seed": 3}
@@ -136,7 +137,7 @@ def tiny(tmp_path_factory):
 
 def test_synthesize_caches_by_design(tiny, tmp_path, monkeypatch):
     _yosys()
-    from hdl import tools
+    from codesign.hdl import tools
 
     first = codesign.synthesize(tiny, "ecp5", pnr=False, out_dir=tmp_path / "o", cache_dir=tmp_path)
     assert first["cached"] is False

@@ -12,10 +12,9 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-
-from models.hwconfig import Design, HardwareConfig, StageConfig
-from models.loader import load
-from sim.dataflow import analytic, pipeline_rate, random_foldings, simulate, size_fifos
+from codesign.models.hwconfig import Design, HardwareConfig, StageConfig
+from codesign.models.loader import load
+from codesign.sim.dataflow import analytic, pipeline_rate, random_foldings, simulate, size_fifos
 
 
 def _random(net: str, seed: int) -> Design:
@@ -132,9 +131,9 @@ def _skip_depth(d: Design, depth: int | None) -> Design:
 @pytest.mark.parametrize("seed", range(6))
 def test_default_skip_fifo_never_deadlocks_and_far_less_does(seed):
     """Random foldings and FIFO depths of resnet_tiny, random input rates: at the closed-form
-    default depth (models.hwconfig.Design.join_bound) the skip FIFO never deadlocks the
+    default depth (codesign.models.hwconfig.Design.join_bound) the skip FIFO never deadlocks the
     fork; at a fifth of it the pipeline stops, and the simulator names the add stage."""
-    from models.errors import ConfigError
+    from codesign.models.errors import ConfigError
 
     rng = random.Random(seed)
     base = Design(load("resnet_tiny"))
@@ -173,6 +172,9 @@ def test_bad_arguments_are_refused():
 
 
 def test_sim_never_imports_hdl():
-    code = "import sys, sim.dataflow; print(any(m.split('.')[0] == 'hdl' for m in sys.modules))"
+    code = (
+        "import sys, codesign.sim.dataflow; "
+        "print(any(m.startswith('codesign.hdl') for m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
