@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from codesign.models.errors import UserError
-from codesign.models.fileio import atomic_write
-from codesign.models.golden import InputError, check_input, golden, random_inputs, trace
+from codesign.models.fileio import atomic_write, read_npy
+from codesign.models.golden import check_input, golden, random_inputs, trace
 from codesign.models.ir import Network
 from codesign.models.loader import zoo_names
 
@@ -133,14 +133,7 @@ def cmd_bnn(args) -> None:
 
 def _golden_inputs(args, net: Network) -> tuple[np.ndarray, dict]:
     if args.input is not None:
-        try:
-            x = np.load(args.input, allow_pickle=False)
-        except FileNotFoundError:
-            raise InputError(f"{args.input}: no such file") from None
-        except (OSError, ValueError) as e:
-            raise InputError(f"{args.input}: is not a readable .npy array: {e}") from None
-        if not isinstance(x, np.ndarray):
-            raise InputError(f"{args.input}: must be a .npy array, not an .npz archive")
+        x = read_npy(args.input)  # no pickles; header and size checked before reading
         return check_input(net, x, source=args.input), {"input": args.input}
     return random_inputs(net, args.random, args.seed), {"random": args.random, "seed": args.seed}
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import yaml
-
 from codesign.models.errors import DescriptionError, UserError
+from codesign.models.fileio import read_yaml
 from codesign.models.hwconfig import ConfigError, Design, HardwareConfig
 from codesign.models.ir import Network
 
@@ -29,19 +29,25 @@ class FlowError(UserError, ValueError):
 
 
 def load_config(path: str | Path) -> HardwareConfig:
-    """A :class:`HardwareConfig` from a YAML file (see ``HardwareConfig.from_dict``)."""
-    path = Path(path)
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise DescriptionError("no such file", file=str(path)) from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1} column {mark.column + 1}: " if mark else ""
-        raise DescriptionError(
-            f"is not valid YAML: {where}{getattr(e, 'problem', e)}", file=str(path)
-        ) from None
-    return HardwareConfig.from_dict(doc, source=str(path))
+    """A :class:`HardwareConfig` from a YAML file (see ``HardwareConfig.from_dict``), read
+    with the guards of :func:`codesign.models.fileio.read_yaml` (size, aliases, duplicate
+    keys); ``clock_mhz`` must be a finite positive number."""
+    label = str(path)
+    doc = read_yaml(path, label)
+    if isinstance(doc, dict) and "clock_mhz" in doc:
+        clock = doc["clock_mhz"]
+        if (
+            isinstance(clock, bool)
+            or not isinstance(clock, int | float)
+            or not math.isfinite(clock)
+            or clock <= 0
+        ):
+            raise DescriptionError(
+                f"must be a finite positive number (MHz), not {clock!r}",
+                file=label,
+                field="clock_mhz",
+            )
+    return HardwareConfig.from_dict(doc, source=label)
 
 
 def design(net: Network, config: HardwareConfig | str | Path | None = None) -> Design:

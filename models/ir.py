@@ -75,6 +75,13 @@ def frozen_array(value, *, layer: str, field: str, dtype=np.int64, ndim=None) ->
         raise DescriptionError(
             f"must be an integer array, not {arr.dtype}", layer=layer, field=field
         )
+    # before the cast, which would wrap a uint64 or turn a huge float into garbage (with a
+    # numpy warning)
+    if arr.dtype.kind in "fu" and arr.size and not (-(2**63) <= arr.min() and arr.max() < 2**63):
+        big = arr.max() if arr.max() >= 2**63 else arr.min()
+        raise DescriptionError(
+            f"must hold integers that fit int64, not {big.item()!r}", layer=layer, field=field
+        )
     if ndim is not None and arr.ndim not in (ndim if isinstance(ndim, tuple) else (ndim,)):
         raise DescriptionError(
             f"must have {ndim} dimensions, not shape {arr.shape}", layer=layer, field=field

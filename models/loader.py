@@ -8,7 +8,6 @@ expected. BatchNorm layers are folded at load time into multi-thresholds.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import re
 from importlib import resources
@@ -19,7 +18,7 @@ import yaml
 
 from .arith import round_real, search_thresholds
 from .errors import DescriptionError
-from .fileio import atomic_write, write_npz
+from .fileio import atomic_write, read_document, read_npz, write_npz
 from .ir import Layer, Network, Tensor
 from .layers import (
     LAYER_TYPES,
@@ -126,26 +125,7 @@ def load(source: str | Path) -> Network:
 
 
 def _read_document(path: Path, label: str) -> dict:
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise DescriptionError("no such file", file=label) from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise DescriptionError(f"cannot be read: {e}", file=label) from None
-    try:
-        if path.suffix.lower() == ".json":
-            doc = json.loads(text)
-        else:
-            doc = yaml.safe_load(text)
-    except json.JSONDecodeError as e:
-        raise DescriptionError(
-            f"is not valid JSON: line {e.lineno} column {e.colno}: {e.msg}", file=label
-        ) from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1} column {mark.column + 1}: " if mark else ""
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise DescriptionError(f"is not valid YAML: {where}{problem}", file=label) from None
+    doc = read_document(path, label)  # guarded: size, aliases, duplicate keys
     if not isinstance(doc, dict):
         raise DescriptionError(
             f"must be a mapping with 'format', 'input' and 'layers', not {type(doc).__name__}",
@@ -298,17 +278,14 @@ def _open_arrays(doc: dict, path: Path):
     if not isinstance(wfile, str):
         raise DescriptionError(f"must be a file name, not {wfile!r}", field="weights")
     wpath = path.parent / wfile
-    try:
-        with np.load(wpath, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}, wfile
-    except FileNotFoundError:
+    if not wpath.exists():
         raise DescriptionError(
             f"names {wfile!r}, which does not exist next to the description", field="weights"
-        ) from None
-    except (OSError, ValueError) as e:
-        raise DescriptionError(
-            f"{wfile!r} is not a readable .npz file: {e}", field="weights"
-        ) from None
+        )
+    try:
+        return read_npz(wpath, label=wfile), wfile
+    except DescriptionError as e:
+        raise DescriptionError(f"{e}", field="weights") from None
 
 
 def _check_keys(entry: dict, allowed: set, layer: str, op: str | None) -> None:
@@ -382,13 +359,31 @@ def _array(entry, key, lname, ctx, required=True):
     if isinstance(value, int | float | list) and not isinstance(value, bool):
         try:
             arr = np.array(value)
-        except ValueError:
+        except (ValueError, OverflowError):
             arr = None
         if arr is not None and arr.dtype.kind in "iuf":
             return arr
+        big = _first_huge_int(value)
+        if big is not None:
+            raise DescriptionError(
+                f"must hold integers that fit int64, not {big}", layer=lname, field=key
+            )
     raise DescriptionError(
         f"must be an npz key or a (nested) list of numbers, not {value!r}", layer=lname, field=key
     )
+
+
+def _first_huge_int(value) -> int | None:
+    """The first int in a nested list that does not fit int64 (numpy makes such a list an
+    object array), or None."""
+    todo = [value]
+    while todo:
+        v = todo.pop()
+        if isinstance(v, list):
+            todo.extend(reversed(v))
+        elif isinstance(v, int) and not isinstance(v, bool) and not -(2**63) <= v < 2**63:
+            return v
+    return None
 
 
 def _type(value, lname, key, required=False):
@@ -447,12 +442,19 @@ def _make_layer(op, entry, lname, inputs, ctx) -> Layer:
     if op in ("dense", "conv2d"):
         cls = Dense if op == "dense" else Conv2d
         extra = {**pairs, "groups": entry["groups"]} if "groups" in entry else pairs
-        return cls(
-            **common,
-            weight=_array(entry, "weight", lname, ctx),
-            bias=_array(entry, "bias", lname, ctx, required=False),
-            **extra,
-        )
+        weight = _array(entry, "weight", lname, ctx)
+        try:
+            return cls(
+                **common, weight=weight, bias=_array(entry, "bias", lname, ctx, False), **extra
+            )
+        except DescriptionError as e:
+            if e.field != "bias":
+                raise
+            # a bias that does not fit the weight: when the weight does not fit the layer's
+            # input either (e.g. it is transposed), the weight is what is wrong
+            unbiased = cls(**common, weight=weight, **extra)
+            unbiased.infer([ctx.tensors[s] for s in inputs])
+            raise
     if op in ("maxpool2d", "avgpool2d", "sumpool2d"):
         return LAYER_TYPES[op](**common, **pairs, **_mode(entry, "rounding", lname, parse_rounding))
     if op == "relu":
