@@ -187,9 +187,12 @@ class _Loader(_BaseLoader):  # type: ignore[misc, valid-type]
     def construct_yaml_int(self, node):
         try:
             return super().construct_yaml_int(node)
-        except ValueError as e:
+        except ValueError:
             raise yaml.constructor.ConstructorError(
-                None, None, _first_line(e), node.start_mark
+                None,
+                None,
+                f"an integer of {len(node.value)} characters is too long to read",
+                node.start_mark,
             ) from None
 
 
@@ -266,7 +269,7 @@ def _check_nodes(root, label: str) -> None:
         on_path.add(key)
         stack.append((node, path, layer, True))
         if isinstance(node, yaml.MappingNode):
-            layer = _mapping_name(node) or layer
+            layer = (_mapping_name(node) if path else None) or layer  # not the top
             seen: dict[str, int] = {}
             for k, v in node.value:
                 if k.tag == _MERGE:
@@ -341,7 +344,8 @@ def read_npz(path: str | os.PathLike, label: str | None = None) -> dict[str, np.
         raise DescriptionError("is a directory, not an .npz file", file=label) from None
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
         raise DescriptionError(
-            f"is not an .npz archive (a zip of .npy arrays): {_first_line(e)}", file=label
+            f"is not an .npz archive (a zip of .npy arrays), or is truncated: {_first_line(e)}",
+            file=label,
         ) from None
     arrays: dict[str, np.ndarray] = {}
     with zf:
