@@ -34,6 +34,13 @@ def load_config(path: str | Path) -> HardwareConfig:
     keys); ``clock_mhz`` must be a finite positive number."""
     label = str(path)
     doc = read_yaml(path, label)
+    stages = doc.get("stages") if isinstance(doc, dict) else None
+    if stages is not None and not isinstance(stages, dict):
+        raise DescriptionError(
+            f"must be a mapping of stage name to stage fields, not {stages!r}",
+            file=label,
+            field="stages",
+        )
     if isinstance(doc, dict) and "clock_mhz" in doc:
         clock = doc["clock_mhz"]
         if (

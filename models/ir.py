@@ -64,6 +64,8 @@ class Tensor:
 def frozen_array(value, *, layer: str, field: str, dtype=np.int64, ndim=None) -> np.ndarray:
     """A read-only integer copy of ``value``; rejects non-integers with a located error."""
     arr = np.asarray(value)
+    if arr.dtype.kind == "f" and arr.dtype.itemsize < 8:  # compare exactly, without overflow
+        arr = arr.astype(np.float64)
     if arr.dtype.kind == "f":
         if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
             raise DescriptionError(

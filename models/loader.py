@@ -227,7 +227,7 @@ def _build(doc: dict, path: Path, label: str) -> Network:
                 "is defined twice; names must be unique", layer=lname, field="name"
             )
         op = entry.get("op")
-        if op not in _FIELDS:
+        if not isinstance(op, str) or op not in _FIELDS:
             raise DescriptionError(
                 f"must be one of {', '.join(sorted(_FIELDS))}, not {op!r}", layer=lname, field="op"
             )
@@ -261,7 +261,7 @@ def _build(doc: dict, path: Path, label: str) -> Network:
             "must be followed by a 'sign' or 'quant' layer", layer=pending_bn["name"], field="op"
         )
     output = doc.get("output")
-    if output is not None and output not in ctx.tensors:
+    if output is not None and (not isinstance(output, str) or output not in ctx.tensors):
         raise DescriptionError(f"names no layer {output!r}", field="output")
     net = Network(name, ctx.layers, output=output)
     net.folded = dict(ctx.folded)
@@ -335,6 +335,15 @@ def _inputs(entry, lname, prev, ctx, pending_bn) -> tuple[str, ...]:
 
 
 def _array(entry, key, lname, ctx, required=True):
+    arr = _array_value(entry, key, lname, ctx, required)
+    if arr is not None and arr.size == 0:
+        raise DescriptionError(
+            f"must not be empty, not an array of shape {arr.shape}", layer=lname, field=key
+        )
+    return arr
+
+
+def _array_value(entry, key, lname, ctx, required):
     value = entry.get(key)
     if value is None:
         default = f"{lname}.{key}"

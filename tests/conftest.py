@@ -6,6 +6,17 @@ import numpy as np
 import pytest
 
 
+def pytest_addoption(parser):
+    parser.addoption(
+        "--fuzz-examples",
+        type=int,
+        default=None,
+        metavar="N",
+        help="examples per target of the fuzzing harness (tests/fuzz); default: a bounded "
+        "number that keeps the default run short",
+    )
+
+
 @pytest.fixture
 def residual_net(tmp_path):
     """A small residual network: conv + thresholds, 2x2 average pool, conv + thresholds,

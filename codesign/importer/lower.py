@@ -10,7 +10,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from codesign.models.errors import DescriptionError
+from codesign.models.errors import DescriptionError, UserError
 from codesign.models.ir import Layer, Network, Tensor
 from codesign.models.layers import Add as AddLayer
 from codesign.models.layers import Input, SumPool2d
@@ -121,6 +121,25 @@ class _Lowering(_QuantizerOps, _ProductOps):
 
     # the walk
     def run(self) -> tuple[Network, ImportInfo]:
+        """The network and its import record; a malformed graph (an attribute, input or
+        initializer of the wrong kind or shape, which qonnx's own ops and the lowering fail
+        on with assorted exceptions) is one :class:`ImportError_` naming the node."""
+        self.node = None
+        try:
+            with np.errstate(all="raise"):  # an overflow is an error, not a warning on stderr
+                return self._run()
+        except UserError:
+            raise
+        except (ArithmeticError, AssertionError, AttributeError, LookupError, TypeError,
+                ValueError) as e:  # fmt: skip
+            text = str(e).strip()
+            first = text.splitlines()[0] if text else type(e).__name__
+            message = f"is malformed: {first}"
+            if self.node is None:
+                raise ImportError_(f"{self.label}: {message}") from None
+            raise self.err(self.node, message) from None
+
+    def _run(self) -> tuple[Network, ImportInfo]:
         g = self.g
         if len(g.input) != 1:
             raise ImportError_(
@@ -146,7 +165,9 @@ class _Lowering(_QuantizerOps, _ProductOps):
             len(shape),
         )
         for node in g.node:
+            self.node = node
             self.lower(node)
+        self.node = None
         out_name = g.output[0].name
         # the tensor the IR output stands for: before trailing host ops
         final = out_name

@@ -541,3 +541,50 @@ def test_cli_bad_input_file_writes_nothing(capsys, tmp_path, content, pattern):
     one_line_error(status, err, pattern)
     assert out.read_bytes() == b"precious"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.npy", "y.npy"]
+
+
+# -- fixes for what the fuzzer (tests/fuzz) found -------------------------------------------
+
+
+@pytest.mark.parametrize("key", ["fc1.weight", "fc1.bias"])
+def test_empty_array(jet, key):
+    a = arrays(jet)
+    a[key] = a[key][:0]
+    jet.with_suffix(".npz").write_bytes(npz_bytes(a))
+    shape = r"\(0, 16\)" if key.endswith("weight") else r"\(0,\)"
+    field = key.split(".")[1]
+    fails(
+        jet,
+        rf"FILE: layer 'fc1': field '{field}': must not be empty, not an array of shape {shape}",
+    )
+
+
+def test_op_that_is_a_mapping(jet):
+    jet.write_text(jet.read_text().replace("op: relu}", "op: {a: 1}}", 1))
+    fails(jet, r"FILE: layer 'relu1': field 'op': must be one of .*, not \{'a': 1\}")
+
+
+def test_output_that_is_a_list(jet):
+    jet.write_text(jet.read_text() + "output: [fc4]\n")
+    fails(jet, r"FILE: field 'output': names no layer \['fc4'\]")
+
+
+def test_float16_weight_out_of_range_without_a_warning(jet):
+    a = arrays(jet)
+    w = a["fc1.weight"].astype(np.float16)
+    w[0, 0] = 60000.0  # fits float16; compared with 2**63 in float64, no overflow warning
+    w[0, 1] = np.float16(np.inf)
+    a["fc1.weight"] = w
+    jet.with_suffix(".npz").write_bytes(npz_bytes(a))
+    fails(
+        jet,
+        r"FILE: layer 'fc1': field 'weight': must hold integers, not float64 values such as inf",
+    )
+
+
+def test_config_stages_not_a_mapping(tmp_path):
+    config_fails(
+        tmp_path,
+        "clock_mhz: 100\nstages: 7\n",
+        r"FILE: field 'stages': must be a mapping of stage name to stage fields, not 7",
+    )
