@@ -13,6 +13,7 @@ import json
 import math
 import os
 import tempfile
+import tokenize
 import zipfile
 import zlib
 from pathlib import Path
@@ -403,12 +404,15 @@ def _read_npy_stream(f, size: int) -> np.ndarray:
         version = np.lib.format.read_magic(f)
     except ValueError:
         raise DescriptionError("is not an .npy array (no NUMPY magic string)") from None
-    if version == (1, 0):
-        shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
-    elif version == (2, 0):
-        shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
-    else:
+    if version not in ((1, 0), (2, 0)):
         raise DescriptionError(f"has .npy format version {version}, which is not 1.0 or 2.0")
+    read_header = getattr(np.lib.format, f"read_array_header_{version[0]}_0")
+    try:  # numpy parses the header (a Python dict literal) with the tokenizer
+        shape, fortran, dtype = read_header(f)
+    except tokenize.TokenError:
+        raise DescriptionError("has a malformed .npy header: not a dict literal") from None
+    except (ValueError, TypeError, SyntaxError) as e:
+        raise DescriptionError(f"has a malformed .npy header: {_first_line(e)}") from None
     if dtype.kind not in ARRAY_KINDS or dtype.fields is not None or dtype.subdtype is not None:
         raise DescriptionError(
             f"must hold bools, integers or floats, not dtype {dtype.str!r}"

@@ -33,6 +33,8 @@ def check_input(net: Network, x, source: str = "input", dtype=np.int64) -> np.nd
         raise InputError(
             f"{source}: must have shape (N, {', '.join(map(str, t.shape))}), not {x.shape}"
         )
+    if x.shape[0] == 0:
+        raise InputError(f"{source}: holds no vectors (shape {x.shape}); give at least one")
     # check in the array's own dtype (numpy compares it with Python ints exactly), before
     # any cast that could wrap a uint64 or a huge float
     if t.qtype.kind is Kind.BIPOLAR:

@@ -451,7 +451,7 @@ def run_input(case: dict) -> None:
             how = m[1]
             if how in SHAPES:
                 x = reshape(x, how)
-            elif how == "wide":
+            elif how == "wide" and x.ndim:
                 x = np.concatenate([x, x[..., :1]], axis=-1)
             elif how == "narrow":
                 x = x[..., :-1]

@@ -588,3 +588,33 @@ def test_config_stages_not_a_mapping(tmp_path):
         "clock_mhz: 100\nstages: 7\n",
         r"FILE: field 'stages': must be a mapping of stage name to stage fields, not 7",
     )
+
+
+def test_input_file_with_no_vectors(capsys, tmp_path):
+    np.save(tmp_path / "x.npy", np.zeros((0, 1, 28, 28), dtype=np.int64))
+    out = tmp_path / "y.npy"
+    status, err = cli(capsys, "golden", "cnv_tiny", "--input", tmp_path / "x.npy", "--output", out)
+    one_line_error(
+        status, err, r".*x\.npy: holds no vectors \(shape \(0, 1, 28, 28\)\); give at least one"
+    )
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("offset", "byte", "shown"),
+    [
+        (10, b"a", r"not a dict literal"),
+        (12, b"(", r"Header does not contain the correct keys: "
+                   r"\['\(escr', 'fortran_order', 'shape'\]"),
+    ],
+)  # fmt: skip
+def test_npy_header_corrupted(tmp_path, offset, byte, shown):
+    buf = io.BytesIO()
+    np.save(buf, np.zeros((3, 16), dtype=np.int64))
+    data = bytearray(buf.getvalue())
+    data[offset : offset + 1] = byte
+    (tmp_path / "x.npy").write_bytes(bytes(data))
+    with pytest.raises(
+        DescriptionError, match=rf"^.*x\.npy: has a malformed \.npy header: {shown}$"
+    ):
+        read_npy(tmp_path / "x.npy")
