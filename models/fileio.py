@@ -343,7 +343,7 @@ def read_npz(path: str | os.PathLike, label: str | None = None) -> dict[str, np.
         raise DescriptionError("no such file", file=label) from None
     except IsADirectoryError:
         raise DescriptionError("is a directory, not an .npz file", file=label) from None
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as e:
         raise DescriptionError(
             f"is not an .npz archive (a zip of .npy arrays), or is truncated: {_first_line(e)}",
             file=label,
@@ -365,7 +365,9 @@ def read_npz(path: str | os.PathLike, label: str | None = None) -> dict[str, np.
                     arrays[key] = _read_npy_stream(f, info.file_size)
             except DescriptionError as e:
                 raise DescriptionError(f"array {key!r} {e.message}", file=label) from None
-            except (zipfile.BadZipFile, OSError, ValueError, EOFError, zlib.error) as e:
+            except (zipfile.BadZipFile, OSError, ValueError, EOFError, zlib.error,
+                    NotImplementedError, RuntimeError) as e:  # fmt: skip
+                # (an unsupported compression or flag; an encrypted member)
                 raise DescriptionError(
                     f"array {key!r} cannot be read (a truncated or corrupt .npz?): "
                     f"{_first_line(e)}",

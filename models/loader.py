@@ -88,6 +88,8 @@ _FIELDS: dict[str, dict[str, str]] = {
     "sign": {"encoding": "str?"},
     "quant": {"type": "type", "scale": "float", "rounding": "rounding?"},
 }
+#: Required field kinds that the layer builders do not check themselves, and what they hold.
+_REQUIRED = {"pair": "an int or a list of two ints", "shape": "a list of ints"}
 _TOP_FIELDS = {"format", "name", "weights", "input", "layers", "output", "description"}
 
 
@@ -232,6 +234,11 @@ def _build(doc: dict, path: Path, label: str) -> Network:
                 f"must be one of {', '.join(sorted(_FIELDS))}, not {op!r}", layer=lname, field="op"
             )
         _check_keys(entry, {"name", "op", "inputs", *_FIELDS[op]}, lname, op)
+        for key, kind in _FIELDS[op].items():
+            if kind in _REQUIRED and key not in entry:
+                raise DescriptionError(
+                    f"is missing: a {op} layer needs {_REQUIRED[kind]}", layer=lname, field=key
+                )
         prev = pending_bn["name"] if pending_bn else ctx.layers[-1].name
         inputs = _inputs(entry, lname, prev, ctx, pending_bn)
         if pending_bn is not None:

@@ -453,7 +453,7 @@ def run_input(case: dict) -> None:
                 x = reshape(x, how)
             elif how == "wide" and x.ndim:
                 x = np.concatenate([x, x[..., :1]], axis=-1)
-            elif how == "narrow":
+            elif how == "narrow" and x.ndim:
                 x = x[..., :-1]
             elif how == "fortran":
                 x = np.asfortranarray(x)

@@ -618,3 +618,27 @@ def test_npy_header_corrupted(tmp_path, offset, byte, shown):
         DescriptionError, match=rf"^.*x\.npy: has a malformed \.npy header: {shown}$"
     ):
         read_npy(tmp_path / "x.npy")
+
+
+def test_required_kernel_missing(tmp_path):
+    path = tmp_path / "n.yaml"
+    path.write_text(
+        "format: 1\ninput: {shape: [1, 4, 4], type: int8}\nlayers:\n- {name: pool, op: maxpool2d}\n"
+    )
+    fails(
+        path,
+        r"FILE: layer 'pool': field 'kernel': is missing: a maxpool2d layer needs an int or "
+        r"a list of two ints",
+    )
+
+
+def test_npz_member_with_an_unsupported_zip_flag(jet):
+    data = bytearray(jet.with_suffix(".npz").read_bytes())
+    # the general-purpose flag of the first local header: bit 5, "compressed patched data"
+    data[6] |= 0x20
+    jet.with_suffix(".npz").write_bytes(bytes(data))
+    fails(
+        jet,
+        r"FILE: field 'weights': jet_tagger\.npz: array '[\w.]+' cannot be read \(a truncated or "
+        r"corrupt \.npz\?\): compressed patched data \(flag bit 5\)",
+    )
