@@ -17,6 +17,7 @@ import numpy as np
 import yaml
 
 from .arith import round_real, search_thresholds
+from .dataflow import conv_out_size
 from .errors import DescriptionError
 from .fileio import atomic_write, read_document, read_npz, write_npz
 from .ir import Layer, Network, Tensor
@@ -32,11 +33,22 @@ from .layers import (
 )
 from .qtype import Kind, QType, Rounding, parse_overflow, parse_qtype, parse_rounding
 
-__all__ = ["FORMAT_VERSION", "load", "load_description", "save_description", "zoo_names"]
+__all__ = [
+    "FORMAT_VERSION",
+    "MAX_TENSOR_ELEMENTS",
+    "check_tensor_size",
+    "load",
+    "load_description",
+    "save_description",
+    "zoo_names",
+]
 
 FORMAT_VERSION = 1
 #: Widest type a description may declare.
 MAX_DESCRIPTION_BITS = 32
+#: Most elements of one tensor (per frame): far beyond a dataflow design on any FPGA, and
+#: small enough that the exact range analysis of a layer stays fast.
+MAX_TENSOR_ELEMENTS = 1 << 24
 
 # Fields each op accepts (beyond name, op, inputs); arrays may be npz keys or inline lists.
 _FIELDS: dict[str, dict[str, str]] = {
@@ -148,13 +160,36 @@ class _Context:
         self.folded: dict[str, str] = {}
 
     def add(self, layer: Layer) -> None:
-        self.tensors[layer.name] = layer.infer([self.tensors[s] for s in layer.inputs])
+        ins = [self.tensors[s] for s in layer.inputs]
+        if isinstance(layer, Conv2d) and len(ins[0].shape) == 3:  # before its range analysis,
+            _, h, w = ins[0].shape  # which convolves a mask of the output's size
+            size = [
+                conv_out_size(n, k, s, p, d)
+                for n, k, s, p, d in zip(
+                    (h, w), layer.kernel, layer.stride, layer.padding, layer.dilation, strict=True
+                )
+            ]
+            check_tensor_size((layer.weight.shape[0], *size), layer.name)
+        tensor = layer.infer(ins)
+        check_tensor_size(tensor.shape, layer.name)
+        self.tensors[layer.name] = tensor
         self.layers.append(layer)
 
     def replace(self, name: str, layer: Layer) -> None:
         i = next(i for i, la in enumerate(self.layers) if la.name == name)
         self.layers[i] = layer
         self.tensors[name] = layer.infer([self.tensors[s] for s in layer.inputs])
+
+
+def check_tensor_size(shape: tuple[int, ...], layer: str) -> None:
+    """Refuse a tensor of more than :data:`MAX_TENSOR_ELEMENTS` elements per frame."""
+    size = math.prod(shape)
+    if size > MAX_TENSOR_ELEMENTS:
+        raise DescriptionError(
+            f"has shape {shape}, {size} elements per frame; a tensor may have at most "
+            f"{MAX_TENSOR_ELEMENTS}",
+            layer=layer,
+        )
 
 
 def load_description(path: str | Path, label: str | None = None) -> Network:
@@ -202,6 +237,7 @@ def _build(doc: dict, path: Path, label: str) -> Network:
         raise DescriptionError(
             f"must be a list of positive ints, not {shape!r}", layer=in_name, field="shape"
         )
+    check_tensor_size(tuple(shape), str(in_name))
     ctx.add(
         Input(
             name=in_name,

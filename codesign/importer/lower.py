@@ -14,6 +14,7 @@ from codesign.models.errors import DescriptionError, UserError
 from codesign.models.ir import Layer, Network, Tensor
 from codesign.models.layers import Add as AddLayer
 from codesign.models.layers import Input, SumPool2d
+from codesign.models.loader import check_tensor_size
 from codesign.models.qtype import QType
 
 from .common import HOST_OPS, ImportError_, _Act, _affine_value, _fracs, _unique
@@ -104,6 +105,7 @@ class _Lowering(_QuantizerOps, _ProductOps):
     def add(self, layer: Layer) -> str:
         try:
             self.tensors[layer.name] = layer.infer([self.tensors[s] for s in layer.inputs])
+            check_tensor_size(self.tensors[layer.name].shape, layer.name)
         except DescriptionError as e:
             raise ImportError_(f"{self.label}: {e}") from None
         for s in layer.inputs:
@@ -153,6 +155,10 @@ class _Lowering(_QuantizerOps, _ProductOps):
         shape = self.model.get_tensor_shape(inp.name)
         if not shape or any(not isinstance(s, int) or s < 1 for s in shape):
             raise ImportError_(f"{self.label}: input {inp.name!r} needs a static shape")
+        try:  # before any layer's range analysis
+            check_tensor_size(tuple(shape[1:]), inp.name)
+        except DescriptionError as e:
+            raise ImportError_(f"{self.label}: {e}") from None
         name = self.add(
             Input(name="input", inputs=(), shape=tuple(shape[1:]), qtype=self.input_type)
         )

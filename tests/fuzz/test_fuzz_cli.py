@@ -525,7 +525,7 @@ def mutate_onnx(proto, m: list) -> None:
         dims = g.input[0].type.tensor_type.shape.dim
         if dims:
             d = dims[m[1] % len(dims)]
-            d.dim_value = [0, 1, 3, 10**6, 2**40][m[2] % 5]
+            d.dim_value = [0, 1, 3, 1000, 2**40][m[2] % 5]  # (10**6: see the report)
 
 
 ATTR_VALUES = [0, 1, -1, 2, 3, 100, 2**40, 0.5, -1.0, 1e300, "x", "NOTSET", b"", [0], [1, 1],
@@ -573,8 +573,9 @@ CASES = {
         optional={
             "doc": st.lists(DOC_MUTATIONS, min_size=1, max_size=3),
             "arrays": st.lists(ARRAY_MUTATIONS, min_size=1, max_size=2),
-            "text": st.lists(TEXT_MUTATIONS, min_size=1, max_size=2),
-            "npz": st.lists(BYTE_MUTATIONS, min_size=1, max_size=2),
+            # often empty: a file cut or garbled fails early, before the deeper checks
+            "text": st.lists(TEXT_MUTATIONS, max_size=2),
+            "npz": st.lists(BYTE_MUTATIONS, max_size=2),
         },
     ),
     "config": st.fixed_dictionaries(
@@ -597,14 +598,14 @@ CASES = {
                 max_size=3,
             ),
             "npz": st.booleans(),
-            "bytes": st.lists(BYTE_MUTATIONS, min_size=1, max_size=2),
+            "bytes": st.lists(BYTE_MUTATIONS, max_size=2),
         },
     ),
     "onnx": st.fixed_dictionaries(
         {"base": st.sampled_from(ONNX_MODELS)},
         optional={
             "graph": st.lists(ONNX_MUTATIONS, min_size=1, max_size=3),
-            "bytes": st.lists(BYTE_MUTATIONS, min_size=1, max_size=1),
+            "bytes": st.lists(BYTE_MUTATIONS, max_size=1),
         },
     ),
 }

@@ -643,3 +643,41 @@ def test_npz_member_with_an_unsupported_zip_flag(jet):
         r"FILE: field 'weights': jet_tagger\.npz: array '[\w.]+' cannot be read \(a truncated or "
         r"corrupt \.npz\?\): compressed patched data \(flag bit 5\)",
     )
+
+
+def test_tensor_too_large(tmp_path):
+    path = tmp_path / "n.yaml"
+    path.write_text(
+        "format: 1\ninput: {shape: [3, 8, 1000000], type: int8}\n"
+        "layers:\n- {name: f, op: flatten}\n"
+    )
+    fails(
+        path,
+        r"FILE: layer 'input': has shape \(3, 8, 1000000\), 24000000 elements per frame; a "
+        r"tensor may have at most 16777216",
+    )
+
+
+def test_tensor_too_large_after_padding(tmp_path):
+    path = tmp_path / "n.yaml"
+    path.write_text(
+        "format: 1\ninput: {shape: [1, 4, 4], type: int8}\nlayers:\n"
+        "- {name: p, op: conv2d, weight: [[[[1]]]], padding: 3000}\n"
+    )
+    fails(path, r"FILE: layer 'p': has shape \(1, 6004, 6004\), 36048016 elements per frame; .*")
+
+
+def test_onnx_input_too_large(capsys, tmp_path):
+    onnx = pytest.importorskip("onnx")
+    proto = onnx.load(ZOO.parents[1] / "tests" / "fixtures" / "qonnx" / "dws_avgpool.onnx")
+    proto.graph.input[0].type.tensor_type.shape.dim[3].dim_value = 10**6
+    model = tmp_path / "big.onnx"
+    model.write_bytes(proto.SerializeToString())
+    status, err = cli(capsys, "import", model, "-o", tmp_path / "out")
+    one_line_error(
+        status,
+        err,
+        r".*big\.onnx: layer 'global_in': has shape \(3, 8, 1000000\), 24000000 elements per "
+        r"frame; a tensor may have at most 16777216",
+    )
+    assert not (tmp_path / "out").exists()
