@@ -681,3 +681,12 @@ def test_onnx_input_too_large(capsys, tmp_path):
         r"frame; a tensor may have at most 16777216",
     )
     assert not (tmp_path / "out").exists()
+
+
+def test_input_shape_beyond_int64(tmp_path):
+    path = tmp_path / "n.yaml"
+    path.write_text(
+        f"format: 1\ninput: {{shape: [{10**30}], type: int8}}\n"
+        "layers:\n- {name: f, op: flatten}\n"
+    )
+    fails(path, rf"FILE: layer 'input': has shape \({10**30},\), {10**30} elements per frame; .*")
