@@ -144,6 +144,12 @@ def cmd_golden(args) -> None:
     if args.trace is not None:
         values = trace(net, x)
         y = values[net.output]
+        for name in values:  # before anything is written
+            if name in ("", ".", "..") or not set(name).isdisjoint("/\\\0"):
+                raise CliError(
+                    f"--trace: layer {name!r} cannot name a file in {args.trace} (it holds "
+                    "'/', '\\', a NUL or is '.' or '..'); rename the layer"
+                )
     else:
         y = golden(net, x)
     doc = {

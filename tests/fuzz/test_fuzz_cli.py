@@ -345,7 +345,7 @@ def _zoo(name: str) -> tuple[dict, dict]:
 
 def run_description(case: dict) -> None:
     """Mutate a zoo description (its document, its arrays, then its bytes) and run
-    ``codesign info`` and ``codesign golden --random 3 --output``."""
+    ``codesign info`` and ``codesign golden --random 3 --output --trace``."""
     doc, arrays = _zoo(case["base"])
     for m in case.get("doc", []):
         mutate_doc(doc, m)
@@ -361,11 +361,19 @@ def run_description(case: dict) -> None:
         npz_name = npz_name if ok else "net.npz"
         if npz_name and not npz_name.startswith("."):
             (tmp / npz_name).write_bytes(cut_bytes(npz_blob(arrays), case.get("npz", [])))
+        before = set(tmp.iterdir())
         run_cli(["info", desc], [])
         out = tmp / "out" / "y.npy"
-        status, _ = run_cli(["golden", desc, "--random", 3, "--output", out], [out])
+        traced = tmp / "out" / "trace"
+        status, _ = run_cli(
+            ["golden", desc, "--random", 3, "--output", out, "--trace", traced], [out, traced]
+        )
         if status == 0:
             assert np.load(out).shape[0] == 3
+            for p in traced.iterdir():  # one file per layer, each a complete array
+                assert np.load(p).shape[0] == 3
+        # nothing written outside the output folder (a layer named '../x' once was)
+        assert set(tmp.iterdir()) - before <= {tmp / "out"}
 
 
 def res_small() -> dict:
@@ -417,7 +425,7 @@ def _config_base(net: str) -> dict:
 
 def run_config(case: dict) -> None:
     """Mutate a hardware config (document, then text) and run ``codesign sim --config``
-    with ``--size-fifos``."""
+    with ``--size-fifos``, then simulate the config that wrote."""
     doc = _config_base(case["base"])
     for m in case.get("doc", []):
         mutate_doc(doc, m)
@@ -428,7 +436,9 @@ def run_config(case: dict) -> None:
         hw.write_text(text, encoding="utf-8")
         out = tmp / "sized" / "hw_sized.yaml"
         net = _net_path(case["base"], tmp)
-        run_cli(["sim", net, "--config", hw, "--frames", 2, "--size-fifos", out], [out])
+        status, _ = run_cli(["sim", net, "--config", hw, "--frames", 2, "--size-fifos", out], [out])
+        if status == 0:  # the sized config it wrote is a valid config
+            assert run_cli(["sim", net, "--config", out, "--frames", 2], [])[0] == 0
 
 
 INPUT_SHAPES = ["none", "flat", "lead", "wide", "narrow", "empty", "scalar", "fortran"]

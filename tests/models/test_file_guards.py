@@ -690,3 +690,28 @@ def test_input_shape_beyond_int64(tmp_path):
         "layers:\n- {name: f, op: flatten}\n"
     )
     fails(path, rf"FILE: layer 'input': has shape \({10**30},\), {10**30} elements per frame; .*")
+
+
+@pytest.mark.parametrize("name", ["../../escaped", "a\x00b", ".."])
+def test_trace_refuses_a_layer_name_that_is_not_a_file_name(capsys, tmp_path, name):
+    (tmp_path / "n.json").write_text(
+        json.dumps(
+            {
+                "format": 1,
+                "input": {"shape": [4], "type": "int8"},
+                "layers": [{"name": name, "op": "relu"}],
+            }
+        )
+    )
+    out = tmp_path / "o" / "y.npy"
+    trace = tmp_path / "o" / "t"
+    status, err = cli(
+        capsys, "golden", tmp_path / "n.json", "--random", 2, "--output", out, "--trace", trace
+    )
+    one_line_error(
+        status,
+        err,
+        rf"--trace: layer {re.escape(repr(name))} cannot name a file in .*t \(it holds '/', "
+        r"'\\', a NUL or is '\.' or '\.\.'\); rename the layer",
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["n.json"]
