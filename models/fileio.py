@@ -97,7 +97,8 @@ MAX_DOCUMENT_BYTES = 64 << 20
 #: Most nodes a YAML document may expand to through its aliases (``*name``), counted with
 #: every alias expanded: an "alias bomb" (billion laughs) is refused before it is built.
 MAX_EXPANDED_NODES = 1_000_000
-#: Largest array read from an ``.npz`` member or an ``.npy`` file (bytes, once loaded).
+#: Largest array read from an ``.npy`` file, and largest sum of the arrays of an ``.npz``
+#: (bytes, once loaded).
 MAX_ARRAY_BYTES = 1 << 30
 #: dtype kinds an array file may hold: bool, signed and unsigned integers, floats.
 ARRAY_KINDS = "biuf"
@@ -120,15 +121,18 @@ def read_text(path: str | os.PathLike, label: str | None = None) -> str:
 
 def _read_bytes(path: Path, label: str, limit: int) -> bytes:
     try:
-        size = path.stat().st_size
         if path.is_dir():
             raise DescriptionError("is a directory, not a file", file=label)
-        if size > limit:
+        with open(path, "rb") as f:  # at most limit + 1 bytes: a device or a pipe too
+            data = f.read(limit + 1)
+        if len(data) > limit:
+            size = path.stat().st_size
+            shown = f"{size} bytes" if size > limit else f"more than {limit} bytes"
             raise DescriptionError(
-                f"is {size} bytes; files this tool reads must be at most {limit} bytes",
+                f"is {shown}; files this tool reads must be at most {limit} bytes",
                 file=label,
             )
-        return path.read_bytes()
+        return data
     except FileNotFoundError:
         raise DescriptionError("no such file", file=label) from None
     except OSError as e:
@@ -349,6 +353,7 @@ def read_npz(path: str | os.PathLike, label: str | None = None) -> dict[str, np.
             file=label,
         ) from None
     arrays: dict[str, np.ndarray] = {}
+    total = 0
     with zf:
         for info in zf.infolist():
             name = info.filename
@@ -362,7 +367,8 @@ def read_npz(path: str | os.PathLike, label: str | None = None) -> dict[str, np.
                 raise DescriptionError(f"holds array {key!r} twice", file=label)
             try:
                 with zf.open(info) as f:
-                    arrays[key] = _read_npy_stream(f, info.file_size)
+                    arrays[key] = _read_npy_stream(f, info.file_size, MAX_ARRAY_BYTES - total)
+                total += arrays[key].nbytes
             except DescriptionError as e:
                 raise DescriptionError(f"array {key!r} {e.message}", file=label) from None
             except (zipfile.BadZipFile, OSError, ValueError, EOFError, zlib.error,
@@ -400,8 +406,10 @@ def read_npy(path: str | os.PathLike, label: str | None = None) -> np.ndarray:
         ) from None
 
 
-def _read_npy_stream(f, size: int) -> np.ndarray:
-    """One ``.npy`` from ``f`` (``size`` bytes in all), its header checked first."""
+def _read_npy_stream(f, size: int, limit: int | None = None) -> np.ndarray:
+    """One ``.npy`` from ``f`` (``size`` bytes in all), its header checked first; at most
+    ``limit`` bytes of data (default :data:`MAX_ARRAY_BYTES`)."""
+    limit = MAX_ARRAY_BYTES if limit is None else limit
     try:
         version = np.lib.format.read_magic(f)
     except ValueError:
@@ -422,9 +430,11 @@ def _read_npy_stream(f, size: int) -> np.ndarray:
         )
     count = math.prod(shape)
     nbytes = count * dtype.itemsize
-    if nbytes > MAX_ARRAY_BYTES:
+    if nbytes > limit:
+        in_all = " in all" if limit < MAX_ARRAY_BYTES else ""
         raise DescriptionError(
-            f"has shape {shape} ({nbytes} bytes); arrays must be at most {MAX_ARRAY_BYTES} bytes"
+            f"has shape {shape} ({nbytes} bytes); arrays must be at most "
+            f"{MAX_ARRAY_BYTES} bytes{in_all}"
         )
     data = f.read(nbytes)
     if len(data) != nbytes:

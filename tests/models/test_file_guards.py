@@ -142,7 +142,7 @@ def test_npz_forged_huge_shape_is_refused_before_reading(jet, monkeypatch):
     fails(
         jet,
         r"FILE: field 'weights': jet_tagger\.npz: array 'fc1\.weight' has shape \(1024, 1024\) "
-        r"\(2097152 bytes\); arrays must be at most 1048576 bytes",
+        r"\(2097152 bytes\); arrays must be at most 1048576 bytes in all",
     )
 
 
@@ -323,6 +323,16 @@ def test_document_above_the_size_limit(jet, monkeypatch):
     monkeypatch.setattr(fileio, "MAX_DOCUMENT_BYTES", 100)
     size = jet.stat().st_size
     fails(jet, rf"FILE: is {size} bytes; files this tool reads must be at most 100 bytes")
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs /dev/zero")
+def test_endless_device_as_config():
+    with pytest.raises(
+        DescriptionError,
+        match=r"^/dev/zero: is more than 67108864 bytes; files this tool reads must be at most "
+        r"67108864 bytes$",
+    ):
+        load_config("/dev/zero")
 
 
 def test_duplicate_key_in_a_layer(jet):
