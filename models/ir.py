@@ -79,7 +79,13 @@ def frozen_array(value, *, layer: str, field: str, dtype=np.int64, ndim=None) ->
         )
     # before the cast, which would wrap a uint64 or turn a huge float into garbage (with a
     # numpy warning)
-    if arr.dtype.kind in "fu" and arr.size and not (-(2**63) <= arr.min() and arr.max() < 2**63):
+    if arr.dtype.kind == "i" and arr.size and arr.min() == -(2**63):  # abs() would wrap
+        raise DescriptionError(
+            f"must not hold {-(2**63)} (-2**63, whose magnitude does not fit int64)",
+            layer=layer,
+            field=field,
+        )
+    if arr.dtype.kind in "fu" and arr.size and not (-(2**63) < arr.min() and arr.max() < 2**63):
         big = arr.max() if arr.max() >= 2**63 else arr.min()
         raise DescriptionError(
             f"must hold integers that fit int64, not {big.item()!r}", layer=layer, field=field

@@ -170,7 +170,10 @@ class _Context:
                 )
             ]
             check_tensor_size((layer.weight.shape[0], *size), layer.name)
-        tensor = layer.infer(ins)
+        try:
+            tensor = layer.infer(ins)
+        except OverflowError as e:  # a range wider than any type (QType.covering)
+            raise DescriptionError(str(e), layer=layer.name) from None
         check_tensor_size(tensor.shape, layer.name)
         self.tensors[layer.name] = tensor
         self.layers.append(layer)
@@ -461,7 +464,9 @@ def _type(value, lname, key, required=False):
 
 
 def _scalar(entry, key, kind, lname, default=None):
-    value = entry.get(key, default)
+    value = entry.get(key)
+    if value is None:  # absent, or given as null: the default
+        value = default
     if value is None:
         return None
     if kind == "int" and not (isinstance(value, int) and not isinstance(value, bool)):
