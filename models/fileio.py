@@ -224,6 +224,9 @@ def read_yaml(path: str | os.PathLike, label: str | None = None):
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1} column {mark.column + 1}: " if mark else ""
         problem = getattr(e, "problem", None) or _first_line(e)
+        first = getattr(e, "context_mark", None)
+        if problem == "second occurrence" and first:  # libyaml's word for a duplicate anchor
+            problem = f"an anchor (&name) is defined twice, first at line {first.line + 1}"
         raise DescriptionError(f"is not valid YAML: {where}{problem}", file=label) from None
     except (ValueError, OverflowError, RecursionError) as e:  # e.g. a date out of range
         raise DescriptionError(f"is not valid YAML: {_first_line(e)}", file=label) from None

@@ -756,3 +756,12 @@ def test_null_scalar_means_its_default(tmp_path):
     (tmp_path / "d.json").write_text(json.dumps(doc))
     a, b = load(path), load(tmp_path / "d.json")
     assert np.array_equal(a["s"].thresholds, b["s"].thresholds)
+
+
+def test_duplicate_anchor(tmp_path):
+    config_fails(
+        tmp_path,
+        "clock_mhz: &x 100\nstages: &x {}\n",
+        r"FILE: is not valid YAML: line 2 column 9: an anchor \(&name\) is defined twice, first "
+        r"at line 1",
+    )
