@@ -7,7 +7,10 @@ no temporary file) left behind; never an exception escaping ``main`` (a tracebac
 warning (warnings are errors in the test run).
 
 Mutations are plain data (lists of JSON values), so every finding is kept in
-``tests/fuzz/corpus/<target>.json`` and run every time (:func:`test_corpus`).
+``tests/fuzz/corpus/<target>.json`` and run every time (:func:`test_corpus`). They name
+values by index into the tables below (``WEIRD``, ``DTYPES``...) and fields by index into
+the sorted paths of the base file, so the tables are append-only and a corpus entry is
+rechecked (it reproduces its finding on the code before the fix) when a base file changes.
 
 The default run is bounded (:data:`DEFAULT_EXAMPLES` per target, derandomized: the same
 examples every run); ``pytest tests/fuzz --fuzz-examples N`` runs N examples per target.
@@ -95,7 +98,8 @@ def run_cli(argv: list, outputs: list[Path]) -> tuple[int, str]:
 
 # -- mutating JSON-like documents --------------------------------------------------------------
 
-#: Values a field may be replaced with: wrong types, absurd and non-finite numbers, unicode.
+#: Values a field may be replaced with: wrong types, absurd and non-finite numbers, unicode
+#: (append only: the corpus names them by index).
 WEIRD = [
     None, True, False, 0, -1, 1, 2, 3, 7, 64, 255, 2**31, 2**63, -(2**63) - 1, 10**30,
     0.5, -2.5, 1e300, -1e300, math.inf, -math.inf, math.nan, "", "x", "int8", "uint0",
@@ -107,7 +111,7 @@ WEIRD = [
 
 
 def paths(doc) -> list[tuple]:
-    """Every path (keys and indices) into ``doc``, depth first, the root excluded."""
+    """Every path (keys and indices) into ``doc``, the root excluded, sorted."""
     found = []
     todo = [((), doc)]
     while todo:
