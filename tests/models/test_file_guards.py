@@ -765,3 +765,23 @@ def test_duplicate_anchor(tmp_path):
         r"FILE: is not valid YAML: line 2 column 9: an anchor \(&name\) is defined twice, first "
         r"at line 1",
     )
+
+
+@pytest.mark.parametrize(
+    "arr",
+    [
+        np.asfortranarray(np.arange(24, dtype=np.int16).reshape(2, 3, 4)),
+        np.arange(6, dtype=">i8").reshape(2, 3),
+        np.array([[True, False]]),
+        np.float32(2.5) * np.ones((1, 3), dtype=np.float32),
+        np.zeros((0, 4), dtype=np.uint8),
+        np.int64(7),
+    ],
+)
+def test_read_npy_and_npz_equal_numpy(tmp_path, arr):
+    np.save(tmp_path / "a.npy", arr)
+    np.savez(tmp_path / "a.npz", a=arr, b=arr)
+    got = read_npy(tmp_path / "a.npy")
+    assert got.dtype == arr.dtype.newbyteorder("=") and np.array_equal(got, arr)
+    both = read_npz(tmp_path / "a.npz")
+    assert sorted(both) == ["a", "b"] and all(np.array_equal(v, arr) for v in both.values())
