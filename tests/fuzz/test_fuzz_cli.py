@@ -42,8 +42,8 @@ ZOO = ROOT / "models" / "zoo"
 QONNX = ROOT / "tests" / "fixtures" / "qonnx"
 CORPUS = Path(__file__).with_name("corpus")
 
-#: Examples per target in the default test run (about 10-20 s in all).
-DEFAULT_EXAMPLES = {"description": 60, "config": 30, "input": 60, "onnx": 25}
+#: Examples per target in the default test run (about 25 s in all on one idle core).
+DEFAULT_EXAMPLES = {"description": 200, "config": 60, "input": 150, "onnx": 60}
 #: Seconds one CLI call may take before the example counts as a hang.
 CALL_TIMEOUT = 60
 
