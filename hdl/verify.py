@@ -166,21 +166,31 @@ def _prune(root: Path, keep: int) -> None:
             extra.unlink(missing_ok=True)
 
 
-def _build(manifest: Manifest, sim: str, waves: bool, root: Path) -> tuple[Path, float, bool]:
-    """Build ``manifest``'s Verilog for ``sim`` under ``root``, reusing an earlier build of
-    the same content. Returns the build directory, seconds spent, whether it was reused."""
+def build_key(manifest: Manifest, sim: str, waves: bool) -> str:
+    """The content key of a simulator build: the Verilog, top, simulator, waves, the build
+    recipe, cocotb's version and install location, and Verilator's waivers."""
     import cocotb
-    from cocotb_tools.runner import VerilatorControlFile, get_runner
 
-    if not manifest.verilog.is_file():
-        raise ManifestError(f"{manifest.path}: field 'verilog': {manifest.verilog} does not exist")
     h = hashlib.sha256()
     for part in (manifest.verilog.read_bytes(), manifest.top.encode(), sim.encode()):
         h.update(part + b"\0")
     h.update(f"waves={waves} cocotb={cocotb.__version__} {_BUILD_RECIPE}".encode())
+    # a Verilator model links cocotb's VPI library by its absolute path (RUNPATH): a build
+    # made from another environment's cocotb (another venv or checkout) is not this one's
+    h.update(str(Path(cocotb.__file__).resolve().parent).encode())
     if sim == "verilator":
         h.update(WAIVERS.read_bytes())
-    build_dir = root / f"{sim}-{manifest.top}-{h.hexdigest()[:16]}"
+    return h.hexdigest()[:16]
+
+
+def _build(manifest: Manifest, sim: str, waves: bool, root: Path) -> tuple[Path, float, bool]:
+    """Build ``manifest``'s Verilog for ``sim`` under ``root``, reusing an earlier build of
+    the same content. Returns the build directory, seconds spent, whether it was reused."""
+    from cocotb_tools.runner import VerilatorControlFile, get_runner
+
+    if not manifest.verilog.is_file():
+        raise ManifestError(f"{manifest.path}: field 'verilog': {manifest.verilog} does not exist")
+    build_dir = root / f"{sim}-{manifest.top}-{build_key(manifest, sim, waves)}"
     stamp = build_dir / "codesign-build.json"
     with _locked(root / f".{build_dir.name}.lock"):
         if stamp.is_file():
