@@ -52,6 +52,7 @@ __all__ = [
     "lint",
     "place_and_route",
     "require_icarus",
+    "size_advice",
     "synthesize",
     "tool_versions",
     "verilator_bin",
@@ -179,7 +180,9 @@ _ERROR_LINE = {
     "icarus": re.compile(r"^(?:\S+:\d+: (?:syntax error|error: ).*|error: .*)"),
 }
 #: After the tool's own errors: a C++ compiler's or make's (a Verilator model build).
-_BUILD_ERROR = re.compile(r"^(?:\S+:\d+:\d+: (?:fatal )?error: .*|make(?:\[\d+\])?: \*\*\* .*)")
+_BUILD_ERROR = re.compile(
+    r"^(?:\S+:\d+:\d+: (?:fatal )?error: .*|\S+: fatal error: .*|make(?:\[\d+\])?: \*\*\* .*)"
+)
 #: A trap of the WebAssembly runtime (YoWASP tools): "wasm trap: call stack exhausted".
 _WASM_TRAP = re.compile(r"wasm trap: .*")
 #: The last line of a Python traceback (the YoWASP runner): "MemoryError", "OSError: ...".
@@ -189,7 +192,8 @@ _SIZE = re.compile(
     r"Unable to place cell|Unable to find a placement location|Failed to expand region"
     r"|failed to route|out of memory|std::bad_alloc"
     r"|\bMemoryError\b|memory allocation of \d+ bytes failed|Cannot allocate memory"
-    r"|failed to grow memory|call stack exhausted",
+    r"|failed to grow memory|call stack exhausted|virtual memory exhausted"
+    r"|Killed signal terminated program",
     re.I,
 )
 #: nextpnr's utilisation table: "Info: \tICESTORM_LC:   11787/   7680   153%".
@@ -238,6 +242,9 @@ def diagnose(tool: str, output: str, returncode: int | None = None) -> Diagnosis
     # the design's size only when the error that stopped the tool says so (an unrelated
     # error with the device over-full is reported as that error), or, when the tool has no
     # error line of its own, when its output shows memory or time ran out
+    # (WebAssembly that cannot even reserve its memory is the process's limit, not the
+    # design's: "mmap failed to reserve 0x104000000 bytes" under a low ulimit -v)
+    plain = plain and "failed to reserve" not in first
     size = _SIZE.search(first) or (_SIZE.search(output) if plain else None)
     killed = plain and returncode is not None and returncode < 0
     if not size and not killed:
@@ -254,6 +261,15 @@ def diagnose(tool: str, output: str, returncode: int | None = None) -> Diagnosis
     else:
         why = f"killed by signal {-returncode}"
     return Diagnosis(first_error=first, too_large=why)
+
+
+def size_advice(design) -> str:
+    """What to change when a :class:`~codesign.models.hwconfig.Design` is too large for a tool
+    or device: a narrower folding, naming the stage with the most multipliers (PE·SIMD)."""
+    width = {s.name: design.config[s.name].pe * design.config[s.name].simd for s in design.stages}
+    widest = max(design.stages, key=lambda s: width[s.name])
+    cfg = design.config[widest.name]
+    return f"reduce PE·SIMD (largest: stage {widest.name!r}, pe={cfg.pe}, simd={cfg.simd})"
 
 
 def _keep_log(path: Path, text: str) -> Path:
