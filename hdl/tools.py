@@ -26,6 +26,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -168,6 +169,15 @@ class Diagnosis:
     first_error: str
     too_large: str | None = None
 
+    @property
+    def size_note(self) -> str:
+        """``"; the design is too large (<why>)"`` for a failure of the design's size, else
+        empty: the part of a one-line message that says so."""
+        if self.too_large is None:
+            return ""
+        why = "" if self.too_large == self.first_error else f" ({self.too_large})"
+        return f"; the design is too large{why}"
+
 
 #: The first error line of each tool's output.
 _ERROR_LINE = {
@@ -231,6 +241,12 @@ def diagnose(tool: str, output: str, returncode: int | None = None) -> Diagnosis
     own = _ERROR_LINE.get(tool)
     first = next((ln for ln in lines if own is not None and own.match(ln)), None)
     plain = first is None  # no error line of the tool's own: it crashed, or was killed
+    killed = plain and returncode is not None and returncode < 0
+    if killed:
+        try:
+            first = f"killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            first = f"killed by signal {-returncode}"
     if first is None:
         first = next((ln for ln in lines if _BUILD_ERROR.match(ln)), None)
     if first is None:
@@ -246,7 +262,6 @@ def diagnose(tool: str, output: str, returncode: int | None = None) -> Diagnosis
     # design's: "mmap failed to reserve 0x104000000 bytes" under a low ulimit -v)
     plain = plain and "failed to reserve" not in first
     size = _SIZE.search(first) or (_SIZE.search(output) if plain else None)
-    killed = plain and returncode is not None and returncode < 0
     if not size and not killed:
         return Diagnosis(first_error=first)
     over = [
@@ -259,7 +274,7 @@ def diagnose(tool: str, output: str, returncode: int | None = None) -> Diagnosis
     elif size:
         why = size.group(0)
     else:
-        why = f"killed by signal {-returncode}"
+        why = first  # killed: by the kernel's out-of-memory killer, a CPU limit, ...
     return Diagnosis(first_error=first, too_large=why)
 
 
@@ -300,9 +315,8 @@ def _failure(what: str, tool: str, output: str, log: Path, returncode: int | Non
     ``<what> failed: <first error line>[; the design is too large (<why>)]; log: <path>``."""
     d = diagnose(tool, output, returncode)
     kept = _keep_log(log, output)
-    size = f"; the design is too large ({d.too_large})" if d.too_large else ""
     return ToolError(
-        f"{what} failed: {d.first_error}{size}; log: {kept}",
+        f"{what} failed: {d.first_error}{d.size_note}; log: {kept}",
         first_error=d.first_error,
         log=kept,
         too_large=d.too_large is not None,

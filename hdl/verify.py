@@ -132,9 +132,8 @@ def build_failure(sim: str, verilog: Path, log: Path) -> SimulationError:
     except OSError:
         text = ""
     d = diagnose(sim, text)
-    size = f"; the design is too large ({d.too_large})" if d.too_large else ""
     return SimulationError(
-        f"{sim} build of {verilog} failed: {d.first_error}{size}; log: {log}",
+        f"{sim} build of {verilog} failed: {d.first_error}{d.size_note}; log: {log}",
         first_error=d.first_error,
         log=log,
         too_large=d.too_large is not None,

@@ -433,9 +433,7 @@ def _export_error(design: Design, top: str, out_dir: Path, output: str) -> Excep
     log = atomic_write(out_dir / f"{top}.export.log", output.rstrip("\n") + "\n")
     what = f"{design.network.name}: Verilog export by the bundled Yosys failed: {d.first_error}"
     if d.too_large:
-        return ConfigError(
-            f"{what}; the design is too large ({d.too_large}); {size_advice(design)}; log: {log}"
-        )
+        return ConfigError(f"{what}{d.size_note}; {size_advice(design)}; log: {log}")
     return ToolError(f"{what}; log: {log}", first_error=d.first_error, log=log)
 
 
