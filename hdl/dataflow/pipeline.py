@@ -34,7 +34,7 @@ from codesign.models.layers import BinaryConv2d, BinaryDense
 from codesign.models.qtype import Kind
 
 from ..memfiles import externalize
-from ..tools import ToolError, diagnose, size_advice
+from ..tools import ToolError, diagnose, size_advice, writable_dir
 from .act import Activation, ActivationSpec
 from .mvau import MVAU
 from .residual import AddStreams, Fork
@@ -428,7 +428,15 @@ def _fusesoc_core(top: str, name: str, memories: list[str]) -> str:
 def _export_error(design: Design, top: str, out_dir: Path, output: str) -> Exception:
     """The error of a failed Verilog export: the bundled Yosys's first error line and its
     output's path (``<top>.export.log``); a :class:`ConfigError` advising a narrower folding
-    only when that output shows memory ran out (:func:`codesign.hdl.tools.diagnose`)."""
+    only when that output shows memory ran out (:func:`codesign.hdl.tools.diagnose`); a
+    :class:`~codesign.hdl.tools.CacheDirError` when wasmtime could not create its cache."""
+    cache = re.search(r"failed to create cache directory: (.+)$", output, re.M)
+    if cache:  # wasmtime keeps the compiled Yosys under XDG_CACHE_HOME
+        writable_dir(
+            cache[1].strip(),
+            "the WebAssembly cache directory of the bundled Yosys (wasmtime's)",
+            "XDG_CACHE_HOME",
+        )
     d = diagnose("yosys", output)
     log = atomic_write(out_dir / f"{top}.export.log", output.rstrip("\n") + "\n")
     what = f"{design.network.name}: Verilog export by the bundled Yosys failed: {d.first_error}"

