@@ -9,6 +9,8 @@ appended, fed to the real Verilator, Icarus and Yosys.
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -237,3 +239,25 @@ def test_synth_nextpnr_crash_on_an_over_full_device_is_the_designs_size(
         r"\.log; reduce PE·SIMD \(largest: stage '\w+', pe=\d+, simd=\d+\)",
         r["fmax_reason"],
     ), r["fmax_reason"]
+
+
+def test_cli_hdl_under_a_memory_limit_is_reported_plainly(tmp_path):
+    """Under ``ulimit -v`` (3 GB) the Verilog export's bundled Yosys cannot reserve its
+    WebAssembly memory: one line with wasmtime's own error and the log, and no advice to
+    shrink the design (the smallest fails alike). About 5 s."""
+    code = (
+        "import resource, sys\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (3 * 10**9, 3 * 10**9))\n"
+        "from codesign import cli\n"
+        f"sys.exit(cli.main(['hdl', {NET!r}, '-o', {str(tmp_path / 'hdl')!r}]))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+    assert re.fullmatch(
+        r"codesign: error: jet_tagger: Verilog export by the bundled Yosys failed: "
+        r"wasmtime\._error\.WasmtimeError: mmap failed to reserve 0x[0-9a-f]+ bytes; "
+        r"log: .*/hdl/jet_tagger\.export\.log\n",
+        proc.stderr,
+    ), proc.stderr
+    assert "mmap failed" in (tmp_path / "hdl" / "jet_tagger.export.log").read_text()

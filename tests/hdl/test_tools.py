@@ -432,6 +432,11 @@ def test_place_and_route_out_of_logic_cells(yosys, tmp_path):
         # Icarus's own error after its syntax error
         ("icarus", "x.v:2: syntax error\nx.v:2: error: malformed statement\n", 2,
          "x.v:2: syntax error", None),
+        # the shape of a C++ allocation failure inside the WebAssembly Yosys (its 4 GiB)
+        ("yosys", "libc++abi: terminating due to uncaught exception of type std::bad_alloc: "
+         "std::bad_alloc\nwasmtime._trap.Trap: error while executing at wasm backtrace:\n"
+         "Caused by:\n    wasm trap: wasm `unreachable` instruction executed\n", 1,
+         "wasm trap: wasm `unreachable` instruction executed", "std::bad_alloc"),
         # a failing tool that writes nothing
         ("nextpnr", "", 1, "exit status 1", None),
     ],
