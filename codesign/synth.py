@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from codesign.models.errors import UserError
 from codesign.models.fileio import atomic_write
@@ -25,6 +26,9 @@ from codesign.models.hwconfig import Design, HardwareConfig
 from codesign.models.ir import Network
 
 from .summary import network_hash
+
+if TYPE_CHECKING:
+    from codesign.hdl.tools import ToolError
 
 __all__ = [
     "CLASSES",
@@ -264,7 +268,7 @@ def synthesize(
     return {**result, "cached": False}
 
 
-def _synth_error(e, d: Design) -> SynthError:
+def _synth_error(e: ToolError, d: Design) -> SynthError:
     """The :class:`SynthError` of a failed tool run (a
     :class:`~codesign.hdl.tools.ToolError`): its one line, and what to change only when the
     tool's output showed the failure is the design's size."""

@@ -282,6 +282,8 @@ def diagnose(tool: str, output: str, returncode: int | None = None) -> Diagnosis
 def size_advice(design) -> str:
     """What to change when a :class:`~codesign.models.hwconfig.Design` is too large for a tool
     or device: a narrower folding, naming the stage with the most multipliers (PE·SIMD)."""
+    if not design.stages:
+        return "use a smaller design"
     width = {s.name: design.config[s.name].pe * design.config[s.name].simd for s in design.stages}
     widest = max(design.stages, key=lambda s: width[s.name])
     cfg = design.config[widest.name]

@@ -51,6 +51,7 @@ __all__ = [
     "SimulationError",
     "StageSpec",
     "StreamSpec",
+    "build_failure",
     "default_build_root",
     "read_manifest",
     "run_cocotb",
