@@ -1,4 +1,5 @@
-"""codesign.hdl.tools: Verilator lint with the one waiver file, Yosys synthesis counts."""
+"""codesign.hdl.tools: Verilator lint with the one waiver file, Yosys synthesis counts, nextpnr
+Fmax, and each tool's failure reported as the tool put it (first error line, log path)."""
 
 from __future__ import annotations
 
