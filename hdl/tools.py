@@ -229,7 +229,8 @@ def diagnose(tool: str, output: str, returncode: int | None = None) -> Diagnosis
     Diagnosis
         ``first_error``: the first line matching the tool's error format (Yosys and nextpnr
         ``ERROR: ...``, Verilator ``%Error: file:line:col: ...``, Icarus ``file:line: error:
-        ...``), else a compiler's or make's error, a WebAssembly trap, the exception a
+        ...``), else Verilator's first warning (warnings are fatal), a compiler's or make's
+        error, a WebAssembly trap, the exception a
         traceback ended with, the last line, or the exit status. ``too_large``: why the
         failure is the design's size, from the output alone: the first error line says the
         tool could not place or route or ran out of memory (nextpnr's utilisation table then
@@ -247,6 +248,8 @@ def diagnose(tool: str, output: str, returncode: int | None = None) -> Diagnosis
             first = f"killed by {signal.Signals(-returncode).name}"
         except ValueError:
             first = f"killed by signal {-returncode}"
+    if first is None and tool == "verilator":  # warnings made fatal: the first one
+        first = next((ln for ln in lines if re.match(r"^%Warning-\w+: ", ln)), None)
     if first is None:
         first = next((ln for ln in lines if _BUILD_ERROR.match(ln)), None)
     if first is None:

@@ -257,6 +257,21 @@ def test_lint_of_a_syntax_error_reports_verilators_first_error(tmp_path):
 
 
 @needs_verilator
+def test_diagnose_verilator_warnings_made_fatal(tmp_path):
+    """Without ``-Wno-fatal`` Verilator stops on warnings and its only ``%Error`` line is
+    the summary: the first warning is the error."""
+    path = _source(tmp_path, "broken", BROKEN)
+    exe = tools.verilator_bin() / "verilator"
+    proc = subprocess.run(
+        [str(exe), "--lint-only", "-Wall", str(path)], capture_output=True, text=True
+    )
+    assert proc.returncode != 0 and "%Error: Exiting due to" in proc.stderr
+    d = tools.diagnose("verilator", proc.stderr, proc.returncode)
+    assert re.match(r"^%Warning-\w+: .*/broken\.v:\d+:\d+: ", d.first_error), d
+    assert d.too_large is None
+
+
+@needs_verilator
 def test_lint_of_a_missing_top(tmp_path):
     path = _source(tmp_path, "wide", TOO_MANY_PINS)
     with pytest.raises(
