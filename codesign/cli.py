@@ -1,6 +1,8 @@
 """The ``codesign`` command line: one subcommand per step, each with ``--json``.
 
-User errors print one line on stderr and exit with status 2; nothing is half-written.
+User errors print one line on stderr and exit with status 2; nothing is half-written. So do
+failures of the external tools (:class:`codesign.hdl.tools.ToolError`: the tool's first error
+line and the path of its full log) and unwritable cache directories.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from codesign.hdl.tools import ToolError
 from codesign.models.errors import UserError
 from codesign.models.fileio import atomic_write
 from codesign.models.golden import InputError, check_input, golden, random_inputs, trace
@@ -681,6 +684,9 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         args.func(args)
     except UserError as e:
+        print(f"codesign: error: {e}", file=sys.stderr)
+        return 2
+    except ToolError as e:  # a tool missing or failed: its first error line and its log's path
         print(f"codesign: error: {e}", file=sys.stderr)
         return 2
     except OSError as e:  # unwritable output paths and the like: the user's environment
