@@ -299,6 +299,9 @@ class Design:
         self.network = net
         self.stages = plan(net)
         names = {s.name for s in self.stages}
+        clash = _fork_clash(self.stages)
+        if clash is not None:
+            raise ConfigError(clash)
         if config is None:
             config = HardwareConfig()
         for name in config.stages:
@@ -430,6 +433,31 @@ class Design:
 def fifo_name(stage: str, port: int) -> str:
     """A FIFO's name: the stage's for its first input, ``<stage>__b`` for an add's second."""
     return stage if port == 0 else f"{stage}__b"
+
+
+def fork_name(src: str | None, k: int) -> str:
+    """The ``k``-th two-way fork copying producer ``src``'s stream (None: the network
+    input) when several stages read it: ``fork_<src>``, then ``fork_<src>_<k>``."""
+    base = f"fork_{src if src is not None else 'input'}"
+    return base if k == 0 else f"{base}_{k}"
+
+
+def _fork_clash(stages: list[Stage]) -> str | None:
+    """What is wrong when two forks of the pipeline would get one instance name (a stage
+    ``a`` read by three stages has forks ``fork_a`` and ``fork_a_1``, the name of a stage
+    ``a_1``'s fork), or None."""
+    owner: dict[str, str | None] = {}
+    for src, rs in readers(stages).items():
+        for k in range(len(rs) - 1):
+            name = fork_name(src, k)
+            if name in owner:
+                first, second = (f"{x!r}" if x else "the input" for x in (owner[name], src))
+                return (
+                    f"layer {src or owner[name]!r}: the forks copying the streams of {first} "
+                    f"and {second} would both be the RTL instance {name!r}; rename one of them"
+                )
+            owner[name] = src
+    return None
 
 
 def stage_lag(stage: Stage, cfg: StageConfig) -> Fraction:
