@@ -191,10 +191,11 @@ def cmd_hdl(args) -> None:
     d = design(net, args.config)
     out_dir = Path(args.output or Path(args.build) / net.name / "hdl")
     doc = generate(d, out_dir)
+    stages = [{**s, "origin": d.origin[s["name"]].to_dict()} for s in doc["stages"]]
     rows = [
         f"  {s['name']:10s} {s['kind']:5s} pe {s['pe']:3d} simd {s['simd']:4d} "
-        f"{s['cycles']:7d} cycles/frame  ({'+'.join(s['layers'])})"
-        for s in doc["stages"]
+        f"{s['origin']['folding']:10s} {s['cycles']:7d} cycles/frame  ({'+'.join(s['layers'])})"
+        for s in stages
     ]
     text = "\n".join(
         [
@@ -204,7 +205,7 @@ def cmd_hdl(args) -> None:
             f"bits, m_axis_tdata {doc['output']['tdata_bits']} bits",
         ]
     )
-    _emit(args, {"output_dir": str(out_dir), **doc}, text)
+    _emit(args, {"output_dir": str(out_dir), **doc, "stages": stages}, text)
 
 
 def cmd_import(args) -> None:
@@ -284,7 +285,8 @@ def _pair(a, b) -> str:
     return text if b is None else f"{text}/{b}"
 
 
-def _sim_text(r) -> str:
+def _sim_text(r, config, origin: dict) -> str:
+    """The ``sim`` report: ``config`` is the design's, ``origin`` its folding's origins."""
     head = [
         f"{r.network}: {r.frames} frames at input rate {r.input_rate:g}, {r.clock_mhz:g} MHz",
         f"latency {r.latency} cycles to the first output beat, {r.latency_last} to the last "
@@ -292,12 +294,21 @@ def _sim_text(r) -> str:
         f"II {_fmt(r.ii)} cycles/frame (ideal {r.ideal_ii}); {r.throughput_fps:,.0f} frames/s "
         f"at {r.clock_mhz:g} MHz; {r.cycles} cycles in all",
     ]
-    rows = [("stage", "kind", "cycles", "busy", "starved", "blocked", "util", "FIFO", "max")]
+    rows = [
+        (
+            "stage", "kind", "PE", "SIMD", "folding", "cycles", "busy", "starved", "blocked",
+            "util", "FIFO", "max",
+        )
+    ]  # fmt: skip
     for st in r.stages:
+        cfg = config[st.name]
         rows.append(
             (
                 st.name,
                 st.kind,
+                str(cfg.pe),
+                str(cfg.simd),
+                origin[st.name].folding,
                 str(st.ideal_cycles),
                 str(st.busy),
                 str(st.starved),
@@ -311,7 +322,7 @@ def _sim_text(r) -> str:
     table = [
         "  "
         + "  ".join(
-            c.ljust(w) if i < 2 else c.rjust(w)
+            c.ljust(w) if i in (0, 1, 4) else c.rjust(w)
             for i, (c, w) in enumerate(zip(row, widths, strict=True))
         ).rstrip()
         for row in rows
@@ -326,6 +337,7 @@ def cmd_sim(args) -> None:
         raise CliError(f"codesign sim: argument --plot: must be a .svg file, not {args.plot!r}")
     net = load(args.net)
     d = design(net, args.config)
+    origin = d.origin  # of the folding, which sizing FIFOs keeps
     rate = 1.0 if args.input_rate is None else args.input_rate
     sized = None
     if args.size_fifos is not None:
@@ -340,7 +352,10 @@ def cmd_sim(args) -> None:
         atomic_write(args.size_fifos, yaml.safe_dump(d.config.to_dict(), sort_keys=False))
     r = simulate(d, frames=args.frames, input_rate=rate)
     doc = {"network": net.name, **r.to_dict()}
-    text = _sim_text(r)
+    for st in doc["stages"]:
+        cfg = d.config[st["name"]]
+        st.update(pe=cfg.pe, simd=cfg.simd, origin=origin[st["name"]].to_dict())
+    text = _sim_text(r, d.config, origin)
     if sized is not None:
         doc["sized_fifos"] = sized
         doc["config_written"] = str(args.size_fifos)
