@@ -26,6 +26,7 @@ from codesign.models.hwconfig import (
     StageConfig,
     StageKind,
     fifo_name,
+    fork_name,
     readers,
     stage_io,
 )
@@ -286,10 +287,9 @@ class Pipeline(wiring.Component):
             """Route ``port`` (producer ``src``'s stream) to its readers, through a chain of
             two-way forks when there are several."""
             rs = read.get(src, [])
-            base = f"fork_{src if src is not None else 'input'}"
             for k, key in enumerate(rs[:-1]):
                 fork = Fork(layout=layout)
-                m.submodules[base if k == 0 else f"{base}_{k}"] = fork
+                m.submodules[fork_name(src, k)] = fork
                 wiring.connect(m, port, fork.i)
                 pending[key] = fork.o0
                 port = fork.o1
