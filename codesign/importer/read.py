@@ -15,6 +15,7 @@ def _read(path: Path):
         import onnx
     except ImportError as e:  # pragma: no cover
         raise ImportError_(f"QONNX import needs the 'onnx' package ({e})") from None
+    _quiet_onnxruntime()
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -29,6 +30,17 @@ def _read(path: Path):
     if not proto.graph.node or not proto.graph.input:
         raise ImportError_(f"{label}: is not an ONNX model (no graph nodes or inputs)")
     return proto, hashlib.sha256(data).hexdigest()
+
+
+def _quiet_onnxruntime() -> None:
+    """Keep onnxruntime's native logger (which writes to file descriptor 2 itself, past
+    ``sys.stderr``) to fatal messages: a kernel that fails on a malformed graph raises an
+    exception too, which the importer reports on one line."""
+    try:
+        import onnxruntime
+    except ImportError:  # pragma: no cover - a declared dependency of qonnx
+        return
+    onnxruntime.set_default_logger_severity(4)
 
 
 def _check_supported(proto, label: str) -> None:

@@ -23,6 +23,7 @@ import copy
 import io
 import json
 import math
+import os
 import re
 import signal
 import tempfile
@@ -69,13 +70,19 @@ def run_cli(argv: list, outputs: list[Path]) -> tuple[int, str]:
     out, err = io.StringIO(), io.StringIO()
     old = signal.signal(signal.SIGALRM, _alarm)
     signal.alarm(CALL_TIMEOUT)
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            status = main([str(a) for a in argv])
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
-    text = err.getvalue()
+    saved = os.dup(2)  # native libraries (onnxruntime's logger) write to fd 2 directly
+    with tempfile.TemporaryFile() as native:
+        os.dup2(native.fileno(), 2)
+        try:
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                status = main([str(a) for a in argv])
+        finally:
+            signal.alarm(0)
+            signal.signal(signal.SIGALRM, old)
+            os.dup2(saved, 2)
+            os.close(saved)
+        native.seek(0)
+        text = native.read().decode(errors="replace") + err.getvalue()
     assert "Traceback" not in text, text
     if status == 0:
         assert text == "", text

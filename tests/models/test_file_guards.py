@@ -745,3 +745,29 @@ def test_read_npy_and_npz_equal_numpy(tmp_path, arr):
     assert got.dtype == arr.dtype.newbyteorder("=") and np.array_equal(got, arr)
     both = read_npz(tmp_path / "a.npz")
     assert sorted(both) == ["a", "b"] and all(np.array_equal(v, arr) for v in both.values())
+
+
+def test_onnxruntime_failure_is_one_line_at_the_file_descriptor(tmp_path):
+    """A malformed graph on which an onnxruntime kernel fails during qonnx's constant
+    folding: its native logger, which writes to fd 2 itself, printed a second line (a
+    subprocess sees what in-process tests cannot)."""
+    import subprocess
+    import sys
+
+    onnx = pytest.importorskip("onnx")
+    proto = onnx.load(ZOO.parents[1] / "tests" / "fixtures" / "qonnx" / "dws_avgpool.onnx")
+    pool = next(n for n in proto.graph.node if n.op_type == "GlobalAveragePool")
+    vec = next(t for t in proto.graph.initializer if len(t.dims) == 1)
+    pool.input[0] = vec.name  # a 1-D constant: the kernel needs at least 3 dimensions
+    model = tmp_path / "m.onnx"
+    model.write_bytes(proto.SerializeToString())
+    run = subprocess.run(
+        [sys.executable, "-m", "codesign.cli", "import", str(model), "-o", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 2, run.stderr
+    assert run.stderr.count("\n") == 1 and "Traceback" not in run.stderr, run.stderr
+    assert re.match(r"^codesign: error: .*m\.onnx: .*\n$", run.stderr), run.stderr
+    assert not (tmp_path / "o").exists()
