@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from codesign.models.errors import DescriptionError, UserError
+from codesign.models.errors import UserError
 from codesign.models.fileio import read_yaml
 from codesign.models.hwconfig import ConfigError, Design, HardwareConfig
 from codesign.models.ir import Network
@@ -34,26 +33,6 @@ def load_config(path: str | Path) -> HardwareConfig:
     keys); ``clock_mhz`` must be a finite positive number."""
     label = str(path)
     doc = read_yaml(path, label)
-    stages = doc.get("stages") if isinstance(doc, dict) else None
-    if stages is not None and not isinstance(stages, dict):
-        raise DescriptionError(
-            f"must be a mapping of stage name to stage fields, not {stages!r}",
-            file=label,
-            field="stages",
-        )
-    if isinstance(doc, dict) and "clock_mhz" in doc:
-        clock = doc["clock_mhz"]
-        if (
-            isinstance(clock, bool)
-            or not isinstance(clock, int | float)
-            or not math.isfinite(clock)
-            or clock <= 0
-        ):
-            raise DescriptionError(
-                f"must be a finite positive number (MHz), not {clock!r}",
-                file=label,
-                field="clock_mhz",
-            )
     return HardwareConfig.from_dict(doc, source=label)
 
 

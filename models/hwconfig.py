@@ -122,8 +122,9 @@ class HardwareConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "stages", dict(self.stages))
-        if not (isinstance(self.clock_mhz, int | float) and self.clock_mhz > 0):
-            raise ConfigError(f"clock_mhz must be a positive number, not {self.clock_mhz!r}")
+        c = self.clock_mhz
+        if isinstance(c, bool) or not isinstance(c, int | float) or not 0 < c < math.inf:
+            raise ConfigError(f"clock_mhz must be a finite positive number (MHz), not {c!r}")
 
     def __getitem__(self, name: str) -> StageConfig:
         return self.stages.get(name, StageConfig())
@@ -141,8 +142,15 @@ class HardwareConfig:
                 file=source,
                 field=str(unknown[0]),
             )
+        given = doc.get("stages") or {}
+        if not isinstance(given, Mapping):
+            raise DescriptionError(
+                f"must be a mapping of stage name to stage fields, not {given!r}",
+                file=source,
+                field="stages",
+            )
         stages = {}
-        for name, entry in (doc.get("stages") or {}).items():
+        for name, entry in given.items():
             if not isinstance(entry, Mapping):
                 raise DescriptionError("must be a mapping", file=source, layer=str(name))
             bad = sorted(set(entry) - {"pe", "simd", "mem_style", "fifo_depth", "fifo_depth_b"})
@@ -161,7 +169,8 @@ class HardwareConfig:
         try:
             return cls(stages, doc.get("clock_mhz", 100.0))
         except ConfigError as e:
-            raise DescriptionError(str(e), file=source, field="clock_mhz") from None
+            msg = str(e).removeprefix("clock_mhz ")
+            raise DescriptionError(msg, file=source, field="clock_mhz") from None
 
     def to_dict(self) -> dict:
         """The mapping :meth:`from_dict` reads (stage fields at their defaults left out), for

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from codesign.models.errors import DescriptionError
+from codesign.models.errors import ConfigError, DescriptionError
 from codesign.models.hwconfig import (
     LOGIC_ROM_MAX_DEPTH,
     Design,
@@ -169,3 +169,21 @@ def test_sum_pool_is_a_pool_stage_and_a_whole_map_window_is_global():
     assert gap.global_pool and not pool.global_pool
     c, h, w = gap.input.shape
     assert d.cycles(gap) == h * w * c // d.config["gap"].pe
+
+
+@pytest.mark.parametrize("clock", [0, -5.0, float("nan"), float("inf"), True, "100", None])
+def test_clock_must_be_finite_positive_from_python(clock):
+    """The same rule whether the config comes from a file or is built in Python."""
+    with pytest.raises(
+        ConfigError, match=r"^clock_mhz must be a finite positive number \(MHz\), not .+$"
+    ):
+        HardwareConfig({}, clock)
+
+
+def test_stages_must_be_a_mapping():
+    with pytest.raises(
+        DescriptionError,
+        match=r"^hw\.yaml: field 'stages': must be a mapping of stage name to stage fields, "
+        r"not 7$",
+    ):
+        HardwareConfig.from_dict({"stages": 7}, source="hw.yaml")
