@@ -145,4 +145,3 @@ def to_verilog_observed(
             raise ValueError(f"observed signal {key!r} ({sig!r}) has no net in the Verilog")
         paths[key] = list(where[1:])
     return text, paths
-
