@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import time
 from pathlib import Path
 
@@ -441,6 +442,85 @@ def test_generated_design(jet, build_root, sim_name):
     assert r["stages"]["fc2"]["first_mismatch"]["element"] == 3  # the corrupted row
 
 
+@pytest.mark.simulator
+def test_a_corrupted_memory_file_fails_the_cocotb_test(jet, build_root, tmp_path):
+    """One weight changed in a delivered ``$readmemh`` file: the Verilog, so the build, is
+    the good design's. The cocotb test fails by its own assertion, which names the stage
+    holding the weight and the first frame, beat and element that differ; ``check=True``
+    turns that into an ``AssertionError`` that fails this pytest test (here, expected)."""
+    design, d = jet
+    sim = _any_sim()
+    bad = tmp_path / "bad"
+    shutil.copytree(d / "good", bad)
+    memory = bad / "jet_tagger_fc2_weights.hex"
+    rows = memory.read_text().splitlines()
+    rows[0] = f"{int(rows[0][0], 16) ^ 0x8:x}{rows[0][1:]}"  # one bit of one weight
+    memory.write_text("\n".join(rows) + "\n")
+    tap = design.stage("fc2").tap
+    with pytest.raises(
+        BenchFailure,
+        match=rf"^{sim} cocotb test of jet_tagger: stage 'fc2' \(layer '{tap}'\): frame \d+ "
+        r"\(received \d+\), beat \d+, element \d+ \(lane \d+\): expected -?\d+, got -?\d+ "
+        r"\(\d+ of 32 elements differ in this frame\)",
+    ) as failed:
+        verify(design, bad, vectors=50, sim=sim, seed=1, build_dir=build_root, check=True)
+    r = failed.value.results
+    assert r["build_cached"] and not r["passed"]
+    assert r["first_bad_stage"] == "fc2" and r["stages"]["fc1"]["mismatched_frames"] == 0
+
+
+# -- the verdict is cocotb's results.xml ---------------------------------------------------------
+
+#: A results.xml as cocotb 2 writes it (cocotb/_xunit_reporter.py), one test.
+_XML = """<?xml version='1.0' encoding='utf-8'?>
+<testsuites name="results"><testsuite name="all" package="all" tests="1" failures="{failures}"
+ errors="0" skipped="0"><testcase classname="codesign.hdl.cocotb_bench" name="run_bench"
+ time="1.000">{failure}<properties><property name="cocotb" value="True" /></properties>
+</testcase></testsuite></testsuites>
+"""
+
+#: A bench's figures that show nothing wrong.
+_CLEAN = {"mismatches": 0, "first_bad_stage": None, "timed_out": None, "latency": 2, "ii": 5.0}
+
+
+def _run_dir(tmp_path, failure: str | None, kind: str = "AssertionError") -> Path:
+    node = ""
+    if failure is not None:
+        node = f'<failure message="{failure}" type="{kind}">Traceback ...</failure>'
+    (tmp_path / "results.xml").write_text(
+        _XML.format(failures=int(failure is not None), failure=node)
+    )
+    (tmp_path / "figures.json").write_text(json.dumps(_CLEAN))
+    return tmp_path
+
+
+def test_a_failed_cocotb_test_fails_whatever_the_figures_say(tmp_path):
+    message = "output: frame 3 (received 3), beat 0, element 1 (lane 1): expected 4, got 5"
+    r = read_bench_results(_run_dir(tmp_path, f"{message}&#10;assert not [...]"))
+    assert not r["passed"] and r["failure"] == message
+    assert r["mismatches"] == 0 and r["latency"] == 2  # the figures, as the bench wrote them
+
+
+def test_a_passed_cocotb_test_passes(tmp_path):
+    r = read_bench_results(_run_dir(tmp_path, None))
+    assert r["passed"] and r["failure"] is None and r["ii"] == 5.0
+
+
+def test_a_bench_error_is_a_simulation_error(tmp_path):
+    with pytest.raises(
+        SimulationError, match=r"^LookupError: stage 'fc1': no signal top\.core\.x: top has no$"
+    ):
+        read_bench_results(
+            _run_dir(tmp_path, "stage 'fc1': no signal top.core.x: top has no", "LookupError")
+        )
+
+
+def test_no_results_xml_is_a_simulation_error(tmp_path):
+    (tmp_path / "figures.json").write_text(json.dumps(_CLEAN))
+    with pytest.raises(SimulationError, match=r"^no results\.xml: the simulation ended abnormally"):
+        read_bench_results(tmp_path)
+
+
 # -- the known timing, from Amaranth's own simulator ---------------------------------------------
 
 
@@ -519,6 +599,23 @@ def test_stream_order_from_manifest(tmp_path, pass_dir):
         ),
         (lambda m: m["stages"][0].pop("tap"), r"field stages\[0\]\.'tap': is missing"),
         (lambda m: m.update(ideal_ii="5"), r"field 'ideal_ii': must be an int, not '5'"),
+        (
+            lambda m: m["stages"][0].update(probes={"in": {}}),
+            r"field stages\[0\]\.'probes': must be an object with keys among out, fifo, "
+            r"fifo_b, not \{'in': \{\}\}$",
+        ),
+        (
+            lambda m: m["stages"][0].update(probes={"out": {"valid": ["core", "v"]}}),
+            r"field stages\[0\]\.'probes'\.out: must be an object with keys valid, ready, "
+            r"payload, not \{'valid': \['core', 'v'\]\}$",
+        ),
+        (
+            lambda m: m["stages"][0].update(
+                probes={"out": {"valid": ["core", ""], "ready": ["r"], "payload": ["p"]}}
+            ),
+            r"field stages\[0\]\.'probes'\.out\.valid: must be a list of instance names and "
+            r"a signal name, not \['core', ''\]$",
+        ),
     ],
 )
 def test_manifest_errors_name_file_and_field(tmp_path, pass_dir, edit, message):
