@@ -356,7 +356,7 @@ def run_cocotb(
         ``output`` and ``stages[name]`` (each with
         ``frames_checked``, ``mismatched_frames``, ``mismatched_elements``,
         ``unknown_elements`` (X/Z), ``missing_frames`` and ``first_mismatch`` = frame,
-        element, expected, got; ``output`` also ``tlast_errors``, ``padding_errors``;
+        beat, element, expected, got; ``output`` also ``tlast_errors``, ``padding_errors``;
         a stage also its ``tap``, ``layers`` and the ``instance`` path monitored);
         ``first_bad_stage``, ``first_bad_layer`` (the first stage in pipeline order whose
         output differs, and its tap layer; None when all agree); ``mismatches`` (output
@@ -475,15 +475,16 @@ def read_bench_results(run: str | os.PathLike) -> dict:
         raise SimulationError(f"{xml} records no test")
     failure = None
     if failed:
-        node = next(ElementTree.parse(xml).getroot().iter("failure"), None)
+        root = ElementTree.parse(xml).getroot()
+        node = next(root.iter("failure"), None)
         if node is None:
-            node = next(ElementTree.parse(xml).getroot().iter("error"), None)
+            node = next(root.iter("error"), None)
         kind = node.get("type", "") if node is not None else ""
         message = (node.get("message") or "").strip() if node is not None else ""
         # cocotb rewrites assertions as pytest does: the message, then the failed expression
         first = message.splitlines()[0] if message else "failed without a message"
         if kind != "AssertionError":
-            raise SimulationError(f"{kind or 'error'}: {first}" if kind else first)
+            raise SimulationError(f"{kind}: {first}" if kind else first)
         failure = first
     path = run / "figures.json"
     figures = json.loads(path.read_text()) if path.is_file() else {}
@@ -518,19 +519,22 @@ def _run_bench(manifest: Manifest, sim: str, built: Path, run: Path, waves: bool
         # under pytest the runner exits when a test failed; the verdict is in results.xml
         pass
     seconds = time.perf_counter() - start
-    try:
-        results = read_bench_results(run)
-    except SimulationError as e:
+    why = None
+    if not (run / "results.xml").is_file():
+        why = f"no results ({_last_error(log)})"
+    else:
+        try:
+            results = read_bench_results(run)
+        except SimulationError as e:
+            why = str(e)
+    if why is not None:
         # keep the log: the run directory is temporary
         kept = run.parent / f"{sim}-{manifest.top}-failed.log"
         try:
             shutil.copyfile(log, kept)
         except OSError:
             kept = log
-        why = str(e)
-        if why.startswith("no results.xml"):
-            why = f"no results ({_last_error(log)})"
-        raise SimulationError(f"{sim} simulation of {manifest.top}: {why}; log: {kept}") from None
+        raise SimulationError(f"{sim} simulation of {manifest.top}: {why}; log: {kept}")
     results["run_seconds"] = round(seconds, 3)
     return results
 
