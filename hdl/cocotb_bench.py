@@ -445,7 +445,9 @@ _MEMBERS = {
 def _key(name: str) -> str:
     """The cocotb key of a child named ``name`` in the Verilog: the name itself, or for a name
     that is not a plain identifier (Amaranth's ``o__payload$12``) the escaped identifier
-    as Verilog writes it (backslash, name, space)."""
+    as Verilog writes it (backslash, name, space), which is what the VPI of Icarus and of
+    Verilator looks up (cocotb's ``"\\name\\"`` spelling is VHDL's extended identifier).
+    Both simulators resolve such names in the zoo runs of tests/hdl/test_zoo_rtl.py."""
     return name if _IDENT.fullmatch(name) else f"\\{name} "
 
 
