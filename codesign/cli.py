@@ -1,6 +1,8 @@
 """The ``codesign`` command line: one subcommand per step, each with ``--json``.
 
-User errors print one line on stderr and exit with status 2; nothing is half-written.
+User errors print one line on stderr and exit with status 2; nothing is half-written. So do
+failures of the external tools (:class:`codesign.hdl.tools.ToolError`: the tool's first error
+line and the path of its full log) and unwritable cache directories.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from codesign.hdl.tools import ToolError
 from codesign.models.errors import UserError
 from codesign.models.fileio import atomic_write
 from codesign.models.golden import InputError, check_input, golden, random_inputs, trace
@@ -188,10 +191,11 @@ def cmd_hdl(args) -> None:
     d = design(net, args.config)
     out_dir = Path(args.output or Path(args.build) / net.name / "hdl")
     doc = generate(d, out_dir)
+    stages = [{**s, "origin": d.origin[s["name"]].to_dict()} for s in doc["stages"]]
     rows = [
         f"  {s['name']:10s} {s['kind']:5s} pe {s['pe']:3d} simd {s['simd']:4d} "
-        f"{s['cycles']:7d} cycles/frame  ({'+'.join(s['layers'])})"
-        for s in doc["stages"]
+        f"{s['origin']['folding']:10s} {s['cycles']:7d} cycles/frame  ({'+'.join(s['layers'])})"
+        for s in stages
     ]
     text = "\n".join(
         [
@@ -201,7 +205,7 @@ def cmd_hdl(args) -> None:
             f"bits, m_axis_tdata {doc['output']['tdata_bits']} bits",
         ]
     )
-    _emit(args, {"output_dir": str(out_dir), **doc}, text)
+    _emit(args, {"output_dir": str(out_dir), **doc, "stages": stages}, text)
 
 
 def cmd_import(args) -> None:
@@ -281,7 +285,8 @@ def _pair(a, b) -> str:
     return text if b is None else f"{text}/{b}"
 
 
-def _sim_text(r) -> str:
+def _sim_text(r, config, origin: dict) -> str:
+    """The ``sim`` report: ``config`` is the design's, ``origin`` its folding's origins."""
     head = [
         f"{r.network}: {r.frames} frames at input rate {r.input_rate:g}, {r.clock_mhz:g} MHz",
         f"latency {r.latency} cycles to the first output beat, {r.latency_last} to the last "
@@ -289,12 +294,21 @@ def _sim_text(r) -> str:
         f"II {_fmt(r.ii)} cycles/frame (ideal {r.ideal_ii}); {r.throughput_fps:,.0f} frames/s "
         f"at {r.clock_mhz:g} MHz; {r.cycles} cycles in all",
     ]
-    rows = [("stage", "kind", "cycles", "busy", "starved", "blocked", "util", "FIFO", "max")]
+    rows = [
+        (
+            "stage", "kind", "PE", "SIMD", "folding", "cycles", "busy", "starved", "blocked",
+            "util", "FIFO", "max",
+        )
+    ]  # fmt: skip
     for st in r.stages:
+        cfg = config[st.name]
         rows.append(
             (
                 st.name,
                 st.kind,
+                str(cfg.pe),
+                str(cfg.simd),
+                origin[st.name].folding,
                 str(st.ideal_cycles),
                 str(st.busy),
                 str(st.starved),
@@ -308,7 +322,7 @@ def _sim_text(r) -> str:
     table = [
         "  "
         + "  ".join(
-            c.ljust(w) if i < 2 else c.rjust(w)
+            c.ljust(w) if i in (0, 1, 4) else c.rjust(w)
             for i, (c, w) in enumerate(zip(row, widths, strict=True))
         ).rstrip()
         for row in rows
@@ -323,6 +337,7 @@ def cmd_sim(args) -> None:
         raise CliError(f"codesign sim: argument --plot: must be a .svg file, not {args.plot!r}")
     net = load(args.net)
     d = design(net, args.config)
+    origin = d.origin  # of the folding, which sizing FIFOs keeps
     rate = 1.0 if args.input_rate is None else args.input_rate
     sized = None
     if args.size_fifos is not None:
@@ -337,7 +352,10 @@ def cmd_sim(args) -> None:
         atomic_write(args.size_fifos, yaml.safe_dump(d.config.to_dict(), sort_keys=False))
     r = simulate(d, frames=args.frames, input_rate=rate)
     doc = {"network": net.name, **r.to_dict()}
-    text = _sim_text(r)
+    for st in doc["stages"]:
+        cfg = d.config[st["name"]]
+        st.update(pe=cfg.pe, simd=cfg.simd, origin=origin[st["name"]].to_dict())
+    text = _sim_text(r, d.config, origin)
     if sized is not None:
         doc["sized_fifos"] = sized
         doc["config_written"] = str(args.size_fifos)
@@ -681,6 +699,9 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         args.func(args)
     except UserError as e:
+        print(f"codesign: error: {e}", file=sys.stderr)
+        return 2
+    except ToolError as e:  # a tool missing or failed: its first error line and its log's path
         print(f"codesign: error: {e}", file=sys.stderr)
         return 2
     except OSError as e:  # unwritable output paths and the like: the user's environment

@@ -45,7 +45,10 @@ def load_config(path: str | Path) -> HardwareConfig:
 
 
 def design(net: Network, config: HardwareConfig | str | Path | None = None) -> Design:
-    """The network with a hardware configuration (balanced automatically when None)."""
+    """The network with a hardware configuration (a :class:`HardwareConfig` or the path of
+    a YAML file). Every PE and SIMD the config leaves out (a stage it does not list, a field
+    it does not set; everything when None) is folded automatically, balanced around the
+    ones it gives; ``Design.origin`` says which is which."""
     source = None
     if isinstance(config, str | Path):
         source = str(config)

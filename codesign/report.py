@@ -196,6 +196,7 @@ def _folding(design: Design) -> str:
                 "+".join(la.name for la in s.layers),
                 cfg.pe,
                 cfg.simd,
+                design.origin[s.name].folding,
                 " / ".join(
                     str(design.fifo_depth(s, p))
                     for p in range(len(s.sources))
@@ -207,10 +208,14 @@ def _folding(design: Design) -> str:
         )
     return (
         "## Folding\n\n"
-        + _table(("stage", "kind", "layers", "PE", "SIMD", "FIFO depth", "cycles/frame"), rows)
+        + _table(
+            ("stage", "kind", "layers", "PE", "SIMD", "folding", "FIFO depth", "cycles/frame"),
+            rows,
+        )
         + f"\nIdeal II {design.ideal_ii} cycles/frame (the slowest stage) at "
         f"{design.config.clock_mhz:g} MHz. The FIFO depth is that of the FIFO in front of the "
-        "stage, in beats (an add stage's two inputs: first / second).\n"
+        "stage, in beats (an add stage's two inputs: first / second). Folding: given by the "
+        "hardware config, auto (balanced by codesign), or partly given.\n"
     )
 
 

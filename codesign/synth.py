@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from codesign.models.errors import UserError
 from codesign.models.fileio import atomic_write
@@ -25,6 +26,9 @@ from codesign.models.hwconfig import Design, HardwareConfig
 from codesign.models.ir import Network
 
 from .summary import network_hash
+
+if TYPE_CHECKING:
+    from codesign.hdl.tools import ToolError
 
 __all__ = [
     "CLASSES",
@@ -191,6 +195,8 @@ def synthesize(
 
             net = load(net)
         d = _design(net, config)
+    from codesign.hdl import tools
+
     key = cache_key(d, target, pnr=pnr, seed=seed)
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     stored = cache / f"{key}.json"
@@ -201,7 +207,12 @@ def synthesize(
             result = None
         if result is not None and result.get("key") == key:
             return {**result, "cached": True}
-    from codesign.hdl import tools
+    try:  # before the minutes of work whose result it keeps
+        tools.writable_dir(
+            cache, "the synthesis cache", "XDG_CACHE_HOME" if cache_dir is None else "cache_dir"
+        )
+    except tools.ToolError as e:
+        raise SynthError(str(e)) from None
 
     out = (
         Path(out_dir) if out_dir is not None else Path("build") / d.network.name / "synth" / target
@@ -218,7 +229,7 @@ def synthesize(
             netlist=netlist if pnr and target not in _NO_PNR else None,
         )
     except tools.ToolError as e:
-        raise SynthError(str(e)) from None
+        raise _synth_error(e, d) from None
     result = {
         "network": d.network.name,
         "network_hash": network_hash(d.network),
@@ -244,14 +255,26 @@ def synthesize(
         try:
             p = tools.place_and_route(netlist, target, counts=syn, seed=seed)
         except tools.ToolError as e:
-            raise SynthError(str(e)) from None
+            raise _synth_error(e, d) from None
         result["fmax_mhz"] = p["fmax_mhz"]
         result["pnr_seconds"] = p["seconds"]
         result["utilization"] = p.get("utilization")
         if p["fmax_mhz"] is None:
-            result["fmax_reason"] = p.get("reason")
+            reason = p.get("reason") or "no Fmax"
+            if reason.startswith("does not fit"):  # the device's room: the design's size
+                reason += f"; {tools.size_advice(d)}"
+            result["fmax_reason"] = reason
     atomic_write(stored, json.dumps(result, indent=1) + "\n")
     return {**result, "cached": False}
+
+
+def _synth_error(e: ToolError, d: Design) -> SynthError:
+    """The :class:`SynthError` of a failed tool run (a
+    :class:`~codesign.hdl.tools.ToolError`): its one line, and what to change only when the
+    tool's output showed the failure is the design's size."""
+    from codesign.hdl.tools import size_advice
+
+    return SynthError(f"{e}; {size_advice(d)}" if e.too_large else str(e))
 
 
 def synth_text(r: dict) -> str:

@@ -34,7 +34,8 @@ _READMEM = re.compile(r'\$readmemh\("([^"]+)"')
 def _file_name(top: str, module: str) -> str:
     """``<top>.core.stage_fc0.u0_mvau`` → ``<top>_fc0_weights.hex`` (a bare, portable name)."""
     parts = module.lstrip("\\").split(".")
-    stage = next((p[len("stage_") :] for p in parts if p.startswith("stage_")), None)
+    # parts[0] is the top, whose name may itself start with "stage_"
+    stage = next((p[len("stage_") :] for p in parts[1:] if p.startswith("stage_")), None)
     tail = stage if stage is not None else "_".join(parts[1:]) or "top"
     return f"{top}_{re.sub(r'[^A-Za-z0-9_]', '_', tail)}_weights.hex"
 

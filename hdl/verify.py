@@ -35,7 +35,14 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
-from codesign.hdl.tools import WAIVERS, ToolError, require_icarus, verilator_on_path
+from codesign.hdl.tools import (
+    WAIVERS,
+    ToolError,
+    diagnose,
+    require_icarus,
+    verilator_on_path,
+    writable_dir,
+)
 from codesign.models.qtype import Kind
 
 __all__ = [
@@ -48,6 +55,7 @@ __all__ = [
     "SimulationError",
     "StageSpec",
     "StreamSpec",
+    "build_failure",
     "default_build_root",
     "read_bench_results",
     "read_manifest",
@@ -86,7 +94,7 @@ BENCH_KEYS = (
 )
 
 
-class SimulationError(RuntimeError):
+class SimulationError(ToolError):
     """A build or simulation that did not produce results (the message says where the log
     is)."""
 
@@ -128,6 +136,25 @@ def _last_error(log: Path) -> str:
         if "%Error" in ln or "error:" in ln.lower() or "ERROR" in ln:
             return ln
     return lines[-1] if lines else "empty log"
+
+
+def build_failure(sim: str, verilog: Path, log: Path) -> SimulationError:
+    """The error of a failed simulator build whose output is in ``log``: one line,
+    ``<sim> build of <verilog> failed: <first error line>; log: <log>``. The first error
+    line is the simulator's own (Verilator ``%Error: file:line:col: ...``, Icarus
+    ``file:line: error: ...``), else the C++ compiler's or make's
+    (:func:`codesign.hdl.tools.diagnose`); a build that ran out of memory says so."""
+    try:
+        text = log.read_text(errors="replace")
+    except OSError:
+        text = ""
+    d = diagnose(sim, text)
+    return SimulationError(
+        f"{sim} build of {verilog} failed: {d.first_error}{d.size_note}; log: {log}",
+        first_error=d.first_error,
+        log=log,
+        too_large=d.too_large is not None,
+    )
 
 
 #: C++ optimisation of Verilator models. The model's per-cycle code at -O1 runs as fast
@@ -182,27 +209,39 @@ def _prune(root: Path, keep: int) -> None:
             extra.unlink(missing_ok=True)
 
 
-def _build(manifest: Manifest, sim: str, waves: bool, root: Path) -> tuple[Path, float, bool]:
-    """Build ``manifest``'s Verilog for ``sim`` under ``root``, reusing an earlier build of
-    the same content. Returns the build directory, seconds spent, whether it was reused."""
+def build_key(manifest: Manifest, sim: str, waves: bool) -> str:
+    """The content key of a simulator build: the Verilog, top, simulator, waves, the build
+    recipe, cocotb's version and install location, and Verilator's waivers."""
     import cocotb
-    from cocotb_tools.runner import VerilatorControlFile, get_runner
 
-    if not manifest.verilog.is_file():
-        raise ManifestError(f"{manifest.path}: field 'verilog': {manifest.verilog} does not exist")
     h = hashlib.sha256()
     for part in (manifest.verilog.read_bytes(), manifest.top.encode(), sim.encode()):
         h.update(part + b"\0")
     h.update(f"waves={waves} cocotb={cocotb.__version__} {_BUILD_RECIPE}".encode())
+    # a Verilator model links cocotb's VPI library by its absolute path (RUNPATH): a build
+    # made from another environment's cocotb (another venv or checkout) is not this one's
+    h.update(str(Path(cocotb.__file__).resolve().parent).encode())
     if sim == "verilator":
         h.update(WAIVERS.read_bytes())
-    build_dir = root / f"{sim}-{manifest.top}-{h.hexdigest()[:16]}"
+    return h.hexdigest()[:16]
+
+
+def _build(manifest: Manifest, sim: str, waves: bool, root: Path) -> tuple[Path, float, bool]:
+    """Build ``manifest``'s Verilog for ``sim`` under ``root``, reusing an earlier build of
+    the same content. Returns the build directory, seconds spent, whether it was reused."""
+    from cocotb_tools.runner import VerilatorControlFile, get_runner
+
+    if not manifest.verilog.is_file():
+        raise ManifestError(f"{manifest.path}: field 'verilog': {manifest.verilog} does not exist")
+    build_dir = root / f"{sim}-{manifest.top}-{build_key(manifest, sim, waves)}"
     stamp = build_dir / "codesign-build.json"
     with _locked(root / f".{build_dir.name}.lock"):
         if stamp.is_file():
             stamp.touch()  # recently used: kept by _prune
             return build_dir, 0.0, True
-        log = root / f"{build_dir.name}.build.log"
+        # the runner writes the log as the build goes: under a temporary name, renamed
+        # when the build is over, so a log under its final name is always whole
+        log = root / f".{build_dir.name}.build.log.part"
         start = time.perf_counter()
         kwargs = dict(
             hdl_toplevel=manifest.top,
@@ -234,10 +273,13 @@ def _build(manifest: Manifest, sim: str, waves: bool, root: Path) -> tuple[Path,
                     args += ["-s", "codesign_iverilog_dump"]
                 runner = get_runner("icarus")
                 runner.build(sources=sources, build_args=args, waves=False, **kwargs)
-        except (RuntimeError, SystemExit) as e:
-            raise SimulationError(
-                f"{sim} build of {manifest.verilog} failed ({_last_error(log)}); log: {log}"
-            ) from e
+        except (RuntimeError, SystemExit):
+            failed = root / f"{build_dir.name}.build.log"
+            try:
+                log.replace(failed)
+            except OSError:
+                failed = log
+            raise build_failure(sim, manifest.verilog, failed) from None
         seconds = time.perf_counter() - start
         for pattern in _INTERMEDIATE:
             for f in build_dir.glob(pattern):
@@ -413,7 +455,7 @@ def run_cocotb(
             raise SimulationError(str(e)) from None
 
     root = Path(build_dir) if build_dir is not None else default_build_root()
-    root.mkdir(parents=True, exist_ok=True)
+    writable_dir(root, "the simulator build cache", "XDG_CACHE_HOME")
     built, build_seconds, cached = _build(manifest, sim, waves, root)
 
     if waves:  # kept beside the design, where whoever debugs it looks
@@ -534,7 +576,9 @@ def _run_bench(manifest: Manifest, sim: str, built: Path, run: Path, waves: bool
             shutil.copyfile(log, kept)
         except OSError:
             kept = log
-        raise SimulationError(f"{sim} simulation of {manifest.top}: {why}; log: {kept}")
+        raise SimulationError(
+            f"{sim} simulation of {manifest.top}: {why}; log: {kept}", first_error=why, log=kept
+        )
     results["run_seconds"] = round(seconds, 3)
     return results
 

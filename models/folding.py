@@ -3,7 +3,11 @@
 :func:`balance` repeatedly speeds up the slowest stage (growing the smaller of its SIMD and
 PE to the next valid value) while the design's resources, as :func:`stage_usage` counts
 them, stay within a :class:`Budget` of the device; it stops when the slowest stage cannot be
-sped up. :func:`codesign.models.hwconfig.default_config` calls it with :data:`DEFAULT_BUDGET`.
+sped up. :class:`codesign.models.hwconfig.Design` calls it with :data:`DEFAULT_BUDGET` and the
+hardware config's stages: every PE and SIMD the config gives stays as it is (and the
+resources of its stage count as spent from the start), the others are balanced around
+them, so a config that gives no PE or SIMD (only ``clock_mhz``, FIFO depths or memory
+styles) gets exactly the automatic folding.
 
 What is counted, per stage (the parts of a design that grow with PE and SIMD):
 
@@ -31,7 +35,9 @@ default design of every zoo network and of FINN's CNV fits the whole device.
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -190,26 +196,55 @@ def stage_usage(stage: Stage, cfg: StageConfig) -> Usage:
 
 
 def balance(
-    net: Network, stages: list[Stage] | None = None, budget: Budget = DEFAULT_BUDGET
+    net: Network,
+    stages: list[Stage] | None = None,
+    budget: Budget = DEFAULT_BUDGET,
+    given: Mapping[str, StageConfig] | None = None,
 ) -> HardwareConfig:
     """Balance the pipeline within ``budget``: repeatedly speed up the slowest stage (growing
     the smaller of its SIMD and PE to the next valid value, else the other) while the
     design's :func:`stage_usage` stays within the budget; stop when the slowest stage cannot
-    be sped up."""
+    be sped up.
+
+    ``given`` (a config's stages) fixes what it sets: a PE or SIMD that is not None is never
+    changed, and its stage's resources count as spent from the start; its weight memory
+    style is the one the usage is counted with; its FIFO depths are kept. So the stages it
+    leaves free are balanced around the fixed ones: sped up until the slowest stage is a
+    fixed one (or the budget is full), never further. With ``given`` empty this is the
+    automatic folding. Returns a config with every stage's PE and SIMD set.
+    """
     stages = stages if stages is not None else plan(net)
-    cfg = {s.name: StageConfig() for s in stages}
+    given = given or {}
+    cfg: dict[str, StageConfig] = {}
+    free: dict[str, tuple[bool, bool]] = {}  # stage: (pe may grow, simd may grow)
+    for s in stages:
+        g = given.get(s.name, StageConfig())
+        pe_choices, simd_choices = s.pe_choices(), s.simd_choices()
+        free[s.name] = (
+            g.pe is None and len(pe_choices) > 1,
+            g.simd is None and len(simd_choices) > 1,
+        )
+        pe = g.pe if g.pe is not None else pe_choices[0]
+        simd = g.simd if g.simd is not None else simd_choices[0]
+        cfg[s.name] = dataclasses.replace(g, pe=pe, simd=simd)
+    if not any(any(f) for f in free.values()):  # every folding given: nothing to balance
+        return HardwareConfig(cfg)
+    # a stage the config fixed completely ranks first among equally slow ones: once it is
+    # (one of) the slowest, speeding up the others gains nothing
+    pinned = {s.name: s.name in given and not any(free[s.name]) for s in stages}
     usage = {s.name: stage_usage(s, cfg[s.name]) for s in stages}
     total = sum(usage.values(), Usage())
     while True:
-        slowest = max(stages, key=lambda s: stage_cycles(s, cfg[s.name]))
+        slowest = max(stages, key=lambda s: (stage_cycles(s, cfg[s.name]), pinned[s.name]))
         cur = cfg[slowest.name]
-        bigger_simd = [v for v in slowest.simd_choices() if v > cur.simd]
-        bigger_pe = [v for v in slowest.pe_choices() if v > cur.pe]
+        pe_free, simd_free = free[slowest.name]
+        bigger_simd = [v for v in slowest.simd_choices() if v > cur.simd] if simd_free else []
+        bigger_pe = [v for v in slowest.pe_choices() if v > cur.pe] if pe_free else []
         simd_opt = pe_opt = None
         if bigger_simd:
-            simd_opt = StageConfig(cur.pe, bigger_simd[0], cur.mem_style, cur.fifo_depth)
+            simd_opt = dataclasses.replace(cur, simd=bigger_simd[0])
         if bigger_pe:
-            pe_opt = StageConfig(bigger_pe[0], cur.simd, cur.mem_style, cur.fifo_depth)
+            pe_opt = dataclasses.replace(cur, pe=bigger_pe[0])
         # grow the smaller of the two, so foldings stay square-ish (as FINN's are)
         preferred = (simd_opt, pe_opt) if cur.simd <= cur.pe else (pe_opt, simd_opt)
         chosen = None

@@ -33,9 +33,11 @@ __all__ = [
     "Design",
     "HardwareConfig",
     "MemStyle",
+    "Origin",
     "Stage",
     "StageConfig",
     "StageKind",
+    "StageOrigin",
     "accumulator_range",
     "plan",
     "resolve_mem_style",
@@ -71,10 +73,16 @@ def resolve_mem_style(style: MemStyle, depth: int) -> MemStyle:
 
 @dataclass(frozen=True)
 class StageConfig:
-    """Parallelism and memories of one stage."""
+    """Parallelism and memories of one stage.
 
-    pe: int = 1  #: output channels computed per cycle
-    simd: int = 1  #: input elements consumed per cycle
+    A field left at None is chosen automatically by :class:`Design`: PE and SIMD by the
+    folding balancer (:func:`codesign.models.folding.balance`, around the fields a config
+    gives), FIFO depths by :meth:`Design.fifo_depth`; ``mem_style`` AUTO by
+    :func:`resolve_mem_style`. A :class:`Design`'s own config has every PE and SIMD set.
+    """
+
+    pe: int | None = None  #: output channels computed per cycle; None: automatic
+    simd: int | None = None  #: input elements consumed per cycle; None: automatic
     mem_style: MemStyle = MemStyle.AUTO
     #: beats buffered in front of the stage; None: one frame of its input (at most
     #: :data:`AUTO_FIFO_MAX`), which decouples neighbouring stages completely
@@ -86,7 +94,7 @@ class StageConfig:
     def __post_init__(self) -> None:
         for name in ("pe", "simd", "fifo_depth", "fifo_depth_b"):
             v = getattr(self, name)
-            if name.startswith("fifo_depth") and v is None:
+            if v is None:
                 continue
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ConfigError(f"{name} must be a positive int, not {v!r}")
@@ -102,7 +110,12 @@ class StageConfig:
 
 @dataclass(frozen=True)
 class HardwareConfig:
-    """Per-stage configuration (keyed by stage name) and the target clock."""
+    """Per-stage configuration (keyed by stage name) and the target clock.
+
+    A config may list only some stages, and a stage only some fields: :class:`Design`
+    folds every PE and SIMD the config leaves out automatically, balanced around the ones
+    it gives (a config with only ``clock_mhz`` gives exactly the automatic folding).
+    """
 
     stages: Mapping[str, StageConfig] = field(default_factory=dict)
     clock_mhz: float = 100.0
@@ -221,20 +234,76 @@ def stage_cycles(stage: Stage, cfg: StageConfig) -> int:
     return stage.output.size // cfg.pe
 
 
+class Origin(enum.Enum):
+    """Where a stage's effective PE or SIMD came from."""
+
+    GIVEN = "given"  #: set by the hardware config
+    AUTO = "auto"  #: chosen by the folding balancer
+
+
+@dataclass(frozen=True)
+class StageOrigin:
+    """The origin of each folding field of one stage, and of its folding as a whole
+    (:attr:`folding`)."""
+
+    pe: Origin
+    simd: Origin
+    #: ``"given"`` when the config set every folding field that has a choice (more than one
+    #: valid value), ``"auto"`` when it set none of them, else ``"pe given"`` or
+    #: ``"simd given"``
+    folding: str
+
+    def to_dict(self) -> dict:
+        return {"pe": self.pe.value, "simd": self.simd.value, "folding": self.folding}
+
+
+def _origin(stage: Stage, cfg: StageConfig) -> StageOrigin:
+    pe = Origin.GIVEN if cfg.pe is not None else Origin.AUTO
+    simd = Origin.GIVEN if cfg.simd is not None else Origin.AUTO
+    free = [
+        (k, o)
+        for k, o, choices in (
+            ("pe", pe, stage.pe_choices()),
+            ("simd", simd, stage.simd_choices()),
+        )
+        if len(choices) > 1
+    ] or [("pe", pe), ("simd", simd)]
+    given = [k for k, o in free if o is Origin.GIVEN]
+    if len(given) == len(free):
+        folding = "given"
+    elif not given:
+        folding = "auto"
+    else:
+        folding = f"{given[0]} given"
+    return StageOrigin(pe, simd, folding)
+
+
 class Design:
     """A :class:`~codesign.models.ir.Network` with a :class:`HardwareConfig`: the stages, their
     validated configuration and their closed-form cycle counts.
 
+    Every PE and SIMD the config leaves out (a stage it does not list, or a field it does
+    not set) is folded automatically by :func:`codesign.models.folding.balance`, which
+    treats the given ones as fixed and their resources as spent; :attr:`origin` records,
+    per stage, which fields were given and which automatic. :attr:`config` is complete:
+    every stage listed, with its PE, SIMD and concrete weight memory style.
+
     Raises :class:`ConfigError` naming the stage and listing the valid values when a
-    folding is impossible.
+    folding is impossible, or listing the stages when the config names one the network
+    does not have.
     """
 
     def __init__(self, net: Network, config: HardwareConfig | None = None) -> None:
+        from .folding import DEFAULT_BUDGET, balance
+
         self.network = net
         self.stages = plan(net)
         names = {s.name for s in self.stages}
+        clash = _fork_clash(self.stages)
+        if clash is not None:
+            raise ConfigError(clash)
         if config is None:
-            config = default_config(net, self.stages)
+            config = HardwareConfig()
         for name in config.stages:
             if name not in names:
                 raise ConfigError(
@@ -248,24 +317,29 @@ class Design:
                     f"stage {s.name!r}: fifo_depth_b is the FIFO of an add stage's second "
                     f"input; a {s.kind.value} stage has one input"
                 )
-            if cfg.pe not in s.pe_choices():
+            if cfg.pe is not None and cfg.pe not in s.pe_choices():
                 raise ConfigError(
                     f"stage {s.name!r}: pe must divide {s.mh if s.kind in _MATRIX else s.channels}"
                     f" (valid: {s.pe_choices()}), not {cfg.pe}"
                 )
-            if cfg.simd not in s.simd_choices():
+            if cfg.simd is not None and cfg.simd not in s.simd_choices():
                 raise ConfigError(
                     f"stage {s.name!r}: simd must be one of {s.simd_choices()}, not {cfg.simd}"
                 )
+        #: per stage: which of its PE and SIMD the config gave and which were automatic
+        self.origin: dict[str, StageOrigin] = {
+            s.name: _origin(s, config[s.name]) for s in self.stages
+        }
+        folded = balance(net, self.stages, DEFAULT_BUDGET, given=config.stages)
         # AUTO weight memories become concrete, so everything downstream (RTL, cost model,
         # manifests, written configs) sees the style that is built
-        stages = dict(config.stages)
+        stages = {}
         for s in self.stages:
-            cfg = config[s.name]
+            cfg = folded[s.name]
             if s.kind in _MATRIX and not s.depthwise and cfg.mem_style is MemStyle.AUTO:
                 depth = (s.mw // cfg.simd) * (s.mh // cfg.pe)
-                style = resolve_mem_style(cfg.mem_style, depth)
-                stages[s.name] = dataclasses.replace(cfg, mem_style=style)
+                cfg = dataclasses.replace(cfg, mem_style=resolve_mem_style(cfg.mem_style, depth))
+            stages[s.name] = cfg
         self.config = HardwareConfig(stages, config.clock_mhz)
 
     def cycles(self, stage: Stage | str) -> int:
@@ -361,6 +435,31 @@ def fifo_name(stage: str, port: int) -> str:
     return stage if port == 0 else f"{stage}__b"
 
 
+def fork_name(src: str | None, k: int) -> str:
+    """The ``k``-th two-way fork copying producer ``src``'s stream (None: the network
+    input) when several stages read it: ``fork_<src>``, then ``fork_<src>_<k>``."""
+    base = f"fork_{src if src is not None else 'input'}"
+    return base if k == 0 else f"{base}_{k}"
+
+
+def _fork_clash(stages: list[Stage]) -> str | None:
+    """What is wrong when two forks of the pipeline would get one instance name (a stage
+    ``a`` read by three stages has forks ``fork_a`` and ``fork_a_1``, the name of a stage
+    ``a_1``'s fork), or None."""
+    owner: dict[str, str | None] = {}
+    for src, rs in readers(stages).items():
+        for k in range(len(rs) - 1):
+            name = fork_name(src, k)
+            if name in owner:
+                first, second = (f"{x!r}" if x else "the input" for x in (owner[name], src))
+                return (
+                    f"layer {src or owner[name]!r}: the forks copying the streams of {first} "
+                    f"and {second} would both be the RTL instance {name!r}; rename one of them"
+                )
+            owner[name] = src
+    return None
+
+
 def stage_lag(stage: Stage, cfg: StageConfig) -> Fraction:
     """How far, in frames, a stage's input must run ahead of its output: emitting its
     output element at frame position ``x`` (a fraction of its output frame) never needs
@@ -449,12 +548,17 @@ def _common_fork(design: Design, add: Stage):
     return fork, out
 
 
-def default_config(net: Network, stages: list[Stage] | None = None, budget=None) -> HardwareConfig:
+def default_config(
+    net: Network,
+    stages: list[Stage] | None = None,
+    budget=None,
+    given: Mapping[str, StageConfig] | None = None,
+) -> HardwareConfig:
     """The automatic folding: the pipeline balanced within ``budget`` (a
     :class:`codesign.models.folding.Budget`; default
     :data:`codesign.models.folding.DEFAULT_BUDGET`, the
-    LFE5U-85F less what the rest of the design needs), see
-    :func:`codesign.models.folding.balance`."""
+    LFE5U-85F less what the rest of the design needs) around the PE and SIMD ``given``
+    fixes, see :func:`codesign.models.folding.balance`."""
     from .folding import DEFAULT_BUDGET, balance
 
-    return balance(net, stages, DEFAULT_BUDGET if budget is None else budget)
+    return balance(net, stages, DEFAULT_BUDGET if budget is None else budget, given=given)

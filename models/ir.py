@@ -14,6 +14,7 @@ import numpy as np
 
 from .arith import INT64_MAX
 from .errors import DescriptionError
+from .names import check_names, network_name_problem
 from .qtype import Kind, QType
 
 __all__ = [
@@ -157,10 +158,13 @@ class Network:
     Parameters
     ----------
     name
-        The network's name.
+        The network's name: it names the Verilog top module, so it must be a Verilog
+        identifier that is not a keyword (:mod:`codesign.models.names`).
     layers
         Layers in any order; exactly one :class:`~codesign.models.layers.Input`. They are sorted
-        topologically; a cycle or an unknown input name is an error.
+        topologically; a cycle or an unknown input name is an error. Their names must follow
+        the rules of :mod:`codesign.models.names` (Verilog-safe, no ``__``, unique ignoring
+        case).
     output
         Name of the output layer; by default the only layer nobody reads.
     """
@@ -169,7 +173,6 @@ class Network:
         from .layers import Input
 
         layers = list(layers)
-        self.name = str(name)
         by_name: dict[str, Layer] = {}
         for layer in layers:
             if not isinstance(layer, Layer):
@@ -179,6 +182,8 @@ class Network:
                     "is defined twice; names must be unique", layer=layer.name, field="name"
                 )
             by_name[layer.name] = layer
+        check_names(name, layers)
+        self._name = name
         for layer in layers:
             for src in layer.inputs:
                 if src not in by_name:
@@ -212,6 +217,18 @@ class Network:
         self.tensors: dict[str, Tensor] = tensors
         #: BatchNorm layers folded away at load time, mapped to the layer that absorbed them.
         self.folded: dict[str, str] = {}
+
+    @property
+    def name(self) -> str:
+        """The network's name (a Verilog identifier that is not a keyword)."""
+        return self._name
+
+    @name.setter
+    def name(self, value: str) -> None:
+        problem = network_name_problem(value)
+        if problem is not None:
+            raise DescriptionError(problem, field="name")
+        self._name = value
 
     def __getitem__(self, name: str) -> Layer:
         return self._by_name[name]

@@ -31,6 +31,7 @@ from .layers import (
     Input,
     MultiThreshold,
 )
+from .names import layer_name_problem, network_name_problem, safe_name
 from .qtype import Kind, QType, Rounding, parse_overflow, parse_qtype, parse_rounding
 
 __all__ = ["FORMAT_VERSION", "load", "load_description", "save_description", "zoo_names"]
@@ -199,9 +200,7 @@ def _build(doc: dict, path: Path, label: str) -> Network:
         raise DescriptionError(
             f"must be {FORMAT_VERSION}, not {doc.get('format')!r}", field="format"
         )
-    name = doc.get("name", path.stem)
-    if not isinstance(name, str) or not name:
-        raise DescriptionError(f"must be a non-empty string, not {name!r}", field="name")
+    name = _network_name(doc, path)
     arrays, arrays_label = _open_arrays(doc, path)
     ctx = _Context(label, arrays, arrays_label)
     inp = doc.get("input")
@@ -211,6 +210,7 @@ def _build(doc: dict, path: Path, label: str) -> Network:
         )
     _check_keys(inp, {"name", "shape", "type"}, "input", None)
     in_name = inp.get("name", "input")
+    _check_layer_name(in_name)
     shape = inp.get("shape")
     if (
         not isinstance(shape, list)
@@ -242,6 +242,7 @@ def _build(doc: dict, path: Path, label: str) -> Network:
             raise DescriptionError(
                 f"must be a non-empty string, not {lname!r}", field=f"layers[{i}].name"
             )
+        _check_layer_name(lname)
         if lname in ctx.tensors or (pending_bn and pending_bn["name"] == lname):
             raise DescriptionError(
                 "is defined twice; names must be unique", layer=lname, field="name"
@@ -323,6 +324,33 @@ def _check_keys(entry: dict, allowed: set, layer: str, op: str | None) -> None:
                 layer=layer,
                 field=str(key),
             )
+
+
+# -- names (the rules are codesign.models.names') ------------------------------------------
+
+
+def _network_name(doc: dict, path: Path) -> str:
+    """The description's ``name``, refused when it breaks the rule; without one, the file's
+    stem made into a valid name (``my-net.yaml`` is ``my_net``)."""
+    if "name" not in doc:
+        return safe_name(path.stem, network=True)
+    name = doc["name"]
+    if not isinstance(name, str) or not name:
+        raise DescriptionError(f"must be a non-empty string, not {name!r}", field="name")
+    problem = network_name_problem(name)
+    if problem is not None:
+        raise DescriptionError(problem, field="name")
+    return name
+
+
+def _check_layer_name(name) -> None:
+    """Refuse a layer name that is not Verilog-safe (checked where the description gives it,
+    so the error names the first bad layer; the network checks the rest)."""
+    if not isinstance(name, str):
+        return  # the caller's type check says so
+    problem = layer_name_problem(name)
+    if problem is not None:
+        raise DescriptionError(problem, layer=name, field="name")
 
 
 def _inputs(entry, lname, prev, ctx, pending_bn) -> tuple[str, ...]:

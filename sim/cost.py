@@ -51,6 +51,7 @@ from codesign.models.hwconfig import (
     StageKind,
     accumulator_range,
     fifo_name,
+    fork_name,
     readers,
     resolve_mem_style,
 )
@@ -460,12 +461,12 @@ def units(design: Design) -> list[UnitCost]:
     DSP/BRAM/LUT RAM counts."""
     out: list[UnitCost] = []
     for src, rs in readers(design.stages).items():
-        base = f"fork_{src if src is not None else 'input'}"
         width = design.in_width(design.stage(rs[0][0]), rs[0][1])
         bits = width * element_bits(design.stage(rs[0][0]).inputs[rs[0][1]].qtype)
         for k in range(len(rs) - 1):
-            name = base if k == 0 else f"{base}_{k}"
-            out.append(UnitCost(name, None, "fork", {"one": 1.0, "beat_bits": float(bits)}))
+            out.append(
+                UnitCost(fork_name(src, k), None, "fork", {"one": 1.0, "beat_bits": float(bits)})
+            )
     for s in design.stages:
         cfg = design.config[s.name]
         n_in, n_out = _stage_io(s, cfg)

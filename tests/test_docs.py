@@ -138,3 +138,15 @@ def test_overflow_table():
                 apply_overflow(values, qtype, mode)
         else:
             assert apply_overflow(values, qtype, mode).tolist() == [int(c) for c in cells]
+
+
+PYTHON_BLOCKS = re.findall(r"^```python[ \t]*\n(.*?)^```[ \t]*$", TEXT, re.M | re.S)
+
+
+def test_python_examples_run(monkeypatch):
+    """The document's Python examples run from docs/, on the files they name
+    (``examples/tiny.yaml`` and its ``.npz`` exist)."""
+    assert PYTHON_BLOCKS, f"no ```python block in {DOC}"
+    monkeypatch.chdir(DOC.parent)
+    for block in PYTHON_BLOCKS:
+        exec(compile(block, str(DOC), "exec"), {})

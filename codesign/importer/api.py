@@ -7,6 +7,7 @@ import warnings
 from pathlib import Path
 
 from codesign.models.ir import Network
+from codesign.models.names import safe_name
 from codesign.models.qtype import Kind, QType, parse_qtype
 
 from .common import ImportError_
@@ -53,7 +54,7 @@ def import_qonnx(path: str | Path, *, input_type: str | QType = "fixed<16,6>") -
         warnings.simplefilter("ignore")
         model, original = _clean(proto, label)
     net, info = _Lowering(model, label, input_type, original).run()
-    net.name = path.stem
+    net.name = safe_name(path.stem, network=True)  # a Verilog top module's name
     info.sha256 = digest
     net.imported = info
     return net

@@ -4,6 +4,7 @@ element-wise ops that extend an activation's pending chain."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -14,6 +15,7 @@ from codesign.models.errors import DescriptionError
 from codesign.models.ir import Layer, Network, Tensor
 from codesign.models.layers import Add as AddLayer
 from codesign.models.layers import Input, SumPool2d
+from codesign.models.names import layer_name_problem, safe_name
 from codesign.models.qtype import QType
 
 from .common import HOST_OPS, ImportError_, _Act, _affine_value, _fracs, _unique
@@ -111,6 +113,34 @@ class _Lowering(_QuantizerOps, _ProductOps):
         self.layers.append(layer)
         return layer.name
 
+    def _safe_names(self, output: str) -> str:
+        """Rename the layers whose (ONNX tensor) names are not valid layer names
+        (:mod:`codesign.models.names`: ``/fc1/Gemm_output_0``, ``dense.bias:0`` or two that
+        differ only in case) to valid unique ones, in :attr:`layers` and
+        :attr:`layer_tensors`; returns ``output``'s new name. qonnx's readable names
+        (``MatMul_0_out0``) are kept as they are."""
+        new: dict[str, str] = {}
+        taken: set[str] = set()
+        for la in self.layers:
+            name = la.name
+            if (
+                layer_name_problem(name)
+                or name.casefold() in taken
+                or (name == "input" and not isinstance(la, Input))
+            ):
+                name = safe_name(name, taken | {x.name for x in self.layers})
+            new[la.name] = name
+            taken.add(name.casefold())
+        if all(k == v for k, v in new.items()):
+            return output
+        self.layers = [
+            dataclasses.replace(la, name=new[la.name], inputs=tuple(new[s] for s in la.inputs))
+            for la in self.layers
+        ]
+        self.tensors = {new[k]: v for k, v in self.tensors.items() if k in new}
+        self.layer_tensors = {new[k]: v for k, v in self.layer_tensors.items()}
+        return new[output]
+
     def replace(self, name: str, layer: Layer) -> None:
         i = next(i for i, la in enumerate(self.layers) if la.name == name)
         self.layers[i] = layer
@@ -155,7 +185,8 @@ class _Lowering(_QuantizerOps, _ProductOps):
         if final not in self.acts:
             raise ImportError_(f"{self.label}: output {out_name!r} is not computed from the input")
         act = self.acts[final]
-        net = Network(self.g.name or "imported", self.layers, output=act.src)
+        output = self._safe_names(act.src)
+        net = Network(safe_name(self.g.name or "imported", network=True), self.layers, output)
         info = ImportInfo(
             source=self.label,
             sha256="",

@@ -26,6 +26,7 @@ from codesign.models.hwconfig import (
     StageConfig,
     StageKind,
     fifo_name,
+    fork_name,
     readers,
     stage_io,
 )
@@ -34,6 +35,7 @@ from codesign.models.layers import BinaryConv2d, BinaryDense
 from codesign.models.qtype import Kind
 
 from ..memfiles import externalize
+from ..tools import ToolError, diagnose, size_advice, writable_dir
 from .act import Activation, ActivationSpec
 from .mvau import MVAU
 from .residual import AddStreams, Fork
@@ -307,10 +309,9 @@ class Pipeline(wiring.Component):
             """Route ``port`` (producer ``src``'s stream) to its readers, through a chain of
             two-way forks when there are several."""
             rs = read.get(src, [])
-            base = f"fork_{src if src is not None else 'input'}"
             for k, key in enumerate(rs[:-1]):
                 fork = Fork(layout=layout)
-                m.submodules[base if k == 0 else f"{base}_{k}"] = fork
+                m.submodules[fork_name(src, k)] = fork
                 wiring.connect(m, port, fork.i)
                 pending[key] = fork.o0
                 port = fork.o1
@@ -472,6 +473,26 @@ def _fusesoc_core(top: str, name: str, memories: list[str]) -> str:
     )
 
 
+def _export_error(design: Design, top: str, out_dir: Path, output: str) -> Exception:
+    """The error of a failed Verilog export: the bundled Yosys's first error line and its
+    output's path (``<top>.export.log``); a :class:`ConfigError` advising a narrower folding
+    only when that output shows memory ran out (:func:`codesign.hdl.tools.diagnose`); a
+    :class:`~codesign.hdl.tools.CacheDirError` when wasmtime could not create its cache."""
+    cache = re.search(r"failed to create cache directory: (.+)$", output, re.M)
+    if cache:  # wasmtime keeps the compiled Yosys under XDG_CACHE_HOME
+        writable_dir(
+            cache[1].strip(),
+            "the WebAssembly cache directory of the bundled Yosys (wasmtime's)",
+            "XDG_CACHE_HOME",
+        )
+    d = diagnose("yosys", output)
+    log = atomic_write(out_dir / f"{top}.export.log", output.rstrip("\n") + "\n")
+    what = f"{design.network.name}: Verilog export by the bundled Yosys failed: {d.first_error}"
+    if d.too_large:
+        return ConfigError(f"{what}{d.size_note}; {size_advice(design)}; log: {log}")
+    return ToolError(f"{what}; log: {log}", first_error=d.first_error, log=log)
+
+
 def generate(
     design: Design,
     out_dir: str | Path,
@@ -487,18 +508,8 @@ def generate(
     axi = build(design, corrupt)
     try:
         verilog, paths = to_verilog_observed(axi, top, observed(axi.core))
-    except YosysError as e:  # the bundled (WebAssembly) Yosys has 4 GiB at most
-        width = {
-            s.name: design.config[s.name].pe * design.config[s.name].simd for s in design.stages
-        }
-        widest = max(design.stages, key=lambda s: width[s.name])
-        cfg = design.config[widest.name]
-        why = str(e).strip().splitlines()[-1] if str(e).strip() else "failed"
-        raise ConfigError(
-            f"{design.network.name}: Verilog export failed ({why}); a folding this wide is "
-            f"more than the bundled Yosys can hold: reduce PE·SIMD (largest: stage "
-            f"{widest.name!r}, pe={cfg.pe}, simd={cfg.simd})"
-        ) from None
+    except YosysError as e:  # the bundled (WebAssembly) Yosys: 4 GiB of memory at most
+        raise _export_error(design, top, out_dir, str(e)) from None
     doc = manifest(design, top, network_hash)
     for stage in doc["stages"]:  # where the bench observes each stage (manifest "probes")
         stage["probes"] = {

@@ -309,12 +309,23 @@ def generate(out_dir=HERE) -> None:
 def main(argv: list[str]) -> None:
     """``python -m codesign.models.zoo.generate [DIR]`` remakes the zoo; ``--cnv DIR`` writes
     ``cnv_w1a1`` and ``cnv_w2a2`` (not in the zoo, see docs) into DIR."""
-    if argv[:1] == ["--cnv"]:
-        out = Path(argv[1] if len(argv) > 1 else "build/cnv")
+    import argparse
+
+    ap = argparse.ArgumentParser(
+        prog="python -m codesign.models.zoo.generate",
+        description="Regenerate the zoo's descriptions and weights (seeded, byte-identical).",
+    )
+    ap.add_argument("dir", nargs="?", default=str(HERE), help="output folder (default: the zoo)")
+    ap.add_argument(
+        "--cnv", metavar="DIR", help="write FINN's cnv_w1a1 and cnv_w2a2 into DIR instead"
+    )
+    args = ap.parse_args(argv)
+    if args.cnv is not None:
+        out = Path(args.cnv)
         cnv("cnv_w1a1", out, wbits=1, abits=1)
         cnv("cnv_w2a2", out, wbits=2, abits=2)
         return
-    generate(argv[0] if argv else HERE)
+    generate(args.dir)
 
 
 if __name__ == "__main__":

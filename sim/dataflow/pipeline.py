@@ -14,6 +14,7 @@ from codesign.models.hwconfig import (
     Stage,
     StageKind,
     fifo_name,
+    fork_name,
     readers,
     stage_io,
 )
@@ -108,9 +109,8 @@ class _Model:
         """Route ``link`` (the stream of producer ``src``) to its readers, through a chain
         of two-way forks (``fork_<src>``, ``fork_<src>_1``, ...) when there are several."""
         rs = read.get(src, [])
-        base = f"fork_{src if src is not None else 'input'}"
         for k, key in enumerate(rs[:-1]):
-            name = base if k == 0 else f"{base}_{k}"
+            name = fork_name(src, k)
             o0 = self._link(f"{name}.o0", link.per_frame)
             o1 = self._link(f"{name}.o1", link.per_frame)
             self.units.append(_Fork(name, link, o0, o1))

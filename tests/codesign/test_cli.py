@@ -243,9 +243,11 @@ def test_sim_text_and_plot(capsys, tmp_path):
     assert re.match(r"latency \d+ cycles to the first output beat", lines[1])
     assert re.match(r"II [\d.]+ cycles/frame \(ideal 14\); [\d,]+ frames/s", lines[2])
     assert lines[3].split() == [
-        "stage", "kind", "cycles", "busy", "starved", "blocked", "util", "FIFO", "max"
+        "stage", "kind", "PE", "SIMD", "folding", "cycles", "busy", "starved", "blocked",
+        "util", "FIFO", "max",
     ]  # fmt: skip
     assert [ln.split()[0] for ln in lines[4:8]] == ["fc0", "fc1", "fc2", "fc3"]
+    assert lines[4].split()[:6] == ["fc0", "mvau", "64", "56", "auto", "14"]
     assert lines[-1] == f"wrote {tmp_path / 't.svg'}"
     assert (tmp_path / "t.svg").read_text().startswith("<?xml")
 
@@ -377,6 +379,66 @@ def test_impossible_folding_is_one_line(capsys, tmp_path, config, pattern):
     assert status == 2 and out == ""
     assert re.fullmatch(rf"codesign: error: {pattern}\n", err), err
     assert not (tmp_path / "out").exists()
+
+
+def test_clock_only_config_keeps_the_automatic_folding(capsys, tmp_path):
+    """A config with only ``clock_mhz`` (FINN's issue #1430 trap: it used to give every
+    stage PE = SIMD = 1, II 2048): the same folding as no config, every stage ``auto``."""
+    (tmp_path / "hw.yaml").write_text("clock_mhz: 150\n")
+    status, out, _ = run(
+        capsys, "hdl", "jet_tagger", "--config", str(tmp_path / "hw.yaml"), "-o",
+        str(tmp_path / "a"), "--json",
+    )  # fmt: skip
+    assert status == 0
+    doc = json.loads(out)
+    assert doc["ideal_ii"] == 32 and doc["clock_mhz"] == 150
+    status, out, _ = run(capsys, "hdl", "jet_tagger", "-o", str(tmp_path / "b"), "--json")
+    plain = json.loads(out)
+    assert [(s["pe"], s["simd"]) for s in doc["stages"]] == [
+        (s["pe"], s["simd"]) for s in plain["stages"]
+    ]
+    origin = {"pe": "auto", "simd": "auto", "folding": "auto"}
+    assert [s["origin"] for s in doc["stages"]] == [origin] * 4
+
+
+def test_partial_config_prints_each_stage_origin(capsys, tmp_path):
+    (tmp_path / "hw.yaml").write_text("stages:\n  fc2: {pe: 2, simd: 4}\n  fc3: {simd: 2}\n")
+    status, out, _ = run(
+        capsys, "hdl", "jet_tagger", "--config", str(tmp_path / "hw.yaml"), "-o",
+        str(tmp_path / "h"),
+    )  # fmt: skip
+    assert status == 0
+    rows = out.splitlines()[1:5]
+    assert re.fullmatch(r"  fc1 +mvau  pe +\d+ simd +\d+ auto +256 cycles/frame  .*", rows[0])
+    assert re.fullmatch(r"  fc2 +mvau  pe +2 simd +4 given +256 cycles/frame  .*", rows[1])
+    assert re.fullmatch(r"  fc3 +mvau  pe +\d+ simd +2 simd given +\d+ cycles/frame  .*", rows[2])
+    status, out, _ = run(
+        capsys, "sim", "jet_tagger", "--config", str(tmp_path / "hw.yaml"), "--frames", "2",
+        "--json",
+    )  # fmt: skip
+    assert status == 0
+    stages = {s["name"]: s for s in json.loads(out)["stages"]}
+    assert stages["fc2"]["origin"] == {"pe": "given", "simd": "given", "folding": "given"}
+    assert stages["fc3"]["origin"] == {"pe": "auto", "simd": "given", "folding": "simd given"}
+    assert stages["fc1"]["origin"]["folding"] == "auto"
+    assert (stages["fc2"]["pe"], stages["fc2"]["simd"], stages["fc3"]["simd"]) == (2, 4, 2)
+
+
+def test_config_naming_a_missing_stage_is_one_line(tmp_path):
+    """Through the installed entry point: exit 2, one stderr line listing the stages."""
+    (tmp_path / "hw.yaml").write_text("clock_mhz: 150\nstages:\n  fc5: {pe: 2}\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "codesign.cli", "sim", "jet_tagger", "--config",
+         str(tmp_path / "hw.yaml")],
+        capture_output=True,
+        text=True,
+    )  # fmt: skip
+    assert proc.returncode == 2 and proc.stdout == "" and "Traceback" not in proc.stderr
+    assert re.fullmatch(
+        r"codesign: error: .*hw\.yaml: config names stage 'fc5', which jet_tagger does not "
+        r"have; stages: fc1, fc2, fc3, fc4\n",
+        proc.stderr,
+    ), proc.stderr
 
 
 @pytest.mark.simulator

@@ -120,8 +120,10 @@ def test_report_tables_and_links(tmp_path, jet):
     assert path == tmp_path / "report.md"
     md = path.read_text()
     assert md.startswith("# jet_tagger\n")
-    assert "| stage | kind | layers | PE | SIMD | FIFO depth | cycles/frame |" in md
-    assert re.search(r"^\| fc1 \| mvau \| fc1\+relu1\+act1 \| \d+ \| \d+ \| — \| \d+ \|$", md, re.M)
+    assert "| stage | kind | layers | PE | SIMD | folding | FIFO depth | cycles/frame |" in md
+    assert re.search(
+        r"^\| fc1 \| mvau \| fc1\+relu1\+act1 \| 4 \| 8 \| auto \| — \| \d+ \|$", md, re.M
+    )
     assert re.search(r"^\| latency \(cycles\) \| 17 \| 20 \| -15\.0 % \|$", md, re.M)
     assert re.search(r"^\| II \(cycles/frame\) \| 32 \| 32 \| \+0\.0 % \|$", md, re.M)
     assert re.search(r"^\| LUT \| 1800 \| 2000 \| -10\.0 % \|$", md, re.M)

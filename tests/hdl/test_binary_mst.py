@@ -95,7 +95,7 @@ def _small_net(seed: int = 0) -> Network:
     w0 = rng.integers(0, 2, (8, 12))
     w0[5] = w0[2] ^ (rng.random(12) < 0.1)
     return Network(
-        "small",
+        "small_net",  # "small" is a Verilog keyword (a charge strength)
         [
             Input(name="input", inputs=(), shape=(12,), qtype=parse_qtype("uint1")),
             BinaryDense(name="fc0", inputs=("input",), weight=w0),
@@ -140,10 +140,10 @@ def test_generate_is_deterministic_and_readable(tmp_path):
     net = _small_net(3)
     docs = [generate(net, tmp_path / d, max_depth=1, simd=4) for d in ("a", "b")]
     assert docs[0] == docs[1]
-    for name in ("small_mst.v", "manifest.json"):
+    for name in ("small_net_mst.v", "manifest.json"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
     man = read_manifest(tmp_path / "a")
-    assert man.top == "small_mst" and man.stages == ()
+    assert man.top == "small_net_mst" and man.stages == ()
     assert (man.input.per_beat, man.input.beats) == (4, 3)
     assert (man.output.type, man.output.per_beat, man.output.beats) == ("uint4", 1, 6)
     assert docs[0]["ideal_ii"] == docs[0]["mst"]["ii"] == mst_timing(net, max_depth=1, simd=4).ii
@@ -152,7 +152,7 @@ def test_generate_is_deterministic_and_readable(tmp_path):
 @pytest.mark.simulator
 def test_verilog_lints_clean(tmp_path):
     generate(_small_net(), tmp_path, simd=2)
-    assert lint(tmp_path / "small_mst.v", "small_mst") == []
+    assert lint(tmp_path / "small_net_mst.v", "small_net_mst") == []
 
 
 @pytest.fixture(scope="module")

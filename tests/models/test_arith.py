@@ -247,9 +247,10 @@ def check_quantize(qt: QType, xs: list[float], rounding: Rounding, overflow: Ove
     ]
 
 
-# Known failures, pinned so that the property tests fail deterministically until fixed:
-# - float64 values in (-1/2, -1/2 + 2**-54] round as exact ties (HALF_DOWN, HALF_AWAY);
-# - scaled types under WRAP lose the low bits of quotients of 2**53 or more.
+# Past failures the property tests found, fixed and kept as explicit regression examples
+# (they pass now and must keep passing):
+# - float64 values in (-1/2, -1/2 + 2**-54] rounded as exact ties (HALF_DOWN, HALF_AWAY);
+# - scaled types under WRAP lost the low bits of quotients of 2**53 or more.
 NEAR_MINUS_HALF = -0.5 + 2.0**-54
 
 

@@ -139,7 +139,13 @@ def test_fifo_depth_b_is_configured_by_name_and_only_for_add_stages(tmp_path):
     doc = {"stages": {"add": {"pe": 2, "fifo_depth": 5, "fifo_depth_b": 77}}}
     d = Design(net, HardwareConfig.from_dict(doc))
     assert (d.fifo_depth("add"), d.fifo_depth("add", 1)) == (5, 77)
-    assert d.config.to_dict()["stages"]["add"] == {"pe": 2, "fifo_depth": 5, "fifo_depth_b": 77}
+    # a design's config lists every PE and SIMD (simd 1: an add stage has no other choice)
+    assert d.config.to_dict()["stages"]["add"] == {
+        "pe": 2,
+        "simd": 1,
+        "fifo_depth": 5,
+        "fifo_depth_b": 77,
+    }
     with pytest.raises(ConfigError, match=r"^stage 'b': fifo_depth_b is the FIFO of an add"):
         Design(net, HardwareConfig({"b": StageConfig(fifo_depth_b=3)}))
 
