@@ -4,19 +4,30 @@
 Protocol: the simulator is started with the plusarg ``+codesign_bench=<bench.json>``; that
 file (keys :data:`codesign.hdl.verify.BENCH_KEYS`) names the ``manifest.json``, the stimulus
 ``.npz`` (``inputs``, ``expected``, ``tap__<stage>``: frames × elements in stream order)
-and the results file this bench writes (JSON, see :func:`codesign.hdl.verify.run_cocotb`). Should
-the
-bench itself fail (a stage instance not found, ...), it writes ``{"error": "..."}`` there.
+and the file where the bench writes its measured figures (JSON: counts, latency, II, FIFO
+levels; see :func:`codesign.hdl.verify.run_cocotb`).
+
+Pass or fail is the cocotb test's own: :func:`run_bench` fails by assertion when an output
+beat, its ``tlast`` or a monitored stage's beat differs from the golden model (the message
+names the stage, its layer, the frame, the beat and the element), when a frame is missing or
+a phase times out, or when phase 2 measures no latency or II. cocotb records that in its
+``results.xml``, which the runner reads. The figures file is written before the assertions,
+so a failed run still reports its counts; it never says whether the run passed.
 
 Phase 1 drives ``s_axis`` with an :class:`~cocotbext.axi.AxiStreamSource` paused at random
-and back-pressures ``m_axis`` at random with an :class:`~cocotbext.axi.AxiStreamSink`
-(whose ``tlast`` framing must agree with the manifest). A :class:`StreamMonitor` on
-``m_axis`` feeds the output :class:`Scoreboard`, which checks every output frame; one more
-monitor and scoreboard per stage check that stage's output stream (``o__payload``,
-``o__valid``, ``o__ready`` of its instance, see :func:`stage_signals`) against the golden
-trace of its tap layer. Unknown (X/Z) bits never match. Phase 2 sends frames again with
-input always valid and output always ready, and measures latency and initiation interval
-with the clock-driven :class:`CycleSampler`.
+and back-pressures ``m_axis`` at random (:class:`ReadyDriver`). A :class:`StreamMonitor` on
+``m_axis`` feeds the output :class:`Scoreboard`, which checks every output beat (and
+``tlast``); one more monitor and scoreboard per stage check that stage's output stream
+against the golden trace of its tap layer. Unknown (X/Z) bits never match. Phase 2 sends
+frames again with input always valid and output always ready, and measures latency and
+initiation interval with the clock-driven :class:`CycleSampler`, and the fill level of
+every FIFO (:class:`FifoMonitor`).
+
+Where the bench observes a stage or a FIFO is the manifest's ``probes``: for each signal, the
+instance names from the top module down and the signal's name there, as Amaranth recorded
+them when it wrote the Verilog (:func:`codesign.hdl.dataflow.top.to_verilog_observed`). The
+bench reaches them by indexing cocotb handles (``dut["core"]["fifo_fc2"]["level"]``), public
+API on every simulator, and never reads the Verilog.
 
 All stream observation happens at falling clock edges, half a cycle after the design and the
 bench drive their signals at the rising edge, so it reads settled values on every simulator;
@@ -31,16 +42,15 @@ import logging
 import math
 import random
 import re
-import traceback
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, Event, FallingEdge, First, RisingEdge
-from cocotbext.axi import AxiStreamBus, AxiStreamFrame, AxiStreamSink, AxiStreamSource
+from cocotbext.axi import AxiStreamBus, AxiStreamFrame, AxiStreamSource
 from codesign.hdl.dataflow.stream import pack_beats, unpack_beats
 from codesign.hdl.manifest import Manifest, StageSpec, StreamSpec, read_manifest
 
@@ -81,29 +91,36 @@ class StreamFrame:
 class Scoreboard:
     """Compares received frames, in order, with expected frames (frame ``ids[k]`` of
     ``expected`` for the ``k``-th received frame) and counts the differences; an unknown
-    (X/Z) element never matches."""
+    (X/Z) element never matches. ``per_beat`` elements travel in one beat, so a difference
+    at element ``e`` is in beat ``e // per_beat``. :attr:`first_failure` describes the first
+    difference (frame, beat, element, expected, got) in one line."""
 
-    def __init__(self, name: str, expected: np.ndarray, ids: list[int]) -> None:
+    def __init__(self, name: str, expected: np.ndarray, ids: list[int], per_beat: int) -> None:
         self.name = name
         self._expected = expected
         self._ids = ids
+        self._per_beat = per_beat
         self.received = 0
         self.mismatched_frames = 0
         self.mismatched_elements = 0
         self.unknown_elements = 0
         self.padding_errors = 0
         self.first_mismatch: dict | None = None
+        self.first_failure: str | None = None
 
     def check(self, frame: StreamFrame) -> bool:
         k = self.received
         self.received += 1
         if not frame.padding_ok:
             self.padding_errors += 1
+            if self.first_failure is None:
+                self.first_failure = f"frame {k} (received {k}): nonzero tdata padding bits"
         self.unknown_elements += frame.values.count(None)
         if k >= len(self._ids):
             self.mismatched_frames += 1  # more frames than were sent
             if self.first_mismatch is None:
                 self.first_mismatch = {"frame": None, "element": None, "extra_frame": k}
+                self.first_failure = f"received frame {k}, but only {len(self._ids)} were sent"
             return False
         want = StreamFrame(self._expected[self._ids[k]])
         if frame == want:
@@ -117,15 +134,24 @@ class Scoreboard:
         if self.first_mismatch is None:
             e = diff[0] if diff else min(len(frame), len(want))
             got = frame.values[e] if e < len(frame) else None
+            beat, lane = divmod(e, self._per_beat)
             self.first_mismatch = {
                 "frame": self._ids[k],
                 "received": k,
+                "beat": beat,
                 "element": e,
                 "expected": want.values[e] if e < len(want) else None,
                 "got": "x" if got is None and e < len(frame) else got,
             }
             if extra:
                 self.first_mismatch["length"] = {"expected": len(want), "got": len(frame)}
+            fm = self.first_mismatch
+            self.first_failure = (
+                f"frame {fm['frame']} (received {k}), beat {beat}, element {e} (lane {lane}): "
+                f"expected {fm['expected']}, got {fm['got']}"
+                + (f"; frame length {len(frame)}, expected {len(want)}" if extra else "")
+                + f" ({len(diff) + extra} of {len(want)} elements differ in this frame)"
+            )
         return False
 
     def summary(self, expected_frames: int) -> dict:
@@ -141,7 +167,7 @@ class Scoreboard:
         }
 
 
-# -- monitors -----------------------------------------------------------------------------------
+# -- monitors and drivers -----------------------------------------------------------------------
 
 
 def _high(handle) -> bool:
@@ -162,32 +188,14 @@ def _read(handle) -> tuple[int, int]:
         return value, unknown
 
 
-class _Resolved:
-    """A stand-in for a signal handle whose value has X/Z bits read as 0, so that
-    cocotbext-axi's sink (which converts ``tdata`` to int) survives a design that outputs
-    unknown bits; the bench's own monitor reports them."""
-
-    def __init__(self, handle) -> None:
-        self._handle = handle
-
-    @property
-    def value(self):
-        from cocotb.types import LogicArray
-
-        v = self._handle.value
-        if v.is_resolvable:
-            return v
-        return LogicArray(_read(self._handle)[0], len(v))
-
-    def __len__(self) -> int:
-        return len(self._handle)
-
-
 class StreamMonitor:
     """Watches one valid/ready stream of ``spec`` and assembles its frames (``spec.beats``
     beats each), like cocotbext-axi's ``AxiStreamMonitor``: frames arrive in :attr:`queue`
     (or go to ``callback``); the first beat's and the last beat's cycles of every frame are
-    kept in :attr:`first_cycles` and :attr:`end_cycles`. Sampled by a :class:`CycleSampler`.
+    kept in :attr:`first_cycles` and :attr:`end_cycles`. With ``last`` (a ``tlast``), every
+    beat's ``tlast`` is checked against the frame length: :attr:`last_errors` counts the
+    beats where it differs and :attr:`first_last_error` describes the first.
+    Sampled by a :class:`CycleSampler`.
     """
 
     def __init__(
@@ -210,6 +218,8 @@ class StreamMonitor:
         self.beats = 0
         self.frames = 0
         self.last_errors = 0
+        self.last_frames = 0  #: beats with ``tlast`` high: frames as an AXI sink counts them
+        self.first_last_error: str | None = None
         self._words: list[int] = []
         self._unknown: list[int] = []
         self._payload_mask = (1 << spec.payload_bits) - 1
@@ -226,8 +236,16 @@ class StreamMonitor:
         self._unknown.append(unknown)
         self.beats += 1
         at_end = len(self._words) == self.spec.beats
-        if self.last is not None and _high(self.last) != at_end:
-            self.last_errors += 1
+        if self.last is not None:
+            last = _high(self.last)
+            self.last_frames += last
+            if last != at_end:
+                self.last_errors += 1
+                if self.first_last_error is None:
+                    self.first_last_error = (
+                        f"frame {self.frames}, beat {len(self._words) - 1}: tlast is "
+                        f"{int(last)}, must be {int(at_end)} (frames of {self.spec.beats} beats)"
+                    )
         if at_end:
             words, unknown = self._words, self._unknown
             self._words, self._unknown = [], []
@@ -253,18 +271,71 @@ class StreamMonitor:
 
 
 class FifoMonitor:
-    """Counts the cycles in which a FIFO refuses a beat (``i.valid`` and not ``i.ready``:
-    it is full) while :attr:`active`. Sampled by a :class:`CycleSampler`."""
+    """The fill level of one stream FIFO (its ``level`` port) while :attr:`active`: the
+    highest and the mean, over the cycles sampled; and the cycles in which it refused a
+    beat (``i.valid`` and not ``i.ready``: it was full), the figure
+    :meth:`codesign.sim.results.SimResult.fifo_full_cycles` predicts. Sampled by a
+    :class:`CycleSampler`."""
 
-    def __init__(self, name: str, valid, ready) -> None:
-        self.name, self.valid, self.ready = name, valid, ready
+    def __init__(self, name: str, valid, ready, level, depth: int | None) -> None:
+        self.name, self.valid, self.ready, self.level = name, valid, ready, level
+        self.depth = depth
         self.active = False
         self.full_cycles = 0
+        self.max_level = 0
+        self.cycles = 0
+        self._level_sum = 0
+        self.overflow: str | None = None  #: the first level above ``depth``, described
 
     def sample(self, cycle: int) -> bool:
-        if self.active and _high(self.valid) and not _high(self.ready):
-            self.full_cycles += 1
+        if self.active:
+            level = _read(self.level)[0]
+            self.cycles += 1
+            self._level_sum += level
+            self.max_level = max(self.max_level, level)
+            if self.depth is not None and level > self.depth and self.overflow is None:
+                self.overflow = f"level {level} in cycle {cycle}, above its depth {self.depth}"
+            if _high(self.valid) and not _high(self.ready):
+                self.full_cycles += 1
         return False
+
+    def figures(self) -> dict:
+        mean = self._level_sum / self.cycles if self.cycles else None
+        return {
+            "depth": self.depth,
+            "max_level": self.max_level,
+            "mean_level": None if mean is None else round(mean, 3),
+            "full_cycles": self.full_cycles,
+        }
+
+
+class ReadyDriver:
+    """Drives the ``ready`` of the stream a design outputs, as cocotbext-axi's
+    ``AxiStreamSink`` does (set after every rising edge; held low in the cycles its pause
+    generator yields True), but without reading the data: the bench's own
+    :class:`StreamMonitor` reads it, and reports unknown (X/Z) bits, which
+    ``AxiStreamSink`` cannot convert to bytes."""
+
+    def __init__(self, clock, ready) -> None:
+        self.clock, self.ready = clock, ready
+        self._pause: Iterator[bool] | None = None
+        self._task = None
+
+    def set_pause_generator(self, generator: Iterator[bool] | None) -> None:
+        self._pause = generator
+
+    def clear_pause_generator(self) -> None:
+        self._pause = None
+
+    def start(self) -> None:
+        self._task = cocotb.start_soon(self._run())
+
+    async def _run(self) -> None:
+        edge = RisingEdge(self.clock)
+        while True:
+            paused = next(self._pause) if self._pause is not None else False
+            await edge
+            self.ready.value = 0 if paused else 1
 
 
 class RatePause:
@@ -358,139 +429,90 @@ def pause_generator(rng: random.Random, p: float) -> Iterator[bool]:
             yield rng.random() < p
 
 
-# -- hierarchy ----------------------------------------------------------------------------------
+# -- probes -------------------------------------------------------------------------------------
 
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_MODULE = re.compile(r"^module\s+(\\\S+|\w+)\s*\((.*?)\);", re.M | re.S)
+
+#: The members of each kind of probe, and their names on a stream component when the manifest
+#: gives no probes (a hand-written manifest): the instance's ports.
+_MEMBERS = {
+    "out": {"valid": "o__valid", "ready": "o__ready", "payload": "o__payload"},
+    "fifo": {"valid": "i__valid", "ready": "i__ready", "level": "level"},
+}
 
 
-def _child(handle, name: str):
-    """The child ``name`` of ``handle`` or None; a name that is not a plain identifier
-    (Amaranth's ``o__payload$12``) is looked up as the Verilog escaped identifier."""
-    key = name if _IDENT.fullmatch(name) else f"\\{name} "
-    try:
-        return handle[key]
-    except (KeyError, AttributeError):
-        return None
+def _key(name: str) -> str:
+    """The cocotb key of a child named ``name`` in the Verilog: the name itself, or for a name
+    that is not a plain identifier (Amaranth's ``o__payload$12``) the escaped identifier
+    as Verilog writes it (backslash, name, space), which is what the VPI of Icarus and of
+    Verilator looks up (cocotb's ``"\\name\\"`` spelling is VHDL's extended identifier).
+    Both simulators resolve such names in the zoo runs of tests/hdl/test_zoo_rtl.py."""
+    return name if _IDENT.fullmatch(name) else f"\\{name} "
 
 
-def _children(handle, instances_only: bool = False) -> list[str]:
-    from cocotb.handle import HierarchyObject
-
-    try:
-        return sorted(
-            h._name.split(".")[-1].lstrip("\\").strip()
-            for h in handle
-            if not instances_only or isinstance(h, HierarchyObject)
-        )
-    except Exception:  # listing is only for the error message; some simulators cannot
-        return []
-
-
-def module_ports(verilog: str) -> dict[str, list[str]]:
-    """Module name → port names, from the module headers of a Yosys-written Verilog file
-    (escaped identifiers without their backslash and space)."""
-    return {
-        m[1].lstrip("\\"): [p.strip().lstrip("\\").strip() for p in m[2].split(",")]
-        for m in _MODULE.finditer(verilog)
-    }
+def resolve(dut, top: str, path: Sequence[str]):
+    """The handle at ``path`` (instance names, then a signal name) under ``dut``, through
+    public handle indexing; raises ``LookupError`` naming the first name not found."""
+    h = dut
+    for k, name in enumerate(path):
+        try:
+            h = h[_key(name)]
+        except (KeyError, AttributeError, TypeError):
+            where = ".".join([top, *path[:k]])
+            raise LookupError(
+                f"no signal {'.'.join([top, *path])}: {where} has no {name!r}"
+            ) from None
+    return h
 
 
-def _def_name(handle) -> str | None:
-    """The module name of an instance, with Verilator's ``__0XX`` character escapes undone."""
-    try:
-        name = handle._def_name
-    except Exception:  # not every simulator reports it
-        return None
-    return re.sub(r"__0([0-9a-fA-F]{2})", lambda m: chr(int(m[1], 16)), name).strip()
+def _probe(dut, top: str, candidates: list[dict[str, list[str]]], what: str):
+    """Handles of the members of one probe, from the first of ``candidates`` (member →
+    path) that resolves, and that candidate; else ``LookupError`` naming ``what`` and every
+    path tried."""
+    errors = []
+    for members in candidates:
+        try:
+            return {m: resolve(dut, top, p) for m, p in members.items()}, members
+        except LookupError as e:
+            errors.append(str(e))
+    raise LookupError(f"{what}: {'; '.join(errors)}")
 
 
-def find_stage(dut, instance: str):
-    """The handle of a stage's instance: ``instance`` (a name or dotted path from the top)
-    under the top module, else under its ``core`` instance (where
-    :class:`~codesign.hdl.dataflow.top.AxiStreamTop` puts the pipeline). Raises ``LookupError``
-    naming the paths tried."""
-    parts = instance.split(".")
-    tried = []
-    for root_path in ([], ["core"]):
-        h = dut
-        for p in [*root_path, *parts]:
-            h = _child(h, p)
-            if h is None:
-                break
-        tried.append(".".join([dut._name, *root_path, *parts]))
-        if h is not None:
-            return h
-    core = _child(dut, "core")
-    found = [f"{dut._name}.{c}" for c in _children(dut, True)]
-    if core is not None:
-        found += [f"{dut._name}.core.{c}" for c in _children(core, True)]
-    raise LookupError(
-        f"stage instance {instance!r} not found; tried {', '.join(tried)}; instances: "
-        f"{', '.join(found) or 'none'}"
+def _candidates(stage: StageSpec, kind: str, instance: str) -> list[dict[str, list[str]]]:
+    """The manifest's probe of ``kind`` for ``stage``; without one, the ports of
+    ``instance`` under the top module, then under its ``core`` (where
+    :class:`~codesign.hdl.dataflow.top.AxiStreamTop` puts the pipeline)."""
+    if kind in stage.probes:
+        return [{m: list(p) for m, p in stage.probes[kind].items()}]
+    names = _MEMBERS["out" if kind == "out" else "fifo"]
+    inst = instance.split(".")
+    return [{m: [*root, *inst, n] for m, n in names.items()} for root in ([], ["core"])]
+
+
+def stage_signals(dut, manifest: Manifest, stage: StageSpec):
+    """``(valid, ready, payload)`` handles of ``stage``'s output stream, checked against the
+    widths the manifest gives, and the path of the module holding them."""
+    h, used = _probe(
+        dut, manifest.top, _candidates(stage, "out", stage.instance), f"stage {stage.name!r}"
     )
-
-
-def fifo_signals(dut, stage: str, ports: dict[str, list[str]]):
-    """``(valid, ready)`` handles of the input stream of the FIFO in front of ``stage``
-    (instance ``fifo_<stage>`` of the pipeline), resolved as :func:`stage_signals` does."""
-    inst = find_stage(dut, f"fifo_{stage}")
-    module = next((n for n in (inst._path, _def_name(inst)) if n in ports), None)
-    handles = []
-    for member in ("valid", "ready"):
-        want = f"i__{member}"
-        names = [p for p in ports.get(module, ()) if re.fullmatch(rf"{want}(\$\d+)?", p)]
-        h = _child(inst, names[0] if len(names) == 1 else want)
-        if h is None:
-            raise LookupError(
-                f"FIFO of stage {stage!r}: instance {inst._path} has no signal {want!r}; "
-                f"names there: {_children(inst)}"
-            )
-        handles.append(h)
-    return tuple(handles)
-
-
-def stage_signals(dut, stage: StageSpec, ports: dict[str, list[str]]):
-    """``(valid, ready, payload)`` handles of the output stream of ``stage``'s instance,
-    checked against the widths the manifest gives, and the path of the instance.
-
-    The stream is the instance's ports ``o__valid``, ``o__ready``, ``o__payload``. Amaranth
-    renames a port whose name a submodule's signal already took (``o__payload$12``, while
-    ``o__payload`` is the inner signal), or names it after the inner signal it drives
-    (``r_en``, while ``o__ready`` stays as a wire). So for each member, the port
-    ``o__<member>`` or ``o__<member>$<n>`` of the instance's module in ``ports``
-    (:func:`module_ports` of the Verilog) is used, else the signal ``o__<member>``.
-    """
-    inst = find_stage(dut, stage.instance)
-    # Amaranth names every module after its instance path; the definition name that the
-    # simulator reports is the fallback (Verilator's can name an inlined child's module)
-    module = next((n for n in (inst._path, _def_name(inst)) if n in ports), None)
-    handles = []
     for member, bits in (("valid", 1), ("ready", 1), ("payload", stage.out.payload_bits)):
-        want = f"o__{member}"
-        names = [p for p in ports.get(module, ()) if re.fullmatch(rf"{want}(\$\d+)?", p)]
-        if len(names) > 1:
+        if len(h[member]) != bits:
             raise LookupError(
-                f"stage {stage.name!r}: module {module} of {inst._path} must have one port "
-                f"{want} (or {want}$<n>), not {names}"
+                f"stage {stage.name!r}: its {member} signal is {len(h[member])} bits wide, "
+                f"but the manifest's stream ({stage.out.per_beat} x {stage.out.type} per "
+                f"beat) needs {bits}"
             )
-        if not names:  # not a port (Amaranth named the port after an inner signal): the wire
-            names = [want]
-        h = _child(inst, names[0])
-        if h is None:
-            raise LookupError(
-                f"stage {stage.name!r}: instance {inst._path} has no signal {names[0]!r}; "
-                f"names there: {_children(inst)}"
-            )
-        if len(h) != bits:
-            raise LookupError(
-                f"stage {stage.name!r}: {inst._path}.{names[0]} is {len(h)} bits wide, but "
-                f"the manifest's stream ({stage.out.per_beat} x {stage.out.type} per beat) "
-                f"needs {bits}"
-            )
-        handles.append(h)
-    return (*handles, inst._path)
+    where = ".".join([manifest.top, *used["payload"][:-1]])
+    return h["valid"], h["ready"], h["payload"], where
+
+
+def fifo_signals(dut, manifest: Manifest, stage: StageSpec, fifo: str):
+    """``(valid, ready, level)`` handles of the FIFO named ``fifo`` in front of ``stage``
+    (``stage.name``, or ``<stage.name>__b`` on an add stage's second input)."""
+    kind = "fifo_b" if fifo == f"{stage.name}__b" else "fifo"
+    h, _ = _probe(dut, manifest.top, _candidates(stage, kind, f"fifo_{fifo}"), f"FIFO {fifo!r}")
+    return h["valid"], h["ready"], h["level"]
 
 
 # -- the bench ----------------------------------------------------------------------------------
@@ -504,7 +526,7 @@ def _frame_bytes(frame: np.ndarray, spec: StreamSpec) -> bytes:
 
 class Bench:
     """Phase 1 (random gaps and back-pressure, checked) and phase 2 (free running,
-    timed) on one design."""
+    timed) on one design; :meth:`failures` lists what the cocotb test asserts on."""
 
     def __init__(self, dut, cfg: dict) -> None:
         self.dut = dut
@@ -522,14 +544,9 @@ class Bench:
         self.source = AxiStreamSource(
             AxiStreamBus.from_prefix(dut, "s_axis"), dut.clk, dut.rst, reset_active_level=True
         )
-        self.sink = AxiStreamSink(
-            AxiStreamBus.from_prefix(dut, "m_axis"), dut.clk, dut.rst, reset_active_level=True
-        )
-        for comp in (self.source, self.sink):
-            comp.log.setLevel(logging.WARNING)  # not one line per frame
-        self.sink.bus.tdata = _Resolved(dut.m_axis_tdata)
-        self.sink_frames = 0
-        self.output = Scoreboard("output", self.expected, self.ids)
+        self.source.log.setLevel(logging.WARNING)  # not one line per frame
+        self.ready = ReadyDriver(dut.clk, dut.m_axis_tready)
+        self.output = Scoreboard("output", self.expected, self.ids, man.output.per_beat)
 
         self.in_mon = StreamMonitor(
             "s_axis",
@@ -552,27 +569,31 @@ class Bench:
         self.tap_monitors: list[StreamMonitor] = []
         self.tap_paths: dict[str, str] = {}
         monitors = [self.in_mon, self.out_mon]
-        ports = module_ports(man.verilog.read_text()) if cfg["taps"] or cfg.get("fifos") else {}
         for name in cfg["taps"]:
             stage = man.stage(name)
-            valid, ready, payload, path = stage_signals(dut, stage, ports)
+            valid, ready, payload, path = stage_signals(dut, man, stage)
             self.tap_paths[name] = path
-            sb = Scoreboard(name, data[f"tap__{name}"], self.ids)
+            sb = Scoreboard(name, data[f"tap__{name}"], self.ids, stage.out.per_beat)
             self.taps[name] = sb
             mon = StreamMonitor(name, valid, ready, payload, stage.out, sb.check)
             self.tap_monitors.append(mon)
             monitors.append(mon)
         self.fifos: dict[str, FifoMonitor] = {}
-        for name in cfg.get("fifos", []):
-            valid, ready = fifo_signals(dut, name, ports)
-            self.fifos[name] = FifoMonitor(name, valid, ready)
-            monitors.append(self.fifos[name])
+        for s in man.stages:
+            for name in s.fifos():
+                if name not in cfg.get("fifos", []):
+                    continue
+                depth = s.fifo_depth if name == s.name else s.fifo_depth_b
+                self.fifos[name] = FifoMonitor(name, *fifo_signals(dut, man, s, name), depth)
+                monitors.append(self.fifos[name])
         self.rate = float(cfg.get("input_rate", 1.0))
         self.pacer = RatePause(self.source, self.in_mon, self.rate, man.input.beats)
         monitors.append(self.pacer)  # after in_mon: it reads the beats moved this cycle
         self.sampler = CycleSampler(dut.clk, monitors)
         self.timed_out: str | None = None
         self.sent = 0
+        self.latency: int | None = None
+        self.ii: float | None = None
 
     async def reset(self) -> None:
         self.dut.rst.value = 1
@@ -605,10 +626,7 @@ class Bench:
             )
         timeout = int(self.cfg["timeout_cycles"])
         await First(done.wait(), stuck.wait(), ClockCycles(self.dut.clk, timeout))
-        await ClockCycles(self.dut.clk, 2)  # let the sink take the last frame
-        while not self.sink.empty():
-            self.sink.recv_nowait()  # the monitor checked the data; the sink frames by tlast
-            self.sink_frames += 1
+        await ClockCycles(self.dut.clk, 2)  # a beat too many would show now
         if sampler.error is not None:
             raise RuntimeError(f"{label}: the monitors failed: {sampler.error}")
         if done.is_set():
@@ -621,27 +639,27 @@ class Bench:
         self.log.error("timed out in %s", self.timed_out)
         return False
 
-    async def run(self) -> dict:
+    async def run(self) -> None:
         seed = int(self.cfg["seed"])
         Clock(self.dut.clk, PERIOD_NS, unit="ns").start()
         await self.reset()
         self.sampler.start()
+        self.ready.start()
 
         # phase 1: random input gaps and output back-pressure
         self.source.set_pause_generator(
             pause_generator(random.Random(2 * seed + 1), float(self.cfg["source_pause"]))
         )
-        self.sink.set_pause_generator(
+        self.ready.set_pause_generator(
             pause_generator(random.Random(2 * seed + 2), float(self.cfg["sink_pause"]))
         )
         ok = await self._phase(range(self.n), "phase 1 (random back-pressure)")
 
         # phase 2: input always valid, output always ready
-        latency = ii = None
         if ok and self.m:
-            for comp in (self.source, self.sink):
-                comp.clear_pause_generator()
-                comp.pause = False
+            self.source.clear_pause_generator()
+            self.source.pause = False
+            self.ready.clear_pause_generator()
             await ClockCycles(self.dut.clk, 8)
             for mon in self.fifos.values():
                 mon.active = True
@@ -654,18 +672,19 @@ class Bench:
                 mon.active = False
             if ok:
                 n = self.n
-                latency = self.out_mon.first_cycles[n] - self.in_mon.first_cycles[n]
+                self.latency = self.out_mon.first_cycles[n] - self.in_mon.first_cycles[n]
                 ends = self.out_mon.end_cycles[n:]
                 if len(ends) >= 2:
                     k = max(1, (len(ends) - 1) // 2)
-                    ii = (ends[-1] - ends[-1 - k]) / k
-        return self.results(latency, ii)
+                    self.ii = (ends[-1] - ends[-1 - k]) / k
 
-    def results(self, latency, ii) -> dict:
+    def figures(self) -> dict:
+        """What the run measured (counts, cycles, latency, II, FIFO levels); not whether it
+        passed, which is the cocotb test's verdict."""
         frames = self.sent
         out = self.output.summary(frames)
         out["tlast_errors"] = self.out_mon.last_errors
-        out["tlast_frames"] = self.sink_frames
+        out["tlast_frames"] = self.out_mon.last_frames
         stages = {}
         first_bad = None
         for name, sb in self.taps.items():
@@ -676,15 +695,7 @@ class Bench:
             stages[name] = s
             if first_bad is None and (s["mismatched_frames"] or s["missing_frames"]):
                 first_bad = name
-        bad_out = bool(
-            out["mismatched_frames"]
-            or out["missing_frames"]
-            or out["padding_errors"]
-            or out["tlast_errors"]
-            or out["tlast_frames"] != out["frames_received"]
-        )
         return {
-            "passed": not bad_out and first_bad is None and self.timed_out is None,
             "frames": self.n,
             "perf_frames": self.m,
             "mismatches": out["mismatched_elements"],
@@ -693,13 +704,45 @@ class Bench:
             "stages": stages,
             "first_bad_stage": first_bad,
             "first_bad_layer": stages[first_bad]["tap"] if first_bad else None,
-            "latency": latency,
-            "ii": ii,
+            "latency": self.latency,
+            "ii": self.ii,
             "cycles": self.sampler.cycle,
             "timed_out": self.timed_out,
             "input_rate": self.rate,
             "fifo_full_cycles": {k: m.full_cycles for k, m in self.fifos.items()},
+            "fifo_levels": {k: m.figures() for k, m in self.fifos.items()},
         }
+
+    def failures(self) -> list[str]:
+        """Every check the run failed, one line each: the monitored stages in pipeline
+        order, then the output (its data, ``tlast``, missing frames), then timing."""
+        out = []
+        frames = self.sent
+        for name, sb in self.taps.items():
+            stage = self.manifest.stage(name)
+            what = f"stage {name!r} (layer {stage.tap!r})"
+            if sb.first_failure is not None:
+                out.append(f"{what}: {sb.first_failure}")
+            elif sb.received < frames:
+                out.append(f"{what}: {frames - sb.received} of {frames} frames missing")
+        if self.output.first_failure is not None:
+            out.append(f"output: {self.output.first_failure}")
+        if self.out_mon.first_last_error is not None:
+            out.append(f"output: {self.out_mon.first_last_error}")
+        if self.output.received < frames:
+            out.append(f"output: {frames - self.output.received} of {frames} frames missing")
+        if self.timed_out is not None:
+            out.append(f"timed out in {self.timed_out}")
+        elif self.m and self.latency is None:
+            out.append("phase 2 measured no latency")
+        elif self.m >= 2 and (self.ii is None or self.ii <= 0):
+            out.append(f"phase 2 measured no initiation interval (ii={self.ii})")
+        if self.latency is not None and self.latency <= 0:
+            out.append(f"phase 2 measured latency {self.latency}, must be positive")
+        for name, mon in self.fifos.items():
+            if mon.overflow is not None:
+                out.append(f"FIFO {name!r}: {mon.overflow}")
+        return out
 
 
 def _config() -> dict:
@@ -714,23 +757,23 @@ def _config() -> dict:
 
 @cocotb.test()
 async def run_bench(dut) -> None:
-    """Phase 1 and phase 2 on the design; results go to the file named in bench.json."""
+    """Phase 1 and phase 2 on the design; the figures go to the file named in bench.json,
+    then the test fails by assertion on the first check that failed (in pipeline order),
+    naming the rest."""
     cfg = _config()
-    out = Path(cfg["results"])
-    try:
-        bench = Bench(dut, cfg)
-        results = await bench.run()
-    except Exception as e:
-        out.write_text(json.dumps({"error": f"{type(e).__name__}: {e}"}))
-        logging.getLogger("cocotb.bench").error("%s", traceback.format_exc())
-        raise
-    out.write_text(json.dumps(results, indent=1))
+    bench = Bench(dut, cfg)
+    await bench.run()
+    figures = bench.figures()
+    Path(cfg["figures"]).write_text(json.dumps(figures, indent=1))
+    failed = bench.failures()
     logging.getLogger("cocotb.bench").info(
-        "passed=%s output mismatches=%d first bad stage=%s latency=%s ii=%s cycles=%d",
-        results["passed"],
-        results["mismatches"],
-        results["first_bad_stage"],
-        results["latency"],
-        results["ii"],
-        results["cycles"],
+        "failed checks=%d output mismatches=%d first bad stage=%s latency=%s ii=%s cycles=%d",
+        len(failed),
+        figures["mismatches"],
+        figures["first_bad_stage"],
+        figures["latency"],
+        figures["ii"],
+        figures["cycles"],
     )
+    more = f" (and {len(failed) - 1} more: {'; '.join(failed[1:])})" if len(failed) > 1 else ""
+    assert not failed, f"{failed[0]}{more}"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -81,6 +81,12 @@ class StageSpec:
     inputs: tuple[str | None, ...] = ()
     #: depth of the FIFO on an add stage's second input (``fifo_<name>__b``), if any
     fifo_depth_b: int | None = None
+    #: where a bench observes the stage: kind (``out``: the output stream's ``valid``,
+    #: ``ready``, ``payload``; ``fifo``, ``fifo_b``: the input stream's ``valid``, ``ready``
+    #: and the ``level`` of the FIFO on each input) → member → the instance names from the
+    #: top module down, then the signal's name there. Empty in a manifest that does not say
+    #: (the bench then uses the ports of ``instance`` and ``fifo_<name>``).
+    probes: Mapping[str, Mapping[str, tuple[str, ...]]] = field(default_factory=dict)
 
     def fifos(self) -> list[str]:
         """Names of the FIFOs in front of the stage (instance ``fifo_<name>``)."""
@@ -182,6 +188,43 @@ def _stream(doc, where: str, path: Path, *, top_level: bool) -> StreamSpec:
     )
 
 
+#: The members of each kind of probe a stage may have (see :attr:`StageSpec.probes`).
+PROBES = {
+    "out": ("valid", "ready", "payload"),
+    "fifo": ("valid", "ready", "level"),
+    "fifo_b": ("valid", "ready", "level"),
+}
+
+
+def _probes(doc, where: str, path: Path) -> dict[str, dict[str, tuple[str, ...]]]:
+    v = doc.get("probes")
+    if v is None:
+        return {}
+    w = f"{where}'probes'"
+    if not isinstance(v, Mapping) or not set(v) <= set(PROBES):
+        raise ManifestError(
+            f"{path}: field {w}: must be an object with keys among {', '.join(PROBES)}, not {v!r}"
+        )
+    out = {}
+    for kind, members in v.items():
+        want = PROBES[kind]
+        if not isinstance(members, Mapping) or sorted(members) != sorted(want):
+            raise ManifestError(
+                f"{path}: field {w}.{kind}: must be an object with keys {', '.join(want)}, "
+                f"not {members!r}"
+            )
+        out[kind] = {}
+        for m in want:
+            p = members[m]
+            if not isinstance(p, list) or not p or not all(isinstance(n, str) and n for n in p):
+                raise ManifestError(
+                    f"{path}: field {w}.{kind}.{m}: must be a list of instance names and a "
+                    f"signal name, not {p!r}"
+                )
+            out[kind][m] = tuple(p)
+    return out
+
+
 def read_manifest(path: str | os.PathLike) -> Manifest:
     """Read and check a ``manifest.json`` (or the one in a design directory).
 
@@ -235,6 +278,7 @@ def read_manifest(path: str | os.PathLike) -> Manifest:
                 ),
                 inputs=tuple(inputs or ()),
                 fifo_depth_b=_positive(s, "fifo_depth_b", w, path, optional=True),
+                probes=_probes(s, w, path),
             )
         )
     if len({s.name for s in stages}) != len(stages):

@@ -10,7 +10,10 @@ The bench protocol
 :func:`run_cocotb` writes, in a run directory, ``stimulus.npz`` (``inputs``, ``expected``
 and ``tap__<stage>`` arrays: frames × elements, stream order) and ``bench.json``
 (:data:`BENCH_KEYS`), and passes the path of ``bench.json`` to the simulator as the plusarg
-``+codesign_bench=<path>``. The bench writes ``results.json`` (path named in ``bench.json``).
+``+codesign_bench=<path>``. The bench writes its measured figures to ``figures.json`` (path
+named in ``bench.json``); whether the run passed is the cocotb test's own verdict, which
+cocotb writes to ``results.xml`` and :func:`read_bench_results` reads (a failed test's
+assertion message names the first check that failed).
 
 The manifest
 ------------
@@ -46,6 +49,7 @@ __all__ = [
     "BENCH_KEYS",
     "KEEP_BUILDS",
     "SIMULATORS",
+    "BenchFailure",
     "Manifest",
     "ManifestError",
     "SimulationError",
@@ -53,6 +57,7 @@ __all__ = [
     "StreamSpec",
     "build_failure",
     "default_build_root",
+    "read_bench_results",
     "read_manifest",
     "run_cocotb",
     "verify",
@@ -76,7 +81,7 @@ SIMULATORS = ("verilator", "icarus")
 BENCH_KEYS = (
     "manifest",  # path of manifest.json
     "stimulus",  # path of stimulus.npz
-    "results",  # where the bench writes results.json
+    "figures",  # where the bench writes its measured figures (figures.json)
     "taps",  # stage names whose output streams are checked, pipeline order
     "seed",  # seed of the pause generators
     "perf_frames",  # frames of the second (free-running) phase
@@ -92,6 +97,17 @@ BENCH_KEYS = (
 class SimulationError(ToolError):
     """A build or simulation that did not produce results (the message says where the log
     is)."""
+
+
+class BenchFailure(AssertionError):
+    """The cocotb test of a design failed by its own assertion (a beat that differs from the
+    golden model, a missing frame, a timeout); raised by :func:`run_cocotb` with
+    ``check=True``. The message is cocotb's record of the assertion; :attr:`results` holds
+    what :func:`run_cocotb` would have returned."""
+
+    def __init__(self, message: str, results: dict) -> None:
+        super().__init__(message)
+        self.results = results
 
 
 # -- the manifest ------------------------------------------------------------------------------
@@ -332,6 +348,7 @@ def run_cocotb(
     source_pause: float = 0.3,
     sink_pause: float = 0.3,
     input_rate: float = 1.0,
+    check: bool = False,
 ) -> dict:
     """Simulate the design in ``design_dir`` (``manifest.json`` and its Verilog) with cocotb.
 
@@ -366,25 +383,41 @@ def run_cocotb(
     input_rate
         Phase 2 input pace in beats per cycle: 1.0 keeps the input always valid; below 1,
         each frame's beats are spread evenly over ``ceil(beats / input_rate)`` cycles (as
-        :func:`codesign.sim.dataflow.simulate` models the source). The results then hold, per stage
-        with a FIFO in front, the cycles phase 2 found that FIFO full
-        (``fifo_full_cycles``).
+        :func:`codesign.sim.dataflow.simulate` models the source).
+    check
+        Raise :class:`BenchFailure` (an ``AssertionError``, so a pytest test fails with
+        cocotb's message) when the cocotb test fails, instead of returning its report.
 
     Returns
     -------
     dict
-        The bench's results: ``passed``; ``output`` and ``stages[name]`` (each with
+        ``passed`` and ``failure``: the cocotb test's verdict from its ``results.xml``, and
+        its assertion message (None when it passed), which names the first check that failed
+        (a monitored stage in pipeline order, else the output), with the frame, beat and
+        element, expected and received values. Then the bench's measured figures:
+        ``output`` and ``stages[name]`` (each with
         ``frames_checked``, ``mismatched_frames``, ``mismatched_elements``,
         ``unknown_elements`` (X/Z), ``missing_frames`` and ``first_mismatch`` = frame,
-        element, expected, got; ``output`` also ``tlast_errors``, ``padding_errors``;
+        beat, element, expected, got; ``output`` also ``tlast_errors``, ``padding_errors``;
         a stage also its ``tap``, ``layers`` and the ``instance`` path monitored);
         ``first_bad_stage``, ``first_bad_layer`` (the first stage in pipeline order whose
         output differs, and its tap layer; None when all agree); ``mismatches`` (output
         elements that differ); ``latency`` (cycles from the first input beat's transfer to
         the first output beat's transfer, phase 2); ``ii`` (cycles per frame between output
         frame completions over the last half of phase 2); ``cycles`` (simulated);
-        ``timed_out`` (None, or why a phase ended early: timeout or no stream moving); and
-        ``sim``, ``build_seconds``, ``build_cached``, ``run_seconds``.
+        ``timed_out`` (None, or why a phase ended early: timeout or no stream moving);
+        per FIFO in front of a stage (``<stage>``, ``<stage>__b``), phase 2's
+        ``fifo_full_cycles`` (cycles the FIFO refused a beat) and ``fifo_levels`` (``depth``,
+        ``max_level``, ``mean_level``, read from its ``level`` port, and ``full_cycles``);
+        and ``sim``, ``build_seconds``, ``build_cached``, ``run_seconds``.
+
+    Raises
+    ------
+    SimulationError
+        The build failed, or the bench could not run (no ``results.xml``, or the cocotb test
+        ended by an error other than an assertion: a probe not found, ...).
+    BenchFailure
+        With ``check=True``, the cocotb test failed by assertion.
     """
     if sim not in SIMULATORS:
         raise ValueError(f"sim must be one of {', '.join(SIMULATORS)}, not {sim!r}")
@@ -436,11 +469,10 @@ def run_cocotb(
         np.savez(run / "stimulus.npz", **arrays)
         for f in memory_files(manifest.verilog):  # $readmemh reads from the run directory
             shutil.copyfile(f, run / f.name)
-        results_path = run / "results.json"
         bench = {
             "manifest": str(manifest.path.resolve()),
             "stimulus": str((run / "stimulus.npz").resolve()),
-            "results": str(results_path.resolve()),
+            "figures": str((run / "figures.json").resolve()),
             "taps": tap_names,
             "seed": seed,
             "perf_frames": perf_frames,
@@ -456,7 +488,51 @@ def run_cocotb(
     results.update(sim=sim, build_seconds=round(build_seconds, 3), build_cached=cached)
     if waves:
         results["run_dir"] = str(run)
+    if check and not results["passed"]:
+        raise BenchFailure(f"{sim} cocotb test of {manifest.top}: {results['failure']}", results)
     return results
+
+
+def read_bench_results(run: str | os.PathLike) -> dict:
+    """The outcome of the bench run in directory ``run``: the cocotb test's verdict from
+    ``results.xml`` (:func:`cocotb_tools.runner.get_results`) as ``passed`` and its failure
+    message as ``failure`` (None when it passed), with the figures the bench measured
+    (``figures.json``, see :func:`run_cocotb`), which never decide the verdict.
+
+    Raises :class:`SimulationError` when there is no ``results.xml`` or it holds no test, and
+    when the test failed by an error other than an assertion (the bench could not run the
+    design); the message holds the error.
+    """
+    from xml.etree import ElementTree
+
+    from cocotb_tools.runner import get_results
+
+    run = Path(run)
+    xml = run / "results.xml"
+    try:
+        tests, failed = get_results(xml)
+    except RuntimeError:
+        raise SimulationError("no results.xml: the simulation ended abnormally") from None
+    if tests < 1:
+        raise SimulationError(f"{xml} records no test")
+    failure = None
+    if failed:
+        root = ElementTree.parse(xml).getroot()
+        node = next(root.iter("failure"), None)
+        if node is None:
+            node = next(root.iter("error"), None)
+        kind = node.get("type", "") if node is not None else ""
+        message = (node.get("message") or "").strip() if node is not None else ""
+        # cocotb rewrites assertions as pytest does: the message, then the failed expression
+        first = message.splitlines()[0] if message else "failed without a message"
+        if kind != "AssertionError":
+            raise SimulationError(f"{kind}: {first}" if kind else first)
+        failure = first
+    path = run / "figures.json"
+    figures = json.loads(path.read_text()) if path.is_file() else {}
+    if not figures:
+        raise SimulationError(f"the bench wrote no figures ({path})")
+    return {"passed": not failed, "failure": failure, **figures}
 
 
 def _run_bench(manifest: Manifest, sim: str, built: Path, run: Path, waves: bool, seed: int):
@@ -482,19 +558,27 @@ def _run_bench(manifest: Manifest, sim: str, built: Path, run: Path, waves: bool
             log_file=log,
         )
     except (RuntimeError, SystemExit):
-        pass  # judged below: the bench writes its results or the reason it could not
+        # under pytest the runner exits when a test failed; the verdict is in results.xml
+        pass
     seconds = time.perf_counter() - start
-    path = run / "results.json"
-    results = json.loads(path.read_text()) if path.is_file() else {}
-    if not results or results.get("error"):
+    why = None
+    if not (run / "results.xml").is_file():
+        why = f"no results ({_last_error(log)})"
+    else:
+        try:
+            results = read_bench_results(run)
+        except SimulationError as e:
+            why = str(e)
+    if why is not None:
         # keep the log: the run directory is temporary
         kept = run.parent / f"{sim}-{manifest.top}-failed.log"
         try:
             shutil.copyfile(log, kept)
         except OSError:
             kept = log
-        why = results.get("error") or f"no results ({_last_error(log)})"
-        raise SimulationError(f"{sim} simulation of {manifest.top}: {why}; log: {kept}")
+        raise SimulationError(
+            f"{sim} simulation of {manifest.top}: {why}; log: {kept}", first_error=why, log=kept
+        )
     results["run_seconds"] = round(seconds, 3)
     return results
 
@@ -510,11 +594,13 @@ def verify(
     *,
     perf_frames: int | None = None,
     input_rate: float = 1.0,
+    check: bool = False,
 ) -> dict:
     """Run ``vectors`` seeded random inputs through the generated design of ``design``
     (a :class:`~codesign.models.hwconfig.Design`) in ``design_dir`` and compare it, output and every
     stage, with the golden model. Returns :func:`run_cocotb`'s results plus ``network``,
-    ``vectors``, ``seed`` and ``ideal_ii`` (the design's closed-form initiation interval).
+    ``vectors``, ``seed`` and ``ideal_ii`` (the design's closed-form initiation interval);
+    ``check=True`` raises :class:`BenchFailure` when the cocotb test fails.
     """
     from codesign.models.golden import random_inputs, trace
 
@@ -551,6 +637,7 @@ def verify(
         build_dir=build_dir,
         perf_frames=perf_frames,
         input_rate=input_rate,
+        check=check,
     )
     results.update(network=net.name, vectors=vectors, seed=seed, ideal_ii=design.ideal_ii)
     return results

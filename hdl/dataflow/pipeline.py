@@ -40,7 +40,7 @@ from .act import Activation, ActivationSpec
 from .mvau import MVAU
 from .residual import AddStreams, Fork
 from .stream import StreamFIFO, WidthConverter, beat_layout, element_shape
-from .top import AXI_PORTS, AxiStreamTop, stream_doc, to_verilog
+from .top import AXI_PORTS, AxiStreamTop, stream_doc, to_verilog_observed
 from .vvau import VVAU
 
 __all__ = ["Pipeline", "StageUnit", "build", "generate", "stage_io", "top_name"]
@@ -264,7 +264,6 @@ class Pipeline(wiring.Component):
 
     def __init__(self, design: Design, corrupt: tuple[str, int, int] | None = None) -> None:
         self.design = design
-        self._corrupt = corrupt
         if corrupt is not None and corrupt[0] not in {s.name for s in design.stages}:
             raise ValueError(f"corrupt names no stage: {corrupt[0]!r}")
         first, last = design.stage(readers(design.stages)[None][0][0]), design.stages[-1]
@@ -276,6 +275,29 @@ class Pipeline(wiring.Component):
                 "o": Out(stream.Signature(beat_layout(last.output.qtype, self.out_per_beat))),
             }
         )
+        self._units: dict[str, StageUnit] = {}
+        self._fifos: dict[str, StreamFIFO] = {}
+        for s in design.stages:
+            cfg = design.config[s.name]
+            bad = corrupt[1:] if corrupt and corrupt[0] == s.name else None
+            self._units[s.name] = StageUnit(stage=s, config=cfg, corrupt=bad)
+            for port, tensor in enumerate(s.inputs):
+                if design.has_fifo(s, port):
+                    self._fifos[fifo_name(s.name, port)] = StreamFIFO(
+                        layout=beat_layout(tensor.qtype, stage_io(s, cfg)[0]),
+                        depth=design.fifo_depth(s, port),
+                    )
+
+    @property
+    def units(self) -> dict[str, StageUnit]:
+        """Stage name → its :class:`StageUnit` (instance ``stage_<name>``)."""
+        return dict(self._units)
+
+    @property
+    def fifos(self) -> dict[str, StreamFIFO]:
+        """FIFO name (:func:`codesign.models.hwconfig.fifo_name`) → its
+        :class:`~codesign.hdl.dataflow.stream.StreamFIFO` (instance ``fifo_<name>``)."""
+        return dict(self._fifos)
 
     def elaborate(self, platform):
         m = Module()
@@ -298,10 +320,8 @@ class Pipeline(wiring.Component):
         first = design.stage(read[None][0][0])
         branch(None, wiring.flipped(self.i), beat_layout(first.input.qtype, self.in_per_beat))
         for s in design.stages:
-            cfg = design.config[s.name]
-            n_in, n_out = stage_io(s, cfg)
-            bad = self._corrupt[1:] if self._corrupt and self._corrupt[0] == s.name else None
-            unit = StageUnit(stage=s, config=cfg, corrupt=bad)
+            n_in, n_out = stage_io(s, design.config[s.name])
+            unit = self._units[s.name]
             for port, tensor in enumerate(s.inputs):
                 cur = pending.pop((s.name, port))
                 name = fifo_name(s.name, port)
@@ -313,10 +333,8 @@ class Pipeline(wiring.Component):
                     m.submodules[f"dwc_{name}"] = wc
                     wiring.connect(m, cur, wc.i)
                     cur = wc.o
-                if design.has_fifo(s, port):
-                    q = StreamFIFO(
-                        layout=beat_layout(tensor.qtype, n_in), depth=design.fifo_depth(s, port)
-                    )
+                if name in self._fifos:
+                    q = self._fifos[name]
                     m.submodules[f"fifo_{name}"] = q
                     wiring.connect(m, cur, q.i)
                     cur = q.o
@@ -327,6 +345,36 @@ class Pipeline(wiring.Component):
             else:
                 branch(s.name, unit.o, beat_layout(s.output.qtype, n_out))
         return m
+
+
+_STREAM = ("valid", "ready", "payload")
+
+
+def _probes(stage: Stage) -> list[tuple[str, str, tuple[str, ...]]]:
+    """The signals of ``stage`` a bench observes, as (kind, name, members): ``out``, the
+    stage's output stream; ``fifo`` and ``fifo_b``, the input stream and ``level`` of the
+    FIFO on each input that has one (named by :func:`codesign.models.hwconfig.fifo_name`)."""
+    out = [("out", stage.name, _STREAM)]
+    for port, kind in enumerate(("fifo", "fifo_b")[: len(stage.inputs)]):
+        out.append((kind, fifo_name(stage.name, port), ("valid", "ready", "level")))
+    return out
+
+
+def observed(pipeline: Pipeline) -> dict[tuple[str, str, str], object]:
+    """The signals of ``pipeline`` a bench observes, keyed (kind, name, member) as
+    :func:`_probes` lists them: every stage's output stream, and every FIFO's input stream
+    and ``level``."""
+    sigs = {}
+    for s in pipeline.design.stages:
+        unit = pipeline.units[s.name]
+        for member in _STREAM:
+            sigs[("out", s.name, member)] = getattr(unit.o, member)
+        for kind, name, members in _probes(s)[1:]:
+            fifo = pipeline.fifos.get(name)
+            if fifo is not None:
+                sigs.update({(kind, name, m): getattr(fifo.i, m) for m in members[:2]})
+                sigs[(kind, name, "level")] = fifo.level
+    return sigs
 
 
 def top_name(name: str) -> str:
@@ -457,11 +505,18 @@ def generate(
     gives the same bytes). Returns the manifest."""
     out_dir = Path(out_dir)
     top = top_name(design.network.name)
+    axi = build(design, corrupt)
     try:
-        verilog = to_verilog(build(design, corrupt), top)
+        verilog, paths = to_verilog_observed(axi, top, observed(axi.core))
     except YosysError as e:  # the bundled (WebAssembly) Yosys: 4 GiB of memory at most
         raise _export_error(design, top, out_dir, str(e)) from None
     doc = manifest(design, top, network_hash)
+    for stage in doc["stages"]:  # where the bench observes each stage (manifest "probes")
+        stage["probes"] = {
+            kind: {member: paths[(kind, name, member)] for member in members}
+            for kind, name, members in _probes(design.stage(stage["name"]))
+            if (kind, name, members[0]) in paths
+        }
     if corrupt is not None:
         doc["corrupted_weight"] = list(corrupt)  # test-only: this RTL is wrong on purpose
     verilog, memories = externalize(verilog, top)

@@ -115,6 +115,13 @@ class StreamFIFO(wiring.Component):
         Payload shape of both streams.
     depth
         Capacity in beats, at least 1.
+
+    Attributes
+    ----------
+    level : Out(range(depth + 1))
+        Beats held, output register included (the queue's own ``level``, as Glasgow's
+        ``Queue`` and Amaranth's FIFOs expose it): a status output for benches and
+        monitors, which the stream logic does not use.
     """
 
     def __init__(self, *, layout: ShapeCastable, depth: int) -> None:
@@ -122,7 +129,13 @@ class StreamFIFO(wiring.Component):
             raise ValueError(f"depth must be a positive int, not {depth!r}")
         self._layout = layout
         self._depth = depth
-        super().__init__({"i": In(stream.Signature(layout)), "o": Out(stream.Signature(layout))})
+        super().__init__(
+            {
+                "i": In(stream.Signature(layout)),
+                "o": Out(stream.Signature(layout)),
+                "level": Out(range(depth + 1)),
+            }
+        )
 
     @property
     def depth(self) -> int:
@@ -139,6 +152,7 @@ class StreamFIFO(wiring.Component):
             self.o.payload.eq(q.r_data),
             self.o.valid.eq(q.r_rdy),
             q.r_en.eq(self.o.ready),
+            self.level.eq(q.level),
         ]
         return m
 

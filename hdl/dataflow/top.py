@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
-from amaranth import Module, Mux, Signal
+from collections.abc import Hashable, Mapping
+
+from amaranth import Fragment, Module, Mux, Signal, Value
 from amaranth.back import verilog
+from amaranth.hdl import ValueCastable
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["AXI_PORTS", "AxiStreamTop", "stream_doc", "tdata_bits", "to_verilog"]
+__all__ = [
+    "AXI_PORTS",
+    "AxiStreamTop",
+    "stream_doc",
+    "tdata_bits",
+    "to_verilog",
+    "to_verilog_observed",
+]
 
 
 def tdata_bits(bits: int) -> int:
@@ -104,3 +114,34 @@ def to_verilog(top: wiring.Component, name: str) -> str:
     """Verilog for ``top`` as module ``name``; the same design always gives the same text
     (no source locations)."""
     return verilog.convert(top, name=name, emit_src=False)
+
+
+def to_verilog_observed(
+    top: wiring.Component, name: str, observe: Mapping[Hashable, Value | ValueCastable]
+) -> tuple[str, dict[Hashable, list[str]]]:
+    """:func:`to_verilog` (the same text), and where each signal of ``observe`` is in it.
+
+    The place is Amaranth's own record of the names it gave (the name map of
+    :func:`amaranth.back.verilog.convert_fragment`): the instance names from module ``name``
+    down to the module that holds the signal, then the signal's net name there, which
+    Amaranth may have renamed (``o__payload$12``). A bench reaches the signal by indexing
+    the simulator's handle of the top module with these names, one per level, so it never
+    has to guess a name or read the Verilog.
+
+    Raises ``ValueError`` naming a signal of ``observe`` that has no net in the Verilog.
+    """
+    ports = {}
+    for path, _member, value in top.signature.flatten(top):
+        if isinstance(value, ValueCastable):
+            value = value.as_value()
+        ports["__".join(map(str, path))] = (value, None)  # direction: as the design drives it
+    fragment = Fragment.get(top, None)
+    text, names = verilog.convert_fragment(fragment, ports, name, emit_src=False)
+    paths = {}
+    for key, value in observe.items():
+        sig = value.as_value() if isinstance(value, ValueCastable) else value
+        where = names.get(sig) if isinstance(sig, Signal) else None
+        if where is None or where[0] != name:
+            raise ValueError(f"observed signal {key!r} ({sig!r}) has no net in the Verilog")
+        paths[key] = list(where[1:])
+    return text, paths

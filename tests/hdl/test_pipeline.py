@@ -121,3 +121,32 @@ def test_tfc_w1a1_at_finn_folding_runs_at_64_cycles_per_frame():
     _, short = check(net, config, frames=4, gaps=0, stall=0)
     _, long = check(net, config, frames=12, gaps=0, stall=0)
     assert (long - short) / 8 == 64  # steady state: cycles per additional frame
+
+
+def test_generated_manifest_says_where_to_observe(tmp_path):
+    """Every stage's output stream and every FIFO's input and ``level`` are recorded in the
+    manifest as Amaranth named them, and recording them changes nothing in the Verilog."""
+    from codesign.hdl.dataflow.pipeline import build, generate, observed
+    from codesign.hdl.dataflow.top import to_verilog, to_verilog_observed
+    from codesign.hdl.manifest import read_manifest
+    from codesign.hdl.memfiles import externalize
+
+    d = Design(load("resnet_tiny"))  # forks, an add stage with two FIFOs
+    generate(d, tmp_path, "test")
+    man = read_manifest(tmp_path)
+    verilog = (tmp_path / "resnet_tiny.v").read_text()
+    assert verilog == externalize(to_verilog(build(d), "resnet_tiny"), "resnet_tiny")[0]
+    for s in d.stages:
+        probes = man.stage(s.name).probes
+        ports = ("fifo", "fifo_b")[: len(s.inputs)]
+        kinds = ["out"] + [k for p, k in enumerate(ports) if d.has_fifo(s, p)]
+        assert sorted(probes) == sorted(kinds), s.name
+        assert probes["out"]["valid"][:2] == ("core", f"stage_{s.name}")
+        for kind in kinds[1:]:
+            suffix = "__b" if kind == "fifo_b" else ""
+            assert probes[kind]["level"] == ("core", f"fifo_{s.name}{suffix}", "level")
+    with pytest.raises(ValueError, match=r"^observed signal 'x' \(.*\) has no net in the Verilog$"):
+        from amaranth import Signal
+
+        top = build(d)
+        to_verilog_observed(top, "resnet_tiny", {**observed(top.core), "x": Signal(name="x")})

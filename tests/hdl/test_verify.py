@@ -3,10 +3,12 @@
 The passthrough is an :class:`~codesign.hdl.dataflow.top.AxiStreamTop` around a
 :class:`~codesign.hdl.dataflow.stream.StreamFIFO` of 4 int7 elements per beat; its manifest has one
 stage, ``act`` (the network ``Input (4, 1, 5) int7 → Clip``, whose clip is the identity),
-tapped at the FIFO (instance ``core``). The chain is two width converters as instances
-``stage_a``/``stage_b`` under ``core``, the hierarchy the compiler generates. Last,
-jet_tagger as the compiler (:mod:`codesign.hdl.dataflow.pipeline`) generates it, and with one
-corrupted weight.
+tapped at the FIFO (instance ``core``; its manifest gives no probes, so the bench observes
+the instance's ports). The chain is two width converters as instances ``stage_a``/``stage_b``
+under ``core``, the hierarchy the compiler generates, with probes recorded as the compiler
+records them (:func:`~codesign.hdl.dataflow.top.to_verilog_observed`). Last, jet_tagger as
+the compiler (:mod:`codesign.hdl.dataflow.pipeline`) generates it, with one corrupted weight
+in the RTL and with one corrupted weight in a memory file.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import time
 from pathlib import Path
 
@@ -25,11 +28,14 @@ from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 from codesign.hdl import tools
 from codesign.hdl.dataflow.stream import StreamFIFO, WidthConverter, beat_layout, element_shape
-from codesign.hdl.dataflow.top import AxiStreamTop, to_verilog
+from codesign.hdl.dataflow.top import AxiStreamTop, to_verilog, to_verilog_observed
 from codesign.hdl.verify import (
+    BenchFailure,
     ManifestError,
     SimulationError,
     _prune,
+    build_key,
+    read_bench_results,
     read_manifest,
     run_cocotb,
     verify,
@@ -81,21 +87,35 @@ class _Chain(wiring.Component):
     def __init__(self) -> None:
         sig = stream.Signature(beat_layout(INT7, 4))
         super().__init__({"i": In(sig), "o": Out(sig)})
+        el = element_shape(INT7)
+        self.stage_a = WidthConverter(element=el, n_in=4, n_out=2)
+        self.stage_b = WidthConverter(element=el, n_in=2, n_out=4)
 
     def elaborate(self, platform):
         m = Module()
-        el = element_shape(INT7)
-        m.submodules.stage_a = a = WidthConverter(element=el, n_in=4, n_out=2)
-        m.submodules.stage_b = b = WidthConverter(element=el, n_in=2, n_out=4)
+        m.submodules.stage_a = a = self.stage_a
+        m.submodules.stage_b = b = self.stage_b
         wiring.connect(m, wiring.flipped(self.i), a.i)
         wiring.connect(m, a.o, b.i)
         wiring.connect(m, b.o, wiring.flipped(self.o))
         return m
 
 
-def _write(d, top_name: str, top, manifest: dict):
+def _write(d, top_name: str, top, manifest: dict, observe: dict | None = None):
+    """Write ``top``'s Verilog and ``manifest``; ``observe`` (stage name → its output stream)
+    adds each stage's ``probes``, as the compiler records them."""
     d.mkdir(parents=True, exist_ok=True)
-    (d / f"{top_name}.v").write_text(to_verilog(top, top_name))
+    signals = {
+        (name, m): getattr(o, m)
+        for name, o in (observe or {}).items()
+        for m in ("valid", "ready", "payload")
+    }
+    text, paths = to_verilog_observed(top, top_name, signals)
+    assert text == to_verilog(top, top_name)  # observing changes nothing in the Verilog
+    for stage in manifest["stages"] if observe else []:
+        members = ("valid", "ready", "payload")
+        stage["probes"] = {"out": {m: paths[(stage["name"], m)] for m in members}}
+    (d / f"{top_name}.v").write_text(text)
     (d / "manifest.json").write_text(json.dumps(manifest, indent=1))
     return d
 
@@ -135,7 +155,9 @@ def chain_dir(tmp_path_factory):
 
     man = _manifest("chain_top", [stage("a", 2), stage("b", 4)], shape=(20,), ideal_ii=10)
     d = tmp_path_factory.mktemp("chain")
-    return _write(d, "chain_top", AxiStreamTop(core=_Chain(), out_beats=5), man)
+    chain = _Chain()
+    observe = {"a": chain.stage_a.o, "b": chain.stage_b.o}
+    return _write(d, "chain_top", AxiStreamTop(core=chain, out_beats=5), man, observe)
 
 
 @pytest.fixture(scope="session")
@@ -185,7 +207,7 @@ def pass_results(pass_dir, build_root, sim, frames):
 def test_passthrough_under_back_pressure_has_no_mismatch(pass_results, sim):
     r = pass_results
     assert r["sim"] == sim
-    assert r["passed"], r
+    assert r["passed"] and r["failure"] is None, r
     assert r["mismatches"] == 0 and r["mismatched_frames"] == 0
     out = r["output"]
     assert out["frames_checked"] == FRAMES + r["perf_frames"] == out["frames_received"]
@@ -236,13 +258,20 @@ def test_one_wrong_expected_element_is_reported_exactly(pass_dir, build_root, si
     )
     assert not r["passed"]
     assert r["mismatches"] == 1 and r["mismatched_frames"] == 1
+    want, got = int(expected[frame, element]), int(frames[frame, element])
     assert r["output"]["first_mismatch"] == {
         "frame": frame,
         "received": frame,
+        "beat": 1,  # 4 elements per beat
         "element": element,
-        "expected": int(expected[frame, element]),
-        "got": int(frames[frame, element]),
+        "expected": want,
+        "got": got,
     }
+    # the cocotb test's own assertion, from its results.xml
+    assert r["failure"] == (
+        f"output: frame 150 (received 150), beat 1, element 7 (lane 3): expected {want}, "
+        f"got {got} (1 of 20 elements differ in this frame)"
+    )
     # the stage's output was right: the difference is after the last stage
     assert r["first_bad_stage"] is None
     assert r["latency"] == PASS_LATENCY and r["ii"] == PASS_II
@@ -256,6 +285,12 @@ def test_a_wrong_stage_is_named(pass_dir, build_root, sim, frames):
         pass_dir, frames, expected, {"act": expected}, sim=sim, seed=3, build_dir=build_root
     )
     assert r["first_bad_stage"] == "act" and r["first_bad_layer"] == "act"
+    assert re.match(
+        r"^stage 'act' \(layer 'act'\): frame 3 \(received 3\), beat 0, element 0 \(lane 0\): "
+        r"expected -?\d+, got -?\d+ \(1 of 20 elements differ in this frame\) \(and 1 more: "
+        r"output: frame 3 ",
+        r["failure"],
+    )
     act = r["stages"]["act"]
     assert act["mismatched_elements"] == 2 and act["layers"] == ["act"]
     assert act["first_mismatch"]["frame"] == 3 and act["first_mismatch"]["element"] == 0
@@ -272,6 +307,8 @@ def test_first_bad_stage_in_pipeline_order(chain_dir, build_root, sim, frames):
         chain_dir, x, x, {"b": tap_b, "a": tap_a}, sim=sim, perf_frames=8, build_dir=build_root
     )
     assert r["first_bad_stage"] == "a" and r["first_bad_layer"] == "a"
+    assert r["failure"].startswith("stage 'a' (layer 'a'): frame 50 (received 50), beat 1, ")
+    assert r["stages"]["a"]["instance"] == "chain_top.core.stage_a"
     assert list(r["stages"]) == ["a", "b"]
     assert r["stages"]["a"]["first_mismatch"]["frame"] == 50
     assert r["stages"]["b"]["first_mismatch"]["element"] == 5
@@ -290,6 +327,9 @@ def test_timeout_is_reported(pass_dir, build_root, frames):
         r["timed_out"],
     )
     assert r["output"]["missing_frames"] > 0 and r["latency"] is None
+    assert r["failure"].startswith("output: ") and r["failure"].endswith(
+        f"(and 1 more: timed out in {r['timed_out']})"
+    )
 
 
 @pytest.mark.simulator
@@ -320,8 +360,9 @@ def test_missing_stage_instance_is_named(tmp_path, pass_dir, build_root, frames)
     sim = _any_sim()
     with pytest.raises(
         SimulationError,
-        match=rf"^{sim} simulation of pass_top: LookupError: stage instance 'stage_act' not found; "
-        r"tried pass_top\.stage_act, pass_top\.core\.stage_act; instances: pass_top\.core",
+        match=rf"^{sim} simulation of pass_top: LookupError: stage 'act': no signal "
+        r"pass_top\.stage_act\.o__valid: pass_top has no 'stage_act'; no signal "
+        r"pass_top\.core\.stage_act\.o__valid: pass_top\.core has no 'stage_act'; log: ",
     ):
         run_cocotb(
             tmp_path, frames[:2], frames[:2], {"act": frames[:2]}, sim=sim, build_dir=build_root
@@ -346,7 +387,7 @@ def test_waves_are_kept(pass_dir, build_root, frames):
     run_dir = Path(r["run_dir"])
     assert run_dir.parent == pass_dir / "waves"
     assert (run_dir / "pass_top.fst").stat().st_size > 0
-    assert json.loads((run_dir / "results.json").read_text())["passed"]
+    assert read_bench_results(run_dir)["passed"]
 
 
 def test_old_builds_are_pruned(tmp_path):
@@ -383,16 +424,107 @@ def test_generated_design(jet, build_root, sim_name):
     r = verify(design, d / "good", vectors=50, sim=sim, seed=1, build_dir=build_root)
     assert r["passed"], r
     assert list(r["stages"]) == [s.name for s in design.stages]
-    instance = read_manifest(d / "good").stage("fc1").instance
-    assert r["stages"]["fc1"]["instance"] == f"jet_tagger.core.{instance}"
+    # observed where the generator recorded it (Amaranth's names), not found by a search
+    probe = read_manifest(d / "good").stage("fc1").probes["out"]["payload"]
+    assert r["stages"]["fc1"]["instance"] == ".".join(["jet_tagger", *probe[:-1]])
     assert r["ii"] == design.ideal_ii and r["latency"] > 0
+    levels = r["fifo_levels"]
+    assert set(levels) == {s.name for s in design.stages[1:]} == set(r["fifo_full_cycles"])
+    for name, f in levels.items():
+        assert f["depth"] == design.fifo_depth(design.stage(name))
+        assert 1 <= f["max_level"] <= f["depth"] and 0 < f["mean_level"] <= f["max_level"]
 
     r = verify(design, d / "bad", vectors=50, sim=sim, seed=1, build_dir=build_root)
     fc2 = next(s for s in design.stages if s.name == "fc2")
     assert not r["passed"]
+    assert r["failure"].startswith(f"stage 'fc2' (layer '{fc2.tap}'): frame ")
     assert (r["first_bad_stage"], r["first_bad_layer"]) == ("fc2", fc2.tap)
     assert r["stages"]["fc1"]["mismatched_frames"] == 0
     assert r["stages"]["fc2"]["first_mismatch"]["element"] == 3  # the corrupted row
+
+
+@pytest.mark.simulator
+def test_a_corrupted_memory_file_fails_the_cocotb_test(jet, build_root, tmp_path):
+    """One weight changed in a delivered ``$readmemh`` file: the Verilog, so the build, is
+    the good design's. The cocotb test fails by its own assertion, which names the stage
+    holding the weight and the first frame, beat and element that differ; ``check=True``
+    turns that into an ``AssertionError`` that fails this pytest test (here, expected)."""
+    design, d = jet
+    sim = _any_sim()
+    bad = tmp_path / "bad"
+    shutil.copytree(d / "good", bad)
+    memory = bad / "jet_tagger_fc2_weights.hex"
+    rows = memory.read_text().splitlines()
+    rows[0] = f"{int(rows[0][0], 16) ^ 0x8:x}{rows[0][1:]}"  # one bit of one weight
+    memory.write_text("\n".join(rows) + "\n")
+    tap = design.stage("fc2").tap
+    with pytest.raises(
+        BenchFailure,
+        match=rf"^{sim} cocotb test of jet_tagger: stage 'fc2' \(layer '{tap}'\): frame \d+ "
+        r"\(received \d+\), beat \d+, element \d+ \(lane \d+\): expected -?\d+, got -?\d+ "
+        r"\(\d+ of 32 elements differ in this frame\)",
+    ) as failed:
+        verify(design, bad, vectors=50, sim=sim, seed=1, build_dir=build_root, check=True)
+    r = failed.value.results
+    assert not r["passed"]
+    # the good design's build, whichever test made it first
+    assert build_key(read_manifest(bad), sim, False) == build_key(
+        read_manifest(d / "good"), sim, False
+    )
+    assert r["first_bad_stage"] == "fc2" and r["stages"]["fc1"]["mismatched_frames"] == 0
+
+
+# -- the verdict is cocotb's results.xml ---------------------------------------------------------
+
+#: A results.xml as cocotb 2.1 writes it for the bench (from a real run, shortened).
+_XML = """<?xml version='1.0' encoding='utf-8'?>
+<testsuites name="cocotb tests"><testsuite name="codesign.hdl.cocotb_bench" errors="0"
+ failures="{failures}" skipped="0" tests="1" time="0.500"><testcase
+ classname="codesign.hdl.cocotb_bench" name="run_bench" time="0.500">{failure}<properties>
+<property name="cocotb" value="True" /><property name="random_seed" value="1" /></properties>
+</testcase></testsuite></testsuites>
+"""
+
+#: A bench's figures that show nothing wrong.
+_CLEAN = {"mismatches": 0, "first_bad_stage": None, "timed_out": None, "latency": 2, "ii": 5.0}
+
+
+def _run_dir(tmp_path, failure: str | None, kind: str = "AssertionError") -> Path:
+    node = ""
+    if failure is not None:
+        node = f'<failure message="{failure}" type="{kind}">Traceback ...</failure>'
+    (tmp_path / "results.xml").write_text(
+        _XML.format(failures=int(failure is not None), failure=node)
+    )
+    (tmp_path / "figures.json").write_text(json.dumps(_CLEAN))
+    return tmp_path
+
+
+def test_a_failed_cocotb_test_fails_whatever_the_figures_say(tmp_path):
+    message = "output: frame 3 (received 3), beat 0, element 1 (lane 1): expected 4, got 5"
+    r = read_bench_results(_run_dir(tmp_path, f"{message}&#10;assert not [...]"))
+    assert not r["passed"] and r["failure"] == message
+    assert r["mismatches"] == 0 and r["latency"] == 2  # the figures, as the bench wrote them
+
+
+def test_a_passed_cocotb_test_passes(tmp_path):
+    r = read_bench_results(_run_dir(tmp_path, None))
+    assert r["passed"] and r["failure"] is None and r["ii"] == 5.0
+
+
+def test_a_bench_error_is_a_simulation_error(tmp_path):
+    with pytest.raises(
+        SimulationError, match=r"^LookupError: stage 'fc1': no signal top\.core\.x: top has no$"
+    ):
+        read_bench_results(
+            _run_dir(tmp_path, "stage 'fc1': no signal top.core.x: top has no", "LookupError")
+        )
+
+
+def test_no_results_xml_is_a_simulation_error(tmp_path):
+    (tmp_path / "figures.json").write_text(json.dumps(_CLEAN))
+    with pytest.raises(SimulationError, match=r"^no results\.xml: the simulation ended abnormally"):
+        read_bench_results(tmp_path)
 
 
 # -- the known timing, from Amaranth's own simulator ---------------------------------------------
@@ -473,6 +605,23 @@ def test_stream_order_from_manifest(tmp_path, pass_dir):
         ),
         (lambda m: m["stages"][0].pop("tap"), r"field stages\[0\]\.'tap': is missing"),
         (lambda m: m.update(ideal_ii="5"), r"field 'ideal_ii': must be an int, not '5'"),
+        (
+            lambda m: m["stages"][0].update(probes={"in": {}}),
+            r"field stages\[0\]\.'probes': must be an object with keys among out, fifo, "
+            r"fifo_b, not \{'in': \{\}\}$",
+        ),
+        (
+            lambda m: m["stages"][0].update(probes={"out": {"valid": ["core", "v"]}}),
+            r"field stages\[0\]\.'probes'\.out: must be an object with keys valid, ready, "
+            r"payload, not \{'valid': \['core', 'v'\]\}$",
+        ),
+        (
+            lambda m: m["stages"][0].update(
+                probes={"out": {"valid": ["core", ""], "ready": ["r"], "payload": ["p"]}}
+            ),
+            r"field stages\[0\]\.'probes'\.out\.valid: must be a list of instance names and "
+            r"a signal name, not \['core', ''\]$",
+        ),
     ],
 )
 def test_manifest_errors_name_file_and_field(tmp_path, pass_dir, edit, message):
