@@ -253,6 +253,8 @@ def _verify_text(r: dict) -> str:
         lines.append(
             f"first differing stage {r['first_bad_stage']!r} (layer {r['first_bad_layer']!r})"
         )
+    if not r.get("passed", True):
+        lines.append(f"the cocotb test FAILED: {r.get('failure')}")
     if r.get("predicted_latency") is None:
         lines.append(
             f"latency {r['latency']} cycles (first input beat to first output beat); "
@@ -378,6 +380,8 @@ def cmd_verify(args) -> None:
             f"{net.name}: {r['mismatches']} mismatches, first in stage "
             f"{r['first_bad_stage']!r} (layer {r['first_bad_layer']!r})"
         )
+    if not r.get("passed", True):  # no mismatch, but a check of the bench failed
+        raise VerificationFailed(f"{net.name}: the cocotb test failed: {r.get('failure')}")
 
 
 def cmd_synth(args) -> None:
@@ -470,12 +474,14 @@ def cmd_run(args) -> None:
                 "predicted_ii",
                 "first_bad_stage",
                 "verilog",
+                "passed",
+                "failure",
             )
         }
         text += ["", _verify_text(r)]
         if args.no_synth:
             progress.skip("synthesize", "--no-synth")
-        elif r["mismatches"]:
+        elif r["mismatches"] or not r.get("passed", True):
             progress.skip("synthesize", "the RTL disagrees with the golden model")
         else:
             from .synth import synthesize
@@ -528,8 +534,11 @@ def cmd_run(args) -> None:
         },
         "\n".join(text),
     )
-    if manifest.get("verify", {}).get("mismatches"):
+    checked = manifest.get("verify", {})
+    if checked.get("mismatches"):
         raise VerificationFailed(f"{net.name}: the RTL disagrees with the golden model")
+    if checked and not checked.get("passed", True):
+        raise VerificationFailed(f"{net.name}: the cocotb test failed: {checked.get('failure')}")
 
 
 def _synth_line(r: dict) -> str:

@@ -460,3 +460,26 @@ def test_verify_prints_prediction_beside_measurement(capsys, tmp_path):
     assert doc["mismatches"] == 0
     assert abs(doc["predicted_latency"] - doc["latency"]) <= 0.01 * doc["latency"]
     assert abs(doc["predicted_ii"] - doc["ii"]) <= 0.01 * doc["ii"]
+
+
+def test_verify_fails_when_the_cocotb_test_fails_without_mismatches(capsys, monkeypatch, tmp_path):
+    """A bench check other than a mismatch (a stall, a FIFO above its depth, a missing frame)
+    fails the cocotb test: `codesign verify` says so and exits 2, not 0."""
+    from codesign import flows
+
+    failure = "FIFO of stage 'fc2': level 9 above its depth 8"
+    result = {
+        "network": "jet_tagger", "sim": "verilator", "frames": 4, "mismatches": 0,
+        "first_bad_stage": None, "first_bad_layer": None, "latency": 103, "ii": 32,
+        "ideal_ii": 32, "predicted_latency": 103, "predicted_ii": 32,
+        "passed": False, "failure": failure,
+    }  # fmt: skip
+    monkeypatch.setattr(flows, "verify", lambda *a, **k: result)
+    code, out, err = run(capsys, "verify", "jet_tagger", "-o", str(tmp_path / "hdl"))
+    assert code == 2
+    assert re.fullmatch(
+        r"codesign: error: jet_tagger: the cocotb test failed: FIFO of stage "
+        r"'fc2': level 9 above its depth 8\n",
+        err,
+    ), err
+    assert f"the cocotb test FAILED: {failure}" in out
