@@ -34,12 +34,13 @@ def _one_line_error(capsys, pattern: str) -> str:
 @pytest.fixture
 def broken_verilog(monkeypatch):
     """The generator writes Verilog with a last line that is not Verilog."""
-    real = pipeline.to_verilog
+    real = pipeline.to_verilog_observed
 
-    def broken(top, name):
-        return real(top, name) + "this is not verilog;\n"
+    def broken(top, name, observe):
+        verilog, paths = real(top, name, observe)
+        return verilog + "this is not verilog;\n", paths
 
-    monkeypatch.setattr(pipeline, "to_verilog", broken)
+    monkeypatch.setattr(pipeline, "to_verilog_observed", broken)
 
 
 @pytest.fixture
