@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-import numpy as np
+import shutil
+from pathlib import Path
+
 import pytest
+
+#: A small residual network with inline arrays (also the fuzzing harness's base).
+RES_SMALL = Path(__file__).resolve().parent / "fixtures" / "res_small.yaml"
 
 
 def pytest_addoption(parser):
@@ -21,31 +26,8 @@ def pytest_addoption(parser):
 def residual_net(tmp_path):
     """A small residual network: conv + thresholds, 2x2 average pool, conv + thresholds,
     add of the pool's output (the skip), thresholds, global sum pool + thresholds, dense."""
-    import yaml
     from codesign.models.loader import load
 
-    rng = np.random.default_rng(4)
-    t = np.sort(rng.integers(-6, 7, (4, 3)), axis=1).tolist()
-    doc = {
-        "format": 1,
-        "name": "res_small",
-        "input": {"shape": [1, 8, 8], "type": "uint2"},
-        "layers": [
-            {"name": "a", "op": "conv2d", "weight": rng.integers(-2, 3, (4, 1, 3, 3)).tolist(),
-             "padding": 1},
-            {"name": "a_act", "op": "multithreshold", "thresholds": t},
-            {"name": "pool", "op": "avgpool2d", "kernel": 2, "rounding": "half_up"},
-            {"name": "b", "op": "conv2d", "weight": rng.integers(-2, 3, (4, 4, 3, 3)).tolist(),
-             "padding": 1},
-            {"name": "b_act", "op": "multithreshold", "thresholds": t},
-            {"name": "add", "op": "add", "inputs": ["b_act", "pool"]},
-            {"name": "add_act", "op": "multithreshold", "thresholds": [[1, 2, 4]] * 4},
-            {"name": "gap", "op": "sumpool2d", "kernel": 4},
-            {"name": "gap_act", "op": "multithreshold", "thresholds": [[8, 16, 32]] * 4},
-            {"name": "flatten", "op": "flatten"},
-            {"name": "fc", "op": "dense", "weight": rng.integers(-3, 4, (3, 4)).tolist()},
-        ],
-    }  # fmt: skip
     path = tmp_path / "res_small.yaml"
-    path.write_text(yaml.safe_dump(doc))
+    shutil.copyfile(RES_SMALL, path)
     return load(path)

@@ -50,6 +50,7 @@ CALL_TIMEOUT = 60
 
 DESCRIPTIONS = ["jet_tagger", "cnv_tiny", "resnet_tiny", "tfc_w1a1"]
 CONFIG_NETS = ["jet_tagger", "res_small"]
+RES_SMALL = Path(__file__).resolve().parent.parent / "fixtures" / "res_small.yaml"
 INPUT_NETS = ["jet_tagger", "tfc_w1a1", "cnv_tiny"]
 ONNX_MODELS = ["mlp_w4a4_pt", "cnn_bn_cw", "mlp_bn_opset", "dws_avgpool"]
 
@@ -388,30 +389,10 @@ def run_description(case: dict) -> None:
 
 
 def res_small() -> dict:
-    """A small residual network (inline arrays): its add stage has a skip FIFO, and even
-    fully folded (PE = SIMD = 1) it simulates in well under a second."""
-    rng = np.random.default_rng(4)
-    t = np.sort(rng.integers(-6, 7, (4, 3)), axis=1).tolist()
-    return {
-        "format": 1,
-        "name": "res_small",
-        "input": {"shape": [1, 8, 8], "type": "uint2"},
-        "layers": [
-            {"name": "a", "op": "conv2d", "weight": rng.integers(-2, 3, (4, 1, 3, 3)).tolist(),
-             "padding": 1},
-            {"name": "a_act", "op": "multithreshold", "thresholds": t},
-            {"name": "pool", "op": "avgpool2d", "kernel": 2, "rounding": "half_up"},
-            {"name": "b", "op": "conv2d", "weight": rng.integers(-2, 3, (4, 4, 3, 3)).tolist(),
-             "padding": 1},
-            {"name": "b_act", "op": "multithreshold", "thresholds": t},
-            {"name": "add", "op": "add", "inputs": ["b_act", "pool"]},
-            {"name": "add_act", "op": "multithreshold", "thresholds": [[1, 2, 4]] * 4},
-            {"name": "gap", "op": "sumpool2d", "kernel": 4},
-            {"name": "gap_act", "op": "multithreshold", "thresholds": [[8, 16, 32]] * 4},
-            {"name": "flatten", "op": "flatten"},
-            {"name": "fc", "op": "dense", "weight": rng.integers(-3, 4, (3, 4)).tolist()},
-        ],
-    }  # fmt: skip
+    """A small residual network (inline arrays, ``tests/fixtures/res_small.yaml``): its add
+    stage has a skip FIFO, and even fully folded (PE = SIMD = 1) it simulates in well under
+    a second."""
+    return yaml.safe_load(RES_SMALL.read_text())
 
 
 def _net_path(base: str, tmp: Path) -> str:
