@@ -20,6 +20,14 @@ def pytest_addoption(parser):
         help="examples per target of the fuzzing harness (tests/fuzz); default: a bounded "
         "number that keeps the default run short",
     )
+    parser.addoption(
+        "--fuzz-seed",
+        type=int,
+        default=None,
+        metavar="S",
+        help="explore the fuzzing harness's space from seed S (default: the fixed, "
+        "derandomized examples CI runs)",
+    )
 
 
 @pytest.fixture

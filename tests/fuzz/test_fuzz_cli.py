@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
 from codesign.cli import main
@@ -620,14 +620,17 @@ def fuzz_examples(request, target) -> int:
 
 
 @pytest.mark.parametrize("target", sorted(RUNNERS))
-def test_fuzz(target, fuzz_examples):
+def test_fuzz(target, fuzz_examples, request):
     """Random mutations of valid files: exit 0, or one stderr line and exit 2; never a
-    traceback, never a partial output file."""
+    traceback, never a partial output file. The default run's examples are fixed
+    (derandomized); ``--fuzz-seed S`` explores from seed S instead."""
+    fuzz_seed = request.config.getoption("--fuzz-seed")
 
+    @seed(fuzz_seed if fuzz_seed is not None else 0)
     @settings(
         max_examples=fuzz_examples,
         deadline=None,
-        derandomize=True,
+        derandomize=fuzz_seed is None,
         database=None,
         suppress_health_check=list(HealthCheck),
         print_blob=True,
