@@ -277,12 +277,22 @@ def tool_output(log: Path, stdout: str, stderr: str) -> str:
     return "\n".join(p.rstrip("\n") for p in parts if p.strip()) + "\n"
 
 
-def failure(what: str, tool: str, output: str, log: Path, returncode: int | None) -> ToolError:
-    """The :class:`ToolError` of a failed run, its full output written to ``log``: one line,
+def failure(
+    what: str,
+    tool: str,
+    output: str,
+    log: Path,
+    returncode: int | None = None,
+    *,
+    kind: type[ToolError] = ToolError,
+    write: bool = True,
+) -> ToolError:
+    """The ``kind`` (a :class:`ToolError`) of a failed run, its full output written to
+    ``log`` (unless ``write`` is false: the tool wrote it there): one line,
     ``<what> failed: <first error line>[; the design is too large (<why>)]; log: <path>``."""
     d = diagnose(tool, output, returncode)
-    kept = keep_log(log, output)
-    return ToolError(
+    kept = keep_log(log, output) if write else log
+    return kind(
         f"{what} failed: {d.first_error}{d.size_note}; log: {kept}",
         first_error=d.first_error,
         log=kept,

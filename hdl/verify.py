@@ -35,10 +35,10 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
+from codesign.hdl.failures import failure
 from codesign.hdl.tools import (
     WAIVERS,
     ToolError,
-    diagnose,
     require_icarus,
     verilator_on_path,
     writable_dir,
@@ -148,13 +148,7 @@ def build_failure(sim: str, verilog: Path, log: Path) -> SimulationError:
         text = log.read_text(errors="replace")
     except OSError:
         text = ""
-    d = diagnose(sim, text)
-    return SimulationError(
-        f"{sim} build of {verilog} failed: {d.first_error}{d.size_note}; log: {log}",
-        first_error=d.first_error,
-        log=log,
-        too_large=d.too_large is not None,
-    )
+    return failure(f"{sim} build of {verilog}", sim, text, log, kind=SimulationError, write=False)
 
 
 #: C++ optimisation of Verilator models. The model's per-cycle code at -O1 runs as fast
