@@ -122,6 +122,23 @@ class StageUnit(wiring.Component):
         kinds = [type(u).__name__.lower() for u in self.units]
         assert [n.split("_", 1)[1] for n in self.unit_names] == kinds, (kinds, self.unit_names)
 
+    def _activation(self, channels: int) -> list:
+        """The stage's activation unit after its accumulator (none when the stage has no
+        activation layers)."""
+        s = self.stage
+        spec = ActivationSpec.of(s.layers[1:])
+        if spec.empty:
+            return []
+        return [
+            Activation(
+                spec=spec,
+                in_type=s.acc.qtype,
+                out_type=s.output.qtype,
+                n=self.config.pe,
+                channels=channels,
+            )
+        ]
+
     def _make_units(self) -> list:
         s, cfg = self.stage, self.config
         units = []
@@ -134,17 +151,7 @@ class StageUnit(wiring.Component):
                     n=cfg.pe,
                 )
             )
-            spec = ActivationSpec.of(s.layers[1:])
-            if not spec.empty:
-                units.append(
-                    Activation(
-                        spec=spec,
-                        in_type=s.acc.qtype,
-                        out_type=s.output.qtype,
-                        n=cfg.pe,
-                        channels=s.channels,
-                    )
-                )
+            units += self._activation(s.channels)
         elif s.kind in (StageKind.MVAU, StageKind.CONV):
             if s.kind is StageKind.CONV:
                 from .swg import SlidingWindow
@@ -195,17 +202,7 @@ class StageUnit(wiring.Component):
                         **common,
                     )
                 )
-            spec = ActivationSpec.of(s.layers[1:])
-            if not spec.empty:
-                units.append(
-                    Activation(
-                        spec=spec,
-                        in_type=acc.qtype,
-                        out_type=s.output.qtype,
-                        n=cfg.pe,
-                        channels=s.mh,
-                    )
-                )
+            units += self._activation(s.mh)
         elif s.kind is StageKind.POOL:
             from .pool import Pool2d
 
