@@ -38,10 +38,6 @@ class Encoding(enum.Enum):
     BINARY = "binary"  #: bits 0 (for -1) and 1 (for +1)
 
 
-def _to_bipolar(v: np.ndarray, encoding: Encoding) -> np.ndarray:
-    return v if encoding is Encoding.BIPOLAR else 2 * v - 1
-
-
 def dot_from_popcount(p, fan_in: int):
     """FINN's ``2P − K``: the bipolar dot product from an XNOR popcount."""
     return 2 * np.asarray(p) - fan_in
