@@ -24,6 +24,7 @@ import numpy as np
 
 from .errors import ConfigError, DescriptionError
 from .ir import Network
+from .pipelining import PipelineMode, StagePipeline, stage_pipeline
 from .plan import MATRIX as _MATRIX
 from .plan import Stage, StageKind, plan, readers
 
@@ -119,9 +120,19 @@ class HardwareConfig:
 
     stages: Mapping[str, StageConfig] = field(default_factory=dict)
     clock_mhz: float = 100.0
+    #: pipeline depth of the datapaths (:class:`~codesign.models.pipelining.PipelineMode`)
+    pipeline: PipelineMode = PipelineMode.AUTO
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "stages", dict(self.stages))
+        if not isinstance(self.pipeline, PipelineMode):
+            try:
+                object.__setattr__(self, "pipeline", PipelineMode(self.pipeline))
+            except ValueError:
+                raise ConfigError(
+                    f"pipeline must be one of {[m.value for m in PipelineMode]}, not "
+                    f"{self.pipeline!r}"
+                ) from None
         c = self.clock_mhz
         if isinstance(c, bool) or not isinstance(c, int | float) or not 0 < c < math.inf:
             raise ConfigError(f"clock_mhz must be a finite positive number (MHz), not {c!r}")
@@ -135,10 +146,10 @@ class HardwareConfig:
         simd: 8, mem_style: block, fifo_depth: 16}}}``."""
         if not isinstance(doc, Mapping):
             raise DescriptionError("must be a mapping with 'stages'", file=source)
-        unknown = sorted(set(doc) - {"stages", "clock_mhz"})
+        unknown = sorted(set(doc) - {"stages", "clock_mhz", "pipeline"})
         if unknown:
             raise DescriptionError(
-                "is not a config field; expected 'stages' or 'clock_mhz'",
+                "is not a config field; expected 'stages', 'clock_mhz' or 'pipeline'",
                 file=source,
                 field=str(unknown[0]),
             )
@@ -167,7 +178,16 @@ class HardwareConfig:
             except ConfigError as e:
                 raise DescriptionError(str(e), file=source, layer=str(name)) from None
         try:
-            return cls(stages, doc.get("clock_mhz", 100.0))
+            pipeline = PipelineMode(doc.get("pipeline", "auto"))
+        except (ValueError, TypeError):
+            raise DescriptionError(
+                f"must be one of {', '.join(m.value for m in PipelineMode)}, not "
+                f"{doc.get('pipeline')!r}",
+                file=source,
+                field="pipeline",
+            ) from None
+        try:
+            return cls(stages, doc.get("clock_mhz", 100.0), pipeline)
         except ConfigError as e:
             msg = str(e).removeprefix("clock_mhz ")
             raise DescriptionError(msg, file=source, field="clock_mhz") from None
@@ -186,7 +206,10 @@ class HardwareConfig:
             if c.mem_style is not default.mem_style:
                 entry["mem_style"] = c.mem_style.value
             stages[name] = entry
-        return {"clock_mhz": self.clock_mhz, "stages": stages}
+        doc = {"clock_mhz": self.clock_mhz, "stages": stages}
+        if self.pipeline is not PipelineMode.AUTO:
+            doc["pipeline"] = self.pipeline.value
+        return doc
 
 
 #: Largest FIFO depth chosen automatically (beats).
@@ -349,7 +372,13 @@ class Design:
                 depth = (s.mw // cfg.simd) * (s.mh // cfg.pe)
                 cfg = dataclasses.replace(cfg, mem_style=resolve_mem_style(cfg.mem_style, depth))
             stages[s.name] = cfg
-        self.config = HardwareConfig(stages, config.clock_mhz)
+        self.config = HardwareConfig(stages, config.clock_mhz, config.pipeline)
+
+    def pipeline(self, stage: Stage | str) -> StagePipeline | None:
+        """The credit pipeline of ``stage`` (:func:`~codesign.models.pipelining.stage_pipeline`):
+        its register stages, latency and queue depth; None for a pooling stage."""
+        s = stage if isinstance(stage, Stage) else self.stage(stage)
+        return stage_pipeline(s, self.config[s.name], self.config.pipeline)
 
     def cycles(self, stage: Stage | str) -> int:
         s = stage if isinstance(stage, Stage) else next(x for x in self.stages if x.name == stage)

@@ -10,14 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from amaranth import Array, Const, Module, Mux, Signal, signed
-from amaranth.lib import stream, wiring
+from amaranth import Array, Cat, Const, Module, Mux, Signal, Value, signed
+from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from codesign.models.layers import Clip, MultiThreshold, Requant
+from codesign.models.pipelining import PipelineMode, activation_stages, tree_groups
 from codesign.models.qtype import Kind, Overflow, QType, Rounding
 
+from .credit import pipe_signature
 from .stream import beat_layout
-from .sums import tree_sum
+from .sums import pipelined_tree_sum
 
 __all__ = ["Activation", "ActivationSpec", "value_of"]
 
@@ -45,12 +47,19 @@ class ActivationSpec:
         return cls(clip, rq, th)
 
     @property
+    def layers(self) -> tuple:
+        """The layers present, in order: clip, requant, threshold."""
+        return tuple(la for la in (self.clip, self.requant, self.threshold) if la is not None)
+
+    @property
     def empty(self) -> bool:
         return self.clip is None and self.requant is None and self.threshold is None
 
 
 class Activation(wiring.Component):
-    """Applies an :class:`ActivationSpec` to ``n`` channels per beat.
+    """Applies an :class:`ActivationSpec` to ``n`` channels per beat, as the register
+    stages of a credit pipeline (:func:`codesign.models.pipelining.activation_stages`): every
+    beat at ``i`` comes out at ``o`` exactly :attr:`latency` cycles later; no back-pressure.
 
     Parameters
     ----------
@@ -63,13 +72,19 @@ class Activation(wiring.Component):
     channels
         Channel count (a multiple of ``n``); per-channel parameters follow the channel
         group of each beat.
-
-    One register stage: ``o`` holds a beat until it is taken, and ``i`` is ready when the
-    register is free or being emptied, so the unit moves one beat per cycle.
+    pipeline
+        How deeply it is pipelined (:class:`~codesign.models.pipelining.PipelineMode`).
     """
 
     def __init__(
-        self, *, spec: ActivationSpec, in_type: QType, out_type: QType, n: int, channels: int
+        self,
+        *,
+        spec: ActivationSpec,
+        in_type: QType,
+        out_type: QType,
+        n: int,
+        channels: int,
+        pipeline: PipelineMode = PipelineMode.AUTO,
     ) -> None:
         if channels % n:
             raise ValueError(f"n must divide channels ({channels}), not {n!r}")
@@ -84,12 +99,19 @@ class Activation(wiring.Component):
             )
         self._spec, self._in_type, self._out_type = spec, in_type, out_type
         self._n, self._channels = n, channels
+        self._mode = PipelineMode(pipeline)
+        self._stages = activation_stages(spec.layers, self._mode)
         super().__init__(
             {
-                "i": In(stream.Signature(beat_layout(in_type, n))),
-                "o": Out(stream.Signature(beat_layout(out_type, n))),
+                "i": In(pipe_signature(beat_layout(in_type, n))),
+                "o": Out(pipe_signature(beat_layout(out_type, n))),
             }
         )
+
+    @property
+    def latency(self) -> int:
+        """Cycles from a beat at ``i`` to its result at ``o``."""
+        return len(self._stages)
 
     def _per_channel(self, m: Module, values: np.ndarray, step, lane: int):
         """The parameter of channel ``group * n + lane`` (constant when all are equal).
@@ -110,79 +132,140 @@ class Activation(wiring.Component):
             m.d.sync += reg.eq(Array(Const(int(v)) for v in column)[next_group])
         return reg
 
-    def _lane(self, m: Module, x, step, lane: int):
-        spec = self._spec
-        v = value_of(x, self._in_type)
-        if spec.clip is not None:
-            lo, hi = spec.clip.min, spec.clip.max
+    def _group_step(self, m: Module, take, name: str):
+        """``(take, next_group)`` of a channel-group counter that advances with ``take``."""
+        groups = self._channels // self._n
+        group = Signal(range(max(groups, 2)), name=f"{name}_group")
+        next_group = Mux(group == groups - 1, 0, group + 1)[: len(group)]
+        if groups > 1:
+            with m.If(take):
+                m.d.sync += group.eq(next_group)
+        return take, next_group
+
+    def _clip(self, v):
+        clip = self._spec.clip
+        if clip is not None:
+            lo, hi = clip.min, clip.max
             if lo is not None:
                 v = Mux(v < lo, lo, v)
             if hi is not None:
                 v = Mux(v > hi, hi, v)
+        return v
+
+    def _thresholds(self) -> np.ndarray:
+        th = self._spec.threshold
+        if th.thresholds.shape[0] > 1:
+            return th.thresholds
+        return np.broadcast_to(th.thresholds, (self._channels, th.thresholds.shape[1]))
+
+    def _hits(self, m: Module, v, step, lane: int, v_range: tuple[int, int]) -> list:
+        rows = self._thresholds()
+        hits = []
+        for k in range(rows.shape[1]):
+            t = self._per_channel(m, rows[:, k], step, lane)
+            if isinstance(t, Const) and t.value <= v_range[0]:
+                hits.append(Const(1))  # passed by every input: no comparator
+            elif not (isinstance(t, Const) and t.value > v_range[1]):
+                hits.append(v >= t)
+        return hits
+
+    def _count(self, m: Module, hits, lane: int):
+        """The output level of a lane from its threshold hits: a combinational sum of up
+        to 8 (the chain the cost model was fitted on), a registered tree of more."""
+        th = self._spec.threshold
+        n = int(th.thresholds.shape[1])
+        if n > 8:
+            # many thresholds (an 8-bit quantizer has 255): a balanced popcount; a chain
+            # would widen by a bit per threshold (a 256-bit adder at the end, and an
+            # elaboration quadratic in the count)
+            groups = tree_groups(n, self._mode)
+            count = pipelined_tree_sum(m, hits, groups, name=f"count{lane}", keep=False)
+        else:
+            count = 0
+            for h in hits:
+                count = count + h
+        out = count * int(th.out_scale) + int(th.out_bias)
+        if self._out_type.kind is Kind.BIPOLAR:
+            return out > 0
+        return out
+
+    def _lane(self, m: Module, x, step, lane: int):
+        """The whole activation of one lane in one cycle (``off`` mode)."""
+        spec = self._spec
+        v = self._clip(value_of(x, self._in_type))
         if spec.requant is not None:
-            return _requant(
-                m,
-                v,
-                self._per_channel(m, spec.requant.multiplier, step, lane),
-                int(spec.requant.shift.reshape(-1)[0]),
-                spec.requant,
-            )
+            prod = v * self._per_channel(m, spec.requant.multiplier, step, lane)
+            return _requant_round(prod, int(spec.requant.shift.reshape(-1)[0]), spec.requant)
         if spec.threshold is not None:
-            th = spec.threshold
-            rows = (
-                th.thresholds
-                if th.thresholds.shape[0] > 1
-                else np.broadcast_to(th.thresholds, (self._channels, th.thresholds.shape[1]))
-            )
-            hits = []
-            for k in range(rows.shape[1]):
-                t = self._per_channel(m, rows[:, k], step, lane)
-                if isinstance(t, Const) and t.value <= self._in_type.min:
-                    hits.append(Const(1))  # passed by every input: no comparator
-                elif not (isinstance(t, Const) and t.value > self._in_type.max):
-                    hits.append(v >= t)
-            if len(hits) > 8:
-                # many thresholds (an 8-bit quantizer has 255): a balanced popcount; a chain
-                # would widen by a bit per threshold (a 256-bit adder at the end, and an
-                # elaboration quadratic in the count). Up to 8 keep the chain the cost
-                # model was fitted on.
-                count = tree_sum(hits)
-            else:
-                count = 0
-                for h in hits:
-                    count = count + h
-            out = count * int(th.out_scale) + int(th.out_bias)
-            if self._out_type.kind is Kind.BIPOLAR:
-                return out > 0
-            return out
+            hits = self._hits(m, v, step, lane, (self._in_type.min, self._in_type.max))
+            return self._count(m, hits, lane)
         return v
 
     def elaborate(self, platform):
         m = Module()
-        n = self._n
-        groups = self._channels // n
-        group = Signal(range(max(groups, 2)))
-        full = self.o.valid  # the output registers are the ports themselves (stable names)
-        out = self.o.payload
-        m.d.comb += self.i.ready.eq(~full | self.o.ready)
-        with m.If(self.o.valid & self.o.ready):
-            m.d.sync += full.eq(0)
-        take = self.i.valid & self.i.ready
-        next_group = Mux(group == groups - 1, 0, group + 1)[: len(group)]
-        ys = [self._lane(m, self.i.payload[lane], (take, next_group), lane) for lane in range(n)]
-        with m.If(take):
-            for lane in range(n):
-                m.d.sync += out[lane].eq(ys[lane])
-            m.d.sync += full.eq(1)
-            if groups > 1:
-                m.d.sync += group.eq(next_group)
+        n, spec = self._n, self._spec
+        valid = self.i.valid
+        lanes = [self.i.payload[k] for k in range(n)]
+        v_range = (self._in_type.min, self._in_type.max)
+        if self._in_type.kind is Kind.BIPOLAR:
+            v_range = (-1, 1)
+        first, counted = True, False
+        for st in self._stages:
+            if st == "all":
+                step = self._group_step(m, valid, st)
+                lanes = [self._lane(m, x, step, k) for k, x in enumerate(lanes)]
+            elif st == "clip":
+                lanes = [self._clip(value_of(x, self._in_type)) for x in lanes]
+                c = spec.clip
+                v_range = (
+                    v_range[0] if c.min is None else max(v_range[0], c.min),
+                    v_range[1] if c.max is None else min(v_range[1], c.max),
+                )
+            elif st == "product":
+                step = self._group_step(m, valid, st)
+                vals = [value_of(x, self._in_type) if first else x for x in lanes]
+                lanes = [
+                    v * self._per_channel(m, spec.requant.multiplier, step, k)
+                    for k, v in enumerate(vals)
+                ]
+            elif st == "round":
+                shift = int(spec.requant.shift.reshape(-1)[0])
+                lanes = [_requant_round(p, shift, spec.requant) for p in lanes]
+            elif st == "compare":
+                step = self._group_step(m, valid, st)
+                vals = [value_of(x, self._in_type) if first else x for x in lanes]
+                lanes = [Cat(*self._hits(m, v, step, k, v_range)) for k, v in enumerate(vals)]
+            elif st == "count":
+                if counted:  # the registered tree counted every "count" stage
+                    continue
+                hits = [[x[i] for i in range(len(x))] for x in lanes]
+                lanes = [self._count(m, hs, k) for k, hs in enumerate(hits)]
+                if spec.threshold.thresholds.shape[1] > 8:
+                    counted = True
+                    for j in range(self._stages.count("count")):
+                        v_out = Signal(name=f"count_valid{j}")
+                        m.d.sync += v_out.eq(valid)
+                        valid = v_out
+                    continue
+            first = False
+            regs = []
+            for k, v in enumerate(lanes):
+                r = Signal(Value.cast(v).shape(), name=f"{st}{k}")
+                m.d.sync += r.eq(v)
+                regs.append(r)
+            lanes = regs
+            v_out = Signal(name=f"{st}_valid")
+            m.d.sync += v_out.eq(valid)
+            valid = v_out
+        for k in range(n):
+            m.d.comb += self.o.payload[k].eq(lanes[k])
+        m.d.comb += self.o.valid.eq(valid)
         return m
 
 
-def _requant(m: Module, v, multiplier, shift: int, layer: Requant):
-    """``v * multiplier * 2**-shift`` rounded and brought into the layer's type, exactly as
-    :func:`codesign.models.arith.requantize` does (shift >= 0 here)."""
-    prod = v * multiplier
+def _requant_round(prod, shift: int, layer: Requant):
+    """``prod * 2**-shift`` (``prod`` = value · multiplier) rounded and brought into the
+    layer's type, exactly as :func:`codesign.models.arith.requantize` does."""
     if shift < 0:
         prod = prod << -shift
         shift = 0

@@ -11,15 +11,17 @@ popcount.
 from __future__ import annotations
 
 import numpy as np
-from amaranth import Array, Const, Module, Mux, Signal, signed, unsigned
+from amaranth import Array, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 from codesign.models.hwconfig import MemStyle, accumulator_range, resolve_mem_style
-from codesign.models.qtype import Kind, QType
+from codesign.models.pipelining import PipelineMode, matrix_stages, tree_groups
+from codesign.models.qtype import QType
 
 from .act import value_of
+from .credit import pipe_signature
 from .stream import beat_layout
-from .sums import tree_sum
+from .sums import pipelined_tree_sum
 
 __all__ = ["MVAU", "accumulator_range"]
 
@@ -62,6 +64,7 @@ class MVAU(wiring.Component):
         xnor: bool = False,
         bipolar_out: bool = False,
         mem_style: MemStyle = MemStyle.DISTRIBUTED,
+        pipeline: PipelineMode = PipelineMode.AUTO,
     ) -> None:
         w = np.asarray(weights, dtype=np.int64)
         if w.ndim != 2:
@@ -80,10 +83,16 @@ class MVAU(wiring.Component):
         self._mem_style = resolve_mem_style(MemStyle(mem_style), (mh // pe) * (mw // simd))
         lo, hi = accumulator_range(w, self._bias, *in_range, simd, xnor)
         self._acc_type = QType.covering(lo, hi)
+        mode = PipelineMode(pipeline)
+        block = self._mem_style is MemStyle.BLOCK
+        self._stages = matrix_stages(simd, xnor, mode, block=block)
+        self._groups = tree_groups(simd, mode)
         super().__init__(
             {
                 "i": In(stream.Signature(beat_layout(in_type, simd))),
-                "o": Out(stream.Signature(beat_layout(out_type, pe))),
+                "o": Out(pipe_signature(beat_layout(out_type, pe))),
+                "space": In(1),
+                "reserve": Out(1),
             }
         )
 
@@ -94,6 +103,13 @@ class MVAU(wiring.Component):
     @property
     def nf(self) -> int:
         return self._w.shape[0] // self._pe
+
+    @property
+    def stages(self) -> tuple[str, ...]:
+        """Register stages after the issue cycle
+        (:func:`codesign.models.pipelining.matrix_stages`): the cycles from a step's issue to
+        its result at ``o``."""
+        return self._stages
 
     @property
     def cycles_per_vector(self) -> int:
@@ -122,7 +138,7 @@ class MVAU(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         pe, simd, sf_n, nf_n = self._pe, self._simd, self.sf, self.nf
-        in_el = len(Signal(beat_layout(self._in_type, 1)).as_value())
+        stages = self._stages
         words, wbits, wsigned = self._weight_words()
         # Yosys's ram_style: a ROM in LUTs is "logic" (its "distributed" means LUT *RAM*,
         # which cannot hold a synchronously read ROM on every family); BLOCK asks for BRAM
@@ -131,100 +147,149 @@ class MVAU(wiring.Component):
             shape=unsigned(pe * simd * wbits), depth=max(len(words), 2), init=words, attrs=style
         )
         m.submodules.vector = vmem = memory.Memory(
-            shape=unsigned(simd * in_el), depth=max(sf_n, 2), init=[]
+            shape=beat_layout(self._in_type, simd), depth=max(sf_n, 2), init=[]
         )
         w_rd = wmem.read_port()
         v_rd = vmem.read_port()
         v_wr = vmem.write_port()
 
-        # fetch stage: the (nf, sf) step whose operands are read this cycle
+        # -- issue: the (nf, sf) step whose operands are read this cycle
         sf = Signal(range(max(sf_n, 2)))  # >= 1 bit: zero-width vectors lint as [-1:0]
         nf = Signal(range(max(nf_n, 2)))
         addr = Signal(range(max(len(words), 2)))
-        # compute stage registers
-        c_valid = Signal()
-        c_first = Signal()
-        c_last = Signal()
-        c_from_input = Signal()
-        c_nf = Signal(range(max(nf_n, 2)))
-        x_in = Signal(simd * in_el)
+        is_last = sf == sf_n - 1
+        need_input = nf == 0
+        can = ~is_last | self.space  # a step that completes an output needs a credit
+        step = can & (~need_input | self.i.valid)
+        m.d.comb += [
+            self.i.ready.eq(can & need_input),
+            self.reserve.eq(step & is_last),
+            v_rd.addr.eq(sf),
+            v_wr.addr.eq(sf),
+            v_wr.data.eq(self.i.payload),
+            v_wr.en.eq(step & need_input),
+        ]
+        with m.If(step):
+            m.d.sync += [
+                sf.eq(Mux(is_last, 0, sf + 1)),
+                addr.eq(Mux(addr == len(words) - 1, 0, addr + 1)),
+            ]
+            with m.If(is_last):
+                m.d.sync += nf.eq(Mux(nf == nf_n - 1, 0, nf + 1))
+
+        # -- fetch: memories read, the input beat kept; the step's tags travel beside
+        tags = _Tags(m)
+        tags.start(valid=step, first=sf == 0, last=is_last, nf=nf, from_input=need_input)
+        x_in = Signal(beat_layout(self._in_type, simd))
+        m.d.sync += x_in.eq(self.i.payload)
+        x = Signal(beat_layout(self._in_type, simd))
+        m.d.comb += x.eq(Mux(tags["from_input"], x_in, v_rd.data))
+        if "operand" in stages:  # the input vector registered; the weights read a cycle later
+            addr_d = Signal.like(addr)
+            m.d.sync += addr_d.eq(addr)
+            m.d.comb += w_rd.addr.eq(addr_d)
+            x_op = Signal(beat_layout(self._in_type, simd))
+            m.d.sync += x_op.eq(x)
+            x = x_op
+            tags.shift("operand")
+        else:
+            m.d.comb += w_rd.addr.eq(addr)
+        w = w_rd.data
+        if "memory" in stages:  # the block RAM's output register
+            x_m = Signal(beat_layout(self._in_type, simd))
+            w_m = Signal(len(w_rd.data))
+            m.d.sync += [x_m.eq(x), w_m.eq(w)]
+            x, w = x_m, w_m
+            tags.shift("memory")
+        xs = [x[s] for s in range(simd)]
+
+        # -- products, registered at the multipliers' outputs
+        products = []
+        for p in range(pe):
+            row = []
+            for s in range(simd):
+                wraw = w[(p * simd + s) * wbits : (p * simd + s + 1) * wbits]
+                if self._xnor:
+                    row.append(~(wraw ^ Value.cast(xs[s])[0]))
+                else:
+                    w_val = wraw.as_signed() if wsigned else wraw
+                    row.append(value_of(xs[s], self._in_type) * w_val)
+            if "product" in stages:
+                regs = []
+                for s, v in enumerate(row):
+                    r = Signal(v.shape(), name=f"prod{p}_{s}")
+                    m.d.sync += r.eq(v)
+                    regs.append(r)
+                row = regs
+            products.append(row)
+        if "product" in stages:
+            tags.shift("product")
+
+        # -- adder trees, registered every few levels
+        groups = self._groups
+        dots = [
+            pipelined_tree_sum(m, products[p], groups, name=f"tree{p}", keep=not self._xnor)
+            for p in range(pe)
+        ]
+        for _ in groups:
+            tags.shift("tree")
+
+        # -- accumulate; the result register completes the step
         acc_shape = (
             signed(self._acc_type.bits) if self._acc_type.signed else unsigned(self._acc_type.bits)
         )
         acc = [Signal(acc_shape, name=f"acc{p}") for p in range(pe)]
-        o_full = self.o.valid  # the output registers are the ports themselves (stable names)
-
-        c_done = c_valid & (~c_last | ~o_full | self.o.ready)
-        room = ~c_valid | c_done
-        need_input = nf == 0
-        step = room & (~need_input | self.i.valid)
-        m.d.comb += [
-            self.i.ready.eq(room & need_input),
-            w_rd.addr.eq(addr),
-            w_rd.en.eq(step),
-            v_rd.addr.eq(sf),
-            v_rd.en.eq(step & ~need_input),  # the input itself is used then
-            v_wr.addr.eq(sf),
-            v_wr.data.eq(self.i.payload.as_value()),
-            v_wr.en.eq(step & need_input),
-        ]
-        with m.If(step):
-            last_sf = sf == sf_n - 1
-            m.d.sync += [
-                c_first.eq(sf == 0),
-                c_last.eq(last_sf),
-                c_from_input.eq(need_input),
-                c_nf.eq(nf),
-                x_in.eq(self.i.payload.as_value()),
-                sf.eq(Mux(last_sf, 0, sf + 1)),
-                addr.eq(Mux(addr == len(words) - 1, 0, addr + 1)),
-            ]
-            with m.If(last_sf):
-                m.d.sync += nf.eq(Mux(nf == nf_n - 1, 0, nf + 1))
-        with m.If(step):
-            m.d.sync += c_valid.eq(1)
-        with m.Elif(c_done):
-            m.d.sync += c_valid.eq(0)
-
-        # compute stage: PE dot products of SIMD elements, accumulated
-        x_word = Mux(c_from_input, x_in, v_rd.data)
-        xs = [x_word[s * in_el : (s + 1) * in_el] for s in range(simd)]
         bias_rows = None if self._bias is None else self._bias.reshape(nf_n, pe)
-        new_acc = []
+        valid, last = tags["valid"], tags["last"]
+        res_valid = Signal()
+        m.d.sync += res_valid.eq(valid & last)
+        mw = self._w.shape[1]
         for p in range(pe):
-            terms = []
-            for s in range(simd):
-                wraw = w_rd.data[(p * simd + s) * wbits : (p * simd + s + 1) * wbits]
-                if self._xnor:
-                    terms.append(~(wraw ^ xs[s][0]))
-                else:
-                    x_val = value_of(
-                        xs[s].as_signed()
-                        if self._in_type.signed and self._in_type.kind is not Kind.BIPOLAR
-                        else xs[s],
-                        self._in_type,
-                    )
-                    w_val = wraw.as_signed() if wsigned else wraw
-                    terms.append(x_val * w_val)
-            dot = tree_sum(terms, None if self._xnor else m)
             if bias_rows is None:
                 start = Const(0)
             elif np.all(bias_rows[:, p] == bias_rows[0, p]):
                 start = Const(int(bias_rows[0, p]))
             else:
-                start = Array(Const(int(b)) for b in bias_rows[:, p])[c_nf]
-            new_acc.append(Mux(c_first, start, acc[p]) + dot)
-        with m.If(c_done):
-            for p in range(pe):
-                m.d.sync += acc[p].eq(new_acc[p])
-        with m.If(self.o.valid & self.o.ready):
-            m.d.sync += o_full.eq(0)
-        with m.If(c_done & c_last):
-            mw = self._w.shape[1]
-            for p in range(pe):
-                value = new_acc[p]
-                if self._xnor and self._bipolar_out:
-                    value = (value << 1) - mw
-                m.d.sync += self.o.payload[p].eq(value)
-            m.d.sync += o_full.eq(1)
+                start = Array(Const(int(b)) for b in bias_rows[:, p])[tags["nf"]]
+            new_acc = Mux(tags["first"], start, acc[p]) + dots[p]
+            with m.If(valid):
+                m.d.sync += acc[p].eq(new_acc)
+            value = new_acc
+            if self._xnor and self._bipolar_out:
+                value = (value << 1) - mw
+            res = Signal(self.o.payload[p].shape(), name=f"res{p}")
+            with m.If(valid & last):
+                m.d.sync += res.eq(value)
+            m.d.comb += self.o.payload[p].eq(res)
+        m.d.comb += self.o.valid.eq(res_valid)
+        if tags.depth + 1 != len(stages):  # "fetch" and the result: the latency of models/
+            raise AssertionError(f"MVAU built {tags.depth + 1} stages, models has {stages}")
         return m
+
+
+class _Tags:
+    """A step's control bits travelling beside its data through the register stages."""
+
+    def __init__(self, m: Module) -> None:
+        self._m, self._sigs, self.depth = m, {}, 0
+
+    def start(self, **values) -> None:
+        """Register the issue cycle's values (the fetch stage)."""
+        self._sigs = {}
+        for k, v in values.items():
+            r = Signal(Value.cast(v).shape(), name=f"t_{k}")
+            self._m.d.sync += r.eq(v)
+            self._sigs[k] = r
+        self.depth = 1
+
+    def shift(self, name: str) -> None:
+        nxt = {}
+        for k, v in self._sigs.items():
+            r = Signal(v.shape(), name=f"{name}{self.depth}_{k}")
+            self._m.d.sync += r.eq(v)
+            nxt[k] = r
+        self._sigs = nxt
+        self.depth += 1
+
+    def __getitem__(self, key: str):
+        return self._sigs[key]

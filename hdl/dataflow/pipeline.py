@@ -32,11 +32,13 @@ from codesign.models.hwconfig import (
 )
 from codesign.models.ir import Tensor
 from codesign.models.layers import BinaryConv2d, BinaryDense
-from codesign.models.qtype import Kind
+from codesign.models.pipelining import PipelineMode, stage_pipeline
+from codesign.models.qtype import Kind, QType
 
 from ..memfiles import externalize
 from ..tools import ToolError, diagnose, size_advice, writable_dir
 from .act import Activation, ActivationSpec
+from .credit import Admit, CreditQueue
 from .mvau import MVAU
 from .residual import AddStreams, Fork
 from .stream import StreamFIFO, WidthConverter, beat_layout, element_shape
@@ -72,24 +74,37 @@ def _matrix(stage: Stage) -> tuple[np.ndarray, bool, bool]:
     return w, xnor, bipolar_out
 
 
+def _has_queue(stage: Stage) -> bool:
+    """Whether ``stage`` is a credit pipeline ending in a queue
+    (:func:`codesign.models.pipelining.stage_pipeline` is not None)."""
+    act = not ActivationSpec.of(stage.layers).empty
+    if stage.kind in (StageKind.MVAU, StageKind.ADD, StageKind.ACT):
+        return True
+    return stage.kind is StageKind.CONV and (not stage.depthwise or act)
+
+
 def unit_names(stage: Stage) -> list[str]:
     """Instance names of a stage's units, in stream order (``u<k>_<class name>``)."""
     kinds = []
+    act = not ActivationSpec.of(stage.layers[1:]).empty
     if stage.kind is StageKind.ADD:
         kinds.append("addstreams")
-        if not ActivationSpec.of(stage.layers[1:]).empty:
-            kinds.append("activation")
-        return [f"u{k}_{kind}" for k, kind in enumerate(kinds)]
-    if stage.kind is StageKind.CONV:
-        kinds.append("slidingwindow")
-    if stage.kind in (StageKind.MVAU, StageKind.CONV):
-        kinds.append("vvau" if stage.depthwise else "mvau")
-        if not ActivationSpec.of(stage.layers[1:]).empty:
-            kinds.append("activation")
+    elif stage.kind in (StageKind.MVAU, StageKind.CONV):
+        if stage.kind is StageKind.CONV:
+            kinds.append("slidingwindow")
+        if stage.depthwise:
+            kinds += ["vvau", "admit"] if act else ["vvau"]
+        else:
+            kinds.append("mvau")
     elif stage.kind is StageKind.POOL:
         kinds.append("pool2d")
     else:
+        kinds.append("admit")
+        act = True
+    if act:
         kinds.append("activation")
+    if _has_queue(stage):
+        kinds.append("creditqueue")
     return [f"u{k}_{kind}" for k, kind in enumerate(kinds)]
 
 
@@ -106,9 +121,17 @@ class StageUnit(wiring.Component):
     by :func:`unit_names`."""
 
     def __init__(
-        self, *, stage: Stage, config: StageConfig, corrupt: tuple[int, int] | None = None
+        self,
+        *,
+        stage: Stage,
+        config: StageConfig,
+        pipeline: PipelineMode = PipelineMode.AUTO,
+        corrupt: tuple[int, int] | None = None,
     ) -> None:
         self.stage, self.config, self._corrupt = stage, config, corrupt
+        self._mode = PipelineMode(pipeline)
+        #: the stage's credit pipeline (None for a pool stage), as models/ defines it
+        self.pipeline = stage_pipeline(stage, config, self._mode)
         n_in, n_out = stage_io(stage, config)
         ports = {
             "i": In(stream.Signature(beat_layout(stage.input.qtype, n_in))),
@@ -122,20 +145,33 @@ class StageUnit(wiring.Component):
         kinds = [type(u).__name__.lower() for u in self.units]
         assert [n.split("_", 1)[1] for n in self.unit_names] == kinds, (kinds, self.unit_names)
 
-    def _activation(self, channels: int) -> list:
+    def _activation(self, channels: int, in_type: QType | None = None) -> list:
         """The stage's activation unit after its accumulator (none when the stage has no
         activation layers)."""
         s = self.stage
-        spec = ActivationSpec.of(s.layers[1:])
+        spec = ActivationSpec.of(s.layers)
         if spec.empty:
             return []
         return [
             Activation(
                 spec=spec,
-                in_type=s.acc.qtype,
+                in_type=s.acc.qtype if in_type is None else in_type,
                 out_type=s.output.qtype,
                 n=self.config.pe,
                 channels=channels,
+                pipeline=self._mode,
+            )
+        ]
+
+    def _queue(self) -> list:
+        """The credit queue at the stage's output, as deep as models/ says."""
+        if self.pipeline is None:
+            return []
+        n_out = stage_io(self.stage, self.config)[1]
+        return [
+            CreditQueue(
+                layout=beat_layout(self.stage.output.qtype, n_out),
+                depth=self.pipeline.queue_depth,
             )
         ]
 
@@ -152,6 +188,7 @@ class StageUnit(wiring.Component):
                 )
             )
             units += self._activation(s.channels)
+            units += self._queue()
         elif s.kind in (StageKind.MVAU, StageKind.CONV):
             if s.kind is StageKind.CONV:
                 from .swg import SlidingWindow
@@ -191,6 +228,8 @@ class StageUnit(wiring.Component):
             }
             if s.depthwise:  # weights (C, KH*KW): each channel's own taps
                 units.append(VVAU(weights=weights, **common))
+                if not ActivationSpec.of(s.layers).empty:
+                    units.append(Admit(layout=beat_layout(acc.qtype, cfg.pe)))
             else:
                 units.append(
                     MVAU(
@@ -199,10 +238,12 @@ class StageUnit(wiring.Component):
                         xnor=xnor,
                         bipolar_out=bipolar_out,
                         mem_style=cfg.mem_style,
+                        pipeline=self._mode,
                         **common,
                     )
                 )
             units += self._activation(s.mh)
+            units += self._queue()
         elif s.kind is StageKind.POOL:
             from .pool import Pool2d
 
@@ -224,21 +265,19 @@ class StageUnit(wiring.Component):
                 )
             )
         else:
-            units.append(
-                Activation(
-                    spec=ActivationSpec.of(s.layers),
-                    in_type=s.input.qtype,
-                    out_type=s.output.qtype,
-                    n=cfg.pe,
-                    channels=s.channels,
-                )
-            )
+            units.append(Admit(layout=beat_layout(s.input.qtype, cfg.pe)))
+            units += self._activation(s.channels, in_type=s.input.qtype)
+            units += self._queue()
         return units
 
     def elaborate(self, platform):
         m = Module()
         for name, u in zip(self.unit_names, self.units, strict=True):
             m.submodules[name] = u
+        if self.pipeline is not None:  # the head's credits come from the queue
+            head = next(u for u in self.units if hasattr(u, "reserve"))
+            queue = self.units[-1]
+            m.d.comb += [head.space.eq(queue.space), queue.reserve.eq(head.reserve)]
         if self.stage.kind is StageKind.ADD:
             add = self.units[0]
             wiring.connect(m, wiring.flipped(self.i), add.a)
@@ -277,7 +316,9 @@ class Pipeline(wiring.Component):
         for s in design.stages:
             cfg = design.config[s.name]
             bad = corrupt[1:] if corrupt and corrupt[0] == s.name else None
-            self._units[s.name] = StageUnit(stage=s, config=cfg, corrupt=bad)
+            self._units[s.name] = StageUnit(
+                stage=s, config=cfg, pipeline=design.config.pipeline, corrupt=bad
+            )
             for port, tensor in enumerate(s.inputs):
                 if design.has_fifo(s, port):
                     self._fifos[fifo_name(s.name, port)] = StreamFIFO(

@@ -9,6 +9,7 @@ from amaranth.lib.wiring import In, Out
 from codesign.models.qtype import QType
 
 from .act import value_of
+from .credit import pipe_signature
 from .stream import beat_layout
 
 __all__ = ["AddStreams", "Fork"]
@@ -46,7 +47,12 @@ class Fork(wiring.Component):
 
 class AddStreams(wiring.Component):
     """``o = a + b`` element by element, for two streams of ``n`` elements per beat; the
-    output type must hold every sum (the IR's Add layer gives it). One register stage."""
+    output type must hold every sum (the IR's Add layer gives it).
+
+    The head of a credit pipeline (:mod:`codesign.hdl.dataflow.credit`): it takes a beat
+    from both inputs at once when both are valid and the queue has ``space``, and registers
+    the sum (the ``sum`` stage), which ``o`` carries the next cycle without back-pressure.
+    """
 
     def __init__(self, *, a_type: QType, b_type: QType, out_type: QType, n: int) -> None:
         self._a, self._b, self._out, self._n = a_type, b_type, out_type, n
@@ -54,28 +60,24 @@ class AddStreams(wiring.Component):
             {
                 "a": In(stream.Signature(beat_layout(a_type, n))),
                 "b": In(stream.Signature(beat_layout(b_type, n))),
-                "o": Out(stream.Signature(beat_layout(out_type, n))),
+                "o": Out(pipe_signature(beat_layout(out_type, n))),
+                "space": In(1),
+                "reserve": Out(1),
             }
         )
 
     def elaborate(self, platform):
         m = Module()
-        full = Signal()
-        out = Signal(beat_layout(self._out, self._n))
-        room = ~full | self.o.ready
-        both = self.a.valid & self.b.valid
+        take = self.a.valid & self.b.valid & self.space
         m.d.comb += [
-            self.o.valid.eq(full),
-            self.o.payload.eq(out),
-            self.a.ready.eq(room & both),
-            self.b.ready.eq(room & both),
+            self.a.ready.eq(take),
+            self.b.ready.eq(take),
+            self.reserve.eq(take),
         ]
-        with m.If(self.o.valid & self.o.ready):
-            m.d.sync += full.eq(0)
-        with m.If(room & both):
+        m.d.sync += self.o.valid.eq(take)
+        with m.If(take):
             for k in range(self._n):
-                m.d.sync += out[k].eq(
+                m.d.sync += self.o.payload[k].eq(
                     value_of(self.a.payload[k], self._a) + value_of(self.b.payload[k], self._b)
                 )
-            m.d.sync += full.eq(1)
         return m

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from amaranth import Module, Signal
 
-__all__ = ["tree_sum"]
+__all__ = ["pipelined_tree_sum", "tree_sum"]
 
 
 def tree_sum(terms, m: Module | None = None):
@@ -32,4 +32,40 @@ def tree_sum(terms, m: Module | None = None):
             else:
                 nxt.append(terms[k])
         terms = nxt
+    return terms[0]
+
+
+def pipelined_tree_sum(m: Module, terms, groups, *, name: str = "tree", keep: bool = True):
+    """Balanced adder tree over ``terms`` with a register after each group of levels:
+    ``groups`` (from :func:`codesign.models.pipelining.tree_groups`) gives each group's
+    level count, at least the tree's depth in all (empty: a combinational tree). Returns
+    the sum, ``len(groups)`` cycles later. ``keep`` marks partial sums as :func:`tree_sum`
+    does with a module (off for popcounts of single bits)."""
+    if not groups:
+        return tree_sum(terms, m if keep else None)
+    n = 0
+    terms = list(terms)
+    for g, levels in enumerate(groups):
+        for _ in range(levels):
+            nxt = []
+            for k in range(0, len(terms), 2):
+                if k + 1 < len(terms):
+                    v = terms[k] + terms[k + 1]
+                    if keep:
+                        sig = Signal(v.shape(), name=f"{name}_sum{n}", attrs={"keep": 1})
+                        n += 1
+                        m.d.comb += sig.eq(v)
+                        v = sig
+                    nxt.append(v)
+                else:
+                    nxt.append(terms[k])
+            terms = nxt
+        regs = []
+        for k, t in enumerate(terms):
+            r = Signal(t.shape(), name=f"{name}_r{g}_{k}")
+            m.d.sync += r.eq(t)
+            regs.append(r)
+        terms = regs
+    if len(terms) != 1:
+        raise ValueError(f"{sum(groups)} tree levels leave {len(terms)} terms, not one")
     return terms[0]

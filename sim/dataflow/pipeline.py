@@ -23,6 +23,7 @@ from ..results import Interval, SimResult, StageStats
 from .units import (
     SimulationError,
     _Add,
+    _Admit,
     _at,
     _Fifo,
     _Fork,
@@ -31,7 +32,6 @@ from .units import (
     _Link,
     _Mvau,
     _Reduce,
-    _Register,
     _Split,
     _Times,
     _Unit,
@@ -118,8 +118,8 @@ class _Model:
             link = o1
         pending[rs[-1]] = link
 
-    def _link(self, name: str, per_frame: int) -> _Link:
-        link = _Link(self.env, name, per_frame)
+    def _link(self, name: str, per_frame: int, *, strict: bool = False) -> _Link:
+        link = _Link(self.env, name, per_frame, strict=strict)
         self.links.append(link)
         return link
 
@@ -137,20 +137,27 @@ class _Model:
         mid = self._convert(f"{name}.down", cur, n_in, g, size)
         return self._convert(f"{name}.up", mid, g, n_out, size)
 
+    def _queue(self, s: Stage, beats: int) -> tuple[_Link, _Link]:
+        """The links into and out of the stage's credit queue, and the queue itself."""
+        pl = self.design.pipeline(s)
+        q_in = self._link(f"{s.name}.pipe", beats, strict=True)
+        q_out = self._link(f"{s.name}.queue", beats)
+        self.units.append(_Fifo(self.env, f"{s.name}.queue", q_in, q_out, pl.queue_depth, beats))
+        return q_in, q_out
+
     def _stage(self, s: Stage, cfg, ins: list[_Link], n_in: int, n_out: int):
         env, units = self.env, []
         cur = ins[0]
         main: _Unit
+        pl = self.design.pipeline(s)
         if s.kind is StageKind.ADD:
             beats = s.acc.size // n_out
-            nxt = self._link(f"{s.name}.add", beats)
-            main = _Add(f"{s.name}.add", ins[0], ins[1], nxt, beats)
+            q_in, q_out = self._queue(s, beats)
+            main = _Add(
+                f"{s.name}.add", ins[0], ins[1], q_in, beats, pl.latency, pl.queue_depth, q_out
+            )
             units.append(main)
-            cur = nxt
-            if len(s.layers) > 1:
-                nxt = self._link(f"{s.name}.act", beats)
-                units.append(_Register(f"{s.name}.act", cur, nxt, beats))
-                cur = nxt
+            cur = q_out
         elif s.global_pool:
             c, h, w = s.input.shape
             nxt = self._link(f"{s.name}.reduce", c // cfg.pe)
@@ -165,20 +172,41 @@ class _Model:
                 units.append(_Window(env, f"{s.name}.window", cur, nxt, s, c // n_in, False))
                 cur = nxt
             acc_beats = s.vectors * s.mh // n_out
-            nxt = self._link(f"{s.name}.mvau", acc_beats)
             if s.depthwise:
                 kh, kw = s.main.kernel
+                nxt = self._link(f"{s.name}.vvau", acc_beats)
                 main = _Vvau(f"{s.name}.vvau", cur, nxt, kh * kw, s.channels // cfg.pe, s.vectors)
-            else:
-                main = _Mvau(
-                    f"{s.name}.mvau", cur, nxt, s.mw // cfg.simd, s.mh // cfg.pe, s.vectors
-                )
-            units.append(main)
-            cur = nxt
-            if len(s.layers) > 1:
-                nxt = self._link(f"{s.name}.act", acc_beats)
-                units.append(_Register(f"{s.name}.act", cur, nxt, acc_beats))
+                units.append(main)
                 cur = nxt
+                if pl is not None:
+                    q_in, q_out = self._queue(s, acc_beats)
+                    units.append(
+                        _Admit(
+                            f"{s.name}.admit",
+                            cur,
+                            q_in,
+                            acc_beats,
+                            pl.latency,
+                            pl.queue_depth,
+                            q_out,
+                        )
+                    )
+                    cur = q_out
+            else:
+                q_in, q_out = self._queue(s, acc_beats)
+                main = _Mvau(
+                    f"{s.name}.mvau",
+                    cur,
+                    q_in,
+                    s.mw // cfg.simd,
+                    s.mh // cfg.pe,
+                    s.vectors,
+                    pl.latency,
+                    pl.queue_depth,
+                    q_out,
+                )
+                units.append(main)
+                cur = q_out
         elif s.kind is StageKind.POOL:
             c, _, _ = s.input.shape
             _, oh, ow = s.output.shape
@@ -194,10 +222,10 @@ class _Model:
             cur = nxt
         else:
             beats = s.output.size // n_out
-            nxt = self._link(f"{s.name}.act", beats)
-            main = _Register(f"{s.name}.act", cur, nxt, beats)
+            q_in, q_out = self._queue(s, beats)
+            main = _Admit(f"{s.name}.act", cur, q_in, beats, pl.latency, pl.queue_depth, q_out)
             units.append(main)
-            cur = nxt
+            cur = q_out
         self.units.extend(units)
         return cur, main
 
@@ -486,7 +514,7 @@ def size_fifos(design: Design, *, input_rate: float | None = None, frames: int =
         b = _UNBOUNDED if s.kind is StageKind.ADD else None
         return replace(cfg[s.name], fifo_depth=_UNBOUNDED, fifo_depth_b=b)
 
-    big = HardwareConfig({s.name: unbounded(s) for s in design.stages}, cfg.clock_mhz)
+    big = HardwareConfig({s.name: unbounded(s) for s in design.stages}, cfg.clock_mhz, cfg.pipeline)
     model = _Model(Design(design.network, big), frames, float(rate))
     model.run()
     stages = {s.name: cfg[s.name] for s in design.stages}
@@ -500,4 +528,4 @@ def size_fifos(design: Design, *, input_rate: float | None = None, frames: int =
             need = max(2, int((np.arange(len(w)) + 2 - moved_before).max()))
             field = "fifo_depth" if port == 0 else "fifo_depth_b"
             stages[sm.stage.name] = replace(stages[sm.stage.name], **{field: need})
-    return Design(design.network, HardwareConfig(stages, cfg.clock_mhz))
+    return Design(design.network, HardwareConfig(stages, cfg.clock_mhz, cfg.pipeline))

@@ -51,8 +51,13 @@ class _Link:
     """A ready/valid stream between two units: beat ``n`` moves at ``max(valid, ready)``,
     fired at that simulated time."""
 
-    def __init__(self, env: simpy.Environment, name: str, per_frame: int) -> None:
+    def __init__(
+        self, env: simpy.Environment, name: str, per_frame: int, *, strict: bool = False
+    ) -> None:
         self.env, self.name, self.per_frame = env, name, per_frame
+        #: a link into a credit queue: the RTL writes without looking at ``ready``, so a
+        #: beat that would have to wait is a broken credit count
+        self.strict = strict
         self.valid: list[int] = []
         self.ready: list[int] = []
         self.xfer = _Times(env, name, per_frame)
@@ -70,6 +75,11 @@ class _Link:
     def _try(self, n: int) -> None:
         if n < len(self.valid) and n < len(self.ready):
             t = max(self.valid[n], self.ready[n])
+            if self.strict and self.ready[n] > self.valid[n]:
+                raise SimulationError(
+                    f"{self.name}: beat {n} offered at {self.valid[n]} found no room until "
+                    f"{self.ready[n]} (credit count broken)"
+                )
             delay = t - self.env.now
             if delay < 0:
                 raise SimulationError(
@@ -95,28 +105,6 @@ class _Unit:
 
     def processes(self, frames: int):  # pragma: no cover - interface
         raise NotImplementedError
-
-
-class _Register(_Unit):
-    """An activation unit: one output register; ``i.ready = ~full | o.ready``."""
-
-    def __init__(self, name, inp: _Link, out: _Link, per_frame: int) -> None:
-        super().__init__(name)
-        self.inp, self.out, self.n = inp, out, per_frame
-
-    def processes(self, frames):
-        def run():
-            last = -1
-            for n in range(frames * self.n):
-                t = last + 1
-                if n:
-                    t = max(t, (yield from _at(self.out.xfer, n - 1)))
-                self.inp.want(n, t)
-                last = yield from _at(self.inp.xfer, n)
-                self.work.append(last)
-                self.out.offer(n, last + 1)
-
-        return [run()]
 
 
 class _Fifo(_Unit):
@@ -213,35 +201,64 @@ class _Split(_Unit):
 
 
 class _Mvau(_Unit):
-    """Matrix-vector unit: per input vector, ``nf`` passes of ``sf`` steps, one step per
-    cycle; the first pass reads the input (and buffers it), the last step of a pass loads
-    the output register (waiting for it to be free)."""
+    """Matrix-vector unit, the head of a credit pipeline: per input vector, ``nf`` passes
+    of ``sf`` steps, one step per cycle; the first pass reads the input (and buffers it);
+    the last step of a pass issues only with a credit (output ``j - credit`` has left the
+    queue in an earlier cycle), and its result enters the queue ``latency`` cycles later."""
 
-    def __init__(self, name, inp, out, sf: int, nf: int, vectors: int) -> None:
+    def __init__(
+        self, name, inp, out, sf: int, nf: int, vectors: int, latency: int, credit: int, popped
+    ) -> None:
         super().__init__(name)
         self.inp, self.out, self.sf, self.nf, self.vectors = inp, out, sf, nf, vectors
+        self.latency, self.credit, self.popped = latency, credit, popped
 
     def processes(self, frames):
-        sf_n, nf_n = self.sf, self.nf
+        sf_n, nf_n, c = self.sf, self.nf, self.credit
 
         def run():
-            s_last, d_last, n, j = -1, 0, 0, 0
+            s_last, n, j = -1, 0, 0
             for _ in range(frames * self.vectors):
                 for nf in range(nf_n):
                     for sf in range(sf_n):
-                        t = max(s_last + 1, d_last)
+                        t = s_last + 1
+                        last = sf == sf_n - 1
+                        if last and j >= c:
+                            t = max(t, (yield from _at(self.popped.xfer, j - c)) + 1)
                         if nf == 0:
                             self.inp.want(n, t)
                             t = yield from _at(self.inp.xfer, n)
                             n += 1
                         self.work.append(t)
-                        d = t + 1
-                        if sf == sf_n - 1:
-                            if j:
-                                d = max(d, (yield from _at(self.out.xfer, j - 1)))
-                            self.out.offer(j, d + 1)
+                        if last:
+                            self.out.offer(j, t + self.latency)
                             j += 1
-                        s_last, d_last = t, d
+                        s_last = t
+
+        return [run()]
+
+
+class _Admit(_Unit):
+    """Head of an element-wise credit pipeline (activation stage, or after a depthwise
+    unit): takes a beat per cycle while it holds a credit; its result enters the queue
+    ``latency`` cycles later."""
+
+    def __init__(self, name, inp, out, per_frame: int, latency: int, credit: int, popped):
+        super().__init__(name)
+        self.inp, self.out, self.n = inp, out, per_frame
+        self.latency, self.credit, self.popped = latency, credit, popped
+
+    def processes(self, frames):
+        def run():
+            last = -1
+            for n in range(frames * self.n):
+                t = last + 1
+                if n >= self.credit:
+                    t = max(t, (yield from _at(self.popped.xfer, n - self.credit)) + 1)
+                self.inp.want(n, t)
+                last = yield from _at(self.inp.xfer, n)
+                self.work.append(last)
+                self.out.offer(n, last + self.latency)
 
         return [run()]
 
@@ -473,25 +490,37 @@ class _Fork(_Unit):
 
 
 class _Add(_Unit):
-    """Element-wise add of two streams: one output register; a beat moves from both inputs
-    at once, when both are valid and the register is free (or freeing)."""
+    """Element-wise add of two streams, the head of a credit pipeline: a beat moves from
+    both inputs at once, when both are valid and it holds a credit; the sum enters the
+    queue ``latency`` cycles later."""
 
-    def __init__(self, name, a: _Link, b: _Link, out: _Link, per_frame: int) -> None:
+    def __init__(
+        self,
+        name,
+        a: _Link,
+        b: _Link,
+        out: _Link,
+        per_frame: int,
+        latency: int,
+        credit: int,
+        popped: _Link,
+    ) -> None:
         super().__init__(name)
         self.a, self.b, self.out, self.n = a, b, out, per_frame
+        self.latency, self.credit, self.popped = latency, credit, popped
 
     def processes(self, frames):
         def run():
             last = -1
             for n in range(frames * self.n):
                 t = last + 1
-                if n:
-                    t = max(t, (yield from _at(self.out.xfer, n - 1)))
+                if n >= self.credit:
+                    t = max(t, (yield from _at(self.popped.xfer, n - self.credit)) + 1)
                 t = max(t, (yield from _at(self.a.offers, n)), (yield from _at(self.b.offers, n)))
                 self.a.want(n, t)
                 self.b.want(n, t)
                 last = yield from _at(self.a.xfer, n)
                 self.work.append(last)
-                self.out.offer(n, last + 1)
+                self.out.offer(n, last + self.latency)
 
         return [run()]

@@ -1,0 +1,105 @@
+"""Credit pipelines (:mod:`codesign.models.pipelining`): the queue at a stage's output that
+counts credits, and the head that admits one beat per cycle into an activation.
+
+A credit pipeline's datapath never stalls: its streams between head and queue are
+``always_ready`` (:func:`pipe_signature`). The head asks the queue for ``space`` before it
+issues a step that completes an output, and says so with ``reserve``; the queue counts every
+reserved result that has not yet left it, so a result always finds a slot when it arrives.
+"""
+
+from __future__ import annotations
+
+from amaranth import Module, Shape, Signal
+from amaranth.hdl import ShapeCastable
+from amaranth.lib import fifo, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["Admit", "CreditQueue", "pipe_signature"]
+
+
+def pipe_signature(layout: ShapeCastable) -> stream.Signature:
+    """A stream inside a credit pipeline: valid and payload, never back-pressured."""
+    return stream.Signature(layout, always_ready=True)
+
+
+class CreditQueue(wiring.Component):
+    """The output queue of a credit pipeline: ``depth`` beats (``SyncFIFOBuffered``: a beat
+    written in cycle ``w`` is valid at ``o`` in ``w + 2``) and the credit count.
+
+    Attributes
+    ----------
+    i : In(pipe_signature(layout))
+        Results of the datapath, written unconditionally (the credits guarantee a slot).
+    o : Out(stream.Signature(layout))
+        The stage's output.
+    reserve : In(1)
+        The head issues a step that will write one result.
+    space : Out(1)
+        Registered: fewer than ``depth`` results are reserved and not yet taken at ``o``.
+    level : Out(range(depth + 1))
+        Beats held (a status output for benches).
+    """
+
+    def __init__(self, *, layout: ShapeCastable, depth: int) -> None:
+        if not isinstance(depth, int) or depth < 2:
+            raise ValueError(f"depth must be an int of at least 2, not {depth!r}")
+        self._layout, self._depth = layout, depth
+        super().__init__(
+            {
+                "i": In(pipe_signature(layout)),
+                "o": Out(stream.Signature(layout)),
+                "reserve": In(1),
+                "space": Out(1, init=1),
+                "level": Out(range(depth + 1)),
+            }
+        )
+
+    @property
+    def depth(self) -> int:
+        return self._depth
+
+    def elaborate(self, platform):
+        m = Module()
+        depth = self._depth
+        width = Shape.cast(self._layout).width
+        m.submodules.queue = q = fifo.SyncFIFOBuffered(width=width, depth=depth)
+        m.d.comb += [
+            q.w_data.eq(self.i.payload.as_value()),
+            q.w_en.eq(self.i.valid),
+            self.o.payload.eq(q.r_data),
+            self.o.valid.eq(q.r_rdy),
+            q.r_en.eq(self.o.ready),
+            self.level.eq(q.level),
+        ]
+        used = Signal(range(depth + 1))
+        taken = self.o.valid & self.o.ready
+        after = Signal(range(depth + 2))
+        m.d.comb += after.eq(used + self.reserve - taken)
+        m.d.sync += [used.eq(after), self.space.eq(after < depth)]
+        return m
+
+
+class Admit(wiring.Component):
+    """The head of an element-wise credit pipeline: takes a beat from ``i`` when the queue
+    has ``space`` and passes it on the same cycle (the datapath registers it)."""
+
+    def __init__(self, *, layout: ShapeCastable) -> None:
+        super().__init__(
+            {
+                "i": In(stream.Signature(layout)),
+                "o": Out(pipe_signature(layout)),
+                "space": In(1),
+                "reserve": Out(1),
+            }
+        )
+
+    def elaborate(self, platform):
+        m = Module()
+        take = self.i.valid & self.space
+        m.d.comb += [
+            self.i.ready.eq(self.space),
+            self.o.valid.eq(take),
+            self.o.payload.eq(self.i.payload),
+            self.reserve.eq(take),
+        ]
+        return m

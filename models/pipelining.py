@@ -1,0 +1,175 @@
+"""Register boundaries of the dataflow datapaths: the pipeline depth of every stage, a fact
+that the RTL generator builds and both simulators read.
+
+A stage that computes (matrix unit, add, activation) is a *credit pipeline*: a head unit
+decides when a step issues (the MVAU's fetch, an add taking a beat from both inputs, an
+activation stage taking its input beat), the datapath behind it never stalls, and its
+results land in a small queue at the stage's output. The head issues a step that completes
+an output only while the queue has a free slot counting every result still in flight
+(a credit), so the datapath needs no clock enable and no ``ready`` travels through it: the
+only back-pressure is the head's own registered credit count.
+
+Cycle accounting (exact; :mod:`codesign.sim.dataflow` and :mod:`codesign.hdl.dataflow` both
+read it): a step issued in cycle ``t`` writes its result into the queue in cycle
+``t + latency``; the queue is a ``SyncFIFOBuffered`` (a beat written in cycle ``w`` is valid at
+its output in ``w + 2``); the head may issue the step that completes output ``j`` in cycle
+``t`` only if output ``j - queue_depth`` left the queue in a cycle before ``t``. The queue
+depth is the least that keeps the head from ever waiting for credit while the stage's
+reader takes every beat at once: ``queue_depth * gap >= latency + 3``, ``gap`` the fewest
+cycles between two outputs (the MVAU's SF, 1 for element-wise stages).
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .layers import Clip, MultiThreshold, Requant
+
+if TYPE_CHECKING:
+    from .hwconfig import StageConfig
+    from .plan import Stage
+
+__all__ = [
+    "TREE_LEVELS",
+    "PipelineMode",
+    "StagePipeline",
+    "activation_stages",
+    "credit_depth",
+    "matrix_stages",
+    "stage_pipeline",
+    "tree_groups",
+]
+
+
+class PipelineMode(enum.Enum):
+    """How deeply the datapaths are pipelined (``pipeline`` in a hardware config).
+
+    ``auto``: registers at the multipliers' inputs and outputs, every :data:`TREE_LEVELS`
+    adder levels, at the accumulator and between the activation's clip, product (or
+    comparisons) and rounding, so no path crosses more than a few LUT levels or one carry
+    chain (the default; aims at 150 MHz and more on ECP5).
+    ``off``: one register after the accumulator and one per activation: the fewest
+    cycles of latency, a long combinational path (about 40-70 MHz on ECP5).
+    """
+
+    AUTO = "auto"
+    OFF = "off"
+
+
+#: Adder-tree levels between two registers in ``auto`` mode (each level one carry chain).
+TREE_LEVELS = 2
+
+
+def tree_groups(terms: int, mode: PipelineMode) -> tuple[int, ...]:
+    """Adder levels of a balanced tree over ``terms`` inputs, grouped by register: one
+    entry per registered group (its level count); empty for a single term or in ``off``
+    mode (the tree is then combinational)."""
+    levels = max(0, math.ceil(math.log2(terms))) if terms > 1 else 0
+    if mode is PipelineMode.OFF or levels == 0:
+        return ()
+    full, rest = divmod(levels, TREE_LEVELS)
+    return (TREE_LEVELS,) * full + ((rest,) if rest else ())
+
+
+def activation_stages(layers: Sequence, mode: PipelineMode) -> tuple[str, ...]:
+    """Register stages of the activation unit that applies ``layers`` (any of clip,
+    requant, multithreshold), in order; empty when there is no activation.
+
+    ``auto``: ``clip`` (when there is one), then for a requantization ``product`` and
+    ``round``, for thresholds ``compare`` and then ``count`` groups (one per
+    :func:`tree_groups` group of the threshold count, at least one). ``off``: a single
+    ``all`` stage.
+    """
+    clip = any(isinstance(la, Clip) for la in layers)
+    rq = next((la for la in layers if isinstance(la, Requant)), None)
+    th = next((la for la in layers if isinstance(la, MultiThreshold)), None)
+    if not (clip or rq or th):
+        return ()
+    if mode is PipelineMode.OFF:
+        return ("all",)
+    stages: list[str] = ["clip"] if clip else []
+    if rq is not None:
+        stages += ["product", "round"]
+    elif th is not None:
+        groups = (
+            tree_groups(int(th.thresholds.shape[1]), mode) if th.thresholds.shape[1] > 8 else ()
+        )
+        stages += ["compare"] + ["count"] * max(1, len(groups))
+    return tuple(stages)
+
+
+def matrix_stages(
+    terms: int, xnor: bool, mode: PipelineMode, *, block: bool = False
+) -> tuple[str, ...]:
+    """Register stages of a matrix unit's datapath after its issue cycle, in order, for
+    dot products of ``terms`` products (SIMD) per output lane.
+
+    Always ``fetch`` (weight and vector memories' read registers, the input register) and
+    ``result`` (accumulator and result register). ``auto`` adds ``operand`` (the selected
+    input vector, with the weight read one cycle later to meet it), ``memory`` for weights
+    in block RAM (its output register), ``product`` (not for XNOR, whose products are
+    single gates) and one ``tree`` per :func:`tree_groups` group.
+    """
+    if mode is PipelineMode.OFF:
+        return ("fetch", "result")
+    middle = ["operand"] + (["memory"] if block else []) + ([] if xnor else ["product"])
+    middle += ["tree"] * len(tree_groups(terms, mode))
+    return ("fetch", *middle, "result")
+
+
+def credit_depth(latency: int, gap: int) -> int:
+    """Queue depth (and credits) of a credit pipeline of ``latency`` cycles whose outputs
+    are at least ``gap`` cycles apart: the least depth at which the head never waits for
+    credit when the reader takes each beat as soon as it is valid (at least 2)."""
+    if latency < 1 or gap < 1:
+        raise ValueError(f"latency and gap must be positive, not {latency!r}, {gap!r}")
+    return max(2, -(-(latency + 3) // gap))
+
+
+@dataclass(frozen=True)
+class StagePipeline:
+    """The pipeline of one stage: register stages of its head's datapath and of its
+    activation, the resulting latency (issue to queue write) and the queue depth."""
+
+    head: tuple[str, ...]  #: register stages after the issue cycle, up to the result
+    activation: tuple[str, ...]  #: the activation's register stages (after ``head``)
+    gap: int  #: fewest cycles between two outputs of the head
+
+    @property
+    def latency(self) -> int:
+        """Cycles from a step's issue to its result's write into the queue."""
+        return len(self.head) + len(self.activation)
+
+    @property
+    def queue_depth(self) -> int:
+        return credit_depth(self.latency, self.gap)
+
+
+def stage_pipeline(stage: Stage, cfg: StageConfig, mode: PipelineMode) -> StagePipeline | None:
+    """The credit pipeline of ``stage`` folded by ``cfg``, or None for a stage that is not
+    one (pooling, and a depthwise convolution without activation, whose units drive the
+    stage output themselves).
+
+    - matrix unit (dense, convolution): head :func:`matrix_stages` over SIMD products,
+      outputs at least SF cycles apart;
+    - depthwise convolution with an activation, activation stage: the head admits one beat
+      per cycle straight into the activation (no registers of its own);
+    - add: the head takes a beat from both inputs and registers their sum (``sum``).
+    """
+    from .layers import BinaryConv2d, BinaryDense
+    from .plan import StageKind
+
+    act = activation_stages(stage.layers, mode)
+    if stage.kind in (StageKind.MVAU, StageKind.CONV) and not stage.depthwise:
+        xnor = isinstance(stage.main, BinaryDense | BinaryConv2d)
+        head = matrix_stages(cfg.simd, xnor, mode, block=cfg.mem_style.value == "block")
+        return StagePipeline(head, act, stage.mw // cfg.simd)
+    if stage.kind is StageKind.ADD:
+        return StagePipeline(("sum",), act, 1)
+    if stage.kind in (StageKind.ACT, StageKind.CONV) and act:
+        return StagePipeline((), act, 1)
+    return None
