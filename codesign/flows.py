@@ -97,12 +97,13 @@ def simulate(
     )
 
 
-def generate(d: Design, out_dir: str | Path) -> dict:
+def generate(d: Design, out_dir: str | Path, *, target: str | None = None) -> dict:
     """Verilog, ``manifest.json`` and a FuseSoC ``.core`` for ``d`` in ``out_dir``; returns
-    the manifest."""
+    the manifest. ``target`` ``"ecp5"`` builds the multipliers as MULT18X18D instances with
+    their registers (for synthesis); None, portable Verilog (what cocotb simulates)."""
     from codesign.hdl.dataflow.pipeline import generate as _generate
 
-    return _generate(d, out_dir, network_hash(d.network))
+    return _generate(d, out_dir, network_hash(d.network), target=target)
 
 
 def verify(

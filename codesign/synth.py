@@ -217,7 +217,7 @@ def synthesize(
     out = (
         Path(out_dir) if out_dir is not None else Path("build") / d.network.name / "synth" / target
     )
-    doc = generate(d, out)
+    doc = generate(d, out, target="ecp5" if target == "ecp5" else None)
     top = doc["top"]
     netlist = out / f"{top}.{target}.json"
     try:

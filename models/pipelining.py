@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from .plan import Stage
 
 __all__ = [
+    "PRODUCT_STAGES",
     "TREE_LEVELS",
     "PipelineMode",
     "StagePipeline",
@@ -60,6 +61,11 @@ class PipelineMode(enum.Enum):
     OFF = "off"
 
 
+#: Register stages of a product in ``auto`` mode: the multiplier's input registers, its
+#: output register (both inside a DSP block where the target has one), and a landing
+#: register in fabric beside the logic that reads it (a DSP column may be far away).
+PRODUCT_STAGES = ("multiply", "product", "land")
+
 #: Adder-tree levels between two registers in ``auto`` mode (each level one carry chain).
 TREE_LEVELS = 2
 
@@ -79,10 +85,10 @@ def activation_stages(layers: Sequence, mode: PipelineMode) -> tuple[str, ...]:
     """Register stages of the activation unit that applies ``layers`` (any of clip,
     requant, multithreshold), in order; empty when there is no activation.
 
-    ``auto``: ``clip`` (when there is one), then for a requantization ``product`` and
-    ``round``, for thresholds ``compare`` and then ``count`` groups (one per
-    :func:`tree_groups` group of the threshold count, at least one). ``off``: a single
-    ``all`` stage.
+    ``auto``: ``clip`` (when there is one), then for a requantization the
+    :data:`PRODUCT_STAGES` and ``round``, for thresholds ``compare`` and then ``count``
+    groups (one per :func:`tree_groups` group of the threshold count, at least one).
+    ``off``: a single ``all`` stage.
     """
     clip = any(isinstance(la, Clip) for la in layers)
     rq = next((la for la in layers if isinstance(la, Requant)), None)
@@ -93,7 +99,7 @@ def activation_stages(layers: Sequence, mode: PipelineMode) -> tuple[str, ...]:
         return ("all",)
     stages: list[str] = ["clip"] if clip else []
     if rq is not None:
-        stages += ["product", "round"]
+        stages += [*PRODUCT_STAGES, "round"]
     elif th is not None:
         groups = (
             tree_groups(int(th.thresholds.shape[1]), mode) if th.thresholds.shape[1] > 8 else ()
@@ -111,12 +117,13 @@ def matrix_stages(
     Always ``fetch`` (weight and vector memories' read registers, the input register) and
     ``result`` (accumulator and result register). ``auto`` adds ``operand`` (the selected
     input vector, with the weight read one cycle later to meet it), ``memory`` for weights
-    in block RAM (its output register), ``product`` (not for XNOR, whose products are
-    single gates) and one ``tree`` per :func:`tree_groups` group.
+    in block RAM (its output register), the :data:`PRODUCT_STAGES` (not for XNOR, whose
+    products are single gates) and one ``tree`` per :func:`tree_groups` group.
     """
     if mode is PipelineMode.OFF:
         return ("fetch", "result")
-    middle = ["operand"] + (["memory"] if block else []) + ([] if xnor else ["product"])
+    middle = ["operand"] + (["memory"] if block else [])
+    middle += [] if xnor else list(PRODUCT_STAGES)
     middle += ["tree"] * len(tree_groups(terms, mode))
     return ("fetch", *middle, "result")
 

@@ -18,6 +18,7 @@ from codesign.models.pipelining import PipelineMode, activation_stages, tree_gro
 from codesign.models.qtype import Kind, Overflow, QType, Rounding
 
 from .credit import pipe_signature
+from .dsp import RegisteredProduct
 from .stream import beat_layout
 from .sums import pipelined_tree_sum
 
@@ -85,6 +86,7 @@ class Activation(wiring.Component):
         n: int,
         channels: int,
         pipeline: PipelineMode = PipelineMode.AUTO,
+        target: str | None = None,
     ) -> None:
         if channels % n:
             raise ValueError(f"n must divide channels ({channels}), not {n!r}")
@@ -100,6 +102,7 @@ class Activation(wiring.Component):
         self._spec, self._in_type, self._out_type = spec, in_type, out_type
         self._n, self._channels = n, channels
         self._mode = PipelineMode(pipeline)
+        self._target = target
         self._stages = activation_stages(spec.layers, self._mode)
         super().__init__(
             {
@@ -221,13 +224,31 @@ class Activation(wiring.Component):
                     v_range[0] if c.min is None else max(v_range[0], c.min),
                     v_range[1] if c.max is None else min(v_range[1], c.max),
                 )
-            elif st == "product":
+            elif st == "multiply":  # registered multipliers: "multiply" and "product"
                 step = self._group_step(m, valid, st)
                 vals = [value_of(x, self._in_type) if first else x for x in lanes]
-                lanes = [
-                    v * self._per_channel(m, spec.requant.multiplier, step, k)
-                    for k, v in enumerate(vals)
-                ]
+                prods = []
+                for k, v in enumerate(vals):
+                    mul = self._per_channel(m, spec.requant.multiplier, step, k)
+                    # a constant multiplier is shifts and adds in fabric, not a DSP block
+                    target = None if isinstance(mul, Const) else self._target
+                    unit = RegisteredProduct(
+                        a=Value.cast(v).shape(), b=Value.cast(mul).shape(), target=target
+                    )
+                    m.submodules[f"mul{k}"] = unit
+                    m.d.comb += [unit.a.eq(v), unit.b.eq(mul)]
+                    prods.append(unit.p)
+                lanes = prods
+                for j in range(2):
+                    v_out = Signal(name=f"product_valid{j}")
+                    m.d.sync += v_out.eq(valid)
+                    valid = v_out
+                first = False
+                continue
+            elif st == "product":  # inside the registered multipliers
+                continue
+            elif st == "land":
+                pass
             elif st == "round":
                 shift = int(spec.requant.shift.reshape(-1)[0])
                 lanes = [_requant_round(p, shift, spec.requant) for p in lanes]

@@ -14,7 +14,7 @@ from amaranth.hdl import ShapeCastable
 from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["Admit", "CreditQueue", "pipe_signature"]
+__all__ = ["Admit", "CreditQueue", "CreditStage", "pipe_signature"]
 
 
 def pipe_signature(layout: ShapeCastable) -> stream.Signature:
@@ -24,7 +24,12 @@ def pipe_signature(layout: ShapeCastable) -> stream.Signature:
 
 class CreditQueue(wiring.Component):
     """The output queue of a credit pipeline: ``depth`` beats (``SyncFIFOBuffered``: a beat
-    written in cycle ``w`` is valid at ``o`` in ``w + 2``) and the credit count.
+    written in cycle ``w`` is valid at ``o`` in ``w + 2``, and a slot frees the cycle after
+    its beat moved to the output register) and the credit count.
+
+    The credits keep the queue from overflowing when ``depth`` is at least 3, or 2 when
+    the head's outputs are at least two cycles apart
+    (:func:`codesign.models.pipelining.credit_depth` always is).
 
     Attributes
     ----------
@@ -102,4 +107,35 @@ class Admit(wiring.Component):
             self.o.payload.eq(self.i.payload),
             self.reserve.eq(take),
         ]
+        return m
+
+
+class CreditStage(wiring.Component):
+    """A credit pipeline as one stream component with ``i`` and ``o``: ``head`` (a unit
+    with ``i``, an always-ready ``o``, ``space`` and ``reserve``: an MVAU, an
+    :class:`Admit`), then ``units`` (always-ready ``i`` and ``o``: activations), then a
+    :class:`CreditQueue` of ``depth`` beats. For unit tests and for families that reuse a
+    dataflow datapath; the pipeline compiler wires its stages' units itself, so that each
+    unit keeps its own instance name."""
+
+    def __init__(self, *, head, units=(), depth: int) -> None:
+        self._head, self._units = head, list(units)
+        last = self._units[-1] if self._units else head
+        layout = last.signature.members["o"].signature.members["payload"].shape
+        self._queue = CreditQueue(layout=layout, depth=depth)
+        super().__init__({"i": head.signature.members["i"], "o": Out(stream.Signature(layout))})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.head = self._head
+        prev = self._head.o
+        for k, u in enumerate(self._units):
+            m.submodules[f"unit{k}"] = u
+            wiring.connect(m, prev, u.i)
+            prev = u.o
+        m.submodules.queue = q = self._queue
+        wiring.connect(m, prev, q.i)
+        wiring.connect(m, wiring.flipped(self.i), self._head.i)
+        wiring.connect(m, q.o, wiring.flipped(self.o))
+        m.d.comb += [self._head.space.eq(q.space), q.reserve.eq(self._head.reserve)]
         return m

@@ -20,6 +20,7 @@ from codesign.models.qtype import QType
 
 from .act import value_of
 from .credit import pipe_signature
+from .dsp import RegisteredProduct
 from .stream import beat_layout
 from .sums import pipelined_tree_sum
 
@@ -49,6 +50,11 @@ class MVAU(wiring.Component):
         ``2·P − MW`` when ``bipolar_out``.
     mem_style
         Weight memory style (a synthesis attribute).
+    pipeline
+        How deeply the datapath is pipelined (:func:`codesign.models.pipelining.matrix_stages`).
+    target
+        Where the multipliers are built (:class:`~codesign.hdl.dataflow.dsp.RegisteredProduct`):
+        None for portable fabric registers, ``"ecp5"`` for MULT18X18D instances.
     """
 
     def __init__(
@@ -65,6 +71,7 @@ class MVAU(wiring.Component):
         bipolar_out: bool = False,
         mem_style: MemStyle = MemStyle.DISTRIBUTED,
         pipeline: PipelineMode = PipelineMode.AUTO,
+        target: str | None = None,
     ) -> None:
         w = np.asarray(weights, dtype=np.int64)
         if w.ndim != 2:
@@ -84,6 +91,7 @@ class MVAU(wiring.Component):
         lo, hi = accumulator_range(w, self._bias, *in_range, simd, xnor)
         self._acc_type = QType.covering(lo, hi)
         mode = PipelineMode(pipeline)
+        self._target = target
         block = self._mem_style is MemStyle.BLOCK
         self._stages = matrix_stages(simd, xnor, mode, block=block)
         self._groups = tree_groups(simd, mode)
@@ -203,7 +211,9 @@ class MVAU(wiring.Component):
             tags.shift("memory")
         xs = [x[s] for s in range(simd)]
 
-        # -- products, registered at the multipliers' outputs
+        # -- products: registered multipliers (a DSP block's own registers where the target
+        # has them) and a landing register in fabric; XNOR products are single gates
+        registered = "multiply" in stages
         products = []
         for p in range(pe):
             row = []
@@ -211,19 +221,22 @@ class MVAU(wiring.Component):
                 wraw = w[(p * simd + s) * wbits : (p * simd + s + 1) * wbits]
                 if self._xnor:
                     row.append(~(wraw ^ Value.cast(xs[s])[0]))
-                else:
-                    w_val = wraw.as_signed() if wsigned else wraw
-                    row.append(value_of(xs[s], self._in_type) * w_val)
-            if "product" in stages:
-                regs = []
-                for s, v in enumerate(row):
-                    r = Signal(v.shape(), name=f"prod{p}_{s}")
-                    m.d.sync += r.eq(v)
-                    regs.append(r)
-                row = regs
+                    continue
+                w_val = wraw.as_signed() if wsigned else wraw
+                x_val = value_of(xs[s], self._in_type)
+                if not registered:
+                    row.append(x_val * w_val)
+                    continue
+                mult = RegisteredProduct(a=x_val.shape(), b=w_val.shape(), target=self._target)
+                m.submodules[f"mul{p}_{s}"] = mult
+                m.d.comb += [mult.a.eq(x_val), mult.b.eq(w_val)]
+                land = Signal(mult.p.shape(), name=f"prod{p}_{s}")
+                m.d.sync += land.eq(mult.p)
+                row.append(land)
             products.append(row)
-        if "product" in stages:
-            tags.shift("product")
+        if registered:
+            for name in ("multiply", "product", "land"):
+                tags.shift(name)
 
         # -- adder trees, registered every few levels
         groups = self._groups

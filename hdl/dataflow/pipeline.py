@@ -127,8 +127,10 @@ class StageUnit(wiring.Component):
         config: StageConfig,
         pipeline: PipelineMode = PipelineMode.AUTO,
         corrupt: tuple[int, int] | None = None,
+        target: str | None = None,
     ) -> None:
         self.stage, self.config, self._corrupt = stage, config, corrupt
+        self._target = target
         self._mode = PipelineMode(pipeline)
         #: the stage's credit pipeline (None for a pool stage), as models/ defines it
         self.pipeline = stage_pipeline(stage, config, self._mode)
@@ -160,6 +162,7 @@ class StageUnit(wiring.Component):
                 n=self.config.pe,
                 channels=channels,
                 pipeline=self._mode,
+                target=self._target,
             )
         ]
 
@@ -239,6 +242,7 @@ class StageUnit(wiring.Component):
                         bipolar_out=bipolar_out,
                         mem_style=cfg.mem_style,
                         pipeline=self._mode,
+                        target=self._target,
                         **common,
                     )
                 )
@@ -298,7 +302,13 @@ class Pipeline(wiring.Component):
     differ (``dwc_<fifo name>``) and a FIFO of the configured depth (``fifo_<fifo name>``,
     see :func:`codesign.models.hwconfig.fifo_name`), but on a linear pipeline's first stage."""
 
-    def __init__(self, design: Design, corrupt: tuple[str, int, int] | None = None) -> None:
+    def __init__(
+        self,
+        design: Design,
+        corrupt: tuple[str, int, int] | None = None,
+        *,
+        target: str | None = None,
+    ) -> None:
         self.design = design
         if corrupt is not None and corrupt[0] not in {s.name for s in design.stages}:
             raise ValueError(f"corrupt names no stage: {corrupt[0]!r}")
@@ -317,7 +327,7 @@ class Pipeline(wiring.Component):
             cfg = design.config[s.name]
             bad = corrupt[1:] if corrupt and corrupt[0] == s.name else None
             self._units[s.name] = StageUnit(
-                stage=s, config=cfg, pipeline=design.config.pipeline, corrupt=bad
+                stage=s, config=cfg, pipeline=design.config.pipeline, corrupt=bad, target=target
             )
             for port, tensor in enumerate(s.inputs):
                 if design.has_fifo(s, port):
@@ -430,13 +440,15 @@ def _stream_doc(t: Tensor, per_beat: int) -> dict:
     return stream_doc(str(t.qtype), bits, per_beat, t.shape, order)
 
 
-def build(design: Design, corrupt: tuple[str, int, int] | None = None) -> AxiStreamTop:
+def build(
+    design: Design, corrupt: tuple[str, int, int] | None = None, *, target: str | None = None
+) -> AxiStreamTop:
     """The design's top level (AXI-Stream ports around the :class:`Pipeline`).
 
     ``corrupt`` is a test-only hook: ``(stage, row, column)`` changes that one weight of
     that stage's MVAU in the hardware only, so verification must report the stage.
     """
-    core = Pipeline(design, corrupt)
+    core = Pipeline(design, corrupt, target=target)
     last = design.stages[-1]
     return AxiStreamTop(core=core, out_beats=last.output.size // core.out_per_beat)
 
@@ -536,14 +548,20 @@ def generate(
     out_dir: str | Path,
     network_hash: str,
     corrupt: tuple[str, int, int] | None = None,
+    *,
+    target: str | None = None,
 ) -> dict:
     """Write ``<top>.v``, the ``$readmemh`` files of its large weight memories
     (:func:`codesign.hdl.memfiles.externalize`, listed in the manifest's ``memory_files``),
     ``manifest.json`` and ``<top>.core`` into ``out_dir`` (atomically; the same design always
-    gives the same bytes). Returns the manifest."""
+    gives the same bytes). Returns the manifest.
+
+    ``target`` None builds portable Verilog (every register in fabric: what the cocotb
+    bench simulates); ``"ecp5"`` puts the multipliers' registers inside MULT18X18D
+    instances (:class:`~codesign.hdl.dataflow.dsp.RegisteredProduct`), for synthesis."""
     out_dir = Path(out_dir)
     top = top_name(design.network.name)
-    axi = build(design, corrupt)
+    axi = build(design, corrupt, target=target)
     try:
         verilog, paths = to_verilog_observed(axi, top, observed(axi.core))
     except YosysError as e:  # the bundled (WebAssembly) Yosys: 4 GiB of memory at most

@@ -100,8 +100,10 @@ def analytic(design: Design, pe=None, simd=None) -> dict[str, np.ndarray]:
         else:
             cycles = s.output.size // p
             fo, lo = first + 1, last + 1
-        if len(s.layers) > 1 and s.kind is not StageKind.ACT:
-            fo, lo = fo + 1, lo + 1
+        # the credit pipeline: a result enters the queue ``latency`` cycles after its
+        # step (the unpipelined unit's output register was one), and leaves it two later
+        delay = _pipeline_delay(design, s, q if matrix else p)
+        fo, lo = fo + delay, lo + delay
         cycles = np.asarray(cycles, dtype=np.int64)
         out[f"cycles__{s.name}"] = cycles
         ii = np.maximum(ii, cycles)
@@ -109,6 +111,24 @@ def analytic(design: Design, pe=None, simd=None) -> dict[str, np.ndarray]:
         done[s.name] = (fo, lo, n_out)
     first = done[design.stages[-1].name][0]
     out.update(ii=ii, latency=np.rint(first).astype(np.int64), multipliers=mults)
+    return out
+
+
+def _pipeline_delay(design: Design, s, folds: np.ndarray) -> np.ndarray:
+    """Cycles a stage's credit pipeline adds to its output times over one output register,
+    per design point (its latency depends on SIMD through the adder trees)."""
+    from dataclasses import replace
+
+    from codesign.models.pipelining import stage_pipeline
+
+    cfg, mode = design.config[s.name], design.config.pipeline
+    matrix = s.kind in (StageKind.MVAU, StageKind.CONV) and not s.depthwise
+    out = np.zeros(len(folds), dtype=np.int64)
+    for v in np.unique(folds):
+        c = replace(cfg, simd=int(v)) if matrix else replace(cfg, pe=int(v))
+        pl = stage_pipeline(s, c, mode)
+        if pl is not None:
+            out[folds == v] = pl.latency + (0 if matrix else 1)
     return out
 
 
