@@ -28,6 +28,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -203,6 +204,18 @@ def _prune(root: Path, keep: int) -> None:
             extra.unlink(missing_ok=True)
 
 
+#: Simulation models of the vendor primitives the generator may instantiate
+#: (:mod:`codesign.hdl.dataflow.dsp`), by module name.
+SIM_MODELS = {"MULT18X18D": Path(__file__).parent / "sim_models" / "MULT18X18D.v"}
+
+
+def sim_models(verilog: Path) -> list[Path]:
+    """The :data:`SIM_MODELS` that ``verilog`` instantiates: extra sources for a simulator
+    (a design generated for ECP5 holds MULT18X18D instances)."""
+    text = Path(verilog).read_text()
+    return [f for name, f in SIM_MODELS.items() if re.search(rf"^\s*{name}\b", text, re.M)]
+
+
 def build_key(manifest: Manifest, sim: str, waves: bool) -> str:
     """The content key of a simulator build: the Verilog, top, simulator, waves, the build
     recipe, cocotb's version and install location, and Verilator's waivers."""
@@ -217,6 +230,8 @@ def build_key(manifest: Manifest, sim: str, waves: bool) -> str:
     h.update(str(Path(cocotb.__file__).resolve().parent).encode())
     if sim == "verilator":
         h.update(WAIVERS.read_bytes())
+    for f in sim_models(manifest.verilog):
+        h.update(f.read_bytes())
     return h.hexdigest()[:16]
 
 
@@ -249,7 +264,11 @@ def _build(manifest: Manifest, sim: str, waves: bool, root: Path) -> tuple[Path,
                 with verilator_on_path(_VERILATOR_OPT):
                     runner = get_runner("verilator")
                     runner.build(
-                        sources=[VerilatorControlFile(WAIVERS), manifest.verilog],
+                        sources=[
+                            VerilatorControlFile(WAIVERS),
+                            *sim_models(manifest.verilog),
+                            manifest.verilog,
+                        ],
                         waves=waves,
                         **kwargs,
                     )
@@ -259,7 +278,7 @@ def _build(manifest: Manifest, sim: str, waves: bool, root: Path) -> tuple[Path,
                 # SystemVerilog semantics do not turn into an event, so under -g2012
                 # combinational outputs stay X until one of their inputs changes
                 args = ["-g2005"]
-                sources = [manifest.verilog]
+                sources = [*sim_models(manifest.verilog), manifest.verilog]
                 if waves:  # cocotb's own dump module is SystemVerilog: use a 2005 one
                     dump = root / f"{build_dir.name}.dump.v"
                     dump.write_text(_ICARUS_DUMP.format(top=manifest.top))

@@ -230,10 +230,16 @@ class Activation(wiring.Component):
                 prods = []
                 for k, v in enumerate(vals):
                     mul = self._per_channel(m, spec.requant.multiplier, step, k)
-                    # a constant multiplier is shifts and adds in fabric, not a DSP block
-                    target = None if isinstance(mul, Const) else self._target
+                    if isinstance(mul, Const):
+                        # a constant multiplier is shifts and adds in fabric, not a DSP
+                        # block: the same two registers, the constant left visible to Yosys
+                        v_r = Signal(Value.cast(v).shape(), name=f"mul{k}_a")
+                        p_r = Signal((v_r * mul).shape(), name=f"mul{k}_p")
+                        m.d.sync += [v_r.eq(v), p_r.eq(v_r * mul)]
+                        prods.append(p_r)
+                        continue
                     unit = RegisteredProduct(
-                        a=Value.cast(v).shape(), b=Value.cast(mul).shape(), target=target
+                        a=Value.cast(v).shape(), b=Value.cast(mul).shape(), target=self._target
                     )
                     m.submodules[f"mul{k}"] = unit
                     m.d.comb += [unit.a.eq(v), unit.b.eq(mul)]
