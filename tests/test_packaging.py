@@ -111,7 +111,7 @@ PRIVATE_IMPORTS_TO_REMOVE = {
     *(
         f"sim/dataflow/pipeline.py: codesign.sim.dataflow.units.{name}"
         for name in (
-            "_Add _Fifo _Fork _Gather _GlobalReduce _Link _Mvau _Reduce _Register _Split "
+            "_Add _Admit _Fifo _Fork _Gather _GlobalReduce _Link _Mvau _Reduce _Split "
             "_Times _Unit _Vvau _Window _at"
         ).split()
     ),
