@@ -69,13 +69,13 @@ def main() -> None:
 
 
 def _measure(path, args, execute_onnx, ChangeBatchSize, InferShapes) -> None:
-    from codesign.importer import _affine_value  # the check's own input scaling
+    from codesign.importer.common import affine_value  # the check's own input scaling
 
     net = codesign.load(path)
     info = net.imported
     n = args.batch
     x_int = random_inputs(net, n, 0)
-    x = _affine_value(
+    x = affine_value(
         x_int.reshape(n, 1, -1),
         np.array([info.input_real_scale]),
         np.array([0], dtype=object),

@@ -39,7 +39,7 @@ from codesign.models.hwconfig import Design, HardwareConfig, StageConfig
 from codesign.models.loader import load
 from codesign.sim import cost
 
-from .synth import _config_doc
+from .synth import config_doc
 
 __all__ = ["build", "fit", "main", "measure", "nnls", "sweep_specs"]
 
@@ -55,7 +55,7 @@ def zoo_specs() -> list[dict]:
     out = []
     for name in ZOO:
         d = Design(load(name))
-        cfg = _config_doc(d)["stages"]
+        cfg = config_doc(d)["stages"]
         out.append({"kind": "zoo", "id": name, "config": cfg})
     return out
 
@@ -195,11 +195,11 @@ def sweep_specs(seed: int = 0) -> list[dict]:
 
 def _network(spec: dict, work: Path):
     from codesign.models.loader import load_description
-    from codesign.models.zoo.generate import _Builder
+    from codesign.models.zoo.generate import Builder
 
     r = np.random.default_rng(spec["seed"])
     if spec["kind"] == "binary":
-        b = _Builder(spec["id"], [spec["sizes"][0]], "binary", spec["seed"], "sweep", work)
+        b = Builder(spec["id"], [spec["sizes"][0]], "binary", spec["seed"], "sweep", work)
         sizes = spec["sizes"]
         for i in range(len(sizes) - 1):
             n_in, n_out = sizes[i], sizes[i + 1]
@@ -209,7 +209,7 @@ def _network(spec: dict, work: Path):
                 b.layer(f"act{i}", "sign", encoding="binary")
     elif spec["kind"] == "dense":
         t = f"{'int' if spec['in_signed'] else 'uint'}{spec['in_bits']}"
-        b = _Builder(spec["id"], [spec["sizes"][0]], t, spec["seed"], "sweep", work)
+        b = Builder(spec["id"], [spec["sizes"][0]], t, spec["seed"], "sweep", work)
         sizes = spec["sizes"]
         for i in range(len(sizes) - 1):
             n_in, n_out = sizes[i], sizes[i + 1]
@@ -241,7 +241,7 @@ def _network(spec: dict, work: Path):
     else:
         c, s = spec["channels"], spec["size"]
         t = f"uint{spec['in_bits']}"
-        b = _Builder(spec["id"], [c, s, s], t, spec["seed"], "sweep", work)
+        b = Builder(spec["id"], [c, s, s], t, spec["seed"], "sweep", work)
         oc1, oc2 = spec["oc"]
         pad = spec["padding"]
         wb = spec["w_bits"]

@@ -36,6 +36,7 @@ __all__ = [
     "SynthError",
     "block_of",
     "cache_key",
+    "config_doc",
     "default_cache_dir",
     "synth_text",
     "synthesize",
@@ -76,7 +77,10 @@ def _hdl_source_hash() -> str:
     return h.hexdigest()[:16]
 
 
-def _config_doc(d: Design) -> dict:
+def config_doc(d: Design) -> dict:
+    """The design's configuration as built: the clock and, per stage, PE, SIMD, the concrete
+    weight memory style and the depth of each input FIFO (configured or automatic). A
+    synthesis result's cache key holds it, and the cost model's sweep records it."""
     return {
         "clock_mhz": d.config.clock_mhz,
         "stages": {
@@ -100,7 +104,7 @@ def cache_key(d: Design, target: str, *, pnr: bool = True, seed: int = 1) -> str
     doc = {
         "format": FORMAT,
         "network": network_hash(d.network),
-        "config": _config_doc(d),
+        "config": config_doc(d),
         "target": target,
         "pnr": pnr and target not in _NO_PNR,
         "seed": seed,
@@ -242,7 +246,7 @@ def synthesize(
         "device": tools.DEVICES[target]["name"] if target in tools.DEVICES else None,
         "synth_seconds": syn["seconds"],
         "pnr_seconds": None,
-        "config": _config_doc(d),
+        "config": config_doc(d),
         "tools": tools.tool_versions(),
         "verilog": str(out / doc["verilog"]),
         "key": key,

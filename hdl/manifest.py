@@ -14,10 +14,17 @@ from codesign.hdl.dataflow.stream import to_channels_last
 from codesign.models.errors import UserError
 from codesign.models.qtype import Kind, QType, parse_qtype
 
-__all__ = ["Manifest", "ManifestError", "StageSpec", "StreamSpec", "read_manifest"]
+__all__ = [
+    "MANIFEST_FORMAT",
+    "Manifest",
+    "ManifestError",
+    "StageSpec",
+    "StreamSpec",
+    "read_manifest",
+]
 
-
-_MANIFEST_FORMAT = 1
+#: The ``format`` of the manifests this module reads.
+MANIFEST_FORMAT = 1
 
 
 class ManifestError(UserError, ValueError):
@@ -242,8 +249,8 @@ def read_manifest(path: str | os.PathLike) -> Manifest:
     if not isinstance(doc, Mapping):
         raise ManifestError(f"{path}: must hold a JSON object")
     fmt = doc.get("format")
-    if fmt != _MANIFEST_FORMAT:
-        raise ManifestError(f"{path}: field 'format': must be {_MANIFEST_FORMAT}, not {fmt!r}")
+    if fmt != MANIFEST_FORMAT:
+        raise ManifestError(f"{path}: field 'format': must be {MANIFEST_FORMAT}, not {fmt!r}")
     top = _get(doc, "top", str, "", path)
     verilog = path.parent / _get(doc, "verilog", str, "", path)
     stages_doc = _get(doc, "stages", list, "", path)

@@ -65,8 +65,7 @@ __all__ = [
 ]
 
 #: Simulators :func:`run_cocotb` can drive.
-from .manifest import (  # noqa: F401  (re-exported: verify's public API)
-    _MANIFEST_FORMAT,
+from .manifest import (
     Manifest,
     ManifestError,
     StageSpec,

@@ -9,6 +9,10 @@ the network computes. The cycle counts, beat widths and FIFO depths here (the sk
 deadlock-free bound among them, :meth:`Design.join_bound`) are what the simulator predicts
 and the RTL is measured against; both read them from this module so they cannot drift
 apart.
+
+Planning lives beside it: stage fusion in :mod:`codesign.models.plan`, the folding balancer
+and device budgets in :mod:`codesign.models.folding`, the deadlock-free FIFO depths at joins
+in :mod:`codesign.models.joins`.
 """
 
 from __future__ import annotations
@@ -18,7 +22,6 @@ import enum
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from fractions import Fraction
 
 import numpy as np
 
@@ -430,37 +433,11 @@ class Design:
 
     def join_bound(self, stage: Stage | str, port: int) -> int:
         """Least depth of the FIFO on input ``port`` of add stage ``stage`` that provably
-        never deadlocks the fork feeding both inputs.
+        never deadlocks the fork feeding both inputs; 0 when the two inputs share no fork
+        (:func:`codesign.models.joins.join_bound` states the bound and proves it)."""
+        from .joins import join_bound
 
-        Let the fork copy tensor ``F`` to two paths that end at the add's inputs ``port``
-        (``q``) and ``p``, and let ``lag_p`` bound, in elements, how far path ``p``'s input
-        must run ahead of its output: emitting its output element ``j`` never needs more
-        than input element ``j + lag_p`` (:func:`stage_lag`, summed along the path; its
-        FIFOs and converters lag by one beat each). A deadlock with the add waiting on
-        ``p`` means: the add took ``k`` beats from each side, FIFO ``q`` is full (else the
-        fork would move on), so the fork delivered at least ``k·n + D·n`` elements to path
-        ``q`` and, as it releases a beat only when both outputs took it, all but at most
-        one beat ``b`` of them to path ``p``; path ``p`` is stuck, so it needs more than
-        that to emit element ``k·n``: ``lag_p > D·n - b``. Hence depth
-        ``D = ceil((lag_p + b) / n)`` never deadlocks, whatever the foldings, FIFO depths
-        or input rate. 0 when the two inputs share no fork.
-        """
-        s = stage if isinstance(stage, Stage) else self.stage(stage)
-        other = 1 - port
-        fork, lag = _common_fork(self, s)
-        if fork is _NO_FORK:
-            return 0
-        size = s.inputs[port].size
-        n = stage_io(s, self.config[s.name])[0]
-        b = self._fork_width(fork)
-        lag_p = math.ceil(lag[other] * size)
-        return max(2, -(-(lag_p + b) // n))
-
-    def _fork_width(self, fork: str | None) -> int:
-        if fork is None:
-            first = readers(self.stages)[None][0][0]
-            return stage_io(self.stage(first), self.config[first])[0]
-        return stage_io(self.stage(fork), self.config[fork])[1]
+        return join_bound(self, stage if isinstance(stage, Stage) else self.stage(stage), port)
 
     @property
     def ideal_ii(self) -> int:
@@ -496,107 +473,3 @@ def _fork_clash(stages: list[Stage]) -> str | None:
                 )
             owner[name] = src
     return None
-
-
-def stage_lag(stage: Stage, cfg: StageConfig) -> Fraction:
-    """How far, in frames, a stage's input must run ahead of its output: emitting its
-    output element at frame position ``x`` (a fraction of its output frame) never needs
-    input beyond frame position ``x + stage_lag`` of its input frame.
-
-    From the data each output needs, rounded up to whole beats and pixels: a dense MVAU and
-    a global pool need their whole input before their first output (1 frame); a window
-    (convolution, pool) needs the last pixel of its window (the largest lead over all
-    output pixels, in raster order), plus a beat at the input and two at the output (MVAU
-    and activation registers); a register, width converter or add one beat.
-    """
-    n_in, n_out = stage_io(stage, cfg)
-    s_in, s_out = stage.input.size, stage.output.size
-    slack = Fraction(n_in, s_in) + Fraction(2 * n_out, s_out)
-    if stage.kind is StageKind.MVAU or stage.global_pool:
-        return 1 + slack
-    if stage.kind in (StageKind.CONV, StageKind.POOL):
-        _, h, w = stage.input.shape
-        _, oh, ow = stage.output.shape
-        la = stage.main
-        kh, kw = la.kernel if stage.kind is StageKind.POOL else la.weight.shape[2:]
-        (sh, sw), (ph, pw) = la.stride, getattr(la, "padding", (0, 0))
-        dh, dw = getattr(la, "dilation", (1, 1))
-        worst, last = Fraction(0), -1
-        for o in range(oh * ow):
-            y, x = divmod(o, ow)
-            iy = min(h - 1, y * sh + (kh - 1) * dh - ph)
-            ix = min(w - 1, x * sw + (kw - 1) * dw - pw)
-            last = max(last, max(iy, 0) * w + max(ix, 0))  # raster order: a prefix max
-            worst = max(worst, Fraction(last + 1, h * w) - Fraction(o, oh * ow))
-        return worst + slack
-    return slack
-
-
-def _path_lags(design: Design, origin: str | None) -> dict[str, Fraction]:
-    """For every stage reachable from producer ``origin``: the lag (frames) of its output
-    behind ``origin``'s output, the largest over the paths (see :func:`stage_lag`); each
-    connection adds its FIFO's and width converter's beat."""
-    lags: dict[str | None, Fraction] = {origin: Fraction(0)}
-    for s in design.stages:
-        best = None
-        for port, src in enumerate(s.sources):
-            if src not in lags:
-                continue
-            cfg = design.config[s.name]
-            link = Fraction(design.in_width(s, port) + stage_io(s, cfg)[0], s.inputs[port].size)
-            v = lags[src] + link
-            best = v if best is None else max(best, v)
-        if best is not None:
-            lags[s.name] = best + stage_lag(s, design.config[s.name])
-    return lags
-
-
-_NO_FORK = object()
-
-
-def _common_fork(design: Design, add: Stage):
-    """The nearest producer whose stream reaches both inputs of ``add`` (the fork whose
-    two paths join there), and the lag of each input's path from it, including the
-    connection into the add; ``(_NO_FORK, None)`` when there is none."""
-    index = {s.name: k for k, s in enumerate(design.stages)}
-
-    # candidates: ancestors of both inputs, nearest (latest in topological order) first
-    def ancestors(src):
-        seen, todo = set(), [src]
-        while todo:
-            x = todo.pop()
-            if x in seen:
-                continue
-            seen.add(x)
-            if x is not None:
-                todo.extend(design.stage(x).sources)
-        return seen
-
-    a, b = (ancestors(src) for src in add.sources)
-    common = a & b
-    if not common:
-        return _NO_FORK, None
-    fork = max(common, key=lambda x: -1 if x is None else index[x])
-    lags = _path_lags(design, fork)
-    cfg = design.config[add.name]
-    out = []
-    for port, src in enumerate(add.sources):
-        link = Fraction(design.in_width(add, port) + stage_io(add, cfg)[0], add.inputs[port].size)
-        out.append(lags[src] + link)
-    return fork, out
-
-
-def default_config(
-    net: Network,
-    stages: list[Stage] | None = None,
-    budget=None,
-    given: Mapping[str, StageConfig] | None = None,
-) -> HardwareConfig:
-    """The automatic folding: the pipeline balanced within ``budget`` (a
-    :class:`codesign.models.folding.Budget`; default
-    :data:`codesign.models.folding.DEFAULT_BUDGET`, the
-    LFE5U-85F less what the rest of the design needs) around the PE and SIMD ``given``
-    fixes, see :func:`codesign.models.folding.balance`."""
-    from .folding import DEFAULT_BUDGET, balance
-
-    return balance(net, stages, DEFAULT_BUDGET if budget is None else budget, given=given)

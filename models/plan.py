@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
+from .binary import Encoding
+from .dataflow import conv_weight_matrix
 from .errors import ConfigError
 from .ir import Layer, Network, Tensor
 from .layers import (
@@ -40,7 +43,16 @@ from .layers import (
 )
 from .qtype import Kind
 
-__all__ = ["Stage", "StageKind", "plan", "readers"]
+__all__ = [
+    "MATRIX",
+    "Stage",
+    "StageKind",
+    "StageMatrix",
+    "plan",
+    "readers",
+    "stage_matrix",
+    "stream_order",
+]
 
 
 class StageKind(enum.Enum):
@@ -147,6 +159,62 @@ class Stage:
 MATRIX = (StageKind.MVAU, StageKind.CONV)
 
 
+def stream_order(shape: tuple[int, ...]) -> np.ndarray:
+    """The order in which a tensor of ``shape`` streams: stream position ``j`` carries
+    element ``order[j]`` of the tensor flattened in C·H·W order. A (C, H, W) tensor streams
+    channels last (pixels in raster order, each pixel's channels together: position
+    ``(h·W + w)·C + c`` holds index ``c·H·W + h·W + w``); any other shape in index order.
+
+    A flatten of a (C, H, W) tensor keeps this order on the wire, so the dense layer after
+    it reads its weight columns permuted by it (:attr:`Stage.in_order`), and the RTL's
+    stream description (its manifest) states it.
+    """
+    n = int(np.prod(shape, dtype=np.int64))
+    if len(shape) != 3:
+        return np.arange(n)
+    c, h, w = shape
+    return np.arange(n).reshape(c, h, w).transpose(1, 2, 0).ravel()
+
+
+class StageMatrix(NamedTuple):
+    """A matrix stage's weights as its unit reads them (see :func:`stage_matrix`)."""
+
+    #: (rows, columns): an MVAU's (output channels, window or vector elements in stream
+    #: order); a depthwise convolution's (channels, KH·KW taps)
+    weights: np.ndarray
+    #: an XNOR-popcount unit (a binary dense or binary convolution)
+    xnor: bool
+    #: the binary layer's weights are ±1 (:data:`Encoding.BIPOLAR`), here as bits 0/1
+    bipolar: bool
+
+
+def stage_matrix(stage: Stage) -> StageMatrix:
+    """The weight matrix of an MVAU or VVAU stage (kind in :data:`MATRIX`) with its columns
+    in the order its input streams, as the RTL lays it out and the cost model reads it.
+
+    A convolution's (OC, C, KH, KW) weights become (OC, KH·KW·C), the sliding window's
+    order (each window position's channels together); a dense layer after a flatten has
+    its columns permuted by :attr:`Stage.in_order`; a depthwise convolution's (C, 1, KH,
+    KW) become (C, KH·KW). Bipolar binary weights (±1) become bits, ``(w + 1) / 2``.
+    The values are integers (int64); the array may share memory with the layer's.
+    """
+    if stage.kind not in MATRIX:
+        raise ValueError(f"stage {stage.name!r}: a {stage.kind.value} stage has no weights")
+    la = stage.main
+    w = np.asarray(la.weight, dtype=np.int64)
+    if stage.depthwise:
+        return StageMatrix(w.reshape(w.shape[0], -1), False, False)
+    if w.ndim == 4:  # the golden convolution's window order is the sliding window's
+        w = np.ascontiguousarray(conv_weight_matrix(w, 1)[0].T)
+    if stage.in_order is not None:
+        w = w[:, stage.in_order]
+    xnor = isinstance(la, BinaryDense | BinaryConv2d)
+    bipolar = xnor and la.encoding is Encoding.BIPOLAR
+    if bipolar:
+        w = (w + 1) // 2
+    return StageMatrix(w, xnor, bipolar)
+
+
 def divisors(n: int) -> list[int]:
     return [d for d in range(1, n + 1) if n % d == 0]
 
@@ -185,9 +253,7 @@ def plan(net: Network) -> list[Stage]:
             src = net.tensors[la.inputs[0]]
             stage, order = producer[la.inputs[0]]
             if len(src.shape) == 3 and isinstance(la, Flatten):
-                c, h, w = src.shape
-                # stream position (h, w, c) holds flattened index c*H*W + h*W + w
-                order = np.arange(c * h * w).reshape(c, h, w).transpose(1, 2, 0).ravel()
+                order = stream_order(src.shape)
             elif len(src.shape) != 1 or isinstance(la, Reshape):
                 raise ConfigError(
                     f"layer {la.name!r}: {la.op} of shape {src.shape} has no dataflow "

@@ -54,9 +54,11 @@ from codesign.models.hwconfig import (
     fork_name,
     readers,
     resolve_mem_style,
+    stage_io,
 )
-from codesign.models.layers import BinaryConv2d, BinaryDense, Clip, MultiThreshold, Requant
+from codesign.models.layers import Clip, MultiThreshold, Requant
 from codesign.models.linebuffer import window_geometry
+from codesign.models.plan import stage_matrix
 from codesign.models.qtype import QType
 
 from .cost_rules import (
@@ -97,25 +99,6 @@ class UnitCost:
     lutram: int = 0
 
 
-# -- weights ----------------------------------------------------------------------------------
-
-
-def _matrix(stage: Stage) -> tuple[np.ndarray, bool]:
-    """The weights in the MVAU's column order (as the generator lays them out) and xnor."""
-    la = stage.main
-    w = np.asarray(la.weight, dtype=np.int64)
-    if stage.depthwise:
-        return w.reshape(w.shape[0], -1), False
-    if w.ndim == 4:
-        w = w.transpose(0, 2, 3, 1).reshape(w.shape[0], -1)
-    if stage.in_order is not None:
-        w = w[:, stage.in_order]
-    xnor = isinstance(la, BinaryDense | BinaryConv2d)
-    if xnor and getattr(la, "encoding", None) is not None and la.encoding.value == "bipolar":
-        w = (w + 1) // 2
-    return w, xnor
-
-
 # -- units ---------------------------------------------------------------------------------
 
 
@@ -141,7 +124,7 @@ def _tree_bits(widths: list[int]) -> int:
 
 
 def _mvau(stage: Stage, cfg: StageConfig, name: str) -> UnitCost:
-    w, xnor = _matrix(stage)
+    w, xnor, _ = stage_matrix(stage)
     mh, mw = w.shape
     pe, simd = cfg.pe, cfg.simd
     sf, nf = mw // simd, mh // pe
@@ -214,7 +197,7 @@ def _mvau(stage: Stage, cfg: StageConfig, name: str) -> UnitCost:
 
 
 def _vvau(stage: Stage, cfg: StageConfig, name: str) -> UnitCost:
-    w, _ = _matrix(stage)  # (C, taps)
+    w = stage_matrix(stage).weights  # (C, taps)
     c, taps = w.shape
     pe = cfg.pe
     in_b = element_bits(stage.input.qtype)
@@ -365,12 +348,6 @@ def _pool(stage: Stage, cfg: StageConfig, name: str) -> UnitCost:
     )
 
 
-def _stage_io(stage: Stage, cfg: StageConfig) -> tuple[int, int]:
-    if stage.kind in (StageKind.MVAU, StageKind.CONV) and not stage.depthwise:
-        return cfg.simd, cfg.pe
-    return cfg.pe, cfg.pe
-
-
 def _fifo(stage: Stage, width: int, depth: int) -> UnitCost:
     f: dict[str, float] = {"one": 1.0, "ptr_bits": float(_clog2(depth + 1))}
     if depth == 1:
@@ -469,7 +446,7 @@ def units(design: Design) -> list[UnitCost]:
             )
     for s in design.stages:
         cfg = design.config[s.name]
-        n_in, n_out = _stage_io(s, cfg)
+        n_in, n_out = stage_io(s, cfg)
         for port, tensor in enumerate(s.inputs):
             el = element_bits(tensor.qtype)
             fs = s if port == 0 else dataclasses.replace(s, name=fifo_name(s.name, port))
@@ -505,7 +482,7 @@ def units(design: Design) -> list[UnitCost]:
             out.append(_activation(s, cfg, "u0_activation", s.layers, s.input.qtype, s.channels))
         prev_n = n_out
     last = design.stages[-1]
-    beats = last.output.size // _stage_io(last, design.config[last.name])[1]
+    beats = last.output.size // stage_io(last, design.config[last.name])[1]
     out.append(UnitCost("top", None, "top", {"one": 1.0, "beat_bits": float(_clog2(beats + 1))}))
     return out
 

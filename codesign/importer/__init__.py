@@ -26,7 +26,6 @@ from .common import HOST_OPS as HOST_OPS
 from .common import MAX_LEVELS as MAX_LEVELS
 from .common import SUPPORTED as SUPPORTED
 from .common import ImportError_
-from .common import _affine_value as _affine_value
 from .floateval import evaluate_graph as evaluate_graph
 from .lower import ImportInfo
 

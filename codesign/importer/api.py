@@ -11,8 +11,8 @@ from codesign.models.names import safe_name
 from codesign.models.qtype import Kind, QType, parse_qtype
 
 from .common import ImportError_
-from .lower import ImportInfo, _Lowering
-from .read import _check_quantized, _check_supported, _clean, _read
+from .lower import ImportInfo, Lowering
+from .read import check_quantized, check_supported, clean_model, read_model
 
 
 def import_qonnx(path: str | Path, *, input_type: str | QType = "fixed<16,6>") -> Network:
@@ -46,14 +46,14 @@ def import_qonnx(path: str | Path, *, input_type: str | QType = "fixed<16,6>") -
             raise ImportError_(f"--input-type: {e}") from None
     if input_type.kind is Kind.BIPOLAR:
         raise ImportError_(f"input type must be an integer or fixed-point type, not {input_type}")
-    proto, digest = _read(path)
-    _check_supported(proto, label)
-    _check_quantized(proto, label)
+    proto, digest = read_model(path)
+    check_supported(proto, label)
+    check_quantized(proto, label)
     with warnings.catch_warnings():
         # qonnx warns when it renames old-style (finn) op domains; that is expected here
         warnings.simplefilter("ignore")
-        model, original = _clean(proto, label)
-    net, info = _Lowering(model, label, input_type, original).run()
+        model, original = clean_model(proto, label)
+    net, info = Lowering(model, label, input_type, original).run()
     net.name = safe_name(path.stem, network=True)  # a Verilog top module's name
     info.sha256 = digest
     net.imported = info

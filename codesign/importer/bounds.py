@@ -31,7 +31,7 @@ from codesign.models.arith import round_real
 from codesign.models.qtype import QType, parse_rounding
 
 from .common import HOST_OPS, SUPPORTED
-from .floateval import _attrs, _eval_node
+from .floateval import eval_node, node_attrs
 
 #: Ops whose enclosure rule is known: every op the importer lowers, but the host-side ones.
 ENCLOSED = SUPPORTED - HOST_OPS
@@ -129,7 +129,7 @@ def enclose_graph(model, x: np.ndarray, u: float, stop: set[str] | None = None) 
 
 def _enclose_node(node, ins: list, eps: float) -> Enclosure:
     op = node.op_type
-    at = _attrs(node)
+    at = node_attrs(node)
     x = ins[0]
     if op in ("Quant", "IntQuant"):
         s, z = ins[1].lo, ins[2].lo
@@ -154,8 +154,8 @@ def _enclose_node(node, ins: list, eps: float) -> Enclosure:
         return _scale(Enclosure(np.where(x.lo >= 0, 1.0, -1.0), np.where(x.hi >= 0, 1.0, -1.0)), s)
     if op == "MultiThreshold":
         t = np.asarray(ins[1].lo)
-        lo = _eval_node(node, [x.lo, t], np.float64)[0]
-        hi = _eval_node(node, [x.hi, t], np.float64)[0]
+        lo = eval_node(node, [x.lo, t], np.float64)[0]
+        hi = eval_node(node, [x.hi, t], np.float64)[0]
         out = Enclosure(np.minimum(lo, hi), np.maximum(lo, hi))
         return _round_err(eps, out, 2, _fits(out.mag, _grid(out.mag), eps))
     if op == "Trunc":  # v1 (5 inputs) and v2 (6, with an output scale), as qonnx's
@@ -217,15 +217,15 @@ def _enclose_node(node, ins: list, eps: float) -> Enclosure:
     if op in ("MatMul", "Gemm", "Conv"):
         return _bilinear(node, ins, eps)
     if op == "MaxPool":
-        return Enclosure(*(_eval_node(node, [v], np.float64)[0] for v in (x.lo, x.hi)))
+        return Enclosure(*(eval_node(node, [v], np.float64)[0] for v in (x.lo, x.hi)))
     if op in ("AveragePool", "GlobalAveragePool"):
-        lo, hi = (_eval_node(node, [v], np.float64)[0] for v in (x.lo, x.hi))
-        mag = _eval_node(node, [x.mag], np.float64)[0]
+        lo, hi = (eval_node(node, [v], np.float64)[0] for v in (x.lo, x.hi))
+        mag = eval_node(node, [x.mag], np.float64)[0]
         n = _window(node, x.lo.shape)
         return Enclosure(lo, hi).widen(2 * (n + 2) * eps * mag)
     if op in ("Reshape", "Flatten", "Transpose", "Identity"):
         rest = [e.lo if e is not None else None for e in ins[1:]]
-        return Enclosure(*(_eval_node(node, [v, *rest], np.float64)[0] for v in (x.lo, x.hi)))
+        return Enclosure(*(eval_node(node, [v, *rest], np.float64)[0] for v in (x.lo, x.hi)))
     raise ValueError(f"no enclosure rule for {op}")  # pragma: no cover - ENCLOSED guards
 
 
@@ -241,7 +241,7 @@ def _times(a: Enclosure, b: Enclosure) -> Enclosure:
 def _window(node, shape) -> int:
     if node.op_type == "GlobalAveragePool":
         return int(np.prod(shape[2:]))
-    return int(np.prod(_attrs(node)["kernel_shape"]))
+    return int(np.prod(node_attrs(node)["kernel_shape"]))
 
 
 def _bilinear(node, ins: list, eps: float) -> Enclosure:
@@ -253,18 +253,18 @@ def _bilinear(node, ins: list, eps: float) -> Enclosure:
     if _point(x, w, bias) and node.op_type != "Gemm":
         # points on grids whose every partial sum fits the format: computed exactly
         g = _grid(x.lo) * _grid(w.lo)
-        mag = np.abs(_eval_node(node, [np.abs(x.lo), np.abs(w.lo)], np.float64)[0])
+        mag = np.abs(eval_node(node, [np.abs(x.lo), np.abs(w.lo)], np.float64)[0])
         if bias is not None:
             g = min(g, _grid(bias.lo))
             mag = mag + np.abs(bias.lo).reshape((1, -1) + (1,) * (mag.ndim - 2))
         if _fits(mag, g, eps):
             vals = [x.lo, w.lo] + ([bias.lo] if bias is not None else [])
-            return Enclosure(_eval_node(node, vals, np.float64)[0])
+            return Enclosure(eval_node(node, vals, np.float64)[0])
 
     def lin(a, b):
-        return np.abs(_eval_node(node, [a, b], np.float64)[0])
+        return np.abs(eval_node(node, [a, b], np.float64)[0])
 
-    mid = _eval_node(node, [x.mid, w.mid], np.float64)[0]  # Gemm: alpha included
+    mid = eval_node(node, [x.mid, w.mid], np.float64)[0]  # Gemm: alpha included
     wmag = np.maximum(np.abs(w.lo), np.abs(w.hi))
     mag = lin(x.mag, wmag)
     # |xc| Wr + xr Wr <= |x| Wr <= c |x| |W| with c = max Wr / |W| (tiny unless a weight's
@@ -280,7 +280,7 @@ def _bilinear(node, ins: list, eps: float) -> Enclosure:
     out = Enclosure(mid - rad, mid + rad).widen(gamma * mag)
     if bias is not None:
         if node.op_type == "Gemm":
-            beta = np.float64(_attrs(node).get("beta", 1.0))
+            beta = np.float64(node_attrs(node).get("beta", 1.0))
             b = _scale(bias, beta)
         else:
             b = Enclosure(bias.lo.reshape(1, -1, 1, 1), bias.hi.reshape(1, -1, 1, 1))
@@ -293,5 +293,5 @@ def _inner(node, wshape) -> int:
     if node.op_type == "Conv":
         return int(np.prod(wshape[1:]))
     if node.op_type == "Gemm":
-        return int(wshape[1] if _attrs(node).get("transB", 0) else wshape[0])
+        return int(wshape[1] if node_attrs(node).get("transB", 0) else wshape[0])
     return int(wshape[-2]) if len(wshape) >= 2 else int(wshape[0])

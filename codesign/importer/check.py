@@ -11,7 +11,7 @@ import numpy as np
 from codesign.models.ir import Network
 
 from .bounds import enclose_graph
-from .common import _affine_value
+from .common import affine_value
 from .floateval import evaluate_graph
 from .lower import ImportInfo
 
@@ -85,7 +85,7 @@ def _check_batch(net: Network, info: ImportInfo, x_int: np.ndarray) -> dict:
     from codesign.models.golden import trace
 
     n = len(x_int)
-    x = _affine_value(
+    x = affine_value(
         x_int.reshape(n, 1, -1), np.array([info.input_real_scale]), np.array([Fraction(0)])
     ).reshape(n, *info.onnx_input_shape)
     with warnings.catch_warnings():

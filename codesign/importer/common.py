@@ -54,7 +54,9 @@ class ImportError_(UserError, ValueError):
     """A QONNX file cannot be imported (one line: file, node, what was expected)."""
 
 
-def _qonnx():
+def qonnx_api():
+    """qonnx's ``(ModelWrapper, cleanup_model)``, or an :class:`ImportError_` saying how to
+    install it."""
     try:
         from qonnx.core.modelwrapper import ModelWrapper
         from qonnx.util.cleanup import cleanup_model
@@ -66,11 +68,13 @@ def _qonnx():
     return ModelWrapper, cleanup_model
 
 
-def _f(x) -> Fraction:
+def to_fraction(x) -> Fraction:
+    """The exact value of ``x`` as a float64 (an ONNX constant's scale, a bound)."""
     return Fraction(float(x))
 
 
-def _fracs(arr) -> np.ndarray:
+def to_fractions(arr) -> np.ndarray:
+    """:func:`to_fraction` of every element: an object array of the same shape."""
     a = np.asarray(arr, dtype=np.float64)
     out = np.empty(a.shape, dtype=object)
     for i, v in np.ndenumerate(a):
@@ -79,7 +83,7 @@ def _fracs(arr) -> np.ndarray:
 
 
 @dataclass
-class _Act:
+class Act:
     """An activation during lowering: IR layer ``src`` holds integers ``q``; the value is
     ``chain(scale * q + offset)`` with ``scale``/``offset`` object arrays of shape (C,) or (1,)
     on the per-sample channel axis 0."""
@@ -94,7 +98,7 @@ class _Act:
     sign: np.ndarray | None = None  # monotone direction of the chain per channel (+1/-1)
 
 
-def _affine_value(q, scale, offset) -> np.ndarray:
+def affine_value(q, scale, offset) -> np.ndarray:
     """``scale * q + offset`` in float64 (exact while it fits 53 bits), channel on axis 1."""
     q = np.asarray(q, dtype=np.float64)
     shape = (1, -1) + (1,) * (q.ndim - 2)
@@ -103,7 +107,7 @@ def _affine_value(q, scale, offset) -> np.ndarray:
     return q * s + o
 
 
-def _unique(layer: Layer, taken: dict) -> Layer:
+def unique_layer(layer: Layer, taken: dict) -> Layer:
     """``layer`` renamed if its (ONNX tensor) name is taken."""
     if layer.name not in taken and layer.name != "input":
         return layer

@@ -8,7 +8,8 @@ import numpy as np
 from .common import ImportError_
 
 
-def _attrs(node) -> dict:
+def node_attrs(node) -> dict:
+    """An ONNX node's attributes by name, as Python values (strings decoded)."""
     import onnx
 
     out = {}
@@ -18,14 +19,14 @@ def _attrs(node) -> dict:
     return out
 
 
-def _eval_node(node, ins: list, dtype) -> list[np.ndarray]:
+def eval_node(node, ins: list, dtype) -> list[np.ndarray]:
     """Evaluate one node in numpy with every value in ``dtype`` (float32 or float64)."""
     from qonnx.custom_op.general.bipolar_quant import binary_quant
     from qonnx.custom_op.general.intquant import int_quant
     from qonnx.custom_op.general.multithreshold import multithreshold
 
     op = node.op_type
-    at = _attrs(node)
+    at = node_attrs(node)
 
     def f(i):
         return np.asarray(ins[i], dtype=dtype)
@@ -209,7 +210,7 @@ def evaluate_graph(model, x: np.ndarray, dtype=np.float64) -> dict[str, np.ndarr
     values[g.input[0].name] = np.asarray(x, dtype=dtype)
     for node in g.node:
         ins = [values[n] if n else None for n in node.input]
-        outs = _eval_node(node, ins, dtype)
+        outs = eval_node(node, ins, dtype)
         for name, v in zip(node.output, outs, strict=False):
             values[name] = v
     return values

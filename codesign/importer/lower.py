@@ -1,5 +1,5 @@
 """Lowering of a cleaned QONNX graph to the integer Network IR: :class:`ImportInfo` (what
-an imported network needs beside its integers) and the walk ``_Lowering``, with the
+an imported network needs beside its integers) and the walk ``Lowering``, with the
 element-wise ops that extend an activation's pending chain."""
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from codesign.models.loader import check_tensor_size
 from codesign.models.names import layer_name_problem, safe_name
 from codesign.models.qtype import QType
 
-from .common import HOST_OPS, ImportError_, _Act, _affine_value, _fracs, _unique
-from .floateval import _attrs, _eval_node
-from .products import _ProductOps
-from .quantizers import _QuantizerOps, exact_quant_ints
+from .common import HOST_OPS, Act, ImportError_, affine_value, to_fractions, unique_layer
+from .floateval import eval_node, node_attrs
+from .products import ProductOps
+from .quantizers import QuantizerOps, exact_quant_ints
 
 #: Constant data movement a weight may pass through between its Quant and its product.
 MOVES = frozenset({"Transpose", "Reshape", "Identity", "Flatten"})
@@ -58,24 +58,24 @@ class ImportInfo:
     def dequantize(self, q: np.ndarray, dtype=np.float32) -> np.ndarray:
         """The real output tensor before the host ops, in ``dtype`` (the trailing chain is
         evaluated step by step in that precision, as an executor of that precision does)."""
-        x = _affine_value(q, self.scale, self.offset)
+        x = affine_value(q, self.scale, self.offset)
         x = x.astype(dtype)
         for node in self.chain:
-            x = _eval_node(node, [x, *(self.consts[n] for n in node.input[1:])], dtype)[0]
+            x = eval_node(node, [x, *(self.consts[n] for n in node.input[1:])], dtype)[0]
         return x
 
     def postprocess(self, q: np.ndarray, dtype=np.float32) -> np.ndarray:
         """The source graph's final output (host ops applied) from integer outputs ``q``."""
         x = self.dequantize(q, dtype)
         for node in self.host_nodes:
-            x = _eval_node(node, [x, *(self.consts[n] for n in node.input[1:] if n)], dtype)[0]
+            x = eval_node(node, [x, *(self.consts[n] for n in node.input[1:] if n)], dtype)[0]
         return x
 
 
-class _Lowering(_QuantizerOps, _ProductOps):
+class Lowering(QuantizerOps, ProductOps):
     """The walk over the cleaned graph: one activation record per ONNX tensor, element-wise
-    nodes extend its chain; quantizers (:class:`_QuantizerOps`) and products and data
-    movement (:class:`_ProductOps`) add IR layers."""
+    nodes extend its chain; quantizers (:class:`QuantizerOps`) and products and data
+    movement (:class:`ProductOps`) add IR layers."""
 
     def __init__(self, model, label: str, input_type: QType, original: dict | None = None):
         self.model = model
@@ -87,7 +87,7 @@ class _Lowering(_QuantizerOps, _ProductOps):
         }
         # constant tensor -> (exact integers, scale) of the Quant that made it
         self.quant_int: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        self.acts: dict[str, _Act] = {}
+        self.acts: dict[str, Act] = {}
         self.layers: list[Layer] = []
         self.tensors: dict[str, Tensor] = {}
         self.readers: dict[str, int] = {}
@@ -193,7 +193,7 @@ class _Lowering(_QuantizerOps, _ProductOps):
             Input(name="input", inputs=(), shape=tuple(shape[1:]), qtype=self.input_type)
         )
         one = np.array([Fraction(1)], dtype=object)
-        self.acts[inp.name] = _Act(
+        self.acts[inp.name] = Act(
             name,
             one * self.input_type.real_scale,
             np.array([Fraction(0)], dtype=object),
@@ -237,15 +237,15 @@ class _Lowering(_QuantizerOps, _ProductOps):
         # a node of constants only is folded (weights' Quant, Transpose, shape arithmetic)
         if all((not i) or i in self.consts for i in ins):
             vals = [self.consts.get(i) if i else None for i in ins]
-            outs = _eval_node(node, vals, np.float32)
+            outs = eval_node(node, vals, np.float32)
             for name, v in zip(node.output, outs, strict=False):
                 self.consts[name] = np.asarray(v)
             if op in ("Quant", "IntQuant", "BipolarQuant"):
-                self.quant_int[node.output[0]] = exact_quant_ints(node, vals, _attrs(node))
+                self.quant_int[node.output[0]] = exact_quant_ints(node, vals, node_attrs(node))
             elif op in MOVES and ins[0] in self.quant_int:  # weights moved after their Quant
                 q, sc = self.quant_int[ins[0]]
                 moved = [
-                    _eval_node(node, [a.astype(np.float64), *vals[1:]], np.float64)[0]
+                    eval_node(node, [a.astype(np.float64), *vals[1:]], np.float64)[0]
                     for a in (q, sc)
                 ]
                 self.quant_int[node.output[0]] = (moved[0].astype(np.int64), moved[1])
@@ -276,7 +276,7 @@ class _Lowering(_QuantizerOps, _ProductOps):
 
     # -- element-wise: extend the chain --------------------------------------------------
 
-    def _chain(self, node, act: _Act) -> _Act:
+    def _chain(self, node, act: Act) -> Act:
         x_name = next(i for i in node.input if i in self.acts)
         if node.input[0] != x_name:
             if node.op_type not in ("Add", "Mul"):
@@ -288,11 +288,11 @@ class _Lowering(_QuantizerOps, _ProductOps):
             if c:
                 self._operand(node, i, act)
         flippable = act.flippable and self.consumers.get(x_name, 0) == 1
-        return _Act(
+        return Act(
             act.src, act.scale, act.offset, act.shape, act.rank, [*act.chain, node], flippable
         )
 
-    def _operand(self, node, i: int, act: _Act) -> np.ndarray:
+    def _operand(self, node, i: int, act: Act) -> np.ndarray:
         """Constant input ``i`` of an element-wise ``node`` as a (C,) or (1,) array.
         BatchNormalization's parameters lie along axis 1 (the channels of NC or NCHW), every
         other op's constants broadcast as ONNX broadcasts (aligned to the last axis)."""
@@ -307,7 +307,7 @@ class _Lowering(_QuantizerOps, _ProductOps):
             return c.copy()
         return self._per_channel(node, c, act)
 
-    def _per_channel(self, node, c: np.ndarray, act: _Act) -> np.ndarray:
+    def _per_channel(self, node, c: np.ndarray, act: Act) -> np.ndarray:
         """A constant operand as a (C,) or (1,) array; it may vary only along channels."""
         c = np.asarray(c, dtype=np.float64)
         if c.size == 1:
@@ -339,10 +339,10 @@ class _Lowering(_QuantizerOps, _ProductOps):
             and other[0] in self.consts
         ):
             full = self._per_channel(node, self.consts[other[0]], act)
-            return self._fold_bias(node, act, _fracs(np.broadcast_to(full, (act.shape[0],))))
+            return self._fold_bias(node, act, to_fractions(np.broadcast_to(full, (act.shape[0],))))
         return self._chain(node, act)
 
-    def residual_add(self, node, a: _Act, b: _Act) -> _Act:
+    def residual_add(self, node, a: Act, b: Act) -> Act:
         """The sum of two activations (a residual join): an IR ``add`` of their integers,
         exact when both are integers on one grid (the same scale per channel, as two
         branches quantized by one shared quantizer are); the offsets add."""
@@ -364,12 +364,14 @@ class _Lowering(_QuantizerOps, _ProductOps):
                 f"{_fmt(sa)} and {_fmt(sb)}) is not supported yet; quantize both branches "
                 "with one shared quantizer (in Brevitas, the same QuantIdentity instance)",
             )
-        name = self.add(_unique(AddLayer(name=node.output[0], inputs=(a.src, b.src)), self.tensors))
+        name = self.add(
+            unique_layer(AddLayer(name=node.output[0], inputs=(a.src, b.src)), self.tensors)
+        )
         scale = a.scale if len(a.scale) >= len(b.scale) else b.scale
-        return _Act(name, scale, a.offset + b.offset, a.shape, a.rank)
+        return Act(name, scale, a.offset + b.offset, a.shape, a.rank)
 
     def op_AveragePool(self, node, act):
-        at = _attrs(node)
+        at = node_attrs(node)
         if (
             len(act.shape) != 3
             or at.get("ceil_mode", 0)
@@ -395,10 +397,10 @@ class _Lowering(_QuantizerOps, _ProductOps):
                 node, f"must read a quantized activation, not one with pending {pending}"
             )
         layer = SumPool2d(name=node.output[0], inputs=(act.src,), kernel=kernel, stride=stride)
-        name = self.add(_unique(layer, self.tensors))
+        name = self.add(unique_layer(layer, self.tensors))
         area = Fraction(kernel[0] * kernel[1])
         t = self.tensors[name]
-        return _Act(name, act.scale / area, act.offset, t.shape, act.rank)
+        return Act(name, act.scale / area, act.offset, t.shape, act.rank)
 
     def op_Identity(self, node, act):
         return act

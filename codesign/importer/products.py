@@ -1,5 +1,5 @@
 """Lowering of product layers (``MatMul``, ``Gemm``, ``Conv``) and data movement
-(``Reshape``, ``Flatten``, ``Transpose``, ``MaxPool``) (a mixin of ``_Lowering``)."""
+(``Reshape``, ``Flatten``, ``Transpose``, ``MaxPool``) (a mixin of ``Lowering``)."""
 
 from __future__ import annotations
 
@@ -20,23 +20,23 @@ from codesign.models.layers import (
     Reshape,
 )
 
-from .common import _Act, _f, _fracs, _unique
-from .floateval import _attrs
+from .common import Act, to_fraction, to_fractions, unique_layer
+from .floateval import node_attrs
 
 
-class _ProductOps:
+class ProductOps:
     """Products and data movement of :class:`~codesign.importer.lower._Lowering`."""
 
     # -- products --------------------------------------------------------------------------
 
-    def _affine_input(self, node, act: _Act) -> _Act:
+    def _affine_input(self, node, act: Act) -> Act:
         """Fold an exact chain of constant Add/Sub/Mul/Div into the affine map, and a Relu or
         Clip on an integer grid into a Clip layer, so a product can read the integers."""
         scale, offset, src = act.scale, act.offset, act.src
         for n in act.chain:
             op = n.op_type
             if op in ("Add", "Sub", "Mul", "Div"):
-                k = _fracs(self._operand(n, 1, act))
+                k = to_fractions(self._operand(n, 1, act))
                 if op == "Add":
                     offset = offset + k
                 elif op == "Sub":
@@ -55,14 +55,14 @@ class _ProductOps:
                 if s <= 0 or z.denominator != 1:
                     raise self.err(n, "a Relu off the integer grid must feed a quantizer")
                 lname = self.add(
-                    _unique(Clip(name=n.output[0], inputs=(src,), min=int(z)), self.tensors)
+                    unique_layer(Clip(name=n.output[0], inputs=(src,), min=int(z)), self.tensors)
                 )
                 src = lname
             elif op == "Identity":
                 continue
             else:
                 raise self.err(n, "must feed a quantizer before any product layer")
-        return _Act(src, scale, offset, act.shape, act.rank)
+        return Act(src, scale, offset, act.shape, act.rank)
 
     def _weight(self, node, name: str, axis: int):
         """Integer weights and exact per-output-channel scales of a constant along ``axis``
@@ -83,7 +83,7 @@ class _ProductOps:
             s = None
             if quant is not None and np.all(sm[c] == sm[c, 0]):
                 # the Quant's own integers and scale, exactly (per tensor or per channel)
-                s = _f(sm[c, 0])
+                s = to_fraction(sm[c, 0])
                 ints[c] = qm[c]
             if s is None:  # exact dyadic decomposition of float values
                 e = 0
@@ -110,7 +110,7 @@ class _ProductOps:
         return self._dense(node, act, node.input[1], transposed=False, alpha=Fraction(1), bias=None)
 
     def op_Gemm(self, node, act):
-        at = _attrs(node)
+        at = node_attrs(node)
         if at.get("transA", 0) or node.input[1] not in self.consts or len(act.shape) != 1:
             raise self.err(node, "needs transA=0, a (N, K) activation and a constant B")
         bias = None
@@ -125,7 +125,7 @@ class _ProductOps:
             act,
             node.input[1],
             bool(at.get("transB", 0)),
-            _f(np.float32(at.get("alpha", 1.0))),
+            to_fraction(np.float32(at.get("alpha", 1.0))),
             bias,
         )
 
@@ -168,13 +168,13 @@ class _ProductOps:
                 if any(o != 0 for o in off_in)
                 else np.array([Fraction(0)] * m, dtype=object)
             )
-        self.add(_unique(layer, self.tensors))
-        out = _Act(self.layers[-1].name, scale, offset, (m,), 2, flippable=True)
+        self.add(unique_layer(layer, self.tensors))
+        out = Act(self.layers[-1].name, scale, offset, (m,), 2, flippable=True)
         if bias is not None:
-            out = self._fold_bias(node, out, _fracs(np.broadcast_to(bias, (m,))))
+            out = self._fold_bias(node, out, to_fractions(np.broadcast_to(bias, (m,))))
         return out
 
-    def _fold_bias(self, node, act: _Act, bias: np.ndarray) -> _Act:
+    def _fold_bias(self, node, act: Act, bias: np.ndarray) -> Act:
         """Add a per-channel real bias: into the layer's integer bias where it is a whole
         number of accumulator steps, else into the exact offset."""
         layer = next(la for la in self.layers if la.name == act.src)
@@ -198,7 +198,7 @@ class _ProductOps:
             fields = {f.name: getattr(layer, f.name) for f in dataclasses.fields(layer)}
             newb = np.array([int(st) for st in steps], dtype=np.int64) + old
             self.replace(layer.name, type(layer)(**(fields | {"bias": newb})))
-            return _Act(
+            return Act(
                 act.src,
                 act.scale,
                 np.array([Fraction(0)] * len(bias), dtype=object),
@@ -206,7 +206,7 @@ class _ProductOps:
                 act.rank,
                 flippable=act.flippable,
             )
-        return _Act(
+        return Act(
             act.src,
             act.scale,
             np.broadcast_to(act.offset, bias.shape) + bias,
@@ -216,7 +216,7 @@ class _ProductOps:
         )
 
     def op_Conv(self, node, act):
-        at = _attrs(node)
+        at = node_attrs(node)
         if node.input[1] not in self.consts or len(act.shape) != 3:
             raise self.err(node, "needs a 2-D (N, C, H, W) activation and constant weights")
         if at.get("auto_pad", "NOTSET") != "NOTSET":
@@ -273,18 +273,18 @@ class _ProductOps:
                 ],
                 dtype=object,
             )
-        self.add(_unique(layer, self.tensors))
+        self.add(unique_layer(layer, self.tensors))
         t = self.tensors[self.layers[-1].name]
-        out = _Act(self.layers[-1].name, scale, offset, t.shape, 4, flippable=True)
+        out = Act(self.layers[-1].name, scale, offset, t.shape, 4, flippable=True)
         if len(node.input) > 2 and node.input[2]:
             if node.input[2] not in self.consts:
                 raise self.err(node, "bias must be a constant")
-            out = self._fold_bias(node, out, _fracs(self.consts[node.input[2]].reshape(-1)))
+            out = self._fold_bias(node, out, to_fractions(self.consts[node.input[2]].reshape(-1)))
         return out
 
     # -- data movement ---------------------------------------------------------------------
 
-    def _moved(self, node, act: _Act, layer: Layer, new_shape, rank) -> _Act:
+    def _moved(self, node, act: Act, layer: Layer, new_shape, rank) -> Act:
         if (
             act.src == "input"
             and not act.chain
@@ -297,7 +297,7 @@ class _ProductOps:
             self.layers = []
             self.tensors = {}
             self.add(Input(name="input", inputs=(), shape=tuple(new_shape), qtype=inp.qtype))
-            return _Act("input", act.scale, act.offset, tuple(new_shape), rank)
+            return Act("input", act.scale, act.offset, tuple(new_shape), rank)
         if any(
             not np.asarray(self.consts[i]).size == 1 for n in act.chain for i in n.input[1:] if i
         ):
@@ -313,8 +313,8 @@ class _ProductOps:
                 raise self.err(node, "per-channel scales do not survive this reshape")
             return ch[:, 0].copy()
 
-        self.add(_unique(layer, self.tensors))
-        return _Act(
+        self.add(unique_layer(layer, self.tensors))
+        return Act(
             self.layers[-1].name,
             regroup(act.scale),
             regroup(act.offset),
@@ -343,7 +343,7 @@ class _ProductOps:
         return self._moved(node, act, layer, new, len(out))
 
     def op_Flatten(self, node, act):
-        if _attrs(node).get("axis", 1) != 1:
+        if node_attrs(node).get("axis", 1) != 1:
             raise self.err(node, "axis must be 1")
         new = (int(np.prod(act.shape)),)
         if new == act.shape:
@@ -351,7 +351,7 @@ class _ProductOps:
         return self._moved(node, act, Flatten(name=node.output[0], inputs=(act.src,)), new, 2)
 
     def op_Transpose(self, node, act):
-        perm = list(_attrs(node).get("perm", list(range(act.rank))[::-1]))
+        perm = list(node_attrs(node).get("perm", list(range(act.rank))[::-1]))
         full = (1, *act.shape)
         moved = [p for p in perm if full[p] != 1]
         if perm[0] != 0 or moved != sorted(moved):
@@ -365,7 +365,7 @@ class _ProductOps:
         )
 
     def op_MaxPool(self, node, act):
-        at = _attrs(node)
+        at = node_attrs(node)
         if (
             len(act.shape) != 3
             or at.get("ceil_mode", 0)
@@ -386,6 +386,6 @@ class _ProductOps:
             stride=tuple(at.get("strides", k)),
             padding=(pads[0], pads[1]),
         )
-        self.add(_unique(layer, self.tensors))
+        self.add(unique_layer(layer, self.tensors))
         t = self.tensors[self.layers[-1].name]
-        return _Act(self.layers[-1].name, act.scale, act.offset, t.shape, 4)
+        return Act(self.layers[-1].name, act.scale, act.offset, t.shape, 4)

@@ -1,7 +1,7 @@
 """Lowering of quantizers (``Quant``, ``IntQuant``, ``BipolarQuant``, ``MultiThreshold``,
 ``Trunc``):
 each ends the pending chain in a :class:`~codesign.models.activations.MultiThreshold` whose integer
-thresholds are found on the source's own function (a mixin of ``_Lowering``)."""
+thresholds are found on the source's own function (a mixin of ``Lowering``)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from codesign.models.layers import BinaryConv2d, BinaryDense, Conv2d, Dense, Mul
 from codesign.models.qtype import QType, Rounding, parse_rounding
 
 from . import surd
-from .common import EXACT_CHAIN, MAX_LEVELS, _Act, _f, _fracs, _unique
-from .floateval import _attrs, _eval_node
+from .common import EXACT_CHAIN, MAX_LEVELS, Act, to_fraction, to_fractions, unique_layer
+from .floateval import eval_node, node_attrs
 
 
 def exact_quant_ints(node, ins: list, attrs: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -60,7 +60,7 @@ def exact_quant_ints(node, ins: list, attrs: dict) -> tuple[np.ndarray, np.ndarr
     return (q - z).astype(np.int64), np.array(s)
 
 
-class _QuantizerOps:
+class QuantizerOps:
     """Quantizers of :class:`~codesign.importer.lower._Lowering`: end the chain in a
     MultiThreshold."""
 
@@ -80,7 +80,7 @@ class _QuantizerOps:
         return rounding, s, z
 
     def op_Quant(self, node, act):
-        at = _attrs(node)
+        at = node_attrs(node)
         try:
             scale, zp, bits = (self.consts[i] for i in node.input[1:4])
         except KeyError:
@@ -94,7 +94,12 @@ class _QuantizerOps:
         rounding, s, z = self._rounding_scale_zero(node, act, mode, scale, zp)
         if b == 1 and signed:  # qonnx executes a 1-bit signed Quant as bipolar
             return self._threshold(
-                node, act, "bipolar", dict(s=s, z=z), 2 * _fracs(s), _fracs(s) * (_fracs(-1 - z))
+                node,
+                act,
+                "bipolar",
+                dict(s=s, z=z),
+                2 * to_fractions(s),
+                to_fractions(s) * (to_fractions(-1 - z)),
             )
         qt = QType.int(b, signed, narrow)
         if qt.max - qt.min > MAX_LEVELS:
@@ -104,7 +109,7 @@ class _QuantizerOps:
                 f"{MAX_LEVELS} thresholds; at most 12 bits are supported",
             )
         spec = dict(s=s, z=z, lo=qt.min, hi=qt.max, rounding=rounding, mode=mode)
-        return self._threshold(node, act, "quant", spec, _fracs(s), np.array([Fraction(0)]))
+        return self._threshold(node, act, "quant", spec, to_fractions(s), np.array([Fraction(0)]))
 
     op_IntQuant = op_Quant
 
@@ -115,7 +120,9 @@ class _QuantizerOps:
         if np.any(s <= 0):
             raise self.err(node, "scale must be positive")
         z = np.zeros_like(s)
-        return self._threshold(node, act, "bipolar", dict(s=s, z=z), 2 * _fracs(s), -_fracs(s))
+        return self._threshold(
+            node, act, "bipolar", dict(s=s, z=z), 2 * to_fractions(s), -to_fractions(s)
+        )
 
     def op_Trunc(self, node, act):
         """QONNX ``Trunc``, as qonnx computes it.
@@ -132,7 +139,7 @@ class _QuantizerOps:
 
         Either is a monotone step function of the integer input: a MultiThreshold whose
         output int is ``t`` less the output zero point."""
-        at = _attrs(node)
+        at = node_attrs(node)
         if len(node.input) not in (5, 6):
             raise self.err(node, f"has {len(node.input)} inputs; Trunc v1 has 5, v2 has 6")
         try:
@@ -154,7 +161,7 @@ class _QuantizerOps:
                 raise self.err(
                     node, f"input_bit_width - output_bit_width must be in [0, 32], not {k}"
                 )
-            div, clamp, zout, out_s = Fraction(2**k), None, z, _fracs(s)
+            div, clamp, zout, out_s = Fraction(2**k), None, z, to_fractions(s)
         else:
             width(consts[2])
             bits = width(consts[4])
@@ -168,12 +175,12 @@ class _QuantizerOps:
             zout = np.array([float(Fraction(float(v)) / div) for v in z])
             if np.any(zout != np.round(zout)):
                 raise self.err(node, "zero point / truncation must be an integer")
-            out_s = np.array([_f(o.item())], dtype=object)
+            out_s = np.array([to_fraction(o.item())], dtype=object)
         spec = dict(s=s, z=z, div=div, clamp=clamp, zout=zout, rounding=rounding, mode=mode)
         return self._threshold(node, act, "trunc", spec, out_s, np.array([Fraction(0)]))
 
     def op_MultiThreshold(self, node, act):
-        at = _attrs(node)
+        at = node_attrs(node)
         if at.get("data_layout", "") not in ("", "NCHW", "NC"):
             raise self.err(node, f"data_layout {at['data_layout']!r} is not supported")
         if node.input[1] not in self.consts:
@@ -187,11 +194,11 @@ class _QuantizerOps:
             act,
             "mt",
             spec,
-            np.array([_f(at.get("out_scale", 1.0))]),
-            np.array([_f(at.get("out_bias", 0.0))]),
+            np.array([to_fraction(at.get("out_scale", 1.0))]),
+            np.array([to_fraction(at.get("out_bias", 0.0))]),
         )
 
-    def _threshold(self, node, act: _Act, kind, spec, out_scale, out_offset) -> _Act:
+    def _threshold(self, node, act: Act, kind, spec, out_scale, out_offset) -> Act:
         c = act.shape[0]
         direction = self._direction(act)
         if np.any(direction < 0):
@@ -230,10 +237,10 @@ class _QuantizerOps:
             )
         else:
             layer = MultiThreshold(name=name, inputs=(act.src,), thresholds=thr)
-        self.add(_unique(layer, self.tensors))
+        self.add(unique_layer(layer, self.tensors))
         lname = self.layers[-1].name
         self.layer_tensors[lname] = (node.output[0], out_scale, out_offset)
-        return _Act(lname, out_scale, out_offset, act.shape, act.rank)
+        return Act(lname, out_scale, out_offset, act.shape, act.rank)
 
     def _trunc_range(self, node, act, spec, lo: int, hi: int, exact: bool) -> None:
         """Set ``spec['lo']``/``['hi']``: the lowest and highest Trunc level over the integer
@@ -256,7 +263,7 @@ class _QuantizerOps:
                 f"range; at most {MAX_LEVELS + 1} (12 bits) are supported",
             )
 
-    def _direction(self, act: _Act) -> np.ndarray:
+    def _direction(self, act: Act) -> np.ndarray:
         """+1/-1 per channel: whether the chain rises or falls with the integer."""
         d = np.array([1 if v >= 0 else -1 for v in act.scale], dtype=np.int64)
         for n in act.chain:
@@ -264,7 +271,7 @@ class _QuantizerOps:
                 d = d * np.sign(self._operand(n, 1, act)).astype(int)
         return np.where(d == 0, 1, d)
 
-    def _flip(self, node, act: _Act, flip: np.ndarray) -> _Act:
+    def _flip(self, node, act: Act, flip: np.ndarray) -> Act:
         """Negate the producer's channels in ``flip`` so every channel rises; exact."""
         src = next(la for la in self.layers if la.name == act.src)
         if (
@@ -295,7 +302,7 @@ class _QuantizerOps:
         if getattr(src, "bias", None) is not None:
             changes["bias"] = np.where(flip, -src.bias, src.bias)
         self.replace(src.name, type(src)(**(fields | changes)))
-        return _Act(act.src, scale, offset, act.shape, act.rank, act.chain, False)
+        return Act(act.src, scale, offset, act.shape, act.rank, act.chain, False)
 
     def _level_fn(self, node, act, kind, spec, dtype):
         """Vectorised quantizer level of integer candidates (C, L), in ``dtype``."""
@@ -311,7 +318,7 @@ class _QuantizerOps:
 
         return level
 
-    def _chain_fn(self, act: _Act, dtype):
+    def _chain_fn(self, act: Act, dtype):
         """The chain as a function of (C, L) arrays; float32 chains with float-only work run
         through onnxruntime, the executor's own kernels."""
         if not act.chain:
@@ -321,7 +328,7 @@ class _QuantizerOps:
             def run(x):
                 y = x.T.reshape((x.shape[1], x.shape[0]) + (1,) * (act.rank - 2))
                 for n in act.chain:
-                    y = _eval_node(
+                    y = eval_node(
                         n, [y, *(self.consts[i] if i else None for i in n.input[1:])], dtype
                     )[0]
                 return y.reshape(x.shape[1], x.shape[0]).T
@@ -414,7 +421,7 @@ class _QuantizerOps:
             op = n.op_type
             k = None
             if len(n.input) > 1 and n.input[1]:
-                k = _f(pick(self._operand(n, 1, act)))
+                k = to_fraction(pick(self._operand(n, 1, act)))
             if op == "Add":
                 x = x + k
             elif op == "Sub":
@@ -430,32 +437,32 @@ class _QuantizerOps:
                 hi_ = n.input[2] if len(n.input) > 2 else ""
                 x = surd.clamp(
                     x,
-                    _f(np.asarray(self.consts[lo_]).ravel()[0]) if lo_ else None,
-                    _f(np.asarray(self.consts[hi_]).ravel()[0]) if hi_ else None,
+                    to_fraction(np.asarray(self.consts[lo_]).ravel()[0]) if lo_ else None,
+                    to_fraction(np.asarray(self.consts[hi_]).ravel()[0]) if hi_ else None,
                 )
             elif op == "BatchNormalization":  # one per chain (_exact_chain): x is rational
-                mean, var = (_f(pick(self._operand(n, i, act))) for i in (3, 4))
-                beta = _f(pick(self._operand(n, 2, act)))
-                eps = _f(np.float32(_attrs(n).get("epsilon", 1e-5)))
+                mean, var = (to_fraction(pick(self._operand(n, i, act))) for i in (3, 4))
+                beta = to_fraction(pick(self._operand(n, 2, act)))
+                eps = to_fraction(np.float32(node_attrs(n).get("epsilon", 1e-5)))
                 x = surd.batchnorm(x, mean, var + eps, k, beta)
         if kind == "bipolar":
-            v = x / _f(pick(spec["s"])) + _f(pick(spec["z"]))
+            v = x / to_fraction(pick(spec["s"])) + to_fraction(pick(spec["z"]))
             return 1.0 if surd.cmp(v, Fraction(0)) >= 0 else 0.0
         if kind == "quant":
-            v = x / _f(pick(spec["s"])) + _f(pick(spec["z"]))
+            v = x / to_fraction(pick(spec["s"])) + to_fraction(pick(spec["z"]))
             v = surd.clamp(v, Fraction(spec["lo"]), Fraction(spec["hi"]))
             return float(surd.round_exact(v, spec["rounding"]))
         if kind == "trunc":
-            v = x / _f(pick(spec["s"])) + _f(pick(spec["z"]))
+            v = x / to_fraction(pick(spec["s"])) + to_fraction(pick(spec["z"]))
             y = surd.round_exact(v, Rounding.HALF_EVEN) / spec["div"]  # np.round
             if spec["clamp"] is not None:
                 y = surd.clamp(y, *(Fraction(c) for c in spec["clamp"]))
             return float(round_fraction(y, spec["rounding"]))
         row = spec["t"][c if spec["t"].shape[0] > 1 else 0]
-        return float(sum(1 for t in row if surd.cmp(x, _f(t)) >= 0))
+        return float(sum(1 for t in row if surd.cmp(x, to_fraction(t)) >= 0))
 
 
-def _exact_chain(act: _Act) -> bool:
+def _exact_chain(act: Act) -> bool:
     """Whether the chain is evaluated exactly: constant arithmetic, Relu, Clip and at most
     one BatchNormalization (:mod:`.surd`); anything else means its float32 computation."""
     ops = [n.op_type for n in act.chain]
@@ -470,7 +477,7 @@ def _onnx_opset(proto) -> int:
     return int(versions[0]) if versions else 13
 
 
-def _ort_chain(act: _Act, consts: dict, opset: int = 13):
+def _ort_chain(act: Act, consts: dict, opset: int = 13):
     """The float32 chain as an onnxruntime session over (L, C, 1...) inputs, at the source's
     own opset (a node's attributes, e.g. BatchNormalization's ``training_mode``, are valid
     at the opset that wrote them)."""

@@ -6,10 +6,12 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from .common import SUPPORTED, ImportError_, _qonnx
+from .common import SUPPORTED, ImportError_, qonnx_api
 
 
-def _read(path: Path):
+def read_model(path: Path):
+    """The ONNX model in ``path`` and the SHA-256 of its bytes; an :class:`ImportError_`
+    naming the file when it is missing, unreadable or not an ONNX model."""
     label = str(path)
     try:
         import onnx
@@ -43,7 +45,7 @@ def _quiet_onnxruntime() -> None:
     onnxruntime.set_default_logger_severity(4)
 
 
-def _check_supported(proto, label: str) -> None:
+def check_supported(proto, label: str) -> None:
     """Every node that computes on the input (not only on constants, which cleanup folds
     whatever their op) must be of a supported op type; one error lists all others."""
     dynamic = {i.name for i in proto.graph.input} - {t.name for t in proto.graph.initializer}
@@ -66,7 +68,7 @@ def _check_supported(proto, label: str) -> None:
 QUANTIZERS = frozenset({"Quant", "IntQuant", "BipolarQuant", "MultiThreshold", "Trunc"})
 
 
-def _check_quantized(proto, label: str) -> None:
+def check_quantized(proto, label: str) -> None:
     """A float (unquantized) ONNX model has no integer meaning to import: say so, and what
     to do, instead of importing float weights as wide integers."""
     if not any(n.op_type in QUANTIZERS for n in proto.graph.node):
@@ -76,7 +78,7 @@ def _check_quantized(proto, label: str) -> None:
         )
 
 
-def _clean(proto, label: str):
+def clean_model(proto, label: str):
     """qonnx's ``cleanup_model`` (shape inference, constant folding with quantizers kept,
     unique names), run step by step so that every remaining node's name in the user's file
     is known: returns ``(model, original)`` with ``original[cleaned node name]`` the node's
@@ -92,7 +94,7 @@ def _clean(proto, label: str):
     from qonnx.transformation.infer_shapes import InferShapes
     from qonnx.transformation.quant_constant_folding import FoldTransposeIntoQuantInit
 
-    ModelWrapper, _ = _qonnx()
+    ModelWrapper, _ = qonnx_api()
     for i, n in enumerate(proto.graph.node):
         if not n.name:
             n.name = f"#{i}"

@@ -12,12 +12,10 @@ import json
 import re
 from pathlib import Path
 
-import numpy as np
 from amaranth import Module
-from amaranth._toolchain.yosys import YosysError
+from amaranth.back.verilog import YosysError
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
-from codesign.models.binary import Encoding
 from codesign.models.fileio import atomic_write
 from codesign.models.hwconfig import (
     ConfigError,
@@ -31,8 +29,8 @@ from codesign.models.hwconfig import (
     stage_io,
 )
 from codesign.models.ir import Tensor
-from codesign.models.layers import BinaryConv2d, BinaryDense
 from codesign.models.pipelining import PipelineMode, stage_pipeline
+from codesign.models.plan import stage_matrix, stream_order
 from codesign.models.qtype import Kind, QType
 
 from ..memfiles import externalize
@@ -55,23 +53,6 @@ def _chain(m: Module, units: list, first, last) -> None:
         wiring.connect(m, prev, u.i)
         prev = u.o
     wiring.connect(m, prev, last)
-
-
-def _matrix(stage: Stage) -> tuple[np.ndarray, bool, bool]:
-    """The stage's weights as the MVAU sees them (columns in stream order), and its mode."""
-    la = stage.main
-    w = np.asarray(la.weight)
-    if stage.depthwise:  # (C, 1, KH, KW) -> (C, KH*KW)
-        return w.reshape(w.shape[0], -1), False, False
-    if w.ndim == 4:  # (OC, C, KH, KW) -> (OC, KH*KW*C): the window order of the SWG
-        w = w.transpose(0, 2, 3, 1).reshape(w.shape[0], -1)
-    if stage.in_order is not None:
-        w = w[:, stage.in_order]
-    xnor = isinstance(la, BinaryDense | BinaryConv2d)
-    bipolar_out = xnor and la.encoding is Encoding.BIPOLAR
-    if bipolar_out:
-        w = (w + 1) // 2  # ±1 weights as bits
-    return w, xnor, bipolar_out
 
 
 def _has_queue(stage: Stage) -> bool:
@@ -213,7 +194,7 @@ class StageUnit(wiring.Component):
                         pad_value=0,
                     )
                 )
-            weights, xnor, bipolar_out = _matrix(s)
+            weights, xnor, bipolar_out = stage_matrix(s)
             if self._corrupt is not None:  # test-only: one wrong weight in the RTL
                 weights = weights.copy()
                 r, c = self._corrupt
@@ -434,8 +415,7 @@ def top_name(name: str) -> str:
 def _stream_doc(t: Tensor, per_beat: int) -> dict:
     order = None
     if len(t.shape) == 3:
-        c, h, w = t.shape
-        order = np.arange(c * h * w).reshape(c, h, w).transpose(1, 2, 0).ravel().tolist()
+        order = stream_order(t.shape).tolist()
     bits = 1 if t.qtype.kind is Kind.BIPOLAR else t.qtype.bits
     return stream_doc(str(t.qtype), bits, per_beat, t.shape, order)
 

@@ -21,8 +21,10 @@ from ..loader import load_description
 HERE = Path(__file__).parent
 
 
-class _Builder:
-    """Accumulates a description; picks requant shifts by running what is built so far."""
+class Builder:
+    """Accumulates a description with seeded weights (a zoo network's, or one of the cost
+    model's sweep networks, :mod:`codesign.cost_fit`); picks requant shifts by running what
+    is built so far."""
 
     def __init__(self, name, shape, qtype, seed, summary, out_dir):
         self.name = name
@@ -103,7 +105,7 @@ class _Builder:
 def jet_tagger(out_dir) -> None:
     """16-64-32-32-5 MLP, 6-bit weights and activations, ReLU (hls4ml/QKeras jet tagger).
     Input ``fixed<16,6>`` (hls4ml's default input precision)."""
-    b = _Builder(
+    b = Builder(
         "jet_tagger",
         [16],
         "fixed<16,6>",
@@ -142,7 +144,7 @@ def _tfc(name, seed, wbits, abits, out_dir) -> None:
         f"784-64-64-64-10 MLP, {wbits}-bit weights, {abits}-bit activations, "
         "BatchNorm folded into thresholds (FINN TFC shape)"
     )
-    b = _Builder(name, [784], "binary" if binary else "uint8", seed, summary, out_dir)
+    b = Builder(name, [784], "binary" if binary else "uint8", seed, summary, out_dir)
     sizes = [784, 64, 64, 64, 10]
     for i in range(4):
         n_in, n_out = sizes[i], sizes[i + 1]
@@ -170,7 +172,7 @@ def _tfc(name, seed, wbits, abits, out_dir) -> None:
 def cnv_tiny(out_dir) -> None:
     """conv3x3 → maxpool → conv3x3 → maxpool → dense on 1x28x28; 4-bit weights, 8-bit
     activations."""
-    b = _Builder(
+    b = Builder(
         "cnv_tiny",
         [1, 28, 28],
         "uint8",
@@ -198,7 +200,7 @@ def resnet_tiny(out_dir) -> None:
     residual block (conv3x3-thresholds-conv3x3-thresholds, identity skip, add, thresholds),
     global average pool as an exact window sum whose division by the area is left to the
     thresholds after it, dense classifier; 4-bit weights, 3-bit activations."""
-    b = _Builder(
+    b = Builder(
         "resnet_tiny",
         [1, 16, 16],
         "uint4",
@@ -258,7 +260,7 @@ def cnv(name: str, out_dir, *, wbits: int, abits: int, seed: int = 5) -> tuple[P
         f"{wbits}-bit weights, {abits}-bit activations, BatchNorm folded into thresholds, "
         "8-bit input"
     )
-    b = _Builder(name, [3, 32, 32], "uint8", seed, summary, out_dir)
+    b = Builder(name, [3, 32, 32], "uint8", seed, summary, out_dir)
     c = 3
     layers = [(n, oc, "conv") for n, oc in CNV_CONVS] + [(n, o, "dense") for n, o in CNV_DENSE]
     for i, (lname, oc, kind) in enumerate(layers):

@@ -163,10 +163,10 @@ def test_importer_maps_onnx_names_to_legal_unique_ones():
     differ only in case, or a layer called ``input``) become legal unique ones, everywhere
     they are referred to."""
     pytest.importorskip("qonnx", reason="the QONNX importer needs the qonnx package")
-    from codesign.importer.lower import _Lowering
+    from codesign.importer.lower import Lowering
 
     eye = np.eye(2, dtype=int)
-    low = _Lowering.__new__(_Lowering)
+    low = Lowering.__new__(Lowering)
     low.layers = [
         Input(name="input", inputs=(), shape=(2,), qtype=QType.int(4)),
         Dense(name="/fc1/Gemm_output_0", inputs=("input",), weight=eye),

@@ -153,3 +153,29 @@ def test_generated_manifest_says_where_to_observe(tmp_path):
 
         top = build(d)
         to_verilog_observed(top, "resnet_tiny", {**observed(top.core), "x": Signal(name="x")})
+
+
+def test_a_failed_verilog_export_is_one_line_naming_the_network_and_its_log(tmp_path, monkeypatch):
+    """What amaranth's ``back.verilog`` raises when its bundled Yosys fails (its public
+    ``YosysError``) becomes a :class:`~codesign.hdl.tools.ToolError` with the first error line
+    and the export log, not a traceback."""
+    from amaranth.back.verilog import YosysError
+    from amaranth.hdl import Fragment
+    from codesign.hdl.dataflow import pipeline
+    from codesign.hdl.tools import ToolError
+
+    def fail(top, *args, **kwargs):
+        Fragment.get(top, None)  # elaborated, as back.verilog does before it runs Yosys
+        raise YosysError("ERROR: Assert `false' failed in kernel/rtlil.cc:42.\n")
+
+    monkeypatch.setattr(pipeline, "to_verilog_observed", fail)
+    net = small_mlp(tmp_path, binary=False)
+    with pytest.raises(ToolError) as e:
+        pipeline.generate(Design(net), tmp_path, "test")
+    assert "\n" not in str(e.value)
+    log = tmp_path / f"{net.name}.export.log"
+    assert str(e.value) == (
+        f"{net.name}: Verilog export by the bundled Yosys failed: ERROR: Assert `false' failed "
+        f"in kernel/rtlil.cc:42.; log: {log}"
+    )
+    assert log.read_text() == "ERROR: Assert `false' failed in kernel/rtlil.cc:42.\n"
