@@ -384,14 +384,29 @@ def cmd_verify(args) -> None:
         raise VerificationFailed(f"{net.name}: the cocotb test failed: {r.get('failure')}")
 
 
+def _warn(text: str) -> None:
+    """One warning line on stderr (the run goes on; the exit status does not change)."""
+    print(f"codesign: warning: {text}", file=sys.stderr)
+
+
+def _clock_warnings(r: dict) -> None:
+    """A warning for every speed grade of a synthesis result that misses the clock target."""
+    from .synth import clock_verdict
+
+    for t in r.get("timing") or [r]:
+        if t.get("meets_clock") is False:
+            _warn(f"{r['network']} {clock_verdict({**t, 'clock_mhz': r['clock_mhz']})}")
+
+
 def cmd_synth(args) -> None:
     from .flows import design
     from .synth import synth_text, synthesize
 
     net = load(args.net)
     d = design(net, args.config)
-    r = synthesize(d, target=args.target, pnr=not args.no_pnr)
+    r = synthesize(d, target=args.target, pnr=not args.no_pnr, speed=args.speed)
     _emit(args, r, synth_text(r))
+    _clock_warnings(r)
 
 
 def cmd_run(args) -> None:
@@ -566,6 +581,16 @@ def _positive_int(text: str) -> int:
     return v
 
 
+def _speeds(text: str) -> tuple[int, ...]:
+    try:
+        speeds = tuple(int(t) for t in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be a speed grade or a comma-separated list of them (6, 6,8), not {text!r}"
+        ) from None
+    return speeds
+
+
 def _input_rate(text: str) -> float:
     try:
         v = float(text)
@@ -671,6 +696,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--config", metavar="HW.yaml", help="hardware configuration (folding)")
     s.add_argument("--target", choices=("ecp5", "ice40", "xilinx"), default="ecp5")
     s.add_argument("--no-pnr", action="store_true", help="skip place and route (no Fmax)")
+    s.add_argument(
+        "--speed",
+        metavar="S[,S...]",
+        type=_speeds,
+        default=None,
+        help="ECP5 speed grade(s) to place and route at: 6, 7 or 8, or several such as 6,8 "
+        "(default 6); the first is the headline result",
+    )
     s.set_defaults(func=cmd_synth)
     s = sub.add_parser("run", parents=[common], help="the whole flow on a network")
     s.add_argument(
