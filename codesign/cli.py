@@ -269,6 +269,11 @@ def _verify_text(r: dict) -> str:
     return "\n".join(lines)
 
 
+def _ns(v: float) -> str:
+    """A time in ns."""
+    return f"{v:,.1f} ns"
+
+
 def _fmt(v) -> str:
     """A cycle count: integer-valued numbers without a fraction."""
     return f"{int(v)}" if float(v).is_integer() else f"{v:.2f}"
@@ -285,8 +290,9 @@ def _sim_text(r, config, origin: dict) -> str:
     head = [
         f"{r.network}: {r.frames} frames at input rate {r.input_rate:g}, {r.clock_mhz:g} MHz",
         f"latency {r.latency} cycles to the first output beat, {r.latency_last} to the last "
-        f"beat of frame 0",
-        f"II {_fmt(r.ii)} cycles/frame (ideal {r.ideal_ii}); {r.throughput_fps:,.0f} frames/s "
+        f"beat of frame 0 ({_ns(r.latency_ns)}, {_ns(r.latency_last_ns)} at "
+        f"{r.clock_mhz:g} MHz)",
+        f"II {_fmt(r.ii)} cycles/frame (ideal {r.ideal_ii}); {r.frames_per_s:,.0f} frames/s "
         f"at {r.clock_mhz:g} MHz; {r.cycles} cycles in all",
     ]
     rows = [
@@ -451,12 +457,17 @@ def cmd_run(args) -> None:
         "ii": p.ii,
         "ideal_ii": p.ideal_ii,
         "cycles": p.cycles,
+        "clock_mhz": p.clock_mhz,
+        "latency_ns": p.latency_ns,
+        "latency_last_ns": p.latency_last_ns,
+        "frames_per_s": p.frames_per_s,
         "throughput_fps": p.throughput_fps,
     }
     text += [
         "",
         f"simulate: {p.frames} frames, latency {p.latency} cycles, II {_fmt(p.ii)} cycles/frame "
-        f"(ideal {p.ideal_ii}), {p.throughput_fps:,.0f} frames/s at {p.clock_mhz:g} MHz",
+        f"(ideal {p.ideal_ii}); at the {p.clock_mhz:g} MHz target: latency "
+        f"{_ns(p.latency_ns)}, {p.frames_per_s:,.0f} frames/s",
     ]
     r = synth = None
     if args.no_hardware:
@@ -514,13 +525,25 @@ def cmd_run(args) -> None:
                     "bram",
                     "lutram",
                     "carry",
+                    "clock_mhz",
+                    "speed",
                     "fmax_mhz",
                     "fmax_reason",
+                    "meets_clock",
+                    "slack_ns",
+                    "critical_path",
                     "key",
                     "cached",
                 )
             }
             text += ["", _synth_line(synth)]
+            if synth.get("fmax_mhz") is not None:
+                at = p.at(synth["fmax_mhz"])
+                manifest["synth"]["at_fmax"] = at.to_dict()
+                text.append(
+                    f"at Fmax {at.clock_mhz:g} MHz: latency {_ns(at.latency_ns)}, "
+                    f"{at.frames_per_s:,.0f} frames/s"
+                )
     with progress.step("report"):
         from codesign.sim.cost import estimate
 
@@ -549,6 +572,8 @@ def cmd_run(args) -> None:
         },
         "\n".join(text),
     )
+    if synth is not None:
+        _clock_warnings(synth)
     checked = manifest.get("verify", {})
     if checked.get("mismatches"):
         raise VerificationFailed(f"{net.name}: the RTL disagrees with the golden model")
@@ -557,11 +582,10 @@ def cmd_run(args) -> None:
 
 
 def _synth_line(r: dict) -> str:
-    fmax = (
-        f"Fmax {r['fmax_mhz']:.1f} MHz"
-        if r.get("fmax_mhz") is not None
-        else f"no Fmax ({r.get('fmax_reason')})"
-    )
+    from .synth import clock_verdict
+
+    verdict = clock_verdict(r)
+    fmax = verdict or f"no Fmax ({r.get('fmax_reason')})"
     return (
         f"synthesize: {r['target']} ({r.get('device')}): {r['lut']} LUT, {r['ff']} FF, "
         f"{r['dsp']} DSP, {r['bram']} BRAM; {fmax}" + (" (cached)" if r.get("cached") else "")
