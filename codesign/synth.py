@@ -136,6 +136,8 @@ def block_of(module: str, top: str) -> tuple[str, str | None]:
 
 #: A stage unit's instance name in the generated Verilog (``u0_mvau``, ``u1_activation``).
 _UNIT = re.compile(r"u\d+_[a-z]\w*")
+#: A pipeline block's instance name (``stage_fc1``, ``fifo_fc1``, ``dwc_fc1``).
+_BLOCK = re.compile(r"(stage|fifo|dwc)_\w+")
 
 
 def cell_block(
@@ -147,7 +149,8 @@ def cell_block(
 
     ``modules`` are the module names of the hierarchical netlist (``<top>.core.stage_fc3``,
     ...): the cell belongs to the deepest one whose path prefixes its name. Without them the
-    generator's instance names decide (``core.<block>[.u<k>_<unit>].<cell>``).
+    generator's instance names decide (``core.<block>[.u<k>_<unit>].<cell>``, the block a
+    ``stage_``, ``fifo_`` or ``dwc_`` one).
     """
     parts = cell.split(".")
     if modules is not None:
@@ -156,7 +159,7 @@ def cell_block(
             if name in modules:
                 return block_of(name, top)
         return "top", None
-    if parts[0] != "core" or len(parts) < 3:
+    if parts[0] != "core" or len(parts) < 3 or not _BLOCK.fullmatch(parts[1]):
         return "top", None
     unit = len(parts) > 3 and parts[1].startswith("stage_") and _UNIT.fullmatch(parts[2])
     return parts[1], parts[2] if unit else None
@@ -258,7 +261,9 @@ def synthesize(
         Fmax), ``slack_ns``, ``critical_path`` (``from``/``to`` block labels such as
         ``stage_fc3.u0_mvau``, their ``*_block``, ``*_unit`` and ``*_cell``, ``delay_ns``,
         ``logic_ns``, ``routing_ns``, ``logic_levels``; see
-        :func:`codesign.hdl.timing.critical_path`), ``pnr_seconds``, ``key``. ``timing``
+        :func:`codesign.hdl.timing.critical_path`), ``timing_report`` (where nextpnr's JSON
+        report is kept, every critical path segment by segment), ``pnr_seconds``, ``key``.
+        ``timing``
         holds the same place-and-route fields for every speed grade, in the order asked.
 
     Raises
@@ -322,6 +327,7 @@ _TIMING = (
     "meets_clock",
     "slack_ns",
     "critical_path",
+    "timing_report",
     "pnr_seconds",
     "key",
     "cached",
@@ -389,7 +395,8 @@ def _measure(
         if target in _NO_PNR:
             result["fmax_reason"] = _NO_PNR[target]
             continue
-        log = netlist.with_suffix(".nextpnr.log" if s is None else f".speed{s}.nextpnr.log")
+        stem = "" if s is None else f".speed{s}"
+        log = netlist.with_suffix(f"{stem}.nextpnr.log")
         try:
             p = tools.place_and_route(
                 netlist,
@@ -399,6 +406,7 @@ def _measure(
                 freq_mhz=d.config.clock_mhz,
                 speed=s,
                 log=log,
+                report=netlist.with_suffix(f"{stem}.nextpnr.json"),
             )
         except tools.ToolError as e:
             raise _synth_error(e, d) from None
@@ -414,6 +422,7 @@ def _measure(
         result["meets_clock"] = p["fmax_mhz"] >= d.config.clock_mhz
         result["slack_ns"] = round(slack_ns(d.config.clock_mhz, p["fmax_mhz"]), 3)
         result["critical_path"] = _located(p["critical_path"], top, syn["modules"])
+        result["timing_report"] = str(netlist.with_suffix(f"{stem}.nextpnr.json"))
     return out_results
 
 

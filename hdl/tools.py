@@ -33,6 +33,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from codesign.models.device import ECP5_85F
+from codesign.models.fileio import atomic_write
 
 from .failures import (
     ERROR_LINE,
@@ -483,6 +484,7 @@ def place_and_route(
     speed: int | None = None,
     timeout: float | None = 3600,
     log: str | os.PathLike | None = None,
+    report: str | os.PathLike | None = None,
 ) -> dict:
     """Place and route a synthesized netlist (:func:`synthesize` with ``netlist=``) with
     nextpnr on the target's device (:data:`DEVICES`) and read the achieved Fmax and the
@@ -501,7 +503,8 @@ def place_and_route(
     than ``timeout`` seconds, raises :class:`ToolError` (``too_large`` set for the timeout).
 
     ``log`` is where nextpnr's full log is written (atomically; default beside the netlist,
-    ``<netlist stem>.nextpnr.log``).
+    ``<netlist stem>.nextpnr.log``); ``report``, where its JSON timing and utilisation report
+    is kept (every critical path segment by segment; None: not kept).
 
     Returns
     -------
@@ -517,6 +520,7 @@ def place_and_route(
             f"target must be one of {', '.join(DEVICES)} for place and route, not {target!r}"
         )
     dev = DEVICES[target]
+    keep_report = report
     speeds = dev["speeds"]
     if speed is None:
         speed = speeds[0] if speeds else None
@@ -625,7 +629,10 @@ def place_and_route(
             )
             return result
         keep_log(log, output)
-        doc = json.loads(report.read_text())
+        text = report.read_text()
+        if keep_report is not None:
+            atomic_write(keep_report, text)
+        doc = json.loads(text)
     clocks = doc.get("fmax", {})
     if clocks:
         result["fmax_mhz"] = round(min(c["achieved"] for c in clocks.values()), 2)
