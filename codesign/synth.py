@@ -206,8 +206,11 @@ def _speeds(target: str, speed: int | Sequence[int] | None, pnr: bool) -> tuple[
     if not grades:
         raise SynthError(f"speed grades apply to ecp5 only, not {target}: leave the speed out")
     choices = ", ".join(map(str, grades))
-    if not seq or any(isinstance(s, bool) or s not in grades for s in seq):
-        raise SynthError(f"speed must be one of {choices} for {target}, not {speed!r}")
+    bad = [s for s in seq if isinstance(s, bool) or s not in grades]
+    if bad or not seq:
+        raise SynthError(
+            f"speed must be one of {choices} for {target}, not {bad[0] if bad else speed!r}"
+        )
     if not pnr:
         return (None,)
     return tuple(dict.fromkeys(seq))
