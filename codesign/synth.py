@@ -198,7 +198,7 @@ def _speeds(target: str, speed: int | Sequence[int] | None, pnr: bool) -> tuple[
     runs or the target has no grades."""
     from codesign.hdl.tools import DEVICES
 
-    grades = DEVICES[target]["speeds"] if target in DEVICES else ()
+    grades = DEVICES[target].get("speeds", ()) if target in DEVICES else ()
     if speed is None:
         seq: tuple = (grades[0],) if grades and pnr else (None,)
         return seq
@@ -333,7 +333,6 @@ _TIMING = (
     "timing_report",
     "pnr_seconds",
     "key",
-    "cached",
 )
 
 

@@ -521,7 +521,7 @@ def place_and_route(
         )
     dev = DEVICES[target]
     keep_report = report
-    speeds = dev["speeds"]
+    speeds = dev.get("speeds", ())
     if speed is None:
         speed = speeds[0] if speeds else None
     elif not speeds:
