@@ -422,6 +422,10 @@ def cmd_run(args) -> None:
 
     net = load(args.net)
     d = design(net, args.config)
+    if args.speed is not None and not (args.no_hardware or args.no_synth):
+        from .synth import speed_grades
+
+        speed_grades(SYNTH_TARGET, args.speed)  # a bad grade fails now, not after verifying
     info = summary(net)
     out_dir = Path(args.build) / net.name
     progress = Progress(6, prog="codesign run")
@@ -513,7 +517,12 @@ def cmd_run(args) -> None:
             from .synth import synthesize
 
             with progress.step(f"synthesize ({SYNTH_TARGET})"):
-                synth = synthesize(d, target=SYNTH_TARGET, out_dir=out_dir / "synth" / SYNTH_TARGET)
+                synth = synthesize(
+                    d,
+                    target=SYNTH_TARGET,
+                    out_dir=out_dir / "synth" / SYNTH_TARGET,
+                    speed=args.speed,
+                )
             manifest["synth"] = {
                 k: synth.get(k)
                 for k in (
@@ -532,18 +541,25 @@ def cmd_run(args) -> None:
                     "meets_clock",
                     "slack_ns",
                     "critical_path",
+                    "timing",
                     "key",
                     "cached",
                 )
             }
             text += ["", _synth_line(synth)]
-            if synth.get("fmax_mhz") is not None:
-                at = p.at(synth["fmax_mhz"])
-                manifest["synth"]["at_fmax"] = at.to_dict()
-                text.append(
-                    f"at Fmax {at.clock_mhz:g} MHz: latency {_ns(at.latency_ns)}, "
-                    f"{at.frames_per_s:,.0f} frames/s"
-                )
+            for t in synth["timing"][1:]:  # the other speed grades
+                text.append(f"  {_synth_verdict({**t, 'clock_mhz': synth['clock_mhz']})}")
+            for t in synth["timing"]:
+                if t.get("fmax_mhz") is not None:
+                    at = p.at(t["fmax_mhz"])
+                    t["at_fmax"] = at.to_dict()
+                    grade = f" (speed {t['speed']})" if t.get("speed") is not None else ""
+                    text.append(
+                        f"at Fmax {at.clock_mhz:g} MHz{grade}: latency {_ns(at.latency_ns)}, "
+                        f"{at.frames_per_s:,.0f} frames/s"
+                    )
+            if synth["timing"][0].get("at_fmax"):
+                manifest["synth"]["at_fmax"] = synth["timing"][0]["at_fmax"]
     with progress.step("report"):
         from codesign.sim.cost import estimate
 
@@ -581,11 +597,15 @@ def cmd_run(args) -> None:
         raise VerificationFailed(f"{net.name}: the cocotb test failed: {checked.get('failure')}")
 
 
-def _synth_line(r: dict) -> str:
+def _synth_verdict(r: dict) -> str:
+    """The clock target's verdict of a synthesis result, or why there is no Fmax."""
     from .synth import clock_verdict
 
-    verdict = clock_verdict(r)
-    fmax = verdict or f"no Fmax ({r.get('fmax_reason')})"
+    return clock_verdict(r) or f"no Fmax ({r.get('fmax_reason')})"
+
+
+def _synth_line(r: dict) -> str:
+    fmax = _synth_verdict(r)
     return (
         f"synthesize: {r['target']} ({r.get('device')}): {r['lut']} LUT, {r['ff']} FF, "
         f"{r['dsp']} DSP, {r['bram']} BRAM; {fmax}" + (" (cached)" if r.get("cached") else "")
@@ -748,6 +768,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="golden model and simulator only: skip generating, verifying, synthesising",
     )
     s.add_argument("--no-synth", action="store_true", help=f"skip synthesis ({SYNTH_TARGET})")
+    s.add_argument(
+        "--speed",
+        metavar="S[,S...]",
+        type=_speeds,
+        default=None,
+        help="ECP5 speed grade(s) to place and route at (6, 7, 8; default 6; 6,8 for both)",
+    )
     s.set_defaults(func=cmd_run)
     return p
 

@@ -45,6 +45,7 @@ __all__ = [
     "cell_block",
     "clock_verdict",
     "default_cache_dir",
+    "speed_grades",
     "synth_text",
     "synthesize",
 ]
@@ -193,9 +194,18 @@ def _blocks(modules: dict, top: str, d: Design) -> list[dict]:
     return rows
 
 
-def _speeds(target: str, speed: int | Sequence[int] | None, pnr: bool) -> tuple[int | None, ...]:
-    """The speed grades to place and route at, validated: ``(None,)`` where no place and route
-    runs or the target has no grades."""
+def speed_grades(
+    target: str, speed: int | Sequence[int] | None, pnr: bool = True
+) -> tuple[int | None, ...]:
+    """The speed grades :func:`synthesize` places and routes at for ``speed`` (a grade, a
+    sequence of them, or None for the target's default), duplicates dropped; ``(None,)``
+    where no place and route runs (``pnr`` False, Xilinx) or the target has no grades.
+
+    Raises
+    ------
+    SynthError
+        When a grade is not the target's, or a grade is given for a target without any.
+    """
     from codesign.hdl.tools import DEVICES
 
     grades = DEVICES[target].get("speeds", ()) if target in DEVICES else ()
@@ -279,7 +289,7 @@ def synthesize(
 
     if target not in TARGETS:
         raise SynthError(f"target must be one of {', '.join(TARGETS)}, not {target!r}")
-    speeds = _speeds(target, speed, pnr)
+    speeds = speed_grades(target, speed, pnr)
     if isinstance(design_or_net, Design):
         d = design_or_net
     else:

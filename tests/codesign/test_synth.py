@@ -223,6 +223,13 @@ def test_cli_synth_bad_speed(capsys, args, pattern):
     assert re.match(pattern, err.rstrip("\n")), err
 
 
+def test_cli_run_bad_speed_fails_before_the_flow(capsys, tmp_path):
+    assert cli.main(["run", "tfc_w1a1", "--speed", "6,9", "--build", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err == "codesign: error: speed must be one of 6, 7, 8 for ecp5, not 9\n"
+    assert list(tmp_path.iterdir()) == []  # nothing ran
+
+
 def test_synthesize_without_place_and_route_ignores_the_speed(tiny, cached_in_tmp):
     yml, _ = tiny
     r = codesign.synthesize(yml, "ecp5", pnr=False, speed=(6, 8))
@@ -238,6 +245,7 @@ def test_cli_run_reports_real_units_and_the_clock_target(tiny, cached_in_tmp, ca
     yml, config = tiny
     build = cached_in_tmp.parent / "out"
     argv = ["run", str(yml), "--config", str(config), "--vectors", "20", "--build", str(build)]
+    argv += ["--speed", "6,8"]
     assert cli.main([*argv, "--json"]) == 0
     captured = capsys.readouterr()
     doc = json.loads(captured.out)
@@ -251,8 +259,13 @@ def test_cli_run_reports_real_units_and_the_clock_target(tiny, cached_in_tmp, ca
     assert at["frames_per_s"] == pytest.approx(s["fmax_mhz"] * 1e6 / p["ii"])
     manifest = json.loads((build / "tiny" / "manifest.json").read_text())
     assert manifest["synth"]["at_fmax"] == at and manifest["simulate"] == p
+    assert [t["speed"] for t in s["timing"]] == [6, 8]
+    for t in s["timing"]:
+        _check_timing(t, 150)
+        assert t["at_fmax"]["frames_per_s"] == pytest.approx(t["fmax_mhz"] * 1e6 / p["ii"])
+        warning = f"codesign: warning: tiny {clock_verdict({**t, 'clock_mhz': 150})}\n"
+        assert (warning in captured.err) is (not t["meets_clock"])
     verdict = clock_verdict(s)
-    assert (f"codesign: warning: tiny {verdict}" in captured.err) is (not s["meets_clock"])
     md = (build / "tiny" / "report.md").read_text()
     assert re.search(rf"^- The design (\*\*)?{re.escape(verdict)}(\*\*)? \(nextpnr\)\.$", md, re.M)
     assert re.search(
@@ -271,6 +284,12 @@ def test_cli_run_reports_real_units_and_the_clock_target(tiny, cached_in_tmp, ca
         re.M,
     )
     assert re.search(rf"^synthesize: ecp5 .*; {re.escape(verdict)} \(cached\)$", out, re.M)
-    assert re.search(
-        rf"^at Fmax {s['fmax_mhz']:g} MHz: latency [\d,.]+ ns, [\d,]+ frames/s$", out, re.M
-    )
+    t8 = s["timing"][1]
+    assert re.search(rf"^  {re.escape(clock_verdict({**t8, 'clock_mhz': 150}))}$", out, re.M)
+    for t in s["timing"]:
+        assert re.search(
+            rf"^at Fmax {t['fmax_mhz']:g} MHz \(speed {t['speed']}\): latency [\d,.]+ ns, "
+            rf"{t['at_fmax']['frames_per_s']:,.0f} frames/s$",
+            out,
+            re.M,
+        )
