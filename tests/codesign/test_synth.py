@@ -16,7 +16,7 @@ from codesign.hdl import tools
 
 import codesign
 from codesign import cli, synth
-from codesign.synth import clock_verdict, synth_text
+from codesign.synth import cell_block, clock_verdict, synth_text
 
 #: What a path from one unit into the next looks like in a result.
 PATH = {
@@ -29,6 +29,56 @@ PATH = {
     "routing_ns": 4.762,
     "logic_levels": 6,
 }
+
+
+#: The module names of the tiny fixture's hierarchical netlist (``synthesize(hierarchy=True)``).
+TINY_MODULES = (
+    "tiny",
+    "tiny.core",
+    "tiny.core.fifo_fc1",
+    "tiny.core.fifo_fc1.queue",
+    "tiny.core.stage_fc0",
+    "tiny.core.stage_fc0.u0_mvau",
+    "tiny.core.stage_fc0.u1_activation",
+    "tiny.core.stage_fc1",
+    "tiny.core.stage_fc1.u0_mvau",
+)
+
+
+@pytest.mark.parametrize(
+    "cell, where",
+    [
+        ("core.stage_fc1.u0_mvau.weights.0.0", ("stage_fc1", "u0_mvau")),  # dots in the name
+        ("core.stage_fc0.u1_activation.o__payload_TRELLIS_FF_Q", ("stage_fc0", "u1_activation")),
+        ("core.stage_fc0.$auto$ff.cc:266:slice$12", ("stage_fc0", None)),  # the stage's own glue
+        ("core.fifo_fc1.queue.r_level_TRELLIS_FF_Q", ("fifo_fc1", None)),
+        ("core.fifo_fc1.u0_x_LUT4_Z", ("fifo_fc1", None)),  # no units outside stages
+        ("core.$auto$alumacc.cc:485$7_CCU2C", ("top", None)),  # the pipeline's glue
+        ("s_axis_tready_TRELLIS_FF_Q", ("top", None)),  # the AXI-Stream wrapper
+    ],
+)
+def test_cell_block(cell, where):
+    assert cell_block(cell, "tiny", TINY_MODULES) == where
+    assert cell_block(cell, "tiny") == where  # by the generator's names alone
+
+
+def test_cell_block_prefers_the_netlists_modules():
+    # a stage cell whose name looks like a unit's is the stage's when no such module exists
+    assert cell_block("core.stage_fc1.u1_activation.x", "tiny", TINY_MODULES) == (
+        "stage_fc1",
+        None,
+    )
+    assert cell_block("core.stage_fc1.u1_activation.x", "tiny") == ("stage_fc1", "u1_activation")
+
+
+def test_cell_block_of_a_real_critical_path():
+    """jet_tagger's critical path in nextpnr's report (tests/fixtures/nextpnr), by block."""
+    from codesign.hdl.timing import critical_path
+
+    fixture = Path(__file__).parent.parent / "fixtures" / "nextpnr" / "jet_tagger_ecp5_speed6.json"
+    cp = critical_path(json.loads(fixture.read_text()))
+    assert cell_block(cp["from_cell"], "jet_tagger") == ("stage_fc3", "u0_mvau")
+    assert cell_block(cp["to_cell"], "jet_tagger") == ("stage_fc3", "u1_activation")
 
 
 @pytest.mark.parametrize(

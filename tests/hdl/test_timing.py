@@ -1,6 +1,6 @@
 """codesign.hdl.timing: the critical path of nextpnr's JSON report (real reports of two generated
-designs under tests/fixtures/nextpnr), and codesign.synth.cell_block's mapping of its cells to
-pipeline blocks; place and route that reports it, at a speed grade and a clock target."""
+designs under tests/fixtures/nextpnr); place and route that reports it, at a speed grade and a
+clock target."""
 
 from __future__ import annotations
 
@@ -13,22 +13,7 @@ import pytest
 from codesign.hdl import tools
 from codesign.hdl.timing import critical_path
 
-from codesign.synth import cell_block
-
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "nextpnr"
-
-#: The module names of the tiny fixture's hierarchical netlist (``synthesize(hierarchy=True)``).
-TINY_MODULES = (
-    "tiny",
-    "tiny.core",
-    "tiny.core.fifo_fc1",
-    "tiny.core.fifo_fc1.queue",
-    "tiny.core.stage_fc0",
-    "tiny.core.stage_fc0.u0_mvau",
-    "tiny.core.stage_fc0.u1_activation",
-    "tiny.core.stage_fc1",
-    "tiny.core.stage_fc1.u0_mvau",
-)
 
 
 def _report(name: str) -> dict:
@@ -64,32 +49,6 @@ def test_critical_path_across_units_of_jet_tagger():
     assert cp["delay_ns"] == pytest.approx(1000 / doc["fmax"]["clk"]["achieved"], abs=1e-3)
     assert cp["delay_ns"] == pytest.approx(cp["logic_ns"] + cp["routing_ns"], abs=2e-3)
     assert (cp["routing_ns"], cp["logic_levels"], cp["segments"]) == (17.699, 19, 41)
-
-
-@pytest.mark.parametrize(
-    "cell, where",
-    [
-        ("core.stage_fc1.u0_mvau.weights.0.0", ("stage_fc1", "u0_mvau")),  # dots in the name
-        ("core.stage_fc0.u1_activation.o__payload_TRELLIS_FF_Q", ("stage_fc0", "u1_activation")),
-        ("core.stage_fc0.$auto$ff.cc:266:slice$12", ("stage_fc0", None)),  # the stage's own glue
-        ("core.fifo_fc1.queue.r_level_TRELLIS_FF_Q", ("fifo_fc1", None)),
-        ("core.fifo_fc1.u0_x_LUT4_Z", ("fifo_fc1", None)),  # no units outside stages
-        ("core.$auto$alumacc.cc:485$7_CCU2C", ("top", None)),  # the pipeline's glue
-        ("s_axis_tready_TRELLIS_FF_Q", ("top", None)),  # the AXI-Stream wrapper
-    ],
-)
-def test_cell_block(cell, where):
-    assert cell_block(cell, "tiny", TINY_MODULES) == where
-    assert cell_block(cell, "tiny") == where  # by the generator's names alone
-
-
-def test_cell_block_prefers_the_netlists_modules():
-    # a stage cell whose name looks like a unit's is the stage's when no such module exists
-    assert cell_block("core.stage_fc1.u1_activation.x", "tiny", TINY_MODULES) == (
-        "stage_fc1",
-        None,
-    )
-    assert cell_block("core.stage_fc1.u1_activation.x", "tiny") == ("stage_fc1", "u1_activation")
 
 
 def test_critical_path_of_the_slowest_clock():
