@@ -105,11 +105,13 @@ def cache_key(
     d: Design, target: str, *, pnr: bool = True, seed: int = 1, speed: int | None = None
 ) -> str:
     """The cache key of a synthesis result: network hash, resolved configuration, target,
-    place-and-route settings (seed, speed grade, the clock target nextpnr aims at), tool
-    versions and a hash of the generator's sources."""
+    place-and-route settings (seed, speed grade, None for the target's default, and the
+    clock target nextpnr aims at), tool versions and a hash of the generator's sources."""
     from codesign.hdl.tools import tool_versions
 
     pnr = pnr and target not in _NO_PNR
+    if pnr and speed is None:  # the target's default grade, as synthesize() resolves it
+        speed = speed_grades(target, None)[0]
     doc = {
         "format": FORMAT,
         "network": network_hash(d.network),

@@ -210,6 +210,8 @@ def test_cli_synth_two_speed_grades(tiny, cached_in_tmp, capsys, monkeypatch):
         )
         report = json.loads(Path(t["timing_report"]).read_text())
         assert report["fmax"]["clk"]["constraint"] == 150  # nextpnr aimed at the target
+    d = codesign.design(codesign.load(yml), str(config))
+    assert synth.cache_key(d, "ecp5") == doc["key"]  # speed 6 is the default grade
     assert doc["timing"][1]["fmax_mhz"] > doc["timing"][0]["fmax_mhz"]  # speed 8 is faster
     # a warning on stderr for each grade that misses the target; stdout is the JSON alone
     missed = [t for t in doc["timing"] if not t["meets_clock"]]
