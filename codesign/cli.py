@@ -269,6 +269,11 @@ def _verify_text(r: dict) -> str:
     return "\n".join(lines)
 
 
+def _ns(v: float) -> str:
+    """A time in ns."""
+    return f"{v:,.1f} ns"
+
+
 def _fmt(v) -> str:
     """A cycle count: integer-valued numbers without a fraction."""
     return f"{int(v)}" if float(v).is_integer() else f"{v:.2f}"
@@ -285,8 +290,9 @@ def _sim_text(r, config, origin: dict) -> str:
     head = [
         f"{r.network}: {r.frames} frames at input rate {r.input_rate:g}, {r.clock_mhz:g} MHz",
         f"latency {r.latency} cycles to the first output beat, {r.latency_last} to the last "
-        f"beat of frame 0",
-        f"II {_fmt(r.ii)} cycles/frame (ideal {r.ideal_ii}); {r.throughput_fps:,.0f} frames/s "
+        f"beat of frame 0 ({_ns(r.latency_ns)}, {_ns(r.latency_last_ns)} at "
+        f"{r.clock_mhz:g} MHz)",
+        f"II {_fmt(r.ii)} cycles/frame (ideal {r.ideal_ii}); {r.frames_per_s:,.0f} frames/s "
         f"at {r.clock_mhz:g} MHz; {r.cycles} cycles in all",
     ]
     rows = [
@@ -384,14 +390,29 @@ def cmd_verify(args) -> None:
         raise VerificationFailed(f"{net.name}: the cocotb test failed: {r.get('failure')}")
 
 
+def _warn(text: str) -> None:
+    """One warning line on stderr (the run goes on; the exit status does not change)."""
+    print(f"codesign: warning: {text}", file=sys.stderr)
+
+
+def _clock_warnings(r: dict) -> None:
+    """A warning for every speed grade of a synthesis result that misses the clock target."""
+    from .synth import clock_verdict
+
+    for t in r.get("timing") or [r]:
+        if t.get("meets_clock") is False:
+            _warn(f"{r['network']} {clock_verdict({**t, 'clock_mhz': r['clock_mhz']})}")
+
+
 def cmd_synth(args) -> None:
     from .flows import design
     from .synth import synth_text, synthesize
 
     net = load(args.net)
     d = design(net, args.config)
-    r = synthesize(d, target=args.target, pnr=not args.no_pnr)
+    r = synthesize(d, target=args.target, pnr=not args.no_pnr, speed=args.speed)
     _emit(args, r, synth_text(r))
+    _clock_warnings(r)
 
 
 def cmd_run(args) -> None:
@@ -401,6 +422,10 @@ def cmd_run(args) -> None:
 
     net = load(args.net)
     d = design(net, args.config)
+    if args.speed is not None and not (args.no_hardware or args.no_synth):
+        from .synth import speed_grades
+
+        speed_grades(SYNTH_TARGET, args.speed)  # a bad grade fails now, not after verifying
     info = summary(net)
     out_dir = Path(args.build) / net.name
     progress = Progress(6, prog="codesign run")
@@ -436,12 +461,17 @@ def cmd_run(args) -> None:
         "ii": p.ii,
         "ideal_ii": p.ideal_ii,
         "cycles": p.cycles,
+        "clock_mhz": p.clock_mhz,
+        "latency_ns": p.latency_ns,
+        "latency_last_ns": p.latency_last_ns,
+        "frames_per_s": p.frames_per_s,
         "throughput_fps": p.throughput_fps,
     }
     text += [
         "",
         f"simulate: {p.frames} frames, latency {p.latency} cycles, II {_fmt(p.ii)} cycles/frame "
-        f"(ideal {p.ideal_ii}), {p.throughput_fps:,.0f} frames/s at {p.clock_mhz:g} MHz",
+        f"(ideal {p.ideal_ii}); at the {p.clock_mhz:g} MHz target: latency "
+        f"{_ns(p.latency_ns)}, {p.frames_per_s:,.0f} frames/s",
     ]
     r = synth = None
     if args.no_hardware:
@@ -487,7 +517,12 @@ def cmd_run(args) -> None:
             from .synth import synthesize
 
             with progress.step(f"synthesize ({SYNTH_TARGET})"):
-                synth = synthesize(d, target=SYNTH_TARGET, out_dir=out_dir / "synth" / SYNTH_TARGET)
+                synth = synthesize(
+                    d,
+                    target=SYNTH_TARGET,
+                    out_dir=out_dir / "synth" / SYNTH_TARGET,
+                    speed=args.speed,
+                )
             manifest["synth"] = {
                 k: synth.get(k)
                 for k in (
@@ -499,13 +534,32 @@ def cmd_run(args) -> None:
                     "bram",
                     "lutram",
                     "carry",
+                    "clock_mhz",
+                    "speed",
                     "fmax_mhz",
                     "fmax_reason",
+                    "meets_clock",
+                    "slack_ns",
+                    "critical_path",
+                    "timing",
                     "key",
                     "cached",
                 )
             }
             text += ["", _synth_line(synth)]
+            for t in synth["timing"][1:]:  # the other speed grades
+                text.append(f"  {_synth_verdict({**t, 'clock_mhz': synth['clock_mhz']})}")
+            for t in synth["timing"]:
+                if t.get("fmax_mhz") is not None:
+                    at = p.at(t["fmax_mhz"])
+                    t["at_fmax"] = at.to_dict()
+                    grade = f" (speed {t['speed']})" if t.get("speed") is not None else ""
+                    text.append(
+                        f"at Fmax {at.clock_mhz:g} MHz{grade}: latency {_ns(at.latency_ns)}, "
+                        f"{at.frames_per_s:,.0f} frames/s"
+                    )
+            if synth["timing"][0].get("at_fmax"):
+                manifest["synth"]["at_fmax"] = synth["timing"][0]["at_fmax"]
     with progress.step("report"):
         from codesign.sim.cost import estimate
 
@@ -534,6 +588,8 @@ def cmd_run(args) -> None:
         },
         "\n".join(text),
     )
+    if synth is not None:
+        _clock_warnings(synth)
     checked = manifest.get("verify", {})
     if checked.get("mismatches"):
         raise VerificationFailed(f"{net.name}: the RTL disagrees with the golden model")
@@ -541,12 +597,15 @@ def cmd_run(args) -> None:
         raise VerificationFailed(f"{net.name}: the cocotb test failed: {checked.get('failure')}")
 
 
+def _synth_verdict(r: dict) -> str:
+    """The clock target's verdict of a synthesis result, or why there is no Fmax."""
+    from .synth import clock_verdict
+
+    return clock_verdict(r) or f"no Fmax ({r.get('fmax_reason')})"
+
+
 def _synth_line(r: dict) -> str:
-    fmax = (
-        f"Fmax {r['fmax_mhz']:.1f} MHz"
-        if r.get("fmax_mhz") is not None
-        else f"no Fmax ({r.get('fmax_reason')})"
-    )
+    fmax = _synth_verdict(r)
     return (
         f"synthesize: {r['target']} ({r.get('device')}): {r['lut']} LUT, {r['ff']} FF, "
         f"{r['dsp']} DSP, {r['bram']} BRAM; {fmax}" + (" (cached)" if r.get("cached") else "")
@@ -564,6 +623,16 @@ def _positive_int(text: str) -> int:
     if v < 1:
         raise argparse.ArgumentTypeError(f"must be a positive int, not {text!r}")
     return v
+
+
+def _speeds(text: str) -> tuple[int, ...]:
+    try:
+        speeds = tuple(int(t) for t in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be a speed grade or a comma-separated list of them (6, 6,8), not {text!r}"
+        ) from None
+    return speeds
 
 
 def _input_rate(text: str) -> float:
@@ -671,6 +740,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--config", metavar="HW.yaml", help="hardware configuration (folding)")
     s.add_argument("--target", choices=("ecp5", "ice40", "xilinx"), default="ecp5")
     s.add_argument("--no-pnr", action="store_true", help="skip place and route (no Fmax)")
+    s.add_argument(
+        "--speed",
+        metavar="S[,S...]",
+        type=_speeds,
+        default=None,
+        help="ECP5 speed grade(s) to place and route at: 6, 7 or 8, or several such as 6,8 "
+        "(default 6); the first is the headline result",
+    )
     s.set_defaults(func=cmd_synth)
     s = sub.add_parser("run", parents=[common], help="the whole flow on a network")
     s.add_argument(
@@ -691,6 +768,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="golden model and simulator only: skip generating, verifying, synthesising",
     )
     s.add_argument("--no-synth", action="store_true", help=f"skip synthesis ({SYNTH_TARGET})")
+    s.add_argument(
+        "--speed",
+        metavar="S[,S...]",
+        type=_speeds,
+        default=None,
+        help="ECP5 speed grade(s) to place and route at (6, 7, 8; default 6; 6,8 for both)",
+    )
     s.set_defaults(func=cmd_run)
     return p
 

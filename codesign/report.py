@@ -238,8 +238,8 @@ def _simulation(r: SimResult, figures: Mapping[str, str]) -> str:
         f"Cycle-approximate simulation of {r.frames} frames at input rate {r.input_rate:g} "
         f"(beats offered per cycle): latency {r.latency} cycles to the first output beat, "
         f"{r.latency_last} to the last beat of frame 0; II {_num(r.ii)} cycles/frame "
-        f"(ideal {r.ideal_ii}); {r.cycles} cycles in all; "
-        f"{r.throughput_fps:,.0f} frames/s at {r.clock_mhz:g} MHz.\n\n"
+        f"(ideal {r.ideal_ii}); {r.cycles} cycles in all; at {r.clock_mhz:g} MHz a latency "
+        f"of {r.latency_ns:,.1f} ns and {r.frames_per_s:,.0f} frames/s.\n\n"
         + _table(
             (
                 "stage",
@@ -316,8 +316,7 @@ def _resources(
             text += f"\nMeasured by {synth['measured']}"
             text += f" for {synth['device']}.\n" if synth.get("device") else ".\n"
         if fmax is not None:
-            meets = "meets" if fmax >= clock else "**misses**"
-            text += f"\nThe design {meets} its {clock:g} MHz clock target (nextpnr).\n"
+            text += "\n" + _timing(synth, clock)
         elif synth.get("fmax_reason"):
             text += f"\nNo Fmax: {synth['fmax_reason']}.\n"
     blocks = synth.get("blocks") if synth is not None else None
@@ -328,6 +327,59 @@ def _resources(
             [(b.get("block", b.get("name", "?")), *[_num(b.get(k)) for k in keys]) for b in blocks],
         )
     return text
+
+
+def _timing(synth: Mapping, clock: float) -> str:
+    """The clock-target verdict and the critical path of each speed grade placed and routed."""
+    from .synth import clock_verdict
+
+    lines = []
+    for t in synth.get("timing") or [synth]:
+        verdict = clock_verdict({**t, "clock_mhz": clock})
+        if verdict is None:
+            continue
+        if t["fmax_mhz"] < clock:
+            verdict = f"**{verdict}**"
+        lines.append(f"- The design {verdict} (nextpnr).")
+        cp = t.get("critical_path")
+        if cp:
+            lines.append(
+                f"  Critical path {cp['from']} → {cp['to']}: {cp['delay_ns']:.2f} ns, "
+                f"{cp['logic_ns']:.2f} ns in logic and {cp['routing_ns']:.2f} ns in routing, "
+                f"{cp['logic_levels']} logic levels, from `{cp['from_cell']}` to "
+                f"`{cp['to_cell']}`."
+            )
+    return "\n".join(lines) + "\n"
+
+
+def _real_time(r: SimResult, synth: Mapping | None) -> str:
+    """Latency and throughput in real units at the clock target and at the achieved Fmax."""
+    rows = []
+    clocks = [("clock target", r.clock_mhz)]
+    for t in (synth.get("timing") or [synth]) if synth is not None else ():
+        if t.get("fmax_mhz") is not None:
+            grade = f" (speed {t['speed']})" if t.get("speed") is not None else ""
+            clocks.append((f"achieved Fmax{grade}", t["fmax_mhz"]))
+    for label, mhz in clocks:
+        at = r.at(mhz)
+        rows.append(
+            (
+                label,
+                f"{mhz:g}",
+                f"{at.latency_ns:,.1f}",
+                f"{at.latency_last_ns:,.1f}",
+                f"{at.frames_per_s:,.0f}",
+            )
+        )
+    return (
+        "## Latency and throughput\n\n"
+        f"The simulator's latency ({r.latency} cycles to the first output beat, "
+        f"{r.latency_last} to the last beat of frame 0) and II ({_num(r.ii)} cycles/frame) "
+        "in real units:\n\n"
+        + _table(
+            ("clock", "MHz", "latency (ns)", "latency to the last beat (ns)", "frames/s"), rows
+        )
+    )
 
 
 def _totals(doc: Mapping | None) -> dict:
@@ -401,5 +453,6 @@ def write_report(
         "\n" + _simulation(sim_result, figures),
         "\n" + _comparison(sim_result, verify_result),
         "\n" + _resources(design, synth_result, cost_result, target),
+        "\n" + _real_time(sim_result, synth_result),
     ]
     return atomic_write(out_dir / "report.md", "".join(parts))

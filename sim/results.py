@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from codesign.models.timing import AtClock, at_clock
+
 __all__ = ["Interval", "SimResult", "StageStats"]
 
 #: Timeline states: moving beats, waiting for input, waiting for room downstream.
@@ -81,14 +83,43 @@ class SimResult:
                 out[f"{s.name}__b"] = s.fifo_b_full_cycles
         return out
 
+    def at(self, clock_mhz: float | None = None) -> AtClock:
+        """Latency in ns and frames/s at ``clock_mhz`` (default :attr:`clock_mhz`, the design's
+        clock target; pass an achieved Fmax for the figures of the placed design)."""
+        return at_clock(
+            latency=self.latency,
+            latency_last=self.latency_last,
+            ii=self.ii,
+            clock_mhz=self.clock_mhz if clock_mhz is None else clock_mhz,
+        )
+
+    @property
+    def latency_ns(self) -> float:
+        """:attr:`latency` in ns at :attr:`clock_mhz`."""
+        return self.at().latency_ns
+
+    @property
+    def latency_last_ns(self) -> float:
+        """:attr:`latency_last` in ns at :attr:`clock_mhz`."""
+        return self.at().latency_last_ns
+
+    @property
+    def frames_per_s(self) -> float:
+        """Frames per second at :attr:`clock_mhz` in steady state (one frame per II)."""
+        return self.at().frames_per_s
+
     @property
     def throughput_fps(self) -> float:
-        """Frames per second at :attr:`clock_mhz` in steady state."""
-        return self.clock_mhz * 1e6 / self.ii if self.ii else float("inf")
+        """The same as :attr:`frames_per_s` (the older name)."""
+        return self.frames_per_s
 
     def to_dict(self) -> dict:
-        """JSON-able: every field, plus ``throughput_fps``; the timeline as lists."""
+        """JSON-able: every field, plus ``latency_ns``, ``latency_last_ns``, ``frames_per_s``
+        (at :attr:`clock_mhz`) and ``throughput_fps`` (the same); the timeline as lists."""
         doc = asdict(self)
+        doc["latency_ns"] = self.latency_ns
+        doc["latency_last_ns"] = self.latency_last_ns
+        doc["frames_per_s"] = self.frames_per_s
         doc["throughput_fps"] = self.throughput_fps
         doc["output_ends"] = list(self.output_ends)
         return doc

@@ -87,6 +87,29 @@ SYNTH = {
     "fmax_mhz": 85.5,
     "blocks": [{"block": "stage_fc1", "lut": 700, "ff": 300}, {"block": "top", "lut": 9}],
 }
+#: The path of a result of codesign.synthesize (the cells as nextpnr names them).
+PATH = {
+    "from": "stage_fc1.u0_mvau",
+    "to": "stage_fc1.u1_activation",
+    "from_cell": "core.stage_fc1.u0_mvau.acc_TRELLIS_FF_Q",
+    "to_cell": "core.stage_fc1.u1_activation.o__payload_TRELLIS_FF_Q_3",
+    "delay_ns": 11.696,
+    "logic_ns": 4.25,
+    "routing_ns": 7.446,
+    "logic_levels": 9,
+}
+#: A result at two speed grades, one missing the clock target and one meeting it.
+TIMED = {
+    **SYNTH,
+    "clock_mhz": 100.0,
+    "speed": 6,
+    "critical_path": PATH,
+    "meets_clock": False,
+    "timing": [
+        {"speed": 6, "fmax_mhz": 85.5, "meets_clock": False, "critical_path": PATH},
+        {"speed": 8, "fmax_mhz": 125.0, "meets_clock": True, "critical_path": PATH},
+    ],
+}
 COST = {"lut": 1800, "ff": 1000, "dsp": 0, "bram": 2}
 
 
@@ -128,11 +151,49 @@ def test_report_tables_and_links(tmp_path, jet):
     assert re.search(r"^\| II \(cycles/frame\) \| 32 \| 32 \| \+0\.0 % \|$", md, re.M)
     assert re.search(r"^\| LUT \| 1800 \| 2000 \| -10\.0 % \|$", md, re.M)
     assert re.search(r"^\| Fmax \(MHz\) \| — \| 85\.50 \| — \|$", md, re.M)
-    assert "**misses** its 100 MHz clock target" in md
+    assert re.search(
+        r"^- The design \*\*misses 100 MHz by 14\.5 MHz \(Fmax 85\.5 MHz\)\*\* "
+        r"\(nextpnr\)\.$",
+        md,
+        re.M,
+    )
+    # real units at the clock target: 17 and 20 cycles at 100 MHz, 1e8 / 32 frames/s
+    assert re.search(r"^\| clock target \| 100 \| 170\.0 \| 200\.0 \| 3,125,000 \|$", md, re.M)
     assert re.search(r"^\| block \| LUT \| FF \|$\n.*\n\| stage_fc1 \| 700 \| 300 \|$", md, re.M)
     for link in re.findall(r"!\[[^]]*\]\(([^)]+)\)", md):
         assert (tmp_path / link).is_file(), link
     assert sorted(re.findall(r"\]\(([^)]+\.svg)\)", md)) == ["timeline.svg", "utilisation.svg"]
+
+
+def test_report_names_the_critical_path_per_speed_grade(tmp_path, jet):
+    md = _report(tmp_path, jet, synth_result=TIMED, cost_result=COST).read_text()
+    assert re.search(
+        r"^- The design \*\*misses 100 MHz by 14\.5 MHz \(Fmax 85\.5 MHz at speed 6\); "
+        r"critical path stage_fc1\.u0_mvau → stage_fc1\.u1_activation\*\* \(nextpnr\)\.$",
+        md,
+        re.M,
+    )
+    assert re.search(
+        r"^- The design meets 100 MHz \(Fmax 125\.0 MHz at speed 8, slack 2\.00 ns\) "
+        r"\(nextpnr\)\.$",
+        md,
+        re.M,
+    )
+    assert re.search(
+        r"^  Critical path stage_fc1\.u0_mvau → stage_fc1\.u1_activation: 11\.70 ns, 4\.25 ns "
+        r"in logic and 7\.45 ns in routing, 9 logic levels, from "
+        r"`core\.stage_fc1\.u0_mvau\.acc_TRELLIS_FF_Q` to "
+        r"`core\.stage_fc1\.u1_activation\.o__payload_TRELLIS_FF_Q_3`\.$",
+        md,
+        re.M,
+    )
+    # latency 17 cycles, 20 to the last beat, II 32: at the target and at each Fmax
+    rows = re.findall(r"^\| (clock target|achieved Fmax.*?) \| (.*)\|$", md, re.M)
+    assert rows == [
+        ("clock target", "100 | 170.0 | 200.0 | 3,125,000 "),
+        ("achieved Fmax (speed 6)", "85.5 | 198.8 | 233.9 | 2,671,875 "),
+        ("achieved Fmax (speed 8)", "125 | 136.0 | 160.0 | 3,906,250 "),
+    ]
 
 
 def test_report_without_hardware(tmp_path, jet):
