@@ -185,9 +185,15 @@ def cmd_hdl(args) -> None:
     out_dir = Path(args.output or Path(args.build) / net.name / "hdl")
     doc = generate(d, out_dir)
     stages = [{**s, "origin": d.origin[s["name"]].to_dict()} for s in doc["stages"]]
+
+    def pipe(s) -> str:
+        p = s.get("pipeline")
+        return f"pipeline {p['latency']:2d} cycles" if p else " " * 17
+
     rows = [
         f"  {s['name']:10s} {s['kind']:5s} pe {s['pe']:3d} simd {s['simd']:4d} "
-        f"{s['origin']['folding']:10s} {s['cycles']:7d} cycles/frame  ({'+'.join(s['layers'])})"
+        f"{s['origin']['folding']:10s} {s['cycles']:7d} cycles/frame  {pipe(s)}  "
+        f"({'+'.join(s['layers'])})"
         for s in stages
     ]
     text = "\n".join(

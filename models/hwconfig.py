@@ -122,7 +122,9 @@ class HardwareConfig:
     """
 
     stages: Mapping[str, StageConfig] = field(default_factory=dict)
-    clock_mhz: float = 100.0
+    #: the clock target (MHz): what ``codesign synth`` checks the achieved Fmax against, and
+    #: the clock at which cycles are reported in ns and frames/s
+    clock_mhz: float = 150.0
     #: pipeline depth of the datapaths (:class:`~codesign.models.pipelining.PipelineMode`)
     pipeline: PipelineMode = PipelineMode.AUTO
 
@@ -190,7 +192,7 @@ class HardwareConfig:
                 field="pipeline",
             ) from None
         try:
-            return cls(stages, doc.get("clock_mhz", 100.0), pipeline)
+            return cls(stages, doc.get("clock_mhz", 150.0), pipeline)
         except ConfigError as e:
             msg = str(e).removeprefix("clock_mhz ")
             raise DescriptionError(msg, file=source, field="clock_mhz") from None

@@ -67,16 +67,15 @@ class RegisteredProduct(wiring.Component):
             "p_RESETMODE": "SYNC",
             "i_SIGNEDA": Const(1),
             "i_SIGNEDB": Const(1),
-            "i_SOURCEA": Const(0),
-            "i_SOURCEB": Const(0),
             "i_CLK0": ClockSignal(),
             "i_CE0": Const(1),
-            "i_RST0": Const(0),
         }
+        # C, SOURCEA/B, the shift-chain inputs and the resets are left unconnected, as
+        # nextpnr expects of a plain multiplier (a constant tied to a cascade input has
+        # no route from the fabric)
         for k in range(18):
             ports[f"i_A{k}"] = a18[k]
             ports[f"i_B{k}"] = b18[k]
-            ports[f"i_C{k}"] = Const(0)
         for k in range(36):
             ports[f"o_P{k}"] = p36[k]
         m.submodules.mult = Instance("MULT18X18D", **ports)

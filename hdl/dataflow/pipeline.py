@@ -433,6 +433,18 @@ def build(
     return AxiStreamTop(core=core, out_beats=last.output.size // core.out_per_beat)
 
 
+def _pipeline_doc(pl) -> dict | None:
+    """A stage's credit pipeline in the manifest: its register stages, the cycles from a
+    step's issue to the queue (the latency the pipelining adds) and the queue's depth."""
+    if pl is None:
+        return None
+    return {
+        "stages": [*pl.head, *pl.activation],
+        "latency": pl.latency,
+        "queue_depth": pl.queue_depth,
+    }
+
+
 def manifest(design: Design, top: str, network_hash: str) -> dict:
     """What :func:`generate` records beside the Verilog (ports, folding, ideal cycles, the
     stage graph: each stage's ``inputs``, the producing stage of each input port or None for
@@ -462,6 +474,7 @@ def manifest(design: Design, top: str, network_hash: str) -> dict:
                     else {}
                 ),
                 "cycles": design.cycles(s),
+                "pipeline": _pipeline_doc(design.pipeline(s)),
                 "out": _stream_doc(s.output, stage_io(s, cfg)[1]),
             }
         )
@@ -473,6 +486,7 @@ def manifest(design: Design, top: str, network_hash: str) -> dict:
         "network_hash": network_hash,
         "ideal_ii": design.ideal_ii,
         "clock_mhz": design.config.clock_mhz,
+        "pipeline": design.config.pipeline.value,
         "ports": dict(AXI_PORTS),
         "input": _stream_doc(first.input, core_in),
         "output": _stream_doc(last.output, core_out),

@@ -4,7 +4,7 @@
 // complement when its SIGNED input is high; the input registers (REG_INPUTA/B_CLK) and
 // the output register (REG_OUTPUT_CLK) clock on CLK0 with CE0, or are bypassed ("NONE").
 // Only what codesign instantiates is modelled: no pipeline register, cascades, shift
-// chains, C input or resets (RST0 must be low), and only CLK0/CE0.
+// chains, C input or resets, and only CLK0/CE0: the ports codesign connects.
 `default_nettype none
 module MULT18X18D #(
     parameter REG_INPUTA_CLK = "NONE",
@@ -13,8 +13,8 @@ module MULT18X18D #(
     parameter GSR = "ENABLED",
     parameter RESETMODE = "SYNC"
 ) (
-    input wire A0, A1, A2, A3, A4, A5, A6, A7, A8, A9, A10, A11, A12, A13, A14, A15, A16, A17, B0, B1, B2, B3, B4, B5, B6, B7, B8, B9, B10, B11, B12, B13, B14, B15, B16, B17, C0, C1, C2, C3, C4, C5, C6, C7, C8, C9, C10, C11, C12, C13, C14, C15, C16, C17,
-    input wire SIGNEDA, SIGNEDB, SOURCEA, SOURCEB, CLK0, CE0, RST0,
+    input wire A0, A1, A2, A3, A4, A5, A6, A7, A8, A9, A10, A11, A12, A13, A14, A15, A16, A17, B0, B1, B2, B3, B4, B5, B6, B7, B8, B9, B10, B11, B12, B13, B14, B15, B16, B17,
+    input wire SIGNEDA, SIGNEDB, CLK0, CE0,
     output wire P35, P34, P33, P32, P31, P30, P29, P28, P27, P26, P25, P24, P23, P22, P21, P20, P19, P18, P17, P16, P15, P14, P13, P12, P11, P10, P9, P8, P7, P6, P5, P4, P3, P2, P1, P0
 );
     wire [17:0] a = {A17, A16, A15, A14, A13, A12, A11, A10, A9, A8, A7, A6, A5, A4, A3, A2, A1, A0};
@@ -36,7 +36,5 @@ module MULT18X18D #(
     always @(posedge CLK0) if (CE0) p_r <= p;
     wire [35:0] p_o = REG_OUTPUT_CLK == "NONE" ? p : p_r;
     assign {P35, P34, P33, P32, P31, P30, P29, P28, P27, P26, P25, P24, P23, P22, P21, P20, P19, P18, P17, P16, P15, P14, P13, P12, P11, P10, P9, P8, P7, P6, P5, P4, P3, P2, P1, P0} = p_o;
-    // unused inputs of this model
-    wire _unused = &{1'b0, C0, C1, C2, C3, C4, C5, C6, C7, C8, C9, C10, C11, C12, C13, C14, C15, C16, C17, SOURCEA, SOURCEB, RST0};
 endmodule
 `default_nettype wire

@@ -189,7 +189,8 @@ def test_run_writes_report(capsys, tmp_path):
     assert manifest["network_hash"] == doc["summary"]["hash"]
     assert manifest["simulate"]["frames"] == 20 and manifest["simulate"]["ii"] >= 1
     sim = manifest["simulate"]
-    assert sim["clock_mhz"] == 100 and sim["latency_ns"] == pytest.approx(10 * sim["latency"])
+    assert sim["clock_mhz"] == 150
+    assert sim["latency_ns"] == pytest.approx(sim["latency"] * 1000 / 150)
     assert sim["frames_per_s"] == pytest.approx(1e8 / sim["ii"])
     assert "verify" not in manifest and "synth" not in manifest
     report = (build / "report.md").read_text()
@@ -237,11 +238,11 @@ def test_sim_json(capsys):
     )
     assert doc["ii"] >= doc["ideal_ii"] and doc["latency_last"] >= doc["latency"] > 0
     assert doc["throughput_fps"] == pytest.approx(doc["clock_mhz"] * 1e6 / doc["ii"])
-    # real units at the clock target (100 MHz: 10 ns a cycle)
-    assert doc["clock_mhz"] == 100
-    assert doc["frames_per_s"] == pytest.approx(1e8 / doc["ii"])
-    assert doc["latency_ns"] == pytest.approx(10 * doc["latency"])
-    assert doc["latency_last_ns"] == pytest.approx(10 * doc["latency_last"])
+    # real units at the clock target (the default, 150 MHz)
+    assert doc["clock_mhz"] == 150
+    assert doc["frames_per_s"] == pytest.approx(150e6 / doc["ii"])
+    assert doc["latency_ns"] == pytest.approx(doc["latency"] * 1000 / 150)
+    assert doc["latency_last_ns"] == pytest.approx(doc["latency_last"] * 1000 / 150)
 
 
 def test_sim_text_and_plot(capsys, tmp_path):
@@ -250,17 +251,17 @@ def test_sim_text_and_plot(capsys, tmp_path):
     )
     assert status == 0
     lines = out.splitlines()
-    assert lines[0].startswith("tfc_w1a1: 8 frames at input rate 0.5, 100 MHz")
+    assert lines[0].startswith("tfc_w1a1: 8 frames at input rate 0.5, 150 MHz")
     m = re.fullmatch(
         r"latency (\d+) cycles to the first output beat, (\d+) to the last beat of frame 0 "
-        r"\(([\d,.]+) ns, ([\d,.]+) ns at 100 MHz\)",
+        r"\(([\d,.]+) ns, ([\d,.]+) ns at 150 MHz\)",
         lines[1],
     )
     assert m, lines[1]
     first, last, first_ns, last_ns = m.groups()
-    assert float(first_ns.replace(",", "")) == pytest.approx(10 * int(first), abs=0.05)
-    assert float(last_ns.replace(",", "")) == pytest.approx(10 * int(last), abs=0.05)
-    assert re.match(r"II [\d.]+ cycles/frame \(ideal 14\); [\d,]+ frames/s at 100 MHz", lines[2])
+    assert float(first_ns.replace(",", "")) == pytest.approx(int(first) * 1000 / 150, abs=0.05)
+    assert float(last_ns.replace(",", "")) == pytest.approx(int(last) * 1000 / 150, abs=0.05)
+    assert re.match(r"II [\d.]+ cycles/frame \(ideal 14\); [\d,]+ frames/s at 150 MHz", lines[2])
     assert lines[3].split() == [
         "stage", "kind", "PE", "SIMD", "folding", "cycles", "busy", "starved", "blocked",
         "util", "FIFO", "max",
