@@ -11,7 +11,7 @@ popcount.
 from __future__ import annotations
 
 import numpy as np
-from amaranth import Array, Const, Module, Mux, Signal, Value, signed, unsigned
+from amaranth import Array, Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 from codesign.models.hwconfig import MemStyle, accumulator_range, resolve_mem_style
@@ -24,7 +24,10 @@ from .dsp import RegisteredProduct
 from .stream import beat_layout
 from .sums import pipelined_tree_sum
 
-__all__ = ["MVAU", "accumulator_range"]
+__all__ = ["MVAU", "ROM_BANK_BITS", "accumulator_range"]
+
+#: Output bits of one bank of a weight ROM in logic (each bank has its own address register).
+ROM_BANK_BITS = 64
 
 
 class MVAU(wiring.Component):
@@ -151,13 +154,22 @@ class MVAU(wiring.Component):
         # Yosys's ram_style: a ROM in LUTs is "logic" (its "distributed" means LUT *RAM*,
         # which cannot hold a synchronously read ROM on every family); BLOCK asks for BRAM
         style = {"ram_style": "block" if self._mem_style is MemStyle.BLOCK else "logic"}
-        m.submodules.weights = wmem = memory.Memory(
-            shape=unsigned(pe * simd * wbits), depth=max(len(words), 2), init=words, attrs=style
-        )
+        # a ROM in logic is split into banks of at most ROM_BANK_BITS output bits, each
+        # read through its own address register: one register driving every output bit's
+        # LUTs was the critical path (jet_tagger fc2, 512 bits: 7.8 ns of routing)
+        width = pe * simd * wbits
+        bank = width if self._mem_style is MemStyle.BLOCK else ROM_BANK_BITS
+        cuts = [(lo, min(lo + bank, width)) for lo in range(0, width, bank)]
+        depth = max(len(words), 2)
+        w_rds = []
+        for k, (lo, hi) in enumerate(cuts):
+            part = [(wd >> lo) & ((1 << (hi - lo)) - 1) for wd in words]
+            mem = memory.Memory(shape=unsigned(hi - lo), depth=depth, init=part, attrs=style)
+            m.submodules["weights" if len(cuts) == 1 else f"weights{k}"] = mem
+            w_rds.append(mem.read_port())
         m.submodules.vector = vmem = memory.Memory(
             shape=beat_layout(self._in_type, simd), depth=max(sf_n, 2), init=[]
         )
-        w_rd = wmem.read_port()
         v_rd = vmem.read_port()
         v_wr = vmem.write_port()
 
@@ -193,19 +205,26 @@ class MVAU(wiring.Component):
         x = Signal(beat_layout(self._in_type, simd))
         m.d.comb += x.eq(Mux(tags["from_input"], x_in, v_rd.data))
         if "operand" in stages:  # the input vector registered; the weights read a cycle later
-            addr_d = Signal.like(addr)
-            m.d.sync += addr_d.eq(addr)
-            m.d.comb += w_rd.addr.eq(addr_d)
+            # each bank's address is the issue's, a cycle later: a counter of its own that
+            # steps with the fetch stage (a plain copy of the address would be one
+            # register again once Yosys merges equal flip-flops)
+            fetched = tags["valid"]
+            for k, rd in enumerate(w_rds):
+                a_k = Signal.like(addr, name=f"waddr{k}")
+                with m.If(fetched):
+                    m.d.sync += a_k.eq(Mux(a_k == len(words) - 1, 0, a_k + 1))
+                m.d.comb += rd.addr.eq(a_k)
             x_op = Signal(beat_layout(self._in_type, simd))
             m.d.sync += x_op.eq(x)
             x = x_op
             tags.shift("operand")
         else:
-            m.d.comb += w_rd.addr.eq(addr)
-        w = w_rd.data
+            for rd in w_rds:
+                m.d.comb += rd.addr.eq(addr)
+        w = Cat(*(rd.data for rd in w_rds))
         if "memory" in stages:  # the block RAM's output register
             x_m = Signal(beat_layout(self._in_type, simd))
-            w_m = Signal(len(w_rd.data))
+            w_m = Signal(len(w))
             m.d.sync += [x_m.eq(x), w_m.eq(w)]
             x, w = x_m, w_m
             tags.shift("memory")
