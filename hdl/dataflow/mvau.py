@@ -158,7 +158,8 @@ class MVAU(wiring.Component):
         # read through its own address register: one register driving every output bit's
         # LUTs was the critical path (jet_tagger fc2, 512 bits: 7.8 ns of routing)
         width = pe * simd * wbits
-        bank = width if self._mem_style is MemStyle.BLOCK else ROM_BANK_BITS
+        style_block = self._mem_style is MemStyle.BLOCK
+        bank = width if style_block else ROM_BANK_BITS
         cuts = [(lo, min(lo + bank, width)) for lo in range(0, width, bank)]
         depth = max(len(words), 2)
         w_rds = []
@@ -166,7 +167,7 @@ class MVAU(wiring.Component):
             part = [(wd >> lo) & ((1 << (hi - lo)) - 1) for wd in words]
             mem = memory.Memory(shape=unsigned(hi - lo), depth=depth, init=part, attrs=style)
             m.submodules["weights" if len(cuts) == 1 else f"weights{k}"] = mem
-            w_rds.append(mem.read_port())
+            w_rds.append(mem.read_port(domain="sync" if style_block else "comb"))
         m.submodules.vector = vmem = memory.Memory(
             shape=beat_layout(self._in_type, simd), depth=max(sf_n, 2), init=[]
         )
@@ -222,6 +223,13 @@ class MVAU(wiring.Component):
             for rd in w_rds:
                 m.d.comb += rd.addr.eq(addr)
         w = Cat(*(rd.data for rd in w_rds))
+        if not style_block:
+            # a ROM in logic is read combinationally from its address register and its word
+            # registered here: a synchronous read port let Yosys move the register in front
+            # of the ROM, so the address counter's increment ran into the ROM's LUTs
+            w_q = Signal(len(w), name="w_q")
+            m.d.sync += w_q.eq(w)
+            w = w_q
         if "memory" in stages:  # the block RAM's output register
             x_m = Signal(beat_layout(self._in_type, simd))
             w_m = Signal(len(w))
