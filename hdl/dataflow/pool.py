@@ -13,14 +13,8 @@ from amaranth.lib.wiring import In, Out
 from codesign.models.dataflow import conv_out_size
 from codesign.models.qtype import Rounding
 
-from .swg import (
-    _ChannelMajorWindow,
-    _check_int,
-    _check_pair,
-    _element_shape,
-    _shape_range,
-    line_buffer_rows,
-)
+from .checks import check_int, check_pair, element_shape_of, shape_range
+from .swg import SlidingWindow, TapOrder, line_buffer_rows
 
 __all__ = ["Pool2d", "divide_round"]
 
@@ -116,7 +110,7 @@ class _WindowReduce(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         n, simd = self._taps, self._simd
-        lo, hi = _shape_range(Shape.cast(self._element))
+        lo, hi = shape_range(Shape.cast(self._element))
         if self._mode == "max":
             acc_shape = self._element
         else:
@@ -198,7 +192,7 @@ class _GlobalReduce(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         n, simd, g = self._pixels, self._simd, self._groups
-        lo, hi = _shape_range(Shape.cast(self._element))
+        lo, hi = shape_range(Shape.cast(self._element))
         if self._mode == "max":
             acc_shape = Shape.cast(self._element)
         else:
@@ -301,22 +295,22 @@ class Pool2d(wiring.Component):
         rounding: Rounding = Rounding.HALF_EVEN,
         out_element: ShapeCastable | None = None,
     ) -> None:
-        shape = _element_shape(element)
+        shape = element_shape_of(element)
         if isinstance(element, ShapeCastable) and not isinstance(element, Shape):
             raise TypeError(f"element must be a signed or unsigned shape, not {element!r}")
         if mode not in _MODES:
             raise ValueError(f"mode must be 'max', 'avg' or 'sum', not {mode!r}")
         if not isinstance(rounding, Rounding):
             raise TypeError(f"rounding must be a Rounding, not {rounding!r}")
-        self._channels = _check_int("channels", channels, 1)
-        self._height = _check_int("height", height, 1)
-        self._width = _check_int("width", width, 1)
-        self._simd = _check_int("simd", simd, 1)
+        self._channels = check_int("channels", channels, 1)
+        self._height = check_int("height", height, 1)
+        self._width = check_int("width", width, 1)
+        self._simd = check_int("simd", simd, 1)
         if channels % simd:
             raise ValueError(f"simd must divide channels ({channels}), not {simd!r}")
-        self._kernel = _check_pair("kernel", kernel, 1)
-        self._stride = _check_pair("stride", stride, 1)
-        self._padding = _check_pair("padding", padding, 0)
+        self._kernel = check_pair("kernel", kernel, 1)
+        self._stride = check_pair("stride", stride, 1)
+        self._padding = check_pair("padding", padding, 0)
         if mode != "max" and self._padding != (0, 0):
             raise ValueError(f"padding must be (0, 0) for {mode} pooling, not {self._padding!r}")
         if any(p > k // 2 for p, k in zip(self._padding, self._kernel, strict=True)):
@@ -333,10 +327,10 @@ class Pool2d(wiring.Component):
         self._rounding = rounding
         self._global = self._kernel == (height, width) and self._padding == (0, 0)
         if mode == "sum":
-            lo, hi = _shape_range(shape)
+            lo, hi = shape_range(shape)
             area = self._kernel[0] * self._kernel[1]
             exact = Shape.cast(range(min(lo * area, 0), max(hi * area, 0) + 1))
-            self._out_element = exact if out_element is None else _element_shape(out_element)
+            self._out_element = exact if out_element is None else element_shape_of(out_element)
         else:
             self._out_element = element
         self._rows = (
@@ -442,8 +436,8 @@ class Pool2d(wiring.Component):
             wiring.connect(m, wiring.flipped(self.i), reduce.i)
             wiring.connect(m, reduce.o, wiring.flipped(self.o))
             return m
-        lo, _ = _shape_range(self._shape)
-        m.submodules.window = window = _ChannelMajorWindow(
+        lo, _ = shape_range(self._shape)
+        m.submodules.window = window = SlidingWindow(
             element=self._element,
             channels=self._channels,
             height=self._height,
@@ -454,6 +448,7 @@ class Pool2d(wiring.Component):
             dilation=(1, 1),
             simd=self._simd,
             pad_value=lo if self._mode == "max" else 0,
+            tap_order=TapOrder.CHANNEL_MAJOR,
         )
         m.submodules.reduce = reduce = _WindowReduce(
             element=self._element,
