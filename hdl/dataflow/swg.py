@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from functools import reduce
+from operator import or_
 
-from amaranth import Array, Cat, Const, Module, Mux, Shape, Signal, Value
+from amaranth import Array, Cat, Const, Module, Mux, Shape, Signal
 from amaranth.hdl import ShapeCastable
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
@@ -245,11 +247,16 @@ class SlidingWindow(wiring.Component):
 
         The writer is a two-state machine: a row starts (``ROW_START``) only into a released
         buffer slot, and its other beats (``IN_ROW``) follow one per cycle. The reader walks
-        its loop nest (:meth:`_levels`) one tap per step. Every quantity a step needs is a
-        register: for each loop the tap's coordinates at the start of its current iteration,
-        whose sum with the loop's constant stride is the next tap when that loop steps, and a
-        flag per loop counter marking its last trip. So no multiplier, no counter comparison
-        and no address adder sits between the registers and the read port or the step."""
+        its loop nest (:meth:`_levels`) one tap per step.
+
+        Every input of the step decision is a register, and so is every operand of what a
+        step loads: per loop, the tap's coordinates at the start of the loop's current
+        iteration (their sum with the loop's constant stride is the next tap when that loop
+        steps) and a flag marking its counter's last trip; whether the current tap is inside
+        the image; and the distance between the writer and the tap, with a flag saying the tap
+        is written. No multiplier, counter comparison or address adder lies between the
+        registers and the read port or the step, and what a step loads is chosen among sums
+        and comparisons of registers with constants."""
         m = Module()
         h, w, g = self._height, self._width, self._channels // self._simd
         (ph, pw) = self._padding
@@ -260,25 +267,20 @@ class SlidingWindow(wiring.Component):
         wr = mem.write_port()
         rd = mem.read_port()
 
+        # -- writer: input beats in frame order into consecutive addresses (rows wrap around)
         # Rows free in the buffer (its rows minus those the writer holds and the reader has
         # not released), and frames finished by the writer minus frames finished by the reader.
         free = Signal(range(-1, rows + 3 * h + 2), init=rows)
         frame_lead = Signal(range(-3, rows // h + 4))
-        alloc, release = Signal(), Signal(range(h + 1))
-        w_frame, r_frame = Signal(), Signal()
-        m.d.sync += [
-            free.eq(free - alloc + release),
-            frame_lead.eq(frame_lead + w_frame - r_frame),
-        ]
-
-        # -- writer: input beats in frame order into consecutive addresses (rows wrap around)
-        wpos = Signal(range(n_in), name="wpos")  # beats of the frame written
-        wpos_last = Signal(init=n_in == 1)
-        waddr = Signal(range(depth), name="waddr")
+        alloc, release = Signal(), Signal()
+        write, w_frame, r_frame = Signal(), Signal(), Signal()
+        m.d.sync += frame_lead.eq(frame_lead + w_frame - r_frame)
+        wpos_last = Signal(init=n_in == 1)  # the frame's last beat is next
+        wpos = Signal(range(n_in), name="wpos")
         waddr_last = Signal(init=depth == 1)
-        wcol = Signal(range(wg), name="wcol")  # beat in the row
-        wcol_last = Signal(init=wg == 1)
-        write = Signal()
+        waddr = Signal(range(depth), name="waddr")
+        wcol_last = Signal(init=wg == 1)  # the row's last beat is next
+        wcol = Signal(range(wg), name="wcol")
         m.d.comb += [
             write.eq(self.i.valid & self.i.ready),
             wr.addr.eq(waddr),
@@ -308,108 +310,112 @@ class SlidingWindow(wiring.Component):
                     m.d.sync += [ctr.eq(ctr + 1), last.eq(ctr == n - 2)]
 
         # -- reader: for each loop (and the frame), the tap's coordinates at the start of the
-        # loop's current iteration: row y, column x, channel group, buffer slot of row y, its
-        # beat index in the frame (pos) and its buffer address (addr); [0] is the current tap.
+        # loop's current iteration: row y, column x, channel group, buffer slot of row y and
+        # its buffer address (addr); coords[0] is the current tap.
         levels = self._levels()
-        y_hi = (self._out_h - 1) * self._stride[0] + (self._kernel[0] - 1) * self._dilation[0] - ph
-        x_hi = (self._out_w - 1) * self._stride[1] + (self._kernel[1] - 1) * self._dilation[1] - pw
+        n_lv = len(levels)
+        (kh, kw), (sh, sw), (dh, dw) = self._kernel, self._stride, self._dilation
+        y_hi = (self._out_h - 1) * sh + (kh - 1) * dh - ph
+        x_hi = (self._out_w - 1) * sw + (kw - 1) * dw - pw
         y_lo, x_lo = min(-ph, -1), min(-pw, -1)  # signed even without padding
         shapes = {
             "y": range(y_lo, y_hi + 1),
             "x": range(x_lo, x_hi + 1),
             "grp": range(g),
             "slot": range(rows),
-            "pos": range(min(y_lo * wg + x_lo * g, 0), max(y_hi * wg + x_hi * g + g, n_in) + 1),
             "addr": range(min(x_lo * g, 0), max((rows - 1) * wg + x_hi * g + g, depth) + 1),
         }
         slot0 = -ph % rows
-        start = {"y": -ph, "x": -pw, "grp": 0, "slot": slot0, "pos": -ph * wg - pw * g,
-                 "addr": slot0 * wg - pw * g}  # fmt: skip
+        start = {"y": -ph, "x": -pw, "grp": 0, "slot": slot0, "addr": slot0 * wg - pw * g}
 
         def stride(lv: _Level) -> dict[str, int]:
             return {"y": lv.dy, "x": lv.dx, "grp": lv.dgrp, "slot": lv.dslot % rows}
 
         def varies(k: str, at: int) -> bool:  # does coordinate k change at loop `at` or above?
-            uses = {"pos": ("y", "x", "grp"), "addr": ("slot", "x", "grp")}.get(k, (k,))
+            uses = {"addr": ("slot", "x", "grp")}.get(k, (k,))
+            return any(stride(lv)[u] for lv in levels[at:] for u in uses)
 
-            def moves(lv: _Level) -> bool:
-                return any(stride(lv)[u] for u in uses)
-
-            return any(moves(lv) for lv in levels[at:])
-
-        coords = []
-        for j, lv in enumerate(levels):
-            here = "" if j == 0 else f"_{lv.name}"
-            coords.append(
-                {
-                    k: Signal(shapes[k], init=start[k], name=f"{k}{here}")
-                    if varies(k, j)
-                    else Const(start[k], shapes[k])
-                    for k in start
-                }
-            )
+        coords = [
+            {
+                k: Signal(shapes[k], init=start[k], name=k + ("" if j == 0 else f"_{lv.name}"))
+                if varies(k, j)
+                else Const(start[k], shapes[k])
+                for k in start
+            }
+            for j, lv in enumerate(levels)
+        ]
 
         def successor(lv: _Level, at: dict) -> dict:
             """The tap after a step of ``lv``: its iteration's start plus its stride."""
             d = stride(lv)
-            wrap = at["slot"] + d["slot"] >= rows
             col = d["x"] * g + d["grp"]
             nxt = {k: at[k] + d[k] for k in ("y", "x", "grp")}
-            nxt["slot"] = Mux(wrap, at["slot"] + d["slot"] - rows, at["slot"] + d["slot"])
-            nxt["pos"] = at["pos"] + (d["y"] * wg + col)
-            step_addr = d["slot"] * wg + col
-            nxt["addr"] = Mux(wrap, at["addr"] + (step_addr - depth), at["addr"] + step_addr)
-            if not d["slot"]:
+            if d["slot"]:
+                wrap = at["slot"] >= rows - d["slot"]
+                nxt["slot"] = Mux(wrap, at["slot"] + (d["slot"] - rows), at["slot"] + d["slot"])
+                step_addr = d["slot"] * wg + col
+                nxt["addr"] = Mux(wrap, at["addr"] + (step_addr - depth), at["addr"] + step_addr)
+            else:
                 nxt["slot"], nxt["addr"] = at["slot"], at["addr"] + col
             return nxt
 
-        counters = [Signal(range(lv.n), name=f"{lv.name}_count") for lv in levels[:-1]]
-        lasts = [Signal(name=f"{lv.name}_last") for lv in levels[:-1]]
+        def inside_of(at: dict):
+            """Whether a tap is inside the image (comparisons only where they can fail)."""
+            inside = Const(1)
+            if ph > 0:
+                inside &= at["y"] >= 0
+            if y_hi >= h:
+                inside &= at["y"] < h
+            if pw > 0:
+                inside &= at["x"] >= 0
+            if x_hi >= w:
+                inside &= at["x"] < w
+            return inside
 
-        # Rows released when the current output row is done: those above the next output
-        # row's windows; all the frame's rows after its last.
-        done = released_rows(
-            height=h,
-            kernel_h=self._kernel[0],
-            stride_h=self._stride[0],
-            padding_h=ph,
-            dilation_h=self._dilation[0],
-        )
-        per_row = [b - a for a, b in zip([0, *done[:-1]], done, strict=True)]
-        row_release = Signal(range(h + 1), init=per_row[0])
-        names = [lv.name for lv in levels]
-        row_at = names.index("oh") if "oh" in names else len(levels) - 1
+        def one_of(flags, values):
+            """The value whose flag is set (exactly one is)."""
+            return reduce(or_, (Mux(f, v, 0) for f, v in zip(flags, values, strict=True)))
 
-        def all_of(flags) -> Value:
+        def all_of(flags):
             return Cat(*flags).all() if flags else Const(1)
 
-        # Is the tap inside the image (comparisons only where they can fail) and written?
-        # (written: its beat index in the frame is below the writer's)
-        cur = coords[0]
-        inside = Const(1)
-        if ph > 0:
-            inside &= cur["y"] >= 0
-        if y_hi >= h:
-            inside &= cur["y"] < h
-        if pw > 0:
-            inside &= cur["x"] >= 0
-        if x_hi >= w:
-            inside &= cur["x"] < w
-        written = cur["pos"] < wpos
-        ready = Mux(
-            inside,
-            (frame_lead > 0) | ((frame_lead == 0) & written),
-            frame_lead >= -1,  # padding only: stay at most one frame ahead of the writer
-        )
+        counters = [Signal(range(lv.n), name=f"{lv.name}_count") for lv in levels[:-1]]
+        lasts = [Signal(name=f"{lv.name}_last") for lv in levels[:-1]]
+        # which loop a step advances: the innermost not on its last trip (one-hot)
+        sel = [~lasts[j] & all_of(lasts[:j]) for j in range(n_lv - 1)] + [all_of(lasts)]
+        nexts = [successor(lv, coords[j]) for j, lv in enumerate(levels)]
+        inside = Signal(init=ph == 0 and pw == 0)  # the first tap, (-ph, -pw)
+
+        # The writer's lead on the tap, in beats: (frames written - frames read) * frame beats
+        # + writer's beat - tap's beat index in the frame; the tap is written when it is
+        # positive (for a tap inside the image). A step of loop j moves the tap by delta[j]
+        # beats: its stride minus the inner loops' strides times their last counts.
+        def beats(lv: _Level) -> int:
+            return lv.dy * wg + lv.dx * g + lv.dgrp
+
+        delta, inner = [], 0
+        for lv in levels:
+            delta.append((beats(lv) if lv.n else n_in) - inner)
+            inner += (lv.n - 1) * beats(lv) if lv.n else 0
+        lead0 = ph * wg + pw * g
+        span = lead0 + max(abs(d) for d in delta) + (rows // h + 8) * n_in
+        lead = Signal(range(-span, span + 1), init=lead0)
+        written = Signal(init=lead0 > 0)
+
         # Output register: the memory's synchronous read, and whether the beat is padding.
         valid, pad = Signal(name="valid"), Signal(name="pad")
         take = ~valid | self.o.ready
+        ready = Mux(
+            inside,
+            written,
+            frame_lead >= -1,  # padding only: stay at most one frame ahead of the writer
+        )
         step = Signal()
         addr_bits = Shape.cast(range(depth)).width
         pad_beat = self.o.payload.shape().const([self._pad_value] * self._simd)
         m.d.comb += [
             step.eq(take & ready),
-            rd.addr.eq(cur["addr"][:addr_bits]),
+            rd.addr.eq(coords[0]["addr"][:addr_bits]),
             rd.en.eq(take),
             self.o.valid.eq(valid),
             self.o.payload.eq(Mux(pad, pad_beat, rd.data)),
@@ -417,38 +423,49 @@ class SlidingWindow(wiring.Component):
         with m.If(take):
             m.d.sync += [valid.eq(ready), pad.eq(~inside)]
 
-        def step_loop(j: int):
-            """Loop ``j`` steps: every inner loop restarts at the successor."""
-            nxt = successor(levels[j], coords[j])
-            for at in coords[: j + 1]:
-                m.d.sync += [at[k].eq(nxt[k]) for k in at if isinstance(at[k], Signal)]
-            for i in range(j):
-                m.d.sync += [counters[i].eq(0), lasts[i].eq(0)]
-            if j < len(counters):
-                m.d.sync += [
-                    counters[j].eq(counters[j] + 1),
-                    lasts[j].eq(counters[j] == levels[j].n - 2),
-                ]
-
+        # the lead and its sign after the cycle: each candidate a register plus a constant
         with m.If(step):
-            if len(levels) == 1:
-                step_loop(0)
-            else:
-                for j in range(len(levels) - 1):
-                    with (m.If if j == 0 else m.Elif)(~lasts[j]):
-                        step_loop(j)
+            m.d.sync += [
+                lead.eq(one_of(sel, [Mux(write, lead - (d - 1), lead - d) for d in delta])),
+                written.eq(one_of(sel, [Mux(write, lead >= d, lead > d) for d in delta])),
+                inside.eq(one_of(sel, [inside_of(nx) for nx in nexts])),
+            ]
+            for j, at in enumerate(coords):  # loop j restarts when it or an outer loop steps
+                load = [at[k].eq(one_of(sel[j:], [nx[k] for nx in nexts[j:]]))
+                        for k in at if isinstance(at[k], Signal)]  # fmt: skip
+                if j == 0:
+                    m.d.sync += load
+                else:
+                    with m.If(reduce(or_, sel[j:])):
+                        m.d.sync += load
+            for j, (ctr, last) in enumerate(zip(counters, lasts, strict=True)):
+                with m.If(sel[j]):
+                    m.d.sync += [ctr.eq(ctr + 1), last.eq(ctr == levels[j].n - 2)]
+                with m.Elif(reduce(or_, sel[j + 1 :])):
+                    m.d.sync += [ctr.eq(0), last.eq(0)]
+        with m.Else():
+            m.d.sync += [lead.eq(lead + write), written.eq(Mux(write, lead >= 0, lead > 0))]
+
+        # Rows released when the current output row is done: those above the next output
+        # row's windows; all the frame's rows after its last.
+        done = released_rows(height=h, kernel_h=kh, stride_h=sh, padding_h=ph, dilation_h=dh)
+        per_row = [b - a for a, b in zip([0, *done[:-1]], done, strict=True)]
+        row_release = Signal(range(h + 1), init=per_row[0])
+        names = [lv.name for lv in levels]
+        row_at = names.index("oh") if "oh" in names else n_lv - 1
+        # (both sums from registers; the step and the writer only choose)
+        with m.If(release):
+            m.d.sync += free.eq(Mux(alloc, free + row_release - 1, free + row_release))
+        with m.Elif(alloc):
+            m.d.sync += free.eq(free - 1)
+        # the output row ends when every loop inside the row loop is on its last trip
+        with m.If(step & all_of(lasts[:row_at])):
+            m.d.comb += release.eq(1)
+            if len(per_row) > 1:
+                following = Array(Const(v, row_release.shape()) for v in per_row[1:] + per_row[:1])
+                with m.If(lasts[row_at]):
+                    m.d.sync += row_release.eq(per_row[0])
                 with m.Else():
-                    step_loop(len(levels) - 1)
-            # the output row ends when every loop inside the row loop is on its last trip
-            with m.If(all_of(lasts[:row_at])):
-                m.d.comb += release.eq(row_release)
-                if len(per_row) > 1:
-                    following = Array(
-                        Const(v, row_release.shape()) for v in per_row[1:] + per_row[:1]
-                    )
-                    with m.If(lasts[row_at]):
-                        m.d.sync += row_release.eq(per_row[0])
-                    with m.Else():
-                        m.d.sync += row_release.eq(following[counters[row_at]])
-            m.d.comb += r_frame.eq(all_of(lasts))
+                    m.d.sync += row_release.eq(following[counters[row_at]])
+        m.d.comb += r_frame.eq(step & sel[-1])
         return m
