@@ -402,6 +402,10 @@ class SlidingWindow(wiring.Component):
         lead = Signal(range(-span, span + 1), init=lead0)
         written = Signal(init=lead0 > 0)
 
+        def at_least(c: int):
+            """``lead >= c``: the sign of one subtraction (a single carry chain)."""
+            return ~(lead - c)[-1]
+
         # Output register: the memory's synchronous read, and whether the beat is padding.
         valid, pad = Signal(name="valid"), Signal(name="pad")
         take = ~valid | self.o.ready
@@ -427,7 +431,7 @@ class SlidingWindow(wiring.Component):
         with m.If(step):
             m.d.sync += [
                 lead.eq(one_of(sel, [Mux(write, lead - (d - 1), lead - d) for d in delta])),
-                written.eq(one_of(sel, [Mux(write, lead >= d, lead > d) for d in delta])),
+                written.eq(one_of(sel, [Mux(write, at_least(d), at_least(d + 1)) for d in delta])),
                 inside.eq(one_of(sel, [inside_of(nx) for nx in nexts])),
             ]
             for j, at in enumerate(coords):  # loop j restarts when it or an outer loop steps
@@ -444,18 +448,19 @@ class SlidingWindow(wiring.Component):
                 with m.Elif(reduce(or_, sel[j + 1 :])):
                     m.d.sync += [ctr.eq(0), last.eq(0)]
         with m.Else():
-            m.d.sync += [lead.eq(lead + write), written.eq(Mux(write, lead >= 0, lead > 0))]
+            m.d.sync += [lead.eq(lead + write), written.eq(Mux(write, at_least(0), at_least(1)))]
 
         # Rows released when the current output row is done: those above the next output
         # row's windows; all the frame's rows after its last.
         done = released_rows(height=h, kernel_h=kh, stride_h=sh, padding_h=ph, dilation_h=dh)
         per_row = [b - a for a, b in zip([0, *done[:-1]], done, strict=True)]
         row_release = Signal(range(h + 1), init=per_row[0])
+        row_release_m1 = Signal(range(-1, h), init=per_row[0] - 1)  # row_release - 1
         names = [lv.name for lv in levels]
         row_at = names.index("oh") if "oh" in names else n_lv - 1
         # (both sums from registers; the step and the writer only choose)
         with m.If(release):
-            m.d.sync += free.eq(Mux(alloc, free + row_release - 1, free + row_release))
+            m.d.sync += free.eq(Mux(alloc, free + row_release_m1, free + row_release))
         with m.Elif(alloc):
             m.d.sync += free.eq(free - 1)
         # the output row ends when every loop inside the row loop is on its last trip
@@ -464,8 +469,13 @@ class SlidingWindow(wiring.Component):
             if len(per_row) > 1:
                 following = Array(Const(v, row_release.shape()) for v in per_row[1:] + per_row[:1])
                 with m.If(lasts[row_at]):
-                    m.d.sync += row_release.eq(per_row[0])
+                    m.d.sync += [row_release.eq(per_row[0]), row_release_m1.eq(per_row[0] - 1)]
                 with m.Else():
-                    m.d.sync += row_release.eq(following[counters[row_at]])
+                    ahead = per_row[1:] + per_row[:1]
+                    following_m1 = Array(Const(v - 1, row_release_m1.shape()) for v in ahead)
+                    m.d.sync += [
+                        row_release.eq(following[counters[row_at]]),
+                        row_release_m1.eq(following_m1[counters[row_at]]),
+                    ]
         m.d.comb += r_frame.eq(step & sel[-1])
         return m
