@@ -271,6 +271,7 @@ class SlidingWindow(wiring.Component):
         # Rows free in the buffer (its rows minus those the writer holds and the reader has
         # not released), and frames finished by the writer minus frames finished by the reader.
         free = Signal(range(-1, rows + 3 * h + 2), init=rows)
+        has_free = Signal(init=1)  # free > 0
         frame_lead = Signal(range(-3, rows // h + 4))
         alloc, release = Signal(), Signal()
         write, w_frame, r_frame = Signal(), Signal(), Signal()
@@ -290,7 +291,7 @@ class SlidingWindow(wiring.Component):
         ]
         with m.FSM(name="writer"):
             with m.State("ROW_START"):
-                m.d.comb += [self.i.ready.eq(free > 0), alloc.eq(write)]
+                m.d.comb += [self.i.ready.eq(has_free), alloc.eq(write)]
                 if wg > 1:
                     with m.If(write):
                         m.next = "IN_ROW"
@@ -383,7 +384,20 @@ class SlidingWindow(wiring.Component):
         lasts = [Signal(name=f"{lv.name}_last") for lv in levels[:-1]]
         # which loop a step advances: the innermost not on its last trip (one-hot)
         sel = [~lasts[j] & all_of(lasts[:j]) for j in range(n_lv - 1)] + [all_of(lasts)]
-        nexts = [successor(lv, coords[j]) for j, lv in enumerate(levels)]
+        # The tap after a step of each loop, with whether it is inside the image. A loop j > 0
+        # steps only once its inner loops have run their trips (two steps at least), and its
+        # start coordinates change only when it or an outer loop steps: its successor is the
+        # same a cycle ahead, and is computed into registers.
+        nexts = [successor(levels[0], coords[0])]
+        inside_next = [inside_of(nexts[0])]
+        for j in range(1, n_lv):
+            comb, name = successor(levels[j], coords[j]), levels[j].name
+            ahead = {k: Signal(shapes[k], name=f"{k}_{name}_next") for k in start}
+            flag = Signal(name=f"inside_{name}_next")
+            m.d.sync += [ahead[k].eq(comb[k]) for k in start]
+            m.d.sync += flag.eq(inside_of(comb))
+            nexts.append(ahead)
+            inside_next.append(flag)
         inside = Signal(init=ph == 0 and pw == 0)  # the first tap, (-ph, -pw)
 
         # The writer's lead on the tap, in beats: (frames written - frames read) * frame beats
@@ -399,12 +413,20 @@ class SlidingWindow(wiring.Component):
             inner += (lv.n - 1) * beats(lv) if lv.n else 0
         lead0 = ph * wg + pw * g
         span = lead0 + max(abs(d) for d in delta) + (rows // h + 8) * n_in
+        # (``lead`` leaves out the previous cycle's write, ``write_d``, so that no sum the
+        # step chooses waits for this cycle's)
         lead = Signal(range(-span, span + 1), init=lead0)
         written = Signal(init=lead0 > 0)
+        write_d = Signal()
+        m.d.sync += write_d.eq(write)
 
-        def at_least(c: int):
-            """``lead >= c``: the sign of one subtraction (a single carry chain)."""
-            return ~(lead - c)[-1]
+        def positive_after(d: int):
+            """Whether the lead is positive after a move by ``d`` beats and this cycle's
+            write: ``lead + write_d + write - d >= 1``, each case the sign of a subtraction
+            of a constant from ``lead`` (a single carry chain)."""
+            at_least = [~(lead - (d + 1 - k))[-1] for k in range(3)]  # k = write_d + write
+            return Mux(write, Mux(write_d, at_least[2], at_least[1]),
+                       Mux(write_d, at_least[1], at_least[0]))  # fmt: skip
 
         # Output register: the memory's synchronous read, and whether the beat is padding.
         valid, pad = Signal(name="valid"), Signal(name="pad")
@@ -430,9 +452,9 @@ class SlidingWindow(wiring.Component):
         # the lead and its sign after the cycle: each candidate a register plus a constant
         with m.If(step):
             m.d.sync += [
-                lead.eq(one_of(sel, [Mux(write, lead - (d - 1), lead - d) for d in delta])),
-                written.eq(one_of(sel, [Mux(write, at_least(d), at_least(d + 1)) for d in delta])),
-                inside.eq(one_of(sel, [inside_of(nx) for nx in nexts])),
+                lead.eq(one_of(sel, [Mux(write_d, lead - (d - 1), lead - d) for d in delta])),
+                written.eq(one_of(sel, [positive_after(d) for d in delta])),
+                inside.eq(one_of(sel, inside_next)),
             ]
             for j, at in enumerate(coords):  # loop j restarts when it or an outer loop steps
                 load = [at[k].eq(one_of(sel[j:], [nx[k] for nx in nexts[j:]]))
@@ -448,7 +470,7 @@ class SlidingWindow(wiring.Component):
                 with m.Elif(reduce(or_, sel[j + 1 :])):
                     m.d.sync += [ctr.eq(0), last.eq(0)]
         with m.Else():
-            m.d.sync += [lead.eq(lead + write), written.eq(Mux(write, at_least(0), at_least(1)))]
+            m.d.sync += [lead.eq(lead + write_d), written.eq(positive_after(0))]
 
         # Rows released when the current output row is done: those above the next output
         # row's windows; all the frame's rows after its last.
@@ -458,11 +480,14 @@ class SlidingWindow(wiring.Component):
         row_release_m1 = Signal(range(-1, h), init=per_row[0] - 1)  # row_release - 1
         names = [lv.name for lv in levels]
         row_at = names.index("oh") if "oh" in names else n_lv - 1
-        # (both sums from registers; the step and the writer only choose)
+        # (both sums from registers; the step and the writer only choose; has_free too)
         with m.If(release):
-            m.d.sync += free.eq(Mux(alloc, free + row_release_m1, free + row_release))
+            m.d.sync += [
+                free.eq(Mux(alloc, free + row_release_m1, free + row_release)),
+                has_free.eq(Mux(alloc, free + row_release_m1 > 0, free + row_release > 0)),
+            ]
         with m.Elif(alloc):
-            m.d.sync += free.eq(free - 1)
+            m.d.sync += [free.eq(free - 1), has_free.eq(free > 1)]
         # the output row ends when every loop inside the row loop is on its last trip
         with m.If(step & all_of(lasts[:row_at])):
             m.d.comb += release.eq(1)
