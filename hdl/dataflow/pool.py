@@ -4,6 +4,7 @@ channel."""
 
 from __future__ import annotations
 
+import enum
 from itertools import count
 
 from amaranth import Module, Mux, Shape, Signal, signed
@@ -16,9 +17,15 @@ from codesign.models.qtype import Rounding
 from .checks import check_int, check_pair, element_shape_of, shape_range
 from .swg import SlidingWindow, TapOrder, line_buffer_rows
 
-__all__ = ["Pool2d", "divide_round"]
+__all__ = ["Pool2d", "PoolMode", "divide_round"]
 
-_MODES = ("max", "avg", "sum")
+
+class PoolMode(enum.Enum):
+    """What a :class:`Pool2d` computes over each window."""
+
+    MAX = "max"  #: the largest element
+    AVG = "avg"  #: the sum divided by the window's area, rounded
+    SUM = "sum"  #: the exact sum
 
 
 def divide_round(m: Module, n, lo: int, hi: int, d: int, rounding: Rounding):
@@ -101,7 +108,7 @@ class _WindowReduce(wiring.Component):
     ``i.ready`` come from registers."""
 
     def __init__(
-        self, *, element, out_element, simd: int, taps: int, mode: str, rounding: Rounding
+        self, *, element, out_element, simd: int, taps: int, mode: PoolMode, rounding: Rounding
     ):
         self._element, self._simd, self._taps = element, simd, taps
         self._mode, self._rounding = mode, rounding
@@ -111,7 +118,7 @@ class _WindowReduce(wiring.Component):
         m = Module()
         n, simd = self._taps, self._simd
         lo, hi = shape_range(Shape.cast(self._element))
-        if self._mode == "max":
+        if self._mode is PoolMode.MAX:
             acc_shape = self._element
         else:
             lo, hi = lo * n, hi * n
@@ -122,7 +129,7 @@ class _WindowReduce(wiring.Component):
         full = [Signal(acc_shape, name=f"full{j}") for j in range(simd)]  # finished windows
         full_valid = Signal()
 
-        if self._mode != "avg":
+        if self._mode is not PoolMode.AVG:
             # the finished window is the output register
             load = ~full_valid | self.o.ready
             m.d.comb += [
@@ -150,7 +157,7 @@ class _WindowReduce(wiring.Component):
                 x = self.i.payload[j]
                 if n == 1:
                     value = x
-                elif self._mode == "max":
+                elif self._mode is PoolMode.MAX:
                     value = Mux((tap == 0) | (x > acc[j]), x, acc[j])
                 else:
                     wide = Signal(acc_shape, name=f"x{j}")
@@ -182,7 +189,7 @@ class _GlobalReduce(wiring.Component):
         simd: int,
         groups: int,
         pixels: int,
-        mode: str,
+        mode: PoolMode,
         rounding: Rounding,
     ):
         self._element, self._simd, self._groups, self._pixels = element, simd, groups, pixels
@@ -193,7 +200,7 @@ class _GlobalReduce(wiring.Component):
         m = Module()
         n, simd, g = self._pixels, self._simd, self._groups
         lo, hi = shape_range(Shape.cast(self._element))
-        if self._mode == "max":
+        if self._mode is PoolMode.MAX:
             acc_shape = Shape.cast(self._element)
         else:
             lo, hi = lo * n, hi * n
@@ -217,7 +224,7 @@ class _GlobalReduce(wiring.Component):
             new = Signal(beat)
             for j in range(simd):
                 x = self.i.payload[j]
-                if self._mode == "max":
+                if self._mode is PoolMode.MAX:
                     value = Mux(first | (x > ring[0][j]), x, ring[0][j])
                 else:
                     value = Mux(first, x, ring[0][j] + x)
@@ -226,7 +233,7 @@ class _GlobalReduce(wiring.Component):
             m.d.sync += ring[g - 1].eq(new)
             with m.If(last):
                 for j in range(simd):
-                    if self._mode == "avg":
+                    if self._mode is PoolMode.AVG:
                         q = divide_round(m, new[j], lo, hi, n, self._rounding)
                     else:
                         q = new[j]
@@ -243,13 +250,13 @@ class Pool2d(wiring.Component):
     """2-D max or average pooling of a stream of (H, W, C) frames, channels-last, ``simd``
     channels per beat; the output is (OH, OW, C) channels-last, ``simd`` channels per beat.
 
-    ``mode="max"``: the maximum of each window; padding never wins (it is the element's
+    ``PoolMode.MAX``: the maximum of each window; padding never wins (it is the element's
     minimum, and ``padding`` is at most half the kernel, so every window holds a pixel), as
-    :func:`codesign.models.dataflow.maxpool2d`. ``mode="avg"``: the window sum divided by
+    :func:`codesign.models.dataflow.maxpool2d`. ``PoolMode.AVG``: the window sum divided by
     ``kh * kw`` with ``rounding``, exactly as :func:`codesign.models.dataflow.avgpool2d` (no
     padding;
     a power-of-two area is a shift, any other a multiplication by a constant reciprocal, see
-    :func:`divide_round`). ``mode="sum"``: the exact window sum, as
+    :func:`divide_round`). ``PoolMode.SUM``: the exact window sum, as
     :func:`codesign.models.dataflow.sumpool2d`, in ``out_element`` (by default the narrowest shape
     holding ``kh * kw`` times the element's range).
 
@@ -272,7 +279,7 @@ class Pool2d(wiring.Component):
     simd
         Channels per beat; must divide ``channels``.
     mode
-        ``"max"``, ``"avg"`` or ``"sum"``.
+        A :class:`PoolMode` (or its value, ``"max"``, ``"avg"`` or ``"sum"``).
     rounding
         :class:`~codesign.models.qtype.Rounding` of the average (ignored otherwise).
     out_element
@@ -291,15 +298,18 @@ class Pool2d(wiring.Component):
         stride: tuple[int, int],
         padding: tuple[int, int],
         simd: int,
-        mode: str,
+        mode: PoolMode | str,
         rounding: Rounding = Rounding.HALF_EVEN,
         out_element: ShapeCastable | None = None,
     ) -> None:
         shape = element_shape_of(element)
         if isinstance(element, ShapeCastable) and not isinstance(element, Shape):
             raise TypeError(f"element must be a signed or unsigned shape, not {element!r}")
-        if mode not in _MODES:
-            raise ValueError(f"mode must be 'max', 'avg' or 'sum', not {mode!r}")
+        if not isinstance(mode, PoolMode):
+            values = [m.value for m in PoolMode]
+            if mode not in values:
+                raise ValueError(f"mode must be a PoolMode or one of {values}, not {mode!r}")
+            mode = PoolMode(mode)
         if not isinstance(rounding, Rounding):
             raise TypeError(f"rounding must be a Rounding, not {rounding!r}")
         self._channels = check_int("channels", channels, 1)
@@ -311,8 +321,10 @@ class Pool2d(wiring.Component):
         self._kernel = check_pair("kernel", kernel, 1)
         self._stride = check_pair("stride", stride, 1)
         self._padding = check_pair("padding", padding, 0)
-        if mode != "max" and self._padding != (0, 0):
-            raise ValueError(f"padding must be (0, 0) for {mode} pooling, not {self._padding!r}")
+        if mode is not PoolMode.MAX and self._padding != (0, 0):
+            raise ValueError(
+                f"padding must be (0, 0) for {mode.value} pooling, not {self._padding!r}"
+            )
         if any(p > k // 2 for p, k in zip(self._padding, self._kernel, strict=True)):
             raise ValueError(
                 f"padding must be at most half the kernel {self._kernel}, not {self._padding!r}"
@@ -326,7 +338,7 @@ class Pool2d(wiring.Component):
         self._mode = mode
         self._rounding = rounding
         self._global = self._kernel == (height, width) and self._padding == (0, 0)
-        if mode == "sum":
+        if mode is PoolMode.SUM:
             lo, hi = shape_range(shape)
             area = self._kernel[0] * self._kernel[1]
             exact = Shape.cast(range(min(lo * area, 0), max(hi * area, 0) + 1))
@@ -363,7 +375,7 @@ class Pool2d(wiring.Component):
         return self._global
 
     @property
-    def mode(self) -> str:
+    def mode(self) -> PoolMode:
         return self._mode
 
     @property
@@ -447,7 +459,7 @@ class Pool2d(wiring.Component):
             padding=self._padding,
             dilation=(1, 1),
             simd=self._simd,
-            pad_value=lo if self._mode == "max" else 0,
+            pad_value=lo if self._mode is PoolMode.MAX else 0,
             tap_order=TapOrder.CHANNEL_MAJOR,
         )
         m.submodules.reduce = reduce = _WindowReduce(
