@@ -30,9 +30,11 @@ from pathlib import Path
 DEFAULT_NETS = ("cnv_tiny", "resnet_tiny")
 
 
-def units(net: str, only: str | None = None) -> list[tuple[str, object]]:
+def units(net: str, only: str | None = None, parts: bool = False) -> list[tuple[str, object]]:
     """(``net:stage``, unit) for the window generator or pool unit of each convolution and
-    pool stage of ``net``'s default design (``only``: that stage alone)."""
+    pool stage of ``net``'s default design (``only``: that stage alone); with ``parts``, also
+    a windowed pool's window generator and reducer alone (``net:stage.window``,
+    ``net:stage.reduce``)."""
     from codesign.hdl.dataflow.pipeline import StageUnit
     from codesign.hdl.dataflow.pool import Pool2d
     from codesign.hdl.dataflow.swg import SlidingWindow
@@ -49,20 +51,25 @@ def units(net: str, only: str | None = None) -> list[tuple[str, object]]:
         for u in stage.units:
             if isinstance(u, SlidingWindow | Pool2d):
                 out.append((f"{net}:{s.name}", u))
+            if isinstance(u, Pool2d) and parts:  # and each of its units alone
+                for part in u.parts():
+                    name = "window" if isinstance(part, SlidingWindow) else "reduce"
+                    out.append((f"{net}:{s.name}.{name}", part))
     return out
 
 
 def describe(unit) -> str:
     from codesign.hdl.dataflow.pool import Pool2d
+    from codesign.hdl.dataflow.swg import SlidingWindow, TapOrder
 
-    kind = "pool" if isinstance(unit, Pool2d) else "swg"
-    k, s = unit.kernel, unit.stride
-    extra = (
-        f" {unit.mode.value if hasattr(unit.mode, 'value') else unit.mode}"
-        if kind == "pool"
-        else ""
-    )
-    return f"{kind}{extra} k{k[0]}x{k[1]} s{s[0]} simd{unit.simd}"
+    if isinstance(unit, Pool2d):
+        k, s = unit.kernel, unit.stride
+        return f"pool {unit.mode.value} k{k[0]}x{k[1]} s{s[0]} simd{unit.simd}"
+    if isinstance(unit, SlidingWindow):
+        k, s = unit.kernel, unit.stride
+        order = " channel-major" if unit.tap_order is TapOrder.CHANNEL_MAJOR else ""
+        return f"swg{order} k{k[0]}x{k[1]} s{s[0]} simd{unit.simd} ({unit.buffer_depth} beats)"
+    return type(unit).__name__
 
 
 def measure(label: str, unit, *, speed: str, freq: float, seed: int, keep: Path | None) -> dict:
@@ -137,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--json", type=Path, help="write the rows as JSON")
     p.add_argument("--keep", type=Path, help="keep each unit's Verilog, netlist and logs here")
+    p.add_argument("--parts", action="store_true", help="also each windowed pool's two units")
     args = p.parse_args(argv)
     from codesign.hdl.tools import ToolError
 
@@ -148,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|---|---|---|---|---|---|")
     for target in args.targets:
         net, _, stage = target.partition(":")
-        for label, unit in units(net, stage or None):
+        for label, unit in units(net, stage or None, args.parts):
             try:
                 r = measure(
                     label, unit, speed=args.speed, freq=args.freq, seed=args.seed, keep=args.keep

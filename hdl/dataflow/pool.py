@@ -5,7 +5,7 @@ channel."""
 from __future__ import annotations
 
 import enum
-from itertools import count
+from itertools import count, pairwise
 
 from amaranth import Module, Mux, Shape, Signal, signed
 from amaranth.hdl import ShapeCastable
@@ -17,7 +17,7 @@ from codesign.models.qtype import Rounding
 from .checks import check_int, check_pair, element_shape_of, shape_range
 from .swg import SlidingWindow, TapOrder, line_buffer_rows
 
-__all__ = ["Pool2d", "PoolMode", "divide_round"]
+__all__ = ["GlobalReduce", "Pool2d", "PoolMode", "WindowReduce", "divide_round"]
 
 
 class PoolMode(enum.Enum):
@@ -95,6 +95,13 @@ def divide_round(m: Module, n, lo: int, hi: int, d: int, rounding: Rounding):
     return q if isinstance(up, int) else Mux(up, q + 1, q)
 
 
+def _check_mode(mode, rounding) -> None:
+    if not isinstance(mode, PoolMode):
+        raise TypeError(f"mode must be a PoolMode, not {mode!r}")
+    if not isinstance(rounding, Rounding):
+        raise TypeError(f"rounding must be a Rounding, not {rounding!r}")
+
+
 def _ports(element, out_element, simd: int) -> dict:
     return {
         "i": In(stream.Signature(data.ArrayLayout(element, simd))),
@@ -102,7 +109,7 @@ def _ports(element, out_element, simd: int) -> dict:
     }
 
 
-class _WindowReduce(wiring.Component):
+class WindowReduce(wiring.Component):
     """Reduces every ``taps`` consecutive beats element-wise (max, sum, or sum then rounded
     division by ``taps``) to one beat. One input beat per cycle; ``o.valid`` and
     ``i.ready`` come from registers."""
@@ -110,6 +117,9 @@ class _WindowReduce(wiring.Component):
     def __init__(
         self, *, element, out_element, simd: int, taps: int, mode: PoolMode, rounding: Rounding
     ):
+        _check_mode(mode, rounding)
+        check_int("simd", simd, 1)
+        check_int("taps", taps, 1)
         self._element, self._simd, self._taps = element, simd, taps
         self._mode, self._rounding = mode, rounding
         super().__init__(_ports(element, out_element, simd))
@@ -174,7 +184,7 @@ class _WindowReduce(wiring.Component):
         return m
 
 
-class _GlobalReduce(wiring.Component):
+class GlobalReduce(wiring.Component):
     """Reduces each channel over a whole frame of ``pixels`` pixels, ``simd`` channels per
     beat, ``groups`` beats per pixel: one accumulator per channel, kept in a ring of
     ``groups`` registers that turns once per pixel (the head is the group the next beat
@@ -192,6 +202,9 @@ class _GlobalReduce(wiring.Component):
         mode: PoolMode,
         rounding: Rounding,
     ):
+        _check_mode(mode, rounding)
+        for name, value in (("simd", simd), ("groups", groups), ("pixels", pixels)):
+            check_int(name, value, 1)
         self._element, self._simd, self._groups, self._pixels = element, simd, groups, pixels
         self._mode, self._rounding = mode, rounding
         super().__init__(_ports(element, out_element, simd))
@@ -433,23 +446,24 @@ class Pool2d(wiring.Component):
         """Line buffer depth in beats (each ``simd`` elements wide)."""
         return self._rows * self._width * (self._channels // self._simd)
 
-    def elaborate(self, platform):
-        m = Module()
+    def parts(self) -> tuple[wiring.Component, ...]:
+        """The units this pool chains, input first (new instances each call): a
+        :class:`WindowReduce` behind a channel-major :class:`SlidingWindow`, or a
+        :class:`GlobalReduce` alone for a global pool."""
         if self._global:
-            m.submodules.reduce = reduce = _GlobalReduce(
-                element=self._element,
-                out_element=self._out_element,
-                simd=self._simd,
-                groups=self._channels // self._simd,
-                pixels=self._height * self._width,
-                mode=self._mode,
-                rounding=self._rounding,
+            return (
+                GlobalReduce(
+                    element=self._element,
+                    out_element=self._out_element,
+                    simd=self._simd,
+                    groups=self._channels // self._simd,
+                    pixels=self._height * self._width,
+                    mode=self._mode,
+                    rounding=self._rounding,
+                ),
             )
-            wiring.connect(m, wiring.flipped(self.i), reduce.i)
-            wiring.connect(m, reduce.o, wiring.flipped(self.o))
-            return m
         lo, _ = shape_range(self._shape)
-        m.submodules.window = window = SlidingWindow(
+        window = SlidingWindow(
             element=self._element,
             channels=self._channels,
             height=self._height,
@@ -462,7 +476,7 @@ class Pool2d(wiring.Component):
             pad_value=lo if self._mode is PoolMode.MAX else 0,
             tap_order=TapOrder.CHANNEL_MAJOR,
         )
-        m.submodules.reduce = reduce = _WindowReduce(
+        reduce = WindowReduce(
             element=self._element,
             out_element=self._out_element,
             simd=self._simd,
@@ -470,7 +484,16 @@ class Pool2d(wiring.Component):
             mode=self._mode,
             rounding=self._rounding,
         )
-        wiring.connect(m, wiring.flipped(self.i), window.i)
-        wiring.connect(m, window.o, reduce.i)
-        wiring.connect(m, reduce.o, wiring.flipped(self.o))
+        return window, reduce
+
+    def elaborate(self, platform):
+        m = Module()
+        parts = self.parts()
+        names = ("reduce",) if self._global else ("window", "reduce")
+        for name, part in zip(names, parts, strict=True):
+            m.submodules[name] = part
+        wiring.connect(m, wiring.flipped(self.i), parts[0].i)
+        for a, b in pairwise(parts):
+            wiring.connect(m, a.o, b.i)
+        wiring.connect(m, parts[-1].o, wiring.flipped(self.o))
         return m
