@@ -133,8 +133,9 @@ class WindowReduce(wiring.Component):
         else:
             lo, hi = lo * n, hi * n
             acc_shape = Shape.cast(range(min(lo, 0), max(hi, 0) + 1))
+        # the tap counter, with registered flags for its first and last tap
         tap = Signal(range(n))
-        last = tap == n - 1
+        first, last = Signal(init=1), Signal(init=n == 1)
         acc = [Signal(acc_shape, name=f"acc{j}") for j in range(simd)]
         full = [Signal(acc_shape, name=f"full{j}") for j in range(simd)]  # finished windows
         full_valid = Signal()
@@ -162,25 +163,26 @@ class WindowReduce(wiring.Component):
                     m.d.sync += out[j].eq(q)
 
         m.d.comb += self.i.ready.eq(~last | load)
+        # the window so far with this beat folded in, whether or not a beat arrives
+        values = []
+        for j in range(simd):
+            x = self.i.payload[j]
+            value = Signal(acc_shape, name=f"fold{j}")
+            if n == 1:
+                m.d.comb += value.eq(x)
+            elif self._mode is PoolMode.MAX:
+                m.d.comb += value.eq(Mux(first | (x > acc[j]), x, acc[j]))
+            else:
+                wide = Signal(acc_shape, name=f"x{j}")
+                m.d.comb += [wide.eq(x), value.eq(Mux(first, wide, acc[j] + wide))]
+            values.append(value)
         with m.If(self.i.valid & self.i.ready):
-            for j in range(simd):
-                x = self.i.payload[j]
-                if n == 1:
-                    value = x
-                elif self._mode is PoolMode.MAX:
-                    value = Mux((tap == 0) | (x > acc[j]), x, acc[j])
-                else:
-                    wide = Signal(acc_shape, name=f"x{j}")
-                    m.d.comb += wide.eq(x)
-                    value = Mux(tap == 0, wide, acc[j] + wide)
-                with m.If(last):
-                    m.d.sync += full[j].eq(value)
-                with m.Else():
-                    m.d.sync += acc[j].eq(value)
             with m.If(last):
-                m.d.sync += [tap.eq(0), full_valid.eq(1)]
+                m.d.sync += [full[j].eq(values[j]) for j in range(simd)]
+                m.d.sync += [tap.eq(0), first.eq(1), last.eq(n == 1), full_valid.eq(1)]
             with m.Else():
-                m.d.sync += tap.eq(tap + 1)
+                m.d.sync += [acc[j].eq(values[j]) for j in range(simd)]
+                m.d.sync += [tap.eq(tap + 1), first.eq(0), last.eq(tap == n - 2)]
         return m
 
 
