@@ -382,8 +382,14 @@ class SlidingWindow(wiring.Component):
 
         counters = [Signal(range(lv.n), name=f"{lv.name}_count") for lv in levels[:-1]]
         lasts = [Signal(name=f"{lv.name}_last") for lv in levels[:-1]]
-        # which loop a step advances: the innermost not on its last trip (one-hot)
-        sel = [~lasts[j] & all_of(lasts[:j]) for j in range(n_lv - 1)] + [all_of(lasts)]
+        # which loop a step advances: the innermost not on its last trip (one-hot, a register
+        # like the flags it derives from, which mark each counter's last and next-to-last trip)
+        pens = [Signal(init=lv.n == 2, name=f"{lv.name}_penult") for lv in levels[:-1]]
+
+        def advancing(flags) -> list:
+            return [~flags[j] & all_of(flags[:j]) for j in range(n_lv - 1)] + [all_of(flags)]
+
+        sel = [Signal(init=j == 0, name=f"sel_{lv.name}") for j, lv in enumerate(levels)]
         # The tap after a step of each loop, with whether it is inside the image. A loop j > 0
         # steps only once its inner loops have run their trips (two steps at least), and its
         # start coordinates change only when it or an outer loop steps: its successor is the
@@ -464,11 +470,16 @@ class SlidingWindow(wiring.Component):
                 else:
                     with m.If(reduce(or_, sel[j:])):
                         m.d.sync += load
-            for j, (ctr, last) in enumerate(zip(counters, lasts, strict=True)):
+            lasts_next = []
+            for j, (ctr, last, pen) in enumerate(zip(counters, lasts, pens, strict=True)):
+                n = levels[j].n
+                restart = reduce(or_, sel[j + 1 :])
                 with m.If(sel[j]):
-                    m.d.sync += [ctr.eq(ctr + 1), last.eq(ctr == levels[j].n - 2)]
-                with m.Elif(reduce(or_, sel[j + 1 :])):
-                    m.d.sync += [ctr.eq(0), last.eq(0)]
+                    m.d.sync += [ctr.eq(ctr + 1), last.eq(pen), pen.eq(ctr == n - 3)]
+                with m.Elif(restart):
+                    m.d.sync += [ctr.eq(0), last.eq(0), pen.eq(n == 2)]
+                lasts_next.append(Mux(sel[j], pen, Mux(restart, 0, last)))
+            m.d.sync += [f.eq(v) for f, v in zip(sel, advancing(lasts_next), strict=True)]
         with m.Else():
             m.d.sync += [lead.eq(lead + write_d), written.eq(positive_after(0))]
 
