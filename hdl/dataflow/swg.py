@@ -1,10 +1,10 @@
 """Sliding-window generator: a line buffer that turns an image stream into a window stream.
 
 The input is one frame after another of an (H, W, C) image in channels-last order, ``simd``
-channels per beat (see :mod:`codesign.hdl.dataflow.stream`). The output lists, for each output pixel
-(row-major), the kernel taps in (kh, kw, channel) order — the row order of
+channels per beat (see :mod:`codesign.hdl.dataflow.stream`). The output lists, for each
+output pixel (row-major), the kernel taps in (kh, kw, channel) order — the row order of
 :func:`codesign.models.dataflow.conv_weight_matrix` — so a matrix-vector unit can consume it
-directly.
+directly; or, for a pool's reducer, channel group by channel group (:class:`TapOrder`).
 """
 
 from __future__ import annotations
@@ -56,7 +56,8 @@ class SlidingWindow(wiring.Component):
 
     Input ``i``: frames of an (H, W, C) image, channels-last, ``simd`` channels per beat.
     Output ``o``: for each output pixel (oh, ow) in row-major order, for kh, for kw, for each
-    group of ``simd`` channels: the input element at
+    group of ``simd`` channels (``TapOrder.KERNEL_MAJOR``; ``TapOrder.CHANNEL_MAJOR``: for
+    each group, for kh, for kw): the input element at
     ``(oh*sh + kh*dh - ph, ow*sw + kw*dw - pw, c)``, or ``pad_value`` outside the image.
 
     Timing: one beat in and one beat out per cycle. A window beat is emitted as soon as the
@@ -64,7 +65,9 @@ class SlidingWindow(wiring.Component):
     while the frame's earlier rows are still being read and while the previous frame's last
     windows are being emitted. Frames run back to back at exactly ``max(in_beats,
     out_beats)`` cycles each in steady state (input always valid, output always ready).
-    ``o.valid`` and ``i.ready`` come from registers only.
+    ``o.valid`` and ``i.ready`` come from registers only, and so does every input of the
+    decision to emit a tap (see :meth:`elaborate`): no multiplier, address adder or counter
+    comparison lies before the read port or the step.
 
     Buffer sizing: the line buffer is a circular :class:`~amaranth.lib.memory.Memory` of
     ``buffer_rows`` image rows (``buffer_rows * width * channels // simd`` beats, one
@@ -89,6 +92,8 @@ class SlidingWindow(wiring.Component):
         Channels per beat; must divide ``channels``.
     pad_value
         Element value emitted for taps outside the image (default 0).
+    tap_order
+        Order of a pixel's taps (:class:`TapOrder`, default ``KERNEL_MAJOR``).
     """
 
     def __init__(
