@@ -10,9 +10,11 @@ feature sets that leave-one-network-out cross-validation on the sweep rated alik
 45 of 399 blocks missed, went to the one that also fits the zoo, so the zoo is not quite
 blind.) A block that misses and cannot be fixed yet goes in :data:`KNOWN_MISSES`, with its
 deviation: the test then fails if it drifts further than :data:`DRIFT`, or comes within
-tolerance (drop it then). The list is empty. Synthesis of cnv_tiny takes about 50 s;
-jet_tagger and tfc_w2a2 about a minute each, tfc_w1a1 (3,584 XNOR lanes at its default
-folding within the device) 392 s with the cores shared: ``slow``.
+tolerance (drop it then). It holds cnv_tiny's window generators and pools since their
+registered step logic (branch swg, issue 15): the model's window features (``sim/cost.py``
+``_window``) predate it and wait for the refit of the pipelined blocks. Synthesis of
+cnv_tiny takes about 50 s; jet_tagger and tfc_w2a2 about a minute each, tfc_w1a1 (3,584
+XNOR lanes at its default folding within the device) 392 s with the cores shared: ``slow``.
 """
 
 from __future__ import annotations
@@ -37,7 +39,20 @@ ABS = 25
 SMALL = 150
 #: Blocks (``total`` for the sum) outside the tolerance: (network, block, class) → relative
 #: deviation (model − Yosys) / Yosys at the time of writing.
-KNOWN_MISSES: dict[tuple[str, str, str], float] = {}
+KNOWN_MISSES: dict[tuple[str, str, str], float] = {
+    # the sliding-window generator with every step input a register (issue 15): LUT/FF up,
+    # DSP/BRAM/LUT RAM still exact; until sim/cost.py's window features are refitted
+    ("cnv_tiny", "stage_conv1", "lut"): -0.313,
+    ("cnv_tiny", "stage_conv1", "ff"): -0.183,
+    ("cnv_tiny", "stage_pool1", "lut"): -0.570,
+    ("cnv_tiny", "stage_pool1", "ff"): -0.517,
+    ("cnv_tiny", "stage_conv2", "lut"): -0.170,
+    ("cnv_tiny", "stage_conv2", "ff"): -0.190,
+    ("cnv_tiny", "stage_pool2", "lut"): -0.597,
+    ("cnv_tiny", "stage_pool2", "ff"): -0.562,
+    ("cnv_tiny", "total", "lut"): -0.291,
+    ("cnv_tiny", "total", "ff"): -0.230,
+}
 #: How far a known miss may drift beyond its recorded deviation.
 DRIFT = 0.02
 
