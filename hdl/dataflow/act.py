@@ -255,9 +255,22 @@ class Activation(wiring.Component):
                 continue
             elif st == "land":
                 pass
-            elif st == "round":
+            elif st == "round":  # the floor and the rounding bit, registered apart
                 shift = int(spec.requant.shift.reshape(-1)[0])
-                lanes = [_requant_round(p, shift, spec.requant) for p in lanes]
+                pairs = []
+                for k, p in enumerate(lanes):
+                    q, up = _round_parts(p, shift, spec.requant)
+                    q_r = Signal(Value.cast(q).shape(), name=f"round{k}_q")
+                    up_r = Signal(name=f"round{k}_up")
+                    m.d.sync += [q_r.eq(q), up_r.eq(up)]
+                    pairs.append(q_r + up_r)
+                lanes = pairs
+                v_out = Signal(name="round_valid")
+                m.d.sync += v_out.eq(valid)
+                valid = v_out
+                continue
+            elif st == "saturate":
+                lanes = [_saturate(y, spec.requant) for y in lanes]
             elif st == "compare":
                 step = self._group_step(m, valid, st)
                 vals = [value_of(x, self._in_type) if first else x for x in lanes]
@@ -293,37 +306,44 @@ class Activation(wiring.Component):
 def _requant_round(prod, shift: int, layer: Requant):
     """``prod * 2**-shift`` (``prod`` = value · multiplier) rounded and brought into the
     layer's type, exactly as :func:`codesign.models.arith.requantize` does."""
-    if shift < 0:
-        prod = prod << -shift
-        shift = 0
-    if shift == 0:
-        y = prod
+    q, up = _round_parts(prod, shift, layer)
+    return _saturate(q + up, layer)
+
+
+def _round_parts(prod, shift: int, layer: Requant):
+    """``(q, up)``: ``prod * 2**-shift`` rounded is ``q + up`` (``q`` the floor, ``up`` a
+    bit), by the layer's rounding mode."""
+    if shift <= 0:
+        return prod << -shift, Const(0)
+    q = prod >> shift  # arithmetic shift: floor
+    r = prod.as_unsigned()[:shift]
+    half = 1 << (shift - 1)
+    inexact = r != 0
+    above, tie = r > half, r == half
+    negative = prod < 0
+    mode = layer.rounding
+    if mode is Rounding.FLOOR:
+        up = Const(0)
+    elif mode is Rounding.CEIL:
+        up = inexact
+    elif mode is Rounding.TOWARD_ZERO:
+        up = inexact & negative
+    elif mode is Rounding.AWAY_FROM_ZERO:
+        up = inexact & ~negative
     else:
-        q = prod >> shift  # arithmetic shift: floor
-        r = prod.as_unsigned()[:shift]
-        half = 1 << (shift - 1)
-        inexact = r != 0
-        above, tie = r > half, r == half
-        negative = prod < 0
-        mode = layer.rounding
-        if mode is Rounding.FLOOR:
-            up = Const(0)
-        elif mode is Rounding.CEIL:
-            up = inexact
-        elif mode is Rounding.TOWARD_ZERO:
-            up = inexact & negative
-        elif mode is Rounding.AWAY_FROM_ZERO:
-            up = inexact & ~negative
-        else:
-            tie_up = {
-                Rounding.HALF_UP: Const(1),
-                Rounding.HALF_DOWN: Const(0),
-                Rounding.HALF_EVEN: q[0],
-                Rounding.HALF_AWAY: ~negative,
-                Rounding.HALF_TOWARD_ZERO: negative,
-            }[mode]
-            up = above | (tie & tie_up)
-        y = q + up
+        tie_up = {
+            Rounding.HALF_UP: Const(1),
+            Rounding.HALF_DOWN: Const(0),
+            Rounding.HALF_EVEN: q[0],
+            Rounding.HALF_AWAY: ~negative,
+            Rounding.HALF_TOWARD_ZERO: negative,
+        }[mode]
+        up = above | (tie & tie_up)
+    return q, up
+
+
+def _saturate(y, layer: Requant):
+    """``y`` brought into the layer's type by its overflow mode."""
     t = layer.qtype
     lo, hi = t.min, t.max
     if layer.overflow is Overflow.WRAP:
