@@ -200,7 +200,7 @@ class MVAU(wiring.Component):
 
         # -- fetch: memories read, the input beat kept; the step's tags travel beside
         tags = _Tags(m)
-        tags.start(valid=step, first=sf == 0, last=is_last, nf=nf, from_input=need_input)
+        tags.start(valid=step, last=is_last, nf=nf, from_input=need_input)
         x_in = Signal(beat_layout(self._in_type, simd))
         m.d.sync += x_in.eq(self.i.payload)
         x = Signal(beat_layout(self._in_type, simd))
@@ -278,22 +278,27 @@ class MVAU(wiring.Component):
         acc_shape = (
             signed(self._acc_type.bits) if self._acc_type.signed else unsigned(self._acc_type.bits)
         )
-        acc = [Signal(acc_shape, name=f"acc{p}") for p in range(pe)]
+        # the accumulator holds the running sum, or, after a pass's last step, the next
+        # pass's bias: every step only adds (no select in front of the carry chain; the
+        # select after it, by the "last" tag, is off the adder's path)
         bias_rows = None if self._bias is None else self._bias.reshape(nf_n, pe)
         valid, last = tags["valid"], tags["last"]
+        nf_next = Mux(tags["nf"] == nf_n - 1, 0, tags["nf"] + 1)
         res_valid = Signal()
         m.d.sync += res_valid.eq(valid & last)
         mw = self._w.shape[1]
         for p in range(pe):
             if bias_rows is None:
-                start = Const(0)
+                start, first_bias = Const(0), 0
             elif np.all(bias_rows[:, p] == bias_rows[0, p]):
-                start = Const(int(bias_rows[0, p]))
+                start, first_bias = Const(int(bias_rows[0, p])), int(bias_rows[0, p])
             else:
-                start = Array(Const(int(b)) for b in bias_rows[:, p])[tags["nf"]]
-            new_acc = Mux(tags["first"], start, acc[p]) + dots[p]
+                start = Array(Const(int(b)) for b in bias_rows[:, p])[nf_next]
+                first_bias = int(bias_rows[0, p])
+            acc = Signal(acc_shape, name=f"acc{p}", init=first_bias)
+            new_acc = acc + dots[p]
             with m.If(valid):
-                m.d.sync += acc[p].eq(new_acc)
+                m.d.sync += acc.eq(Mux(last, start, new_acc))
             value = new_acc
             if self._xnor and self._bipolar_out:
                 value = (value << 1) - mw
