@@ -255,22 +255,30 @@ class Activation(wiring.Component):
                 continue
             elif st == "land":
                 pass
-            elif st == "round":  # the floor and the rounding bit, registered apart
+            elif st == "round":
+                # the floor, the rounding bit and whether floor + bit leaves the type's
+                # range (compared on the floor, in parallel), registered apart; the next
+                # stage only adds the bit and selects
                 shift = int(spec.requant.shift.reshape(-1)[0])
-                pairs = []
+                parts = []
                 for k, p in enumerate(lanes):
                     q, up = _round_parts(p, shift, spec.requant)
-                    q_r = Signal(Value.cast(q).shape(), name=f"round{k}_q")
-                    up_r = Signal(name=f"round{k}_up")
-                    m.d.sync += [q_r.eq(q), up_r.eq(up)]
-                    pairs.append(q_r + up_r)
-                lanes = pairs
+                    under, over = _range_flags(q, up, spec.requant)
+                    regs = [
+                        Signal(Value.cast(q).shape(), name=f"round{k}_q"),
+                        Signal(name=f"round{k}_up"),
+                        Signal(name=f"round{k}_under"),
+                        Signal(name=f"round{k}_over"),
+                    ]
+                    m.d.sync += [r.eq(v) for r, v in zip(regs, (q, up, under, over), strict=True)]
+                    parts.append(regs)
+                lanes = parts
                 v_out = Signal(name="round_valid")
                 m.d.sync += v_out.eq(valid)
                 valid = v_out
                 continue
             elif st == "saturate":
-                lanes = [_saturate(y, spec.requant) for y in lanes]
+                lanes = [_select(q + up, under, over, spec.requant) for q, up, under, over in lanes]
             elif st == "compare":
                 step = self._group_step(m, valid, st)
                 vals = [value_of(x, self._in_type) if first else x for x in lanes]
@@ -340,6 +348,31 @@ def _round_parts(prod, shift: int, layer: Requant):
         }[mode]
         up = above | (tie & tie_up)
     return q, up
+
+
+def _range_flags(q, up, layer: Requant):
+    """``(under, over)``: whether ``q + up`` is below or above the range the layer's
+    overflow mode keeps (``q`` compared with the bounds less ``up``, not after the add)."""
+    t = layer.qtype
+    lo, hi = t.min, t.max
+    if layer.overflow is Overflow.SAT_SYM and t.signed:
+        lo = -hi
+    if layer.overflow is Overflow.WRAP:
+        return Const(0), Const(0)
+    return Mux(up, q < lo - 1, q < lo), Mux(up, q >= hi, q > hi)
+
+
+def _select(y, under, over, layer: Requant):
+    """``y`` brought into the layer's type given :func:`_range_flags`: as :func:`_saturate`."""
+    t = layer.qtype
+    lo, hi = t.min, t.max
+    if layer.overflow is Overflow.WRAP:
+        return y[: t.bits]
+    if layer.overflow is Overflow.SAT_SYM and t.signed:
+        lo = -hi
+    if layer.overflow is Overflow.SAT_ZERO:
+        return Mux(under | over, 0, y)
+    return Mux(under, lo, Mux(over, hi, y))
 
 
 def _saturate(y, layer: Requant):
