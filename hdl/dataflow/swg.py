@@ -51,6 +51,15 @@ class _Level:
     dslot: int = 0
 
 
+def _one_of(flags, values):
+    """The value whose flag is set (exactly one is): an AND-OR, not a priority chain."""
+    return reduce(or_, (Mux(f, v, 0) for f, v in zip(flags, values, strict=True)))
+
+
+def _all_of(flags):
+    return Cat(*flags).all() if flags else Const(1)
+
+
 class SlidingWindow(wiring.Component):
     """Sliding-window generator (convolution input generator) built on a line buffer.
 
@@ -247,40 +256,14 @@ class SlidingWindow(wiring.Component):
         nest += [_Level("ow", self._out_w, dx=sw), _Level("oh", self._out_h, dy=sh, dslot=sh)]
         return [lv for lv in nest if lv.n > 1] + [_Level("frame", 0, dslot=self._height)]
 
-    def elaborate(self, platform):
-        """Writer, reader and the row and frame bookkeeping between them.
-
-        The writer is a two-state machine: a row starts (``ROW_START``) only into a released
-        buffer slot, and its other beats (``IN_ROW``) follow one per cycle. The reader walks
-        its loop nest (:meth:`_levels`) one tap per step.
-
-        Every input of the step decision is a register, and so is every operand of what a
-        step loads: per loop, the tap's coordinates at the start of the loop's current
-        iteration (their sum with the loop's constant stride is the next tap when that loop
-        steps) and a flag marking its counter's last trip; whether the current tap is inside
-        the image; and the distance between the writer and the tap, with a flag saying the tap
-        is written. No multiplier, counter comparison or address adder lies between the
-        registers and the read port or the step, and what a step loads is chosen among sums
-        and comparisons of registers with constants."""
-        m = Module()
-        h, w, g = self._height, self._width, self._channels // self._simd
-        (ph, pw) = self._padding
-        rows, depth = self._rows, self.buffer_depth
-        wg, n_in = w * g, self.in_beats
-
-        m.submodules.buffer = mem = Memory(shape=self.i.payload.shape(), depth=depth, init=[])
-        wr = mem.write_port()
-        rd = mem.read_port()
-
-        # -- writer: input beats in frame order into consecutive addresses (rows wrap around)
-        # Rows free in the buffer (its rows minus those the writer holds and the reader has
-        # not released), and frames finished by the writer minus frames finished by the reader.
-        free = Signal(range(-1, rows + 3 * h + 2), init=rows)
-        has_free = Signal(init=1)  # free > 0
-        frame_lead = Signal(range(-3, rows // h + 4))
-        alloc, release = Signal(), Signal()
-        write, w_frame, r_frame = Signal(), Signal(), Signal()
-        m.d.sync += frame_lead.eq(frame_lead + w_frame - r_frame)
+    def _writer(self, m: Module, wr, has_free) -> tuple[Signal, Signal, Signal]:
+        """The writer: a row starts (``ROW_START``) only while ``has_free`` (a released
+        buffer slot), its other beats (``IN_ROW``) follow one per cycle, into consecutive
+        buffer addresses. Returns whether a beat is written this cycle, whether it starts a
+        row (allocates a slot) and whether it ends a frame."""
+        g = self._channels // self._simd
+        wg, n_in, depth = self._width * g, self.in_beats, self.buffer_depth
+        write, alloc, w_frame = Signal(), Signal(), Signal()
         wpos_last = Signal(init=n_in == 1)  # the frame's last beat is next
         wpos = Signal(range(n_in), name="wpos")
         waddr_last = Signal(init=depth == 1)
@@ -314,6 +297,42 @@ class SlidingWindow(wiring.Component):
                     m.d.sync += [ctr.eq(0), last.eq(n == 1)]
                 with m.Else():
                     m.d.sync += [ctr.eq(ctr + 1), last.eq(ctr == n - 2)]
+        return write, alloc, w_frame
+
+    def elaborate(self, platform):
+        """Writer, reader and the row and frame bookkeeping between them.
+
+        The writer is a two-state machine: a row starts (``ROW_START``) only into a released
+        buffer slot, and its other beats (``IN_ROW``) follow one per cycle. The reader walks
+        its loop nest (:meth:`_levels`) one tap per step.
+
+        Every input of the step decision is a register, and so is every operand of what a
+        step loads: per loop, the tap's coordinates at the start of the loop's current
+        iteration (their sum with the loop's constant stride is the next tap when that loop
+        steps) and a flag marking its counter's last trip; whether the current tap is inside
+        the image; and the distance between the writer and the tap, with a flag saying the tap
+        is written. No multiplier, counter comparison or address adder lies between the
+        registers and the read port or the step, and what a step loads is chosen among sums
+        and comparisons of registers with constants."""
+        m = Module()
+        h, w, g = self._height, self._width, self._channels // self._simd
+        (ph, pw) = self._padding
+        rows, depth = self._rows, self.buffer_depth
+        wg, n_in = w * g, self.in_beats
+
+        m.submodules.buffer = mem = Memory(shape=self.i.payload.shape(), depth=depth, init=[])
+        wr = mem.write_port()
+        rd = mem.read_port()
+
+        # -- writer: input beats in frame order into consecutive addresses (rows wrap around)
+        # Rows free in the buffer (its rows minus those the writer holds and the reader has
+        # not released), and frames finished by the writer minus frames finished by the reader.
+        free = Signal(range(-1, rows + 3 * h + 2), init=rows)
+        has_free = Signal(init=1)  # free > 0
+        frame_lead = Signal(range(-3, rows // h + 4))
+        release, r_frame = Signal(), Signal()
+        write, alloc, w_frame = self._writer(m, wr, has_free)
+        m.d.sync += frame_lead.eq(frame_lead + w_frame - r_frame)
 
         # -- reader: for each loop (and the frame), the tap's coordinates at the start of the
         # loop's current iteration: row y, column x, channel group, buffer slot of row y and
@@ -378,13 +397,6 @@ class SlidingWindow(wiring.Component):
                 inside &= at["x"] < w
             return inside
 
-        def one_of(flags, values):
-            """The value whose flag is set (exactly one is)."""
-            return reduce(or_, (Mux(f, v, 0) for f, v in zip(flags, values, strict=True)))
-
-        def all_of(flags):
-            return Cat(*flags).all() if flags else Const(1)
-
         counters = [Signal(range(lv.n), name=f"{lv.name}_count") for lv in levels[:-1]]
         lasts = [Signal(name=f"{lv.name}_last") for lv in levels[:-1]]
         # which loop a step advances: the innermost not on its last trip (one-hot, a register
@@ -392,7 +404,7 @@ class SlidingWindow(wiring.Component):
         pens = [Signal(init=lv.n == 2, name=f"{lv.name}_penult") for lv in levels[:-1]]
 
         def advancing(flags) -> list:
-            return [~flags[j] & all_of(flags[:j]) for j in range(n_lv - 1)] + [all_of(flags)]
+            return [~flags[j] & _all_of(flags[:j]) for j in range(n_lv - 1)] + [_all_of(flags)]
 
         sel = [Signal(init=j == 0, name=f"sel_{lv.name}") for j, lv in enumerate(levels)]
         # The tap after a step of each loop, with whether it is inside the image. A loop j > 0
@@ -463,12 +475,12 @@ class SlidingWindow(wiring.Component):
         # the lead and its sign after the cycle: each candidate a register plus a constant
         with m.If(step):
             m.d.sync += [
-                lead.eq(one_of(sel, [Mux(write_d, lead - (d - 1), lead - d) for d in delta])),
-                written.eq(one_of(sel, [positive_after(d) for d in delta])),
-                inside.eq(one_of(sel, inside_next)),
+                lead.eq(_one_of(sel, [Mux(write_d, lead - (d - 1), lead - d) for d in delta])),
+                written.eq(_one_of(sel, [positive_after(d) for d in delta])),
+                inside.eq(_one_of(sel, inside_next)),
             ]
             for j, at in enumerate(coords):  # loop j restarts when it or an outer loop steps
-                load = [at[k].eq(one_of(sel[j:], [nx[k] for nx in nexts[j:]]))
+                load = [at[k].eq(_one_of(sel[j:], [nx[k] for nx in nexts[j:]]))
                         for k in at if isinstance(at[k], Signal)]  # fmt: skip
                 if j == 0:
                     m.d.sync += load
@@ -505,7 +517,7 @@ class SlidingWindow(wiring.Component):
         with m.Elif(alloc):
             m.d.sync += [free.eq(free - 1), has_free.eq(free > 1)]
         # the output row ends when every loop inside the row loop is on its last trip
-        with m.If(step & all_of(lasts[:row_at])):
+        with m.If(step & _all_of(lasts[:row_at])):
             m.d.comb += release.eq(1)
             if len(per_row) > 1:
                 following = Array(Const(v, row_release.shape()) for v in per_row[1:] + per_row[:1])
