@@ -66,8 +66,9 @@ class PipelineMode(enum.Enum):
 #: register in fabric beside the logic that reads it (a DSP column may be far away).
 PRODUCT_STAGES = ("multiply", "product", "land")
 
-#: Adder-tree levels between two registers in ``auto`` mode (each level one carry chain).
-TREE_LEVELS = 2
+#: Adder-tree levels between two registers in ``auto`` mode (each level one carry chain;
+#: two in series with their routing limited jet_tagger to 127 MHz at speed 6).
+TREE_LEVELS = 1
 
 
 def tree_groups(terms: int, mode: PipelineMode) -> tuple[int, ...]:
