@@ -37,6 +37,7 @@ import numpy as np
 from codesign.models.fileio import atomic_write
 from codesign.models.hwconfig import Design, HardwareConfig, StageConfig
 from codesign.models.loader import load
+from codesign.models.pipelining import PipelineMode
 from codesign.sim import cost
 
 from .synth import config_doc
@@ -44,7 +45,7 @@ from .synth import config_doc
 __all__ = ["build", "fit", "main", "measure", "nnls", "sweep_specs"]
 
 #: Version of the sweep: bump when the specs or the measuring change.
-SWEEP = 4
+SWEEP = 5
 
 #: Zoo networks whose default designs are measured and stored, but held out of the fit.
 ZOO = ("tfc_w1a1", "cnv_tiny", "jet_tagger", "tfc_w2a2")
@@ -56,7 +57,7 @@ def zoo_specs() -> list[dict]:
     for name in ZOO:
         d = Design(load(name))
         cfg = config_doc(d)["stages"]
-        out.append({"kind": "zoo", "id": name, "config": cfg})
+        out.append({"kind": "zoo", "id": name, "config": cfg, "pipeline": d.config.pipeline.value})
     return out
 
 
@@ -269,8 +270,10 @@ def _network(spec: dict, work: Path):
 
 def build(spec: dict, work: Path) -> Design:
     """The sweep design of ``spec`` (its network written under ``work``)."""
+    pipeline = spec.get("pipeline", PipelineMode.AUTO.value)
     if spec["kind"] == "zoo":
-        return Design(load(spec["id"]), HardwareConfig.from_dict({"stages": spec["config"]}))
+        doc = {"stages": spec["config"], "pipeline": pipeline}
+        return Design(load(spec["id"]), HardwareConfig.from_dict(doc))
     net = _network(spec, work)
     plan = Design(net).stages
     r = np.random.default_rng(spec["fold_seed"])
@@ -284,7 +287,7 @@ def build(spec: dict, work: Path) -> Design:
         style = "block" if x < 0.1 else "distributed" if x < 0.2 else "auto"
         depth = [None, 1, 2, 3, 8, 32, 100][int(r.integers(7))]
         stages[s.name] = StageConfig(pe=pe, simd=simd, mem_style=style, fifo_depth=depth)
-    return Design(net, HardwareConfig(stages))
+    return Design(net, HardwareConfig(stages, pipeline=PipelineMode(pipeline)))
 
 
 def measure(d: Design, work: Path) -> dict[str, dict]:
@@ -296,7 +299,7 @@ def measure(d: Design, work: Path) -> dict[str, dict]:
     from .summary import network_hash
     from .synth import CLASSES, block_of
 
-    doc = generate(d, work)
+    doc = generate(d, work, target="ecp5")
     r = tools.synthesize(work / doc["verilog"], doc["top"], "ecp5", hierarchy=True)
     out: dict[str, dict] = {}
     for name, counts in r["modules"].items():
@@ -443,11 +446,15 @@ def main(argv: list[str] | None = None) -> int:
                 return spec["id"], measure(d, work / spec["id"])
 
             todo = [s for s in specs if s["id"] not in measured]
+            doc = {"sweep": SWEEP, "tools": tools, "specs": specs}
             with ThreadPoolExecutor(max_workers=max(args.jobs, 1)) as pool:
                 for sid, m in pool.map(one, todo):
                     measured[sid] = m
                     print(f"{sid}: {m['_seconds']['yosys']:.1f} s", file=sys.stderr)
-            doc = {"sweep": SWEEP, "tools": tools, "specs": specs}
+                    # checkpoint: a killed sweep resumes from the measurements stored so far
+                    part = {**doc, "measured": measured}
+                    part["coefficients"] = old.get("coefficients", {})
+                    atomic_write(out, json.dumps(part, indent=1, sort_keys=True) + "\n")
         coef, rows = fit(specs, measured, work)
     doc.update(
         {

@@ -27,8 +27,10 @@ __all__ = [
     "Device",
     "LaneShape",
     "const_dsp",
+    "fits_mult18",
     "lane_shape",
     "range_width",
+    "registered_dsp",
     "rom_brams",
     "var_dsp",
 ]
@@ -91,6 +93,24 @@ def var_dsp(a: int, b: int) -> int:
     if a < 2 or b < 2:
         return 0
     return math.ceil(a / 18) * math.ceil(b / 18)
+
+
+def fits_mult18(a_bits: int, a_signed: bool, b_bits: int, b_signed: bool) -> bool:
+    """Whether a product of an ``a_bits`` by a ``b_bits`` operand fits one MULT18X18D with
+    both operands as 18-bit two's complement (an unsigned operand gains a sign bit)."""
+    return a_bits + (not a_signed) <= 18 and b_bits + (not b_signed) <= 18
+
+
+def registered_dsp(a_bits: int, a_signed: bool, b_bits: int, b_signed: bool) -> int:
+    """MULT18X18D of a registered product on ECP5 (``hdl/dataflow/dsp.py``
+    ``RegisteredProduct``): one instance, whatever the widths, when both operands fit
+    (:func:`fits_mult18`); otherwise registers in fabric around a ``*`` that Yosys maps as
+    :func:`var_dsp` of the operands widened to a common signedness."""
+    if fits_mult18(a_bits, a_signed, b_bits, b_signed):
+        return 1
+    a = a_bits + (1 if b_signed and not a_signed else 0)
+    b = b_bits + (1 if a_signed and not b_signed else 0)
+    return var_dsp(a, b)
 
 
 def rom_brams(depth: int, width: int) -> int:
