@@ -4,8 +4,10 @@ codesign.cost_fit``.
 A seeded sweep of small generated networks (dense layers of 2–12-bit inputs and 2–8-bit
 weights, low-bit dense layers with per-channel thresholds, binary XNOR layers, convolutions
 with pooling, one-channel images; random PE/SIMD, memory styles (mostly the default) and
-FIFO depths) is synthesized hierarchically for ECP5 with :func:`codesign.hdl.tools.synthesize` (as
-``codesign synth`` measures), and every unit's measured LUT and FF counts are regressed on
+FIFO depths; the default ``pipeline: auto``, and eight of them again with ``pipeline: off``)
+is generated for ECP5 (``generate(..., target="ecp5")``: MULT18X18D instances with their
+registers) and synthesized hierarchically with :func:`codesign.hdl.tools.synthesize`, exactly
+as ``codesign synth`` measures, and every unit's measured LUT and FF counts are regressed on
 its features by weighted non-negative least squares (weights ``1/max(count, 20)``, so the
 fit minimizes relative error; see :func:`fit`).
 The four zoo networks in their default configurations are synthesized too and stored beside
@@ -14,9 +16,11 @@ out of the fit: tests/sim/test_cost.py compares the model with them as an indepe
 check. The sweep's parameters, the raw per-unit measurements and the coefficients go to
 ``sim/cost_data.json``.
 
-``python -m codesign.cost_fit`` runs the sweep and the fit (about 20 minutes on two cores
-from scratch; ``--jobs`` sets the parallel Yosys runs); measurements already stored for an
-unchanged spec are reused, and ``--refit`` refits from the stored measurements without
+``python -m codesign.cost_fit`` runs the sweep and the fit (about 20 minutes on two idle
+cores from scratch, 40 with them shared; ``--jobs`` sets the parallel Yosys runs);
+measurements already stored for an unchanged spec are reused (the data file is updated
+after every design, so a killed sweep resumes), and ``--refit`` refits from the stored
+measurements without
 synthesizing (seconds). This lives in ``codesign/`` because it drives ``hdl/``,
 which ``sim/`` may not import.
 """
@@ -191,6 +195,11 @@ def sweep_specs(seed: int = 0) -> list[dict]:
                 "fold_seed": int(rng.integers(1 << 30)),
             }
         )
+    # fourth batch: designs of the first batches again with ``pipeline: off`` (one register
+    # after the accumulator and one per activation; multipliers Yosys infers in fabric)
+    by_id = {s["id"]: s for s in specs}
+    for sid in ("dense0", "dense1", "dense2", "dense3", "binary0", "conv0", "conv1", "lowbit0"):
+        specs.append({**by_id[sid], "id": f"{sid}_off", "pipeline": PipelineMode.OFF.value})
     return specs
 
 
@@ -371,7 +380,10 @@ def fit(specs: list[dict], measured: dict, work: Path) -> tuple[dict, list]:
     every spec but the held-out zoo designs (kind ``zoo``); also the rows fitted.
 
     Every feature counts hardware (bits, cells, table leaves), so its coefficient is
-    constrained to be >= 0; only the intercept ``one`` may be negative. Unconstrained least
+    constrained to be >= 0; only the intercept ``one`` may be negative. The register bits
+    of the pipelines (:data:`codesign.sim.cost.REGISTER_FEATURES`) are flip-flops only:
+    their LUT coefficient is 0, so that the LUT model keeps to the logic that costs LUTs
+    (the registers correlate with it and would otherwise stand in for it). Unconstrained least
     squares traded correlated features against each other (negative LUTs per adder bit)
     and extrapolated badly to designs unlike the sweep's."""
     holdout = {s["id"] for s in specs if s["kind"] == "zoo"}
@@ -385,7 +397,11 @@ def fit(specs: list[dict], measured: dict, work: Path) -> tuple[dict, list]:
         for res in ("lut", "ff"):
             y = np.array([m[res] for _, m in sel], dtype=float)
             w = 1.0 / np.maximum(y, 20.0)
-            keep = [j for j in range(len(names)) if np.any(x[:, j])]
+            keep = [
+                j
+                for j in range(len(names))
+                if np.any(x[:, j]) and not (res == "lut" and names[j] in cost.REGISTER_FEATURES)
+            ]
             kept = [names[j] for j in keep]
             free = kept.index("one") if "one" in kept else None
             sol = nnls(x[:, keep] * w[:, None], y * w, free)

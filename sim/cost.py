@@ -6,10 +6,15 @@ pipeline stage (its units: sliding window, MVAU/VVAU, activation, pool), each FI
 width converter, and the total.
 
 - DSP and block RAM counts follow the rules Yosys applies, derived from its ECP5 flow
-  (:mod:`codesign.sim.cost_rules`):
-  a product of two non-constant operands, or of an operand and a constant that is neither 0
-  nor a power of two, becomes ``ceil(a/18)·ceil(b/18)`` MULT18X18D when both operands are at
-  least 2 bits wide (``mul2dsp`` with ``DSP_A/B_MINWIDTH=2``); a memory that is not a
+  (:mod:`codesign.sim.cost_rules`), on the Verilog ``codesign synth`` measures
+  (``generate(..., target="ecp5")``): a registered product of a pipelined datapath (an
+  MVAU's lanes and an activation's per-channel multipliers, ``pipeline: auto``) is one
+  MULT18X18D instance with its registers inside, however narrow, when both operands fit
+  18-bit two's complement (:func:`codesign.models.device.registered_dsp`); a product Yosys
+  infers (``pipeline: off``, a constant requantization multiplier, operands too wide for
+  one block) of two non-constant operands, or of an operand and a constant that is neither
+  0 nor a power of two, becomes ``ceil(a/18)·ceil(b/18)`` MULT18X18D when both operands are
+  at least 2 bits wide (``mul2dsp`` with ``DSP_A/B_MINWIDTH=2``); a memory that is not a
   ROM in logic goes to LUT RAM (TRELLIS_DPR16X4, 16×4, cost 4 each, plus 1/2 per bit and
   extra bank of 16 words for the read multiplexer) or to DP16KD/PDPW16KD block RAM (cost
   128 each; a ROM's constant bit columns are dropped first), whichever is cheaper, a tie
@@ -17,7 +22,13 @@ width converter, and the total.
   memories of one word are registers.
 - LUT and FF counts are linear in features of each unit (bit widths times parallelism,
   adder-tree bits, memory widths, and the logic of constant tables from their actual bits:
-  an MVAU's weight ROM in logic, per-channel biases and thresholds, see :func:`rom_tree`),
+  an MVAU's weight ROM in logic, per-channel biases and thresholds, see :func:`rom_tree`;
+  and the register stages of each credit pipeline, from :meth:`Design.pipeline
+  <codesign.models.hwconfig.Design.pipeline>`: an MVAU's tags travelling beside its data,
+  its operand, block-RAM output, product landing and adder-tree registers, an activation's
+  stage registers, and the stage's credit queue, a ``SyncFIFOBuffered`` of
+  ``queue_depth`` beats — ``queue_depth - 1`` words in LUT RAM or flip-flops as a FIFO's
+  memory maps — with its credit counter),
   with non-negative coefficients (a free intercept) fitted by least squares to Yosys runs
   over a sweep of small generated networks (``python -m codesign.cost_fit``, which writes
   :data:`DATA`; ``--refit`` refits the stored measurements in seconds). XNOR MVAUs
@@ -74,7 +85,16 @@ from .cost_rules import (
     var_dsp,
 )
 
-__all__ = ["DATA", "TARGETS", "UnitCost", "estimate", "memory_map", "rom_brams", "units"]
+__all__ = [
+    "DATA",
+    "REGISTER_FEATURES",
+    "TARGETS",
+    "UnitCost",
+    "estimate",
+    "memory_map",
+    "rom_brams",
+    "units",
+]
 
 #: Fitted coefficients and the raw sweep they were fitted to (written by codesign.cost_fit).
 DATA = Path(__file__).with_name("cost_data.json")
@@ -98,6 +118,13 @@ class UnitCost:
     dsp: int = 0
     bram: int = 0
     lutram: int = 0
+
+
+#: Features that count the register bits of the pipelines and nothing else (a register's
+#: input is computed by logic that other features count): the fit gives them no LUTs.
+REGISTER_FEATURES = frozenset(
+    {"tag_bits", "op_bits", "mem_bits", "land_bits", "tree_regs", "stage_bits", "vec_ff"}
+)
 
 
 # -- units ---------------------------------------------------------------------------------
@@ -228,9 +255,10 @@ def _mvau(stage: Stage, cfg: StageConfig, name: str, head: tuple[str, ...]) -> U
             wq = QType.covering(int(w.min()), int(w.max()))
             per = registered_dsp(xa, xs, wq.bits, wq.signed)
             prod = _mul_width(xa, xs, wq.bits, wq.signed)
-            f["land_bits"] = float(pe * simd * prod)
+            land = prod
             if not fits_mult18(xa, xs, wq.bits, wq.signed):  # fabric input/output registers
-                f["fab_mul_bits"] = float(pe * simd * (xa + wq.bits + prod))
+                land += xa + wq.bits + prod
+            f["land_bits"] = float(pe * simd * land)
         dsp = pe * simd * per
         f["sum_bits"] = float(pe * simd * prod)
         f["tree_bits"] = float(pe * _tree_bits([prod] * simd))
@@ -500,10 +528,14 @@ def _dwc(stage: Stage, el: int, n_in: int, n_out: int) -> list[UnitCost]:
 
 #: First-principles LUT/FF rules of units the fitted coefficients do not cover yet (no
 #: synthesis sweep has measured them): a fork (two "taken" flags and its ready logic), an
-#: add of two streams (one carry-chain adder bit and one register bit per output bit), a
-#: global pool (one accumulator register per channel bit, one adder bit per lane bit).
+#: add of two streams (one carry-chain adder bit per output bit and the ``sum`` stage's
+#: register bit, and its valid), a global pool (one accumulator register per channel bit,
+#: one adder bit per lane bit).
 UNFITTED = {
     "fork": {"lut": {"one": 3.0}, "ff": {"one": 2.0}},
+    # the head of an element-wise credit pipeline: one AND gate (valid and space), no
+    # registers (Yosys: 1 LUT, 0 FF for a threshold stage of 16 channels)
+    "admit": {"lut": {"one": 1.0}, "ff": {}},
     "add": {"lut": {"sum_bits": 1.0, "one": 2.0}, "ff": {"sum_bits": 1.0, "one": 1.0}},
     "gpool": {
         "lut": {"lane_bits": 1.0, "count_bits": 2.0, "one": 4.0},
