@@ -243,9 +243,12 @@ def _mvau(stage: Stage, cfg: StageConfig, name: str, head: tuple[str, ...]) -> U
     if xnor:
         f["xnor_lanes"] = float(pe * simd)
         # up to four bits a PE's popcount folds into the LUTs in front of its accumulator's
-        # carry chain; each lane beyond costs about 7 LUTs (tfc_w1a1 fc1, PE 4, at SIMD 1, 2,
-        # 4, 8, 16, 32, 64: 82, 75, 79, 211, 390, 870, 1653 LUTs)
-        f["pop_lanes"] = float(pe * max(simd - 4, 0))
+        # carry chain; each lane beyond costs about 7 LUTs in a combinational popcount
+        # (``pipeline: off``; tfc_w1a1 fc1, PE 4, at SIMD 1, 2, 4, 8, 16, 32, 64: 82, 75, 79,
+        # 211, 390, 870, 1653 LUTs before the pipelines), and fewer in one registered every
+        # two adder levels, which Yosys cannot merge into one carry-save tree
+        lanes = float(pe * max(simd - 4, 0))
+        f["pop_lanes" if _groups(simd, head) else "pop_comb"] = lanes
     else:
         a, b, per = lane.a, lane.b, lane.dsp
         prod = a + b
