@@ -18,11 +18,11 @@ check. The sweep's parameters, the raw per-unit measurements and the coefficient
 
 ``python -m codesign.cost_fit`` runs the sweep and the fit (about 20 minutes on two idle
 cores from scratch, 40 with them shared; ``--jobs`` sets the parallel Yosys runs);
-measurements already stored for an unchanged spec are reused (the data file is updated
-after every design, so a killed sweep resumes), and ``--refit`` refits from the stored
-measurements without
-synthesizing (seconds). This lives in ``codesign/`` because it drives ``hdl/``,
-which ``sim/`` may not import.
+measurements already stored for an unchanged spec, the same tools and the same generator
+sources (``rtl``, :func:`codesign.synth.hdl_source_hash`) are reused (the data file is
+updated after every design, so a killed sweep resumes), and ``--refit`` refits from the
+stored measurements without synthesizing (seconds). This lives in ``codesign/`` because
+it drives ``hdl/``, which ``sim/`` may not import.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from codesign.models.loader import load
 from codesign.models.pipelining import PipelineMode
 from codesign.sim import cost
 
-from .synth import config_doc
+from .synth import config_doc, hdl_source_hash
 
 __all__ = ["build", "fit", "main", "measure", "nnls", "sweep_specs"]
 
@@ -449,7 +449,10 @@ def main(argv: list[str] | None = None) -> int:
 
             specs = sweep_specs() + zoo_specs()
             tools = tool_versions()
+            rtl = hdl_source_hash()
+            # a measurement is reused only for the same spec, tools and generator sources
             same = old.get("sweep") == SWEEP and old.get("tools") == tools
+            same = same and old.get("rtl") == rtl
             stored = {s["id"]: s for s in old.get("specs", [])} if same else {}
             measured = {
                 s["id"]: old["measured"][s["id"]]
@@ -462,7 +465,7 @@ def main(argv: list[str] | None = None) -> int:
                 return spec["id"], measure(d, work / spec["id"])
 
             todo = [s for s in specs if s["id"] not in measured]
-            doc = {"sweep": SWEEP, "tools": tools, "specs": specs}
+            doc = {"sweep": SWEEP, "tools": tools, "rtl": rtl, "specs": specs}
             with ThreadPoolExecutor(max_workers=max(args.jobs, 1)) as pool:
                 for sid, m in pool.map(one, todo):
                     measured[sid] = m
