@@ -4,8 +4,10 @@ codesign.cost_fit``.
 A seeded sweep of small generated networks (dense layers of 2–12-bit inputs and 2–8-bit
 weights, low-bit dense layers with per-channel thresholds, binary XNOR layers, convolutions
 with pooling, one-channel images; random PE/SIMD, memory styles (mostly the default) and
-FIFO depths) is synthesized hierarchically for ECP5 with :func:`codesign.hdl.tools.synthesize` (as
-``codesign synth`` measures), and every unit's measured LUT and FF counts are regressed on
+FIFO depths; the default ``pipeline: auto``, and eight of them again with ``pipeline: off``)
+is generated for ECP5 (``generate(..., target="ecp5")``: MULT18X18D instances with their
+registers) and synthesized hierarchically with :func:`codesign.hdl.tools.synthesize`, exactly
+as ``codesign synth`` measures, and every unit's measured LUT and FF counts are regressed on
 its features by weighted non-negative least squares (weights ``1/max(count, 20)``, so the
 fit minimizes relative error; see :func:`fit`).
 The four zoo networks in their default configurations are synthesized too and stored beside
@@ -14,11 +16,13 @@ out of the fit: tests/sim/test_cost.py compares the model with them as an indepe
 check. The sweep's parameters, the raw per-unit measurements and the coefficients go to
 ``sim/cost_data.json``.
 
-``python -m codesign.cost_fit`` runs the sweep and the fit (about 20 minutes on two cores
-from scratch; ``--jobs`` sets the parallel Yosys runs); measurements already stored for an
-unchanged spec are reused, and ``--refit`` refits from the stored measurements without
-synthesizing (seconds). This lives in ``codesign/`` because it drives ``hdl/``,
-which ``sim/`` may not import.
+``python -m codesign.cost_fit`` runs the sweep and the fit (about 20 minutes on two idle
+cores from scratch, 40 with them shared; ``--jobs`` sets the parallel Yosys runs);
+measurements already stored for an unchanged spec, the same tools and the same generator
+sources (``rtl``, :func:`codesign.synth.hdl_source_hash`) are reused (the data file is
+updated after every design, so a killed sweep resumes), and ``--refit`` refits from the
+stored measurements without synthesizing (seconds). This lives in ``codesign/`` because
+it drives ``hdl/``, which ``sim/`` may not import.
 """
 
 from __future__ import annotations
@@ -37,14 +41,15 @@ import numpy as np
 from codesign.models.fileio import atomic_write
 from codesign.models.hwconfig import Design, HardwareConfig, StageConfig
 from codesign.models.loader import load
+from codesign.models.pipelining import PipelineMode
 from codesign.sim import cost
 
-from .synth import config_doc
+from .synth import config_doc, hdl_source_hash
 
 __all__ = ["build", "fit", "main", "measure", "nnls", "sweep_specs"]
 
 #: Version of the sweep: bump when the specs or the measuring change.
-SWEEP = 4
+SWEEP = 5
 
 #: Zoo networks whose default designs are measured and stored, but held out of the fit.
 ZOO = ("tfc_w1a1", "cnv_tiny", "jet_tagger", "tfc_w2a2")
@@ -56,7 +61,7 @@ def zoo_specs() -> list[dict]:
     for name in ZOO:
         d = Design(load(name))
         cfg = config_doc(d)["stages"]
-        out.append({"kind": "zoo", "id": name, "config": cfg})
+        out.append({"kind": "zoo", "id": name, "config": cfg, "pipeline": d.config.pipeline.value})
     return out
 
 
@@ -190,6 +195,11 @@ def sweep_specs(seed: int = 0) -> list[dict]:
                 "fold_seed": int(rng.integers(1 << 30)),
             }
         )
+    # fourth batch: designs of the first batches again with ``pipeline: off`` (one register
+    # after the accumulator and one per activation; multipliers Yosys infers in fabric)
+    by_id = {s["id"]: s for s in specs}
+    for sid in ("dense0", "dense1", "dense2", "dense3", "binary0", "conv0", "conv1", "lowbit0"):
+        specs.append({**by_id[sid], "id": f"{sid}_off", "pipeline": PipelineMode.OFF.value})
     return specs
 
 
@@ -269,8 +279,10 @@ def _network(spec: dict, work: Path):
 
 def build(spec: dict, work: Path) -> Design:
     """The sweep design of ``spec`` (its network written under ``work``)."""
+    pipeline = spec.get("pipeline", PipelineMode.AUTO.value)
     if spec["kind"] == "zoo":
-        return Design(load(spec["id"]), HardwareConfig.from_dict({"stages": spec["config"]}))
+        doc = {"stages": spec["config"], "pipeline": pipeline}
+        return Design(load(spec["id"]), HardwareConfig.from_dict(doc))
     net = _network(spec, work)
     plan = Design(net).stages
     r = np.random.default_rng(spec["fold_seed"])
@@ -284,7 +296,7 @@ def build(spec: dict, work: Path) -> Design:
         style = "block" if x < 0.1 else "distributed" if x < 0.2 else "auto"
         depth = [None, 1, 2, 3, 8, 32, 100][int(r.integers(7))]
         stages[s.name] = StageConfig(pe=pe, simd=simd, mem_style=style, fifo_depth=depth)
-    return Design(net, HardwareConfig(stages))
+    return Design(net, HardwareConfig(stages, pipeline=PipelineMode(pipeline)))
 
 
 def measure(d: Design, work: Path) -> dict[str, dict]:
@@ -296,7 +308,7 @@ def measure(d: Design, work: Path) -> dict[str, dict]:
     from .summary import network_hash
     from .synth import CLASSES, block_of
 
-    doc = generate(d, work)
+    doc = generate(d, work, target="ecp5")
     r = tools.synthesize(work / doc["verilog"], doc["top"], "ecp5", hierarchy=True)
     out: dict[str, dict] = {}
     for name, counts in r["modules"].items():
@@ -368,7 +380,10 @@ def fit(specs: list[dict], measured: dict, work: Path) -> tuple[dict, list]:
     every spec but the held-out zoo designs (kind ``zoo``); also the rows fitted.
 
     Every feature counts hardware (bits, cells, table leaves), so its coefficient is
-    constrained to be >= 0; only the intercept ``one`` may be negative. Unconstrained least
+    constrained to be >= 0; only the intercept ``one`` may be negative. The register bits
+    of the pipelines (:data:`codesign.sim.cost.REGISTER_FEATURES`) are flip-flops only:
+    their LUT coefficient is 0, so that the LUT model keeps to the logic that costs LUTs
+    (the registers correlate with it and would otherwise stand in for it). Unconstrained least
     squares traded correlated features against each other (negative LUTs per adder bit)
     and extrapolated badly to designs unlike the sweep's."""
     holdout = {s["id"] for s in specs if s["kind"] == "zoo"}
@@ -382,7 +397,11 @@ def fit(specs: list[dict], measured: dict, work: Path) -> tuple[dict, list]:
         for res in ("lut", "ff"):
             y = np.array([m[res] for _, m in sel], dtype=float)
             w = 1.0 / np.maximum(y, 20.0)
-            keep = [j for j in range(len(names)) if np.any(x[:, j])]
+            keep = [
+                j
+                for j in range(len(names))
+                if np.any(x[:, j]) and not (res == "lut" and names[j] in cost.REGISTER_FEATURES)
+            ]
             kept = [names[j] for j in keep]
             free = kept.index("one") if "one" in kept else None
             sol = nnls(x[:, keep] * w[:, None], y * w, free)
@@ -430,7 +449,10 @@ def main(argv: list[str] | None = None) -> int:
 
             specs = sweep_specs() + zoo_specs()
             tools = tool_versions()
+            rtl = hdl_source_hash()
+            # a measurement is reused only for the same spec, tools and generator sources
             same = old.get("sweep") == SWEEP and old.get("tools") == tools
+            same = same and old.get("rtl") == rtl
             stored = {s["id"]: s for s in old.get("specs", [])} if same else {}
             measured = {
                 s["id"]: old["measured"][s["id"]]
@@ -443,11 +465,15 @@ def main(argv: list[str] | None = None) -> int:
                 return spec["id"], measure(d, work / spec["id"])
 
             todo = [s for s in specs if s["id"] not in measured]
+            doc = {"sweep": SWEEP, "tools": tools, "rtl": rtl, "specs": specs}
             with ThreadPoolExecutor(max_workers=max(args.jobs, 1)) as pool:
                 for sid, m in pool.map(one, todo):
                     measured[sid] = m
                     print(f"{sid}: {m['_seconds']['yosys']:.1f} s", file=sys.stderr)
-            doc = {"sweep": SWEEP, "tools": tools, "specs": specs}
+                    # checkpoint: a killed sweep resumes from the measurements stored so far
+                    part = {**doc, "measured": measured}
+                    part["coefficients"] = old.get("coefficients", {})
+                    atomic_write(out, json.dumps(part, indent=1, sort_keys=True) + "\n")
         coef, rows = fit(specs, measured, work)
     doc.update(
         {

@@ -46,6 +46,7 @@ __all__ = [
     "clock_verdict",
     "config_doc",
     "default_cache_dir",
+    "hdl_source_hash",
     "speed_grades",
     "synth_text",
     "synthesize",
@@ -75,7 +76,7 @@ def default_cache_dir() -> Path:
     return Path(base) / "codesign" / "synth"
 
 
-def _hdl_source_hash() -> str:
+def hdl_source_hash() -> str:
     """Hash of the generator and tool-runner sources: a change to them invalidates results."""
     import codesign.hdl as hdl
 
@@ -128,7 +129,7 @@ def cache_key(
         "speed": speed if pnr else None,
         "freq_mhz": d.config.clock_mhz if pnr else None,
         "tools": tool_versions(),
-        "hdl": _hdl_source_hash(),
+        "hdl": hdl_source_hash(),
     }
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:32]
 

@@ -6,10 +6,15 @@ pipeline stage (its units: sliding window, MVAU/VVAU, activation, pool), each FI
 width converter, and the total.
 
 - DSP and block RAM counts follow the rules Yosys applies, derived from its ECP5 flow
-  (:mod:`codesign.sim.cost_rules`):
-  a product of two non-constant operands, or of an operand and a constant that is neither 0
-  nor a power of two, becomes ``ceil(a/18)·ceil(b/18)`` MULT18X18D when both operands are at
-  least 2 bits wide (``mul2dsp`` with ``DSP_A/B_MINWIDTH=2``); a memory that is not a
+  (:mod:`codesign.sim.cost_rules`), on the Verilog ``codesign synth`` measures
+  (``generate(..., target="ecp5")``): a registered product of a pipelined datapath (an
+  MVAU's lanes and an activation's per-channel multipliers, ``pipeline: auto``) is one
+  MULT18X18D instance with its registers inside, however narrow, when both operands fit
+  18-bit two's complement (:func:`codesign.models.device.registered_dsp`); a product Yosys
+  infers (``pipeline: off``, a constant requantization multiplier, operands too wide for
+  one block) of two non-constant operands, or of an operand and a constant that is neither
+  0 nor a power of two, becomes ``ceil(a/18)·ceil(b/18)`` MULT18X18D when both operands are
+  at least 2 bits wide (``mul2dsp`` with ``DSP_A/B_MINWIDTH=2``); a memory that is not a
   ROM in logic goes to LUT RAM (TRELLIS_DPR16X4, 16×4, cost 4 each, plus 1/2 per bit and
   extra bank of 16 words for the read multiplexer) or to DP16KD/PDPW16KD block RAM (cost
   128 each; a ROM's constant bit columns are dropped first), whichever is cheaper, a tie
@@ -17,7 +22,13 @@ width converter, and the total.
   memories of one word are registers.
 - LUT and FF counts are linear in features of each unit (bit widths times parallelism,
   adder-tree bits, memory widths, and the logic of constant tables from their actual bits:
-  an MVAU's weight ROM in logic, per-channel biases and thresholds, see :func:`rom_tree`),
+  an MVAU's weight ROM in logic, per-channel biases and thresholds, see :func:`rom_tree`;
+  and the register stages of each credit pipeline, from :meth:`Design.pipeline
+  <codesign.models.hwconfig.Design.pipeline>`: an MVAU's tags travelling beside its data,
+  its operand, block-RAM output, product landing and adder-tree registers, an activation's
+  stage registers, and the stage's credit queue, a ``SyncFIFOBuffered`` of
+  ``queue_depth`` beats — ``queue_depth - 1`` words in LUT RAM or flip-flops as a FIFO's
+  memory maps — with its credit counter),
   with non-negative coefficients (a free intercept) fitted by least squares to Yosys runs
   over a sweep of small generated networks (``python -m codesign.cost_fit``, which writes
   :data:`DATA`; ``--refit`` refits the stored measurements in seconds). XNOR MVAUs
@@ -42,7 +53,7 @@ from functools import cache
 from pathlib import Path
 
 import numpy as np
-from codesign.models.device import lane_shape
+from codesign.models.device import fits_mult18, lane_shape, registered_dsp
 from codesign.models.hwconfig import (
     Design,
     MemStyle,
@@ -58,8 +69,9 @@ from codesign.models.hwconfig import (
 )
 from codesign.models.layers import Clip, MultiThreshold, Requant
 from codesign.models.linebuffer import window_geometry
+from codesign.models.pipelining import PRODUCT_STAGES, PipelineMode, tree_groups
 from codesign.models.plan import stage_matrix
-from codesign.models.qtype import QType
+from codesign.models.qtype import Kind, QType
 
 from .cost_rules import (
     const_dsp,
@@ -73,7 +85,16 @@ from .cost_rules import (
     var_dsp,
 )
 
-__all__ = ["DATA", "TARGETS", "UnitCost", "estimate", "memory_map", "rom_brams", "units"]
+__all__ = [
+    "DATA",
+    "REGISTER_FEATURES",
+    "TARGETS",
+    "UnitCost",
+    "estimate",
+    "memory_map",
+    "rom_brams",
+    "units",
+]
 
 #: Fitted coefficients and the raw sweep they were fitted to (written by codesign.cost_fit).
 DATA = Path(__file__).with_name("cost_data.json")
@@ -97,6 +118,13 @@ class UnitCost:
     dsp: int = 0
     bram: int = 0
     lutram: int = 0
+
+
+#: Features that count the register bits of the pipelines and nothing else (a register's
+#: input is computed by logic that other features count): the fit gives them no LUTs.
+REGISTER_FEATURES = frozenset(
+    {"tag_bits", "op_bits", "mem_bits", "land_bits", "tree_regs", "stage_bits", "vec_ff"}
+)
 
 
 # -- units ---------------------------------------------------------------------------------
@@ -123,7 +151,38 @@ def _tree_bits(widths: list[int]) -> int:
     return total
 
 
-def _mvau(stage: Stage, cfg: StageConfig, name: str) -> UnitCost:
+def _tree_regs(widths: list[int], groups: tuple[int, ...]) -> int:
+    """Register bits of a pipelined adder tree (``hdl/dataflow/sums.py``) over terms of
+    ``widths`` with a register after each group of levels (:func:`tree_groups`): the
+    partial sums' widths after every group."""
+    total = 0
+    for levels in groups:
+        for _ in range(levels):
+            nxt = []
+            for k in range(0, len(widths), 2):
+                if k + 1 < len(widths):
+                    nxt.append(max(widths[k], widths[k + 1]) + 1)
+                else:
+                    nxt.append(widths[k])
+            widths = nxt
+        total += sum(widths)
+    return total
+
+
+def _mul_width(a: int, a_signed: bool, b: int, b_signed: bool) -> int:
+    """Bits of an exact product (amaranth: an unsigned operand beside a signed one gains a
+    sign bit)."""
+    if a_signed != b_signed:
+        return a + b + 1
+    return a + b
+
+
+def _groups(simd: int, head: tuple[str, ...]) -> tuple[int, ...]:
+    """The adder tree's register groups of a matrix unit whose head has ``head`` stages."""
+    return tree_groups(simd, PipelineMode.AUTO) if "tree" in head else ()
+
+
+def _mvau(stage: Stage, cfg: StageConfig, name: str, head: tuple[str, ...]) -> UnitCost:
     w, xnor, _ = stage_matrix(stage)
     mh, mw = w.shape
     pe, simd = cfg.pe, cfg.simd
@@ -171,18 +230,42 @@ def _mvau(stage: Stage, cfg: StageConfig, name: str) -> UnitCost:
     f["x_bits"] = float(simd * in_b)
     f["acc_bits"] = float(pe * acc_b)
     f["out_bits"] = float(pe * out_b)
+    # -- register stages of the credit pipeline (models/pipelining.matrix_stages)
+    nf_b = _clog2(max(nf, 2))
+    bias_varies = bias is not None and nf > 1 and bool((bias.reshape(nf, pe) != bias[:pe]).any())
+    # valid, first and last travel to the accumulator (the bias row index nf only when a
+    # bias varies by row); the input-or-buffer flag is read at the fetch stage only
+    f["tag_bits"] = float((3 + (nf_b if bias_varies else 0)) * (len(head) - 1) + 1 + 1)
+    f["op_bits"] = float(simd * in_b + _clog2(max(nf * sf, 2))) if "operand" in head else 0.0
+    f["mem_bits"] = float(simd * in_b + pe * simd * wbits) if "memory" in head else 0.0
+    if xnor:
+        f["tree_regs"] = float(pe * _tree_regs([1] * simd, _groups(simd, head)))
     if xnor:
         f["xnor_lanes"] = float(pe * simd)
         # up to four bits a PE's popcount folds into the LUTs in front of its accumulator's
-        # carry chain; each lane beyond costs about 7 LUTs (tfc_w1a1 fc1, PE 4, at SIMD 1, 2,
-        # 4, 8, 16, 32, 64: 82, 75, 79, 211, 390, 870, 1653 LUTs)
-        f["pop_lanes"] = float(pe * max(simd - 4, 0))
+        # carry chain; each lane beyond costs about 7 LUTs in a combinational popcount
+        # (``pipeline: off``; tfc_w1a1 fc1, PE 4, at SIMD 1, 2, 4, 8, 16, 32, 64: 82, 75, 79,
+        # 211, 390, 870, 1653 LUTs before the pipelines), and fewer in one registered every
+        # two adder levels, which Yosys cannot merge into one carry-save tree
+        lanes = float(pe * max(simd - 4, 0))
+        f["pop_lanes" if _groups(simd, head) else "pop_comb"] = lanes
     else:
         a, b, per = lane.a, lane.b, lane.dsp
-        dsp = pe * simd * per
         prod = a + b
+        if PRODUCT_STAGES[0] in head:  # registered products (hdl/dataflow/dsp.py)
+            xa = 2 if stage.input.qtype.kind is Kind.BIPOLAR else in_b
+            xs = stage.input.qtype.signed or stage.input.qtype.kind is Kind.BIPOLAR
+            wq = QType.covering(int(w.min()), int(w.max()))
+            per = registered_dsp(xa, xs, wq.bits, wq.signed)
+            prod = _mul_width(xa, xs, wq.bits, wq.signed)
+            land = prod
+            if not fits_mult18(xa, xs, wq.bits, wq.signed):  # fabric input/output registers
+                land += xa + wq.bits + prod
+            f["land_bits"] = float(pe * simd * land)
+        dsp = pe * simd * per
         f["sum_bits"] = float(pe * simd * prod)
         f["tree_bits"] = float(pe * _tree_bits([prod] * simd))
+        f["tree_regs"] = float(pe * _tree_regs([prod] * simd, _groups(simd, head)))
         f["dsp"] = float(pe * simd * per)
         if per == 0:
             f["soft_mul"] = float(pe * simd * a * b)
@@ -220,7 +303,9 @@ def _per_channel(values, channels: int, n: int) -> list[np.ndarray]:
     return [v[lane::n] for lane in range(n)]
 
 
-def _activation(stage: Stage, cfg: StageConfig, name: str, layers, in_q, channels) -> UnitCost:
+def _activation(
+    stage: Stage, cfg: StageConfig, name: str, layers, in_q, channels, stages: tuple[str, ...]
+) -> UnitCost:
     n = cfg.pe
     in_b = element_bits(in_q)
     out_b = element_bits(stage.output.qtype)
@@ -250,6 +335,28 @@ def _activation(stage: Stage, cfg: StageConfig, name: str, layers, in_q, channel
                 f["param_bits"] = f.get("param_bits", 0.0) + live_bits(col)
             mult_bits += mb
         f["rq_bits"] = float(n * in_b + mult_bits + n * max(shift, 0))
+        if PRODUCT_STAGES[0] in stages:  # registered products (hdl/dataflow/act.py)
+            dsp = 0
+            land = 0
+            cmul = 0
+            for col in _per_channel(rq.multiplier, channels, n):
+                if np.all(col == col[0]):
+                    # a constant multiplier stays shift-add in fabric between two registers
+                    c = int(col[0])
+                    dsp += const_dsp(c, mul_b)
+                    pw = mul_b + abs(c).bit_length() + 1
+                    cmul += mul_b + pw
+                else:
+                    lo, hi = int(col.min()), int(col.max())
+                    mb = range_width(lo, hi)
+                    dsp += registered_dsp(in_b, in_q.signed, mb, lo < 0)
+                    pw = _mul_width(in_b, in_q.signed, mb, lo < 0)
+                    if not fits_mult18(in_b, in_q.signed, mb, lo < 0):
+                        cmul += in_b + mb + pw
+                land += pw
+            f["cmul_bits"] = float(cmul)
+            f["land_bits"] = float(land)
+            f["stage_bits"] = float((n * mul_b if "clip" in stages else 0) + len(stages) + 1)
     if th is not None:
         rows = np.asarray(th.thresholds, dtype=np.int64)
         if rows.shape[0] == 1:
@@ -265,6 +372,15 @@ def _activation(stage: Stage, cfg: StageConfig, name: str, layers, in_q, channel
                     mux += in_b * groups
                     param += live_bits(col[:, k])
         f["th_bits"], f["th_mux"] = cmp_bits, mux
+        if "compare" in stages:
+            # the clip's register, one register bit per comparator and the registered
+            # count tree (many thresholds); the last count register is the output
+            reg = n * mul_b if "clip" in stages else 0
+            reg += int(cmp_bits / max(in_b, 1))
+            t = rows.shape[1]
+            cnt = tree_groups(t, PipelineMode.AUTO) if t > 8 and "count" in stages else ()
+            reg += n * _tree_regs([1] * t, cnt)
+            f["stage_bits"] = float(reg + len(stages) + 1)
         f["param_bits"] = f.get("param_bits", 0.0) + param
         if groups > 1:
             # every lane's thresholds as one table over the channel groups: its distinct
@@ -278,6 +394,7 @@ def _activation(stage: Stage, cfg: StageConfig, name: str, layers, in_q, channel
             f["th_leaf"] = float(tree["leaf"])
             f["th_mux567"] = float(tree["mux567"])
             f["th_mux8"] = float(tree["mux8"])
+    f.setdefault("stage_bits", float(len(stages) + 1))
     return UnitCost(f"stage_{stage.name}", name, "activation", f, dsp)
 
 
@@ -372,6 +489,18 @@ def _fifo(stage: Stage, width: int, depth: int) -> UnitCost:
     )
 
 
+def _queue(stage: Stage, name: str, n_out: int, depth: int) -> UnitCost:
+    """The credit queue at a credit pipeline's output (``hdl/dataflow/credit.py``): a
+    ``SyncFIFOBuffered`` of ``depth`` beats of the stage's output, as a FIFO is, and the
+    credit count (reserved results not yet taken, and the registered ``space``)."""
+    fifo = _fifo(stage, n_out * element_bits(stage.output.qtype), depth)
+    f = dict(fifo.features)
+    f["credit_bits"] = float(_clog2(depth + 1))
+    return dataclasses.replace(
+        fifo, block=f"stage_{stage.name}", unit=name, kind="queue", features=f
+    )
+
+
 def _dwc(stage: Stage, el: int, n_in: int, n_out: int) -> list[UnitCost]:
     out = []
 
@@ -402,10 +531,14 @@ def _dwc(stage: Stage, el: int, n_in: int, n_out: int) -> list[UnitCost]:
 
 #: First-principles LUT/FF rules of units the fitted coefficients do not cover yet (no
 #: synthesis sweep has measured them): a fork (two "taken" flags and its ready logic), an
-#: add of two streams (one carry-chain adder bit and one register bit per output bit), a
-#: global pool (one accumulator register per channel bit, one adder bit per lane bit).
+#: add of two streams (one carry-chain adder bit per output bit and the ``sum`` stage's
+#: register bit, and its valid), a global pool (one accumulator register per channel bit,
+#: one adder bit per lane bit).
 UNFITTED = {
     "fork": {"lut": {"one": 3.0}, "ff": {"one": 2.0}},
+    # the head of an element-wise credit pipeline: one AND gate (valid and space), no
+    # registers (Yosys: 1 LUT, 0 FF for a threshold stage of 16 channels)
+    "admit": {"lut": {"one": 1.0}, "ff": {}},
     "add": {"lut": {"sum_bits": 1.0, "one": 2.0}, "ff": {"sum_bits": 1.0, "one": 1.0}},
     "gpool": {
         "lut": {"lane_bits": 1.0, "count_bits": 2.0, "one": 4.0},
@@ -455,32 +588,48 @@ def units(design: Design) -> list[UnitCost]:
                 out += _dwc(fs, el, prev_n, n_in)
             if design.has_fifo(s, port):
                 out.append(_fifo(fs, n_in * el, design.fifo_depth(s, port)))
+        pipe = design.pipeline(s)
+        act_st = pipe.activation if pipe is not None else ()
         k = 0
         if s.kind is StageKind.ADD:
             out.append(_add(s, cfg, "u0_addstreams"))
+            k = 1
             if len(s.layers) > 1:
                 out.append(
-                    _activation(s, cfg, "u1_activation", s.layers[1:], s.acc.qtype, s.channels)
+                    _activation(
+                        s, cfg, "u1_activation", s.layers[1:], s.acc.qtype, s.channels, act_st
+                    )
                 )
+                k = 2
         elif s.global_pool:
             out.append(_global_pool(s, cfg, "u0_pool2d"))
         elif s.kind in (StageKind.MVAU, StageKind.CONV):
             if s.kind is StageKind.CONV:
                 out.append(_swg(s, cfg, f"u{k}_slidingwindow"))
                 k += 1
+            acts = s.layers[1:]
+            has_act = any(isinstance(la, Clip | Requant | MultiThreshold) for la in acts)
             if s.depthwise:
                 out.append(_vvau(s, cfg, f"u{k}_vvau"))
+                if has_act:
+                    k += 1
+                    out.append(UnitCost(f"stage_{s.name}", f"u{k}_admit", "admit", {"one": 1.0}))
             else:
-                out.append(_mvau(s, cfg, f"u{k}_mvau"))
+                out.append(_mvau(s, cfg, f"u{k}_mvau", pipe.head))
             k += 1
-            acts = s.layers[1:]
-            if any(isinstance(la, Clip | Requant | MultiThreshold) for la in acts):
-                out.append(_activation(s, cfg, f"u{k}_activation", acts, s.acc.qtype, s.mh))
+            if has_act:
+                out.append(_activation(s, cfg, f"u{k}_activation", acts, s.acc.qtype, s.mh, act_st))
+                k += 1
         elif s.kind is StageKind.POOL:
             out.append(_pool(s, cfg, "u0_pool2d"))
         else:
-            out.append(_activation(s, cfg, "u0_activation", s.layers, s.input.qtype, s.channels))
-        prev_n = n_out
+            out.append(UnitCost(f"stage_{s.name}", "u0_admit", "admit", {"one": 1.0}))
+            out.append(
+                _activation(s, cfg, "u1_activation", s.layers, s.input.qtype, s.channels, act_st)
+            )
+            k = 2
+        if pipe is not None:
+            out.append(_queue(s, f"u{k}_creditqueue", n_out, pipe.queue_depth))
     last = design.stages[-1]
     beats = last.output.size // stage_io(last, design.config[last.name])[1]
     out.append(UnitCost("top", None, "top", {"one": 1.0, "beat_bits": float(_clog2(beats + 1))}))

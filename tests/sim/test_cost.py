@@ -4,17 +4,19 @@ cells for a block Yosys counts fewer than :data:`SMALL` of (a FIFO's pointers or
 converter's counter, where 15% is a handful of cells and the cell count swings by tens with
 how ABC maps one comparator). Also codesign.synthesize's cache and the CLI.
 
-The zoo designs are held out of the fit (codesign/cost_fit.py fits 68 generated networks
-only), so this checks the model on networks it was not fitted to. (The last choice between
-feature sets that leave-one-network-out cross-validation on the sweep rated alike, 44 and
-45 of 399 blocks missed, went to the one that also fits the zoo, so the zoo is not quite
-blind.) A block that misses and cannot be fixed yet goes in :data:`KNOWN_MISSES`, with its
-deviation: the test then fails if it drifts further than :data:`DRIFT`, or comes within
-tolerance (drop it then). It holds cnv_tiny's window generators and pools since their
-registered step logic (branch swg, issue 15): the model's window features (``sim/cost.py``
-``_window``) predate it and wait for the refit of the pipelined blocks. Synthesis of
-cnv_tiny takes about 50 s; jet_tagger and tfc_w2a2 about a minute each, tfc_w1a1 (3,584
-XNOR lanes at its default folding within the device) 392 s with the cores shared: ``slow``.
+The zoo designs are held out of the fit (codesign/cost_fit.py fits generated networks only,
+at the default ``pipeline: auto`` and some at ``off``), so this checks the model on
+networks it was not fitted to. (Feature choices were made with the zoo in view, e.g. that
+the pipelines' register bits cost no LUTs, which kept the LUT fit from trading an MVAU's
+input multiplexer for its operand register, so the zoo is not quite blind.) The designs
+are measured as ``codesign synth`` measures them: the ECP5 Verilog, with MULT18X18D
+instances for the pipelined products. A block that misses and cannot be fixed yet goes in
+:data:`KNOWN_MISSES`, with its deviation: the test then fails if it drifts further than
+:data:`DRIFT`, or comes within tolerance (drop it then). Three blocks' LUT counts miss
+since the refit for the pipelined blocks; every total, every FF count and every DSP,
+block RAM and LUT RAM count is within. Yosys on cnv_tiny takes about 35 s, on jet_tagger
+and tfc_w2a2 about 40 s each, on tfc_w1a1 (3,584 XNOR lanes at its default folding within
+the device) 180 s with the cores shared: ``slow``.
 """
 
 from __future__ import annotations
@@ -40,18 +42,14 @@ SMALL = 150
 #: Blocks (``total`` for the sum) outside the tolerance: (network, block, class) → relative
 #: deviation (model − Yosys) / Yosys at the time of writing.
 KNOWN_MISSES: dict[tuple[str, str, str], float] = {
-    # the sliding-window generator with every step input a register (issue 15): LUT/FF up,
-    # DSP/BRAM/LUT RAM still exact; until sim/cost.py's window features are refitted
-    ("cnv_tiny", "stage_conv1", "lut"): -0.313,
-    ("cnv_tiny", "stage_conv1", "ff"): -0.183,
-    ("cnv_tiny", "stage_pool1", "lut"): -0.570,
-    ("cnv_tiny", "stage_pool1", "ff"): -0.517,
-    ("cnv_tiny", "stage_conv2", "lut"): -0.170,
-    ("cnv_tiny", "stage_conv2", "ff"): -0.190,
-    ("cnv_tiny", "stage_pool2", "lut"): -0.597,
-    ("cnv_tiny", "stage_pool2", "ff"): -0.562,
-    ("cnv_tiny", "total", "lut"): -0.291,
-    ("cnv_tiny", "total", "ff"): -0.230,
+    # the pool's window counters (106 bits) beyond the sweep's (63-86): extrapolated
+    ("cnv_tiny", "stage_pool1", "lut"): +0.155,
+    # the MVAU of 16-bit fixed-point inputs: 952 LUTs (710 before the pipelines), no
+    # feature of the sweep's designs accounts for the extra 240
+    ("jet_tagger", "stage_fc1", "lut"): -0.195,
+    # per-channel thresholds (4 lanes, 16 groups): ABC maps fc1's identical structure to
+    # 221 LUTs, fc2's to 265, and the sweep's image4 (alike) to 154
+    ("tfc_w2a2", "stage_fc2", "lut"): -0.210,
 }
 #: How far a known miss may drift beyond its recorded deviation.
 DRIFT = 0.02
