@@ -191,7 +191,7 @@ def test_run_writes_report(capsys, tmp_path):
     sim = manifest["simulate"]
     assert sim["clock_mhz"] == 150
     assert sim["latency_ns"] == pytest.approx(sim["latency"] * 1000 / 150)
-    assert sim["frames_per_s"] == pytest.approx(1e8 / sim["ii"])
+    assert sim["frames_per_s"] == pytest.approx(150e6 / sim["ii"])
     assert "verify" not in manifest and "synth" not in manifest
     report = (build / "report.md").read_text()
     assert doc["report"] == str(build / "report.md")
