@@ -230,7 +230,7 @@ class StageUnit(wiring.Component):
             units += self._activation(s.mh)
             units += self._queue()
         elif s.kind is StageKind.POOL:
-            from .pool import Pool2d
+            from .pool import Pool2d, PoolMode
 
             c, h, w = s.input.shape
             la = s.main
@@ -244,7 +244,11 @@ class StageUnit(wiring.Component):
                     stride=la.stride,
                     padding=getattr(la, "padding", (0, 0)),
                     simd=cfg.pe,
-                    mode={"maxpool2d": "max", "avgpool2d": "avg", "sumpool2d": "sum"}[la.op],
+                    mode={
+                        "maxpool2d": PoolMode.MAX,
+                        "avgpool2d": PoolMode.AVG,
+                        "sumpool2d": PoolMode.SUM,
+                    }[la.op],
                     **({"rounding": la.rounding} if la.op == "avgpool2d" else {}),
                     out_element=element_shape(s.output.qtype),
                 )
