@@ -152,6 +152,18 @@ def require_icarus() -> None:
         raise ToolError(f"{ICARUS_MISSING}: apt-get install iverilog")
 
 
+#: Simulation models of the vendor primitives the generator may instantiate
+#: (:mod:`codesign.hdl.dataflow.dsp`), by module name.
+SIM_MODELS = {"MULT18X18D": Path(__file__).parent / "sim_models" / "MULT18X18D.v"}
+
+
+def sim_models(verilog: Path) -> list[Path]:
+    """The :data:`SIM_MODELS` that ``verilog`` instantiates: extra sources for a simulator
+    (a design generated for ECP5 holds MULT18X18D instances)."""
+    text = Path(verilog).read_text()
+    return [f for name, f in SIM_MODELS.items() if re.search(rf"^\s*{name}\b", text, re.M)]
+
+
 def lint(
     verilog_path: str | os.PathLike,
     top: str,
@@ -182,6 +194,7 @@ def lint(
     cmd = [str(exe), "--lint-only", "-Wall", "--top-module", top]
     if waivers is not None:
         cmd.append(str(waivers))
+    cmd += [str(f) for f in sim_models(Path(path))]
     cmd.append(str(path))
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)

@@ -28,7 +28,6 @@ import contextlib
 import hashlib
 import json
 import os
-import re
 import shutil
 import tempfile
 import time
@@ -41,6 +40,7 @@ from codesign.hdl.tools import (
     WAIVERS,
     ToolError,
     require_icarus,
+    sim_models,
     verilator_on_path,
     writable_dir,
 )
@@ -201,18 +201,6 @@ def _prune(root: Path, keep: int) -> None:
         shutil.rmtree(d, ignore_errors=True)
         for extra in (root / f".{d.name}.lock", root / f"{d.name}.dump.v"):
             extra.unlink(missing_ok=True)
-
-
-#: Simulation models of the vendor primitives the generator may instantiate
-#: (:mod:`codesign.hdl.dataflow.dsp`), by module name.
-SIM_MODELS = {"MULT18X18D": Path(__file__).parent / "sim_models" / "MULT18X18D.v"}
-
-
-def sim_models(verilog: Path) -> list[Path]:
-    """The :data:`SIM_MODELS` that ``verilog`` instantiates: extra sources for a simulator
-    (a design generated for ECP5 holds MULT18X18D instances)."""
-    text = Path(verilog).read_text()
-    return [f for name, f in SIM_MODELS.items() if re.search(rf"^\s*{name}\b", text, re.M)]
 
 
 def build_key(manifest: Manifest, sim: str, waves: bool) -> str:

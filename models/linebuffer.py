@@ -11,7 +11,7 @@ from itertools import count
 import numpy as np
 
 from .dataflow import conv_out_size
-from .device import const_dsp, range_width
+from .device import range_width
 
 __all__ = ["WindowGeometry", "line_buffer_rows", "released_rows", "window_geometry"]
 
@@ -141,8 +141,8 @@ class WindowGeometry:
     yb: int  #: bits of the window's row coordinate (signed, from -padding)
     xb: int  #: bits of its column coordinate
     slot_b: int  #: bits of a row slot index
-    #: MULT18X18D of the address arithmetic: row · (width·groups), slot · (width·groups) and
-    #: column · groups, each a product by a constant (:func:`codesign.models.device.const_dsp`)
+    #: MULT18X18D of the address arithmetic: none, the generator steps its addresses by
+    #: constant strides (a field kept for the cost model's interface)
     dsp: int
 
 
@@ -172,9 +172,7 @@ def window_geometry(stage, simd: int, channel_major: bool) -> WindowGeometry:
     )
     oh = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
     ow = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
-    wg = w * g
     yb = range_width(min(-ph, -1), (oh - 1) * sh + (kh - 1) * dh - ph)
     xb = range_width(min(-pw, -1), (ow - 1) * sw + (kw - 1) * dw - pw)
     slot_b = range_width(0, rows - 1)
-    dsp = const_dsp(wg, yb) + const_dsp(wg, slot_b) + const_dsp(g, xb)
-    return WindowGeometry((kh, kw), g, rows, oh, ow, rows * w * g, yb, xb, slot_b, dsp)
+    return WindowGeometry((kh, kw), g, rows, oh, ow, rows * w * g, yb, xb, slot_b, 0)

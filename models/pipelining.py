@@ -86,8 +86,9 @@ def activation_stages(layers: Sequence, mode: PipelineMode) -> tuple[str, ...]:
     requant, multithreshold), in order; empty when there is no activation.
 
     ``auto``: ``clip`` (when there is one), then for a requantization the
-    :data:`PRODUCT_STAGES` and ``round``, for thresholds ``compare`` and then ``count``
-    groups (one per :func:`tree_groups` group of the threshold count, at least one).
+    :data:`PRODUCT_STAGES`, ``round`` (floor and rounding bit) and ``saturate``, for
+    thresholds ``compare`` and then ``count`` groups (one per :func:`tree_groups` group of
+    the threshold count, at least one).
     ``off``: a single ``all`` stage.
     """
     clip = any(isinstance(la, Clip) for la in layers)
@@ -99,7 +100,7 @@ def activation_stages(layers: Sequence, mode: PipelineMode) -> tuple[str, ...]:
         return ("all",)
     stages: list[str] = ["clip"] if clip else []
     if rq is not None:
-        stages += [*PRODUCT_STAGES, "round"]
+        stages += [*PRODUCT_STAGES, "round", "saturate"]
     elif th is not None:
         groups = (
             tree_groups(int(th.thresholds.shape[1]), mode) if th.thresholds.shape[1] > 8 else ()

@@ -256,8 +256,29 @@ class Activation(wiring.Component):
             elif st == "land":
                 pass
             elif st == "round":
+                # the floor, the rounding bit and whether floor + bit leaves the type's
+                # range (compared on the floor, in parallel), registered apart; the next
+                # stage only adds the bit and selects
                 shift = int(spec.requant.shift.reshape(-1)[0])
-                lanes = [_requant_round(p, shift, spec.requant) for p in lanes]
+                parts = []
+                for k, p in enumerate(lanes):
+                    q, up = _round_parts(p, shift, spec.requant)
+                    under, over = _range_flags(q, up, spec.requant)
+                    regs = [
+                        Signal(Value.cast(q).shape(), name=f"round{k}_q"),
+                        Signal(name=f"round{k}_up"),
+                        Signal(name=f"round{k}_under"),
+                        Signal(name=f"round{k}_over"),
+                    ]
+                    m.d.sync += [r.eq(v) for r, v in zip(regs, (q, up, under, over), strict=True)]
+                    parts.append(regs)
+                lanes = parts
+                v_out = Signal(name="round_valid")
+                m.d.sync += v_out.eq(valid)
+                valid = v_out
+                continue
+            elif st == "saturate":
+                lanes = [_select(q + up, under, over, spec.requant) for q, up, under, over in lanes]
             elif st == "compare":
                 step = self._group_step(m, valid, st)
                 vals = [value_of(x, self._in_type) if first else x for x in lanes]
@@ -293,37 +314,69 @@ class Activation(wiring.Component):
 def _requant_round(prod, shift: int, layer: Requant):
     """``prod * 2**-shift`` (``prod`` = value · multiplier) rounded and brought into the
     layer's type, exactly as :func:`codesign.models.arith.requantize` does."""
-    if shift < 0:
-        prod = prod << -shift
-        shift = 0
-    if shift == 0:
-        y = prod
+    q, up = _round_parts(prod, shift, layer)
+    return _saturate(q + up, layer)
+
+
+def _round_parts(prod, shift: int, layer: Requant):
+    """``(q, up)``: ``prod * 2**-shift`` rounded is ``q + up`` (``q`` the floor, ``up`` a
+    bit), by the layer's rounding mode."""
+    if shift <= 0:
+        return prod << -shift, Const(0)
+    q = prod >> shift  # arithmetic shift: floor
+    r = prod.as_unsigned()[:shift]
+    half = 1 << (shift - 1)
+    inexact = r != 0
+    above, tie = r > half, r == half
+    negative = prod < 0
+    mode = layer.rounding
+    if mode is Rounding.FLOOR:
+        up = Const(0)
+    elif mode is Rounding.CEIL:
+        up = inexact
+    elif mode is Rounding.TOWARD_ZERO:
+        up = inexact & negative
+    elif mode is Rounding.AWAY_FROM_ZERO:
+        up = inexact & ~negative
     else:
-        q = prod >> shift  # arithmetic shift: floor
-        r = prod.as_unsigned()[:shift]
-        half = 1 << (shift - 1)
-        inexact = r != 0
-        above, tie = r > half, r == half
-        negative = prod < 0
-        mode = layer.rounding
-        if mode is Rounding.FLOOR:
-            up = Const(0)
-        elif mode is Rounding.CEIL:
-            up = inexact
-        elif mode is Rounding.TOWARD_ZERO:
-            up = inexact & negative
-        elif mode is Rounding.AWAY_FROM_ZERO:
-            up = inexact & ~negative
-        else:
-            tie_up = {
-                Rounding.HALF_UP: Const(1),
-                Rounding.HALF_DOWN: Const(0),
-                Rounding.HALF_EVEN: q[0],
-                Rounding.HALF_AWAY: ~negative,
-                Rounding.HALF_TOWARD_ZERO: negative,
-            }[mode]
-            up = above | (tie & tie_up)
-        y = q + up
+        tie_up = {
+            Rounding.HALF_UP: Const(1),
+            Rounding.HALF_DOWN: Const(0),
+            Rounding.HALF_EVEN: q[0],
+            Rounding.HALF_AWAY: ~negative,
+            Rounding.HALF_TOWARD_ZERO: negative,
+        }[mode]
+        up = above | (tie & tie_up)
+    return q, up
+
+
+def _range_flags(q, up, layer: Requant):
+    """``(under, over)``: whether ``q + up`` is below or above the range the layer's
+    overflow mode keeps (``q`` compared with the bounds less ``up``, not after the add)."""
+    t = layer.qtype
+    lo, hi = t.min, t.max
+    if layer.overflow is Overflow.SAT_SYM and t.signed:
+        lo = -hi
+    if layer.overflow is Overflow.WRAP:
+        return Const(0), Const(0)
+    return Mux(up, q < lo - 1, q < lo), Mux(up, q >= hi, q > hi)
+
+
+def _select(y, under, over, layer: Requant):
+    """``y`` brought into the layer's type given :func:`_range_flags`: as :func:`_saturate`."""
+    t = layer.qtype
+    lo, hi = t.min, t.max
+    if layer.overflow is Overflow.WRAP:
+        return y[: t.bits]
+    if layer.overflow is Overflow.SAT_SYM and t.signed:
+        lo = -hi
+    if layer.overflow is Overflow.SAT_ZERO:
+        return Mux(under | over, 0, y)
+    return Mux(under, lo, Mux(over, hi, y))
+
+
+def _saturate(y, layer: Requant):
+    """``y`` brought into the layer's type by its overflow mode."""
     t = layer.qtype
     lo, hi = t.min, t.max
     if layer.overflow is Overflow.WRAP:

@@ -63,8 +63,6 @@ class RegisteredProduct(wiring.Component):
             "p_REG_INPUTA_CLK": "CLK0",
             "p_REG_INPUTB_CLK": "CLK0",
             "p_REG_OUTPUT_CLK": "CLK0",
-            "p_GSR": "DISABLED",
-            "p_RESETMODE": "SYNC",
             "i_SIGNEDA": Const(1),
             "i_SIGNEDB": Const(1),
             "i_CLK0": ClockSignal(),

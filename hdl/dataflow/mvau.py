@@ -11,7 +11,7 @@ popcount.
 from __future__ import annotations
 
 import numpy as np
-from amaranth import Array, Const, Module, Mux, Signal, Value, signed, unsigned
+from amaranth import Array, Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 from codesign.models.hwconfig import MemStyle, accumulator_range, resolve_mem_style
@@ -24,7 +24,10 @@ from .dsp import RegisteredProduct
 from .stream import beat_layout
 from .sums import pipelined_tree_sum
 
-__all__ = ["MVAU", "accumulator_range"]
+__all__ = ["MVAU", "ROM_BANK_BITS", "accumulator_range"]
+
+#: Output bits of one bank of a weight ROM in logic (each bank has its own address register).
+ROM_BANK_BITS = 64
 
 
 class MVAU(wiring.Component):
@@ -151,13 +154,23 @@ class MVAU(wiring.Component):
         # Yosys's ram_style: a ROM in LUTs is "logic" (its "distributed" means LUT *RAM*,
         # which cannot hold a synchronously read ROM on every family); BLOCK asks for BRAM
         style = {"ram_style": "block" if self._mem_style is MemStyle.BLOCK else "logic"}
-        m.submodules.weights = wmem = memory.Memory(
-            shape=unsigned(pe * simd * wbits), depth=max(len(words), 2), init=words, attrs=style
-        )
+        # a ROM in logic is split into banks of at most ROM_BANK_BITS output bits, each
+        # read through its own address register: one register driving every output bit's
+        # LUTs was the critical path (jet_tagger fc2, 512 bits: 7.8 ns of routing)
+        width = pe * simd * wbits
+        style_block = self._mem_style is MemStyle.BLOCK
+        bank = width if style_block else ROM_BANK_BITS
+        cuts = [(lo, min(lo + bank, width)) for lo in range(0, width, bank)]
+        depth = max(len(words), 2)
+        w_rds = []
+        for k, (lo, hi) in enumerate(cuts):
+            part = [(wd >> lo) & ((1 << (hi - lo)) - 1) for wd in words]
+            mem = memory.Memory(shape=unsigned(hi - lo), depth=depth, init=part, attrs=style)
+            m.submodules["weights" if len(cuts) == 1 else f"weights{k}"] = mem
+            w_rds.append(mem.read_port(domain="sync" if style_block else "comb"))
         m.submodules.vector = vmem = memory.Memory(
             shape=beat_layout(self._in_type, simd), depth=max(sf_n, 2), init=[]
         )
-        w_rd = wmem.read_port()
         v_rd = vmem.read_port()
         v_wr = vmem.write_port()
 
@@ -187,25 +200,39 @@ class MVAU(wiring.Component):
 
         # -- fetch: memories read, the input beat kept; the step's tags travel beside
         tags = _Tags(m)
-        tags.start(valid=step, first=sf == 0, last=is_last, nf=nf, from_input=need_input)
+        tags.start(valid=step, last=is_last, nf=nf, from_input=need_input)
         x_in = Signal(beat_layout(self._in_type, simd))
         m.d.sync += x_in.eq(self.i.payload)
         x = Signal(beat_layout(self._in_type, simd))
         m.d.comb += x.eq(Mux(tags["from_input"], x_in, v_rd.data))
         if "operand" in stages:  # the input vector registered; the weights read a cycle later
-            addr_d = Signal.like(addr)
-            m.d.sync += addr_d.eq(addr)
-            m.d.comb += w_rd.addr.eq(addr_d)
+            # each bank's address is the issue's, a cycle later: a counter of its own that
+            # steps with the fetch stage (a plain copy of the address would be one
+            # register again once Yosys merges equal flip-flops)
+            fetched = tags["valid"]
+            for k, rd in enumerate(w_rds):
+                a_k = Signal.like(addr, name=f"waddr{k}")
+                with m.If(fetched):
+                    m.d.sync += a_k.eq(Mux(a_k == len(words) - 1, 0, a_k + 1))
+                m.d.comb += rd.addr.eq(a_k)
             x_op = Signal(beat_layout(self._in_type, simd))
             m.d.sync += x_op.eq(x)
             x = x_op
             tags.shift("operand")
         else:
-            m.d.comb += w_rd.addr.eq(addr)
-        w = w_rd.data
+            for rd in w_rds:
+                m.d.comb += rd.addr.eq(addr)
+        w = Cat(*(rd.data for rd in w_rds))
+        if not style_block:
+            # a ROM in logic is read combinationally from its address register and its word
+            # registered here: a synchronous read port let Yosys move the register in front
+            # of the ROM, so the address counter's increment ran into the ROM's LUTs
+            w_q = Signal(len(w), name="w_q")
+            m.d.sync += w_q.eq(w)
+            w = w_q
         if "memory" in stages:  # the block RAM's output register
             x_m = Signal(beat_layout(self._in_type, simd))
-            w_m = Signal(len(w_rd.data))
+            w_m = Signal(len(w))
             m.d.sync += [x_m.eq(x), w_m.eq(w)]
             x, w = x_m, w_m
             tags.shift("memory")
@@ -251,22 +278,27 @@ class MVAU(wiring.Component):
         acc_shape = (
             signed(self._acc_type.bits) if self._acc_type.signed else unsigned(self._acc_type.bits)
         )
-        acc = [Signal(acc_shape, name=f"acc{p}") for p in range(pe)]
+        # the accumulator holds the running sum, or, after a pass's last step, the next
+        # pass's bias: every step only adds (no select in front of the carry chain; the
+        # select after it, by the "last" tag, is off the adder's path)
         bias_rows = None if self._bias is None else self._bias.reshape(nf_n, pe)
         valid, last = tags["valid"], tags["last"]
+        nf_next = Mux(tags["nf"] == nf_n - 1, 0, tags["nf"] + 1)
         res_valid = Signal()
         m.d.sync += res_valid.eq(valid & last)
         mw = self._w.shape[1]
         for p in range(pe):
             if bias_rows is None:
-                start = Const(0)
+                start, first_bias = Const(0), 0
             elif np.all(bias_rows[:, p] == bias_rows[0, p]):
-                start = Const(int(bias_rows[0, p]))
+                start, first_bias = Const(int(bias_rows[0, p])), int(bias_rows[0, p])
             else:
-                start = Array(Const(int(b)) for b in bias_rows[:, p])[tags["nf"]]
-            new_acc = Mux(tags["first"], start, acc[p]) + dots[p]
+                start = Array(Const(int(b)) for b in bias_rows[:, p])[nf_next]
+                first_bias = int(bias_rows[0, p])
+            acc = Signal(acc_shape, name=f"acc{p}", init=first_bias)
+            new_acc = acc + dots[p]
             with m.If(valid):
-                m.d.sync += acc[p].eq(new_acc)
+                m.d.sync += acc.eq(Mux(last, start, new_acc))
             value = new_acc
             if self._xnor and self._bipolar_out:
                 value = (value << 1) - mw

@@ -4,7 +4,8 @@ channel."""
 
 from __future__ import annotations
 
-from itertools import count
+import enum
+from itertools import count, pairwise
 
 from amaranth import Module, Mux, Shape, Signal, signed
 from amaranth.hdl import ShapeCastable
@@ -13,18 +14,18 @@ from amaranth.lib.wiring import In, Out
 from codesign.models.dataflow import conv_out_size
 from codesign.models.qtype import Rounding
 
-from .swg import (
-    _ChannelMajorWindow,
-    _check_int,
-    _check_pair,
-    _element_shape,
-    _shape_range,
-    line_buffer_rows,
-)
+from .checks import check_int, check_pair, element_shape_of, shape_range
+from .swg import SlidingWindow, TapOrder, line_buffer_rows
 
-__all__ = ["Pool2d", "divide_round"]
+__all__ = ["GlobalReduce", "Pool2d", "PoolMode", "WindowReduce", "divide_round"]
 
-_MODES = ("max", "avg", "sum")
+
+class PoolMode(enum.Enum):
+    """What a :class:`Pool2d` computes over each window."""
+
+    MAX = "max"  #: the largest element
+    AVG = "avg"  #: the sum divided by the window's area, rounded
+    SUM = "sum"  #: the exact sum
 
 
 def divide_round(m: Module, n, lo: int, hi: int, d: int, rounding: Rounding):
@@ -94,6 +95,13 @@ def divide_round(m: Module, n, lo: int, hi: int, d: int, rounding: Rounding):
     return q if isinstance(up, int) else Mux(up, q + 1, q)
 
 
+def _check_mode(mode, rounding) -> None:
+    if not isinstance(mode, PoolMode):
+        raise TypeError(f"mode must be a PoolMode, not {mode!r}")
+    if not isinstance(rounding, Rounding):
+        raise TypeError(f"rounding must be a Rounding, not {rounding!r}")
+
+
 def _ports(element, out_element, simd: int) -> dict:
     return {
         "i": In(stream.Signature(data.ArrayLayout(element, simd))),
@@ -101,14 +109,17 @@ def _ports(element, out_element, simd: int) -> dict:
     }
 
 
-class _WindowReduce(wiring.Component):
+class WindowReduce(wiring.Component):
     """Reduces every ``taps`` consecutive beats element-wise (max, sum, or sum then rounded
     division by ``taps``) to one beat. One input beat per cycle; ``o.valid`` and
     ``i.ready`` come from registers."""
 
     def __init__(
-        self, *, element, out_element, simd: int, taps: int, mode: str, rounding: Rounding
+        self, *, element, out_element, simd: int, taps: int, mode: PoolMode, rounding: Rounding
     ):
+        _check_mode(mode, rounding)
+        check_int("simd", simd, 1)
+        check_int("taps", taps, 1)
         self._element, self._simd, self._taps = element, simd, taps
         self._mode, self._rounding = mode, rounding
         super().__init__(_ports(element, out_element, simd))
@@ -116,19 +127,20 @@ class _WindowReduce(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         n, simd = self._taps, self._simd
-        lo, hi = _shape_range(Shape.cast(self._element))
-        if self._mode == "max":
+        lo, hi = shape_range(Shape.cast(self._element))
+        if self._mode is PoolMode.MAX:
             acc_shape = self._element
         else:
             lo, hi = lo * n, hi * n
             acc_shape = Shape.cast(range(min(lo, 0), max(hi, 0) + 1))
+        # the tap counter, with registered flags for its first and last tap
         tap = Signal(range(n))
-        last = tap == n - 1
+        first, last = Signal(init=1), Signal(init=n == 1)
         acc = [Signal(acc_shape, name=f"acc{j}") for j in range(simd)]
         full = [Signal(acc_shape, name=f"full{j}") for j in range(simd)]  # finished windows
         full_valid = Signal()
 
-        if self._mode != "avg":
+        if self._mode is not PoolMode.AVG:
             # the finished window is the output register
             load = ~full_valid | self.o.ready
             m.d.comb += [
@@ -151,29 +163,30 @@ class _WindowReduce(wiring.Component):
                     m.d.sync += out[j].eq(q)
 
         m.d.comb += self.i.ready.eq(~last | load)
+        # the window so far with this beat folded in, whether or not a beat arrives
+        values = []
+        for j in range(simd):
+            x = self.i.payload[j]
+            value = Signal(acc_shape, name=f"fold{j}")
+            if n == 1:
+                m.d.comb += value.eq(x)
+            elif self._mode is PoolMode.MAX:
+                m.d.comb += value.eq(Mux(first | (x > acc[j]), x, acc[j]))
+            else:
+                wide = Signal(acc_shape, name=f"x{j}")
+                m.d.comb += [wide.eq(x), value.eq(Mux(first, wide, acc[j] + wide))]
+            values.append(value)
         with m.If(self.i.valid & self.i.ready):
-            for j in range(simd):
-                x = self.i.payload[j]
-                if n == 1:
-                    value = x
-                elif self._mode == "max":
-                    value = Mux((tap == 0) | (x > acc[j]), x, acc[j])
-                else:
-                    wide = Signal(acc_shape, name=f"x{j}")
-                    m.d.comb += wide.eq(x)
-                    value = Mux(tap == 0, wide, acc[j] + wide)
-                with m.If(last):
-                    m.d.sync += full[j].eq(value)
-                with m.Else():
-                    m.d.sync += acc[j].eq(value)
             with m.If(last):
-                m.d.sync += [tap.eq(0), full_valid.eq(1)]
+                m.d.sync += [full[j].eq(values[j]) for j in range(simd)]
+                m.d.sync += [tap.eq(0), first.eq(1), last.eq(n == 1), full_valid.eq(1)]
             with m.Else():
-                m.d.sync += tap.eq(tap + 1)
+                m.d.sync += [acc[j].eq(values[j]) for j in range(simd)]
+                m.d.sync += [tap.eq(tap + 1), first.eq(0), last.eq(tap == n - 2)]
         return m
 
 
-class _GlobalReduce(wiring.Component):
+class GlobalReduce(wiring.Component):
     """Reduces each channel over a whole frame of ``pixels`` pixels, ``simd`` channels per
     beat, ``groups`` beats per pixel: one accumulator per channel, kept in a ring of
     ``groups`` registers that turns once per pixel (the head is the group the next beat
@@ -188,9 +201,12 @@ class _GlobalReduce(wiring.Component):
         simd: int,
         groups: int,
         pixels: int,
-        mode: str,
+        mode: PoolMode,
         rounding: Rounding,
     ):
+        _check_mode(mode, rounding)
+        for name, value in (("simd", simd), ("groups", groups), ("pixels", pixels)):
+            check_int(name, value, 1)
         self._element, self._simd, self._groups, self._pixels = element, simd, groups, pixels
         self._mode, self._rounding = mode, rounding
         super().__init__(_ports(element, out_element, simd))
@@ -198,8 +214,8 @@ class _GlobalReduce(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         n, simd, g = self._pixels, self._simd, self._groups
-        lo, hi = _shape_range(Shape.cast(self._element))
-        if self._mode == "max":
+        lo, hi = shape_range(Shape.cast(self._element))
+        if self._mode is PoolMode.MAX:
             acc_shape = Shape.cast(self._element)
         else:
             lo, hi = lo * n, hi * n
@@ -223,7 +239,7 @@ class _GlobalReduce(wiring.Component):
             new = Signal(beat)
             for j in range(simd):
                 x = self.i.payload[j]
-                if self._mode == "max":
+                if self._mode is PoolMode.MAX:
                     value = Mux(first | (x > ring[0][j]), x, ring[0][j])
                 else:
                     value = Mux(first, x, ring[0][j] + x)
@@ -232,7 +248,7 @@ class _GlobalReduce(wiring.Component):
             m.d.sync += ring[g - 1].eq(new)
             with m.If(last):
                 for j in range(simd):
-                    if self._mode == "avg":
+                    if self._mode is PoolMode.AVG:
                         q = divide_round(m, new[j], lo, hi, n, self._rounding)
                     else:
                         q = new[j]
@@ -249,13 +265,13 @@ class Pool2d(wiring.Component):
     """2-D max or average pooling of a stream of (H, W, C) frames, channels-last, ``simd``
     channels per beat; the output is (OH, OW, C) channels-last, ``simd`` channels per beat.
 
-    ``mode="max"``: the maximum of each window; padding never wins (it is the element's
+    ``PoolMode.MAX``: the maximum of each window; padding never wins (it is the element's
     minimum, and ``padding`` is at most half the kernel, so every window holds a pixel), as
-    :func:`codesign.models.dataflow.maxpool2d`. ``mode="avg"``: the window sum divided by
+    :func:`codesign.models.dataflow.maxpool2d`. ``PoolMode.AVG``: the window sum divided by
     ``kh * kw`` with ``rounding``, exactly as :func:`codesign.models.dataflow.avgpool2d` (no
     padding;
     a power-of-two area is a shift, any other a multiplication by a constant reciprocal, see
-    :func:`divide_round`). ``mode="sum"``: the exact window sum, as
+    :func:`divide_round`). ``PoolMode.SUM``: the exact window sum, as
     :func:`codesign.models.dataflow.sumpool2d`, in ``out_element`` (by default the narrowest shape
     holding ``kh * kw`` times the element's range).
 
@@ -278,7 +294,7 @@ class Pool2d(wiring.Component):
     simd
         Channels per beat; must divide ``channels``.
     mode
-        ``"max"``, ``"avg"`` or ``"sum"``.
+        A :class:`PoolMode` (or its value, ``"max"``, ``"avg"`` or ``"sum"``).
     rounding
         :class:`~codesign.models.qtype.Rounding` of the average (ignored otherwise).
     out_element
@@ -297,28 +313,33 @@ class Pool2d(wiring.Component):
         stride: tuple[int, int],
         padding: tuple[int, int],
         simd: int,
-        mode: str,
+        mode: PoolMode | str,
         rounding: Rounding = Rounding.HALF_EVEN,
         out_element: ShapeCastable | None = None,
     ) -> None:
-        shape = _element_shape(element)
+        shape = element_shape_of(element)
         if isinstance(element, ShapeCastable) and not isinstance(element, Shape):
             raise TypeError(f"element must be a signed or unsigned shape, not {element!r}")
-        if mode not in _MODES:
-            raise ValueError(f"mode must be 'max', 'avg' or 'sum', not {mode!r}")
+        if not isinstance(mode, PoolMode):
+            values = [m.value for m in PoolMode]
+            if mode not in values:
+                raise ValueError(f"mode must be a PoolMode or one of {values}, not {mode!r}")
+            mode = PoolMode(mode)
         if not isinstance(rounding, Rounding):
             raise TypeError(f"rounding must be a Rounding, not {rounding!r}")
-        self._channels = _check_int("channels", channels, 1)
-        self._height = _check_int("height", height, 1)
-        self._width = _check_int("width", width, 1)
-        self._simd = _check_int("simd", simd, 1)
+        self._channels = check_int("channels", channels, 1)
+        self._height = check_int("height", height, 1)
+        self._width = check_int("width", width, 1)
+        self._simd = check_int("simd", simd, 1)
         if channels % simd:
             raise ValueError(f"simd must divide channels ({channels}), not {simd!r}")
-        self._kernel = _check_pair("kernel", kernel, 1)
-        self._stride = _check_pair("stride", stride, 1)
-        self._padding = _check_pair("padding", padding, 0)
-        if mode != "max" and self._padding != (0, 0):
-            raise ValueError(f"padding must be (0, 0) for {mode} pooling, not {self._padding!r}")
+        self._kernel = check_pair("kernel", kernel, 1)
+        self._stride = check_pair("stride", stride, 1)
+        self._padding = check_pair("padding", padding, 0)
+        if mode is not PoolMode.MAX and self._padding != (0, 0):
+            raise ValueError(
+                f"padding must be (0, 0) for {mode.value} pooling, not {self._padding!r}"
+            )
         if any(p > k // 2 for p, k in zip(self._padding, self._kernel, strict=True)):
             raise ValueError(
                 f"padding must be at most half the kernel {self._kernel}, not {self._padding!r}"
@@ -332,11 +353,11 @@ class Pool2d(wiring.Component):
         self._mode = mode
         self._rounding = rounding
         self._global = self._kernel == (height, width) and self._padding == (0, 0)
-        if mode == "sum":
-            lo, hi = _shape_range(shape)
+        if mode is PoolMode.SUM:
+            lo, hi = shape_range(shape)
             area = self._kernel[0] * self._kernel[1]
             exact = Shape.cast(range(min(lo * area, 0), max(hi * area, 0) + 1))
-            self._out_element = exact if out_element is None else _element_shape(out_element)
+            self._out_element = exact if out_element is None else element_shape_of(out_element)
         else:
             self._out_element = element
         self._rows = (
@@ -369,7 +390,7 @@ class Pool2d(wiring.Component):
         return self._global
 
     @property
-    def mode(self) -> str:
+    def mode(self) -> PoolMode:
         return self._mode
 
     @property
@@ -427,23 +448,24 @@ class Pool2d(wiring.Component):
         """Line buffer depth in beats (each ``simd`` elements wide)."""
         return self._rows * self._width * (self._channels // self._simd)
 
-    def elaborate(self, platform):
-        m = Module()
+    def parts(self) -> tuple[wiring.Component, ...]:
+        """The units this pool chains, input first (new instances each call): a
+        :class:`WindowReduce` behind a channel-major :class:`SlidingWindow`, or a
+        :class:`GlobalReduce` alone for a global pool."""
         if self._global:
-            m.submodules.reduce = reduce = _GlobalReduce(
-                element=self._element,
-                out_element=self._out_element,
-                simd=self._simd,
-                groups=self._channels // self._simd,
-                pixels=self._height * self._width,
-                mode=self._mode,
-                rounding=self._rounding,
+            return (
+                GlobalReduce(
+                    element=self._element,
+                    out_element=self._out_element,
+                    simd=self._simd,
+                    groups=self._channels // self._simd,
+                    pixels=self._height * self._width,
+                    mode=self._mode,
+                    rounding=self._rounding,
+                ),
             )
-            wiring.connect(m, wiring.flipped(self.i), reduce.i)
-            wiring.connect(m, reduce.o, wiring.flipped(self.o))
-            return m
-        lo, _ = _shape_range(self._shape)
-        m.submodules.window = window = _ChannelMajorWindow(
+        lo, _ = shape_range(self._shape)
+        window = SlidingWindow(
             element=self._element,
             channels=self._channels,
             height=self._height,
@@ -453,9 +475,10 @@ class Pool2d(wiring.Component):
             padding=self._padding,
             dilation=(1, 1),
             simd=self._simd,
-            pad_value=lo if self._mode == "max" else 0,
+            pad_value=lo if self._mode is PoolMode.MAX else 0,
+            tap_order=TapOrder.CHANNEL_MAJOR,
         )
-        m.submodules.reduce = reduce = _WindowReduce(
+        reduce = WindowReduce(
             element=self._element,
             out_element=self._out_element,
             simd=self._simd,
@@ -463,7 +486,16 @@ class Pool2d(wiring.Component):
             mode=self._mode,
             rounding=self._rounding,
         )
-        wiring.connect(m, wiring.flipped(self.i), window.i)
-        wiring.connect(m, window.o, reduce.i)
-        wiring.connect(m, reduce.o, wiring.flipped(self.o))
+        return window, reduce
+
+    def elaborate(self, platform):
+        m = Module()
+        parts = self.parts()
+        names = ("reduce",) if self._global else ("window", "reduce")
+        for name, part in zip(names, parts, strict=True):
+            m.submodules[name] = part
+        wiring.connect(m, wiring.flipped(self.i), parts[0].i)
+        for a, b in pairwise(parts):
+            wiring.connect(m, a.o, b.i)
+        wiring.connect(m, parts[-1].o, wiring.flipped(self.o))
         return m

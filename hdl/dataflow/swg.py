@@ -1,61 +1,63 @@
 """Sliding-window generator: a line buffer that turns an image stream into a window stream.
 
 The input is one frame after another of an (H, W, C) image in channels-last order, ``simd``
-channels per beat (see :mod:`codesign.hdl.dataflow.stream`). The output lists, for each output pixel
-(row-major), the kernel taps in (kh, kw, channel) order — the row order of
+channels per beat (see :mod:`codesign.hdl.dataflow.stream`). The output lists, for each
+output pixel (row-major), the kernel taps in (kh, kw, channel) order — the row order of
 :func:`codesign.models.dataflow.conv_weight_matrix` — so a matrix-vector unit can consume it
-directly.
+directly; or, for a pool's reducer, channel group by channel group (:class:`TapOrder`).
 """
 
 from __future__ import annotations
 
-from amaranth import Const, Module, Mux, Shape, Signal, unsigned
+import enum
+from dataclasses import dataclass
+from functools import reduce
+from operator import or_
+
+from amaranth import Array, Cat, Const, Module, Mux, Shape, Signal
 from amaranth.hdl import ShapeCastable
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from codesign.models.dataflow import conv_out_size
-from codesign.models.linebuffer import line_buffer_rows
+from codesign.models.linebuffer import line_buffer_rows, released_rows
 
-__all__ = ["SlidingWindow", "line_buffer_rows"]
+from .checks import check_int, check_pair, element_shape_of, shape_range
 
-
-def _check_int(name: str, value, minimum: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an int, not {value!r}")
-    if value < minimum:
-        rule = "positive" if minimum == 1 else f"at least {minimum}"
-        raise ValueError(f"{name} must be {rule}, not {value!r}")
-    return value
+__all__ = ["SlidingWindow", "TapOrder", "line_buffer_rows"]
 
 
-def _check_pair(name: str, value, minimum: int) -> tuple[int, int]:
-    if (
-        not isinstance(value, tuple | list)
-        or len(value) != 2
-        or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
-    ):
-        raise TypeError(f"{name} must be a pair of ints (h, w), not {value!r}")
-    if min(value) < minimum:
-        rule = "positive" if minimum == 1 else f"at least {minimum}"
-        raise ValueError(f"{name} must be {rule} in both axes, not {tuple(value)!r}")
-    return int(value[0]), int(value[1])
+class TapOrder(enum.Enum):
+    """Order of one output pixel's taps on a :class:`SlidingWindow`'s output stream."""
+
+    #: (kh, kw, channel group): the row order of
+    #: :func:`codesign.models.dataflow.conv_weight_matrix`, for a matrix-vector unit
+    KERNEL_MAJOR = "kernel_major"
+    #: (channel group, kh, kw): the ``kh * kw`` taps of one channel group are consecutive
+    #: beats, for a window reducer (:class:`codesign.hdl.dataflow.pool.Pool2d`)
+    CHANNEL_MAJOR = "channel_major"
 
 
-def _element_shape(element) -> Shape:
-    try:
-        shape = Shape.cast(element)
-    except TypeError:
-        raise TypeError(f"element must be a shape, not {element!r}") from None
-    if shape.width < 1:
-        raise ValueError(f"element must be at least one bit wide, not {element!r}")
-    return shape
+@dataclass(frozen=True)
+class _Level:
+    """One loop of the reader's nest: its trip count and what one step adds to the tap's
+    row ``y``, column ``x``, channel group and buffer slot (the slot modulo the rows)."""
+
+    name: str
+    n: int
+    dy: int = 0
+    dx: int = 0
+    dgrp: int = 0
+    dslot: int = 0
 
 
-def _shape_range(shape: Shape) -> tuple[int, int]:
-    if shape.signed:
-        return -(1 << (shape.width - 1)), (1 << (shape.width - 1)) - 1
-    return 0, (1 << shape.width) - 1
+def _one_of(flags, values):
+    """The value whose flag is set (exactly one is): an AND-OR, not a priority chain."""
+    return reduce(or_, (Mux(f, v, 0) for f, v in zip(flags, values, strict=True)))
+
+
+def _all_of(flags):
+    return Cat(*flags).all() if flags else Const(1)
 
 
 class SlidingWindow(wiring.Component):
@@ -63,7 +65,8 @@ class SlidingWindow(wiring.Component):
 
     Input ``i``: frames of an (H, W, C) image, channels-last, ``simd`` channels per beat.
     Output ``o``: for each output pixel (oh, ow) in row-major order, for kh, for kw, for each
-    group of ``simd`` channels: the input element at
+    group of ``simd`` channels (``TapOrder.KERNEL_MAJOR``; ``TapOrder.CHANNEL_MAJOR``: for
+    each group, for kh, for kw): the input element at
     ``(oh*sh + kh*dh - ph, ow*sw + kw*dw - pw, c)``, or ``pad_value`` outside the image.
 
     Timing: one beat in and one beat out per cycle. A window beat is emitted as soon as the
@@ -71,7 +74,9 @@ class SlidingWindow(wiring.Component):
     while the frame's earlier rows are still being read and while the previous frame's last
     windows are being emitted. Frames run back to back at exactly ``max(in_beats,
     out_beats)`` cycles each in steady state (input always valid, output always ready).
-    ``o.valid`` and ``i.ready`` come from registers only.
+    ``o.valid`` and ``i.ready`` come from registers only, and so does every input of the
+    decision to emit a tap (see :meth:`elaborate`): no multiplier, address adder or counter
+    comparison lies before the read port or the step.
 
     Buffer sizing: the line buffer is a circular :class:`~amaranth.lib.memory.Memory` of
     ``buffer_rows`` image rows (``buffer_rows * width * channels // simd`` beats, one
@@ -96,9 +101,9 @@ class SlidingWindow(wiring.Component):
         Channels per beat; must divide ``channels``.
     pad_value
         Element value emitted for taps outside the image (default 0).
+    tap_order
+        Order of a pixel's taps (:class:`TapOrder`, default ``KERNEL_MAJOR``).
     """
-
-    _channel_major = False  # (group, kh, kw) tap order per pixel; used by Pool2d
 
     def __init__(
         self,
@@ -113,18 +118,19 @@ class SlidingWindow(wiring.Component):
         dilation: tuple[int, int],
         simd: int,
         pad_value: int = 0,
+        tap_order: TapOrder = TapOrder.KERNEL_MAJOR,
     ) -> None:
-        shape = _element_shape(element)
-        self._channels = _check_int("channels", channels, 1)
-        self._height = _check_int("height", height, 1)
-        self._width = _check_int("width", width, 1)
-        self._simd = _check_int("simd", simd, 1)
+        shape = element_shape_of(element)
+        self._channels = check_int("channels", channels, 1)
+        self._height = check_int("height", height, 1)
+        self._width = check_int("width", width, 1)
+        self._simd = check_int("simd", simd, 1)
         if channels % simd:
             raise ValueError(f"simd must divide channels ({channels}), not {simd!r}")
-        self._kernel = _check_pair("kernel", kernel, 1)
-        self._stride = _check_pair("stride", stride, 1)
-        self._padding = _check_pair("padding", padding, 0)
-        self._dilation = _check_pair("dilation", dilation, 1)
+        self._kernel = check_pair("kernel", kernel, 1)
+        self._stride = check_pair("stride", stride, 1)
+        self._padding = check_pair("padding", padding, 0)
+        self._dilation = check_pair("dilation", dilation, 1)
         self._out_h = conv_out_size(height, self._kernel[0], *self._axis(0))
         self._out_w = conv_out_size(width, self._kernel[1], *self._axis(1))
         if self._out_h < 1 or self._out_w < 1:
@@ -134,13 +140,16 @@ class SlidingWindow(wiring.Component):
             )
         if not isinstance(pad_value, int) or isinstance(pad_value, bool):
             raise TypeError(f"pad_value must be an int, not {pad_value!r}")
-        lo, hi = _shape_range(shape)
+        lo, hi = shape_range(shape)
         if not lo <= pad_value <= hi:
             raise ValueError(
                 f"pad_value must be in the element's range [{lo}, {hi}], not {pad_value}"
             )
+        if not isinstance(tap_order, TapOrder):
+            raise TypeError(f"tap_order must be a TapOrder, not {tap_order!r}")
         self._element = element
         self._pad_value = pad_value
+        self._tap_order = tap_order
         self._rows = line_buffer_rows(
             height=height,
             width=width,
@@ -149,7 +158,7 @@ class SlidingWindow(wiring.Component):
             stride=self._stride,
             padding=self._padding,
             dilation=self._dilation,
-            channel_major=self._channel_major,
+            channel_major=tap_order is TapOrder.CHANNEL_MAJOR,
         )
         beat = data.ArrayLayout(element, simd)
         super().__init__({"i": In(stream.Signature(beat)), "o": Out(stream.Signature(beat))})
@@ -198,6 +207,10 @@ class SlidingWindow(wiring.Component):
         return self._pad_value
 
     @property
+    def tap_order(self) -> TapOrder:
+        return self._tap_order
+
+    @property
     def out_height(self) -> int:
         return self._out_h
 
@@ -226,190 +239,296 @@ class SlidingWindow(wiring.Component):
         """Line buffer depth in beats (each ``simd`` elements wide)."""
         return self._rows * self._width * (self._channels // self._simd)
 
+    def _levels(self) -> list[_Level]:
+        """The reader's loop nest, innermost first, without one-trip loops; the frame (the
+        loop over frames, ``n`` 0) last."""
+        g = self._channels // self._simd
+        (kh, kw), (sh, sw), (dh, dw) = self._kernel, self._stride, self._dilation
+        taps = {
+            "g": _Level("g", g, dgrp=1),
+            "kw": _Level("kw", kw, dx=dw),
+            "kh": _Level("kh", kh, dy=dh, dslot=dh),
+        }
+        order = (
+            ("kw", "kh", "g") if self._tap_order is TapOrder.CHANNEL_MAJOR else ("g", "kw", "kh")
+        )
+        nest = [taps[k] for k in order]
+        nest += [_Level("ow", self._out_w, dx=sw), _Level("oh", self._out_h, dy=sh, dslot=sh)]
+        return [lv for lv in nest if lv.n > 1] + [_Level("frame", 0, dslot=self._height)]
+
+    def _writer(self, m: Module, wr, has_free) -> tuple[Signal, Signal, Signal]:
+        """The writer: a row starts (``ROW_START``) only while ``has_free`` (a released
+        buffer slot), its other beats (``IN_ROW``) follow one per cycle, into consecutive
+        buffer addresses. Returns whether a beat is written this cycle, whether it starts a
+        row (allocates a slot) and whether it ends a frame."""
+        g = self._channels // self._simd
+        wg, n_in, depth = self._width * g, self.in_beats, self.buffer_depth
+        write, alloc, w_frame = Signal(), Signal(), Signal()
+        wpos_last = Signal(init=n_in == 1)  # the frame's last beat is next
+        wpos = Signal(range(n_in), name="wpos")
+        waddr_last = Signal(init=depth == 1)
+        waddr = Signal(range(depth), name="waddr")
+        wcol_last = Signal(init=wg == 1)  # the row's last beat is next
+        wcol = Signal(range(wg), name="wcol")
+        m.d.comb += [
+            write.eq(self.i.valid & self.i.ready),
+            wr.addr.eq(waddr),
+            wr.data.eq(self.i.payload),
+            wr.en.eq(write),
+            w_frame.eq(write & wpos_last),
+        ]
+        with m.FSM(name="writer"):
+            with m.State("ROW_START"):
+                m.d.comb += [self.i.ready.eq(has_free), alloc.eq(write)]
+                if wg > 1:
+                    with m.If(write):
+                        m.next = "IN_ROW"
+            with m.State("IN_ROW"):
+                m.d.comb += self.i.ready.eq(1)
+                with m.If(write & wcol_last):
+                    m.next = "ROW_START"
+        with m.If(write):
+            for ctr, last, n in (
+                (wpos, wpos_last, n_in),
+                (waddr, waddr_last, depth),
+                (wcol, wcol_last, wg),
+            ):
+                with m.If(last):
+                    m.d.sync += [ctr.eq(0), last.eq(n == 1)]
+                with m.Else():
+                    m.d.sync += [ctr.eq(ctr + 1), last.eq(ctr == n - 2)]
+        return write, alloc, w_frame
+
     def elaborate(self, platform):
+        """Writer, reader and the row and frame bookkeeping between them.
+
+        The writer is a two-state machine: a row starts (``ROW_START``) only into a released
+        buffer slot, and its other beats (``IN_ROW``) follow one per cycle. The reader walks
+        its loop nest (:meth:`_levels`) one tap per step.
+
+        Every input of the step decision is a register, and so is every operand of what a
+        step loads: per loop, the tap's coordinates at the start of the loop's current
+        iteration (their sum with the loop's constant stride is the next tap when that loop
+        steps) and a flag marking its counter's last trip; whether the current tap is inside
+        the image; and the distance between the writer and the tap, with a flag saying the tap
+        is written. No multiplier, counter comparison or address adder lies between the
+        registers and the read port or the step, and what a step loads is chosen among sums
+        and comparisons of registers with constants."""
         m = Module()
         h, w, g = self._height, self._width, self._channels // self._simd
-        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = (
-            self._kernel,
-            self._stride,
-            self._padding,
-            self._dilation,
-        )
-        oh_n, ow_n, rows = self._out_h, self._out_w, self._rows
-        wg, depth = w * g, self.buffer_depth
-        beat_bits = Shape.cast(self.i.payload.shape()).width
-        el_bits = Shape.cast(self._element).width
-        pad_word = sum(
-            (self._pad_value & ((1 << el_bits) - 1)) << (k * el_bits) for k in range(self._simd)
-        )
+        (ph, pw) = self._padding
+        rows, depth = self._rows, self.buffer_depth
+        wg, n_in = w * g, self.in_beats
 
-        m.submodules.buffer = mem = Memory(shape=unsigned(beat_bits), depth=depth, init=[])
+        m.submodules.buffer = mem = Memory(shape=self.i.payload.shape(), depth=depth, init=[])
         wr = mem.write_port()
         rd = mem.read_port()
 
-        def mod_add(a, k: int):
-            """(a + k) mod rows for a in [0, rows) and a constant k."""
-            k %= rows
-            if k == 0:
-                return a
-            s = a + k
-            return Mux(s >= rows, s - rows, s)
-
-        # Rows allocated by the writer minus rows released by the reader, and frames
-        # finished by the writer minus frames finished by the reader.
-        live = Signal(range(-3 * h - 1, rows + 2))
+        # -- writer: input beats in frame order into consecutive addresses (rows wrap around)
+        # Rows free in the buffer (its rows minus those the writer holds and the reader has
+        # not released), and frames finished by the writer minus frames finished by the reader.
+        free = Signal(range(-1, rows + 3 * h + 2), init=rows)
+        has_free = Signal(init=1)  # free > 0
         frame_lead = Signal(range(-3, rows // h + 4))
-        live_add = Signal()
-        live_sub = Signal(range(h + 1))
-        w_frame = Signal()
-        r_frame = Signal()
-        m.d.sync += [
-            live.eq(live + live_add - live_sub),
-            frame_lead.eq(frame_lead + w_frame - r_frame),
+        release, r_frame = Signal(), Signal()
+        write, alloc, w_frame = self._writer(m, wr, has_free)
+        m.d.sync += frame_lead.eq(frame_lead + w_frame - r_frame)
+
+        # -- reader: for each loop (and the frame), the tap's coordinates at the start of the
+        # loop's current iteration: row y, column x, channel group, buffer slot of row y and
+        # its buffer address (addr); coords[0] is the current tap.
+        levels = self._levels()
+        n_lv = len(levels)
+        (kh, kw), (sh, sw), (dh, dw) = self._kernel, self._stride, self._dilation
+        y_hi = (self._out_h - 1) * sh + (kh - 1) * dh - ph
+        x_hi = (self._out_w - 1) * sw + (kw - 1) * dw - pw
+        y_lo, x_lo = min(-ph, -1), min(-pw, -1)  # signed even without padding
+        shapes = {
+            "y": range(y_lo, y_hi + 1),
+            "x": range(x_lo, x_hi + 1),
+            "grp": range(g),
+            "slot": range(rows),
+            "addr": range(min(x_lo * g, 0), max((rows - 1) * wg + x_hi * g + g, depth) + 1),
+        }
+        slot0 = -ph % rows
+        start = {"y": -ph, "x": -pw, "grp": 0, "slot": slot0, "addr": slot0 * wg - pw * g}
+
+        def stride(lv: _Level) -> dict[str, int]:
+            return {"y": lv.dy, "x": lv.dx, "grp": lv.dgrp, "slot": lv.dslot % rows}
+
+        def varies(k: str, at: int) -> bool:  # does coordinate k change at loop `at` or above?
+            uses = {"addr": ("slot", "x", "grp")}.get(k, (k,))
+            return any(stride(lv)[u] for lv in levels[at:] for u in uses)
+
+        coords = [
+            {
+                k: Signal(shapes[k], init=start[k], name=k + ("" if j == 0 else f"_{lv.name}"))
+                if varies(k, j)
+                else Const(start[k], shapes[k])
+                for k in start
+            }
+            for j, lv in enumerate(levels)
         ]
 
-        # Writer: input beats in frame order into consecutive addresses (rows wrap around).
-        wx, wgrp = Signal(range(w), name="wx"), Signal(range(g), name="wgrp")
-        wpos = Signal(range(h * wg), name="wpos")  # beats of the frame written
-        waddr = Signal(range(depth))
-        row_start = (wx == 0) & (wgrp == 0)
-        m.d.comb += self.i.ready.eq(~row_start | (live < rows))
-        write = self.i.valid & self.i.ready
-        m.d.comb += [
-            wr.addr.eq(waddr),
-            wr.data.eq(self.i.payload.as_value()),
-            wr.en.eq(write),
-            live_add.eq(write & row_start),
-        ]
-        with m.If(write):
-            m.d.sync += waddr.eq(Mux(waddr == depth - 1, 0, waddr + 1))
-            with m.If(wpos == h * wg - 1):
-                m.d.sync += wpos.eq(0)
-                m.d.comb += w_frame.eq(1)
-            with m.Else():
-                m.d.sync += wpos.eq(wpos + 1)
-            with m.If(wgrp == g - 1):
-                m.d.sync += wgrp.eq(0)
-                with m.If(wx == w - 1):
-                    m.d.sync += wx.eq(0)
-                with m.Else():
-                    m.d.sync += wx.eq(wx + 1)
-            with m.Else():
-                m.d.sync += wgrp.eq(wgrp + 1)
+        def successor(lv: _Level, at: dict) -> dict:
+            """The tap after a step of ``lv``: its iteration's start plus its stride."""
+            d = stride(lv)
+            col = d["x"] * g + d["grp"]
+            nxt = {k: at[k] + d[k] for k in ("y", "x", "grp")}
+            if d["slot"]:
+                wrap = at["slot"] >= rows - d["slot"]
+                nxt["slot"] = Mux(wrap, at["slot"] + (d["slot"] - rows), at["slot"] + d["slot"])
+                step_addr = d["slot"] * wg + col
+                nxt["addr"] = Mux(wrap, at["addr"] + (step_addr - depth), at["addr"] + step_addr)
+            else:
+                nxt["slot"], nxt["addr"] = at["slot"], at["addr"] + col
+            return nxt
 
-        # Reader: loop counters, the tap's image coordinates (y, x), the buffer slot of row y
-        # and of the window's first row y0, and the slot of the frame's row 0.
-        oh, ow = Signal(range(oh_n), name="oh"), Signal(range(ow_n), name="ow")
-        kr, kc = Signal(range(kh), name="kr"), Signal(range(kw), name="kc")
-        grp = Signal(range(g), name="grp")
-        y_hi = (oh_n - 1) * sh + (kh - 1) * dh - ph
-        x_hi = (ow_n - 1) * sw + (kw - 1) * dw - pw
-        # (signed even without padding: the address arithmetic is then all signed)
-        y = Signal(range(min(-ph, -1), y_hi + 1), init=-ph)
-        x = Signal(range(min(-pw, -1), x_hi + 1), init=-pw)
-        y0 = Signal(range(min(-ph, -1), y_hi + 1), init=-ph)
-        x0 = Signal(range(min(-pw, -1), x_hi + 1), init=-pw)
-        slot = Signal(range(rows), init=-ph % rows)
-        slot0 = Signal(range(rows), init=-ph % rows)
-        base = Signal(range(rows))
-        freed = Signal(range(h + 1))  # rows of the reader's frame released so far
+        def inside_of(at: dict):
+            """Whether a tap is inside the image (comparisons only where they can fail)."""
+            inside = Const(1)
+            if ph > 0:
+                inside &= at["y"] >= 0
+            if y_hi >= h:
+                inside &= at["y"] < h
+            if pw > 0:
+                inside &= at["x"] >= 0
+            if x_hi >= w:
+                inside &= at["x"] < w
+            return inside
 
-        # The tap is inside the image (comparisons only where they can fail), and already
-        # written: its beat index in the frame is below the writer's.
-        inside = Const(1)
-        if ph > 0:
-            inside &= y >= 0
-        if y_hi >= h:
-            inside &= y < h
-        if pw > 0:
-            inside &= x >= 0
-        if x_hi >= w:
-            inside &= x < w
-        rpos = Signal(wpos.shape())
-        m.d.comb += rpos.eq(y * wg + x * g + grp)
-        written = rpos < wpos
-        ready = Mux(
-            inside,
-            (frame_lead > 0) | ((frame_lead == 0) & written),
-            frame_lead >= -1,  # padding only: stay at most one frame ahead of the writer
-        )
+        counters = [Signal(range(lv.n), name=f"{lv.name}_count") for lv in levels[:-1]]
+        lasts = [Signal(name=f"{lv.name}_last") for lv in levels[:-1]]
+        # which loop a step advances: the innermost not on its last trip (one-hot, a register
+        # like the flags it derives from, which mark each counter's last and next-to-last trip)
+        pens = [Signal(init=lv.n == 2, name=f"{lv.name}_penult") for lv in levels[:-1]]
+
+        def advancing(flags) -> list:
+            return [~flags[j] & _all_of(flags[:j]) for j in range(n_lv - 1)] + [_all_of(flags)]
+
+        sel = [Signal(init=j == 0, name=f"sel_{lv.name}") for j, lv in enumerate(levels)]
+        # The tap after a step of each loop, with whether it is inside the image. A loop j > 0
+        # steps only once its inner loops have run their trips (two steps at least), and its
+        # start coordinates change only when it or an outer loop steps: its successor is the
+        # same a cycle ahead, and is computed into registers.
+        nexts = [successor(levels[0], coords[0])]
+        inside_next = [inside_of(nexts[0])]
+        for j in range(1, n_lv):
+            comb, name = successor(levels[j], coords[j]), levels[j].name
+            ahead = {k: Signal(shapes[k], name=f"{k}_{name}_next") for k in start}
+            flag = Signal(name=f"inside_{name}_next")
+            m.d.sync += [ahead[k].eq(comb[k]) for k in start]
+            m.d.sync += flag.eq(inside_of(comb))
+            nexts.append(ahead)
+            inside_next.append(flag)
+        inside = Signal(init=ph == 0 and pw == 0)  # the first tap, (-ph, -pw)
+
+        # The writer's lead on the tap, in beats: (frames written - frames read) * frame beats
+        # + writer's beat - tap's beat index in the frame; the tap is written when it is
+        # positive (for a tap inside the image). A step of loop j moves the tap by delta[j]
+        # beats: its stride minus the inner loops' strides times their last counts.
+        def beats(lv: _Level) -> int:
+            return lv.dy * wg + lv.dx * g + lv.dgrp
+
+        delta, inner = [], 0
+        for lv in levels:
+            delta.append((beats(lv) if lv.n else n_in) - inner)
+            inner += (lv.n - 1) * beats(lv) if lv.n else 0
+        lead0 = ph * wg + pw * g
+        span = lead0 + max(abs(d) for d in delta) + (rows // h + 8) * n_in
+        # (``lead`` leaves out the previous cycle's write, ``write_d``, so that no sum the
+        # step chooses waits for this cycle's)
+        lead = Signal(range(-span, span + 1), init=lead0)
+        written = Signal(init=lead0 > 0)
+        write_d = Signal()
+        m.d.sync += write_d.eq(write)
+
+        def positive_after(d: int):
+            """Whether the lead is positive after a move by ``d`` beats and this cycle's
+            write: ``lead + write_d + write - d >= 1``, each case the sign of a subtraction
+            of a constant from ``lead`` (a single carry chain)."""
+            at_least = [~(lead - (d + 1 - k))[-1] for k in range(3)]  # k = write_d + write
+            return Mux(write, Mux(write_d, at_least[2], at_least[1]),
+                       Mux(write_d, at_least[1], at_least[0]))  # fmt: skip
+
         # Output register: the memory's synchronous read, and whether the beat is padding.
         valid, pad = Signal(name="valid"), Signal(name="pad")
         take = ~valid | self.o.ready
-        step = take & ready
+        ready = Mux(
+            inside,
+            written,
+            frame_lead >= -1,  # padding only: stay at most one frame ahead of the writer
+        )
+        step = Signal()
         addr_bits = Shape.cast(range(depth)).width
+        pad_beat = self.o.payload.shape().const([self._pad_value] * self._simd)
         m.d.comb += [
-            rd.addr.eq((slot * wg + x * g + grp)[:addr_bits]),
+            step.eq(take & ready),
+            rd.addr.eq(coords[0]["addr"][:addr_bits]),
             rd.en.eq(take),
             self.o.valid.eq(valid),
-            self.o.payload.eq(Mux(pad, Const(pad_word, beat_bits), rd.data)),
+            self.o.payload.eq(Mux(pad, pad_beat, rd.data)),
         ]
         with m.If(take):
             m.d.sync += [valid.eq(ready), pad.eq(~inside)]
 
-        # rows of the frame released once the current output row is done (unless it is the
-        # last): those above the next output row's window
-        nxt = y0 + sh
-        now = Signal(range(h + 1))
-        clamped = nxt
-        if (oh_n - 1) * sh - ph > h:
-            clamped = Mux(nxt > h, h, clamped)
-        if sh < ph:
-            clamped = Mux(nxt < 0, 0, clamped)
-        m.d.comb += now.eq(clamped)
-
-        def pixel_done():
-            with m.If(ow == ow_n - 1):
-                m.d.sync += [ow.eq(0), x0.eq(-pw), x.eq(-pw)]
-                with m.If(oh == oh_n - 1):
-                    m.d.comb += [live_sub.eq(Const(h, freed.shape()) - freed), r_frame.eq(1)]
-                    m.d.sync += [
-                        oh.eq(0),
-                        y0.eq(-ph),
-                        y.eq(-ph),
-                        base.eq(mod_add(base, h)),
-                        slot0.eq(mod_add(base, h - ph)),
-                        slot.eq(mod_add(base, h - ph)),
-                        freed.eq(0),
-                    ]
-                with m.Else():
-                    m.d.comb += live_sub.eq(now - freed)
-                    m.d.sync += [
-                        oh.eq(oh + 1),
-                        y0.eq(nxt),
-                        y.eq(nxt),
-                        slot0.eq(mod_add(slot0, sh)),
-                        slot.eq(mod_add(slot0, sh)),
-                        freed.eq(now),
-                    ]
-            with m.Else():
-                m.d.sync += [ow.eq(ow + 1), x0.eq(x0 + sw), x.eq(x0 + sw)]
-
-        levels = {
-            "g": (grp, g, [], []),
-            "kw": (kc, kw, [x.eq(x + dw)], [x.eq(x0)]),
-            "kh": (kr, kh, [y.eq(y + dh), slot.eq(mod_add(slot, dh))], [y.eq(y0), slot.eq(slot0)]),
-        }
-        order = ("kw", "kh", "g") if self._channel_major else ("g", "kw", "kh")
-
-        def carry(names):
-            if not names:
-                pixel_done()
-                return
-            ctr, n, on_step, on_wrap = levels[names[0]]
-            with m.If(ctr == n - 1):
-                m.d.sync += [ctr.eq(0), *on_wrap]
-                carry(names[1:])
-            with m.Else():
-                m.d.sync += [ctr.eq(ctr + 1), *on_step]
-
+        # the lead and its sign after the cycle: each candidate a register plus a constant
         with m.If(step):
-            carry(order)
+            m.d.sync += [
+                lead.eq(_one_of(sel, [Mux(write_d, lead - (d - 1), lead - d) for d in delta])),
+                written.eq(_one_of(sel, [positive_after(d) for d in delta])),
+                inside.eq(_one_of(sel, inside_next)),
+            ]
+            for j, at in enumerate(coords):  # loop j restarts when it or an outer loop steps
+                load = [at[k].eq(_one_of(sel[j:], [nx[k] for nx in nexts[j:]]))
+                        for k in at if isinstance(at[k], Signal)]  # fmt: skip
+                if j == 0:
+                    m.d.sync += load
+                else:
+                    with m.If(reduce(or_, sel[j:])):
+                        m.d.sync += load
+            lasts_next = []
+            for j, (ctr, last, pen) in enumerate(zip(counters, lasts, pens, strict=True)):
+                n = levels[j].n
+                restart = reduce(or_, sel[j + 1 :])
+                with m.If(sel[j]):
+                    m.d.sync += [ctr.eq(ctr + 1), last.eq(pen), pen.eq(ctr == n - 3)]
+                with m.Elif(restart):
+                    m.d.sync += [ctr.eq(0), last.eq(0), pen.eq(n == 2)]
+                lasts_next.append(Mux(sel[j], pen, Mux(restart, 0, last)))
+            m.d.sync += [f.eq(v) for f, v in zip(sel, advancing(lasts_next), strict=True)]
+        with m.Else():
+            m.d.sync += [lead.eq(lead + write_d), written.eq(positive_after(0))]
+
+        # Rows released when the current output row is done: those above the next output
+        # row's windows; all the frame's rows after its last.
+        done = released_rows(height=h, kernel_h=kh, stride_h=sh, padding_h=ph, dilation_h=dh)
+        per_row = [b - a for a, b in zip([0, *done[:-1]], done, strict=True)]
+        row_release = Signal(range(h + 1), init=per_row[0])
+        row_release_m1 = Signal(range(-1, h), init=per_row[0] - 1)  # row_release - 1
+        names = [lv.name for lv in levels]
+        row_at = names.index("oh") if "oh" in names else n_lv - 1
+        # (both sums from registers; the step and the writer only choose; has_free too)
+        with m.If(release):
+            m.d.sync += [
+                free.eq(Mux(alloc, free + row_release_m1, free + row_release)),
+                has_free.eq(Mux(alloc, free + row_release_m1 > 0, free + row_release > 0)),
+            ]
+        with m.Elif(alloc):
+            m.d.sync += [free.eq(free - 1), has_free.eq(free > 1)]
+        # the output row ends when every loop inside the row loop is on its last trip
+        with m.If(step & _all_of(lasts[:row_at])):
+            m.d.comb += release.eq(1)
+            if len(per_row) > 1:
+                following = Array(Const(v, row_release.shape()) for v in per_row[1:] + per_row[:1])
+                with m.If(lasts[row_at]):
+                    m.d.sync += [row_release.eq(per_row[0]), row_release_m1.eq(per_row[0] - 1)]
+                with m.Else():
+                    ahead = per_row[1:] + per_row[:1]
+                    following_m1 = Array(Const(v - 1, row_release_m1.shape()) for v in ahead)
+                    m.d.sync += [
+                        row_release.eq(following[counters[row_at]]),
+                        row_release_m1.eq(following_m1[counters[row_at]]),
+                    ]
+        m.d.comb += r_frame.eq(step & sel[-1])
         return m
-
-
-class _ChannelMajorWindow(SlidingWindow):
-    """A :class:`SlidingWindow` emitting each pixel's taps in (channel group, kh, kw) order,
-    so that the ``kh * kw`` taps of one channel group are consecutive beats."""
-
-    _channel_major = True

@@ -9,9 +9,7 @@
 module MULT18X18D #(
     parameter REG_INPUTA_CLK = "NONE",
     parameter REG_INPUTB_CLK = "NONE",
-    parameter REG_OUTPUT_CLK = "NONE",
-    parameter GSR = "ENABLED",
-    parameter RESETMODE = "SYNC"
+    parameter REG_OUTPUT_CLK = "NONE"
 ) (
     input wire A0, A1, A2, A3, A4, A5, A6, A7, A8, A9, A10, A11, A12, A13, A14, A15, A16, A17, B0, B1, B2, B3, B4, B5, B6, B7, B8, B9, B10, B11, B12, B13, B14, B15, B16, B17,
     input wire SIGNEDA, SIGNEDB, CLK0, CE0,

@@ -21,22 +21,22 @@ from codesign.models.hwconfig import (
 
 from ..results import Interval, SimResult, StageStats
 from .units import (
+    Add,
+    Admit,
+    Fifo,
+    Fork,
+    Gather,
+    GlobalReduce,
+    Link,
+    Mvau,
+    Reduce,
     SimulationError,
-    _Add,
-    _Admit,
-    _at,
-    _Fifo,
-    _Fork,
-    _Gather,
-    _GlobalReduce,
-    _Link,
-    _Mvau,
-    _Reduce,
-    _Split,
-    _Times,
-    _Unit,
-    _Vvau,
-    _Window,
+    Split,
+    Times,
+    Unit,
+    Vvau,
+    Window,
+    at,
 )
 
 # -- the pipeline ---------------------------------------------------------------------------
@@ -46,16 +46,16 @@ from .units import (
 class _FifoModel:
     name: str  #: :func:`codesign.models.hwconfig.fifo_name`
     depth: int
-    unit: _Fifo
-    inp: _Link  #: the link into it
+    unit: Fifo
+    inp: Link  #: the link into it
 
 
 @dataclass
 class _StageModel:
     stage: Stage
-    inp: _Link  #: into the stage's first unit (port 0)
-    out: _Link  #: out of its last unit
-    main: _Unit  #: the unit whose steps count as busy cycles
+    inp: Link  #: into the stage's first unit (port 0)
+    out: Link  #: out of its last unit
+    main: Unit  #: the unit whose steps count as busy cycles
     fifos: list[_FifoModel | None]  #: the FIFO in front of each input port, if any
 
 
@@ -67,14 +67,14 @@ class _Model:
     def __init__(self, design: Design, frames: int, input_rate: float) -> None:
         self.design, self.frames, self.rate = design, frames, input_rate
         self.env = simpy.Environment()
-        self.units: list[_Unit] = []
-        self.links: list[_Link] = []
+        self.units: list[Unit] = []
+        self.links: list[Link] = []
         self.stages: list[_StageModel] = []
         read = readers(design.stages)
         first = design.stage(read[None][0][0])
         n0 = stage_io(first, design.config[first.name])[0]
         self.source = self._link("s_axis", first.input.size // n0)
-        pending: dict[tuple[str, int], _Link] = {}  # (stage, port) → its incoming link
+        pending: dict[tuple[str, int], Link] = {}  # (stage, port) → its incoming link
         self._branch(None, self.source, read, pending)
         cur = self.source
         for s in design.stages:
@@ -92,7 +92,7 @@ class _Model:
                     beats = tensor.size // n_in
                     nxt = self._link(f"fifo_{name}.o", beats)
                     depth = design.fifo_depth(s, port)
-                    unit = _Fifo(self.env, f"fifo_{name}", cur, nxt, depth, beats)
+                    unit = Fifo(self.env, f"fifo_{name}", cur, nxt, depth, beats)
                     self.units.append(unit)
                     fifo = _FifoModel(name, depth, unit, cur)
                     cur = nxt
@@ -105,7 +105,7 @@ class _Model:
             else:
                 self._branch(s.name, out, read, pending)
 
-    def _branch(self, src, link: _Link, read, pending) -> None:
+    def _branch(self, src, link: Link, read, pending) -> None:
         """Route ``link`` (the stream of producer ``src``) to its readers, through a chain
         of two-way forks (``fork_<src>``, ``fork_<src>_1``, ...) when there are several."""
         rs = read.get(src, [])
@@ -113,47 +113,47 @@ class _Model:
             name = fork_name(src, k)
             o0 = self._link(f"{name}.o0", link.per_frame)
             o1 = self._link(f"{name}.o1", link.per_frame)
-            self.units.append(_Fork(name, link, o0, o1))
+            self.units.append(Fork(name, link, o0, o1))
             pending[key] = o0
             link = o1
         pending[rs[-1]] = link
 
-    def _link(self, name: str, per_frame: int, *, strict: bool = False) -> _Link:
-        link = _Link(self.env, name, per_frame, strict=strict)
+    def _link(self, name: str, per_frame: int, *, strict: bool = False) -> Link:
+        link = Link(self.env, name, per_frame, strict=strict)
         self.links.append(link)
         return link
 
-    def _convert(self, name: str, cur: _Link, n_in: int, n_out: int, size: int) -> _Link:
+    def _convert(self, name: str, cur: Link, n_in: int, n_out: int, size: int) -> Link:
         """Width converter(s) from ``n_in`` to ``n_out`` elements per beat, as the RTL's."""
         if n_out % n_in == 0:
             nxt = self._link(f"dwc_{name}.o", size // n_out)
-            self.units.append(_Gather(f"dwc_{name}", cur, nxt, n_out // n_in, size // n_out))
+            self.units.append(Gather(f"dwc_{name}", cur, nxt, n_out // n_in, size // n_out))
             return nxt
         if n_in % n_out == 0:
             nxt = self._link(f"dwc_{name}.o", size // n_out)
-            self.units.append(_Split(f"dwc_{name}", cur, nxt, n_in // n_out, size // n_in))
+            self.units.append(Split(f"dwc_{name}", cur, nxt, n_in // n_out, size // n_in))
             return nxt
         g = math.gcd(n_in, n_out)
         mid = self._convert(f"{name}.down", cur, n_in, g, size)
         return self._convert(f"{name}.up", mid, g, n_out, size)
 
-    def _queue(self, s: Stage, beats: int) -> tuple[_Link, _Link]:
+    def _queue(self, s: Stage, beats: int) -> tuple[Link, Link]:
         """The links into and out of the stage's credit queue, and the queue itself."""
         pl = self.design.pipeline(s)
         q_in = self._link(f"{s.name}.pipe", beats, strict=True)
         q_out = self._link(f"{s.name}.queue", beats)
-        self.units.append(_Fifo(self.env, f"{s.name}.queue", q_in, q_out, pl.queue_depth, beats))
+        self.units.append(Fifo(self.env, f"{s.name}.queue", q_in, q_out, pl.queue_depth, beats))
         return q_in, q_out
 
-    def _stage(self, s: Stage, cfg, ins: list[_Link], n_in: int, n_out: int):
+    def _stage(self, s: Stage, cfg, ins: list[Link], n_in: int, n_out: int):
         env, units = self.env, []
         cur = ins[0]
-        main: _Unit
+        main: Unit
         pl = self.design.pipeline(s)
         if s.kind is StageKind.ADD:
             beats = s.acc.size // n_out
             q_in, q_out = self._queue(s, beats)
-            main = _Add(
+            main = Add(
                 f"{s.name}.add", ins[0], ins[1], q_in, beats, pl.latency, pl.queue_depth, q_out
             )
             units.append(main)
@@ -161,7 +161,7 @@ class _Model:
         elif s.global_pool:
             c, h, w = s.input.shape
             nxt = self._link(f"{s.name}.reduce", c // cfg.pe)
-            main = _GlobalReduce(f"{s.name}.reduce", cur, nxt, h * w, c // cfg.pe)
+            main = GlobalReduce(f"{s.name}.reduce", cur, nxt, h * w, c // cfg.pe)
             units.append(main)
             cur = nxt
         elif s.kind in (StageKind.MVAU, StageKind.CONV):
@@ -169,19 +169,19 @@ class _Model:
                 c = s.input.shape[0]
                 taps = s.mw * (c if s.depthwise else 1)  # window elements per pixel
                 nxt = self._link(f"{s.name}.window", s.vectors * taps // n_in)
-                units.append(_Window(env, f"{s.name}.window", cur, nxt, s, c // n_in, False))
+                units.append(Window(env, f"{s.name}.window", cur, nxt, s, c // n_in, False))
                 cur = nxt
             acc_beats = s.vectors * s.mh // n_out
             if s.depthwise:
                 kh, kw = s.main.kernel
                 nxt = self._link(f"{s.name}.vvau", acc_beats)
-                main = _Vvau(f"{s.name}.vvau", cur, nxt, kh * kw, s.channels // cfg.pe, s.vectors)
+                main = Vvau(f"{s.name}.vvau", cur, nxt, kh * kw, s.channels // cfg.pe, s.vectors)
                 units.append(main)
                 cur = nxt
                 if pl is not None:
                     q_in, q_out = self._queue(s, acc_beats)
                     units.append(
-                        _Admit(
+                        Admit(
                             f"{s.name}.admit",
                             cur,
                             q_in,
@@ -194,7 +194,7 @@ class _Model:
                     cur = q_out
             else:
                 q_in, q_out = self._queue(s, acc_beats)
-                main = _Mvau(
+                main = Mvau(
                     f"{s.name}.mvau",
                     cur,
                     q_in,
@@ -213,17 +213,17 @@ class _Model:
             kh, kw = s.main.kernel
             windows = oh * ow * (c // cfg.pe)
             nxt = self._link(f"{s.name}.window", windows * kh * kw)
-            units.append(_Window(env, f"{s.name}.window", cur, nxt, s, c // cfg.pe, True))
+            units.append(Window(env, f"{s.name}.window", cur, nxt, s, c // cfg.pe, True))
             cur = nxt
             nxt = self._link(f"{s.name}.reduce", windows)
             avg = s.main.op == "avgpool2d"
-            main = _Reduce(env, f"{s.name}.reduce", cur, nxt, kh * kw, windows, avg)
+            main = Reduce(env, f"{s.name}.reduce", cur, nxt, kh * kw, windows, avg)
             units.append(main)
             cur = nxt
         else:
             beats = s.output.size // n_out
             q_in, q_out = self._queue(s, beats)
-            main = _Admit(f"{s.name}.act", cur, q_in, beats, pl.latency, pl.queue_depth, q_out)
+            main = Admit(f"{s.name}.act", cur, q_in, beats, pl.latency, pl.queue_depth, q_out)
             units.append(main)
             cur = q_out
         self.units.extend(units)
@@ -245,12 +245,12 @@ class _Model:
             last = -1
             for n in range(frames * self.source.per_frame):
                 self.source.offer(n, max(self.offered(n), last + 1))
-                last = yield from _at(self.source.xfer, n)
+                last = yield from at(self.source.xfer, n)
 
         def sink():
             for n in range(frames * self.sink.per_frame):
                 self.sink.want(n, 0)
-                yield from _at(self.sink.xfer, n)
+                yield from at(self.sink.xfer, n)
 
         env.process(source())
         env.process(sink())
@@ -284,7 +284,7 @@ class _Model:
                 )
             raise SimulationError(f"the pipeline stopped; beats moved: {', '.join(stuck)}")
 
-    def all_times(self) -> list[_Times]:
+    def all_times(self) -> list[Times]:
         return [x.xfer for x in self.links] + [t for u in self.units for t in u.times]
 
     def period(self, span: int, most: int = 4) -> tuple[int, int] | None:
@@ -394,7 +394,7 @@ def _result(model: _Model, frames: int, period: tuple[int, int], timeline_frames
         """A per-frame time for all frames."""
         return np.concatenate([x, x[src] + shift]) if extra else x
 
-    def last_time(link: _Link) -> int:
+    def last_time(link: Link) -> int:
         return int(extended(per_frame(np.asarray(link.xfer.t), link.per_frame)[:, -1])[-1])
 
     out = model.sink

@@ -15,7 +15,7 @@ class SimulationError(RuntimeError):
     """The model broke one of its own invariants (a bug in the simulator, never bad input)."""
 
 
-class _Times:
+class Times:
     """Times of one per-beat quantity, in beat order, with simpy events for waiters."""
 
     __slots__ = ("env", "name", "per_frame", "t", "waiters")
@@ -40,14 +40,14 @@ class _Times:
         return ev
 
 
-def _at(times: _Times, n: int):
-    """``yield from _at(times, n)``: the time of beat ``n``, waiting until it is known."""
+def at(times: Times, n: int):
+    """``yield from at(times, n)``: the time of beat ``n``, waiting until it is known."""
     if n < len(times.t):
         return times.t[n]
     return (yield times.wait(n))
 
 
-class _Link:
+class Link:
     """A ready/valid stream between two units: beat ``n`` moves at ``max(valid, ready)``,
     fired at that simulated time."""
 
@@ -60,8 +60,8 @@ class _Link:
         self.strict = strict
         self.valid: list[int] = []
         self.ready: list[int] = []
-        self.xfer = _Times(env, name, per_frame)
-        self.offers = _Times(env, f"{name}.v", per_frame)  #: valid times, as decided
+        self.xfer = Times(env, name, per_frame)
+        self.offers = Times(env, f"{name}.v", per_frame)  #: valid times, as decided
 
     def offer(self, n: int, t: int) -> None:
         self.valid.append(t)
@@ -95,27 +95,27 @@ class _Link:
 # -- units: each a simpy process (or two) over its beats -----------------------------------
 
 
-class _Unit:
+class Unit:
     work: list[int]
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.work = []  # cycles in which the unit computed (busy)
-        self.times: list[_Times] = []  # internal quantities checked for periodicity
+        self.times: list[Times] = []  # internal quantities checked for periodicity
 
     def processes(self, frames: int):  # pragma: no cover - interface
         raise NotImplementedError
 
 
-class _Fifo(_Unit):
+class Fifo(Unit):
     """``amaranth.lib.fifo.SyncFIFOBuffered`` of ``depth``: ``depth - 1`` memory slots and
     an output register; a beat written in cycle ``w`` can be read in ``w + 2``."""
 
-    def __init__(self, env, name, inp: _Link, out: _Link, depth: int, per_frame: int) -> None:
+    def __init__(self, env, name, inp: Link, out: Link, depth: int, per_frame: int) -> None:
         super().__init__(name)
         self.inp, self.out, self.depth, self.n = inp, out, depth, per_frame
-        self.written = _Times(env, f"{name}.w", per_frame)
-        self.moved = _Times(env, f"{name}.m", per_frame)
+        self.written = Times(env, f"{name}.w", per_frame)
+        self.moved = Times(env, f"{name}.m", per_frame)
         self.times = [self.written, self.moved]
 
     def processes(self, frames):
@@ -126,24 +126,24 @@ class _Fifo(_Unit):
             for n in range(total):
                 t = last + 1
                 if d == 1 and n:
-                    t = max(t, (yield from _at(self.out.xfer, n - 1)) + 1)
+                    t = max(t, (yield from at(self.out.xfer, n - 1)) + 1)
                 elif d > 1 and n - d + 1 >= 0:
-                    t = max(t, (yield from _at(self.moved, n - d + 1)) + 1)
+                    t = max(t, (yield from at(self.moved, n - d + 1)) + 1)
                 self.inp.want(n, t)
-                last = yield from _at(self.inp.xfer, n)
+                last = yield from at(self.inp.xfer, n)
                 self.written.set(n, last)
 
         def mover():
             last = -1
             for n in range(total):
-                w = yield from _at(self.written, n)
+                w = yield from at(self.written, n)
                 if d == 1:
                     self.moved.set(n, w)
                     self.out.offer(n, w + 1)
                     continue
                 m = max(w + 1, last + 1)
                 if n:
-                    m = max(m, (yield from _at(self.out.xfer, n - 1)))
+                    m = max(m, (yield from at(self.out.xfer, n - 1)))
                 last = m
                 self.moved.set(n, m)
                 self.out.offer(n, m + 1)
@@ -151,7 +151,7 @@ class _Fifo(_Unit):
         return [writer(), mover()]
 
 
-class _Gather(_Unit):
+class Gather(Unit):
     """``k`` input beats into one output register (width converter, gathering)."""
 
     def __init__(self, name, inp, out, k: int, out_per_frame: int) -> None:
@@ -165,16 +165,16 @@ class _Gather(_Unit):
                 for i in range(self.k):
                     t = last + 1
                     if i == 0 and j:
-                        t = max(t, (yield from _at(self.out.xfer, j - 1)))
+                        t = max(t, (yield from at(self.out.xfer, j - 1)))
                     self.inp.want(n, t)
-                    last = yield from _at(self.inp.xfer, n)
+                    last = yield from at(self.inp.xfer, n)
                     n += 1
                 self.out.offer(j, last + 1)
 
         return [run()]
 
 
-class _Split(_Unit):
+class Split(Unit):
     """One input beat into ``k`` output beats (width converter, splitting)."""
 
     def __init__(self, name, inp, out, k: int, in_per_frame: int) -> None:
@@ -187,20 +187,20 @@ class _Split(_Unit):
             for n in range(frames * self.n):
                 t = last + 1
                 if j:
-                    t = max(t, (yield from _at(self.out.xfer, j - 1)))
+                    t = max(t, (yield from at(self.out.xfer, j - 1)))
                 self.inp.want(n, t)
-                last = yield from _at(self.inp.xfer, n)
+                last = yield from at(self.inp.xfer, n)
                 v = last + 1
                 for i in range(self.k):
                     if i:
-                        v = (yield from _at(self.out.xfer, j - 1)) + 1
+                        v = (yield from at(self.out.xfer, j - 1)) + 1
                     self.out.offer(j, v)
                     j += 1
 
         return [run()]
 
 
-class _Mvau(_Unit):
+class Mvau(Unit):
     """Matrix-vector unit, the head of a credit pipeline: per input vector, ``nf`` passes
     of ``sf`` steps, one step per cycle; the first pass reads the input (and buffers it);
     the last step of a pass issues only with a credit (output ``j - credit`` has left the
@@ -224,10 +224,10 @@ class _Mvau(_Unit):
                         t = s_last + 1
                         last = sf == sf_n - 1
                         if last and j >= c:
-                            t = max(t, (yield from _at(self.popped.xfer, j - c)) + 1)
+                            t = max(t, (yield from at(self.popped.xfer, j - c)) + 1)
                         if nf == 0:
                             self.inp.want(n, t)
-                            t = yield from _at(self.inp.xfer, n)
+                            t = yield from at(self.inp.xfer, n)
                             n += 1
                         self.work.append(t)
                         if last:
@@ -238,7 +238,7 @@ class _Mvau(_Unit):
         return [run()]
 
 
-class _Admit(_Unit):
+class Admit(Unit):
     """Head of an element-wise credit pipeline (activation stage, or after a depthwise
     unit): takes a beat per cycle while it holds a credit; its result enters the queue
     ``latency`` cycles later."""
@@ -254,16 +254,16 @@ class _Admit(_Unit):
             for n in range(frames * self.n):
                 t = last + 1
                 if n >= self.credit:
-                    t = max(t, (yield from _at(self.popped.xfer, n - self.credit)) + 1)
+                    t = max(t, (yield from at(self.popped.xfer, n - self.credit)) + 1)
                 self.inp.want(n, t)
-                last = yield from _at(self.inp.xfer, n)
+                last = yield from at(self.inp.xfer, n)
                 self.work.append(last)
                 self.out.offer(n, last + self.latency)
 
         return [run()]
 
 
-class _Vvau(_Unit):
+class Vvau(Unit):
     """Depthwise unit: reads ``taps * groups`` beats of a pixel, then sends ``groups``
     result beats; it takes no input while sending."""
 
@@ -284,30 +284,30 @@ class _Vvau(_Unit):
                 for i in range(self.taps * self.groups):
                     t = last + 1
                     if i == 0 and j:
-                        t = max(t, (yield from _at(self.out.xfer, j - 1)) + 1)
+                        t = max(t, (yield from at(self.out.xfer, j - 1)) + 1)
                     self.inp.want(n, t)
-                    last = yield from _at(self.inp.xfer, n)
+                    last = yield from at(self.inp.xfer, n)
                     self.work.append(last)
                     n += 1
                 v = last + 1
                 for g in range(self.groups):
                     if g:
-                        v = (yield from _at(self.out.xfer, j - 1)) + 1
+                        v = (yield from at(self.out.xfer, j - 1)) + 1
                     self.out.offer(j, v)
                     j += 1
 
         return [run()]
 
 
-class _Reduce(_Unit):
+class Reduce(Unit):
     """Pool window reducer: one tap per cycle; the last tap of a window loads the finished
     register (max) or, for average pooling, a second register stage for the division."""
 
     def __init__(self, env, name, inp, out, taps: int, windows: int, avg: bool) -> None:
         super().__init__(name)
         self.inp, self.out, self.taps, self.windows, self.avg = inp, out, taps, windows, avg
-        self.loaded = _Times(env, f"{name}.l", windows)
-        self.drained = _Times(env, f"{name}.d", windows)
+        self.loaded = Times(env, f"{name}.l", windows)
+        self.drained = Times(env, f"{name}.d", windows)
         self.times = [self.loaded, self.drained] if avg else []
 
     def processes(self, frames):
@@ -320,11 +320,11 @@ class _Reduce(_Unit):
                     t = last + 1
                     if i == self.taps - 1 and j:
                         if self.avg:
-                            t = max(t, (yield from _at(self.drained, j - 1)))
+                            t = max(t, (yield from at(self.drained, j - 1)))
                         else:
-                            t = max(t, (yield from _at(self.out.xfer, j - 1)))
+                            t = max(t, (yield from at(self.out.xfer, j - 1)))
                     self.inp.want(n, t)
-                    last = yield from _at(self.inp.xfer, n)
+                    last = yield from at(self.inp.xfer, n)
                     self.work.append(last)
                     n += 1
                 if self.avg:
@@ -334,16 +334,16 @@ class _Reduce(_Unit):
 
         def drain():
             for j in range(total):
-                m = (yield from _at(self.loaded, j)) + 1
+                m = (yield from at(self.loaded, j)) + 1
                 if j:
-                    m = max(m, (yield from _at(self.out.xfer, j - 1)))
+                    m = max(m, (yield from at(self.out.xfer, j - 1)))
                 self.drained.set(j, m)
                 self.out.offer(j, m + 1)
 
         return [taps(), drain()] if self.avg else [taps()]
 
 
-class _Window(_Unit):
+class Window(Unit):
     """Sliding-window generator: a writer filling the line buffer one beat per cycle (a new
     row only into a released slot) and a reader emitting each tap once it is written."""
 
@@ -394,8 +394,8 @@ class _Window(_Unit):
         for o in range(oh_n):
             self.release[(o + 1) * per_row - 1] = rel[o] - prev
             prev = rel[o]
-        self.written = _Times(env, f"{name}.w", self.n_in)
-        self.released = _Times(env, f"{name}.r", h)
+        self.written = Times(env, f"{name}.w", self.n_in)
+        self.released = Times(env, f"{name}.r", h)
         self.times = [self.written, self.released]
 
     def processes(self, frames):
@@ -408,9 +408,9 @@ class _Window(_Unit):
                     if p % self.wg == 0:
                         r = f * self.h + p // self.wg - self.rows
                         if r >= 0:
-                            t = max(t, (yield from _at(self.released, r)) + 1)
+                            t = max(t, (yield from at(self.released, r)) + 1)
                     self.inp.want(n, t)
-                    last = yield from _at(self.inp.xfer, n)
+                    last = yield from at(self.inp.xfer, n)
                     self.written.set(n, last)
 
         def reader():
@@ -420,12 +420,12 @@ class _Window(_Unit):
                 for k in range(self.n_out):
                     t = last + 1
                     if j:
-                        t = max(t, (yield from _at(self.out.xfer, j - 1)))
+                        t = max(t, (yield from at(self.out.xfer, j - 1)))
                     src = self.src[k]
                     if src >= 0:
-                        t = max(t, (yield from _at(self.written, base + src)) + 1)
+                        t = max(t, (yield from at(self.written, base + src)) + 1)
                     elif f >= 2:
-                        t = max(t, (yield from _at(self.written, base - self.n_in - 1)) + 1)
+                        t = max(t, (yield from at(self.written, base - self.n_in - 1)) + 1)
                     last = t
                     self.work.append(t)
                     self.out.offer(j, t + 1)
@@ -437,7 +437,7 @@ class _Window(_Unit):
         return [writer(), reader()]
 
 
-class _GlobalReduce(_Unit):
+class GlobalReduce(Unit):
     """Global pool: one accumulator per channel; one input beat per cycle, and each beat of
     the last pixel loads the output register (waiting for it to be free)."""
 
@@ -454,9 +454,9 @@ class _GlobalReduce(_Unit):
                         t = last + 1
                         final = p == self.pixels - 1
                         if final and j:
-                            t = max(t, (yield from _at(self.out.xfer, j - 1)))
+                            t = max(t, (yield from at(self.out.xfer, j - 1)))
                         self.inp.want(n, t)
-                        last = yield from _at(self.inp.xfer, n)
+                        last = yield from at(self.inp.xfer, n)
                         self.work.append(last)
                         n += 1
                         if final:
@@ -466,30 +466,30 @@ class _GlobalReduce(_Unit):
         return [run()]
 
 
-class _Fork(_Unit):
+class Fork(Unit):
     """Stream fork (combinational): each output sees the input's beat as soon as it is
     valid and takes it at its own pace; the input beat moves once both have taken it."""
 
-    def __init__(self, name, inp: _Link, out0: _Link, out1: _Link) -> None:
+    def __init__(self, name, inp: Link, out0: Link, out1: Link) -> None:
         super().__init__(name)
         self.inp, self.outs = inp, (out0, out1)
 
     def processes(self, frames):
         def run():
             for n in range(frames * self.inp.per_frame):
-                v = yield from _at(self.inp.offers, n)
+                v = yield from at(self.inp.offers, n)
                 for o in self.outs:
                     o.offer(n, v)
                 t = 0
                 for o in self.outs:
-                    t = max(t, (yield from _at(o.xfer, n)))
+                    t = max(t, (yield from at(o.xfer, n)))
                 self.inp.want(n, t)
                 self.work.append(t)
 
         return [run()]
 
 
-class _Add(_Unit):
+class Add(Unit):
     """Element-wise add of two streams, the head of a credit pipeline: a beat moves from
     both inputs at once, when both are valid and it holds a credit; the sum enters the
     queue ``latency`` cycles later."""
@@ -497,13 +497,13 @@ class _Add(_Unit):
     def __init__(
         self,
         name,
-        a: _Link,
-        b: _Link,
-        out: _Link,
+        a: Link,
+        b: Link,
+        out: Link,
         per_frame: int,
         latency: int,
         credit: int,
-        popped: _Link,
+        popped: Link,
     ) -> None:
         super().__init__(name)
         self.a, self.b, self.out, self.n = a, b, out, per_frame
@@ -515,11 +515,11 @@ class _Add(_Unit):
             for n in range(frames * self.n):
                 t = last + 1
                 if n >= self.credit:
-                    t = max(t, (yield from _at(self.popped.xfer, n - self.credit)) + 1)
-                t = max(t, (yield from _at(self.a.offers, n)), (yield from _at(self.b.offers, n)))
+                    t = max(t, (yield from at(self.popped.xfer, n - self.credit)) + 1)
+                t = max(t, (yield from at(self.a.offers, n)), (yield from at(self.b.offers, n)))
                 self.a.want(n, t)
                 self.b.want(n, t)
-                last = yield from _at(self.a.xfer, n)
+                last = yield from at(self.a.xfer, n)
                 self.work.append(last)
                 self.out.offer(n, last + self.latency)
 

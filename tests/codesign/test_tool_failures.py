@@ -212,8 +212,11 @@ def test_cli_synth_too_large_for_the_device_advises_a_narrower_folding(
     doc = json.loads(capsys.readouterr().out)
     assert doc["fmax_mhz"] is None
     assert re.fullmatch(
-        r"does not fit iCE40-LP384-QN32: nextpnr-ice40: ERROR: Unable to place cell '.*', no "
-        r"BELs remaining to implement cell type 'ICESTORM_LC' \(over the device's capacity: "
+        # nextpnr either stops placing or (on the pipelined tiny design, 1,147 cells for
+        # 384) its WebAssembly build traps: both show as over the device's capacity
+        r"does not fit iCE40-LP384-QN32: nextpnr-ice40: (ERROR: Unable to place cell '.*', no "
+        r"BELs remaining to implement cell type 'ICESTORM_LC'|thrown Wasm exception) "
+        r"\(over the device's capacity: "
         r"ICESTORM_LC \d+/384, SB_IO \d+/21\); "
         r"log: build/tiny/synth/ice40/tiny\.ice40\.nextpnr\.log; reduce PE·SIMD \(largest: "
         r"stage 'fc0', pe=\d+, simd=\d+\)",

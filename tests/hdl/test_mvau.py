@@ -174,3 +174,27 @@ def test_activation_thresholds(bipolar, c):
     got, _ = run_stream(activation_stage(dut), words, 6 * c // n, 4 + c)
     want = multithreshold(x, thr, layer.out_scale, layer.out_bias)
     assert unpack_beats(got, out_t, n).reshape(6, c).tolist() == want.tolist()
+
+
+def test_mvau_banked_weight_rom():
+    """A logic ROM wider than ROM_BANK_BITS is read in banks, each through its own address
+    counter: 4 PE x 8 SIMD x 5-bit weights = 160 bits, three banks."""
+    from codesign.hdl.dataflow.mvau import ROM_BANK_BITS
+
+    rng = np.random.default_rng(21)
+    mh, mw, pe, simd = 8, 24, 4, 8
+    w = rng.integers(-12, 13, (mh, mw))
+    t = QType.int(6)
+    lo, hi = accumulator_range(w, None, t.min, t.max, mw, False)
+    dut = MVAU(
+        weights=w, in_type=t, out_type=QType.covering(lo, hi), in_range=(t.min, t.max),
+        pe=pe, simd=simd,
+    )  # fmt: skip
+    assert pe * simd * 5 > 2 * ROM_BANK_BITS
+    frames = rng.integers(t.min, t.max + 1, (6, mw))
+    words = [wd for f in frames for wd in pack_beats(f, t, simd)]
+    got, _ = run_stream(mvau_stage(dut), words, 6 * mh // pe, 9)
+    assert (
+        unpack_beats(got, QType.covering(lo, hi), pe).reshape(6, mh).tolist()
+        == (frames @ w.T).tolist()
+    )

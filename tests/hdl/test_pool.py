@@ -14,7 +14,7 @@ from amaranth import Module, Signal, signed, unsigned
 from amaranth.back import verilog
 from amaranth.lib import data
 from amaranth.sim import Simulator
-from codesign.hdl.dataflow.pool import Pool2d, divide_round
+from codesign.hdl.dataflow.pool import Pool2d, PoolMode, divide_round
 from codesign.hdl.dataflow.stream import element_shape, pack_beats, unpack_beats
 from codesign.models.arith import round_div
 from codesign.models.dataflow import conv_out_size
@@ -51,6 +51,7 @@ def network(case: dict) -> Network:
 
 def build(case: dict) -> Pool2d:
     args = {k: v for k, v in case.items() if k != "qtype"}
+    args["mode"] = PoolMode(case["mode"])
     if case["mode"] == "sum":  # the IR's exact output type
         args["out_element"] = element_shape(network(case).tensors["pool"].qtype)
     return Pool2d(element=element_shape(case["qtype"]), **args)
@@ -239,7 +240,11 @@ def test_throughput_matches_stage_cycles(stream_sim, name):
 @pytest.mark.parametrize(
     ("kwargs", "error", "message"),
     [
-        (dict(mode="min"), ValueError, r"^mode must be 'max', 'avg' or 'sum', not 'min'$"),
+        (
+            dict(mode="min"),
+            ValueError,
+            r"^mode must be a PoolMode or one of \['max', 'avg', 'sum'\], not 'min'$",
+        ),
         (dict(mode="avg", padding=(1, 0)), ValueError, r"^padding must be \(0, 0\) for avg"),
         (dict(mode="sum", padding=(1, 0)), ValueError, r"^padding must be \(0, 0\) for sum"),
         (dict(padding=(2, 0)), ValueError, r"^padding must be at most half the kernel \(3, 3\)"),
@@ -267,27 +272,36 @@ def test_constructor_errors(kwargs, error, message):
         stride=(1, 1),
         padding=(1, 1),
         simd=2,
-        mode="max",
+        mode=PoolMode.MAX,
     )
     with pytest.raises(error, match=message):
         Pool2d(**{**args, **kwargs})
 
 
+def test_mode_value_names_the_enum_member():
+    """A mode given by its value (as the IR's op names it) is the PoolMode member."""
+    args = dict(element=signed(8), channels=4, height=4, width=4, kernel=(2, 2), stride=(2, 2),
+                padding=(0, 0), simd=2)  # fmt: skip
+    for mode in PoolMode:
+        assert Pool2d(**args, mode=mode.value).mode is mode
+        assert Pool2d(**args, mode=mode).mode is mode
+
+
 VERILOG_CASES = [
     dict(element=signed(8), channels=4, height=8, width=8, kernel=(2, 2), stride=(2, 2),
-         padding=(0, 0), simd=4, mode="max"),
+         padding=(0, 0), simd=4, mode=PoolMode.MAX),
     dict(element=unsigned(4), channels=3, height=7, width=6, kernel=(3, 3), stride=(2, 1),
-         padding=(1, 1), simd=1, mode="max"),
+         padding=(1, 1), simd=1, mode=PoolMode.MAX),
     dict(element=signed(6), channels=2, height=7, width=7, kernel=(3, 3), stride=(2, 2),
-         padding=(0, 0), simd=1, mode="avg", rounding=Rounding.HALF_AWAY),
+         padding=(0, 0), simd=1, mode=PoolMode.AVG, rounding=Rounding.HALF_AWAY),
     dict(element=unsigned(8), channels=4, height=6, width=6, kernel=(2, 2), stride=(2, 2),
-         padding=(0, 0), simd=2, mode="avg", rounding=Rounding.HALF_EVEN),
+         padding=(0, 0), simd=2, mode=PoolMode.AVG, rounding=Rounding.HALF_EVEN),
     dict(element=signed(4), channels=4, height=5, width=5, kernel=(2, 2), stride=(1, 1),
-         padding=(0, 0), simd=2, mode="sum"),
+         padding=(0, 0), simd=2, mode=PoolMode.SUM),
     dict(element=unsigned(4), channels=32, height=8, width=8, kernel=(8, 8), stride=(1, 1),
-         padding=(0, 0), simd=4, mode="sum"),
+         padding=(0, 0), simd=4, mode=PoolMode.SUM),
     dict(element=signed(5), channels=4, height=3, width=3, kernel=(3, 3), stride=(1, 1),
-         padding=(0, 0), simd=1, mode="avg", rounding=Rounding.HALF_EVEN),
+         padding=(0, 0), simd=1, mode=PoolMode.AVG, rounding=Rounding.HALF_EVEN),
 ]  # fmt: skip
 
 
@@ -295,7 +309,7 @@ def test_sum_widths_and_global_pool_has_no_line_buffer():
     """A sum's output is as wide as the exact window sum; a whole-image window keeps one
     accumulator per channel (a ring of registers), no line buffer and no image memory."""
     args = dict(element=unsigned(4), channels=32, height=8, width=8, kernel=(8, 8),
-                stride=(1, 1), padding=(0, 0), simd=4, mode="sum")  # fmt: skip
+                stride=(1, 1), padding=(0, 0), simd=4, mode=PoolMode.SUM)  # fmt: skip
     dut = Pool2d(**args)
     assert dut.global_pool and dut.buffer_rows == 0 and dut.buffer_depth == 0
     assert dut.out_element == unsigned(10)  # 64 * 15 = 960

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import random
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from amaranth import Module
+from amaranth.lib import wiring
 from amaranth.sim import Simulator
+from codesign.hdl.dataflow.credit import CreditQueue
 from codesign.hdl.dataflow.residual import AddStreams, Fork
 from codesign.hdl.dataflow.stream import beat_layout, pack_beats, unpack_beats
+from codesign.models.pipelining import credit_depth
 from codesign.models.qtype import QType
 
 
@@ -54,13 +59,20 @@ def test_fork_delivers_every_beat_to_both_outputs():
 
 def test_add_streams_sums_elementwise():
     a_t, b_t, o_t = QType.int(5), QType.int(4, signed=False), QType.int(7)
-    dut = AddStreams(a_type=a_t, b_type=b_t, out_type=o_t, n=3)
+    add = AddStreams(a_type=a_t, b_type=b_t, out_type=o_t, n=3)
+    # the add is the head of a credit pipeline: its sums land in the stage's queue
+    queue = CreditQueue(layout=beat_layout(o_t, 3), depth=credit_depth(1, 1))
+    top = Module()
+    top.submodules.add, top.submodules.queue = add, queue
+    wiring.connect(top, add.o, queue.i)
+    top.d.comb += [add.space.eq(queue.space), queue.reserve.eq(add.reserve)]
+    dut = SimpleNamespace(a=add.a, b=add.b, o=queue.o)
     rng = np.random.default_rng(0)
     a = rng.integers(a_t.min, a_t.max + 1, (30, 3))
     b = rng.integers(b_t.min, b_t.max + 1, (30, 3))
     rnd = random.Random(1)
     got = []
-    sim = Simulator(dut)
+    sim = Simulator(top)
     sim.add_clock(1e-8)
 
     def source(port, rows, t):

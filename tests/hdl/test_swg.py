@@ -11,7 +11,7 @@ import pytest
 from amaranth import signed, unsigned
 from amaranth.back import verilog
 from codesign.hdl.dataflow.stream import element_shape, pack_beats, unpack_beats
-from codesign.hdl.dataflow.swg import SlidingWindow, line_buffer_rows
+from codesign.hdl.dataflow.swg import SlidingWindow, TapOrder, line_buffer_rows
 from codesign.models.dataflow import conv_out_size, im2col
 from codesign.models.qtype import QType
 
@@ -91,6 +91,40 @@ def test_windows_match_im2col(stream_sim, seed):
     )
     got = unpack_beats(run.words, case["qtype"], case["simd"])
     np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("seed", range(200, 215))
+def test_channel_major_windows_match_im2col(stream_sim, seed):
+    """TapOrder.CHANNEL_MAJOR (a pool's window order): each pixel's taps channel group by
+    channel group, (kh, kw) within one, element for element the im2col windows."""
+    case = random_case(seed)
+    args = {k: v for k, v in case.items() if k != "qtype"}
+    dut = SlidingWindow(
+        element=element_shape(case["qtype"]), tap_order=TapOrder.CHANNEL_MAJOR, **args
+    )
+    assert dut.tap_order is TapOrder.CHANNEL_MAJOR
+    n_frames, simd = 2, case["simd"]
+    rng = np.random.default_rng(seed)
+    qt, c, h, w = case["qtype"], case["channels"], case["height"], case["width"]
+    xs = rng.integers(qt.min, qt.max, size=(n_frames, c, h, w), endpoint=True)
+    geometry = (case["kernel"], case["stride"], case["padding"], case["dilation"])
+    words, expected = [], []
+    for x in xs:
+        words += pack_beats(x.transpose(1, 2, 0).reshape(-1), qt, simd)
+        win = im2col(x[None], *geometry, case["pad_value"])[0]  # C, OH, OW, KH, KW
+        win = win.reshape(c // simd, simd, *win.shape[1:])  # G, simd, OH, OW, KH, KW
+        expected.append(win.transpose(2, 3, 0, 4, 5, 1).reshape(-1))
+    rnd = random.Random(seed)
+    run = stream_sim(
+        dut,
+        words,
+        dut.out_beats * n_frames,
+        valid_prob=rnd.uniform(0.4, 1.0),
+        ready_prob=rnd.uniform(0.4, 1.0),
+        seed=seed,
+    )
+    got = unpack_beats(run.words, qt, simd)
+    np.testing.assert_array_equal(got, np.concatenate(expected))
 
 
 THROUGHPUT_CASES = {
@@ -183,6 +217,7 @@ def test_line_buffer_rows():
         (dict(kernel=(5, 5)), ValueError, r"^kernel \(5, 5\) with dilation .* must fit the 4x4"),
         (dict(pad_value=128), ValueError, r"^pad_value must be in the element's range"),
         (dict(element="int8"), TypeError, r"^element must be a shape, not 'int8'$"),
+        (dict(tap_order="pool"), TypeError, r"^tap_order must be a TapOrder, not 'pool'$"),
     ],
 )
 def test_constructor_errors(kwargs, error, message):
@@ -215,6 +250,42 @@ VERILOG_CASES = [
 def test_converts_to_verilog(index):
     text = verilog.convert(SlidingWindow(**VERILOG_CASES[index]), name="swg", emit_src=False)
     assert re.search(r"^module swg\(", text, re.M)
+
+
+_CONVERT = """
+from amaranth import signed, unsigned
+from amaranth.back import verilog
+from codesign.hdl.dataflow.pool import Pool2d, PoolMode
+from codesign.hdl.dataflow.swg import SlidingWindow, TapOrder
+args = dict(element=signed(5), channels=4, height=7, width=6, kernel=(3, 2), stride=(2, 1),
+            padding=(1, 1), dilation=(1, 2), simd=2, pad_value=-3)
+print(verilog.convert(SlidingWindow(**args), name="a", emit_src=False))
+print(verilog.convert(SlidingWindow(**args, tap_order=TapOrder.CHANNEL_MAJOR), name="b",
+                      emit_src=False))
+print(verilog.convert(Pool2d(element=unsigned(4), channels=4, height=6, width=6, kernel=(3, 3),
+                             stride=(2, 2), padding=(1, 1), simd=2, mode=PoolMode.MAX),
+                      name="c", emit_src=False))
+"""
+
+
+def test_verilog_is_byte_identical_across_processes():
+    """The window generator's and a pool's Verilog do not depend on the process (string
+    hashing, object addresses): two interpreters with different hash seeds agree."""
+    import os
+    import subprocess
+    import sys
+
+    texts = [
+        subprocess.run(
+            [sys.executable, "-c", _CONVERT],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        ).stdout
+        for seed in ("1", "2")
+    ]
+    assert texts[0] == texts[1] and "module a(" in texts[0]
 
 
 @pytest.mark.simulator

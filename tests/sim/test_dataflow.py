@@ -158,7 +158,9 @@ def test_result_as_table_and_json():
     assert list(t.index) == [s.name for s in Design(load("jet_tagger")).stages]
     assert {"busy", "starved", "blocked", "utilisation", "fifo_max"} <= set(t.columns)
     doc = json.loads(json.dumps(r.to_dict()))
-    assert doc["ii"] == r.ii and doc["throughput_fps"] == pytest.approx(100e6 / r.ii)
+    # at the default clock target, 150 MHz
+    assert doc["ii"] == r.ii and doc["throughput_fps"] == pytest.approx(150e6 / r.ii)
+    assert r.clock_mhz == 150 and doc["clock_mhz"] == 150
     assert {i.state for i in r.timeline} <= {"busy", "starved", "blocked"}
     assert len(r.timeline_frame()) == len(r.timeline)
 

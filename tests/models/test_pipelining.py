@@ -1,0 +1,73 @@
+"""The pipeline facts of models/pipelining.py, and the config knob that selects them."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from codesign.models.errors import DescriptionError
+from codesign.models.hwconfig import Design, HardwareConfig, StageConfig
+from codesign.models.loader import load, zoo_names
+from codesign.models.pipelining import (
+    PipelineMode,
+    credit_depth,
+    matrix_stages,
+    tree_groups,
+)
+from codesign.sim.dataflow import random_foldings, simulate
+
+
+@pytest.mark.parametrize(
+    ("terms", "groups"),
+    [(1, ()), (2, (1,)), (3, (2,)), (4, (2,)), (5, (2, 1)), (8, (2, 1)), (56, (2, 2, 2))],
+)
+def test_tree_groups_cover_every_level_two_at_a_time(terms, groups):
+    assert tree_groups(terms, PipelineMode.AUTO) == groups
+    assert tree_groups(terms, PipelineMode.OFF) == ()
+
+
+def test_matrix_stages():
+    auto, off = PipelineMode.AUTO, PipelineMode.OFF
+    assert matrix_stages(8, False, off) == ("fetch", "result")
+    assert matrix_stages(8, False, auto) == (
+        "fetch", "operand", "multiply", "product", "land", "tree", "tree", "result",
+    )  # fmt: skip
+    assert matrix_stages(8, True, auto) == ("fetch", "operand", "tree", "tree", "result")
+    assert matrix_stages(1, False, auto, block=True) == (
+        "fetch", "operand", "memory", "multiply", "product", "land", "result",
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(("latency", "gap", "depth"), [(1, 1, 4), (9, 1, 12), (9, 4, 3), (2, 9, 2)])
+def test_credit_depth_lets_the_head_issue_every_gap(latency, gap, depth):
+    assert credit_depth(latency, gap) == depth
+    assert depth * gap >= latency + 3
+
+
+def test_pipeline_knob_in_configs():
+    assert HardwareConfig().pipeline is PipelineMode.AUTO
+    c = HardwareConfig.from_dict({"pipeline": "off", "stages": {}})
+    assert c.pipeline is PipelineMode.OFF and c.to_dict()["pipeline"] == "off"
+    assert "pipeline" not in HardwareConfig().to_dict()
+    with pytest.raises(
+        DescriptionError,
+        match=re.escape("hw.yaml: field 'pipeline': must be one of auto, off, not 'deep'"),
+    ):
+        HardwareConfig.from_dict({"pipeline": "deep"}, source="hw.yaml")
+
+
+@pytest.mark.parametrize("mode", ["auto", "off"])
+@pytest.mark.parametrize("name", zoo_names())
+def test_pipelining_costs_no_throughput(name, mode):
+    """At every zoo network's default folding and at random ones, the simulated II equals
+    the closed-form ideal II in both modes: the queues are deep enough that a credit never
+    holds the head back. The simulator raises if a result ever finds its queue full (the
+    RTL writes results without looking)."""
+    d = Design(load(name), HardwareConfig(pipeline=mode))
+    assert simulate(d, frames=6).ii == d.ideal_ii
+    pe, simd = random_foldings(d, 3, seed=7)
+    for i in range(3):
+        cfg = {s.name: StageConfig(int(pe[s.name][i]), int(simd[s.name][i])) for s in d.stages}
+        di = Design(d.network, HardwareConfig(cfg, pipeline=mode))
+        if di.ideal_ii <= 20_000:
+            assert simulate(di, frames=4).ii == di.ideal_ii
