@@ -77,13 +77,18 @@ def default_cache_dir() -> Path:
 
 
 def hdl_source_hash() -> str:
-    """Hash of the generator and tool-runner sources: a change to them invalidates results."""
+    """Hash of the generator and tool-runner sources, and of the models/ facts the generator
+    reads (pipeline depths, line buffers, device rules: ``models/*.py``): a change to any of
+    them invalidates results (a change to ``models/pipelining.py`` alone changes the RTL)."""
     import codesign.hdl as hdl
+    import codesign.models as models
 
     root = Path(hdl.__file__).parent
+    facts = Path(models.__file__).parent
     h = hashlib.sha256()
-    for f in sorted([*root.glob("dataflow/*.py"), root / "tools.py"]):
-        h.update(f.name.encode() + b"\0" + f.read_bytes())
+    files = [*root.glob("dataflow/*.py"), root / "tools.py", *facts.glob("*.py")]
+    for f in sorted(files):
+        h.update(f"{f.parent.name}/{f.name}".encode() + b"\0" + f.read_bytes())
     return h.hexdigest()[:16]
 
 

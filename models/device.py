@@ -64,11 +64,11 @@ BRAM_SHAPES = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36
 #: LUTs of each XNOR-popcount lane beyond the fourth of a PE: at least the ``pop_lanes`` plus
 #: ``xnor_lanes`` coefficients of the ``mvau_xnor`` LUT model in ``sim/cost_data.json``
 #: (ecp5). It was the combinational popcount's 5.744, rounded up; the pipelined popcount
-#: (``pipeline: auto``) fits 1.609 + 1.613 = 3.22 at the refit of 2026-12-06, and the
+#: (``pipeline: auto``) fits 1.082 + 1.042 = 2.12 at the refit of 2026-12-06, and the
 #: figure is kept so that the default foldings stay as they are. The first four lanes of a
 #: PE fold into the LUTs in front of its accumulator's carry chain.
 XNOR_POP_LANE_LUT = 6.0
-#: LUTs per accumulator bit of an XNOR PE: ``acc_bits`` of the same model (1.292 at the refit
+#: LUTs per accumulator bit of an XNOR PE: ``acc_bits`` of the same model (1.490 at the refit
 #: of 2026-12-06), rounded up to a quarter.
 XNOR_ACC_BIT_LUT = 1.5
 

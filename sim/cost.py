@@ -233,10 +233,18 @@ def _mvau(stage: Stage, cfg: StageConfig, name: str, head: tuple[str, ...]) -> U
     # -- register stages of the credit pipeline (models/pipelining.matrix_stages)
     nf_b = _clog2(max(nf, 2))
     bias_varies = bias is not None and nf > 1 and bool((bias.reshape(nf, pe) != bias[:pe]).any())
-    # valid, first and last travel to the accumulator (the bias row index nf only when a
+    # valid and last travel to the accumulator (the bias row index nf only when a
     # bias varies by row); the input-or-buffer flag is read at the fetch stage only
-    f["tag_bits"] = float((3 + (nf_b if bias_varies else 0)) * (len(head) - 1) + 1 + 1)
-    f["op_bits"] = float(simd * in_b + _clog2(max(nf * sf, 2))) if "operand" in head else 0.0
+    f["tag_bits"] = float((2 + (nf_b if bias_varies else 0)) * (len(head) - 1) + 1 + 1)
+    f["op_bits"] = float(simd * in_b) if "operand" in head else 0.0
+    if "operand" in head:
+        # each bank of the weight ROM (64 output bits in logic, one in block RAM) has its
+        # own address counter stepping with the fetch stage
+        width = pe * simd * wbits
+        banks = (
+            1 if resolve_mem_style(cfg.mem_style, nf * sf) is MemStyle.BLOCK else -(-width // 64)
+        )
+        f["rom_addr"] = float(banks * _clog2(max(nf * sf, 2)))
     f["mem_bits"] = float(simd * in_b + pe * simd * wbits) if "memory" in head else 0.0
     if xnor:
         f["tree_regs"] = float(pe * _tree_regs([1] * simd, _groups(simd, head)))
@@ -357,6 +365,8 @@ def _activation(
             f["cmul_bits"] = float(cmul)
             f["land_bits"] = float(land)
             f["stage_bits"] = float((n * mul_b if "clip" in stages else 0) + len(stages) + 1)
+            if "saturate" in stages:  # the floor, rounding bit and range flags registered
+                f["stage_bits"] += float(land - n * max(shift, 0) + 3 * n)
     if th is not None:
         rows = np.asarray(th.thresholds, dtype=np.int64)
         if rows.shape[0] == 1:
