@@ -406,10 +406,13 @@ def test_old_builds_are_pruned(tmp_path):
 
 @pytest.fixture(scope="session")
 def jet(tmp_path_factory):
-    """jet_tagger as the compiler generates it, and a copy with one wrong weight in fc2."""
+    """jet_tagger as the compiler generates it, with fc2's weights in block RAM (so they
+    are delivered as a ``$readmemh`` file: the automatic logic ROMs are banked below the
+    file size), and a copy with one wrong weight in fc2."""
     from codesign.hdl.dataflow.pipeline import generate
+    from codesign.models.hwconfig import HardwareConfig, StageConfig
 
-    design = Design(load("jet_tagger"))
+    design = Design(load("jet_tagger"), HardwareConfig({"fc2": StageConfig(mem_style="block")}))
     d = tmp_path_factory.mktemp("jet_tagger")
     generate(design, d / "good", "test")
     generate(design, d / "bad", "test", corrupt=("fc2", 3, 5))
