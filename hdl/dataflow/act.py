@@ -377,12 +377,4 @@ def _select(y, under, over, layer: Requant):
 
 def _saturate(y, layer: Requant):
     """``y`` brought into the layer's type by its overflow mode."""
-    t = layer.qtype
-    lo, hi = t.min, t.max
-    if layer.overflow is Overflow.WRAP:
-        return y[: t.bits]
-    if layer.overflow is Overflow.SAT_SYM and t.signed:
-        lo = -hi
-    if layer.overflow is Overflow.SAT_ZERO:
-        return Mux((y < lo) | (y > hi), 0, y)
-    return Mux(y < lo, lo, Mux(y > hi, hi, y))
+    return _select(y, *_range_flags(y, Const(0), layer), layer)
