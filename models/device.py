@@ -26,6 +26,7 @@ __all__ = [
     "XNOR_POP_LANE_LUT",
     "Device",
     "LaneShape",
+    "bram_tiling",
     "const_dsp",
     "fits_mult18",
     "lane_shape",
@@ -116,9 +117,23 @@ def registered_dsp(a_bits: int, a_signed: bool, b_bits: int, b_signed: bool) -> 
     return var_dsp(a, b)
 
 
+def bram_tiling(depth: int, width: int) -> tuple[int, int]:
+    """The DP16KD shape ``(depth, width)`` of :data:`BRAM_SHAPES` that holds a ``depth`` ×
+    ``width`` memory in the fewest blocks (of equal counts, the deepest shape: fewer banks
+    to select between at the output); the memory takes ``ceil(depth / d)`` banks of
+    ``ceil(width / w)`` blocks."""
+    if depth < 1 or width < 1:
+        raise ValueError(f"a memory needs depth and width >= 1, not {depth} x {width}")
+    return min(
+        BRAM_SHAPES,
+        key=lambda s: (math.ceil(depth / s[0]) * math.ceil(width / s[1]), math.ceil(depth / s[0])),
+    )
+
+
 def rom_brams(depth: int, width: int) -> int:
     """Block RAMs of a ``depth`` × ``width`` memory (the best DP16KD/PDPW16KD shape)."""
-    return min(math.ceil(depth / d) * math.ceil(width / w) for d, w in BRAM_SHAPES)
+    d, w = bram_tiling(depth, width)
+    return math.ceil(depth / d) * math.ceil(width / w)
 
 
 @dataclass(frozen=True)

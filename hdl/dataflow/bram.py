@@ -1,0 +1,203 @@
+"""A ROM in block RAM whose word arrives two cycles after its address: the block RAM's
+address register, then an output register.
+
+On ECP5 (``target="ecp5"``) the ROM is built from ``DP16KD`` instances with their own output
+register (``REGMODE "OUTREG"``): Yosys maps a memory to DP16KD with ``REGMODE "NOREG"``
+(its ``brams_map_16kd.v``) and keeps a following register in the fabric, and the block's
+clock-to-output without its register, 5.6-5.8 ns at speed 6 against 0.96 ns with it, leaves
+no room for the routing out of the block at 150 MHz. The instances take the shape Yosys
+would choose (:func:`codesign.models.device.bram_tiling`, so the block-RAM count of the cost
+model holds), hold only the ROM's non-constant bit columns (as Yosys's ``opt_mem`` does), and
+their contents follow the layout of Yosys's mapping (``tests/hdl/test_bram.py`` compares
+them). Every other target gets the portable form: a ``Memory`` with a synchronous read port
+and a register behind it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from amaranth import Cat, ClockSignal, Const, Module, Signal, unsigned
+from amaranth.hdl import Instance
+from amaranth.lib import memory, wiring
+from amaranth.lib.wiring import In, Out
+from codesign.models.device import bram_tiling
+
+__all__ = ["RegisteredRom", "dp16kd_initvals"]
+
+#: Targets with a block-RAM primitive; None is the portable path.
+TARGETS = (None, "ecp5")
+
+#: Lowest address pin of a DP16KD port for each data width (the pins below it are 0).
+_ADDR_SHIFT = {1: 0, 2: 1, 4: 2, 9: 3, 18: 4, 36: 5}
+
+
+def dp16kd_initvals(words: Sequence[int], width: int) -> list[int]:
+    """The 64 ``INITVAL_xx`` values (320 bits each) of a DP16KD holding ``words`` of
+    ``width`` bits (1, 2, 4, 9, 18 or 36) from address 0.
+
+    The block is 1024 rows of 18 bits, row ``r`` at bits ``20*(r%16)`` of ``INITVAL_(r//16)``,
+    each row two 9-bit halves; a word of 4 bits or fewer fills the low 8 bits of a half, a
+    9-bit word a half, an 18-bit word a row, a 36-bit word two rows (low bits first).
+    """
+    if width not in _ADDR_SHIFT:
+        raise ValueError(f"DP16KD width must be one of {sorted(_ADDR_SHIFT)}, not {width!r}")
+    capacity = 16384 // width if width <= 4 else 18432 // width
+    if len(words) > capacity:
+        raise ValueError(f"{len(words)} words of {width} bits do not fit one DP16KD")
+    rows = [0] * 1024
+    mask = (1 << width) - 1
+    for a, word in enumerate(words):
+        word = int(word) & mask
+        if width == 36:
+            rows[2 * a] |= word & 0x3FFFF
+            rows[2 * a + 1] |= word >> 18
+        elif width == 18:
+            rows[a] |= word
+        elif width == 9:
+            rows[a // 2] |= word << (9 * (a % 2))
+        else:
+            per_row = 16 // width
+            k = a % per_row
+            rows[a // per_row] |= word << (width * k + (1 if k >= per_row // 2 else 0))
+    return [sum(rows[16 * b + i] << (20 * i) for i in range(16)) for b in range(64)]
+
+
+class RegisteredRom(wiring.Component):
+    """``data`` is the word at the ``addr`` of two cycles before (no enable: a pipeline that
+    never stalls).
+
+    Parameters
+    ----------
+    width
+        Bits of a word.
+    init
+        The words (a ROM of ``max(len(init), 2)`` words, padded with 0).
+    target
+        None for the portable ``Memory`` and register, ``"ecp5"`` for DP16KD instances.
+    """
+
+    def __init__(self, *, width: int, init: Sequence[int], target: str | None = None) -> None:
+        if target not in TARGETS:
+            raise ValueError(f"target must be one of {TARGETS}, not {target!r}")
+        if not isinstance(width, int) or width < 1:
+            raise ValueError(f"width must be a positive int, not {width!r}")
+        self._width, self._target = width, target
+        words = [int(v) & ((1 << width) - 1) for v in init]
+        self._words = words + [0] * (max(len(words), 2) - len(words))
+        super().__init__({"addr": In(range(len(self._words))), "data": Out(width)})
+
+    @property
+    def depth(self) -> int:
+        return len(self._words)
+
+    def _live_columns(self) -> list[int]:
+        """Bit columns that are not the same in every word."""
+        every = ~0
+        anyone = 0
+        for wd in self._words:
+            every &= wd
+            anyone |= wd
+        return [b for b in range(self._width) if (every >> b) & 1 != (anyone >> b) & 1]
+
+    @property
+    def blocks(self) -> int:
+        """DP16KD instances on ECP5 (0 on the portable path, where Yosys chooses)."""
+        if self._target != "ecp5":
+            return 0
+        live = len(self._live_columns())
+        if not live:
+            return 0
+        d, w = bram_tiling(self.depth, live)
+        return math.ceil(self.depth / d) * math.ceil(live / w)
+
+    def elaborate(self, platform):
+        m = Module()
+        if self._target != "ecp5":
+            m.submodules.rom = rom = memory.Memory(
+                shape=unsigned(self._width),
+                depth=self.depth,
+                init=self._words,
+                attrs={"ram_style": "block"},
+            )
+            rd = rom.read_port()
+            m.d.comb += rd.addr.eq(self.addr)
+            m.d.sync += self.data.eq(rd.data)
+            return m
+        live = self._live_columns()
+        word = [Const((self._words[0] >> b) & 1, 1) for b in range(self._width)]
+        if live:
+            for b, bit in zip(live, self._ecp5_blocks(m, live), strict=True):
+                word[b] = bit
+        m.d.comb += self.data.eq(Cat(*word))
+        return m
+
+    def _ecp5_blocks(self, m: Module, live: list[int]) -> list:
+        """DP16KD banks holding the ``live`` columns; their registered output bits in order."""
+        depth = self.depth
+        d, w = bram_tiling(depth, len(live))
+        abits = int(math.log2(d))
+        banks = math.ceil(depth / d)
+        cols = math.ceil(len(live) / w)
+        # the bank of the address, delayed to meet the block's registered output
+        sel = self.addr[abits:] if banks > 1 else Const(0, 1)
+        sel_1, sel_2 = Signal.like(sel, name="bank_1"), Signal.like(sel, name="bank_2")
+        m.d.sync += [sel_1.eq(sel), sel_2.eq(sel_1)]
+        outs = []
+        for k in range(banks):
+            chunk = self._words[k * d : (k + 1) * d]
+            bits = []
+            for c in range(cols):
+                taken = live[c * w : (c + 1) * w]
+                part = [sum(((wd >> b) & 1) << j for j, b in enumerate(taken)) for wd in chunk]
+                data = Signal(36 if w == 36 else 18, name=f"do{k}_{c}")
+                m.submodules[f"bram{k}_{c}"] = self._dp16kd(part, w, abits, data)
+                bits += [data[j] for j in range(len(taken))]
+            outs.append(Cat(*bits))
+        if banks == 1:
+            word = outs[0]
+        else:
+            word = Signal(len(live), name="bank_word")
+            with m.Switch(sel_2):
+                for k, o in enumerate(outs):
+                    with m.Case(k):
+                        m.d.comb += word.eq(o)
+        return [word[j] for j in range(len(live))]
+
+    def _dp16kd(self, words: list[int], width: int, abits: int, data: Signal) -> Instance:
+        """One DP16KD reading ``words`` of ``width`` bits through its output register."""
+        port = "B" if width == 36 else "A"  # the 36-bit mode reads on port B
+        other = "A" if port == "B" else "B"
+        ports = {
+            "p_DATA_WIDTH_A": width,
+            "p_DATA_WIDTH_B": width,
+            f"p_REGMODE_{port}": "OUTREG",
+            f"p_REGMODE_{other}": "NOREG",
+            f"i_CLK{port}": ClockSignal(),
+            f"i_CE{port}": Const(1),
+            f"i_OCE{port}": Const(1),
+            f"i_CLK{other}": ClockSignal(),
+            f"i_CE{other}": Const(0),
+            f"i_OCE{other}": Const(0),
+        }
+        for k, v in enumerate(dp16kd_initvals(words, width)):
+            ports[f"p_INITVAL_{k:02X}"] = Const(v, 320)
+        for p in "AB":
+            ports[f"i_WE{p}"] = Const(0)
+            ports[f"i_RST{p}"] = Const(0)
+            for k in range(3):
+                ports[f"i_CS{p}{k}"] = Const(0)
+            for k in range(18):
+                ports[f"i_DI{p}{k}"] = Const(0)
+        shift = _ADDR_SHIFT[width]
+        for k in range(14):
+            j = k - shift
+            inside = 0 <= j < min(abits, len(self.addr))
+            ports[f"i_AD{port}{k}"] = self.addr[j] if inside else Const(0)
+            ports[f"i_AD{other}{k}"] = Const(0)
+        high = data[18:] if width == 36 else Signal(18, name="dob_unused")
+        for k in range(18):
+            ports[f"o_DOA{k}"] = data[k]
+            ports[f"o_DOB{k}"] = high[k]
+        return Instance("DP16KD", **ports)
