@@ -166,37 +166,44 @@ class RegisteredRom(wiring.Component):
         return [word[j] for j in range(len(live))]
 
     def _dp16kd(self, words: list[int], width: int, abits: int, data: Signal) -> Instance:
-        """One DP16KD reading ``words`` of ``width`` bits through its output register."""
-        port = "B" if width == 36 else "A"  # the 36-bit mode reads on port B
-        other = "A" if port == "B" else "B"
+        """One DP16KD reading ``words`` of ``width`` bits through its output register.
+
+        A 36-bit word is read as two 18-bit halves, port A the low one at row ``2a`` and
+        port B the high one at row ``2a + 1`` (the rows of the 36-bit layout): the block
+        count of the 36-bit mode, without relying on which output pins that mode drives
+        (Yosys's mapping and nextpnr's PDPW16KD packing read them in opposite orders)."""
+        pair = width == 36
+        mode = 18 if pair else width
         ports = {
-            "p_DATA_WIDTH_A": width,
-            "p_DATA_WIDTH_B": width,
-            f"p_REGMODE_{port}": "OUTREG",
-            f"p_REGMODE_{other}": "NOREG",
-            f"i_CLK{port}": ClockSignal(),
-            f"i_CE{port}": Const(1),
-            f"i_OCE{port}": Const(1),
-            f"i_CLK{other}": ClockSignal(),
-            f"i_CE{other}": Const(0),
-            f"i_OCE{other}": Const(0),
+            "p_DATA_WIDTH_A": mode,
+            "p_DATA_WIDTH_B": mode,
+            "p_REGMODE_A": "OUTREG",
+            "p_REGMODE_B": "OUTREG" if pair else "NOREG",
         }
         for k, v in enumerate(dp16kd_initvals(words, width)):
             ports[f"p_INITVAL_{k:02X}"] = Const(v, 320)
+        shift = _ADDR_SHIFT[width]
+        naddr = min(abits, len(self.addr))
         for p in "AB":
+            on = p == "A" or pair
+            ports[f"i_CLK{p}"] = ClockSignal()
+            ports[f"i_CE{p}"] = Const(int(on))
+            ports[f"i_OCE{p}"] = Const(int(on))
             ports[f"i_WE{p}"] = Const(0)
             ports[f"i_RST{p}"] = Const(0)
             for k in range(3):
                 ports[f"i_CS{p}{k}"] = Const(0)
             for k in range(18):
                 ports[f"i_DI{p}{k}"] = Const(0)
-        shift = _ADDR_SHIFT[width]
-        for k in range(14):
-            j = k - shift
-            inside = 0 <= j < min(abits, len(self.addr))
-            ports[f"i_AD{port}{k}"] = self.addr[j] if inside else Const(0)
-            ports[f"i_AD{other}{k}"] = Const(0)
-        high = data[18:] if width == 36 else Signal(18, name="dob_unused")
+            for k in range(14):
+                j = k - shift
+                if not on:
+                    ports[f"i_AD{p}{k}"] = Const(0)
+                elif 0 <= j < naddr:
+                    ports[f"i_AD{p}{k}"] = self.addr[j]
+                else:  # a pair's row bit: 0 on port A, 1 on port B
+                    ports[f"i_AD{p}{k}"] = Const(int(pair and k == 4 and p == "B"))
+        high = data[18:] if pair else Signal(18, name="dob_unused")
         for k in range(18):
             ports[f"o_DOA{k}"] = data[k]
             ports[f"o_DOB{k}"] = high[k]

@@ -1,9 +1,9 @@
 // Behavioural model of the Lattice ECP5 DP16KD block RAM, for simulating the Verilog that
 // codesign generates for ECP5 (hdl/dataflow/bram.py) with Verilator or Icarus. Only what
 // codesign instantiates is modelled: a read-only memory (INITVAL contents; a write is a
-// simulation error) read on port A at 1, 2, 4, 9 or 18 bits, or on port B at 36 bits (the
-// pseudo-dual-port mode: DOA the low and DOB the high 18 bits), each with or without its
-// output register (REGMODE "OUTREG": the word one more cycle later, clocked with OCE).
+// simulation error) read on either port at 1, 2, 4, 9 or 18 bits (not the 36-bit mode),
+// each port with or without its output register (REGMODE "OUTREG": the word one more
+// cycle later, clocked with OCE).
 //
 // Contents: 1024 rows of 18 bits, row r at bits [20*(r%16) +: 18] of INITVAL_(r/16), each
 // row two 9-bit halves. A word of w <= 4 bits fills the low 8 bits of a half (bit 8 unused):
@@ -98,6 +98,7 @@ module DP16KD #(
         for (i = 0; i < 16; i = i + 1) rows[{block, 4'b0} + i] = value[20 * i +: 18];
     endtask
     initial begin
+        if (DATA_WIDTH_A > 18 || DATA_WIDTH_B > 18) $fatal(1, "DP16KD model: no 36-bit mode");
         load(6'h00, INITVAL_00);
         load(6'h01, INITVAL_01);
         load(6'h02, INITVAL_02);
@@ -184,28 +185,18 @@ module DP16KD #(
             end
         end
     endfunction
-    reg [17:0] qa = 18'd0, qa_r = 18'd0, qb = 18'd0, qb_r = 18'd0, qh = 18'd0, qh_r = 18'd0;
+    reg [17:0] qa = 18'd0, qa_r = 18'd0, qb = 18'd0, qb_r = 18'd0;
     always @(posedge CLKA) begin
         if (CEA && WEA) $fatal(1, "DP16KD model: port A write (the model is read-only)");
-        if (CEA && DATA_WIDTH_A != 36) qa <= word(DATA_WIDTH_A, ada);
+        if (CEA) qa <= word(DATA_WIDTH_A, ada);
         if (OCEA) qa_r <= qa;
     end
     always @(posedge CLKB) begin
         if (CEB && WEB) $fatal(1, "DP16KD model: port B write (the model is read-only)");
-        if (CEB && DATA_WIDTH_B == 36) begin
-            qb <= rows[{adb[13:5], 1'b0}];
-            qh <= rows[{adb[13:5], 1'b1}];
-        end else if (CEB) qb <= word(DATA_WIDTH_B, adb);
-        if (OCEB) begin
-            qb_r <= qb;
-            qh_r <= qh;
-        end
+        if (CEB) qb <= word(DATA_WIDTH_B, adb);
+        if (OCEB) qb_r <= qb;
     end
-    wire [17:0] doa = DATA_WIDTH_B == 36 ? (REGMODE_B == "OUTREG" ? qb_r : qb)
-                                          : (REGMODE_A == "OUTREG" ? qa_r : qa);
-    wire [17:0] dob = DATA_WIDTH_B == 36 ? (REGMODE_B == "OUTREG" ? qh_r : qh)
-                                          : (REGMODE_B == "OUTREG" ? qb_r : qb);
-    assign {DOA17, DOA16, DOA15, DOA14, DOA13, DOA12, DOA11, DOA10, DOA9, DOA8, DOA7, DOA6, DOA5, DOA4, DOA3, DOA2, DOA1, DOA0} = doa;
-    assign {DOB17, DOB16, DOB15, DOB14, DOB13, DOB12, DOB11, DOB10, DOB9, DOB8, DOB7, DOB6, DOB5, DOB4, DOB3, DOB2, DOB1, DOB0} = dob;
+    assign {DOA17, DOA16, DOA15, DOA14, DOA13, DOA12, DOA11, DOA10, DOA9, DOA8, DOA7, DOA6, DOA5, DOA4, DOA3, DOA2, DOA1, DOA0} = REGMODE_A == "OUTREG" ? qa_r : qa;
+    assign {DOB17, DOB16, DOB15, DOB14, DOB13, DOB12, DOB11, DOB10, DOB9, DOB8, DOB7, DOB6, DOB5, DOB4, DOB3, DOB2, DOB1, DOB0} = REGMODE_B == "OUTREG" ? qb_r : qb;
 endmodule
 `default_nettype wire
