@@ -1,9 +1,9 @@
 // Behavioural model of the Lattice ECP5 DP16KD block RAM, for simulating the Verilog that
 // codesign generates for ECP5 (hdl/dataflow/bram.py) with Verilator or Icarus. Only what
-// codesign instantiates is modelled: a read-only memory (INITVAL contents; a write is a
-// simulation error) read on either port at 1, 2, 4, 9 or 18 bits (not the 36-bit mode),
-// each port with or without its output register (REGMODE "OUTREG": the word one more
-// cycle later, clocked with OCE).
+// codesign instantiates is modelled: INITVAL contents, writes on port A, reads on either
+// port, at 1, 2, 4, 9 or 18 bits per port (not the 36-bit mode), one clock for both ports,
+// each port's read with or without its output register (REGMODE "OUTREG": the word one
+// more cycle later, clocked with OCE).
 //
 // Contents: 1024 rows of 18 bits, row r at bits [20*(r%16) +: 18] of INITVAL_(r/16), each
 // row two 9-bit halves. A word of w <= 4 bits fills the low 8 bits of a half (bit 8 unused):
@@ -166,34 +166,51 @@ module DP16KD #(
     end
     wire [13:0] ada = {ADA13, ADA12, ADA11, ADA10, ADA9, ADA8, ADA7, ADA6, ADA5, ADA4, ADA3, ADA2, ADA1, ADA0};
     wire [13:0] adb = {ADB13, ADB12, ADB11, ADB10, ADB9, ADB8, ADB7, ADB6, ADB5, ADB4, ADB3, ADB2, ADB1, ADB0};
-    // a word of w <= 18 bits read at address ad (the ECP5's address pins for that width)
-    function automatic [17:0] word(input integer w, input [13:0] ad);
+    wire [17:0] dia = {DIA17, DIA16, DIA15, DIA14, DIA13, DIA12, DIA11, DIA10, DIA9, DIA8, DIA7, DIA6, DIA5, DIA4, DIA3, DIA2, DIA1, DIA0};
+    // the row and the lowest bit of the word of w <= 18 bits at address pins ad
+    function automatic [14:0] where(input integer w, input [13:0] ad);
         reg [13:0] a;
+        reg [9:0] row;
+        reg [4:0] bit0;
         integer k;
-        reg [17:0] row;
         begin
-            word = 18'd0;
-            if (w == 18) word = rows[ad[13:4]];
-            else if (w == 9) begin
-                row = rows[ad[13:4]];
-                word = {9'd0, ad[3] ? row[17:9] : row[8:0]};
-            end else begin
+            if (w == 18) where = {ad[13:4], 5'd0};
+            else if (w == 9) where = {ad[13:4], ad[3] ? 5'd9 : 5'd0};
+            else begin
                 a = ad >> (w == 4 ? 2 : w == 2 ? 1 : 0);
                 k = a % (16 / w);
-                row = rows[a / (16 / w)];
-                word = (row >> (w * k + (k >= 8 / w ? 1 : 0))) & ((18'd1 << w) - 18'd1);
+                row = 10'(a / (16 / w));
+                bit0 = 5'(w * k + (k >= 8 / w ? 1 : 0));
+                where = {row, bit0};
             end
         end
     endfunction
+    function automatic [17:0] word(input integer w, input [13:0] ad);
+        reg [14:0] at;
+        begin
+            at = where(w, ad);
+            word = (rows[at[14:5]] >> at[4:0]) & ((18'd1 << w) - 18'd1);
+        end
+    endfunction
+    // Both ports run on one clock (CLKA; codesign connects CLKB to the same clock). Port A
+    // may write (an 18-bit write needs both byte enables, ADA0 and ADA1, high); a read on
+    // port B of the word port A writes in the same cycle is undefined on the device and
+    // reads as X here.
     reg [17:0] qa = 18'd0, qa_r = 18'd0, qb = 18'd0, qb_r = 18'd0;
+    reg [14:0] wat;
+    integer i;
     always @(posedge CLKA) begin
-        if (CEA && WEA) $fatal(1, "DP16KD model: port A write (the model is read-only)");
+        if (CEB && WEB) $fatal(1, "DP16KD model: port B write (not modelled)");
+        if (CEA && WEA && DATA_WIDTH_A == 18 && !(ADA0 && ADA1))
+            $fatal(1, "DP16KD model: an 18-bit write without both byte enables (not modelled)");
         if (CEA) qa <= word(DATA_WIDTH_A, ada);
-        if (OCEA) qa_r <= qa;
-    end
-    always @(posedge CLKB) begin
-        if (CEB && WEB) $fatal(1, "DP16KD model: port B write (the model is read-only)");
         if (CEB) qb <= word(DATA_WIDTH_B, adb);
+        if (CEA && WEA) begin
+            wat = where(DATA_WIDTH_A, ada);
+            if (CEB && where(DATA_WIDTH_B, adb) == wat) qb <= 18'bx;
+            for (i = 0; i < DATA_WIDTH_A; i = i + 1) rows[wat[14:5]][wat[4:0] + i] <= dia[i];
+        end
+        if (OCEA) qa_r <= qa;
         if (OCEB) qb_r <= qb;
     end
     assign {DOA17, DOA16, DOA15, DOA14, DOA13, DOA12, DOA11, DOA10, DOA9, DOA8, DOA7, DOA6, DOA5, DOA4, DOA3, DOA2, DOA1, DOA0} = REGMODE_A == "OUTREG" ? qa_r : qa;
