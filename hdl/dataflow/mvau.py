@@ -176,7 +176,7 @@ class MVAU(wiring.Component):
         w_rds = []  # each with an ``addr`` and its word at ``data``
         if style_block and "memory" in stages:
             # the word two cycles after its address, through the block's output register
-            rom = RegisteredRom(width=width, init=words, target=self._target)
+            rom = RegisteredRom(width=width, init=words, target=self._target, name="weights")
             m.submodules.weights = rom
             w_rds.append(rom)
             cuts = []
