@@ -57,7 +57,6 @@ def sweep_specs(random_per_net: int = 3, seed: int = 2026) -> list[dict]:
     ``random_per_net`` stages per network at a seeded random folding (PE, SIMD among the
     divisors the stage allows, at most 32 each)."""
     from codesign.models.hwconfig import StageKind
-
     from codesign.models.loader import load
 
     from .flows import design
@@ -157,9 +156,7 @@ def measure(spec: dict, *, keep: Path | None = None) -> dict:
         t0 = time.perf_counter()
         syn = tools.synthesize(src, "unit", "ecp5", hierarchy=True, netlist=work / "unit.json")
         t1 = time.perf_counter()
-        p = tools.place_and_route(
-            work / "unit.json", "ecp5", seed=SEED, freq_mhz=FREQ, speed=SPEED
-        )
+        p = tools.place_and_route(work / "unit.json", "ecp5", seed=SEED, freq_mhz=FREQ, speed=SPEED)
     cp = p["critical_path"] or {}
     return {
         "fmax_mhz": p["fmax_mhz"],
@@ -200,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--commit", help="the commit the --network figure was measured at")
     p.add_argument("--source", default="codesign synth NET --speed 6", help="for --network")
     args = p.parse_args(argv)
+    from codesign.hdl.tools import ToolError
+
     from .synth import hdl_source_hash
 
     doc = _load(args.data)
@@ -231,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
                 break
             try:
                 r = measure(spec, keep=args.keep)
-            except Exception as e:  # noqa: BLE001 -- a tool failure is recorded, the rest run
+            except (ToolError, ValueError, OSError) as e:  # recorded; the others still run
                 print(f"{sid}: failed: {str(e).splitlines()[0][:200]}", flush=True)
                 continue
             doc["samples"][sid] = {"spec": spec, "rtl": rtl, "commit": _commit(), **r}

@@ -1,16 +1,412 @@
-"""Fmax of a dataflow design without place and route (ECP5, nextpnr, speed 6)."""
+"""Fmax of a dataflow design without place and route: a register-to-register path model
+calibrated on nextpnr-ecp5 (LFE5U-85F, speed 6).
+
+Each stage of a :class:`~codesign.models.hwconfig.Design` holds a few kinds of
+register-to-register paths, each described by the same structural terms (:data:`TERMS`),
+all computed from models/ facts (the register stages of :mod:`codesign.models.pipelining`,
+accumulator widths from :func:`~codesign.models.hwconfig.accumulator_range`, memory styles
+from :func:`~codesign.models.hwconfig.resolve_mem_style` and
+:func:`codesign.sim.cost_rules.memory_map`, window geometry from
+:func:`~codesign.models.linebuffer.window_geometry`):
+
+- ``one``: every path (clock-to-out and setup of fabric flip-flops, a first routing hop),
+- ``bram``: the path starts at a block RAM read without its output register (DP16KD
+  ``NOREG``), ``dsp``: at a MULT18X18D's output register,
+- ``lut``: LUT levels (a mux, a compare's last level, a ROM's LUT4 and PFUMX levels),
+- ``carry``: bits of the widest carry chain on the path (an adder, a counter, a compare),
+- ``fan``: log2 of the fan-out of the path's widest net (a ROM bank's address register).
+
+A path's delay is the dot product of its terms with fitted coefficients (ns); a stage's
+is the longest of its paths; the design's clock period is the longest stage's plus one
+fitted whole-design term ``design`` (what a full placement adds: routing between stages and
+congestion), and Fmax is ``1000 / period`` MHz. :func:`stage_paths` lists a stage's paths,
+:func:`predict_fmax` predicts one design, :func:`predict_fmax_batch` many foldings of one
+network at once (numpy, no loop over points).
+
+The coefficients are fitted by ``python -m codesign.fmax_fit`` to per-stage nextpnr runs
+and whole-network results stored with them in :data:`DATA` (:func:`fit`); tests/sim/
+test_fmax.py checks the model on every zoo network held out of its own fit.
+
+This module imports only ``models``, numpy and the standard library.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import math
+from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
-from codesign.models.hwconfig import Design, HardwareConfig, Stage, StageConfig
-from codesign.models.plan import readers
+import numpy as np
+from codesign.models.device import fits_mult18, lane_shape
+from codesign.models.hwconfig import (
+    AUTO_FIFO_MAX,
+    Design,
+    HardwareConfig,
+    MemStyle,
+    Stage,
+    StageConfig,
+    StageKind,
+    accumulator_range,
+    readers,
+    resolve_mem_style,
+    stage_io,
+)
+from codesign.models.layers import Clip, MultiThreshold, Requant
+from codesign.models.linebuffer import window_geometry
+from codesign.models.pipelining import PipelineMode, stage_pipeline, tree_groups
+from codesign.models.plan import stage_matrix
+from codesign.models.qtype import QType
 
+from .cost_rules import element_bits, memory_map
+
+__all__ = [
+    "DATA",
+    "TERMS",
+    "FmaxEstimate",
+    "fit",
+    "fit_report",
+    "predict_fmax",
+    "predict_fmax_batch",
+    "stage_delay",
+    "stage_paths",
+]
+
+#: Fitted coefficients, the per-stage samples and the whole-network results
+#: (written by ``python -m codesign.fmax_fit``).
 DATA = Path(__file__).with_name("fmax_data.json")
+
+#: Structural terms of a path, in the order of a path's vector.
+TERMS = ("one", "bram", "dsp", "lut", "carry", "fan")
+
+
+def _clog2(n: int) -> int:
+    return max((int(n) - 1).bit_length(), 1)
+
+
+def _path(one=1.0, bram=0.0, dsp=0.0, lut=0.0, carry=0.0, fan=0.0) -> np.ndarray:
+    return np.array([one, bram, dsp, lut, carry, fan], dtype=float)
+
+
+# -- the paths of each stage ----------------------------------------------------------------
+
+
+def fifo_depth(stage: Stage, cfg: StageConfig, port: int) -> int:
+    """Depth of the FIFO in front of input ``port`` of ``stage`` as the model takes it: the
+    configured one, else one frame of that input, at most ``AUTO_FIFO_MAX`` beats (as
+    :meth:`Design.fifo_depth <codesign.models.hwconfig.Design.fifo_depth>`, without an add
+    stage's deadlock bound, which depends on the whole design; the depth enters the model
+    only through the FIFO's level counter, logarithmically, and its memory style)."""
+    given = cfg.fifo_depth if port == 0 else cfg.fifo_depth_b
+    if given is not None:
+        return given
+    n_in = stage_io(stage, cfg)[0]
+    return max(2, min(stage.inputs[port].size // n_in, AUTO_FIFO_MAX))
+
+
+def _fifo_paths(stage: Stage, cfg: StageConfig, port: int) -> dict[str, np.ndarray]:
+    """The FIFO in front of ``port`` (``SyncFIFOBuffered``): its read, where its memory is
+    block RAM, into the output register; its level counter stepped by the reader's ready,
+    which the stage's head computes from its own registers (two LUT levels)."""
+    depth = fifo_depth(stage, cfg, port)
+    n_in = stage_io(stage, cfg)[0]
+    width = n_in * element_bits(stage.inputs[port].qtype)
+    out = {f"fifo{port}.level": _path(lut=3, carry=_clog2(depth + 1))}
+    if depth > 1 and memory_map(depth - 1, width)[0] == "bram":
+        out[f"fifo{port}.bram"] = _path(bram=1, lut=1)
+    return out
+
+
+def _window_paths(stage: Stage, simd: int, channel_major: bool, into_lut: float, into_carry):
+    """A sliding window's address and loop control (a lead compare, one carry chain, and
+    the loop select) and its line buffer's read into what follows it."""
+    geo = window_geometry(stage, simd, channel_major)
+    beat = simd * element_bits(stage.input.qtype)
+    ctl = max(geo.yb, geo.xb, geo.slot_b, _clog2(geo.depth))
+    out = {"window.control": _path(lut=2, carry=ctl)}
+    style = memory_map(geo.depth, beat)[0] if geo.depth > 1 else "ff"
+    if style == "bram":
+        out["window.buffer"] = _path(bram=1, lut=into_lut, carry=into_carry)
+    elif style == "lutram":
+        out["window.buffer"] = _path(lut=into_lut + 1 + math.ceil(geo.depth / 16) // 2)
+    return out
+
+
+def _activation_paths(
+    stage: Stage, cfg: StageConfig, layers, in_q: QType, channels: int, st: tuple[str, ...]
+) -> dict[str, np.ndarray]:
+    """An activation's register stages (``activation_stages``): the clip's compare, the
+    requantization's product, rounding and saturation, or the thresholds' compares (a
+    per-channel threshold selected by the channel group) and their count."""
+    if not st:
+        return {}
+    in_b = element_bits(in_q)
+    groups = channels // cfg.pe
+    sel = math.ceil(_clog2(groups) / 2) if groups > 1 else 0
+    clip = next((la for la in layers if isinstance(la, Clip)), None)
+    rq = next((la for la in layers if isinstance(la, Requant)), None)
+    th = next((la for la in layers if isinstance(la, MultiThreshold)), None)
+    out: dict[str, np.ndarray] = {}
+    if st == ("all",):  # pipeline: off, one combinational stage
+        carry = in_b + (in_b + 18 if rq is not None else 0)
+        out["act.all"] = _path(lut=2 + sel + (2 if th is not None else 0), carry=carry)
+        return out
+    if clip is not None:
+        out["act.clip"] = _path(lut=1, carry=in_b)
+    if rq is not None:
+        mul = np.asarray(rq.multiplier).reshape(-1)
+        mb = max(1, max(int(abs(int(v))).bit_length() for v in mul))
+        constant = bool(np.all(mul == mul[0]))
+        pw = in_b + mb + 1
+        if constant or not fits_mult18(in_b, in_q.signed, mb + 1, bool((mul < 0).any())):
+            out["act.product"] = _path(lut=1, carry=pw)  # shift-add in fabric
+        else:
+            out["act.product"] = _path(dsp=1, lut=sel)
+        shift = int(np.asarray(rq.shift).reshape(-1)[0])
+        out["act.round"] = _path(lut=2, carry=max(pw - shift, 1))  # range flags of the floor
+        out["act.saturate"] = _path(lut=1, carry=max(pw - shift, 1))  # floor + bit, select
+    elif th is not None:
+        t = int(th.thresholds.shape[1])
+        out["act.compare"] = _path(lut=1 + sel, carry=in_b)
+        levels = len(tree_groups(t, PipelineMode.AUTO)) if t > 8 else 0
+        out["act.count"] = _path(lut=1, carry=_clog2(t + 1) if levels else 0)
+    return out
+
+
+def _matrix_paths(stage: Stage, cfg: StageConfig, mode: PipelineMode, head) -> dict:
+    """An MVAU (``hdl/dataflow/mvau.py``): issue counters and their enables, the weight ROM
+    (block RAM, or LUTs read through one address register per 64-bit bank), the input
+    vector's buffer, the products (MULT18X18D or fabric), one adder level per register, the
+    accumulator."""
+    w, xnor, _ = stage_matrix(stage)
+    mh, mw = w.shape
+    pe, simd = cfg.pe, cfg.simd
+    sf, nf = mw // simd, mh // pe
+    words = max(sf * nf, 2)
+    in_b = element_bits(stage.input.qtype)
+    lo, hi = stage.input.lo, stage.input.hi
+    if stage.kind is StageKind.CONV and any(getattr(stage.main, "padding", (0, 0))):
+        lo, hi = min(lo, 0), max(hi, 0)
+    bias = getattr(stage.main, "bias", None)
+    bias = None if bias is None else np.asarray(bias, dtype=np.int64)
+    alo, ahi = accumulator_range(w, bias, lo, hi, simd, xnor)
+    acc_b = QType.covering(alo, ahi).bits
+    lane = lane_shape(w, stage.input.qtype, xnor)
+    width = pe * simd * lane.wbits
+    block = resolve_mem_style(cfg.mem_style, sf * nf) is MemStyle.BLOCK
+    banks = 1 if block else -(-width // 64)
+    vstyle = memory_map(max(sf, 2), simd * in_b)[0]
+    out: dict[str, np.ndarray] = {}
+    fan = math.log2(1 + banks + (simd * in_b if vstyle != "bram" else 0))
+    out["mvau.issue"] = _path(lut=2, carry=_clog2(words), fan=fan)
+    if block:
+        out["mvau.weights"] = _path(bram=1)
+    else:
+        abits = _clog2(words)
+        out["mvau.weights"] = _path(lut=1 + max(0, abits - 4), fan=math.log2(min(width, 64)))
+    if vstyle == "bram":
+        out["mvau.vector"] = _path(bram=1, lut=1)
+    elif vstyle == "lutram":
+        out["mvau.vector"] = _path(lut=2 + _clog2(math.ceil(sf / 16)) // 2)
+    else:
+        out["mvau.vector"] = _path(lut=1 + _clog2(max(sf, 2)) // 2)
+    if xnor:
+        pw = 1
+        levels = _clog2(simd) if simd > 1 else 0
+    else:
+        a, b = lane.a, lane.b
+        pw = a + b
+        levels = len(tree_groups(simd, mode))
+        if mode is PipelineMode.AUTO:
+            if fits_mult18(a, True, b, True):
+                out["mvau.product"] = _path(dsp=1)
+            else:
+                out["mvau.product"] = _path(lut=2, carry=pw)
+    if mode is PipelineMode.OFF:
+        comb = _clog2(simd) if simd > 1 else 0
+        out["mvau.datapath"] = _path(
+            dsp=0 if xnor else 1, lut=2 + comb, carry=pw + comb + acc_b, fan=fan
+        )
+        return out
+    if levels:
+        out["mvau.tree"] = _path(carry=pw + levels)
+    out["mvau.acc"] = _path(lut=1, carry=acc_b)
+    return out
+
+
+def stage_paths(stage: Stage, cfg: StageConfig, mode: PipelineMode, fifos=(0,)) -> dict:
+    """The register-to-register paths of ``stage`` folded by ``cfg``, with those of the
+    FIFOs in front of the input ports ``fifos``: path name → its terms (a vector over
+    :data:`TERMS`)."""
+    out: dict[str, np.ndarray] = {}
+    for port in fifos:
+        out.update(_fifo_paths(stage, cfg, port))
+    pipe = stage_pipeline(stage, cfg, mode)
+    act = pipe.activation if pipe is not None else ()
+    if pipe is not None:
+        qd = pipe.queue_depth
+        out["queue.credit"] = _path(lut=3, carry=_clog2(qd + 1))
+    kind = stage.kind
+    if kind in (StageKind.MVAU, StageKind.CONV):
+        if kind is StageKind.CONV:
+            simd = cfg.pe if stage.depthwise else cfg.simd
+            out.update(_window_paths(stage, simd, False, into_lut=1, into_carry=0))
+        acts = stage.layers[1:]
+        if stage.depthwise:
+            w = stage_matrix(stage).weights
+            in_b = element_bits(stage.input.qtype)
+            t = QType.covering(int(w.min()), int(w.max()))
+            out["vvau.acc"] = _path(lut=1, carry=element_bits(stage.acc.qtype))
+            out["vvau.product"] = _path(lut=2, carry=in_b + t.bits)
+        else:
+            out.update(_matrix_paths(stage, cfg, mode, pipe.head))
+        out.update(_activation_paths(stage, cfg, acts, stage.acc.qtype, stage.mh, act))
+    elif kind is StageKind.POOL:
+        el = element_bits(stage.input.qtype)
+        if stage.global_pool:
+            _, h, w = stage.input.shape
+            acc = el if stage.main.op == "maxpool2d" else el + _clog2(h * w) + 1
+            out["pool.acc"] = _path(lut=1, carry=acc)
+        else:
+            kh, kw = stage.main.kernel
+            extra = 0 if stage.main.op == "maxpool2d" else _clog2(kh * kw)
+            out.update(_window_paths(stage, cfg.pe, True, into_lut=2, into_carry=el + extra))
+            out["pool.reduce"] = _path(lut=2, carry=el + extra)
+    elif kind is StageKind.ADD:
+        bits = max(element_bits(t.qtype) for t in stage.inputs) + 1
+        out["add.sum"] = _path(lut=1, carry=bits)
+        out.update(
+            _activation_paths(stage, cfg, stage.layers[1:], stage.acc.qtype, stage.channels, act)
+        )
+    else:
+        out.update(
+            _activation_paths(stage, cfg, stage.layers, stage.input.qtype, stage.channels, act)
+        )
+    return out
+
+
+# -- coefficients and prediction ------------------------------------------------------------
+
+
+@cache
+def _coefficients(path: str) -> dict:
+    doc = json.loads(Path(path).read_text())
+    return doc["coefficients"]
+
+
+def coefficients(data: str | Path | None = None) -> dict:
+    """The fitted coefficients: ``terms`` (term → ns) and ``design`` (ns)."""
+    return _coefficients(str(DATA if data is None else data))
+
+
+def _vector(coef: dict) -> np.ndarray:
+    return np.array([coef["terms"][t] for t in TERMS], dtype=float)
+
+
+def stage_delay(
+    stage: Stage, cfg: StageConfig, mode: PipelineMode, fifos=(0,), coef: dict | None = None
+) -> tuple[float, str]:
+    """The longest path of a stage (ns) and its name (:func:`stage_paths`)."""
+    c = _vector(coefficients() if coef is None else coef)
+    paths = stage_paths(stage, cfg, mode, fifos)
+    name = max(paths, key=lambda k: float(paths[k] @ c))
+    return float(paths[name] @ c), name
+
+
+def _fifo_ports(design: Design, stage: Stage) -> tuple[int, ...]:
+    return tuple(p for p in range(len(stage.inputs)) if design.has_fifo(stage, p))
+
+
+@dataclass(frozen=True)
+class FmaxEstimate:
+    """A design's predicted Fmax (MHz) and the stage and path that limit it."""
+
+    fmax_mhz: float
+    period_ns: float
+    stage: str  #: the stage whose longest path is the longest
+    path: str  #: that path's name (:func:`stage_paths`)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def predict_fmax(design: Design, coef: dict | None = None) -> FmaxEstimate:
+    """Predicted Fmax of ``design`` after place and route on ECP5 at speed 6 (nextpnr), with
+    the critical stage and path."""
+    coef = coefficients() if coef is None else coef
+    mode = design.config.pipeline
+    best = (-1.0, "", "")
+    for s in design.stages:
+        d, p = stage_delay(s, design.config[s.name], mode, _fifo_ports(design, s), coef)
+        if d > best[0]:
+            best = (d, s.name, p)
+    period = best[0] + coef["design"]
+    return FmaxEstimate(1000.0 / period, period, best[1], best[2])
+
+
+def predict_fmax_batch(
+    design: Design, pe: np.ndarray, simd: np.ndarray, coef: dict | None = None
+) -> np.ndarray:
+    """Predicted Fmax (MHz) of N foldings of ``design``'s network, vectorised.
+
+    Parameters
+    ----------
+    design
+        Any design of the network: its stages, pipeline mode, memory styles and FIFO depths
+        given in its config are kept; only PE and SIMD vary.
+    pe, simd
+        Integer arrays of shape (N, S), one column per stage of ``design.stages`` in order
+        (a stage without SIMD ignores its column); every value must be one of the stage's
+        :meth:`~codesign.models.plan.Stage.pe_choices` / ``simd_choices``.
+
+    Returns
+    -------
+    numpy.ndarray
+        N predicted Fmax values, each equal to :func:`predict_fmax` of the design with that
+        folding. The stage delays are computed once per distinct (PE, SIMD) of each stage
+        (a stage has a few dozen foldings) and gathered for the N points.
+    """
+    coef = coefficients() if coef is None else coef
+    c = _vector(coef)
+    pe = np.asarray(pe, dtype=np.int64)
+    simd = np.asarray(simd, dtype=np.int64)
+    n_stages = len(design.stages)
+    if pe.ndim != 2 or pe.shape[1] != n_stages or simd.shape != pe.shape:
+        raise ValueError(
+            f"pe and simd must be arrays of shape (N, {n_stages}), not {pe.shape} and {simd.shape}"
+        )
+    mode = design.config.pipeline
+    worst = np.zeros(pe.shape[0])
+    for k, s in enumerate(design.stages):
+        base = design.config[s.name]
+        uses_simd = s.kind in (StageKind.MVAU, StageKind.CONV) and not s.depthwise
+        key = pe[:, k] * (1 << 20) + (simd[:, k] if uses_simd else 0)
+        uniq, inverse = np.unique(key, return_inverse=True)
+        fifos = _fifo_ports(design, s)
+        table = np.empty(len(uniq))
+        for j, u in enumerate(uniq.tolist()):
+            p, q = divmod(u, 1 << 20)
+            cfg = StageConfig(
+                pe=p,
+                simd=q if uses_simd else base.simd,
+                mem_style=base.mem_style,
+                fifo_depth=base.fifo_depth,
+                fifo_depth_b=base.fifo_depth_b,
+            )
+            paths = stage_paths(s, cfg, mode, fifos)
+            table[j] = max(float(v @ c) for v in paths.values())
+        worst = np.maximum(worst, table[inverse.reshape(-1)])
+    return 1000.0 / (worst + coef["design"])
+
+
+# -- fitting (used by codesign.fmax_fit; here so the tests can refit without hdl/) ----------
 
 
 def spec_design(spec: dict) -> Design:
+    """The design of a calibration sample: network ``spec["net"]`` with stage
+    ``spec["stage"]`` folded by ``spec["pe"]``, ``spec["simd"]`` (the others automatic)."""
     from codesign.models.loader import load
 
     cfg = HardwareConfig(stages={spec["stage"]: StageConfig(pe=spec["pe"], simd=spec["simd"])})
@@ -18,6 +414,7 @@ def spec_design(spec: dict) -> Design:
 
 
 def reader_fifo_depth(d: Design, s: Stage) -> int:
+    """Depth of the FIFO of the first stage reading ``s`` (2 for the last stage)."""
     rs = readers(d.stages).get(s.name, [])
     if not rs:
         return 2
@@ -25,9 +422,156 @@ def reader_fifo_depth(d: Design, s: Stage) -> int:
     return d.fifo_depth(d.stage(name), port)
 
 
-def fit(doc):
-    return {}
+#: Which path of a stage nextpnr's critical path is, from its start and end cells: rules
+#: (substring of the start cell, of the end cell, path name or name prefix), first match.
+_LABELS = (
+    ("creditqueue.space", "fifo_i_b", "fifo1.level"),
+    ("creditqueue.space", "fifo_i", "fifo0.level"),
+    ("creditqueue", "", "queue.credit"),
+    ("fifo_o", "", "queue.credit"),
+    ("fifo_i_b.queue.inner_unbuffered.storage", "", "fifo1.bram"),
+    ("fifo_i.queue.inner_unbuffered.storage", "", "fifo0.bram"),
+    ("fifo_i_b", "", "fifo1.level"),
+    ("fifo_i", "", "fifo0.level"),
+    ("buffer", "", "window.buffer"),
+    ("slidingwindow", "", "window.control"),
+    ("pool2d.window", "", "window.control"),
+    ("pool2d", "", "pool."),
+    ("activation", "round", "act.round"),
+    ("activation.land", "", "act.round"),
+    ("activation.round", "", "act.saturate"),
+    ("activation.mul", "", "act.product"),
+    ("activation.clip", "", "act.clip"),
+    ("activation", "count", "act.count"),
+    ("activation", "", "act.compare"),
+    ("weights", "", "mvau.weights"),
+    ("waddr", "", "mvau.weights"),
+    ("vector", "", "mvau.vector"),
+    ("mvau.mul", "", "mvau.product"),
+    ("mvau.prod", "", "mvau.tree"),
+    ("mvau.tree", "", "mvau.acc"),
+    ("mvau.acc", "", "mvau.acc"),
+    ("mvau", "", "mvau.issue"),
+    ("addstreams", "", "add.sum"),
+)
 
 
-def fit_report(doc):
-    return []
+def label(sample: dict, names) -> str | None:
+    """The path of :func:`stage_paths` (one of ``names``) that a sample's measured
+    critical path is, when its cell names say so; else None."""
+    cp = sample.get("critical_path") or {}
+    a, b = str(cp.get("from_cell") or ""), str(cp.get("to_cell") or "")
+    for src, dst, name in _LABELS:
+        if src in a and dst in b:
+            hits = [n for n in names if n.startswith(name)]
+            return hits[0] if hits else None
+    return None
+
+
+def sample_paths(sample: dict) -> dict[str, np.ndarray]:
+    """The model's paths of a calibration sample (its stage and the FIFO(s) in front)."""
+    d = spec_design(sample["spec"])
+    s = d.stage(sample["spec"]["stage"])
+    fifos = tuple(range(len(s.inputs)))  # the harness puts a FIFO on every input
+    return stage_paths(s, d.config[s.name], d.config.pipeline, fifos)
+
+
+def _nnls(a: np.ndarray, y: np.ndarray, free: tuple[int, ...] = (0,)) -> np.ndarray:
+    """Least squares with every coefficient but those in ``free`` non-negative (active
+    set: drop the most negative, refit)."""
+    keep = list(range(a.shape[1]))
+    while True:
+        x = np.zeros(a.shape[1])
+        if keep:
+            sol, *_ = np.linalg.lstsq(a[:, keep], y, rcond=None)
+            x[keep] = sol
+        neg = [i for i in keep if i not in free and x[i] < 0]
+        if not neg:
+            return x
+        keep.remove(min(neg, key=lambda i: x[i]))
+
+
+def fit(doc: dict, exclude: str | None = None, iterations: int = 30) -> dict:
+    """Fit the coefficients to the samples and network results of a data document
+    (``samples``, ``networks``), leaving out network ``exclude`` (its stage samples and its
+    whole-network result) when given.
+
+    The stage model is a maximum of linear functions (one per path); it is fitted by
+    alternating assignment and least squares: each sample's critical path is the one its
+    nextpnr cell names identify (:func:`label`) or, where they do not, the path the current
+    coefficients predict longest; the coefficients are then the non-negative least-squares
+    fit of those paths' terms to the measured periods, weighted to minimise relative error;
+    repeated until the assignment is stable. The whole-design term is the mean of each
+    fitted network's measured period less its predicted longest stage.
+    """
+    samples = [
+        s
+        for s in doc.get("samples", {}).values()
+        if s.get("fmax_mhz") and s["spec"]["net"] != exclude
+    ]
+    if not samples:
+        raise ValueError("fit needs at least one measured sample")
+    paths = [sample_paths(s) for s in samples]
+    y = np.array([1000.0 / s["fmax_mhz"] for s in samples])
+    fixed = [label(s, list(p)) for s, p in zip(samples, paths, strict=True)]
+    c = np.array([2.5, 4.0, 1.5, 0.7, 0.05, 0.3])  # a physical first guess (ns)
+    chosen: list[str] = []
+    for _ in range(iterations):
+        new = [
+            f if f is not None else max(p, key=lambda k, p=p: float(p[k] @ c))
+            for f, p in zip(fixed, paths, strict=True)
+        ]
+        a = np.array([p[k] for p, k in zip(paths, new, strict=True)])
+        wts = 1.0 / y
+        c = _nnls(a * wts[:, None], y * wts, free=())
+        if new == chosen:
+            break
+        chosen = new
+    coef = {"terms": {t: round(float(v), 5) for t, v in zip(TERMS, c, strict=True)}}
+    gaps = []
+    for net, rec in sorted(doc.get("networks", {}).items()):
+        if net == exclude or not rec.get("fmax_mhz"):
+            continue
+        est = predict_fmax(_zoo_design(net), {**coef, "design": 0.0})
+        gaps.append(1000.0 / rec["fmax_mhz"] - est.period_ns)
+    coef["design"] = round(float(np.mean(gaps)) if gaps else 0.0, 5)
+    return coef
+
+
+@cache
+def _zoo_design(net: str) -> Design:
+    from codesign.models.loader import load
+
+    return Design(load(net))
+
+
+def fit_report(doc: dict) -> list[str]:
+    """Lines describing the fit: coefficients, per-sample error, and per network the
+    held-out prediction (fitted without that network's samples and result)."""
+    coef = doc["coefficients"]
+    lines = [
+        "coefficients (ns): "
+        + ", ".join(f"{t} {v:.3f}" for t, v in coef["terms"].items())
+        + f", design {coef['design']:.3f}"
+    ]
+    c = _vector(coef)
+    for sid, s in sorted(doc.get("samples", {}).items()):
+        if not s.get("fmax_mhz"):
+            continue
+        p = sample_paths(s)
+        name = max(p, key=lambda k: float(p[k] @ c))
+        pred = 1000.0 / float(p[name] @ c)
+        lab = label(s, list(p))
+        lines.append(
+            f"  {sid:34s} measured {s['fmax_mhz']:6.1f} predicted {pred:6.1f} "
+            f"({100 * (pred / s['fmax_mhz'] - 1):+5.1f}%) path {name} (nextpnr: {lab})"
+        )
+    for net, rec in sorted(doc.get("networks", {}).items()):
+        held = fit(doc, exclude=net)
+        est = predict_fmax(_zoo_design(net), held)
+        err = 100 * (est.fmax_mhz / rec["fmax_mhz"] - 1)
+        lines.append(
+            f"held out {net}: measured {rec['fmax_mhz']} predicted {est.fmax_mhz:.1f} "
+            f"({err:+.1f}%), {est.stage} {est.path}"
+        )
+    return lines
