@@ -13,11 +13,15 @@ from :func:`~codesign.models.hwconfig.resolve_mem_style` and
 - ``bram``: the path starts at a block RAM read without its output register (DP16KD
   ``NOREG``), ``dsp``: at a MULT18X18D's output register,
 - ``lut``: LUT levels (a mux, a compare's last level, a ROM's LUT4 and PFUMX levels),
-- ``carry``: bits of the widest carry chain on the path (an adder, a counter, a compare),
+- ``chain``: the path passes a carry chain (routing into and out of a column of CCU2C
+  cells), ``carry``: bits of that chain (an adder, a counter, a compare),
 - ``fan``: log2 of the fan-out of the path's widest net (a ROM bank's address register),
 - ``spread``: a block RAM's read feeds another unit's several sinks (a FIFO's or a line
   buffer's read into the next unit's input register and buffer), not one register placed
-  beside it (a weight ROM's output register): about two nanoseconds more of routing.
+  beside it (a weight ROM's output register): about two nanoseconds more of routing,
+- ``act``: the path is inside an activation unit (its registers sit among per-lane
+  parameter tables and many lanes' carry chains; nextpnr's paths there are about a
+  nanosecond longer than the same terms elsewhere).
 
 A path's delay is the dot product of its terms with fitted coefficients (ns); a stage's
 is the longest of its paths; the design's clock period is the longest stage's plus one
@@ -82,15 +86,18 @@ __all__ = [
 DATA = Path(__file__).with_name("fmax_data.json")
 
 #: Structural terms of a path, in the order of a path's vector.
-TERMS = ("one", "bram", "dsp", "lut", "carry", "fan", "spread")
+TERMS = ("one", "bram", "dsp", "lut", "chain", "carry", "fan", "spread", "act")
 
 
 def _clog2(n: int) -> int:
     return max((int(n) - 1).bit_length(), 1)
 
 
-def _path(one=1.0, bram=0.0, dsp=0.0, lut=0.0, carry=0.0, fan=0.0, spread=0.0) -> np.ndarray:
-    return np.array([one, bram, dsp, lut, carry, fan, spread], dtype=float)
+def _path(
+    one=1.0, bram=0.0, dsp=0.0, lut=0.0, carry=0.0, fan=0.0, spread=0.0, act=0.0
+) -> np.ndarray:
+    chain = 1.0 if carry > 0 else 0.0
+    return np.array([one, bram, dsp, lut, chain, carry, fan, spread, act], dtype=float)
 
 
 # -- the paths of each stage ----------------------------------------------------------------
@@ -98,27 +105,35 @@ def _path(one=1.0, bram=0.0, dsp=0.0, lut=0.0, carry=0.0, fan=0.0, spread=0.0) -
 
 def fifo_depth(stage: Stage, cfg: StageConfig, port: int) -> int:
     """Depth of the FIFO in front of input ``port`` of ``stage`` as the model takes it: the
-    configured one, else one frame of that input, at most ``AUTO_FIFO_MAX`` beats (as
-    :meth:`Design.fifo_depth <codesign.models.hwconfig.Design.fifo_depth>`, without an add
-    stage's deadlock bound, which depends on the whole design; the depth enters the model
-    only through the FIFO's level counter, logarithmically, and its memory style)."""
+    configured one, else one frame of that input, at most ``AUTO_FIFO_MAX`` beats, as
+    :meth:`Design.fifo_depth <codesign.models.hwconfig.Design.fifo_depth>` has it; for an
+    add stage a whole frame, uncapped, in place of the design's deadlock bound (which
+    depends on the folding of every stage on the two branches, so a vectorised estimate
+    cannot afford it): the skip branch's FIFO holds up to a frame, and that puts it in
+    block RAM where the bound does (resnet_tiny: 405 beats). The depth enters the model
+    through the FIFO's level counter, logarithmically, and its memory style."""
     given = cfg.fifo_depth if port == 0 else cfg.fifo_depth_b
     if given is not None:
         return given
     n_in = stage_io(stage, cfg)[0]
+    if stage.kind is StageKind.ADD:
+        return max(2, stage.inputs[port].size // n_in)
     return max(2, min(stage.inputs[port].size // n_in, AUTO_FIFO_MAX))
 
 
 def _fifo_paths(stage: Stage, cfg: StageConfig, port: int) -> dict[str, np.ndarray]:
     """The FIFO in front of ``port`` (``SyncFIFOBuffered``): its read, where its memory is
-    block RAM, into the output register; its level counter stepped by the reader's ready,
-    which the stage's head computes from its own registers (two LUT levels)."""
+    block RAM, straight into the stage's first unit (the block RAM's read register is the
+    FIFO's output; an add stage's adder is on that path); its level counter stepped by the
+    reader's ready, which the stage's head computes from its own registers."""
     depth = fifo_depth(stage, cfg, port)
     n_in = stage_io(stage, cfg)[0]
     width = n_in * element_bits(stage.inputs[port].qtype)
     out = {f"fifo{port}.level": _path(lut=3, carry=_clog2(depth + 1))}
     if depth > 1 and memory_map(depth - 1, width)[0] == "bram":
-        out[f"fifo{port}.bram"] = _path(bram=1, lut=1, spread=1)
+        add = max(element_bits(t.qtype) for t in stage.inputs) + 1
+        carry = add if stage.kind is StageKind.ADD else 0
+        out[f"fifo{port}.bram"] = _path(bram=1, lut=1, carry=carry, spread=1)
     return out
 
 
@@ -135,6 +150,10 @@ def _window_paths(stage: Stage, simd: int, channel_major: bool, into_lut: float,
     elif style == "lutram":
         out["window.buffer"] = _path(lut=into_lut + 1 + math.ceil(geo.depth / 16) // 2)
     return out
+
+
+def _act_path(**terms) -> np.ndarray:
+    return _path(act=1.0, **terms)
 
 
 def _activation_paths(
@@ -154,10 +173,10 @@ def _activation_paths(
     out: dict[str, np.ndarray] = {}
     if st == ("all",):  # pipeline: off, one combinational stage
         carry = in_b + (in_b + 18 if rq is not None else 0)
-        out["act.all"] = _path(lut=2 + sel + (2 if th is not None else 0), carry=carry)
+        out["act.all"] = _act_path(lut=2 + sel + (2 if th is not None else 0), carry=carry)
         return out
     if clip is not None:
-        out["act.clip"] = _path(lut=1, carry=in_b)
+        out["act.clip"] = _act_path(lut=1, carry=in_b)
     if rq is not None:
         mul = np.asarray(rq.multiplier).reshape(-1)
         mb = max(1, max(int(abs(int(v))).bit_length() for v in mul))
@@ -165,20 +184,20 @@ def _activation_paths(
         pw = in_b + mb + 1
         if constant:  # shifts and adds in fabric: one adder per set bit but the first
             adds = bin(abs(int(mul[0]))).count("1") - 1
-            out["act.product"] = _path(lut=max(adds - 1, 0), carry=pw if adds else 0)
+            out["act.product"] = _act_path(lut=max(adds - 1, 0), carry=pw if adds else 0)
         elif not fits_mult18(in_b, in_q.signed, mb + 1, bool((mul < 0).any())):
-            out["act.product"] = _path(lut=2, carry=pw)  # a multiplier in fabric
+            out["act.product"] = _act_path(lut=2, carry=pw)  # a multiplier in fabric
         else:
-            out["act.product"] = _path(dsp=1, lut=sel)
+            out["act.product"] = _act_path(dsp=1, lut=sel)
         shift = int(np.asarray(rq.shift).reshape(-1)[0])
-        out["act.round"] = _path(lut=2, carry=max(pw - shift, 1))  # range flags of the floor
-        out["act.saturate"] = _path(lut=1, carry=max(pw - shift, 1))  # floor + bit, select
+        out["act.round"] = _act_path(lut=2, carry=max(pw - shift, 1))  # range flags of the floor
+        out["act.saturate"] = _act_path(lut=1, carry=max(pw - shift, 1))  # floor + bit, select
     elif th is not None:
         t = int(th.thresholds.shape[1])
         # every comparator reads the value: it fans out to the thresholds' carry chains
-        out["act.compare"] = _path(lut=1 + sel, carry=in_b, fan=math.log2(t))
+        out["act.compare"] = _act_path(lut=1 + sel, carry=in_b, fan=math.log2(t))
         levels = len(tree_groups(t, PipelineMode.AUTO)) if t > 8 else 0
-        out["act.count"] = _path(lut=1, carry=_clog2(t + 1) if levels else 0)
+        out["act.count"] = _act_path(lut=1, carry=_clog2(t + 1) if levels else 0)
     return out
 
 
@@ -453,6 +472,7 @@ _LABELS = (
     ("activation", "count", "act.count"),
     ("activation", "", "act."),
     ("weights", "", "mvau.weights"),
+    ("", "mvau.w_q", "mvau.weights"),
     ("waddr", "", "mvau.weights"),
     ("vector", "", "mvau.vector"),
     ("mvau.mul", "", "mvau.product"),
@@ -523,7 +543,7 @@ def fit(doc: dict, exclude: str | None = None, iterations: int = 30) -> dict:
     paths = [sample_paths(s) for s in samples]
     y = np.array([1000.0 / s["fmax_mhz"] for s in samples])
     fixed = [label(s, list(p)) for s, p in zip(samples, paths, strict=True)]
-    c = np.array([2.5, 4.0, 1.5, 0.7, 0.05, 0.3, 2.0])  # a physical first guess (ns)
+    c = np.array([1.0, 5.0, 1.5, 0.7, 1.0, 0.05, 0.3, 1.0, 0.5])  # a physical first guess (ns)
     chosen: list[tuple[int, str]] = []
     for _ in range(iterations):
         # each sample's critical path equals its measured period; any other path the
