@@ -52,39 +52,46 @@ SEED = 1
 FREQ = 150.0
 
 
-def sweep_specs(random_per_net: int = 3, seed: int = 2026) -> list[dict]:
-    """The samples: every stage of each :data:`ZOO` network at its default folding, then
-    ``random_per_net`` stages per network at a seeded random folding (PE, SIMD among the
-    divisors the stage allows, at most 32 each)."""
+def sweep_specs(random_per_net: int = 4, seed: int = 2026, logic_per_net: int = 3) -> list[dict]:
+    """The samples: every stage of each :data:`ZOO` network at its default folding; then
+    ``random_per_net`` matrix stages per network at a seeded random folding (PE, SIMD among
+    the values the stage allows, at most 32 each); then ``logic_per_net`` more (seed + 1)
+    with their weight ROM forced into logic (``mem_style: distributed``) where it has at
+    most 1024 words, else at a random folding again."""
     from codesign.models.hwconfig import StageKind
     from codesign.models.loader import load
 
     from .flows import design
 
-    rng = np.random.default_rng(seed)
     out = []
     for net in ZOO:
         d = design(load(net), None)
         for s in d.stages:
             c = d.config[s.name]
             out.append({"net": net, "stage": s.name, "pe": c.pe, "simd": c.simd})
-    for net in ZOO:
-        d = design(load(net), None)
-        cands = [s for s in d.stages if s.kind in (StageKind.MVAU, StageKind.CONV)]
-        picks = rng.choice(len(cands), size=min(random_per_net, len(cands)), replace=False)
-        for k in sorted(int(p) for p in picks):
-            s = cands[k]
-            c = d.config[s.name]
-            pe = int(rng.choice([p for p in s.pe_choices() if p <= 32]))
-            simd = int(rng.choice([q for q in s.simd_choices() if q <= 32]))
-            if (pe, simd) == (c.pe, c.simd):
-                continue
-            out.append({"net": net, "stage": s.name, "pe": pe, "simd": simd})
+    for batch, (n, logic) in enumerate(((random_per_net, False), (logic_per_net, True))):
+        rng = np.random.default_rng(seed + batch)
+        for net in ZOO:
+            d = design(load(net), None)
+            cands = [s for s in d.stages if s.kind in (StageKind.MVAU, StageKind.CONV)]
+            picks = rng.choice(len(cands), size=min(n, len(cands)), replace=False)
+            for k in sorted(int(p) for p in picks):
+                s = cands[k]
+                c = d.config[s.name]
+                pe = int(rng.choice([p for p in s.pe_choices() if p <= 32]))
+                simd = int(rng.choice([q for q in s.simd_choices() if q <= 32]))
+                spec = {"net": net, "stage": s.name, "pe": pe, "simd": simd}
+                if logic and (s.mw // simd) * (s.mh // pe) <= 1024:
+                    spec["mem_style"] = "distributed"
+                elif (pe, simd) == (c.pe, c.simd):
+                    continue
+                out.append(spec)
     return out
 
 
 def spec_id(spec: dict) -> str:
-    return f"{spec['net']}:{spec['stage']}:pe{spec['pe']}:simd{spec['simd']}"
+    style = f":{spec['mem_style']}" if spec.get("mem_style", "auto") != "auto" else ""
+    return f"{spec['net']}:{spec['stage']}:pe{spec['pe']}:simd{spec['simd']}{style}"
 
 
 def harness(spec: dict):
@@ -184,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", type=Path, default=model.DATA)
     p.add_argument("--refit", action="store_true", help="fit the stored samples only")
     p.add_argument("--force", action="store_true", help="remeasure stored samples")
-    p.add_argument("--random", type=int, default=3, help="random foldings per network")
+    p.add_argument("--random", type=int, default=4, help="random foldings per network")
+    p.add_argument("--logic", type=int, default=3, help="ROM-in-logic samples per network")
     p.add_argument("--only", nargs="*", help="measure only these sample ids")
     p.add_argument("--budget", type=float, default=None, help="stop measuring after N s")
     p.add_argument("--keep", type=Path, help="keep each sample's files here")
@@ -218,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     elif not args.refit:
         rtl = hdl_source_hash()[:16]
         start = time.perf_counter()
-        for spec in sweep_specs(args.random):
+        for spec in sweep_specs(args.random, logic_per_net=args.logic):
             sid = spec_id(spec)
             if args.only and sid not in args.only:
                 continue
