@@ -44,6 +44,7 @@ import dataclasses
 import json
 import math
 import weakref
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -400,9 +401,20 @@ def predict_fmax(design: Design, coef: dict | None = None) -> FmaxEstimate:
 _TABLES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def predict_fmax_batch(
-    design: Design, pe: np.ndarray, simd: np.ndarray, coef: dict | None = None
-) -> np.ndarray:
+def _columns(design: Design, values, field: str) -> np.ndarray:
+    """Stage name → array (``analytic``'s convention; the design's own value for a stage
+    not named) as an (N, S) array; an array is taken as it is."""
+    if not isinstance(values, Mapping):
+        return np.asarray(values, dtype=np.int64)
+    n = max([len(np.atleast_1d(v)) for v in values.values()] or [1])
+    cols = []
+    for s in design.stages:
+        own = getattr(design.config[s.name], field) or 1
+        cols.append(np.broadcast_to(np.asarray(values.get(s.name, own), dtype=np.int64), (n,)))
+    return np.stack(cols, axis=1)
+
+
+def predict_fmax_batch(design: Design, pe, simd, coef: dict | None = None) -> np.ndarray:
     """Predicted Fmax (MHz) of N foldings of ``design``'s network, vectorised.
 
     Parameters
@@ -412,8 +424,12 @@ def predict_fmax_batch(
         given in its config are kept; only PE and SIMD vary.
     pe, simd
         Integer arrays of shape (N, S), one column per stage of ``design.stages`` in order
-        (a stage without SIMD ignores its column); every value must be one of the stage's
-        :meth:`~codesign.models.plan.Stage.pe_choices` / ``simd_choices``.
+        (a stage without SIMD ignores its column), or, as
+        :func:`codesign.sim.dataflow.analytic.analytic` takes them, mappings of stage name
+        → array of N values (a stage not named keeps the design's own value); every value
+        must be one of the stage's :meth:`~codesign.models.plan.Stage.pe_choices` /
+        ``simd_choices``. Throughput at the predicted Fmax is this divided by
+        ``analytic(...)["ii"]``, point by point.
 
     Returns
     -------
@@ -426,8 +442,7 @@ def predict_fmax_batch(
     """
     coef = coefficients() if coef is None else coef
     c = _vector(coef)
-    pe = np.asarray(pe, dtype=np.int64)
-    simd = np.asarray(simd, dtype=np.int64)
+    pe, simd = _columns(design, pe, "pe"), _columns(design, simd, "simd")
     n_stages = len(design.stages)
     if pe.ndim != 2 or pe.shape[1] != n_stages or simd.shape != pe.shape:
         raise ValueError(

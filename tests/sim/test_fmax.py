@@ -101,3 +101,29 @@ def test_block_ram_output_register_switches_the_source_term(monkeypatch):
     monkeypatch.setitem(fmax.BRAM_OUTREG, "weights", True)
     p = fmax.stage_paths(s, c, mode)["mvau.weights"]
     assert p[fmax.TERMS.index("bram")] == 0 and p[fmax.TERMS.index("bram_reg")] == 1
+
+
+def test_batch_takes_analytic_foldings_and_ranks_by_throughput():
+    from codesign.sim.dataflow.analytic import analytic, random_foldings
+
+    d = Design(load("cnv_tiny"))
+    pe, simd = random_foldings(d, 200, seed=3)
+    f = fmax.predict_fmax_batch(d, pe, simd)
+    cols = [
+        np.stack([pe[s.name] for s in d.stages], 1),
+        np.stack([simd[s.name] for s in d.stages], 1),
+    ]
+    assert np.array_equal(f, fmax.predict_fmax_batch(d, *cols))
+    fps = f * 1e6 / analytic(d, pe, simd)["ii"]
+    best = int(np.argmax(fps))
+    cfg = HardwareConfig(
+        stages={
+            s.name: StageConfig(pe=int(pe[s.name][best]), simd=int(simd[s.name][best]))
+            for s in d.stages
+        }
+    )
+    one = Design(d.network, cfg)
+    assert fps[best] == pytest.approx(fmax.predict_fmax(one).fmax_mhz * 1e6 / one.ideal_ii)
+    # a stage left out keeps the design's folding
+    only = fmax.predict_fmax_batch(d, {"conv1": pe["conv1"]}, {"conv1": simd["conv1"]})
+    assert only.shape == (200,)
