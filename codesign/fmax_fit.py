@@ -47,13 +47,17 @@ __all__ = ["harness", "main", "measure", "sweep_specs"]
 
 #: Zoo networks whose stages are sampled.
 ZOO = ("jet_tagger", "tfc_w2a2", "cnv_tiny", "resnet_tiny")
+#: The binary network whose XNOR stages are sampled too (not its 3,584-lane first stage).
+XNOR = "tfc_w1a1"
 SPEED = 6
 SEED = 1
 FREQ = 150.0
 
 
 def sweep_specs(random_per_net: int = 4, seed: int = 2026, logic_per_net: int = 3) -> list[dict]:
-    """The samples: every stage of each :data:`ZOO` network at its default folding; then
+    """The samples: every stage of each :data:`ZOO` network at its default folding; the
+    stages of :data:`XNOR` at their default folding (at most 512 lanes) and one random
+    folding each (but the first); then
     ``random_per_net`` matrix stages per network at a seeded random folding (PE, SIMD among
     the values the stage allows, at most 32 each); then ``logic_per_net`` more (seed + 1)
     with their weight ROM forced into logic (``mem_style: distributed``) where it has at
@@ -69,6 +73,17 @@ def sweep_specs(random_per_net: int = 4, seed: int = 2026, logic_per_net: int = 
         for s in d.stages:
             c = d.config[s.name]
             out.append({"net": net, "stage": s.name, "pe": c.pe, "simd": c.simd})
+    # binary (XNOR) stages: tfc_w1a1's, but for fc0 (3,584 lanes: minutes of Yosys alone)
+    rng = np.random.default_rng(seed - 1)
+    d = design(load(XNOR), None)
+    for s in d.stages:
+        c = d.config[s.name]
+        if c.pe * c.simd <= 512:
+            out.append({"net": XNOR, "stage": s.name, "pe": c.pe, "simd": c.simd})
+        pe = int(rng.choice([p for p in s.pe_choices() if p <= 16]))
+        simd = int(rng.choice([q for q in s.simd_choices() if q <= 32]))
+        if s.name != "fc0" and (pe, simd) != (c.pe, c.simd):
+            out.append({"net": XNOR, "stage": s.name, "pe": pe, "simd": simd})
     for batch, (n, logic) in enumerate(((random_per_net, False), (logic_per_net, True))):
         rng = np.random.default_rng(seed + batch)
         for net in ZOO:
