@@ -55,7 +55,7 @@ from functools import cache
 from pathlib import Path
 
 import numpy as np
-from codesign.models.device import fits_mult18, lane_shape
+from codesign.models.device import bram_tiling, fits_mult18, lane_shape
 from codesign.models.hwconfig import (
     AUTO_FIFO_MAX,
     Design,
@@ -107,7 +107,7 @@ def _clog2(n: int) -> int:
 #: the term ``bram_reg`` in place of ``bram``. Set an entry when the RTL gains the register
 #: there, then rerun ``python -m codesign.fmax_fit`` (its samples are remeasured on the new
 #: generator sources and ``bram_reg`` fitted).
-BRAM_OUTREG = {"fifo": False, "window": False, "weights": False, "vector": False}
+BRAM_OUTREG = {"fifo": False, "window": False, "weights": True, "vector": False}
 
 
 def _path(
@@ -256,8 +256,14 @@ def _matrix_paths(stage: Stage, cfg: StageConfig, mode: PipelineMode, head) -> d
     out: dict[str, np.ndarray] = {}
     fan = math.log2(1 + banks + (simd * in_b if vstyle != "bram" else 0))
     out["mvau.issue"] = _path(lut=2, carry=_clog2(words), fan=fan)
-    if block:
-        out["mvau.weights"] = _bram_path("weights")
+    if block and "memory" in head:
+        # DP16KD banks with their output registers (hdl/dataflow/bram.py RegisteredRom),
+        # a word selected among the banks, into the multipliers' input registers
+        d, _ = bram_tiling(words, width)
+        sel = math.ceil(math.log2(math.ceil(words / d)) / 2) if words > d else 0
+        out["mvau.weights"] = _bram_path("weights", lut=sel, spread=1)
+    elif block:  # pipeline: off, a Memory read into the products without a register
+        out["mvau.weights"] = _path(bram=1, lut=1, spread=1)
     else:
         abits = _clog2(words)
         out["mvau.weights"] = _path(lut=1 + max(0, abits - 4), fan=math.log2(min(width, 64)))
@@ -302,7 +308,9 @@ def stage_paths(stage: Stage, cfg: StageConfig, mode: PipelineMode, fifos=(0,)) 
     act = pipe.activation if pipe is not None else ()
     if pipe is not None:
         qd = pipe.queue_depth
-        out["queue.credit"] = _path(lut=3, carry=_clog2(qd + 1))
+        # the reader's ready → taken → the count's adder (the next ``space`` is computed
+        # from the count alone, the ready only selects it: hdl/dataflow/credit.py)
+        out["queue.credit"] = _path(lut=2, carry=_clog2(qd + 1))
     kind = stage.kind
     if kind in (StageKind.MVAU, StageKind.CONV):
         if kind is StageKind.CONV:
@@ -541,6 +549,7 @@ _LABELS = (
     ("mvau.tree", "", "mvau.acc"),
     ("mvau.acc", "", "mvau.acc"),
     ("mvau.res", "", "mvau.acc"),
+    ("", "mvau.acc", "mvau.acc"),
     ("mvau", "", "mvau.issue"),
     ("addstreams", "", "add.sum"),
 )

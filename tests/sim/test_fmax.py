@@ -93,17 +93,23 @@ def test_weight_memory_style_decides_the_source_of_the_rom_path():
     block = fmax.stage_paths(s, StageConfig(c.pe, c.simd, MemStyle.BLOCK), mode)
     assert logic["mvau.weights"][fmax.TERMS.index("bram")] == 0
     assert logic["mvau.weights"][fmax.TERMS.index("lut")] >= 1
-    assert block["mvau.weights"][fmax.TERMS.index("bram")] == 1
+    # in block RAM through its output register (hdl/dataflow/bram.py RegisteredRom)
+    assert block["mvau.weights"][fmax.TERMS.index("bram_reg")] == 1
+    assert block["mvau.weights"][fmax.TERMS.index("bram")] == 0
 
 
 def test_block_ram_output_register_switches_the_source_term(monkeypatch):
     net = load("tfc_w2a2")
     d = Design(net)
     s, c, mode = d.stage("fc1"), d.config["fc1"], d.config.pipeline
-    assert fmax.stage_paths(s, c, mode)["mvau.weights"][fmax.TERMS.index("bram_reg")] == 0
+    monkeypatch.setitem(fmax.BRAM_OUTREG, "weights", False)
+    p = fmax.stage_paths(s, c, mode)["mvau.weights"]
+    assert p[fmax.TERMS.index("bram")] == 1 and p[fmax.TERMS.index("bram_reg")] == 0
     monkeypatch.setitem(fmax.BRAM_OUTREG, "weights", True)
     p = fmax.stage_paths(s, c, mode)["mvau.weights"]
     assert p[fmax.TERMS.index("bram")] == 0 and p[fmax.TERMS.index("bram_reg")] == 1
+    # FIFOs keep Amaranth's SyncFIFOBuffered (Yosys maps its block RAMs without the register)
+    assert not fmax.BRAM_OUTREG["fifo"]
 
 
 def test_batch_takes_analytic_foldings_and_ranks_by_throughput():
