@@ -53,7 +53,7 @@ from functools import cache
 from pathlib import Path
 
 import numpy as np
-from codesign.models.device import fits_mult18, lane_shape, registered_dsp
+from codesign.models.device import fits_mult18, lane_shape, registered_dsp, tdp_brams
 from codesign.models.hwconfig import (
     Design,
     MemStyle,
@@ -221,6 +221,10 @@ def _mvau(stage: Stage, cfg: StageConfig, name: str, head: tuple[str, ...]) -> U
             float(t["mux8"]),
         )
     style, n = memory_map(max(sf, 2), simd * in_b)
+    if style == "bram" and "operand" in head:
+        # a RegisteredRam (hdl/dataflow/bram.py): a write port and a registered read port,
+        # 18 bits or fewer each
+        n = tdp_brams(max(sf, 2), simd * in_b)
     if style == "bram":
         bram += n
     elif style == "lutram":
