@@ -55,7 +55,7 @@ from functools import cache
 from pathlib import Path
 
 import numpy as np
-from codesign.models.device import bram_tiling, fits_mult18, lane_shape
+from codesign.models.device import bram_tiling, fits_mult18, lane_shape, memory_map
 from codesign.models.hwconfig import (
     AUTO_FIFO_MAX,
     Design,
@@ -75,7 +75,7 @@ from codesign.models.pipelining import PipelineMode, stage_pipeline, tree_groups
 from codesign.models.plan import stage_matrix
 from codesign.models.qtype import QType
 
-from .cost_rules import element_bits, memory_map
+from .cost_rules import element_bits
 
 __all__ = [
     "DATA",
@@ -107,7 +107,7 @@ def _clog2(n: int) -> int:
 #: the term ``bram_reg`` in place of ``bram``. Set an entry when the RTL gains the register
 #: there, then rerun ``python -m codesign.fmax_fit`` (its samples are remeasured on the new
 #: generator sources and ``bram_reg`` fitted).
-BRAM_OUTREG = {"fifo": False, "window": False, "weights": True, "vector": False}
+BRAM_OUTREG = {"fifo": False, "window": False, "weights": True, "vector": True}
 
 
 def _path(
@@ -267,8 +267,12 @@ def _matrix_paths(stage: Stage, cfg: StageConfig, mode: PipelineMode, head) -> d
     else:
         abits = _clog2(words)
         out["mvau.weights"] = _path(lut=1 + max(0, abits - 4), fan=math.log2(min(width, 64)))
-    if vstyle == "bram":
-        out["mvau.vector"] = _bram_path("vector", lut=1)
+    if vstyle == "bram" and "operand" in head:
+        # a RegisteredRam read through the block's output register, selected against the
+        # input beat into the operand register's place: the multipliers' inputs
+        out["mvau.vector"] = _bram_path("vector", lut=1, spread=1)
+    elif vstyle == "bram":  # pipeline: off, a Memory read into the products
+        out["mvau.vector"] = _path(bram=1, lut=1, spread=1)
     elif vstyle == "lutram":
         out["mvau.vector"] = _path(lut=2 + _clog2(math.ceil(sf / 16)) // 2)
     else:
