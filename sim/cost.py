@@ -369,8 +369,8 @@ def _activation(
             f["cmul_bits"] = float(cmul)
             f["land_bits"] = float(land)
             f["stage_bits"] = float((n * mul_b if "clip" in stages else 0) + len(stages) + 1)
-            if "saturate" in stages:  # the floor, rounding bit and range flags registered
-                f["stage_bits"] += float(land - n * max(shift, 0) + 3 * n)
+            if "saturate" in stages:  # the floor, rounding bit and 4 range flags registered
+                f["stage_bits"] += float(land - n * max(shift, 0) + 5 * n)
     if th is not None:
         rows = np.asarray(th.thresholds, dtype=np.int64)
         if rows.shape[0] == 1:
@@ -390,6 +390,7 @@ def _activation(
             # the clip's register, one register bit per comparator and the registered
             # count tree (many thresholds); the last count register is the output
             reg = n * mul_b if "clip" in stages else 0
+            reg += n * in_b if "land" in stages else 0  # the value beside the comparators
             reg += int(cmp_bits / max(in_b, 1))
             t = rows.shape[1]
             cnt = tree_groups(t, PipelineMode.AUTO) if t > 8 and "count" in stages else ()
