@@ -401,6 +401,10 @@ def test_hdl_is_byte_identical_with_manifest_and_core(capsys, tmp_path):
             r"fc1, fc2, fc3",
         ),
         (
+            "pipeline: fast\n",
+            r".*hw\.yaml: field 'pipeline': must be one of auto, off, not 'fast'",
+        ),
+        (
             "stages:\n  fc0: {pee: 2}\n",
             r".*hw\.yaml: layer 'fc0': field 'pee': is not a stage field; expected one of "
             r"fifo_depth, fifo_depth_b, mem_style, pe, simd",
