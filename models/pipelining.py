@@ -88,9 +88,11 @@ def activation_stages(layers: Sequence, mode: PipelineMode) -> tuple[str, ...]:
 
     ``auto``: ``clip`` (when there is one), then for a requantization the
     :data:`PRODUCT_STAGES`, ``round`` (floor and rounding bit) and ``saturate``, for
-    thresholds ``land`` (a register beside the comparators, unless the clip's is there),
-    ``compare`` and then ``count`` groups (one per :func:`tree_groups` group of the
-    threshold count, at least one).
+    thresholds ``compare`` and then ``count`` groups (one per :func:`tree_groups` group of
+    the threshold count, at least one). (A landing register in front of the comparators
+    was tried and measured: tfc_w2a2 124.8 → 124.3 MHz at speed 6, the critical path the
+    same comparator's carry chain, split by nextpnr, from the new register; it is not
+    kept.)
     ``off``: a single ``all`` stage.
     """
     clip = any(isinstance(la, Clip) for la in layers)
@@ -107,11 +109,7 @@ def activation_stages(layers: Sequence, mode: PipelineMode) -> tuple[str, ...]:
         groups = (
             tree_groups(int(th.thresholds.shape[1]), mode) if th.thresholds.shape[1] > 8 else ()
         )
-        # a landing register beside the comparators: the value comes from another unit (the
-        # matrix unit's result), and its route there plus a comparator's carry chain held
-        # tfc_w2a2 at 125 MHz
-        land = [] if clip else ["land"]
-        stages += land + ["compare"] + ["count"] * max(1, len(groups))
+        stages += ["compare"] + ["count"] * max(1, len(groups))
     return tuple(stages)
 
 

@@ -390,7 +390,6 @@ def _activation(
             # the clip's register, one register bit per comparator and the registered
             # count tree (many thresholds); the last count register is the output
             reg = n * mul_b if "clip" in stages else 0
-            reg += n * in_b if "land" in stages else 0  # the value beside the comparators
             reg += int(cmp_bits / max(in_b, 1))
             t = rows.shape[1]
             cnt = tree_groups(t, PipelineMode.AUTO) if t > 8 and "count" in stages else ()

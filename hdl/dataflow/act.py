@@ -253,8 +253,8 @@ class Activation(wiring.Component):
                 continue
             elif st == "product":  # inside the registered multipliers
                 continue
-            elif st == "land":  # the product landed, or the value beside the comparators
-                lanes = [value_of(x, self._in_type) if first else x for x in lanes]
+            elif st == "land":  # the product landed
+                pass
             elif st == "round":
                 # the floor, the rounding bit and whether floor + 0 and floor + 1 leave the
                 # type's range (compared on the floor, in parallel), registered apart; the
