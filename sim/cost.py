@@ -68,7 +68,7 @@ from codesign.models.hwconfig import (
     stage_io,
 )
 from codesign.models.layers import Clip, MultiThreshold, Requant
-from codesign.models.linebuffer import window_geometry
+from codesign.models.linebuffer import READ_LATENCY, window_geometry
 from codesign.models.pipelining import PRODUCT_STAGES, PipelineMode, tree_groups
 from codesign.models.plan import stage_matrix
 from codesign.models.qtype import Kind, QType
@@ -123,7 +123,16 @@ class UnitCost:
 #: Features that count the register bits of the pipelines and nothing else (a register's
 #: input is computed by logic that other features count): the fit gives them no LUTs.
 REGISTER_FEATURES = frozenset(
-    {"tag_bits", "op_bits", "mem_bits", "land_bits", "tree_regs", "stage_bits", "vec_ff"}
+    {
+        "tag_bits",
+        "op_bits",
+        "mem_bits",
+        "land_bits",
+        "tree_regs",
+        "stage_bits",
+        "vec_ff",
+        "read_ff",
+    }
 )
 
 
@@ -437,6 +446,9 @@ def _window(stage: Stage, cfg: StageConfig, simd: int, channel_major: bool):
         "counters": float(counters),
         "mem_ff": float(depth * beat) if style == "ff" else 0.0,
         "lutram_mux": float(beat * math.ceil(depth / 16)) if style == "lutram" else 0.0,
+        # the read's output registers after the first (the memory's read register): a beat
+        # and its valid and padding flags each
+        "read_ff": float((READ_LATENCY - 1) * (beat + 2)),
     }
     return f, dsp, style, n
 
