@@ -154,7 +154,9 @@ def require_icarus() -> None:
 
 #: Simulation models of the vendor primitives the generator may instantiate
 #: (:mod:`codesign.hdl.dataflow.dsp`), by module name.
-SIM_MODELS = {"MULT18X18D": Path(__file__).parent / "sim_models" / "MULT18X18D.v"}
+SIM_MODELS = {
+    name: Path(__file__).parent / "sim_models" / f"{name}.v" for name in ("MULT18X18D", "DP16KD")
+}
 
 
 def sim_models(verilog: Path) -> list[Path]:

@@ -22,16 +22,19 @@ from .qtype import Kind, QType
 __all__ = [
     "BRAM_SHAPES",
     "ECP5_85F",
+    "TDP_SHAPES",
     "XNOR_ACC_BIT_LUT",
     "XNOR_POP_LANE_LUT",
     "Device",
     "LaneShape",
+    "bram_tiling",
     "const_dsp",
     "fits_mult18",
     "lane_shape",
     "range_width",
     "registered_dsp",
     "rom_brams",
+    "tdp_brams",
     "var_dsp",
 ]
 
@@ -116,9 +119,37 @@ def registered_dsp(a_bits: int, a_signed: bool, b_bits: int, b_signed: bool) -> 
     return var_dsp(a, b)
 
 
+#: Block RAM shapes of a DP16KD with a write port and a read port of their own (each port
+#: 18 bits at most: the 36-bit mode takes both ports for one).
+TDP_SHAPES = BRAM_SHAPES[:-1]
+
+
+def bram_tiling(
+    depth: int, width: int, shapes: tuple[tuple[int, int], ...] = BRAM_SHAPES
+) -> tuple[int, int]:
+    """The DP16KD shape ``(depth, width)`` of ``shapes`` that holds a ``depth`` ×
+    ``width`` memory in the fewest blocks (of equal counts, the deepest shape: fewer banks
+    to select between at the output); the memory takes ``ceil(depth / d)`` banks of
+    ``ceil(width / w)`` blocks."""
+    if depth < 1 or width < 1:
+        raise ValueError(f"a memory needs depth and width >= 1, not {depth} x {width}")
+    return min(
+        shapes,
+        key=lambda s: (math.ceil(depth / s[0]) * math.ceil(width / s[1]), math.ceil(depth / s[0])),
+    )
+
+
+def tdp_brams(depth: int, width: int) -> int:
+    """Block RAMs of a ``depth`` × ``width`` memory with a write port and a registered read
+    port of its own built from DP16KD (``hdl/dataflow/bram.py`` ``RegisteredRam``)."""
+    d, w = bram_tiling(depth, width, TDP_SHAPES)
+    return math.ceil(depth / d) * math.ceil(width / w)
+
+
 def rom_brams(depth: int, width: int) -> int:
     """Block RAMs of a ``depth`` × ``width`` memory (the best DP16KD/PDPW16KD shape)."""
-    return min(math.ceil(depth / d) * math.ceil(width / w) for d, w in BRAM_SHAPES)
+    d, w = bram_tiling(depth, width)
+    return math.ceil(depth / d) * math.ceil(width / w)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ reserved result that has not yet left it, so a result always finds a slot when i
 
 from __future__ import annotations
 
-from amaranth import Module, Shape, Signal
+from amaranth import Module, Mux, Shape, Signal
 from amaranth.hdl import ShapeCastable
 from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -78,9 +78,13 @@ class CreditQueue(wiring.Component):
         ]
         used = Signal(range(depth + 1))
         taken = self.o.valid & self.o.ready
-        after = Signal(range(depth + 2))
-        m.d.comb += after.eq(used + self.reserve - taken)
-        m.d.sync += [used.eq(after), self.space.eq(after < depth)]
+        m.d.sync += used.eq(used + self.reserve - taken)
+        # space after this cycle, for each way ``used`` can move, from ``used`` alone: the
+        # reader's ``ready`` (the next stage's FIFO) only selects among them, instead of
+        # running through the count's adder and a comparison behind it
+        grows = self.reserve & ~taken
+        shrinks = taken & ~self.reserve
+        m.d.sync += self.space.eq(Mux(grows, used < depth - 1, shrinks | (used < depth)))
         return m
 
 

@@ -19,6 +19,7 @@ from codesign.models.pipelining import PipelineMode, matrix_stages, tree_groups
 from codesign.models.qtype import QType
 
 from .act import value_of
+from .bram import RegisteredRom
 from .credit import pipe_signature
 from .dsp import RegisteredProduct
 from .stream import beat_layout
@@ -162,7 +163,13 @@ class MVAU(wiring.Component):
         bank = width if style_block else ROM_BANK_BITS
         cuts = [(lo, min(lo + bank, width)) for lo in range(0, width, bank)]
         depth = max(len(words), 2)
-        w_rds = []
+        w_rds = []  # each with an ``addr`` and its word at ``data``
+        if style_block and "memory" in stages:
+            # the word two cycles after its address, through the block's output register
+            rom = RegisteredRom(width=width, init=words, target=self._target)
+            m.submodules.weights = rom
+            w_rds.append(rom)
+            cuts = []
         for k, (lo, hi) in enumerate(cuts):
             part = [(wd >> lo) & ((1 << (hi - lo)) - 1) for wd in words]
             mem = memory.Memory(shape=unsigned(hi - lo), depth=depth, init=part, attrs=style)
@@ -230,11 +237,10 @@ class MVAU(wiring.Component):
             w_q = Signal(len(w), name="w_q")
             m.d.sync += w_q.eq(w)
             w = w_q
-        if "memory" in stages:  # the block RAM's output register
+        if "memory" in stages:  # the block RAM's output register (inside the RegisteredRom)
             x_m = Signal(beat_layout(self._in_type, simd))
-            w_m = Signal(len(w))
-            m.d.sync += [x_m.eq(x), w_m.eq(w)]
-            x, w = x_m, w_m
+            m.d.sync += x_m.eq(x)
+            x = x_m
             tags.shift("memory")
         xs = [x[s] for s in range(simd)]
 

@@ -93,16 +93,27 @@ def ecp5_designs(tmp_path_factory):
     return out
 
 
-def test_ecp5_verilog_matches_golden_with_the_primitive_model(ecp5_designs):
+#: (network, simulator, frames, primitive, least instances) of the ECP5 Verilog checks
+ECP5_RUNS = [
+    ("jet_tagger", "verilator", 60, "MULT18X18D", 138),
+    ("tfc_w2a2", "icarus", 6, "DP16KD", 13),  # weights in block RAM: 10 + 1 + 1 + 1 blocks
+]
+
+
+@pytest.mark.parametrize(("name", "sim", "frames", "primitive", "count"), ECP5_RUNS)
+def test_ecp5_verilog_matches_golden_with_the_primitive_model(
+    ecp5_designs, name, sim, frames, primitive, count
+):
     """The Verilog that `codesign synth` places and routes, with its multipliers as
-    MULT18X18D instances, simulated with hdl/sim_models/MULT18X18D.v: bit-exact, and its
-    latency and II the simulator's (the registers inside the DSP block count as the
-    portable Verilog's fabric ones). jet_tagger: 138 instances."""
+    MULT18X18D instances and its block-RAM weights as DP16KD instances with their output
+    registers, simulated with hdl/sim_models/: bit-exact, and its latency and II the
+    simulator's (the registers inside the DSP and RAM blocks count as the portable
+    Verilog's fabric ones)."""
     from codesign.hdl.verify import verify as run
 
-    d, folder, _ = ecp5_designs["jet_tagger"]
-    assert (folder / "jet_tagger.v").read_text().count("MULT18X18D ") >= 138
-    r = run(d, folder, vectors=60, sim="verilator", seed=4)
+    d, folder, _ = ecp5_designs[name]
+    assert (folder / f"{name}.v").read_text().count(f"{primitive} ") >= count
+    r = run(d, folder, vectors=frames, sim=_sim(sim), seed=4)
     assert r["passed"], (r["mismatches"], r["first_bad_stage"])
     p = simulate(d, frames=r["perf_frames"])
     assert (p.latency, p.ii) == (r["latency"], r["ii"])
