@@ -31,6 +31,7 @@ __all__ = [
     "const_dsp",
     "fits_mult18",
     "lane_shape",
+    "memory_map",
     "range_width",
     "registered_dsp",
     "rom_brams",
@@ -150,6 +151,20 @@ def rom_brams(depth: int, width: int) -> int:
     """Block RAMs of a ``depth`` × ``width`` memory (the best DP16KD/PDPW16KD shape)."""
     d, w = bram_tiling(depth, width)
     return math.ceil(depth / d) * math.ceil(width / w)
+
+
+def memory_map(depth: int, width: int) -> tuple[str, int]:
+    """How Yosys maps a one-write, one-synchronous-read memory on ECP5: ``("ff", 0)``,
+    ``("lutram", n)`` (TRELLIS_DPR16X4) or ``("bram", n)`` (DP16KD/PDPW16KD)."""
+    if depth <= 1:
+        return "ff", 0
+    banks = math.ceil(depth / 16)
+    lutram = banks * math.ceil(width / 4)
+    bram = rom_brams(depth, width)
+    # LUT RAM deeper than 16 words also needs a read multiplexer over its banks
+    if 4 * lutram + 0.5 * width * (banks - 1) <= 128 * bram:
+        return "lutram", lutram
+    return "bram", bram
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,15 @@ This module imports only ``models``, numpy and the standard library.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
-from codesign.models.device import BRAM_SHAPES, const_dsp, range_width, rom_brams, var_dsp
+from codesign.models.device import (
+    BRAM_SHAPES,
+    const_dsp,
+    memory_map,
+    range_width,
+    rom_brams,
+    var_dsp,
+)
 from codesign.models.qtype import Kind, QType
 
 __all__ = [
@@ -34,20 +39,6 @@ __all__ = [
 
 def element_bits(q: QType) -> int:
     return 1 if q.kind is Kind.BIPOLAR else q.bits
-
-
-def memory_map(depth: int, width: int) -> tuple[str, int]:
-    """How Yosys maps a one-write, one-synchronous-read memory on ECP5: ``("ff", 0)``,
-    ``("lutram", n)`` (TRELLIS_DPR16X4) or ``("bram", n)`` (DP16KD/PDPW16KD)."""
-    if depth <= 1:
-        return "ff", 0
-    banks = math.ceil(depth / 16)
-    lutram = banks * math.ceil(width / 4)
-    bram = rom_brams(depth, width)
-    # LUT RAM deeper than 16 words also needs a read multiplexer over its banks
-    if 4 * lutram + 0.5 * width * (banks - 1) <= 128 * bram:
-        return "lutram", lutram
-    return "bram", bram
 
 
 def rom_tree(words: np.ndarray) -> dict[str, int]:

@@ -20,8 +20,10 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from codesign.models.dataflow import conv_out_size
+from codesign.models.device import memory_map
 from codesign.models.linebuffer import READ_LATENCY, line_buffer_rows, released_rows
 
+from .bram import TARGETS, RegisteredRam
 from .checks import check_int, check_pair, element_shape_of, shape_range
 
 __all__ = ["LineMemory", "SlidingWindow", "TapOrder", "line_buffer_rows"]
@@ -67,9 +69,12 @@ class LineMemory(wiring.Component):
     pipeline of ``latency`` registers, each loaded only in a cycle its enable bit is set:
     ``r_en[0]`` latches the word at ``r_addr`` (the memory's synchronous read),
     ``r_en[k]`` moves it into the ``k``-th output register; ``r_data`` is the last stage.
-    With ``latency`` 2 the second register is the one a block RAM has at its output (the
-    ECP5 DP16KD's ``OUTREG``); here, portably, a :class:`~amaranth.lib.memory.Memory` with
-    a synchronous read port followed by registers in logic.
+    With ``latency`` 2 the second register is the one a block RAM has at its output: on
+    ECP5 (``target="ecp5"``), a memory that Yosys would map to block RAM
+    (:func:`codesign.models.device.memory_map`) is built from DP16KD instances with their
+    output register (:class:`~codesign.hdl.dataflow.bram.RegisteredRam`, clock enables
+    from ``r_en``). Otherwise, portably, a :class:`~amaranth.lib.memory.Memory` with a
+    synchronous read port followed by registers in logic.
 
     Parameters
     ----------
@@ -80,12 +85,25 @@ class LineMemory(wiring.Component):
     latency
         Read register stages (at least 1; :data:`codesign.models.linebuffer.READ_LATENCY`
         by default).
+    target
+        None for the portable form, ``"ecp5"`` for DP16KD instances where block RAM.
     """
 
-    def __init__(self, *, shape: ShapeCastable, depth: int, latency: int = READ_LATENCY) -> None:
+    def __init__(
+        self,
+        *,
+        shape: ShapeCastable,
+        depth: int,
+        latency: int = READ_LATENCY,
+        target: str | None = None,
+    ) -> None:
+        if target not in TARGETS:
+            raise ValueError(f"target must be one of {TARGETS}, not {target!r}")
         self._shape = shape
         self._depth = check_int("depth", depth, 1)
         self._latency = check_int("latency", latency, 1)
+        width = Shape.cast(shape).width
+        self._block = target == "ecp5" and latency == 2 and memory_map(depth, width)[0] == "bram"
         super().__init__(
             {
                 "w_addr": In(range(depth)),
@@ -105,8 +123,29 @@ class LineMemory(wiring.Component):
     def latency(self) -> int:
         return self._latency
 
+    @property
+    def block(self) -> bool:
+        """Whether the memory is DP16KD instances with their output registers."""
+        return self._block
+
     def elaborate(self, platform):
         m = Module()
+        if self._block:
+            m.submodules.ram = ram = RegisteredRam(
+                width=Shape.cast(self._shape).width,
+                depth=self._depth,
+                target="ecp5",
+                enable=True,
+            )
+            m.d.comb += [
+                ram.w_addr.eq(self.w_addr),
+                ram.w_data.eq(self.w_data),
+                ram.w_en.eq(self.w_en),
+                ram.r_addr.eq(self.r_addr),
+                ram.r_en.eq(self.r_en),
+                self.r_data.eq(ram.r_data),
+            ]
+            return m
         m.submodules.memory = mem = Memory(shape=self._shape, depth=self._depth, init=[])
         wr, rd = mem.write_port(), mem.read_port()
         m.d.comb += [
@@ -172,6 +211,9 @@ class SlidingWindow(wiring.Component):
         Element value emitted for taps outside the image (default 0).
     tap_order
         Order of a pixel's taps (:class:`TapOrder`, default ``KERNEL_MAJOR``).
+    target
+        None for portable Verilog, ``"ecp5"`` for a line buffer in block RAM as DP16KD
+        instances (:class:`LineMemory`).
     """
 
     def __init__(
@@ -188,7 +230,11 @@ class SlidingWindow(wiring.Component):
         simd: int,
         pad_value: int = 0,
         tap_order: TapOrder = TapOrder.KERNEL_MAJOR,
+        target: str | None = None,
     ) -> None:
+        if target not in TARGETS:
+            raise ValueError(f"target must be one of {TARGETS}, not {target!r}")
+        self._target = target
         shape = element_shape_of(element)
         self._channels = check_int("channels", channels, 1)
         self._height = check_int("height", height, 1)
@@ -389,7 +435,9 @@ class SlidingWindow(wiring.Component):
         rows, depth = self._rows, self.buffer_depth
         wg, n_in = w * g, self.in_beats
 
-        m.submodules.buffer = buf = LineMemory(shape=self.i.payload.shape(), depth=depth)
+        m.submodules.buffer = buf = LineMemory(
+            shape=self.i.payload.shape(), depth=depth, target=self._target
+        )
 
         # -- writer: input beats in frame order into consecutive addresses (rows wrap around)
         # Rows free in the buffer (its rows minus those the writer holds and the reader has
