@@ -589,7 +589,10 @@ class SlidingWindow(wiring.Component):
         m.d.comb += [
             step.eq(take & ready),
             buf.r_addr.eq(coords[0]["addr"][:addr_bits]),
-            buf.r_en.eq(Cat(*takes)),
+            # (the address register loads only for a tap inside the image, which is written:
+            # a cycle that takes no such tap reads nothing, never a word the writer may be
+            # writing in the same cycle, which a block RAM leaves undefined)
+            buf.r_en.eq(Cat(step & inside, *takes[1:])),
             self.o.valid.eq(valids[-1]),
             self.o.payload.eq(Mux(pads[-1], pad_beat, buf.r_data)),
         ]
