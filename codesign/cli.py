@@ -363,6 +363,15 @@ def cmd_sim(args) -> None:
         cfg = d.config[st["name"]]
         st.update(pe=cfg.pe, simd=cfg.simd, origin=origin[st["name"]].to_dict())
     text = _sim_text(r, d.config, origin)
+    from codesign.sim.fmax import predict_fmax
+
+    est = predict_fmax(d)
+    fps = est.fmax_mhz * 1e6 / r.ii if r.ii else None
+    doc["predicted_fmax"] = {**est.to_dict(), "frames_per_s": fps}
+    text += (
+        f"\npredicted Fmax {est.fmax_mhz:.1f} MHz (ECP5 speed 6, without place and route; "
+        f"stage {est.stage}, path {est.path})" + (f": {fps:,.0f} frames/s" if fps else "")
+    )
     if sized is not None:
         doc["sized_fifos"] = sized
         doc["config_written"] = str(args.size_fifos)

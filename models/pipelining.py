@@ -88,8 +88,9 @@ def activation_stages(layers: Sequence, mode: PipelineMode) -> tuple[str, ...]:
 
     ``auto``: ``clip`` (when there is one), then for a requantization the
     :data:`PRODUCT_STAGES`, ``round`` (floor and rounding bit) and ``saturate``, for
-    thresholds ``compare`` and then ``count`` groups (one per :func:`tree_groups` group of
-    the threshold count, at least one).
+    thresholds ``land`` (a register beside the comparators, unless the clip's is there),
+    ``compare`` and then ``count`` groups (one per :func:`tree_groups` group of the
+    threshold count, at least one).
     ``off``: a single ``all`` stage.
     """
     clip = any(isinstance(la, Clip) for la in layers)
@@ -106,7 +107,11 @@ def activation_stages(layers: Sequence, mode: PipelineMode) -> tuple[str, ...]:
         groups = (
             tree_groups(int(th.thresholds.shape[1]), mode) if th.thresholds.shape[1] > 8 else ()
         )
-        stages += ["compare"] + ["count"] * max(1, len(groups))
+        # a landing register beside the comparators: the value comes from another unit (the
+        # matrix unit's result), and its route there plus a comparator's carry chain held
+        # tfc_w2a2 at 125 MHz
+        land = [] if clip else ["land"]
+        stages += land + ["compare"] + ["count"] * max(1, len(groups))
     return tuple(stages)
 
 

@@ -232,6 +232,10 @@ def _mvau(stage: Stage, cfg: StageConfig, name: str, head: tuple[str, ...]) -> U
             float(t["mux8"]),
         )
     style, n = memory_map(max(sf, 2), simd * in_b)
+    if style == "bram" and "operand" in head:
+        # a RegisteredRam (hdl/dataflow/bram.py): a write port and a registered read port,
+        # 18 bits or fewer each
+        n = tdp_brams(max(sf, 2), simd * in_b)
     if style == "bram":
         bram += n
     elif style == "lutram":
@@ -376,8 +380,8 @@ def _activation(
             f["cmul_bits"] = float(cmul)
             f["land_bits"] = float(land)
             f["stage_bits"] = float((n * mul_b if "clip" in stages else 0) + len(stages) + 1)
-            if "saturate" in stages:  # the floor, rounding bit and range flags registered
-                f["stage_bits"] += float(land - n * max(shift, 0) + 3 * n)
+            if "saturate" in stages:  # the floor, rounding bit and 4 range flags registered
+                f["stage_bits"] += float(land - n * max(shift, 0) + 5 * n)
     if th is not None:
         rows = np.asarray(th.thresholds, dtype=np.int64)
         if rows.shape[0] == 1:
@@ -397,6 +401,7 @@ def _activation(
             # the clip's register, one register bit per comparator and the registered
             # count tree (many thresholds); the last count register is the output
             reg = n * mul_b if "clip" in stages else 0
+            reg += n * in_b if "land" in stages else 0  # the value beside the comparators
             reg += int(cmp_bits / max(in_b, 1))
             t = rows.shape[1]
             cnt = tree_groups(t, PipelineMode.AUTO) if t > 8 and "count" in stages else ()

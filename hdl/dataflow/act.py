@@ -253,24 +253,27 @@ class Activation(wiring.Component):
                 continue
             elif st == "product":  # inside the registered multipliers
                 continue
-            elif st == "land":
-                pass
+            elif st == "land":  # the product landed, or the value beside the comparators
+                lanes = [value_of(x, self._in_type) if first else x for x in lanes]
             elif st == "round":
-                # the floor, the rounding bit and whether floor + bit leaves the type's
-                # range (compared on the floor, in parallel), registered apart; the next
-                # stage only adds the bit and selects
+                # the floor, the rounding bit and whether floor + 0 and floor + 1 leave the
+                # type's range (compared on the floor, in parallel), registered apart; the
+                # next stage only adds the bit and selects
                 shift = int(spec.requant.shift.reshape(-1)[0])
                 parts = []
                 for k, p in enumerate(lanes):
                     q, up = _round_parts(p, shift, spec.requant)
-                    under, over = _range_flags(q, up, spec.requant)
-                    regs = [
-                        Signal(Value.cast(q).shape(), name=f"round{k}_q"),
-                        Signal(name=f"round{k}_up"),
-                        Signal(name=f"round{k}_under"),
-                        Signal(name=f"round{k}_over"),
+                    # the range flags for both values of the rounding bit, each compared on
+                    # the floor alone: the bit selects between them in the next stage
+                    flags = [*_range_flags(q, Const(0), spec.requant)]
+                    flags += [*_range_flags(q, Const(1), spec.requant)]
+                    values = (q, up, *flags)
+                    regs = [Signal(Value.cast(q).shape(), name=f"round{k}_q")]
+                    regs += [
+                        Signal(name=f"round{k}_{f}")
+                        for f in ("up", "under0", "over0", "under1", "over1")
                     ]
-                    m.d.sync += [r.eq(v) for r, v in zip(regs, (q, up, under, over), strict=True)]
+                    m.d.sync += [r.eq(v) for r, v in zip(regs, values, strict=True)]
                     parts.append(regs)
                 lanes = parts
                 v_out = Signal(name="round_valid")
@@ -278,7 +281,10 @@ class Activation(wiring.Component):
                 valid = v_out
                 continue
             elif st == "saturate":
-                lanes = [_select(q + up, under, over, spec.requant) for q, up, under, over in lanes]
+                lanes = [
+                    _select(q + up, Mux(up, u1, u0), Mux(up, o1, o0), spec.requant)
+                    for q, up, u0, o0, u1, o1 in lanes
+                ]
             elif st == "compare":
                 step = self._group_step(m, valid, st)
                 vals = [value_of(x, self._in_type) if first else x for x in lanes]

@@ -76,14 +76,19 @@ class RegisteredRom(wiring.Component):
         The words (a ROM of ``max(len(init), 2)`` words, padded with 0).
     target
         None for the portable ``Memory`` and register, ``"ecp5"`` for DP16KD instances.
+    name
+        The portable ``Memory``'s name (``weights``: :mod:`codesign.hdl.memfiles` moves the
+        contents of memories of that name into ``$readmemh`` files).
     """
 
-    def __init__(self, *, width: int, init: Sequence[int], target: str | None = None) -> None:
+    def __init__(
+        self, *, width: int, init: Sequence[int], target: str | None = None, name: str = "rom"
+    ) -> None:
         if target not in TARGETS:
             raise ValueError(f"target must be one of {TARGETS}, not {target!r}")
         if not isinstance(width, int) or width < 1:
             raise ValueError(f"width must be a positive int, not {width!r}")
-        self._width, self._target = width, target
+        self._width, self._target, self._name = width, target, name
         words = [int(v) & ((1 << width) - 1) for v in init]
         self._words = words + [0] * (max(len(words), 2) - len(words))
         super().__init__({"addr": In(range(len(self._words))), "data": Out(width)})
@@ -115,7 +120,7 @@ class RegisteredRom(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         if self._target != "ecp5":
-            m.submodules.rom = rom = memory.Memory(
+            m.submodules[self._name] = rom = memory.Memory(
                 shape=unsigned(self._width),
                 depth=self.depth,
                 init=self._words,

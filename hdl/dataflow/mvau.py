@@ -14,12 +14,13 @@ import numpy as np
 from amaranth import Array, Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
+from codesign.models.device import memory_map
 from codesign.models.hwconfig import MemStyle, accumulator_range, resolve_mem_style
 from codesign.models.pipelining import PipelineMode, matrix_stages, tree_groups
 from codesign.models.qtype import QType
 
 from .act import value_of
-from .bram import RegisteredRom
+from .bram import RegisteredRam, RegisteredRom
 from .credit import pipe_signature
 from .dsp import RegisteredProduct
 from .stream import beat_layout
@@ -127,6 +128,15 @@ class MVAU(wiring.Component):
     def cycles_per_vector(self) -> int:
         return self.sf * self.nf
 
+    def _vector_in_block_ram(self) -> bool:
+        """Whether the input vectors are held in block RAM with its output register: where
+        Yosys would map them to block RAM (:func:`codesign.models.device.memory_map`), when
+        the datapath has the ``operand`` stage to wait for the register."""
+        if "operand" not in self._stages:
+            return False
+        width = beat_layout(self._in_type, self._simd).size
+        return memory_map(max(self.sf, 2), width)[0] == "bram"
+
     def _weight_words(self) -> tuple[list[int], int, bool]:
         """ROM words in (nf, sf) order: lane (p, s) at bits ((p*SIMD + s) * wbits)."""
         w = self._w
@@ -166,7 +176,7 @@ class MVAU(wiring.Component):
         w_rds = []  # each with an ``addr`` and its word at ``data``
         if style_block and "memory" in stages:
             # the word two cycles after its address, through the block's output register
-            rom = RegisteredRom(width=width, init=words, target=self._target)
+            rom = RegisteredRom(width=width, init=words, target=self._target, name="weights")
             m.submodules.weights = rom
             w_rds.append(rom)
             cuts = []
@@ -175,11 +185,21 @@ class MVAU(wiring.Component):
             mem = memory.Memory(shape=unsigned(hi - lo), depth=depth, init=part, attrs=style)
             m.submodules["weights" if len(cuts) == 1 else f"weights{k}"] = mem
             w_rds.append(mem.read_port(domain="sync" if style_block else "comb"))
-        m.submodules.vector = vmem = memory.Memory(
-            shape=beat_layout(self._in_type, simd), depth=max(sf_n, 2), init=[]
-        )
-        v_rd = vmem.read_port()
-        v_wr = vmem.write_port()
+        # the input vectors: in block RAM (where Yosys would put them) read through the
+        # block's output register, a cycle later than a LUT RAM's registered read
+        in_layout = beat_layout(self._in_type, simd)
+        v_depth = max(sf_n, 2)
+        v_block = self._vector_in_block_ram()
+        if v_block:
+            vec = RegisteredRam(width=in_layout.size, depth=v_depth, target=self._target)
+            v_rd_addr, v_data = vec.r_addr, vec.r_data
+            v_wr = (vec.w_addr, vec.w_data, vec.w_en)
+        else:
+            vec = memory.Memory(shape=in_layout, depth=v_depth, init=[])
+            rd, wr = vec.read_port(), vec.write_port()
+            v_rd_addr, v_data = rd.addr, rd.data
+            v_wr = (wr.addr, wr.data, wr.en)
+        m.submodules.vector = vec
 
         # -- issue: the (nf, sf) step whose operands are read this cycle
         sf = Signal(range(max(sf_n, 2)))  # >= 1 bit: zero-width vectors lint as [-1:0]
@@ -192,10 +212,10 @@ class MVAU(wiring.Component):
         m.d.comb += [
             self.i.ready.eq(can & need_input),
             self.reserve.eq(step & is_last),
-            v_rd.addr.eq(sf),
-            v_wr.addr.eq(sf),
-            v_wr.data.eq(self.i.payload),
-            v_wr.en.eq(step & need_input),
+            v_rd_addr.eq(sf),
+            v_wr[0].eq(sf),
+            v_wr[1].eq(self.i.payload),
+            v_wr[2].eq(step & need_input),
         ]
         with m.If(step):
             m.d.sync += [
@@ -211,7 +231,8 @@ class MVAU(wiring.Component):
         x_in = Signal(beat_layout(self._in_type, simd))
         m.d.sync += x_in.eq(self.i.payload)
         x = Signal(beat_layout(self._in_type, simd))
-        m.d.comb += x.eq(Mux(tags["from_input"], x_in, v_rd.data))
+        if not v_block:
+            m.d.comb += x.eq(Mux(tags["from_input"], x_in, v_data))
         if "operand" in stages:  # the input vector registered; the weights read a cycle later
             # each bank's address is the issue's, a cycle later: a counter of its own that
             # steps with the fetch stage (a plain copy of the issue's address would be one
@@ -223,9 +244,15 @@ class MVAU(wiring.Component):
                     m.d.sync += a_k.eq(Mux(a_k == len(words) - 1, 0, a_k + 1))
                 m.d.comb += rd.addr.eq(a_k)
             x_op = Signal(beat_layout(self._in_type, simd))
-            m.d.sync += x_op.eq(x)
+            if v_block:  # the stored vector arrives now, from the block's output register
+                x_in2 = Signal(beat_layout(self._in_type, simd))
+                m.d.sync += x_in2.eq(x_in)
+                tags.shift("operand")
+                m.d.comb += x_op.eq(Mux(tags["from_input"], x_in2, v_data))
+            else:
+                m.d.sync += x_op.eq(x)
+                tags.shift("operand")
             x = x_op
-            tags.shift("operand")
         else:
             for rd in w_rds:
                 m.d.comb += rd.addr.eq(addr)

@@ -169,20 +169,17 @@ module DP16KD #(
     wire [17:0] dia = {DIA17, DIA16, DIA15, DIA14, DIA13, DIA12, DIA11, DIA10, DIA9, DIA8, DIA7, DIA6, DIA5, DIA4, DIA3, DIA2, DIA1, DIA0};
     // the row and the lowest bit of the word of w <= 18 bits at address pins ad
     function automatic [14:0] where(input integer w, input [13:0] ad);
-        reg [13:0] a;
-        reg [9:0] row;
         reg [4:0] bit0;
-        integer k;
         begin
-            if (w == 18) where = {ad[13:4], 5'd0};
-            else if (w == 9) where = {ad[13:4], ad[3] ? 5'd9 : 5'd0};
-            else begin
-                a = ad >> (w == 4 ? 2 : w == 2 ? 1 : 0);
-                k = a % (16 / w);
-                row = 10'(a / (16 / w));
-                bit0 = 5'(w * k + (k >= 8 / w ? 1 : 0));
-                where = {row, bit0};
-            end
+            // k = the word's index in its row: bit w*k, plus 1 in the row's upper half
+            case (w)
+                18: bit0 = 5'd0;
+                9: bit0 = ad[3] ? 5'd9 : 5'd0;
+                4: bit0 = {1'b0, ad[3:2], 2'b00} + {4'b0, ad[3]};
+                2: bit0 = {1'b0, ad[3:1], 1'b0} + {4'b0, ad[3]};
+                default: bit0 = {1'b0, ad[3:0]} + {4'b0, ad[3]};
+            endcase
+            where = {ad[13:4], bit0};
         end
     endfunction
     function automatic [17:0] word(input integer w, input [13:0] ad);
@@ -197,7 +194,7 @@ module DP16KD #(
     // port B of the word port A writes in the same cycle is undefined on the device and
     // reads as X here.
     reg [17:0] qa = 18'd0, qa_r = 18'd0, qb = 18'd0, qb_r = 18'd0;
-    reg [14:0] wat;
+    wire [14:0] wat = where(DATA_WIDTH_A, ada);
     integer i;
     always @(posedge CLKA) begin
         if (CEB && WEB) $fatal(1, "DP16KD model: port B write (not modelled)");
@@ -206,7 +203,6 @@ module DP16KD #(
         if (CEA) qa <= word(DATA_WIDTH_A, ada);
         if (CEB) qb <= word(DATA_WIDTH_B, adb);
         if (CEA && WEA) begin
-            wat = where(DATA_WIDTH_A, ada);
             if (CEB && where(DATA_WIDTH_B, adb) == wat) qb <= 18'bx;
             for (i = 0; i < DATA_WIDTH_A; i = i + 1) rows[wat[14:5]][wat[4:0] + i] <= dia[i];
         end

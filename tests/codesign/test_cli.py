@@ -245,6 +245,28 @@ def test_sim_json(capsys):
     assert doc["latency_last_ns"] == pytest.approx(doc["latency_last"] * 1000 / 150)
 
 
+def test_sim_prints_the_predicted_fmax(capsys):
+    from codesign.models.hwconfig import Design
+    from codesign.sim.fmax import predict_fmax
+
+    est = predict_fmax(Design(load("tfc_w2a2")))
+    status, out, _ = run(capsys, "sim", "tfc_w2a2", "--frames", "2")
+    assert status == 0
+    line = out.splitlines()[-1]
+    m = re.fullmatch(
+        r"predicted Fmax ([\d.]+) MHz \(ECP5 speed 6, without place and route; "
+        r"stage (\w+), path ([\w.]+)\): ([\d,]+) frames/s",
+        line,
+    )
+    assert m, line
+    assert float(m[1]) == pytest.approx(est.fmax_mhz, abs=0.05)
+    assert (m[2], m[3]) == (est.stage, est.path)
+    status, out, _ = run(capsys, "sim", "tfc_w2a2", "--frames", "2", "--json")
+    doc = json.loads(out)["predicted_fmax"]
+    assert doc["fmax_mhz"] == pytest.approx(est.fmax_mhz)
+    assert int(m[4].replace(",", "")) == round(doc["frames_per_s"])
+
+
 def test_sim_text_and_plot(capsys, tmp_path):
     status, out, _ = run(
         capsys, "sim", "tfc_w1a1", "--input-rate", "0.5", "--plot", str(tmp_path / "t.svg")
@@ -377,6 +399,10 @@ def test_hdl_is_byte_identical_with_manifest_and_core(capsys, tmp_path):
             "stages:\n  fc9: {pe: 2}\n",
             r".*hw\.yaml: config names stage 'fc9', which tfc_w1a1 does not have; stages: fc0, "
             r"fc1, fc2, fc3",
+        ),
+        (
+            "pipeline: fast\n",
+            r".*hw\.yaml: field 'pipeline': must be one of auto, off, not 'fast'",
         ),
         (
             "stages:\n  fc0: {pee: 2}\n",
