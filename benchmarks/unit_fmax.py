@@ -12,7 +12,7 @@ block RAMs and carry cells, and the critical path's start and end cells from nex
 Run from the project root::
 
     .venv/bin/python benchmarks/unit_fmax.py [NET[:STAGE] ...] [--speed 6] [--freq 200]
-        [--seed 1] [--json out.json] [--keep DIR]
+        [--seed 1] [--json out.json] [--keep DIR] [--parts] [--target portable|ecp5]
 
 Default: the units of ``cnv_tiny`` and ``resnet_tiny``. ``cnv_tiny:pool1`` measures one stage.
 """
@@ -30,7 +30,9 @@ from pathlib import Path
 DEFAULT_NETS = ("cnv_tiny", "resnet_tiny")
 
 
-def units(net: str, only: str | None = None, parts: bool = False) -> list[tuple[str, object]]:
+def units(
+    net: str, only: str | None = None, parts: bool = False, target: str | None = None
+) -> list[tuple[str, object]]:
     """(``net:stage``, unit) for the window generator or pool unit of each convolution and
     pool stage of ``net``'s default design (``only``: that stage alone); with ``parts``, also
     a windowed pool's window generator and reducer alone (``net:stage.window``,
@@ -47,7 +49,7 @@ def units(net: str, only: str | None = None, parts: bool = False) -> list[tuple[
     for s in d.stages:
         if only is not None and s.name != only:
             continue
-        stage = StageUnit(stage=s, config=d.config[s.name])
+        stage = StageUnit(stage=s, config=d.config[s.name], target=target)
         for u in stage.units:
             if isinstance(u, SlidingWindow | Pool2d):
                 out.append((f"{net}:{s.name}", u))
@@ -145,7 +147,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path, help="write the rows as JSON")
     p.add_argument("--keep", type=Path, help="keep each unit's Verilog, netlist and logs here")
     p.add_argument("--parts", action="store_true", help="also each windowed pool's two units")
+    p.add_argument(
+        "--target",
+        choices=["portable", "ecp5"],
+        default="portable",
+        help="the Verilog's target: ecp5 puts block-RAM line buffers in DP16KD with OUTREG",
+    )
     args = p.parse_args(argv)
+    args.target = None if args.target == "portable" else args.target
     from codesign.hdl.tools import ToolError
 
     rows = []
@@ -156,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|---|---|---|---|---|---|")
     for target in args.targets:
         net, _, stage = target.partition(":")
-        for label, unit in units(net, stage or None, args.parts):
+        for label, unit in units(net, stage or None, args.parts, args.target):
             try:
                 r = measure(
                     label, unit, speed=args.speed, freq=args.freq, seed=args.seed, keep=args.keep

@@ -13,7 +13,23 @@ import numpy as np
 from .dataflow import conv_out_size
 from .device import range_width
 
-__all__ = ["WindowGeometry", "line_buffer_rows", "released_rows", "window_geometry"]
+__all__ = [
+    "READ_LATENCY",
+    "WindowGeometry",
+    "line_buffer_rows",
+    "released_rows",
+    "window_geometry",
+]
+
+#: Cycles from a tap's read (the reader's step, its address into the buffer) to its beat on
+#: the window's output: the buffer's read register (the address, in block RAM) and an output
+#: register (a block RAM's own, such as the ECP5 DP16KD's ``OUTREG``), so that no path runs
+#: from a block RAM's slow clock-to-output into the logic behind the window. The window's
+#: ``READ_LATENCY`` output stages form a pipeline whose stages advance whenever the next
+#: one is empty or advances: the reader steps tap ``j`` in cycle ``t`` only if ``t`` comes
+#: after its step of tap ``j - 1`` and tap ``j - READ_LATENCY`` has left the output in
+#: cycle ``t`` or before; the beat is valid from cycle ``t + READ_LATENCY``.
+READ_LATENCY = 2
 
 
 def released_rows(

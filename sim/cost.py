@@ -19,7 +19,9 @@ width converter, and the total.
   extra bank of 16 words for the read multiplexer) or to DP16KD/PDPW16KD block RAM (cost
   128 each; a ROM's constant bit columns are dropped first), whichever is cheaper, a tie
   going to LUT RAM (the cost rule was derived from the sweep's measurements);
-  memories of one word are registers.
+  memories of one word are registers. A window's line buffer in block RAM is DP16KD
+  instances with a write port and a registered read port each (at most 18 bits a port,
+  :func:`codesign.models.device.tdp_brams`), as the ECP5 Verilog builds it.
 - LUT and FF counts are linear in features of each unit (bit widths times parallelism,
   adder-tree bits, memory widths, and the logic of constant tables from their actual bits:
   an MVAU's weight ROM in logic, per-channel biases and thresholds, see :func:`rom_tree`;
@@ -68,7 +70,7 @@ from codesign.models.hwconfig import (
     stage_io,
 )
 from codesign.models.layers import Clip, MultiThreshold, Requant
-from codesign.models.linebuffer import window_geometry
+from codesign.models.linebuffer import READ_LATENCY, window_geometry
 from codesign.models.pipelining import PRODUCT_STAGES, PipelineMode, tree_groups
 from codesign.models.plan import stage_matrix
 from codesign.models.qtype import Kind, QType
@@ -123,7 +125,16 @@ class UnitCost:
 #: Features that count the register bits of the pipelines and nothing else (a register's
 #: input is computed by logic that other features count): the fit gives them no LUTs.
 REGISTER_FEATURES = frozenset(
-    {"tag_bits", "op_bits", "mem_bits", "land_bits", "tree_regs", "stage_bits", "vec_ff"}
+    {
+        "tag_bits",
+        "op_bits",
+        "mem_bits",
+        "land_bits",
+        "tree_regs",
+        "stage_bits",
+        "vec_ff",
+        "read_ff",
+    }
 )
 
 
@@ -421,6 +432,8 @@ def _window(stage: Stage, cfg: StageConfig, simd: int, channel_major: bool):
     wg = w * g
     beat = simd * element_bits(stage.input.qtype)
     style, n = memory_map(depth, beat)
+    if style == "bram":  # on ECP5, DP16KD instances with a write port of their own
+        n = tdp_brams(depth, beat)
     counters = (
         _clog2(oh)
         + _clog2(ow)
@@ -441,6 +454,9 @@ def _window(stage: Stage, cfg: StageConfig, simd: int, channel_major: bool):
         "counters": float(counters),
         "mem_ff": float(depth * beat) if style == "ff" else 0.0,
         "lutram_mux": float(beat * math.ceil(depth / 16)) if style == "lutram" else 0.0,
+        # the read's stages after the first (the memory's read register): a valid and a
+        # padding flag each, and the beat's register unless it is a DP16KD's own (block RAM)
+        "read_ff": float((READ_LATENCY - 1) * (2 + (beat if style != "bram" else 0))),
     }
     return f, dsp, style, n
 

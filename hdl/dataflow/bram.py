@@ -160,28 +160,36 @@ class RegisteredRam(wiring.Component):
     A write of ``w_data`` at ``w_addr`` when ``w_en``; ``r_data`` is the word at the
     ``r_addr`` of two cycles before. Reading the address being written in the same cycle
     is undefined (the ECP5 block's two ports collide; the portable memory returns the old
-    word): a user never does it.
+    word): a user never does it, except for a read whose word it throws away.
+
+    With ``enable``, a read that can stall: port ``r_en`` (2 bits), the address register
+    loads only in a cycle ``r_en[0]`` is set and the output register only when ``r_en[1]``
+    is (the DP16KD's ``CE`` and ``OCE`` of its read port).
 
     On ECP5 the blocks are DP16KD with a write port (A) and a read port with its output
     register (B) at 18 bits or fewer each (:data:`codesign.models.device.TDP_SHAPES`: a
     write port of its own rules out the 36-bit mode).
     """
 
-    def __init__(self, *, width: int, depth: int, target: str | None = None) -> None:
+    def __init__(
+        self, *, width: int, depth: int, target: str | None = None, enable: bool = False
+    ) -> None:
         if target not in TARGETS:
             raise ValueError(f"target must be one of {TARGETS}, not {target!r}")
         if not isinstance(width, int) or width < 1 or not isinstance(depth, int) or depth < 2:
             raise ValueError(f"a RAM needs width >= 1 and depth >= 2, not {width!r} x {depth!r}")
         self._width, self._depth, self._target = width, depth, target
-        super().__init__(
-            {
-                "w_addr": In(range(depth)),
-                "w_data": In(width),
-                "w_en": In(1),
-                "r_addr": In(range(depth)),
-                "r_data": Out(width),
-            }
-        )
+        self._enable = bool(enable)
+        ports = {
+            "w_addr": In(range(depth)),
+            "w_data": In(width),
+            "w_en": In(1),
+            "r_addr": In(range(depth)),
+            "r_data": Out(width),
+        }
+        if self._enable:
+            ports["r_en"] = In(2)
+        super().__init__(ports)
 
     @property
     def blocks(self) -> int:
@@ -203,8 +211,14 @@ class RegisteredRam(wiring.Component):
                 wr.data.eq(self.w_data),
                 wr.en.eq(self.w_en),
             ]
-            m.d.sync += self.r_data.eq(rd.data)
+            if self._enable:
+                m.d.comb += rd.en.eq(self.r_en[0])
+                with m.If(self.r_en[1]):
+                    m.d.sync += self.r_data.eq(rd.data)
+            else:
+                m.d.sync += self.r_data.eq(rd.data)
             return m
+        ce, oce = (self.r_en[0], self.r_en[1]) if self._enable else (None, None)
         d, w = bram_tiling(self._depth, self._width, TDP_SHAPES)
         banks = math.ceil(self._depth / d)
         abits = int(math.log2(d))
@@ -221,16 +235,22 @@ class RegisteredRam(wiring.Component):
                 waddr=self.w_addr,
                 wdata=Cat(*(self.w_data[b] for b in taken)),
                 wen=en,
+                ce=ce,
+                oce=oce,
             )
 
-        m.d.comb += self.r_data.eq(_banks(m, self.r_addr, self._width, d, w, banks, block))
+        word = _banks(m, self.r_addr, self._width, d, w, banks, block, ce=ce, oce=oce)
+        m.d.comb += self.r_data.eq(word)
         return m
 
 
-def _banks(m: Module, raddr, width: int, d: int, w: int, banks: int, block) -> Value:
+def _banks(
+    m: Module, raddr, width: int, d: int, w: int, banks: int, block, ce=None, oce=None
+) -> Value:
     """``banks`` banks of ``ceil(width / w)`` blocks of ``d`` x ``w`` (``block(k, columns,
     data, name)`` builds one), and the word of the bank ``raddr`` selected, after the
-    blocks' registered outputs."""
+    blocks' registered outputs (``ce``, ``oce``: the enables of the blocks' address and
+    output registers, None for always)."""
     abits = int(math.log2(d))
     cols = math.ceil(width / w)
     outs = []
@@ -247,7 +267,12 @@ def _banks(m: Module, raddr, width: int, d: int, w: int, banks: int, block) -> V
     # the bank of the address, delayed to meet the blocks' registered outputs
     sel = raddr[abits:]
     sel_1, sel_2 = Signal.like(sel, name="bank_1"), Signal.like(sel, name="bank_2")
-    m.d.sync += [sel_1.eq(sel), sel_2.eq(sel_1)]
+    for reg, value, en in ((sel_1, sel, ce), (sel_2, sel_1, oce)):
+        if en is None:
+            m.d.sync += reg.eq(value)
+        else:
+            with m.If(en):
+                m.d.sync += reg.eq(value)
     word = Signal(width, name="bank_word")
     with m.Switch(sel_2):
         for k, o in enumerate(outs):
@@ -266,6 +291,8 @@ def _dp16kd(
     waddr=None,
     wdata=None,
     wen=None,
+    ce=None,
+    oce=None,
 ) -> Instance:
     """One DP16KD of ``depth`` x ``width`` whose words (``init``, or 0) are read at
     ``raddr`` through the output register into ``data``; with ``wen``, written on port A.
@@ -296,8 +323,10 @@ def _dp16kd(
         writes = p == "A" and wen is not None
         addr = waddr if writes else raddr
         ports[f"i_CLK{p}"] = ClockSignal()
-        ports[f"i_CE{p}"] = Const(int(reads or writes))
-        ports[f"i_OCE{p}"] = Const(int(reads))
+        # (``ce``/``oce``: the enables of a read port's address and output registers)
+        read_only = reads and not writes
+        ports[f"i_CE{p}"] = ce if read_only and ce is not None else Const(int(reads or writes))
+        ports[f"i_OCE{p}"] = oce if reads and oce is not None else Const(int(reads))
         ports[f"i_WE{p}"] = wen if writes else Const(0)
         ports[f"i_RST{p}"] = Const(0)
         for k in range(3):

@@ -192,6 +192,7 @@ class StageUnit(wiring.Component):
                         dilation=la.dilation,
                         simd=stage_io(s, cfg)[0],
                         pad_value=0,
+                        target=self._target,
                     )
                 )
             weights, xnor, bipolar_out = stage_matrix(s)
@@ -251,6 +252,7 @@ class StageUnit(wiring.Component):
                     }[la.op],
                     **({"rounding": la.rounding} if la.op == "avgpool2d" else {}),
                     out_element=element_shape(s.output.qtype),
+                    target=self._target,
                 )
             )
         else:

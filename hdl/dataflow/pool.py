@@ -14,6 +14,7 @@ from amaranth.lib.wiring import In, Out
 from codesign.models.dataflow import conv_out_size
 from codesign.models.qtype import Rounding
 
+from .bram import TARGETS
 from .checks import check_int, check_pair, element_shape_of, shape_range
 from .swg import SlidingWindow, TapOrder, line_buffer_rows
 
@@ -300,6 +301,9 @@ class Pool2d(wiring.Component):
     out_element
         Output element shape of a sum (ignored otherwise): it must hold every window sum
         of the values the stream carries (the IR's exact range gives it).
+    target
+        None for portable Verilog, ``"ecp5"`` for a line buffer in block RAM as DP16KD
+        instances (:class:`~codesign.hdl.dataflow.swg.LineMemory`).
     """
 
     def __init__(
@@ -316,7 +320,11 @@ class Pool2d(wiring.Component):
         mode: PoolMode | str,
         rounding: Rounding = Rounding.HALF_EVEN,
         out_element: ShapeCastable | None = None,
+        target: str | None = None,
     ) -> None:
+        if target not in TARGETS:
+            raise ValueError(f"target must be one of {TARGETS}, not {target!r}")
+        self._target = target
         shape = element_shape_of(element)
         if isinstance(element, ShapeCastable) and not isinstance(element, Shape):
             raise TypeError(f"element must be a signed or unsigned shape, not {element!r}")
@@ -477,6 +485,7 @@ class Pool2d(wiring.Component):
             simd=self._simd,
             pad_value=lo if self._mode is PoolMode.MAX else 0,
             tap_order=TapOrder.CHANNEL_MAJOR,
+            target=self._target,
         )
         reduce = WindowReduce(
             element=self._element,

@@ -20,11 +20,13 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from codesign.models.dataflow import conv_out_size
-from codesign.models.linebuffer import line_buffer_rows, released_rows
+from codesign.models.device import memory_map
+from codesign.models.linebuffer import READ_LATENCY, line_buffer_rows, released_rows
 
+from .bram import TARGETS, RegisteredRam
 from .checks import check_int, check_pair, element_shape_of, shape_range
 
-__all__ = ["SlidingWindow", "TapOrder", "line_buffer_rows"]
+__all__ = ["LineMemory", "SlidingWindow", "TapOrder", "line_buffer_rows"]
 
 
 class TapOrder(enum.Enum):
@@ -60,6 +62,109 @@ def _all_of(flags):
     return Cat(*flags).all() if flags else Const(1)
 
 
+class LineMemory(wiring.Component):
+    """A line buffer's storage: one write port and a read of ``latency`` register stages.
+
+    A word written in cycle ``t`` (``w_en``) can be read from cycle ``t + 1``. The read is a
+    pipeline of ``latency`` registers, each loaded only in a cycle its enable bit is set:
+    ``r_en[0]`` latches the word at ``r_addr`` (the memory's synchronous read),
+    ``r_en[k]`` moves it into the ``k``-th output register; ``r_data`` is the last stage.
+    With ``latency`` 2 the second register is the one a block RAM has at its output: on
+    ECP5 (``target="ecp5"``), a memory that Yosys would map to block RAM
+    (:func:`codesign.models.device.memory_map`) is built from DP16KD instances with their
+    output register (:class:`~codesign.hdl.dataflow.bram.RegisteredRam`, clock enables
+    from ``r_en``). Otherwise, portably, a :class:`~amaranth.lib.memory.Memory` with a
+    synchronous read port followed by registers in logic.
+
+    Parameters
+    ----------
+    shape
+        Shape of one word.
+    depth
+        Words held.
+    latency
+        Read register stages (at least 1; :data:`codesign.models.linebuffer.READ_LATENCY`
+        by default).
+    target
+        None for the portable form, ``"ecp5"`` for DP16KD instances where block RAM.
+    """
+
+    def __init__(
+        self,
+        *,
+        shape: ShapeCastable,
+        depth: int,
+        latency: int = READ_LATENCY,
+        target: str | None = None,
+    ) -> None:
+        if target not in TARGETS:
+            raise ValueError(f"target must be one of {TARGETS}, not {target!r}")
+        self._shape = shape
+        self._depth = check_int("depth", depth, 1)
+        self._latency = check_int("latency", latency, 1)
+        width = Shape.cast(shape).width
+        self._block = target == "ecp5" and latency == 2 and memory_map(depth, width)[0] == "bram"
+        super().__init__(
+            {
+                "w_addr": In(range(depth)),
+                "w_data": In(shape),
+                "w_en": In(1),
+                "r_addr": In(range(depth)),
+                "r_en": In(latency),
+                "r_data": Out(shape),
+            }
+        )
+
+    @property
+    def depth(self) -> int:
+        return self._depth
+
+    @property
+    def latency(self) -> int:
+        return self._latency
+
+    @property
+    def block(self) -> bool:
+        """Whether the memory is DP16KD instances with their output registers."""
+        return self._block
+
+    def elaborate(self, platform):
+        m = Module()
+        if self._block:
+            m.submodules.ram = ram = RegisteredRam(
+                width=Shape.cast(self._shape).width,
+                depth=self._depth,
+                target="ecp5",
+                enable=True,
+            )
+            m.d.comb += [
+                ram.w_addr.eq(self.w_addr),
+                ram.w_data.eq(self.w_data),
+                ram.w_en.eq(self.w_en),
+                ram.r_addr.eq(self.r_addr),
+                ram.r_en.eq(self.r_en),
+                self.r_data.eq(ram.r_data),
+            ]
+            return m
+        m.submodules.memory = mem = Memory(shape=self._shape, depth=self._depth, init=[])
+        wr, rd = mem.write_port(), mem.read_port()
+        m.d.comb += [
+            wr.addr.eq(self.w_addr),
+            wr.data.eq(self.w_data),
+            wr.en.eq(self.w_en),
+            rd.addr.eq(self.r_addr),
+            rd.en.eq(self.r_en[0]),
+        ]
+        data = rd.data
+        for k in range(1, self._latency):
+            reg = Signal(self._shape, name=f"out_{k}")
+            with m.If(self.r_en[k]):
+                m.d.sync += reg.eq(data)
+            data = reg
+        m.d.comb += self.r_data.eq(data)
+        return m
+
+
 class SlidingWindow(wiring.Component):
     """Sliding-window generator (convolution input generator) built on a line buffer.
 
@@ -69,8 +174,11 @@ class SlidingWindow(wiring.Component):
     each group, for kh, for kw): the input element at
     ``(oh*sh + kh*dh - ph, ow*sw + kw*dw - pw, c)``, or ``pad_value`` outside the image.
 
-    Timing: one beat in and one beat out per cycle. A window beat is emitted as soon as the
-    input beat it copies has been written (one cycle of read latency); input is accepted
+    Timing: one beat in and one beat out per cycle. A tap is read as soon as the input beat
+    it copies has been written, and its beat is valid
+    :data:`~codesign.models.linebuffer.READ_LATENCY` cycles later (the buffer's read register
+    and an output register, :class:`LineMemory`; the taps in flight wait in those stages
+    under back-pressure, so a tap is read only while the first stage frees); input is accepted
     while the frame's earlier rows are still being read and while the previous frame's last
     windows are being emitted. Frames run back to back at exactly ``max(in_beats,
     out_beats)`` cycles each in steady state (input always valid, output always ready).
@@ -78,9 +186,9 @@ class SlidingWindow(wiring.Component):
     decision to emit a tap (see :meth:`elaborate`): no multiplier, address adder or counter
     comparison lies before the read port or the step.
 
-    Buffer sizing: the line buffer is a circular :class:`~amaranth.lib.memory.Memory` of
-    ``buffer_rows`` image rows (``buffer_rows * width * channels // simd`` beats, one
-    synchronous read and one write port). A row is released when the reader finishes the
+    Buffer sizing: the line buffer is a circular :class:`LineMemory` of ``buffer_rows``
+    image rows (``buffer_rows * width * channels // simd`` beats, one registered read and
+    one write port). A row is released when the reader finishes the
     last output row that needs it; the writer starts a row only into a released slot. The
     row count is :func:`line_buffer_rows`: the smallest that keeps the slower side busy
     every cycle, which covers the rows one output row of windows spans
@@ -103,6 +211,9 @@ class SlidingWindow(wiring.Component):
         Element value emitted for taps outside the image (default 0).
     tap_order
         Order of a pixel's taps (:class:`TapOrder`, default ``KERNEL_MAJOR``).
+    target
+        None for portable Verilog, ``"ecp5"`` for a line buffer in block RAM as DP16KD
+        instances (:class:`LineMemory`).
     """
 
     def __init__(
@@ -119,7 +230,11 @@ class SlidingWindow(wiring.Component):
         simd: int,
         pad_value: int = 0,
         tap_order: TapOrder = TapOrder.KERNEL_MAJOR,
+        target: str | None = None,
     ) -> None:
+        if target not in TARGETS:
+            raise ValueError(f"target must be one of {TARGETS}, not {target!r}")
+        self._target = target
         shape = element_shape_of(element)
         self._channels = check_int("channels", channels, 1)
         self._height = check_int("height", height, 1)
@@ -256,7 +371,7 @@ class SlidingWindow(wiring.Component):
         nest += [_Level("ow", self._out_w, dx=sw), _Level("oh", self._out_h, dy=sh, dslot=sh)]
         return [lv for lv in nest if lv.n > 1] + [_Level("frame", 0, dslot=self._height)]
 
-    def _writer(self, m: Module, wr, has_free) -> tuple[Signal, Signal, Signal]:
+    def _writer(self, m: Module, buf: LineMemory, has_free) -> tuple[Signal, Signal, Signal]:
         """The writer: a row starts (``ROW_START``) only while ``has_free`` (a released
         buffer slot), its other beats (``IN_ROW``) follow one per cycle, into consecutive
         buffer addresses. Returns whether a beat is written this cycle, whether it starts a
@@ -272,9 +387,9 @@ class SlidingWindow(wiring.Component):
         wcol = Signal(range(wg), name="wcol")
         m.d.comb += [
             write.eq(self.i.valid & self.i.ready),
-            wr.addr.eq(waddr),
-            wr.data.eq(self.i.payload),
-            wr.en.eq(write),
+            buf.w_addr.eq(waddr),
+            buf.w_data.eq(self.i.payload),
+            buf.w_en.eq(write),
             w_frame.eq(write & wpos_last),
         ]
         with m.FSM(name="writer"):
@@ -320,9 +435,9 @@ class SlidingWindow(wiring.Component):
         rows, depth = self._rows, self.buffer_depth
         wg, n_in = w * g, self.in_beats
 
-        m.submodules.buffer = mem = Memory(shape=self.i.payload.shape(), depth=depth, init=[])
-        wr = mem.write_port()
-        rd = mem.read_port()
+        m.submodules.buffer = buf = LineMemory(
+            shape=self.i.payload.shape(), depth=depth, target=self._target
+        )
 
         # -- writer: input beats in frame order into consecutive addresses (rows wrap around)
         # Rows free in the buffer (its rows minus those the writer holds and the reader has
@@ -331,7 +446,7 @@ class SlidingWindow(wiring.Component):
         has_free = Signal(init=1)  # free > 0
         frame_lead = Signal(range(-3, rows // h + 4))
         release, r_frame = Signal(), Signal()
-        write, alloc, w_frame = self._writer(m, wr, has_free)
+        write, alloc, w_frame = self._writer(m, buf, has_free)
         m.d.sync += frame_lead.eq(frame_lead + w_frame - r_frame)
 
         # -- reader: for each loop (and the frame), the tap's coordinates at the start of the
@@ -451,9 +566,18 @@ class SlidingWindow(wiring.Component):
             return Mux(write, Mux(write_d, at_least[2], at_least[1]),
                        Mux(write_d, at_least[1], at_least[0]))  # fmt: skip
 
-        # Output register: the memory's synchronous read, and whether the beat is padding.
-        valid, pad = Signal(name="valid"), Signal(name="pad")
-        take = ~valid | self.o.ready
+        # Output pipeline: the buffer's read stages (READ_LATENCY), each with whether it
+        # holds a beat and whether that beat is padding. A stage loads (``takes``) when it is
+        # empty or the next stage loads, the last when the output is taken; the reader
+        # steps when the first loads.
+        n_st = buf.latency
+        valids = [Signal(name=f"valid_{k}") for k in range(n_st)]
+        pads = [Signal(name=f"pad_{k}") for k in range(n_st)]
+        takes = [Signal(name=f"take_{k}") for k in range(n_st)]
+        m.d.comb += takes[-1].eq(~valids[-1] | self.o.ready)
+        for k in range(n_st - 1):
+            m.d.comb += takes[k].eq(~valids[k] | takes[k + 1])
+        take = takes[0]
         ready = Mux(
             inside,
             written,
@@ -464,13 +588,19 @@ class SlidingWindow(wiring.Component):
         pad_beat = self.o.payload.shape().const([self._pad_value] * self._simd)
         m.d.comb += [
             step.eq(take & ready),
-            rd.addr.eq(coords[0]["addr"][:addr_bits]),
-            rd.en.eq(take),
-            self.o.valid.eq(valid),
-            self.o.payload.eq(Mux(pad, pad_beat, rd.data)),
+            buf.r_addr.eq(coords[0]["addr"][:addr_bits]),
+            # (the address register loads only for a tap inside the image, which is written:
+            # a cycle that takes no such tap reads nothing, never a word the writer may be
+            # writing in the same cycle, which a block RAM leaves undefined)
+            buf.r_en.eq(Cat(step & inside, *takes[1:])),
+            self.o.valid.eq(valids[-1]),
+            self.o.payload.eq(Mux(pads[-1], pad_beat, buf.r_data)),
         ]
         with m.If(take):
-            m.d.sync += [valid.eq(ready), pad.eq(~inside)]
+            m.d.sync += [valids[0].eq(ready), pads[0].eq(~inside)]
+        for k in range(1, n_st):
+            with m.If(takes[k]):
+                m.d.sync += [valids[k].eq(valids[k - 1]), pads[k].eq(pads[k - 1])]
 
         # the lead and its sign after the cycle: each candidate a register plus a constant
         with m.If(step):

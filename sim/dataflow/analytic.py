@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from codesign.models.hwconfig import Design, StageKind, readers
+from codesign.models.linebuffer import READ_LATENCY
 
 # -- analytic mode ---------------------------------------------------------------------------
 
@@ -76,8 +77,8 @@ def analytic(design: Design, pe=None, simd=None) -> dict[str, np.ndarray]:
             else:
                 sf, nf = kh * kw * (c // p), 1
                 cycles = np.maximum(h * w * c // n_in, s.vectors * (kh * kw + 1) * (c // p))
-            fo = first + tap / rate + sf + 3
-            lo = np.maximum(fo + cycles - sf, last + sf * nf + 2)
+            fo = first + tap / rate + sf + 2 + READ_LATENCY
+            lo = np.maximum(fo + cycles - sf, last + sf * nf + 1 + READ_LATENCY)
         elif s.kind is StageKind.MVAU:
             sf, nf = s.mw // q, s.mh // p
             cycles = sf * nf
@@ -95,8 +96,8 @@ def analytic(design: Design, pe=None, simd=None) -> dict[str, np.ndarray]:
             g = c // p
             cycles = np.maximum(h * w, oh * ow * kh * kw) * g
             tap = (kh - 1) * w * g + (kw - 1) * g + g - 1
-            fo = first + tap / rate + kh * kw + 2
-            lo = np.maximum(fo + cycles - kh * kw, last + kh * kw + 2)
+            fo = first + tap / rate + kh * kw + 1 + READ_LATENCY
+            lo = np.maximum(fo + cycles - kh * kw, last + kh * kw + 1 + READ_LATENCY)
         else:
             cycles = s.output.size // p
             fo, lo = first + 1, last + 1

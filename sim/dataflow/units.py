@@ -8,7 +8,7 @@ import numpy as np
 import simpy
 from codesign.models.dataflow import conv_out_size
 from codesign.models.hwconfig import Stage
-from codesign.models.linebuffer import line_buffer_rows, released_rows
+from codesign.models.linebuffer import READ_LATENCY, line_buffer_rows, released_rows
 
 
 class SimulationError(RuntimeError):
@@ -345,7 +345,10 @@ class Reduce(Unit):
 
 class Window(Unit):
     """Sliding-window generator: a writer filling the line buffer one beat per cycle (a new
-    row only into a released slot) and a reader emitting each tap once it is written."""
+    row only into a released slot) and a reader reading each tap once it is written, into
+    an output pipeline of ``READ_LATENCY`` stages (:data:`~codesign.models.linebuffer.
+    READ_LATENCY`): tap ``j`` is read only once tap ``j - READ_LATENCY`` has left, and is
+    offered ``READ_LATENCY`` cycles after its read."""
 
     def __init__(self, env, name, inp, out, stage: Stage, groups: int, channel_major: bool):
         super().__init__(name)
@@ -419,8 +422,8 @@ class Window(Unit):
                 base = f * self.n_in
                 for k in range(self.n_out):
                     t = last + 1
-                    if j:
-                        t = max(t, (yield from at(self.out.xfer, j - 1)))
+                    if j >= READ_LATENCY:
+                        t = max(t, (yield from at(self.out.xfer, j - READ_LATENCY)))
                     src = self.src[k]
                     if src >= 0:
                         t = max(t, (yield from at(self.written, base + src)) + 1)
@@ -428,7 +431,7 @@ class Window(Unit):
                         t = max(t, (yield from at(self.written, base - self.n_in - 1)) + 1)
                     last = t
                     self.work.append(t)
-                    self.out.offer(j, t + 1)
+                    self.out.offer(j, t + READ_LATENCY)
                     j += 1
                     for _ in range(self.release[k]):
                         self.released.set(freed, t)

@@ -225,3 +225,58 @@ def test_ram_reads_what_was_written_two_cycles_after_the_address(tmp_path, depth
     assert len(checked) > n // 4
     for k in checked:
         assert got[k] == want[k - 1], (k, ra[k - 1])
+
+
+_RAM_EN_TB = (
+    _RAM_TB.replace(
+        "reg we = 1'b0;", "reg we = 1'b0;\n  reg [1:0] en = 2'b0;\n  reg [1:0] ens [0:{n}];"
+    )
+    .replace(".r_data(data));", ".r_en(en), .r_data(data));")
+    .replace(
+        '$readmemh("we.hex", wes);', '$readmemh("we.hex", wes);\n    $readmemh("en.hex", ens);'
+    )
+    .replace("we = wes[i];", "we = wes[i]; en = ens[i];")
+)
+
+
+@pytest.mark.skipif(shutil.which("iverilog") is None, reason="Icarus Verilog (iverilog) absent")
+@pytest.mark.parametrize(("depth", "width"), [(832, 8), (65, 64), (3000, 5)])
+@pytest.mark.parametrize("target", [None, "ecp5"])
+def test_ram_with_enables_holds_its_registers(tmp_path, depth, width, target):
+    """``enable``: random clock enables of the address register (``r_en[0]``) and the output
+    register (``r_en[1]``, with the bank select of several banks): each register loads only
+    when its enable is set (a line buffer's read that stalls; 65 x 64 is cnv_tiny conv2's,
+    4 blocks; 3000 x 5 three banks)."""
+    ram = RegisteredRam(width=width, depth=depth, target=target, enable=True)
+    rng = random.Random(depth * 11 + width)
+    n = 400
+    wa = [rng.randrange(depth) for _ in range(n)]
+    we = [int(rng.random() < 0.6) for _ in range(n)]
+    wd = [rng.getrandbits(width) for _ in range(n)]
+    en = [rng.randrange(4) for _ in range(n)]
+    ra = []
+    for k in range(n):  # never the address written in the same cycle
+        r = wa[rng.randrange(k)] if k and rng.random() < 0.7 else rng.randrange(depth)
+        while we[k] and r == wa[k]:
+            r = rng.randrange(depth)
+        ra.append(r)
+    for name, vals in (("wa", wa), ("ra", ra), ("wd", wd), ("we", we), ("en", en)):
+        (tmp_path / f"{name}.hex").write_text("".join(f"{v:x}\n" for v in vals))
+    text = verilog.convert(ram, name="ram", emit_src=False)
+    ab = max(len(ram.r_addr), 1) - 1
+    got = _run_icarus(tmp_path, text, _RAM_EN_TB.format(ab=ab, db=width - 1, n=n - 1))
+    mem: dict[int, int] = {}
+    q0 = q1 = None  # the address register's word and the output register's, after edge k
+    want = []
+    for k in range(n):
+        if en[k] & 2:
+            q1 = q0
+        if en[k] & 1:
+            q0 = mem.get(ra[k])  # before edge k's write lands
+        if we[k]:
+            mem[wa[k]] = wd[k]
+        want.append(q1)
+    checked = [k for k in range(n) if want[k] is not None]
+    assert len(checked) > n // 4
+    for k in checked:
+        assert got[k] == want[k], k

@@ -252,6 +252,35 @@ def test_converts_to_verilog(index):
     assert re.search(r"^module swg\(", text, re.M)
 
 
+@pytest.mark.parametrize(
+    ("width", "channels", "simd", "blocks"),
+    [
+        (64, 2, 1, 1),  # 5 x 128 beats of 8 bits: block RAM, one DP16KD
+        (13, 8, 8, 4),  # 5 x 13 beats of 64 bits (cnv_tiny conv2): 4 DP16KD at 18 bits
+        (8, 2, 1, 0),  # 5 x 16 beats of 8 bits: LUT RAM, the same Verilog as portable
+    ],
+)
+def test_ecp5_line_buffer_in_block_ram_is_dp16kd(width, channels, simd, blocks):
+    """On ECP5 a line buffer that Yosys would put in block RAM is DP16KD instances (with
+    their output register) and one in LUT RAM stays a portable memory."""
+    args = dict(
+        element=signed(8),
+        channels=channels,
+        height=9,
+        width=width,
+        kernel=(3, 3),
+        stride=(1, 1),
+        padding=(0, 0),
+        dilation=(1, 1),
+        simd=simd,
+    )
+    portable = verilog.convert(SlidingWindow(**args), name="swg", emit_src=False)
+    ecp5 = verilog.convert(SlidingWindow(**args, target="ecp5"), name="swg", emit_src=False)
+    assert ecp5.count("DP16KD ") == blocks
+    assert ecp5.count('.REGMODE_B("OUTREG")') == blocks
+    assert (ecp5 == portable) == (blocks == 0)
+
+
 _CONVERT = """
 from amaranth import signed, unsigned
 from amaranth.back import verilog

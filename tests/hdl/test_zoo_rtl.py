@@ -97,6 +97,8 @@ def ecp5_designs(tmp_path_factory):
 ECP5_RUNS = [
     ("jet_tagger", "verilator", 60, "MULT18X18D", 138),
     ("tfc_w2a2", "icarus", 6, "DP16KD", 13),  # weights in block RAM: 10 + 1 + 1 + 1 blocks
+    # line buffers in block RAM (pool1 1, conv2 4, pool2 1: reads that stall) and fc's weights
+    ("cnv_tiny", "verilator", 4, "DP16KD", 7),
 ]
 
 
@@ -105,8 +107,8 @@ def test_ecp5_verilog_matches_golden_with_the_primitive_model(
     ecp5_designs, name, sim, frames, primitive, count
 ):
     """The Verilog that `codesign synth` places and routes, with its multipliers as
-    MULT18X18D instances and its block-RAM weights as DP16KD instances with their output
-    registers, simulated with hdl/sim_models/: bit-exact, and its latency and II the
+    MULT18X18D instances and its block-RAM weights and line buffers as DP16KD instances with
+    their output registers, simulated with hdl/sim_models/: bit-exact, and its latency and II the
     simulator's (the registers inside the DSP and RAM blocks count as the portable
     Verilog's fabric ones)."""
     from codesign.hdl.verify import verify as run
