@@ -378,6 +378,9 @@ class Design:
                 cfg = dataclasses.replace(cfg, mem_style=resolve_mem_style(cfg.mem_style, depth))
             stages[s.name] = cfg
         self.config = HardwareConfig(stages, config.clock_mhz, config.pipeline)
+        #: the configuration as given, before the automatic folding and memory styles (what
+        #: a design-space sweep that varies the folding starts from)
+        self.given = config
 
     def pipeline(self, stage: Stage | str) -> StagePipeline | None:
         """The credit pipeline of ``stage`` (:func:`~codesign.models.pipelining.stage_pipeline`):

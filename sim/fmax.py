@@ -107,7 +107,7 @@ def _clog2(n: int) -> int:
 #: the term ``bram_reg`` in place of ``bram``. Set an entry when the RTL gains the register
 #: there, then rerun ``python -m codesign.fmax_fit`` (its samples are remeasured on the new
 #: generator sources and ``bram_reg`` fitted).
-BRAM_OUTREG = {"fifo": False, "window": False, "weights": True, "vector": True}
+BRAM_OUTREG = {"fifo": False, "window": True, "weights": True, "vector": True}
 
 
 def _path(
@@ -482,10 +482,13 @@ def predict_fmax_batch(design: Design, pe, simd, coef: dict | None = None) -> np
         for u in present.tolist():
             p, q = divmod(u, width)
             if (k, p, q) not in known:  # the stage's paths at this folding, as a matrix
+                style = design.given[s.name].mem_style
+                if uses_simd:  # an automatic style resolves at each folding, as in a Design
+                    style = resolve_mem_style(style, (s.mw // q) * (s.mh // p))
                 cfg = StageConfig(
                     pe=p,
                     simd=q if uses_simd else base.simd,
-                    mem_style=base.mem_style,
+                    mem_style=style,
                     fifo_depth=base.fifo_depth,
                     fifo_depth_b=base.fifo_depth_b,
                 )
