@@ -177,7 +177,7 @@ class MVAU(wiring.Component):
         if style_block and "memory" in stages:
             # the word two cycles after its address, through the block's output register
             rom = RegisteredRom(width=width, init=words, target=self._target, name="weights")
-            m.submodules.weights = rom
+            m.submodules.weights_rom = rom  # its memory is "weights" (hdl/memfiles.py)
             w_rds.append(rom)
             cuts = []
         for k, (lo, hi) in enumerate(cuts):
