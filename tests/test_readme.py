@@ -25,9 +25,19 @@ def test_python_snippets_run(tmp_path, monkeypatch, capsys):
         exec(compile(code, "README.md", "exec"), {})
 
 
+#: README commands that place and route (2 minutes each): ``slow`` (``-m slow``); the
+#: synthesis flow is proven in the default run by tests/codesign/test_synth.py
+SLOW_COMMANDS = ("codesign synth",)
+
+
 @pytest.mark.parametrize(
     "line",
-    [ln[2:] for b in blocks("console") for ln in b.splitlines() if ln.startswith("$ codesign ")],
+    [
+        pytest.param(ln[2:], marks=pytest.mark.slow) if ln[2:].startswith(SLOW_COMMANDS) else ln[2:]
+        for b in blocks("console")
+        for ln in b.splitlines()
+        if ln.startswith("$ codesign ")
+    ],
 )
 def test_console_commands_succeed(line, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)

@@ -1,6 +1,6 @@
 """Every zoo network's generated RTL against the golden model in cocotb, on Verilator and
 Icarus: 200 frames with random back-pressure (on Icarus at most :data:`ICARUS_CYCLES` of
-ideal II, so 49 for cnv_tiny, whose 200 took six minutes there, and 8 + 8 for resnet_tiny,
+ideal II, so 24 for cnv_tiny, whose 49 took four minutes there, and 8 + 8 for resnet_tiny,
 :data:`ICARUS_FRAMES`), 0 mismatches, the measured
 initiation interval within 1% of the closed form, and the measured latency and II equal to
 the simulator's prediction (:func:`codesign.sim.dataflow.simulate`). Builds are shared through
@@ -23,7 +23,7 @@ from codesign.summary import network_hash
 pytestmark = pytest.mark.simulator
 
 #: Cycles of ideal II that the Icarus run's random-back-pressure phase may take.
-ICARUS_CYCLES = 300_000
+ICARUS_CYCLES = 150_000
 #: Frames of both phases on Icarus for networks whose every cycle is slow there:
 #: resnet_tiny's three convolutions (144 multipliers) take about 1.5 s of CPU per frame
 #: (130 + 32 frames: 800 s on a loaded machine); Verilator runs its 200 + 32 frames.
