@@ -62,7 +62,6 @@ from codesign.models.hwconfig import (
     Stage,
     StageConfig,
     StageKind,
-    accumulator_range,
     fifo_name,
     fork_name,
     readers,
@@ -79,6 +78,7 @@ from .cost_rules import (
     const_dsp,
     element_bits,
     live_bits,
+    matrix_accumulator,
     memory_map,
     range_width,
     rom_brams,
@@ -199,13 +199,7 @@ def _mvau(stage: Stage, cfg: StageConfig, name: str, head: tuple[str, ...]) -> U
     pe, simd = cfg.pe, cfg.simd
     sf, nf = mw // simd, mh // pe
     in_b = element_bits(stage.input.qtype)
-    lo, hi = stage.input.lo, stage.input.hi
-    if stage.kind is StageKind.CONV and any(getattr(stage.main, "padding", (0, 0))):
-        lo, hi = min(lo, 0), max(hi, 0)
-    bias = getattr(stage.main, "bias", None)
-    bias = None if bias is None else np.asarray(bias, dtype=np.int64)
-    alo, ahi = accumulator_range(w, bias, lo, hi, simd, xnor)
-    acc_b = QType.covering(alo, ahi).bits
+    bias, acc_b = matrix_accumulator(stage, w, xnor, simd)
     out_b = element_bits(stage.acc.qtype)
     lane = lane_shape(w, stage.input.qtype, xnor)
     wbits = lane.wbits

@@ -21,6 +21,8 @@ from codesign.models.device import (
     rom_brams,
     var_dsp,
 )
+from codesign.models.hwconfig import accumulator_range
+from codesign.models.plan import StageKind
 from codesign.models.qtype import Kind, QType
 
 __all__ = [
@@ -28,6 +30,7 @@ __all__ = [
     "const_dsp",
     "element_bits",
     "live_bits",
+    "matrix_accumulator",
     "memory_map",
     "range_width",
     "rom_brams",
@@ -35,6 +38,19 @@ __all__ = [
     "table_logic",
     "var_dsp",
 ]
+
+
+def matrix_accumulator(stage, w: np.ndarray, xnor: bool, simd: int) -> tuple:
+    """``(bias, bits)`` of a matrix unit's accumulator: the stage's bias (an int64 array, or
+    None) and the exact accumulator width over its input range (0 included when a
+    convolution pads), as the RTL sizes it (:func:`~codesign.models.hwconfig.accumulator_range`)."""
+    lo, hi = stage.input.lo, stage.input.hi
+    if stage.kind is StageKind.CONV and any(getattr(stage.main, "padding", (0, 0))):
+        lo, hi = min(lo, 0), max(hi, 0)
+    bias = getattr(stage.main, "bias", None)
+    bias = None if bias is None else np.asarray(bias, dtype=np.int64)
+    alo, ahi = accumulator_range(w, bias, lo, hi, simd, xnor)
+    return bias, QType.covering(alo, ahi).bits
 
 
 def element_bits(q: QType) -> int:

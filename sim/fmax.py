@@ -64,7 +64,6 @@ from codesign.models.hwconfig import (
     Stage,
     StageConfig,
     StageKind,
-    accumulator_range,
     readers,
     resolve_mem_style,
     stage_io,
@@ -75,7 +74,7 @@ from codesign.models.pipelining import PipelineMode, stage_pipeline, tree_groups
 from codesign.models.plan import stage_matrix
 from codesign.models.qtype import QType
 
-from .cost_rules import element_bits
+from .cost_rules import element_bits, matrix_accumulator
 
 __all__ = [
     "DATA",
@@ -241,13 +240,7 @@ def _matrix_paths(stage: Stage, cfg: StageConfig, mode: PipelineMode, head) -> d
     sf, nf = mw // simd, mh // pe
     words = max(sf * nf, 2)
     in_b = element_bits(stage.input.qtype)
-    lo, hi = stage.input.lo, stage.input.hi
-    if stage.kind is StageKind.CONV and any(getattr(stage.main, "padding", (0, 0))):
-        lo, hi = min(lo, 0), max(hi, 0)
-    bias = getattr(stage.main, "bias", None)
-    bias = None if bias is None else np.asarray(bias, dtype=np.int64)
-    alo, ahi = accumulator_range(w, bias, lo, hi, simd, xnor)
-    acc_b = QType.covering(alo, ahi).bits
+    _, acc_b = matrix_accumulator(stage, w, xnor, simd)
     lane = lane_shape(w, stage.input.qtype, xnor)
     width = pe * simd * lane.wbits
     block = resolve_mem_style(cfg.mem_style, sf * nf) is MemStyle.BLOCK
