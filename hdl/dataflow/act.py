@@ -17,6 +17,7 @@ from codesign.models.layers import Clip, MultiThreshold, Requant
 from codesign.models.pipelining import PipelineMode, activation_stages, tree_groups
 from codesign.models.qtype import Kind, Overflow, QType, Rounding
 
+from .compare import at_least, merge_at_least, split_at_least
 from .credit import pipe_signature
 from .dsp import RegisteredProduct
 from .stream import beat_layout
@@ -161,15 +162,29 @@ class Activation(wiring.Component):
             return th.thresholds
         return np.broadcast_to(th.thresholds, (self._channels, th.thresholds.shape[1]))
 
-    def _hits(self, m: Module, v, step, lane: int, v_range: tuple[int, int]) -> list:
+    def _hits(
+        self, m: Module, v, step, lane: int, v_range: tuple[int, int], *, split: bool = False
+    ) -> list:
+        """Whether ``v`` reaches each threshold that some input can pass and some fail
+        (one passed by every input is a constant 1). ``split``: each hit as the three bits
+        of :func:`split_at_least` (a constant threshold's as ``(hit, 0, 0)``), for
+        :func:`merge_at_least` in the next stage."""
         rows = self._thresholds()
         hits = []
         for k in range(rows.shape[1]):
             t = self._per_channel(m, rows[:, k], step, lane)
             if isinstance(t, Const) and t.value <= v_range[0]:
-                hits.append(Const(1))  # passed by every input: no comparator
-            elif not (isinstance(t, Const) and t.value > v_range[1]):
-                hits.append(v >= t)
+                hit = Const(1)  # passed by every input: no comparator
+            elif isinstance(t, Const) and t.value > v_range[1]:
+                continue
+            elif isinstance(t, Const):
+                hit = at_least(v, t.value)
+            elif split:
+                hits.append(split_at_least(v, t))
+                continue
+            else:
+                hit = v >= t
+            hits.append((hit, Const(0), Const(0)) if split else hit)
         return hits
 
     def _count(self, m: Module, hits, lane: int):
@@ -267,6 +282,10 @@ class Activation(wiring.Component):
                     # the floor alone: the bit selects between them in the next stage
                     flags = [*_range_flags(q, Const(0), spec.requant)]
                     flags += [*_range_flags(q, Const(1), spec.requant)]
+                    # within range, floor + bit has the type's width: keep the floor's low
+                    # bits only, so that the next stage's add is no wider than the output
+                    if Value.cast(q).shape().width > spec.requant.qtype.bits:
+                        q = Value.cast(q)[: spec.requant.qtype.bits]
                     values = (q, up, *flags)
                     regs = [Signal(Value.cast(q).shape(), name=f"round{k}_q")]
                     regs += [
@@ -282,17 +301,27 @@ class Activation(wiring.Component):
                 continue
             elif st == "saturate":
                 lanes = [
-                    _select(q + up, Mux(up, u1, u0), Mux(up, o1, o0), spec.requant)
+                    _select(_wrap_add(q, up, spec.requant.qtype), Mux(up, u1, u0),
+                            Mux(up, o1, o0), spec.requant)
                     for q, up, u0, o0, u1, o1 in lanes
-                ]
+                ]  # fmt: skip
             elif st == "compare":
                 step = self._group_step(m, valid, st)
                 vals = [value_of(x, self._in_type) if first else x for x in lanes]
-                lanes = [Cat(*self._hits(m, v, step, k, v_range)) for k, v in enumerate(vals)]
+                # each hit as three bits (two half-width compares and an equality), merged
+                # by the count stage: a full-width compare's carry chain, broken by nextpnr
+                # into feed-out cells, was tfc_w2a2's longest path (8.0 ns at speed 6)
+                lanes = [
+                    Cat(*[b for hit in self._hits(m, v, step, k, v_range, split=True) for b in hit])
+                    for k, v in enumerate(vals)
+                ]
             elif st == "count":
                 if counted:  # the registered tree counted every "count" stage
                     continue
-                hits = [[x[i] for i in range(len(x))] for x in lanes]
+                hits = [
+                    [merge_at_least(x[i], x[i + 1], x[i + 2]) for i in range(0, len(x), 3)]
+                    for x in lanes
+                ]
                 lanes = [self._count(m, hs, k) for k, hs in enumerate(hits)]
                 if spec.threshold.thresholds.shape[1] > 8:
                     counted = True
@@ -331,9 +360,10 @@ def _round_parts(prod, shift: int, layer: Requant):
         return prod << -shift, Const(0)
     q = prod >> shift  # arithmetic shift: floor
     r = prod.as_unsigned()[:shift]
-    half = 1 << (shift - 1)
-    inexact = r != 0
-    above, tie = r > half, r == half
+    # the remainder against half of 2**shift, as reductions rather than carry chains
+    rest = r[: shift - 1].any() if shift > 1 else Const(0)
+    inexact = r.any()
+    above, tie = r[-1] & rest, r[-1] & ~rest
     negative = prod < 0
     mode = layer.rounding
     if mode is Rounding.FLOOR:
@@ -365,7 +395,21 @@ def _range_flags(q, up, layer: Requant):
         lo = -hi
     if layer.overflow is Overflow.WRAP:
         return Const(0), Const(0)
-    return Mux(up, q < lo - 1, q < lo), Mux(up, q >= hi, q > hi)
+    under = [~at_least(q, lo - u) for u in (0, 1)]  # q + u < lo
+    over = [at_least(q, hi + 1 - u) for u in (0, 1)]  # q + u > hi
+    if isinstance(up, Const):
+        return under[up.value], over[up.value]
+    return Mux(up, under[1], under[0]), Mux(up, over[1], over[0])
+
+
+def _wrap_add(q, up, t: QType):
+    """``q + up`` where ``q`` may be the floor's low ``t.bits`` bits alone (an unsigned
+    slice): the sum modulo ``2**t.bits`` in the type's signedness, right whenever it is in
+    the type's range (the only case :func:`_select` keeps it)."""
+    if q.shape().signed or q.shape().width < t.bits:
+        return q + up
+    y = (q + up)[: t.bits]
+    return y.as_signed() if t.signed else y
 
 
 def _select(y, under, over, layer: Requant):

@@ -25,6 +25,8 @@ from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 from codesign.models.qtype import Kind, QType
 
+from .fifo import RegisteredFlagFIFO
+
 __all__ = [
     "StreamFIFO",
     "WidthConverter",
@@ -106,8 +108,9 @@ def unpack_beats(words, qtype: QType, n: int) -> np.ndarray:
 
 class StreamFIFO(wiring.Component):
     """A first-in first-out queue of ``depth`` beats between two streams of ``layout``
-    (``amaranth.lib.fifo.SyncFIFOBuffered``, block-RAM friendly: one cycle more latency
-    than an asynchronous-read queue).
+    (``amaranth.lib.fifo.SyncFIFOBuffered``'s behaviour, with its flags in registers:
+    :class:`~codesign.hdl.dataflow.fifo.RegisteredFlagFIFO`; block-RAM friendly: one cycle
+    more latency than an asynchronous-read queue).
 
     Parameters
     ----------
@@ -144,7 +147,11 @@ class StreamFIFO(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         width = Shape.cast(self._layout).width
-        m.submodules.queue = q = fifo.SyncFIFOBuffered(width=width, depth=self._depth)
+        if self._depth >= 2:  # the same FIFO with its flags in registers (fifo.py)
+            q = RegisteredFlagFIFO(width=width, depth=self._depth)
+        else:
+            q = fifo.SyncFIFOBuffered(width=width, depth=self._depth)
+        m.submodules.queue = q
         m.d.comb += [
             q.w_data.eq(self.i.payload.as_value()),
             q.w_en.eq(self.i.valid),

@@ -1,0 +1,88 @@
+"""Comparisons cut short for timing.
+
+Yosys maps every ``>=`` to a carry chain as wide as its operands (a CCU2C per two bits on
+ECP5), and nextpnr breaks a chain whose carry-out feeds logic with a feed-out cell (0.4 ns
+of logic and about 0.8 ns of routing each time). A wide accumulator or product compared with
+a bound is then the longest path of an activation unit (jet_tagger's rounding stage: 15
+logic levels, 6.9 ns at speed 6). The forms here split a comparison at a bit: the high part
+becomes a wide AND/OR (a shallow LUT tree) or a short compare, and only the low part keeps a
+carry chain.
+"""
+
+from __future__ import annotations
+
+from amaranth import Cat, Const, Value
+
+__all__ = ["at_least", "merge_at_least", "split_at_least"]
+
+
+def _range(x: Value) -> tuple[int, int]:
+    shape = x.shape()
+    if shape.signed:
+        return -(1 << (shape.width - 1)), (1 << (shape.width - 1)) - 1
+    return 0, (1 << shape.width) - 1
+
+
+def _extend(v: Value, width: int) -> Value:
+    """The bits of ``v`` sign- or zero-extended to ``width``."""
+    pad = width - v.shape().width
+    if pad == 0:
+        return v.as_unsigned()
+    fill = v[-1].replicate(pad) if v.shape().signed else Const(0, pad)
+    return Cat(v, fill)
+
+
+def at_least(x, c: int):
+    """``x >= c`` for a constant ``c``: with ``k`` the least number of bits such that
+    ``-2**k <= c < 2**k``, ``x``'s bits above ``k`` are all zeros or all ones where it can
+    meet ``c`` at all, so the comparison is whether they are, and a ``k``-bit compare of the
+    rest (a constant when ``c``'s low bits are zero)."""
+    x = Value.cast(x)
+    lo, hi = _range(x)
+    if c <= lo:
+        return Const(1)
+    if c > hi:
+        return Const(0)
+    k = 0
+    while not -(1 << k) <= c < (1 << k):
+        k += 1
+    width, signed = x.shape().width, x.shape().signed
+    if width - k <= 2:
+        return x >= c
+    high = x[k:]  # unsigned bits: x = high * 2**k + low, high signed when x is
+    low_ge = Const(1) if c % (1 << k) == 0 else x[:k] >= c % (1 << k)
+    if c >= 0:  # the high part is 0 to meet c: above 0 passes, below (negative) fails
+        above = high.any() & ~x[-1] if signed else high.any()
+        return above | (~high.any() & low_ge)
+    # c < 0 (x signed): the high part is -1 (all ones) to meet c; not negative passes
+    return ~x[-1] | (high.all() & low_ge)
+
+
+def split_at_least(x, t) -> tuple:
+    """The three bits ``(gt, eq, ge)`` from which :func:`merge_at_least` gives ``x >= t``
+    for two variables: ``x`` and ``t`` split at half their width, ``gt`` and ``eq``
+    comparing the high halves and ``ge`` the low halves (unsigned). Each is a chain half
+    as long; registered, the merge is one LUT in the next stage. A narrow compare (8 bits
+    or fewer) is ``(x >= t, 0, 0)``. The equality is XORs and a reduction: written
+    ``==``, Yosys's alumacc merges it into the ``>`` chain's subtraction and tests its sum
+    bits after the chain."""
+    x, t = Value.cast(x), Value.cast(t)
+    signed = x.shape().signed or t.shape().signed
+    width = max(x.shape().width, t.shape().width) + (
+        1 if signed and not (x.shape().signed and t.shape().signed) else 0
+    )
+    # both at one width; signed operands in offset binary (the sign bit flipped), so that
+    # every compare is unsigned: a signed one ends in a LUT and a PFUMX after the carry
+    # chain that combine its carry-out with the sign bits (tfc_w2a2 fc1's 8-bit compares:
+    # 7.3 ns at speed 6)
+    flip = Const(1 << (width - 1), width) if signed else Const(0, width)
+    xw, tw = _extend(x, width) ^ flip, _extend(t, width) ^ flip
+    if width <= 8:
+        return xw >= tw, Const(0), Const(0)
+    s = width // 2
+    return xw[s:] > tw[s:], ~(xw[s:] ^ tw[s:]).any(), xw[:s] >= tw[:s]
+
+
+def merge_at_least(gt, eq, ge):
+    """``x >= t`` from :func:`split_at_least`'s three bits."""
+    return gt | (eq & ge)
