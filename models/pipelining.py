@@ -121,13 +121,15 @@ def matrix_stages(
 
     Always ``fetch`` (weight and vector memories' read registers, the input register) and
     ``result`` (accumulator and result register). ``auto`` adds ``operand`` (the selected
-    input vector, with the weight read one cycle later to meet it), ``memory`` for weights
-    in block RAM (its output register), the :data:`PRODUCT_STAGES` (not for XNOR, whose
+    input vector, with the weight read one cycle later to meet it), ``memory`` and
+    ``weight`` for weights in block RAM (its output register, then the word in fabric
+    registers: a block RAM's output to a DSP block's input registers was a 5.7 ns route,
+    tfc_w2a2 fc0 at 148 MHz at speed 6), the :data:`PRODUCT_STAGES` (not for XNOR, whose
     products are single gates) and one ``tree`` per :func:`tree_groups` group.
     """
     if mode is PipelineMode.OFF:
         return ("fetch", "result")
-    middle = ["operand"] + (["memory"] if block else [])
+    middle = ["operand"] + (["memory", "weight"] if block else [])
     middle += [] if xnor else list(PRODUCT_STAGES)
     middle += ["tree"] * len(tree_groups(terms, mode))
     return ("fetch", *middle, "result")

@@ -243,8 +243,10 @@ def _mvau(stage: Stage, cfg: StageConfig, name: str, head: tuple[str, ...]) -> U
     nf_b = _clog2(max(nf, 2))
     bias_varies = bias is not None and nf > 1 and bool((bias.reshape(nf, pe) != bias[:pe]).any())
     # valid and last travel to the accumulator (the bias row index nf only when a
-    # bias varies by row); the input-or-buffer flag is read at the fetch stage only
+    # bias varies by row); the input-or-buffer flag is read at the fetch stage only; when
+    # pipelined, each PE has its own copy of valid and last at the accumulator (mvau.py)
     f["tag_bits"] = float((2 + (nf_b if bias_varies else 0)) * (len(head) - 1) + 1 + 1)
+    f["tag_bits"] += 2 * pe if pe > 1 and len(head) > 2 else 0
     f["op_bits"] = float(simd * in_b) if "operand" in head else 0.0
     if "operand" in head:
         # each bank of the weight ROM (64 output bits in logic, one in block RAM) has its
@@ -254,7 +256,10 @@ def _mvau(stage: Stage, cfg: StageConfig, name: str, head: tuple[str, ...]) -> U
             1 if resolve_mem_style(cfg.mem_style, nf * sf) is MemStyle.BLOCK else -(-width // 64)
         )
         f["rom_addr"] = float(banks * _clog2(max(nf * sf, 2)))
-    f["mem_bits"] = float(simd * in_b + pe * simd * wbits) if "memory" in head else 0.0
+    # the block RAM's output register stage delays the vector; the next registers both
+    f["mem_bits"] = float(simd * in_b + pe * simd * wbits) * (
+        ("memory" in head) + ("weight" in head)
+    )
     if xnor:
         f["tree_regs"] = float(pe * _tree_regs([1] * simd, _groups(simd, head)))
     if xnor:

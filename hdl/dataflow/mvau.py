@@ -273,6 +273,12 @@ class MVAU(wiring.Component):
             m.d.sync += x_m.eq(x)
             x = x_m
             tags.shift("memory")
+        if "weight" in stages:  # the word in fabric registers on its way to the multipliers
+            w_f = Signal(len(w), name="w_f")
+            x_f = Signal(beat_layout(self._in_type, simd))
+            m.d.sync += [w_f.eq(w), x_f.eq(x)]
+            w, x = w_f, x_f
+            tags.shift("weight")
         xs = [x[s] for s in range(simd)]
 
         # -- products: registered multipliers (a DSP block's own registers where the target

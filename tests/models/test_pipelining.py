@@ -38,7 +38,7 @@ def test_matrix_stages():
         "fetch", "operand", "tree", "tree", "tree", "result",
     )  # fmt: skip
     assert matrix_stages(1, False, auto, block=True) == (
-        "fetch", "operand", "memory", "multiply", "product", "land", "result",
+        "fetch", "operand", "memory", "weight", "multiply", "product", "land", "result",
     )  # fmt: skip
 
 
