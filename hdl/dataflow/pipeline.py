@@ -325,6 +325,7 @@ class Pipeline(wiring.Component):
                     self._fifos[fifo_name(s.name, port)] = StreamFIFO(
                         layout=beat_layout(tensor.qtype, stage_io(s, cfg)[0]),
                         depth=design.fifo_depth(s, port),
+                        target=target,
                     )
 
     @property
