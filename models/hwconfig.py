@@ -384,7 +384,7 @@ class Design:
 
     def pipeline(self, stage: Stage | str) -> StagePipeline | None:
         """The credit pipeline of ``stage`` (:func:`~codesign.models.pipelining.stage_pipeline`):
-        its register stages, latency and queue depth; None for a pooling stage."""
+        its register stages, latency and queue depth; None for a global pool."""
         s = stage if isinstance(stage, Stage) else self.stage(stage)
         return stage_pipeline(s, self.config[s.name], self.config.pipeline)
 

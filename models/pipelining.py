@@ -16,7 +16,13 @@ its output in ``w + 2``); the head may issue the step that completes output ``j`
 ``t`` only if output ``j - queue_depth`` left the queue in a cycle before ``t``. The queue
 depth is the least that keeps the head from ever waiting for credit while the stage's
 reader takes every beat at once: ``queue_depth * gap >= latency + 3``, ``gap`` the fewest
-cycles between two outputs (the MVAU's SF, 1 for element-wise stages).
+cycles between two outputs (the MVAU's SF, 1 for element-wise stages, a window's taps for a
+pool).
+
+A windowed pool is one too: its head is the sliding-window generator's reader, which reads
+the tap that completes a window (the last of its ``kh * kw`` consecutive taps) only with a
+credit; the line buffer's read stages and the reducer behind it never stall
+(:func:`pool_stages`). A global pool (one accumulator per channel, no line buffer) is not.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .layers import Clip, MultiThreshold, Requant
+from .linebuffer import READ_LATENCY
 
 if TYPE_CHECKING:
     from .hwconfig import StageConfig
@@ -41,6 +48,7 @@ __all__ = [
     "activation_stages",
     "credit_depth",
     "matrix_stages",
+    "pool_stages",
     "stage_pipeline",
     "tree_groups",
 ]
@@ -135,6 +143,15 @@ def matrix_stages(
     return ("fetch", *middle, "result")
 
 
+def pool_stages(average: bool) -> tuple[str, ...]:
+    """Register stages of a windowed pool after the read of a window's last tap, in order:
+    the line buffer's :data:`~codesign.models.linebuffer.READ_LATENCY` read stages
+    (``read``, then ``output``), after which the reducer folds the tap into the window and,
+    for a maximum or a sum, writes the result into the queue in the same cycle; an average
+    registers the window's sum (``sum``) and writes its rounded quotient a cycle later."""
+    return ("read",) + ("output",) * (READ_LATENCY - 1) + (("sum",) if average else ())
+
+
 def credit_depth(latency: int, gap: int) -> int:
     """Queue depth (and credits) of a credit pipeline of ``latency`` cycles whose outputs
     are at least ``gap`` cycles apart: the least depth at which the head never waits for
@@ -165,14 +182,16 @@ class StagePipeline:
 
 def stage_pipeline(stage: Stage, cfg: StageConfig, mode: PipelineMode) -> StagePipeline | None:
     """The credit pipeline of ``stage`` folded by ``cfg``, or None for a stage that is not
-    one (pooling, and a depthwise convolution without activation, whose units drive the
-    stage output themselves).
+    one (global pooling, and a depthwise convolution without activation, whose units drive
+    the stage output themselves).
 
     - matrix unit (dense, convolution): head :func:`matrix_stages` over SIMD products,
       outputs at least SF cycles apart;
     - depthwise convolution with an activation, activation stage: the head admits one beat
       per cycle straight into the activation (no registers of its own);
-    - add: the head takes a beat from both inputs and registers their sum (``sum``).
+    - add: the head takes a beat from both inputs and registers their sum (``sum``);
+    - windowed pool: head :func:`pool_stages`, outputs at least ``kh * kw`` cycles apart
+      (the window's taps; the same in ``off`` mode: the window's read stages are fixed).
     """
     from .layers import BinaryConv2d, BinaryDense
     from .plan import StageKind
@@ -186,4 +205,7 @@ def stage_pipeline(stage: Stage, cfg: StageConfig, mode: PipelineMode) -> StageP
         return StagePipeline(("sum",), act, 1)
     if stage.kind in (StageKind.ACT, StageKind.CONV) and act:
         return StagePipeline((), act, 1)
+    if stage.kind is StageKind.POOL and not stage.global_pool:
+        kh, kw = stage.main.kernel
+        return StagePipeline(pool_stages(stage.main.op == "avgpool2d"), (), kh * kw)
     return None

@@ -651,6 +651,7 @@ def units(design: Design) -> list[UnitCost]:
                 k += 1
         elif s.kind is StageKind.POOL:
             out.append(_pool(s, cfg, "u0_pool2d"))
+            k = 1
         else:
             out.append(UnitCost(f"stage_{s.name}", "u0_admit", "admit", {"one": 1.0}))
             out.append(

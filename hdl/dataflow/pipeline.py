@@ -61,6 +61,8 @@ def _has_queue(stage: Stage) -> bool:
     act = not ActivationSpec.of(stage.layers).empty
     if stage.kind in (StageKind.MVAU, StageKind.ADD, StageKind.ACT):
         return True
+    if stage.kind is StageKind.POOL:
+        return not stage.global_pool
     return stage.kind is StageKind.CONV and (not stage.depthwise or act)
 
 
@@ -253,8 +255,10 @@ class StageUnit(wiring.Component):
                     **({"rounding": la.rounding} if la.op == "avgpool2d" else {}),
                     out_element=element_shape(s.output.qtype),
                     target=self._target,
+                    credit=not s.global_pool,
                 )
             )
+            units += self._queue()
         else:
             units.append(Admit(layout=beat_layout(s.input.qtype, cfg.pe)))
             units += self._activation(s.channels, in_type=s.input.qtype)
@@ -321,6 +325,7 @@ class Pipeline(wiring.Component):
                     self._fifos[fifo_name(s.name, port)] = StreamFIFO(
                         layout=beat_layout(tensor.qtype, stage_io(s, cfg)[0]),
                         depth=design.fifo_depth(s, port),
+                        target=target,
                     )
 
     @property

@@ -12,10 +12,13 @@ from amaranth.hdl import ShapeCastable
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 from codesign.models.dataflow import conv_out_size
+from codesign.models.linebuffer import READ_LATENCY
+from codesign.models.pipelining import StagePipeline, pool_stages
 from codesign.models.qtype import Rounding
 
 from .bram import TARGETS
 from .checks import check_int, check_pair, element_shape_of, shape_range
+from .credit import CreditQueue, pipe_signature
 from .swg import SlidingWindow, TapOrder, line_buffer_rows
 
 __all__ = ["GlobalReduce", "Pool2d", "PoolMode", "WindowReduce", "divide_round"]
@@ -112,8 +115,12 @@ def _ports(element, out_element, simd: int) -> dict:
 
 class WindowReduce(wiring.Component):
     """Reduces every ``taps`` consecutive beats element-wise (max, sum, or sum then rounded
-    division by ``taps``) to one beat. One input beat per cycle; ``o.valid`` and
-    ``i.ready`` come from registers."""
+    division by ``taps``) to one beat, inside a pool's credit pipeline: neither stream is
+    back-pressured (:func:`~codesign.hdl.dataflow.credit.pipe_signature`), so no ``ready``
+    reaches the datapath and one beat may arrive every cycle. A maximum or a sum leaves in
+    the cycle its window's last tap arrives (the tap folded into the window so far); an
+    average registers the sum and leaves the next cycle, divided
+    (:func:`codesign.models.pipelining.pool_stages`)."""
 
     def __init__(
         self, *, element, out_element, simd: int, taps: int, mode: PoolMode, rounding: Rounding
@@ -123,7 +130,17 @@ class WindowReduce(wiring.Component):
         check_int("taps", taps, 1)
         self._element, self._simd, self._taps = element, simd, taps
         self._mode, self._rounding = mode, rounding
-        super().__init__(_ports(element, out_element, simd))
+        super().__init__(
+            {
+                "i": In(pipe_signature(data.ArrayLayout(element, simd))),
+                "o": Out(pipe_signature(data.ArrayLayout(out_element, simd))),
+            }
+        )
+
+    @property
+    def latency(self) -> int:
+        """Cycles from a window's last tap at ``i`` to its result at ``o``."""
+        return 1 if self._mode is PoolMode.AVG else 0
 
     def elaborate(self, platform):
         m = Module()
@@ -138,32 +155,6 @@ class WindowReduce(wiring.Component):
         tap = Signal(range(n))
         first, last = Signal(init=1), Signal(init=n == 1)
         acc = [Signal(acc_shape, name=f"acc{j}") for j in range(simd)]
-        full = [Signal(acc_shape, name=f"full{j}") for j in range(simd)]  # finished windows
-        full_valid = Signal()
-
-        if self._mode is not PoolMode.AVG:
-            # the finished window is the output register
-            load = ~full_valid | self.o.ready
-            m.d.comb += [
-                self.o.valid.eq(full_valid),
-                *[self.o.payload[j].eq(full[j]) for j in range(simd)],
-            ]
-            with m.If(self.o.ready):
-                m.d.sync += full_valid.eq(0)
-        else:
-            # one more register stage for the division
-            out = Signal(data.ArrayLayout(self._element, simd))
-            out_valid = Signal()
-            drain = ~out_valid | self.o.ready
-            load = ~full_valid | drain
-            m.d.comb += [self.o.valid.eq(out_valid), self.o.payload.eq(out)]
-            with m.If(drain):
-                m.d.sync += [out_valid.eq(full_valid), full_valid.eq(0)]
-                for j in range(simd):
-                    q = divide_round(m, full[j], lo, hi, n, self._rounding)
-                    m.d.sync += out[j].eq(q)
-
-        m.d.comb += self.i.ready.eq(~last | load)
         # the window so far with this beat folded in, whether or not a beat arrives
         values = []
         for j in range(simd):
@@ -177,13 +168,27 @@ class WindowReduce(wiring.Component):
                 wide = Signal(acc_shape, name=f"x{j}")
                 m.d.comb += [wide.eq(x), value.eq(Mux(first, wide, acc[j] + wide))]
             values.append(value)
-        with m.If(self.i.valid & self.i.ready):
+        with m.If(self.i.valid):
             with m.If(last):
-                m.d.sync += [full[j].eq(values[j]) for j in range(simd)]
-                m.d.sync += [tap.eq(0), first.eq(1), last.eq(n == 1), full_valid.eq(1)]
+                m.d.sync += [tap.eq(0), first.eq(1), last.eq(n == 1)]
             with m.Else():
                 m.d.sync += [acc[j].eq(values[j]) for j in range(simd)]
                 m.d.sync += [tap.eq(tap + 1), first.eq(0), last.eq(tap == n - 2)]
+        if self._mode is not PoolMode.AVG:
+            m.d.comb += [
+                self.o.valid.eq(self.i.valid & last),
+                *[self.o.payload[j].eq(values[j]) for j in range(simd)],
+            ]
+        else:  # the finished window's sum, registered, then the division
+            full = [Signal(acc_shape, name=f"full{j}") for j in range(simd)]
+            full_valid = Signal()
+            m.d.sync += full_valid.eq(self.i.valid & last)
+            with m.If(self.i.valid & last):
+                m.d.sync += [full[j].eq(values[j]) for j in range(simd)]
+            m.d.comb += self.o.valid.eq(full_valid)
+            for j in range(simd):
+                q = divide_round(m, full[j], lo, hi, n, self._rounding)
+                m.d.comb += self.o.payload[j].eq(q)
         return m
 
 
@@ -280,9 +285,13 @@ class Pool2d(wiring.Component):
     taps channel group by channel group, and a reducer folds them, one beat per cycle: a
     frame takes ``max(H*W, OH*OW*KH*KW) * C / simd`` cycles in steady state
     (:attr:`cycles`, ``codesign.models.hwconfig.stage_cycles`` of a pool stage with ``pe = simd``).
-    A window of the whole unpadded image (global pooling) needs no line buffer: one
-    accumulator per channel reduces the frame as it streams in, ``H*W*C / simd`` cycles per
-    frame, and emits the ``C / simd`` result beats during the last pixel.
+    The two are a credit pipeline (:attr:`pipeline`, as
+    :func:`codesign.models.pipelining.stage_pipeline` has it): the window reads a window's
+    last tap only with a credit of the :class:`~codesign.hdl.dataflow.credit.CreditQueue` at
+    the end, so no ``ready`` reaches the window or the reducer. A window of the whole
+    unpadded image (global pooling) needs no line buffer: one accumulator per channel
+    reduces the frame as it streams in, ``H*W*C / simd`` cycles per frame, and emits the
+    ``C / simd`` result beats during the last pixel.
 
     Parameters
     ----------
@@ -304,6 +313,11 @@ class Pool2d(wiring.Component):
     target
         None for portable Verilog, ``"ecp5"`` for a line buffer in block RAM as DP16KD
         instances (:class:`~codesign.hdl.dataflow.swg.LineMemory`).
+    credit
+        Leave the queue out (a windowed pool only): ``o`` is the reducer's, never
+        back-pressured, and the window's ``space`` and ``reserve`` are ports, for the
+        pipeline compiler, which puts the stage's queue after the pool as after every
+        credit pipeline. By default the pool ends in its own queue, a stream component.
     """
 
     def __init__(
@@ -321,10 +335,13 @@ class Pool2d(wiring.Component):
         rounding: Rounding = Rounding.HALF_EVEN,
         out_element: ShapeCastable | None = None,
         target: str | None = None,
+        credit: bool = False,
     ) -> None:
         if target not in TARGETS:
             raise ValueError(f"target must be one of {TARGETS}, not {target!r}")
         self._target = target
+        if not isinstance(credit, bool):
+            raise TypeError(f"credit must be a bool, not {credit!r}")
         shape = element_shape_of(element)
         if isinstance(element, ShapeCastable) and not isinstance(element, Shape):
             raise TypeError(f"element must be a signed or unsigned shape, not {element!r}")
@@ -361,6 +378,9 @@ class Pool2d(wiring.Component):
         self._mode = mode
         self._rounding = rounding
         self._global = self._kernel == (height, width) and self._padding == (0, 0)
+        if credit and self._global:
+            raise ValueError("credit needs a windowed pool, not a global one")
+        self._credit = credit
         if mode is PoolMode.SUM:
             lo, hi = shape_range(shape)
             area = self._kernel[0] * self._kernel[1]
@@ -382,7 +402,11 @@ class Pool2d(wiring.Component):
                 channel_major=True,
             )
         )
-        super().__init__(_ports(element, self._out_element, simd))
+        ports = _ports(element, self._out_element, simd)
+        if credit:
+            out = data.ArrayLayout(self._out_element, simd)
+            ports.update(o=Out(pipe_signature(out)), space=In(1), reserve=Out(1))
+        super().__init__(ports)
 
     @property
     def element(self) -> ShapeCastable:
@@ -440,6 +464,21 @@ class Pool2d(wiring.Component):
         return self._out_h * self._out_w * (self._channels // self._simd)
 
     @property
+    def pipeline(self) -> StagePipeline | None:
+        """The credit pipeline of a windowed pool (None for a global pool): the register
+        stages from the read of a window's last tap to the queue, its latency, the queue's
+        depth (:func:`codesign.models.pipelining.pool_stages`)."""
+        if self._global:
+            return None
+        kh, kw = self._kernel
+        return StagePipeline(pool_stages(self._mode is PoolMode.AVG), (), kh * kw)
+
+    @property
+    def credit(self) -> bool:
+        """Whether the queue is left out (``space`` and ``reserve`` are ports)."""
+        return self._credit
+
+    @property
     def cycles(self) -> int:
         """Cycles per frame in steady state: max(H·W, OH·OW·KH·KW) · C / simd."""
         kh, kw = self._kernel
@@ -458,8 +497,9 @@ class Pool2d(wiring.Component):
 
     def parts(self) -> tuple[wiring.Component, ...]:
         """The units this pool chains, input first (new instances each call): a
-        :class:`WindowReduce` behind a channel-major :class:`SlidingWindow`, or a
-        :class:`GlobalReduce` alone for a global pool."""
+        :class:`WindowReduce` behind a channel-major :class:`SlidingWindow` (the head of
+        the credit pipeline; the queue is not among them), or a :class:`GlobalReduce` alone
+        for a global pool."""
         if self._global:
             return (
                 GlobalReduce(
@@ -486,6 +526,7 @@ class Pool2d(wiring.Component):
             pad_value=lo if self._mode is PoolMode.MAX else 0,
             tap_order=TapOrder.CHANNEL_MAJOR,
             target=self._target,
+            credit=True,
         )
         reduce = WindowReduce(
             element=self._element,
@@ -506,5 +547,19 @@ class Pool2d(wiring.Component):
         wiring.connect(m, wiring.flipped(self.i), parts[0].i)
         for a, b in pairwise(parts):
             wiring.connect(m, a.o, b.i)
-        wiring.connect(m, parts[-1].o, wiring.flipped(self.o))
+        if self._global:
+            wiring.connect(m, parts[-1].o, wiring.flipped(self.o))
+            return m
+        window, reduce = parts
+        assert self.pipeline.latency == READ_LATENCY + reduce.latency
+        if self._credit:
+            wiring.connect(m, reduce.o, wiring.flipped(self.o))
+            m.d.comb += [window.space.eq(self.space), self.reserve.eq(window.reserve)]
+            return m
+        m.submodules.queue = queue = CreditQueue(
+            layout=self.o.payload.shape(), depth=self.pipeline.queue_depth
+        )
+        wiring.connect(m, reduce.o, queue.i)
+        wiring.connect(m, queue.o, wiring.flipped(self.o))
+        m.d.comb += [window.space.eq(queue.space), queue.reserve.eq(window.reserve)]
         return m

@@ -19,15 +19,18 @@ from __future__ import annotations
 from math import gcd
 
 import numpy as np
-from amaranth import Module, Mux, Shape, Signal, signed, unsigned
+from amaranth import Array, Cat, Module, Mux, Shape, Signal, signed, unsigned
 from amaranth.hdl import ShapeCastable
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
+from codesign.models.device import memory_map
 from codesign.models.qtype import Kind, QType
 
 from .fifo import RegisteredFlagFIFO
 
 __all__ = [
+    "PREFETCH",
+    "BlockFIFO",
     "StreamFIFO",
     "WidthConverter",
     "beat_layout",
@@ -106,11 +109,161 @@ def unpack_beats(words, qtype: QType, n: int) -> np.ndarray:
     return decode(np.array(raw, dtype=np.int64), qtype)
 
 
+#: Slots of a :class:`BlockFIFO`'s prefetch buffer: enough that a beat read from the block
+#: RAM (three cycles from the read to the buffer) is always there when the output register
+#: wants it, as it is in ``SyncFIFOBuffered``, whose storage read is that register.
+PREFETCH = 4
+
+
+class BlockFIFO(wiring.Component):
+    """A queue of ``depth`` words in block RAM whose ports behave cycle for cycle as
+    ``amaranth.lib.fifo.SyncFIFOBuffered``'s (``w_rdy``, ``r_rdy``, ``r_data``, ``level``,
+    for any ``w_en`` and ``r_en``), with no path from the block RAM's slow clock-to-output
+    and none from a counter comparison to ``w_rdy``.
+
+    ``SyncFIFOBuffered`` reads its storage straight into its output register, so a word in
+    block RAM reaches the logic behind it at the block's clock-to-output without its
+    register (5.6-5.8 ns at speed 6 on ECP5, where Yosys maps it). Here the storage is a
+    :class:`~codesign.hdl.dataflow.swg.LineMemory` read through two registers (DP16KD's
+    output register on ECP5), into a prefetch buffer of :data:`PREFETCH` word registers
+    in front of the output register: a word is read as soon as a buffer slot is free, and
+    a word written while the block RAM holds none goes straight into the buffer. Every
+    word is in the buffer by the cycle ``SyncFIFOBuffered`` would move it to its output
+    register (a word reaches the buffer three cycles after its read, and the slots cover
+    the four words the output register takes meanwhile), so the output register loads in
+    the same cycles. ``w_rdy`` is a register: ``level`` less the output register below
+    ``depth - 1`` after the cycle.
+
+    Parameters
+    ----------
+    width
+        Bits of a word.
+    depth
+        Capacity in words, output register included (at least 2).
+    target
+        None for the portable form, ``"ecp5"`` for DP16KD instances where block RAM
+        (:class:`~codesign.hdl.dataflow.swg.LineMemory`).
+    """
+
+    def __init__(self, *, width: int, depth: int, target: str | None = None) -> None:
+        if not isinstance(width, int) or width < 1:
+            raise ValueError(f"width must be a positive int, not {width!r}")
+        if not isinstance(depth, int) or depth < 2:
+            raise ValueError(f"depth must be an int of at least 2, not {depth!r}")
+        self._width, self._depth, self._target = width, depth, target
+        super().__init__(
+            {
+                "w_data": In(width),
+                "w_en": In(1),
+                "w_rdy": Out(1, init=1),
+                "r_data": Out(width),
+                "r_en": In(1),
+                "r_rdy": Out(1),
+                "level": Out(range(depth + 1)),
+            }
+        )
+
+    @property
+    def depth(self) -> int:
+        return self._depth
+
+    def elaborate(self, platform):
+        from .swg import LineMemory
+
+        m = Module()
+        width, depth, k_n = self._width, self._depth, PREFETCH
+        words = depth - 1  # as SyncFIFOBuffered: every word but the output register's
+        m.submodules.storage = mem = LineMemory(
+            shape=unsigned(width), depth=words, latency=2, target=self._target
+        )
+        # words accepted and not in the output register (SyncFIFOBuffered's inner level)
+        inner = Signal(range(depth))
+        # words in the block RAM not yet read, and whether there are any (a register)
+        stored = Signal(range(words + 1))
+        stored_any = Signal()
+        produce, consume = Signal(range(words)), Signal(range(words))
+        # the prefetch buffer: a ring of slots, each reserved (by a read or a word written
+        # straight in) before its word arrives; ``free``: fewer than k_n reserved
+        slot_data = [Signal(width, name=f"slot{k}") for k in range(k_n)]
+        slot_full = [Signal(name=f"slot{k}_full") for k in range(k_n)]
+        head, tail = Signal(range(k_n)), Signal(range(k_n))
+        reserved = Signal(range(k_n + 1))
+        free = Signal(init=1)
+        # the reads in flight: in the block RAM's read register, then its output register
+        fly = [Signal(name=f"fly{k}") for k in range(2)]
+        fly_slot = [Signal(range(k_n), name=f"fly{k}_slot") for k in range(2)]
+
+        do_write = self.w_en & self.w_rdy
+        direct = ~stored_any & free  # a word written now goes straight into the buffer
+        issue = stored_any & free
+        reserve = (do_write & direct) | issue
+        take = ~self.r_rdy | self.r_en
+        head_full = Array(slot_full)[head]
+        load = take & head_full
+        m.d.comb += [
+            mem.w_addr.eq(produce),
+            mem.w_data.eq(self.w_data),
+            mem.w_en.eq(do_write & ~direct),
+            mem.r_addr.eq(consume),
+            mem.r_en.eq(Cat(issue, 1)),
+            self.level.eq(inner + self.r_rdy),
+        ]
+        m.d.sync += [
+            fly[0].eq(issue),
+            fly_slot[0].eq(tail),
+            fly[1].eq(fly[0]),
+            fly_slot[1].eq(fly_slot[0]),
+        ]
+        for k in range(k_n):
+            arrive = fly[1] & (fly_slot[1] == k)
+            write = do_write & direct & (tail == k)
+            with m.If(arrive):
+                m.d.sync += [slot_data[k].eq(mem.r_data), slot_full[k].eq(1)]
+            with m.Elif(write):
+                m.d.sync += [slot_data[k].eq(self.w_data), slot_full[k].eq(1)]
+            with m.Elif(load & (head == k)):
+                m.d.sync += slot_full[k].eq(0)
+        with m.If(take):
+            m.d.sync += self.r_rdy.eq(head_full)
+        with m.If(load):
+            m.d.sync += [
+                self.r_data.eq(Array(slot_data)[head]),
+                head.eq(Mux(head == k_n - 1, 0, head + 1)),
+            ]
+        with m.If(reserve):
+            m.d.sync += tail.eq(Mux(tail == k_n - 1, 0, tail + 1))
+        with m.If(do_write & ~direct):
+            m.d.sync += produce.eq(Mux(produce == words - 1, 0, produce + 1))
+        with m.If(issue):
+            m.d.sync += consume.eq(Mux(consume == words - 1, 0, consume + 1))
+        # the counts, and each flag after the cycle from its count alone (the strobes only
+        # choose among comparisons of registers with constants)
+        m.d.sync += [
+            reserved.eq(reserved + reserve - load),
+            free.eq(Mux(reserve & ~load, reserved < k_n - 1, (load & ~reserve) | free)),
+        ]
+        into, out = do_write & ~direct, issue
+        m.d.sync += [
+            stored.eq(stored + into - out),
+            stored_any.eq(Mux(into & ~out, 1, Mux(out & ~into, stored != 1, stored_any))),
+        ]
+        m.d.sync += [
+            inner.eq(inner + do_write - load),
+            self.w_rdy.eq(
+                Mux(do_write & ~load, inner != depth - 2, (load & ~do_write) | self.w_rdy)
+            ),
+        ]
+        return m
+
+
 class StreamFIFO(wiring.Component):
     """A first-in first-out queue of ``depth`` beats between two streams of ``layout``
-    (``amaranth.lib.fifo.SyncFIFOBuffered``'s behaviour, with its flags in registers:
-    :class:`~codesign.hdl.dataflow.fifo.RegisteredFlagFIFO`; block-RAM friendly: one cycle
-    more latency than an asynchronous-read queue).
+    (``amaranth.lib.fifo.SyncFIFOBuffered``'s behaviour, block-RAM friendly: one cycle more
+    latency than an asynchronous-read queue). Where the storage is block RAM
+    (:func:`codesign.models.device.memory_map` of its ``depth - 1`` words), a
+    :class:`BlockFIFO`, which behaves cycle for cycle the same, with the block's output
+    register; elsewhere a :class:`~codesign.hdl.dataflow.fifo.RegisteredFlagFIFO`, the same
+    with its flags in registers.
 
     Parameters
     ----------
@@ -118,6 +271,8 @@ class StreamFIFO(wiring.Component):
         Payload shape of both streams.
     depth
         Capacity in beats, at least 1.
+    target
+        None for portable Verilog, ``"ecp5"`` for a block-RAM queue of DP16KD instances.
 
     Attributes
     ----------
@@ -127,11 +282,14 @@ class StreamFIFO(wiring.Component):
         monitors, which the stream logic does not use.
     """
 
-    def __init__(self, *, layout: ShapeCastable, depth: int) -> None:
+    def __init__(self, *, layout: ShapeCastable, depth: int, target: str | None = None) -> None:
         if not isinstance(depth, int) or depth < 1:
             raise ValueError(f"depth must be a positive int, not {depth!r}")
         self._layout = layout
         self._depth = depth
+        self._target = target
+        width = Shape.cast(layout).width
+        self._block = depth > 1 and memory_map(depth - 1, width)[0] == "bram"
         super().__init__(
             {
                 "i": In(stream.Signature(layout)),
@@ -144,10 +302,17 @@ class StreamFIFO(wiring.Component):
     def depth(self) -> int:
         return self._depth
 
+    @property
+    def block(self) -> bool:
+        """Whether the queue is a :class:`BlockFIFO` (its storage is block RAM)."""
+        return self._block
+
     def elaborate(self, platform):
         m = Module()
         width = Shape.cast(self._layout).width
-        if self._depth >= 2:  # the same FIFO with its flags in registers (fifo.py)
+        if self._block:
+            q = BlockFIFO(width=width, depth=self._depth, target=self._target)
+        elif self._depth >= 2:  # the same FIFO with its flags in registers (fifo.py)
             q = RegisteredFlagFIFO(width=width, depth=self._depth)
         else:
             q = fifo.SyncFIFOBuffered(width=width, depth=self._depth)

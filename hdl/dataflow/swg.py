@@ -25,6 +25,7 @@ from codesign.models.linebuffer import READ_LATENCY, line_buffer_rows, released_
 
 from .bram import TARGETS, RegisteredRam
 from .checks import check_int, check_pair, element_shape_of, shape_range
+from .credit import pipe_signature
 
 __all__ = ["LineMemory", "SlidingWindow", "TapOrder", "line_buffer_rows"]
 
@@ -214,6 +215,14 @@ class SlidingWindow(wiring.Component):
     target
         None for portable Verilog, ``"ecp5"`` for a line buffer in block RAM as DP16KD
         instances (:class:`LineMemory`).
+    credit
+        The window is the head of a credit pipeline (a pool's,
+        :func:`codesign.models.pipelining.pool_stages`; channel-major taps only): ``o`` is
+        never back-pressured (:func:`~codesign.hdl.dataflow.credit.pipe_signature`), so the
+        read stages advance every cycle and no ``ready`` reaches the reader; the tap that
+        completes a window (the last of a channel group's ``kh * kw``) is read only while
+        ``space`` (a registered credit of the queue at the pipeline's end) and says so with
+        ``reserve``. Every other tap is read as soon as it is written.
     """
 
     def __init__(
@@ -231,6 +240,7 @@ class SlidingWindow(wiring.Component):
         pad_value: int = 0,
         tap_order: TapOrder = TapOrder.KERNEL_MAJOR,
         target: str | None = None,
+        credit: bool = False,
     ) -> None:
         if target not in TARGETS:
             raise ValueError(f"target must be one of {TARGETS}, not {target!r}")
@@ -262,6 +272,11 @@ class SlidingWindow(wiring.Component):
             )
         if not isinstance(tap_order, TapOrder):
             raise TypeError(f"tap_order must be a TapOrder, not {tap_order!r}")
+        if not isinstance(credit, bool):
+            raise TypeError(f"credit must be a bool, not {credit!r}")
+        if credit and tap_order is not TapOrder.CHANNEL_MAJOR:
+            raise ValueError(f"credit needs tap_order TapOrder.CHANNEL_MAJOR, not {tap_order}")
+        self._credit = credit
         self._element = element
         self._pad_value = pad_value
         self._tap_order = tap_order
@@ -276,7 +291,12 @@ class SlidingWindow(wiring.Component):
             channel_major=tap_order is TapOrder.CHANNEL_MAJOR,
         )
         beat = data.ArrayLayout(element, simd)
-        super().__init__({"i": In(stream.Signature(beat)), "o": Out(stream.Signature(beat))})
+        ports = {"i": In(stream.Signature(beat))}
+        if credit:
+            ports.update(o=Out(pipe_signature(beat)), space=In(1), reserve=Out(1))
+        else:
+            ports["o"] = Out(stream.Signature(beat))
+        super().__init__(ports)
 
     def _axis(self, a: int) -> tuple[int, int, int]:
         return self._stride[a], self._padding[a], self._dilation[a]
@@ -324,6 +344,11 @@ class SlidingWindow(wiring.Component):
     @property
     def tap_order(self) -> TapOrder:
         return self._tap_order
+
+    @property
+    def credit(self) -> bool:
+        """Whether the window is a credit pipeline's head (``space`` and ``reserve``)."""
+        return self._credit
 
     @property
     def out_height(self) -> int:
@@ -569,21 +594,32 @@ class SlidingWindow(wiring.Component):
         # Output pipeline: the buffer's read stages (READ_LATENCY), each with whether it
         # holds a beat and whether that beat is padding. A stage loads (``takes``) when it is
         # empty or the next stage loads, the last when the output is taken; the reader
-        # steps when the first loads.
+        # steps when the first loads. In a credit pipeline the stages load every cycle, and
+        # the reader steps to a window's last tap only with a credit.
         n_st = buf.latency
         valids = [Signal(name=f"valid_{k}") for k in range(n_st)]
         pads = [Signal(name=f"pad_{k}") for k in range(n_st)]
-        takes = [Signal(name=f"take_{k}") for k in range(n_st)]
-        m.d.comb += takes[-1].eq(~valids[-1] | self.o.ready)
-        for k in range(n_st - 1):
-            m.d.comb += takes[k].eq(~valids[k] | takes[k + 1])
-        take = takes[0]
+        if self._credit:
+            takes = [Const(1)] * n_st
+            # the window's taps are the innermost loops (kw, kh): the last tap of a window
+            # is the one on which all of them are on their last trip
+            n_win = sum(lv.name in ("kw", "kh") for lv in levels)
+            closes = _all_of(lasts[:n_win])
+            take = ~closes | self.space
+        else:
+            takes = [Signal(name=f"take_{k}") for k in range(n_st)]
+            m.d.comb += takes[-1].eq(~valids[-1] | self.o.ready)
+            for k in range(n_st - 1):
+                m.d.comb += takes[k].eq(~valids[k] | takes[k + 1])
+            take = takes[0]
         ready = Mux(
             inside,
             written,
             frame_lead >= -1,  # padding only: stay at most one frame ahead of the writer
         )
         step = Signal()
+        if self._credit:
+            m.d.comb += self.reserve.eq(step & closes)
         addr_bits = Shape.cast(range(depth)).width
         pad_beat = self.o.payload.shape().const([self._pad_value] * self._simd)
         m.d.comb += [
@@ -596,8 +632,8 @@ class SlidingWindow(wiring.Component):
             self.o.valid.eq(valids[-1]),
             self.o.payload.eq(Mux(pads[-1], pad_beat, buf.r_data)),
         ]
-        with m.If(take):
-            m.d.sync += [valids[0].eq(ready), pads[0].eq(~inside)]
+        with m.If(takes[0]):  # (a step is a read when the first stage loads)
+            m.d.sync += [valids[0].eq(step), pads[0].eq(~inside)]
         for k in range(1, n_st):
             with m.If(takes[k]):
                 m.d.sync += [valids[k].eq(valids[k - 1]), pads[k].eq(pads[k - 1])]

@@ -128,7 +128,11 @@ def _pipeline_delay(design: Design, s, folds: np.ndarray) -> np.ndarray:
     for v in np.unique(folds):
         c = replace(cfg, simd=int(v)) if matrix else replace(cfg, pe=int(v))
         pl = stage_pipeline(s, c, mode)
-        if pl is not None:
+        if pl is None:
+            continue
+        if s.kind is StageKind.POOL:  # over the window's read stages and a reducer register
+            out[folds == v] = pl.latency + 1 - READ_LATENCY
+        else:
             out[folds == v] = pl.latency + (0 if matrix else 1)
     return out
 

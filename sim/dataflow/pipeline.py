@@ -29,7 +29,6 @@ from .units import (
     GlobalReduce,
     Link,
     Mvau,
-    Reduce,
     SimulationError,
     Split,
     Times,
@@ -207,19 +206,12 @@ class _Model:
                 )
                 units.append(main)
                 cur = q_out
-        elif s.kind is StageKind.POOL:
-            c, _, _ = s.input.shape
-            _, oh, ow = s.output.shape
-            kh, kw = s.main.kernel
-            windows = oh * ow * (c // cfg.pe)
-            nxt = self._link(f"{s.name}.window", windows * kh * kw)
-            units.append(Window(env, f"{s.name}.window", cur, nxt, s, c // cfg.pe, True))
-            cur = nxt
-            nxt = self._link(f"{s.name}.reduce", windows)
-            avg = s.main.op == "avgpool2d"
-            main = Reduce(env, f"{s.name}.reduce", cur, nxt, kh * kw, windows, avg)
+        elif s.kind is StageKind.POOL:  # the window heads the credit pipeline
+            c = s.input.shape[0]
+            q_in, q_out = self._queue(s, s.output.size // n_out)
+            main = Window(env, f"{s.name}.window", cur, q_in, s, c // cfg.pe, True, (pl, q_out))
             units.append(main)
-            cur = nxt
+            cur = q_out
         else:
             beats = s.output.size // n_out
             q_in, q_out = self._queue(s, beats)

@@ -9,6 +9,7 @@ import simpy
 from codesign.models.dataflow import conv_out_size
 from codesign.models.hwconfig import Stage
 from codesign.models.linebuffer import READ_LATENCY, line_buffer_rows, released_rows
+from codesign.models.pipelining import StagePipeline
 
 
 class SimulationError(RuntimeError):
@@ -299,60 +300,32 @@ class Vvau(Unit):
         return [run()]
 
 
-class Reduce(Unit):
-    """Pool window reducer: one tap per cycle; the last tap of a window loads the finished
-    register (max) or, for average pooling, a second register stage for the division."""
-
-    def __init__(self, env, name, inp, out, taps: int, windows: int, avg: bool) -> None:
-        super().__init__(name)
-        self.inp, self.out, self.taps, self.windows, self.avg = inp, out, taps, windows, avg
-        self.loaded = Times(env, f"{name}.l", windows)
-        self.drained = Times(env, f"{name}.d", windows)
-        self.times = [self.loaded, self.drained] if avg else []
-
-    def processes(self, frames):
-        total = frames * self.windows
-
-        def taps():
-            last, n = -1, 0
-            for j in range(total):
-                for i in range(self.taps):
-                    t = last + 1
-                    if i == self.taps - 1 and j:
-                        if self.avg:
-                            t = max(t, (yield from at(self.drained, j - 1)))
-                        else:
-                            t = max(t, (yield from at(self.out.xfer, j - 1)))
-                    self.inp.want(n, t)
-                    last = yield from at(self.inp.xfer, n)
-                    self.work.append(last)
-                    n += 1
-                if self.avg:
-                    self.loaded.set(j, last)
-                else:
-                    self.out.offer(j, last + 1)
-
-        def drain():
-            for j in range(total):
-                m = (yield from at(self.loaded, j)) + 1
-                if j:
-                    m = max(m, (yield from at(self.out.xfer, j - 1)))
-                self.drained.set(j, m)
-                self.out.offer(j, m + 1)
-
-        return [taps(), drain()] if self.avg else [taps()]
-
-
 class Window(Unit):
     """Sliding-window generator: a writer filling the line buffer one beat per cycle (a new
     row only into a released slot) and a reader reading each tap once it is written, into
     an output pipeline of ``READ_LATENCY`` stages (:data:`~codesign.models.linebuffer.
     READ_LATENCY`): tap ``j`` is read only once tap ``j - READ_LATENCY`` has left, and is
-    offered ``READ_LATENCY`` cycles after its read."""
+    offered ``READ_LATENCY`` cycles after its read.
 
-    def __init__(self, env, name, inp, out, stage: Stage, groups: int, channel_major: bool):
+    A windowed pool's window (``pool``: the stage's credit pipeline) is the head of a credit
+    pipeline instead: its output stages never wait, the tap completing window ``r`` (the
+    last of its ``kh * kw`` consecutive taps) is read only once result ``r - queue_depth``
+    has left the queue (``popped``) in an earlier cycle, and the reduced window enters the
+    queue (``out``) ``latency`` cycles after that read."""
+
+    def __init__(
+        self,
+        env,
+        name,
+        inp,
+        out,
+        stage: Stage,
+        groups: int,
+        channel_major: bool,
+        pool: tuple[StagePipeline, Link] | None = None,
+    ):
         super().__init__(name)
-        self.inp, self.out = inp, out
+        self.inp, self.out, self.pool = inp, out, pool
         _, h, w = stage.input.shape
         la = stage.main
         kh, kw = la.kernel if hasattr(la, "kernel") else la.weight.shape[2:]
@@ -416,14 +389,22 @@ class Window(Unit):
                     last = yield from at(self.inp.xfer, n)
                     self.written.set(n, last)
 
+        taps = credit = latency = popped = None
+        if self.pool is not None:
+            pl, popped = self.pool
+            taps, credit, latency = pl.gap, pl.queue_depth, pl.latency
+
         def reader():
             last, j, freed = -1, 0, 0
             for f in range(frames):
                 base = f * self.n_in
                 for k in range(self.n_out):
                     t = last + 1
-                    if j >= READ_LATENCY:
+                    closes = taps is not None and j % taps == taps - 1
+                    if taps is None and j >= READ_LATENCY:
                         t = max(t, (yield from at(self.out.xfer, j - READ_LATENCY)))
+                    elif closes and j // taps >= credit:
+                        t = max(t, (yield from at(popped.xfer, j // taps - credit)) + 1)
                     src = self.src[k]
                     if src >= 0:
                         t = max(t, (yield from at(self.written, base + src)) + 1)
@@ -431,7 +412,10 @@ class Window(Unit):
                         t = max(t, (yield from at(self.written, base - self.n_in - 1)) + 1)
                     last = t
                     self.work.append(t)
-                    self.out.offer(j, t + READ_LATENCY)
+                    if taps is None:
+                        self.out.offer(j, t + READ_LATENCY)
+                    elif closes:
+                        self.out.offer(j // taps, t + latency)
                     j += 1
                     for _ in range(self.release[k]):
                         self.released.set(freed, t)

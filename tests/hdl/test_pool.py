@@ -214,7 +214,8 @@ THROUGHPUT_CASES = {
 @pytest.mark.parametrize("name", THROUGHPUT_CASES)
 def test_throughput_matches_stage_cycles(stream_sim, name):
     """Input always valid, output always ready: in steady state every frame takes exactly
-    codesign.models.hwconfig's closed form for a pool stage with pe = simd."""
+    codesign.models.hwconfig's closed form for a pool stage with pe = simd (the credit
+    queue never holds the window back)."""
     c, h, w, kernel, stride, padding, simd, mode = THROUGHPUT_CASES[name]
     case = dict(
         channels=c,
@@ -232,6 +233,7 @@ def test_throughput_matches_stage_cycles(stream_sim, name):
     dut, cycles = check(stream_sim, case, n_frames, 1)
     closed_form = Design(network(case), HardwareConfig({"pool": StageConfig(pe=simd)}))
     assert dut.cycles == closed_form.cycles("pool")
+    assert dut.pipeline == closed_form.pipeline("pool")  # the credit pipeline models/ has
     ends = [cycles[(f + 1) * dut.out_beats - 1] for f in range(n_frames)]
     per_frame = np.diff(ends)[2:]
     assert list(per_frame) == [dut.cycles] * len(per_frame)
@@ -255,6 +257,12 @@ def test_throughput_matches_stage_cycles(stream_sim, name):
             r"^element must be a signed or unsigned shape",
         ),
         (dict(simd=3), ValueError, r"^simd must divide channels \(4\), not 3$"),
+        (dict(credit="yes"), TypeError, r"^credit must be a bool, not 'yes'$"),
+        (
+            dict(kernel=(4, 4), padding=(0, 0), credit=True),
+            ValueError,
+            r"^credit needs a windowed pool, not a global one$",
+        ),
         (
             dict(kernel=(6, 1), padding=(0, 0)),
             ValueError,

@@ -127,6 +127,81 @@ def test_channel_major_windows_match_im2col(stream_sim, seed):
     np.testing.assert_array_equal(got, np.concatenate(expected))
 
 
+def channel_major_golden(case: dict, xs: np.ndarray) -> tuple[list[int], np.ndarray]:
+    """Input words and the channel-major windows of the frames ``xs`` (N, C, H, W)."""
+    qt, c, simd = case["qtype"], case["channels"], case["simd"]
+    geometry = (case["kernel"], case["stride"], case["padding"], case["dilation"])
+    words, expected = [], []
+    for x in xs:
+        words += pack_beats(x.transpose(1, 2, 0).reshape(-1), qt, simd)
+        win = im2col(x[None], *geometry, case["pad_value"])[0]  # C, OH, OW, KH, KW
+        win = win.reshape(c // simd, simd, *win.shape[1:])  # G, simd, OH, OW, KH, KW
+        expected.append(win.transpose(2, 3, 0, 4, 5, 1).reshape(-1))
+    return words, np.concatenate(expected)
+
+
+@pytest.mark.parametrize("seed", range(300, 312))
+def test_credit_window_reads_a_windows_last_tap_only_with_a_credit(seed):
+    """A credit pipeline's head (a pool's window): its output is never back-pressured; the
+    last tap of each channel group's kh*kw taps is read (``reserve``) only in a cycle with
+    ``space``, and is on the output READ_LATENCY cycles later; every other tap is read
+    whatever ``space`` says. With ``space`` random, the taps are the channel-major
+    windows, element for element."""
+    from amaranth.sim import Simulator
+    from codesign.models.linebuffer import READ_LATENCY
+
+    case = random_case(seed)
+    args = {k: v for k, v in case.items() if k != "qtype"}
+    dut = SlidingWindow(
+        element=element_shape(case["qtype"]),
+        tap_order=TapOrder.CHANNEL_MAJOR,
+        credit=True,
+        **args,
+    )
+    assert dut.credit and dut.signature.members["o"].signature.always_ready
+    kh, kw = case["kernel"]
+    rng = np.random.default_rng(seed)
+    qt, c, h, w = case["qtype"], case["channels"], case["height"], case["width"]
+    xs = rng.integers(qt.min, qt.max, size=(2, c, h, w), endpoint=True)
+    words, expected = channel_major_golden(case, xs)
+    n_out = 2 * dut.out_beats
+    rnd = random.Random(seed)
+    space_prob = rnd.uniform(0.2, 0.9)
+    got, tap_cycles, reserves, spaces = [], [], [], []
+
+    async def bench(ctx):
+        i_payload, o_payload = dut.i.payload.as_value(), dut.o.payload.as_value()
+        k, cycle = 0, 0
+        while len(got) < n_out:
+            assert cycle < 100 * (n_out + len(words)) + 1000, "the window stopped"
+            space = int(rnd.random() < space_prob)
+            ctx.set(dut.space, space)
+            ctx.set(dut.i.valid, k < len(words))
+            if k < len(words):
+                ctx.set(i_payload, words[k])
+            await ctx.delay(1e-9)
+            if ctx.get(dut.reserve):
+                reserves.append(cycle)
+            spaces.append(space)
+            if ctx.get(dut.o.valid):
+                got.append(ctx.get(o_payload))
+                tap_cycles.append(cycle)
+            if k < len(words) and ctx.get(dut.i.ready):
+                k += 1
+            await ctx.tick()
+            cycle += 1
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    np.testing.assert_array_equal(unpack_beats(got, qt, case["simd"]), expected)
+    last_taps = tap_cycles[kh * kw - 1 :: kh * kw]
+    assert len(reserves) == len(last_taps) == n_out // (kh * kw)
+    assert all(spaces[t] for t in reserves)
+    assert [t + READ_LATENCY for t in reserves] == last_taps
+
+
 THROUGHPUT_CASES = {
     # name: channels, height, width, kernel, stride, padding, dilation, simd
     "3x3s1p1": (4, 8, 8, (3, 3), (1, 1), (1, 1), (1, 1), 2),
@@ -218,6 +293,12 @@ def test_line_buffer_rows():
         (dict(pad_value=128), ValueError, r"^pad_value must be in the element's range"),
         (dict(element="int8"), TypeError, r"^element must be a shape, not 'int8'$"),
         (dict(tap_order="pool"), TypeError, r"^tap_order must be a TapOrder, not 'pool'$"),
+        (dict(credit=1), TypeError, r"^credit must be a bool, not 1$"),
+        (
+            dict(credit=True),
+            ValueError,
+            r"^credit needs tap_order TapOrder\.CHANNEL_MAJOR, not TapOrder\.KERNEL_MAJOR$",
+        ),
     ],
 )
 def test_constructor_errors(kwargs, error, message):

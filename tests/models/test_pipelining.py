@@ -12,6 +12,8 @@ from codesign.models.pipelining import (
     PipelineMode,
     credit_depth,
     matrix_stages,
+    pool_stages,
+    stage_pipeline,
     tree_groups,
 )
 from codesign.sim.dataflow import random_foldings, simulate
@@ -46,6 +48,22 @@ def test_matrix_stages():
 def test_credit_depth_lets_the_head_issue_every_gap(latency, gap, depth):
     assert credit_depth(latency, gap) == depth
     assert depth * gap >= latency + 3
+
+
+def test_a_windowed_pool_is_a_credit_pipeline_and_a_global_one_is_not():
+    """The window's read stages (READ_LATENCY) then, for an average, the sum's register;
+    results at least a window's taps apart; the same in both modes."""
+    assert pool_stages(False) == ("read", "output")
+    assert pool_stages(True) == ("read", "output", "sum")
+    for mode in PipelineMode:
+        d = Design(load("cnv_tiny"), HardwareConfig(pipeline=mode))
+        pl = stage_pipeline(d.stage("pool1"), d.config["pool1"], mode)
+        assert (pl.head, pl.activation, pl.gap) == (("read", "output"), (), 4)
+        assert (pl.latency, pl.queue_depth) == (2, 2)
+        r = Design(load("resnet_tiny"), HardwareConfig(pipeline=mode))
+        pl = r.pipeline("pool")  # 2x2 average
+        assert (pl.latency, pl.gap, pl.queue_depth) == (3, 4, 2)
+        assert r.pipeline("gap") is None  # global: one accumulator per channel
 
 
 def test_pipeline_knob_in_configs():
