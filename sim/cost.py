@@ -244,9 +244,11 @@ def _mvau(stage: Stage, cfg: StageConfig, name: str, head: tuple[str, ...]) -> U
     bias_varies = bias is not None and nf > 1 and bool((bias.reshape(nf, pe) != bias[:pe]).any())
     # valid and last travel to the accumulator (the bias row index nf only when a
     # bias varies by row); the input-or-buffer flag is read at the fetch stage only; when
-    # pipelined, each PE has its own copy of valid and last at the accumulator (mvau.py)
+    # pipelined, each PE has its own copy of valid and last at the accumulator, loaded
+    # from ceil(sqrt(pe)) copies a stage earlier (mvau.py _Tags.replicas)
     f["tag_bits"] = float((2 + (nf_b if bias_varies else 0)) * (len(head) - 1) + 1 + 1)
-    f["tag_bits"] += 2 * pe if pe > 1 and len(head) > 2 else 0
+    if pe > 1 and len(head) > 3:  # three tag stages at least
+        f["tag_bits"] += 2 * (pe + math.isqrt(pe - 1) + 1)
     f["op_bits"] = float(simd * in_b) if "operand" in head else 0.0
     if "operand" in head:
         # each bank of the weight ROM (64 output bits in logic, one in block RAM) has its

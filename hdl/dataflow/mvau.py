@@ -10,6 +10,8 @@ popcount.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from amaranth import Array, Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import memory, stream, wiring
@@ -361,6 +363,7 @@ class _Tags:
 
     def __init__(self, m: Module) -> None:
         self._m, self._sigs, self.depth = m, {}, 0
+        self._history: list[dict] = []  # every stage's tags, the fetch stage's first
 
     def start(self, **values) -> None:
         """Register the issue cycle's values (the fetch stage)."""
@@ -369,6 +372,7 @@ class _Tags:
             r = Signal(Value.cast(v).shape(), name=f"t_{k}")
             self._m.d.sync += r.eq(v)
             self._sigs[k] = r
+        self._history = [self._sigs]
         self.depth = 1
 
     def shift(self, name: str) -> None:
@@ -377,20 +381,32 @@ class _Tags:
             r = Signal(v.shape(), name=f"{name}{self.depth}_{k}")
             self._m.d.sync += r.eq(v)
             nxt[k] = r
-        self._prev, self._sigs = self._sigs, nxt
+        self._sigs = nxt
+        self._history.append(nxt)
         self.depth += 1
 
     def replicas(self, key: str, n: int) -> list:
         """``n`` registers that each hold tag ``key`` of the last stage (loaded as it is),
         marked so that synthesis keeps them apart (:data:`~codesign.hdl.tools.REPLICA`):
         each drives the clock enables of one group of registers instead of one flip-flop
-        driving them all (tfc_w1a1: 6.2 ns of routing to 64 PEs' result registers)."""
-        if n == 1 or not hasattr(self, "_prev"):
+        driving them all (tfc_w1a1: 6.2 ns of routing to 64 PEs' result registers). They
+        are the leaves of a tree: ``ceil(sqrt(n))`` copies one stage earlier each load a
+        group of them, so that no register drives more than about ``sqrt(n)`` (one
+        register loading all 64 was 5.1 ns of routing)."""
+        if n == 1 or len(self._history) < 3:
             return [self._sigs[key]] * n
+        shape = self._sigs[key].shape()
+        g = math.isqrt(n - 1) + 1  # ceil(sqrt(n))
+        per = -(-n // g)
+        mids = []
+        for j in range(g):
+            r = Signal(shape, name=f"{key}_fan{j}", attrs={REPLICA: 1})
+            self._m.d.sync += r.eq(self._history[-3][key])
+            mids.append(r)
         copies = []
         for j in range(n):
-            r = Signal(self._sigs[key].shape(), name=f"{key}_copy{j}", attrs={REPLICA: 1})
-            self._m.d.sync += r.eq(self._prev[key])
+            r = Signal(shape, name=f"{key}_copy{j}", attrs={REPLICA: 1})
+            self._m.d.sync += r.eq(mids[j // per])
             copies.append(r)
         return copies
 
