@@ -15,6 +15,7 @@ from .device import range_width
 
 __all__ = [
     "READ_LATENCY",
+    "WINDOW_CREDITS",
     "WindowGeometry",
     "line_buffer_rows",
     "released_rows",
@@ -30,6 +31,15 @@ __all__ = [
 #: after its step of tap ``j - 1`` and tap ``j - READ_LATENCY`` has left the output in
 #: cycle ``t`` or before; the beat is valid from cycle ``t + READ_LATENCY``.
 READ_LATENCY = 2
+
+#: Taps a window generator feeding a ready/valid reader (a convolution's) may have read and
+#: not yet delivered: its read stages never stall, and a tap the reader does not take at
+#: once waits in a queue of ``WINDOW_CREDITS`` slots behind them. The window reads tap
+#: ``j`` only in a cycle after tap ``j - WINDOW_CREDITS`` left its output (a registered
+#: count, so no ``ready`` reaches the reader's step); a tap read in cycle ``t`` is valid
+#: from ``t + READ_LATENCY``. One more than ``READ_LATENCY``: a reader taking every beat at
+#: once never holds the window back.
+WINDOW_CREDITS = READ_LATENCY + 1
 
 
 def released_rows(

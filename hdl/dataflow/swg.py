@@ -21,7 +21,12 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from codesign.models.dataflow import conv_out_size
 from codesign.models.device import memory_map
-from codesign.models.linebuffer import READ_LATENCY, line_buffer_rows, released_rows
+from codesign.models.linebuffer import (
+    READ_LATENCY,
+    WINDOW_CREDITS,
+    line_buffer_rows,
+    released_rows,
+)
 
 from .bram import TARGETS, RegisteredRam
 from .checks import check_int, check_pair, element_shape_of, shape_range
@@ -439,6 +444,40 @@ class SlidingWindow(wiring.Component):
                     m.d.sync += [ctr.eq(ctr + 1), last.eq(ctr == n - 2)]
         return write, alloc, w_frame
 
+    def _output_queue(self, m: Module, step, room, valid, beat) -> None:
+        """The queue behind the read stages (not in a credit pipeline): the last stage's tap
+        goes out at once when the queue is empty and ``o.ready``, else into the queue
+        (:data:`~codesign.models.linebuffer.WINDOW_CREDITS` slots, first out first); ``room``
+        (a register) says fewer than that many taps are read and not yet taken. ``o.valid``
+        comes from registers, and ``o.ready`` reaches only the counts and the queue's
+        pointers: a tap is written into the tail slot whether or not it goes out at once."""
+        n = WINDOW_CREDITS
+        slots = [Signal.like(self.o.payload, name=f"queue{k}") for k in range(n)]
+        head, tail = Signal(range(n)), Signal(range(n))
+        held = Signal(range(n + 1))  # taps in the queue
+        any_held = Signal()  # held != 0
+        count = Signal(range(n + 1))  # taps read and not yet taken
+        taken = self.o.valid & self.o.ready
+        push = valid & (any_held | ~self.o.ready)
+        pop = any_held & self.o.ready
+        m.d.comb += [
+            self.o.valid.eq(any_held | valid),
+            self.o.payload.eq(Mux(any_held, Array(slots)[head], beat)),
+        ]
+        for k, slot in enumerate(slots):
+            with m.If(valid & (tail == k)):
+                m.d.sync += slot.eq(beat)
+        with m.If(push):
+            m.d.sync += tail.eq(Mux(tail == n - 1, 0, tail + 1))
+        with m.If(pop):
+            m.d.sync += head.eq(Mux(head == n - 1, 0, head + 1))
+        m.d.sync += [
+            held.eq(held + push - pop),
+            any_held.eq(Mux(push & ~pop, 1, Mux(pop & ~push, held != 1, any_held))),
+            count.eq(count + step - taken),
+            room.eq(Mux(step & ~taken, count < n - 1, (taken & ~step) | room)),
+        ]
+
     def elaborate(self, platform):
         """Writer, reader and the row and frame bookkeeping between them.
 
@@ -607,11 +646,12 @@ class SlidingWindow(wiring.Component):
             closes = _all_of(lasts[:n_win])
             take = ~closes | self.space
         else:
-            takes = [Signal(name=f"take_{k}") for k in range(n_st)]
-            m.d.comb += takes[-1].eq(~valids[-1] | self.o.ready)
-            for k in range(n_st - 1):
-                m.d.comb += takes[k].eq(~valids[k] | takes[k + 1])
-            take = takes[0]
+            # the read stages never stall either: a tap the reader does not take at once
+            # waits in a queue behind them, and the reader reads only while fewer than
+            # WINDOW_CREDITS taps are read and not yet taken (a registered count)
+            takes = [Const(1)] * n_st
+            room = Signal(init=1)
+            take = room
         ready = Mux(
             inside,
             written,
@@ -622,6 +662,7 @@ class SlidingWindow(wiring.Component):
             m.d.comb += self.reserve.eq(step & closes)
         addr_bits = Shape.cast(range(depth)).width
         pad_beat = self.o.payload.shape().const([self._pad_value] * self._simd)
+        beat = Mux(pads[-1], pad_beat, buf.r_data)
         m.d.comb += [
             step.eq(take & ready),
             buf.r_addr.eq(coords[0]["addr"][:addr_bits]),
@@ -629,9 +670,11 @@ class SlidingWindow(wiring.Component):
             # a cycle that takes no such tap reads nothing, never a word the writer may be
             # writing in the same cycle, which a block RAM leaves undefined)
             buf.r_en.eq(Cat(step & inside, *takes[1:])),
-            self.o.valid.eq(valids[-1]),
-            self.o.payload.eq(Mux(pads[-1], pad_beat, buf.r_data)),
         ]
+        if self._credit:
+            m.d.comb += [self.o.valid.eq(valids[-1]), self.o.payload.eq(beat)]
+        else:
+            self._output_queue(m, step, room, valids[-1], beat)
         with m.If(takes[0]):  # (a step is a read when the first stage loads)
             m.d.sync += [valids[0].eq(step), pads[0].eq(~inside)]
         for k in range(1, n_st):
@@ -670,15 +713,31 @@ class SlidingWindow(wiring.Component):
         # row's windows; all the frame's rows after its last.
         done = released_rows(height=h, kernel_h=kh, stride_h=sh, padding_h=ph, dilation_h=dh)
         per_row = [b - a for a, b in zip([0, *done[:-1]], done, strict=True)]
-        row_release = Signal(range(h + 1), init=per_row[0])
-        row_release_m1 = Signal(range(-1, h), init=per_row[0] - 1)  # row_release - 1
+        # the rows the current output row releases: r, and r - 1 (a row allocated in the
+        # same cycle) for the count's sum; -r and 1 - r, what ``free`` must exceed for a
+        # slot to be free after the cycle (a comparison of two registers, no sum before it)
+        kinds = {"row_release": 0, "row_release_m1": -1}
+        bounds = {"release_gt": 0, "release_m1_gt": 1}
+        regs = {
+            name: Signal(range(-h - 1, h + 2), init=per_row[0] + off, name=name)
+            for name, off in kinds.items()
+        }
+        regs |= {
+            name: Signal(range(-h - 1, h + 2), init=off - per_row[0], name=name)
+            for name, off in bounds.items()
+        }
+
+        def values(r: int) -> list[int]:
+            return [r + off for off in kinds.values()] + [off - r for off in bounds.values()]
+
+        row_release, row_release_m1 = regs["row_release"], regs["row_release_m1"]
         names = [lv.name for lv in levels]
         row_at = names.index("oh") if "oh" in names else n_lv - 1
-        # (both sums from registers; the step and the writer only choose; has_free too)
+        # (sums and comparisons of registers; the step and the writer only choose)
         with m.If(release):
             m.d.sync += [
                 free.eq(Mux(alloc, free + row_release_m1, free + row_release)),
-                has_free.eq(Mux(alloc, free + row_release_m1 > 0, free + row_release > 0)),
+                has_free.eq(Mux(alloc, free > regs["release_m1_gt"], free > regs["release_gt"])),
             ]
         with m.Elif(alloc):
             m.d.sync += [free.eq(free - 1), has_free.eq(free > 1)]
@@ -686,15 +745,14 @@ class SlidingWindow(wiring.Component):
         with m.If(step & _all_of(lasts[:row_at])):
             m.d.comb += release.eq(1)
             if len(per_row) > 1:
-                following = Array(Const(v, row_release.shape()) for v in per_row[1:] + per_row[:1])
                 with m.If(lasts[row_at]):
-                    m.d.sync += [row_release.eq(per_row[0]), row_release_m1.eq(per_row[0] - 1)]
-                with m.Else():
-                    ahead = per_row[1:] + per_row[:1]
-                    following_m1 = Array(Const(v - 1, row_release_m1.shape()) for v in ahead)
                     m.d.sync += [
-                        row_release.eq(following[counters[row_at]]),
-                        row_release_m1.eq(following_m1[counters[row_at]]),
+                        sig.eq(v) for sig, v in zip(regs.values(), values(per_row[0]), strict=True)
                     ]
+                with m.Else():
+                    ahead = [values(r) for r in per_row[1:] + per_row[:1]]
+                    for k, sig in enumerate(regs.values()):
+                        table = Array(Const(v[k], sig.shape()) for v in ahead)
+                        m.d.sync += sig.eq(table[counters[row_at]])
         m.d.comb += r_frame.eq(step & sel[-1])
         return m
