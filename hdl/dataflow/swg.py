@@ -506,8 +506,10 @@ class SlidingWindow(wiring.Component):
         # -- writer: input beats in frame order into consecutive addresses (rows wrap around)
         # Rows free in the buffer (its rows minus those the writer holds and the reader has
         # not released), and frames finished by the writer minus frames finished by the reader.
-        free = Signal(range(-1, rows + 3 * h + 2), init=rows)
-        has_free = Signal(init=1)  # free > 0
+        # (``spare``: the free rows less one, so that whether a row is free is its sign bit,
+        # a register, with no comparison behind it)
+        spare = Signal(range(-2, rows + 3 * h + 1), init=rows - 1)
+        has_free = ~spare[-1]
         frame_lead = Signal(range(-3, rows // h + 4))
         release, r_frame = Signal(), Signal()
         write, alloc, w_frame = self._writer(m, buf, has_free)
@@ -714,33 +716,24 @@ class SlidingWindow(wiring.Component):
         done = released_rows(height=h, kernel_h=kh, stride_h=sh, padding_h=ph, dilation_h=dh)
         per_row = [b - a for a, b in zip([0, *done[:-1]], done, strict=True)]
         # the rows the current output row releases: r, and r - 1 (a row allocated in the
-        # same cycle) for the count's sum; -r and 1 - r, what ``free`` must exceed for a
-        # slot to be free after the cycle (a comparison of two registers, no sum before it)
+        # same cycle) for the count's sum
         kinds = {"row_release": 0, "row_release_m1": -1}
-        bounds = {"release_gt": 0, "release_m1_gt": 1}
         regs = {
-            name: Signal(range(-h - 1, h + 2), init=per_row[0] + off, name=name)
+            name: Signal(range(-1, h + 1), init=per_row[0] + off, name=name)
             for name, off in kinds.items()
-        }
-        regs |= {
-            name: Signal(range(-h - 1, h + 2), init=off - per_row[0], name=name)
-            for name, off in bounds.items()
         }
 
         def values(r: int) -> list[int]:
-            return [r + off for off in kinds.values()] + [off - r for off in bounds.values()]
+            return [r + off for off in kinds.values()]
 
         row_release, row_release_m1 = regs["row_release"], regs["row_release_m1"]
         names = [lv.name for lv in levels]
         row_at = names.index("oh") if "oh" in names else n_lv - 1
-        # (sums and comparisons of registers; the step and the writer only choose)
+        # (both sums of registers; the step and the writer only choose)
         with m.If(release):
-            m.d.sync += [
-                free.eq(Mux(alloc, free + row_release_m1, free + row_release)),
-                has_free.eq(Mux(alloc, free > regs["release_m1_gt"], free > regs["release_gt"])),
-            ]
+            m.d.sync += spare.eq(Mux(alloc, spare + row_release_m1, spare + row_release))
         with m.Elif(alloc):
-            m.d.sync += [free.eq(free - 1), has_free.eq(free > 1)]
+            m.d.sync += spare.eq(spare - 1)
         # the output row ends when every loop inside the row loop is on its last trip
         with m.If(step & _all_of(lasts[:row_at])):
             m.d.comb += release.eq(1)
