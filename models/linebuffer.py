@@ -25,11 +25,9 @@ __all__ = [
 #: Cycles from a tap's read (the reader's step, its address into the buffer) to its beat on
 #: the window's output: the buffer's read register (the address, in block RAM) and an output
 #: register (a block RAM's own, such as the ECP5 DP16KD's ``OUTREG``), so that no path runs
-#: from a block RAM's slow clock-to-output into the logic behind the window. The window's
-#: ``READ_LATENCY`` output stages form a pipeline whose stages advance whenever the next
-#: one is empty or advances: the reader steps tap ``j`` in cycle ``t`` only if ``t`` comes
-#: after its step of tap ``j - 1`` and tap ``j - READ_LATENCY`` has left the output in
-#: cycle ``t`` or before; the beat is valid from cycle ``t + READ_LATENCY``.
+#: from a block RAM's slow clock-to-output into the logic behind the window. The stages
+#: advance every cycle: a tap read in cycle ``t`` is valid from ``t + READ_LATENCY``
+#: (what holds a tap the reader does not take at once: :data:`WINDOW_CREDITS`).
 READ_LATENCY = 2
 
 #: Taps a window generator feeding a ready/valid reader (a convolution's) may have read and

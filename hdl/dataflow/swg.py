@@ -183,14 +183,18 @@ class SlidingWindow(wiring.Component):
     Timing: one beat in and one beat out per cycle. A tap is read as soon as the input beat
     it copies has been written, and its beat is valid
     :data:`~codesign.models.linebuffer.READ_LATENCY` cycles later (the buffer's read register
-    and an output register, :class:`LineMemory`; the taps in flight wait in those stages
-    under back-pressure, so a tap is read only while the first stage frees); input is accepted
+    and an output register, :class:`LineMemory`). Those stages never stall: a tap the reader
+    does not take at once waits in a queue of
+    :data:`~codesign.models.linebuffer.WINDOW_CREDITS` slots behind them, and a tap is read
+    only while fewer than that many are read and not yet taken (a registered count; with
+    ``credit``, a pool's, only the window's last tap waits, for the queue's credit at the
+    end of the pipeline). Input is accepted
     while the frame's earlier rows are still being read and while the previous frame's last
     windows are being emitted. Frames run back to back at exactly ``max(in_beats,
     out_beats)`` cycles each in steady state (input always valid, output always ready).
     ``o.valid`` and ``i.ready`` come from registers only, and so does every input of the
-    decision to emit a tap (see :meth:`elaborate`): no multiplier, address adder or counter
-    comparison lies before the read port or the step.
+    decision to emit a tap (see :meth:`elaborate`): no ``ready``, multiplier, address adder
+    or counter comparison lies before the read port or the step.
 
     Buffer sizing: the line buffer is a circular :class:`LineMemory` of ``buffer_rows``
     image rows (``buffer_rows * width * channels // simd`` beats, one registered read and
