@@ -74,6 +74,20 @@ def describe(unit) -> str:
     return type(unit).__name__
 
 
+def top_ports(unit) -> list:
+    """The unit's ports as ``verilog.convert`` takes them (name, signal, direction left to
+    the netlist), less the constant members of never back-pressured streams (a credit
+    pipeline's ``ready``), which cannot be ports."""
+    from amaranth.hdl import Const, ValueCastable
+
+    ports = []
+    for path, _member, value in unit.signature.flatten(unit):
+        value = value.as_value() if isinstance(value, ValueCastable) else value
+        if not isinstance(value, Const):
+            ports.append(("__".join(map(str, path)), value, None))
+    return ports
+
+
 def measure(label: str, unit, *, speed: str, freq: float, seed: int, keep: Path | None) -> dict:
     from amaranth.back import verilog
     from codesign.hdl.tools import synthesize
@@ -83,7 +97,7 @@ def measure(label: str, unit, *, speed: str, freq: float, seed: int, keep: Path 
         work = Path(tmp) if keep is None else keep / label.replace(":", "_")
         work.mkdir(parents=True, exist_ok=True)
         src = work / "unit.v"
-        src.write_text(verilog.convert(unit, name=top, emit_src=False))
+        src.write_text(verilog.convert(unit, name=top, ports=top_ports(unit), emit_src=False))
         t0 = time.perf_counter()
         syn = synthesize(src, top, "ecp5", netlist=work / "netlist.json")
         t1 = time.perf_counter()

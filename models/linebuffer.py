@@ -15,6 +15,7 @@ from .device import range_width
 
 __all__ = [
     "READ_LATENCY",
+    "WINDOW_CREDITS",
     "WindowGeometry",
     "line_buffer_rows",
     "released_rows",
@@ -24,12 +25,19 @@ __all__ = [
 #: Cycles from a tap's read (the reader's step, its address into the buffer) to its beat on
 #: the window's output: the buffer's read register (the address, in block RAM) and an output
 #: register (a block RAM's own, such as the ECP5 DP16KD's ``OUTREG``), so that no path runs
-#: from a block RAM's slow clock-to-output into the logic behind the window. The window's
-#: ``READ_LATENCY`` output stages form a pipeline whose stages advance whenever the next
-#: one is empty or advances: the reader steps tap ``j`` in cycle ``t`` only if ``t`` comes
-#: after its step of tap ``j - 1`` and tap ``j - READ_LATENCY`` has left the output in
-#: cycle ``t`` or before; the beat is valid from cycle ``t + READ_LATENCY``.
+#: from a block RAM's slow clock-to-output into the logic behind the window. The stages
+#: advance every cycle: a tap read in cycle ``t`` is valid from ``t + READ_LATENCY``
+#: (what holds a tap the reader does not take at once: :data:`WINDOW_CREDITS`).
 READ_LATENCY = 2
+
+#: Taps a window generator feeding a ready/valid reader (a convolution's) may have read and
+#: not yet delivered: its read stages never stall, and a tap the reader does not take at
+#: once waits in a queue of ``WINDOW_CREDITS`` slots behind them. The window reads tap
+#: ``j`` only in a cycle after tap ``j - WINDOW_CREDITS`` left its output (a registered
+#: count, so no ``ready`` reaches the reader's step); a tap read in cycle ``t`` is valid
+#: from ``t + READ_LATENCY``. One more than ``READ_LATENCY``: a reader taking every beat at
+#: once never holds the window back.
+WINDOW_CREDITS = READ_LATENCY + 1
 
 
 def released_rows(

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from .plan import Stage
 
 __all__ = [
+    "FIFO_PREFETCH",
     "PRODUCT_STAGES",
     "TREE_LEVELS",
     "PipelineMode",
@@ -73,6 +74,12 @@ class PipelineMode(enum.Enum):
 #: output register (both inside a DSP block where the target has one), and a landing
 #: register in fabric beside the logic that reads it (a DSP column may be far away).
 PRODUCT_STAGES = ("multiply", "product", "land")
+
+#: Word registers of a block-RAM FIFO's prefetch buffer (``hdl/dataflow/stream.py``
+#: ``BlockFIFO``): a word read from the block RAM reaches the buffer three cycles after its
+#: read, and the slots cover the four words the output register takes meanwhile, so the
+#: FIFO behaves cycle for cycle as ``SyncFIFOBuffered`` (with three, it does not).
+FIFO_PREFETCH = 4
 
 #: Adder-tree levels between two registers in ``auto`` mode (each level one carry chain;
 #: two in series with their routing limited jet_tagger to 127 MHz at speed 6).

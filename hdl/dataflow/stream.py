@@ -24,6 +24,7 @@ from amaranth.hdl import ShapeCastable
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 from codesign.models.device import memory_map
+from codesign.models.pipelining import FIFO_PREFETCH
 from codesign.models.qtype import Kind, QType
 
 from .fifo import RegisteredFlagFIFO
@@ -109,10 +110,9 @@ def unpack_beats(words, qtype: QType, n: int) -> np.ndarray:
     return decode(np.array(raw, dtype=np.int64), qtype)
 
 
-#: Slots of a :class:`BlockFIFO`'s prefetch buffer: enough that a beat read from the block
-#: RAM (three cycles from the read to the buffer) is always there when the output register
-#: wants it, as it is in ``SyncFIFOBuffered``, whose storage read is that register.
-PREFETCH = 4
+#: Slots of a :class:`BlockFIFO`'s prefetch buffer
+#: (:data:`codesign.models.pipelining.FIFO_PREFETCH`, which the cost model reads too).
+PREFETCH = FIFO_PREFETCH
 
 
 class BlockFIFO(wiring.Component):

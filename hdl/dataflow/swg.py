@@ -21,7 +21,12 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from codesign.models.dataflow import conv_out_size
 from codesign.models.device import memory_map
-from codesign.models.linebuffer import READ_LATENCY, line_buffer_rows, released_rows
+from codesign.models.linebuffer import (
+    READ_LATENCY,
+    WINDOW_CREDITS,
+    line_buffer_rows,
+    released_rows,
+)
 
 from .bram import TARGETS, RegisteredRam
 from .checks import check_int, check_pair, element_shape_of, shape_range
@@ -178,14 +183,18 @@ class SlidingWindow(wiring.Component):
     Timing: one beat in and one beat out per cycle. A tap is read as soon as the input beat
     it copies has been written, and its beat is valid
     :data:`~codesign.models.linebuffer.READ_LATENCY` cycles later (the buffer's read register
-    and an output register, :class:`LineMemory`; the taps in flight wait in those stages
-    under back-pressure, so a tap is read only while the first stage frees); input is accepted
+    and an output register, :class:`LineMemory`). Those stages never stall: a tap the reader
+    does not take at once waits in a queue of
+    :data:`~codesign.models.linebuffer.WINDOW_CREDITS` slots behind them, and a tap is read
+    only while fewer than that many are read and not yet taken (a registered count; with
+    ``credit``, a pool's, only the window's last tap waits, for the queue's credit at the
+    end of the pipeline). Input is accepted
     while the frame's earlier rows are still being read and while the previous frame's last
     windows are being emitted. Frames run back to back at exactly ``max(in_beats,
     out_beats)`` cycles each in steady state (input always valid, output always ready).
     ``o.valid`` and ``i.ready`` come from registers only, and so does every input of the
-    decision to emit a tap (see :meth:`elaborate`): no multiplier, address adder or counter
-    comparison lies before the read port or the step.
+    decision to emit a tap (see :meth:`elaborate`): no ``ready``, multiplier, address adder
+    or counter comparison lies before the read port or the step.
 
     Buffer sizing: the line buffer is a circular :class:`LineMemory` of ``buffer_rows``
     image rows (``buffer_rows * width * channels // simd`` beats, one registered read and
@@ -439,6 +448,40 @@ class SlidingWindow(wiring.Component):
                     m.d.sync += [ctr.eq(ctr + 1), last.eq(ctr == n - 2)]
         return write, alloc, w_frame
 
+    def _output_queue(self, m: Module, step, room, valid, beat) -> None:
+        """The queue behind the read stages (not in a credit pipeline): the last stage's tap
+        goes out at once when the queue is empty and ``o.ready``, else into the queue
+        (:data:`~codesign.models.linebuffer.WINDOW_CREDITS` slots, first out first); ``room``
+        (a register) says fewer than that many taps are read and not yet taken. ``o.valid``
+        comes from registers, and ``o.ready`` reaches only the counts and the queue's
+        pointers: a tap is written into the tail slot whether or not it goes out at once."""
+        n = WINDOW_CREDITS
+        slots = [Signal.like(self.o.payload, name=f"queue{k}") for k in range(n)]
+        head, tail = Signal(range(n)), Signal(range(n))
+        held = Signal(range(n + 1))  # taps in the queue
+        any_held = Signal()  # held != 0
+        count = Signal(range(n + 1))  # taps read and not yet taken
+        taken = self.o.valid & self.o.ready
+        push = valid & (any_held | ~self.o.ready)
+        pop = any_held & self.o.ready
+        m.d.comb += [
+            self.o.valid.eq(any_held | valid),
+            self.o.payload.eq(Mux(any_held, Array(slots)[head], beat)),
+        ]
+        for k, slot in enumerate(slots):
+            with m.If(valid & (tail == k)):
+                m.d.sync += slot.eq(beat)
+        with m.If(push):
+            m.d.sync += tail.eq(Mux(tail == n - 1, 0, tail + 1))
+        with m.If(pop):
+            m.d.sync += head.eq(Mux(head == n - 1, 0, head + 1))
+        m.d.sync += [
+            held.eq(held + push - pop),
+            any_held.eq(Mux(push & ~pop, 1, Mux(pop & ~push, held != 1, any_held))),
+            count.eq(count + step - taken),
+            room.eq(Mux(step & ~taken, count < n - 1, (taken & ~step) | room)),
+        ]
+
     def elaborate(self, platform):
         """Writer, reader and the row and frame bookkeeping between them.
 
@@ -467,8 +510,10 @@ class SlidingWindow(wiring.Component):
         # -- writer: input beats in frame order into consecutive addresses (rows wrap around)
         # Rows free in the buffer (its rows minus those the writer holds and the reader has
         # not released), and frames finished by the writer minus frames finished by the reader.
-        free = Signal(range(-1, rows + 3 * h + 2), init=rows)
-        has_free = Signal(init=1)  # free > 0
+        # (``spare``: the free rows less one, so that whether a row is free is its sign bit,
+        # a register, with no comparison behind it)
+        spare = Signal(range(-2, rows + 3 * h + 1), init=rows - 1)
+        has_free = ~spare[-1]
         frame_lead = Signal(range(-3, rows // h + 4))
         release, r_frame = Signal(), Signal()
         write, alloc, w_frame = self._writer(m, buf, has_free)
@@ -607,11 +652,12 @@ class SlidingWindow(wiring.Component):
             closes = _all_of(lasts[:n_win])
             take = ~closes | self.space
         else:
-            takes = [Signal(name=f"take_{k}") for k in range(n_st)]
-            m.d.comb += takes[-1].eq(~valids[-1] | self.o.ready)
-            for k in range(n_st - 1):
-                m.d.comb += takes[k].eq(~valids[k] | takes[k + 1])
-            take = takes[0]
+            # the read stages never stall either: a tap the reader does not take at once
+            # waits in a queue behind them, and the reader reads only while fewer than
+            # WINDOW_CREDITS taps are read and not yet taken (a registered count)
+            takes = [Const(1)] * n_st
+            room = Signal(init=1)
+            take = room
         ready = Mux(
             inside,
             written,
@@ -622,6 +668,7 @@ class SlidingWindow(wiring.Component):
             m.d.comb += self.reserve.eq(step & closes)
         addr_bits = Shape.cast(range(depth)).width
         pad_beat = self.o.payload.shape().const([self._pad_value] * self._simd)
+        beat = Mux(pads[-1], pad_beat, buf.r_data)
         m.d.comb += [
             step.eq(take & ready),
             buf.r_addr.eq(coords[0]["addr"][:addr_bits]),
@@ -629,9 +676,11 @@ class SlidingWindow(wiring.Component):
             # a cycle that takes no such tap reads nothing, never a word the writer may be
             # writing in the same cycle, which a block RAM leaves undefined)
             buf.r_en.eq(Cat(step & inside, *takes[1:])),
-            self.o.valid.eq(valids[-1]),
-            self.o.payload.eq(Mux(pads[-1], pad_beat, buf.r_data)),
         ]
+        if self._credit:
+            m.d.comb += [self.o.valid.eq(valids[-1]), self.o.payload.eq(beat)]
+        else:
+            self._output_queue(m, step, room, valids[-1], beat)
         with m.If(takes[0]):  # (a step is a read when the first stage loads)
             m.d.sync += [valids[0].eq(step), pads[0].eq(~inside)]
         for k in range(1, n_st):
@@ -670,31 +719,37 @@ class SlidingWindow(wiring.Component):
         # row's windows; all the frame's rows after its last.
         done = released_rows(height=h, kernel_h=kh, stride_h=sh, padding_h=ph, dilation_h=dh)
         per_row = [b - a for a, b in zip([0, *done[:-1]], done, strict=True)]
-        row_release = Signal(range(h + 1), init=per_row[0])
-        row_release_m1 = Signal(range(-1, h), init=per_row[0] - 1)  # row_release - 1
+        # the rows the current output row releases: r, and r - 1 (a row allocated in the
+        # same cycle) for the count's sum
+        kinds = {"row_release": 0, "row_release_m1": -1}
+        regs = {
+            name: Signal(range(-1, h + 1), init=per_row[0] + off, name=name)
+            for name, off in kinds.items()
+        }
+
+        def values(r: int) -> list[int]:
+            return [r + off for off in kinds.values()]
+
+        row_release, row_release_m1 = regs["row_release"], regs["row_release_m1"]
         names = [lv.name for lv in levels]
         row_at = names.index("oh") if "oh" in names else n_lv - 1
-        # (both sums from registers; the step and the writer only choose; has_free too)
+        # (both sums of registers; the step and the writer only choose)
         with m.If(release):
-            m.d.sync += [
-                free.eq(Mux(alloc, free + row_release_m1, free + row_release)),
-                has_free.eq(Mux(alloc, free + row_release_m1 > 0, free + row_release > 0)),
-            ]
+            m.d.sync += spare.eq(Mux(alloc, spare + row_release_m1, spare + row_release))
         with m.Elif(alloc):
-            m.d.sync += [free.eq(free - 1), has_free.eq(free > 1)]
+            m.d.sync += spare.eq(spare - 1)
         # the output row ends when every loop inside the row loop is on its last trip
         with m.If(step & _all_of(lasts[:row_at])):
             m.d.comb += release.eq(1)
             if len(per_row) > 1:
-                following = Array(Const(v, row_release.shape()) for v in per_row[1:] + per_row[:1])
                 with m.If(lasts[row_at]):
-                    m.d.sync += [row_release.eq(per_row[0]), row_release_m1.eq(per_row[0] - 1)]
-                with m.Else():
-                    ahead = per_row[1:] + per_row[:1]
-                    following_m1 = Array(Const(v - 1, row_release_m1.shape()) for v in ahead)
                     m.d.sync += [
-                        row_release.eq(following[counters[row_at]]),
-                        row_release_m1.eq(following_m1[counters[row_at]]),
+                        sig.eq(v) for sig, v in zip(regs.values(), values(per_row[0]), strict=True)
                     ]
+                with m.Else():
+                    ahead = [values(r) for r in per_row[1:] + per_row[:1]]
+                    for k, sig in enumerate(regs.values()):
+                        table = Array(Const(v[k], sig.shape()) for v in ahead)
+                        m.d.sync += sig.eq(table[counters[row_at]])
         m.d.comb += r_frame.eq(step & sel[-1])
         return m

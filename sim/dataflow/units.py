@@ -8,7 +8,12 @@ import numpy as np
 import simpy
 from codesign.models.dataflow import conv_out_size
 from codesign.models.hwconfig import Stage
-from codesign.models.linebuffer import READ_LATENCY, line_buffer_rows, released_rows
+from codesign.models.linebuffer import (
+    READ_LATENCY,
+    WINDOW_CREDITS,
+    line_buffer_rows,
+    released_rows,
+)
 from codesign.models.pipelining import StagePipeline
 
 
@@ -303,9 +308,9 @@ class Vvau(Unit):
 class Window(Unit):
     """Sliding-window generator: a writer filling the line buffer one beat per cycle (a new
     row only into a released slot) and a reader reading each tap once it is written, into
-    an output pipeline of ``READ_LATENCY`` stages (:data:`~codesign.models.linebuffer.
-    READ_LATENCY`): tap ``j`` is read only once tap ``j - READ_LATENCY`` has left, and is
-    offered ``READ_LATENCY`` cycles after its read.
+    read stages that never stall and a queue behind them: tap ``j`` is read only in a cycle
+    after tap ``j - WINDOW_CREDITS`` left (:data:`~codesign.models.linebuffer.
+    WINDOW_CREDITS`), and is offered ``READ_LATENCY`` cycles after its read.
 
     A windowed pool's window (``pool``: the stage's credit pipeline) is the head of a credit
     pipeline instead: its output stages never wait, the tap completing window ``r`` (the
@@ -401,8 +406,8 @@ class Window(Unit):
                 for k in range(self.n_out):
                     t = last + 1
                     closes = taps is not None and j % taps == taps - 1
-                    if taps is None and j >= READ_LATENCY:
-                        t = max(t, (yield from at(self.out.xfer, j - READ_LATENCY)))
+                    if taps is None and j >= WINDOW_CREDITS:
+                        t = max(t, (yield from at(self.out.xfer, j - WINDOW_CREDITS)) + 1)
                     elif closes and j // taps >= credit:
                         t = max(t, (yield from at(popped.xfer, j // taps - credit)) + 1)
                     src = self.src[k]
