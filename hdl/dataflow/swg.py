@@ -629,13 +629,15 @@ class SlidingWindow(wiring.Component):
         write_d = Signal()
         m.d.sync += write_d.eq(write)
 
-        def positive_after(d: int, w: int):
+        def positive_after(d: int):
             """Whether the lead is positive after a move by ``d`` beats and this cycle's
-            write ``w``: ``lead + write_d + w - d >= 1``, each case ``lead`` against a
+            write: ``lead + write_d + write - d >= 1``, each case ``lead`` against a
             constant (:func:`~codesign.hdl.dataflow.compare.at_least`: its high bits as
             reductions and a short compare; the sign of a full-width subtraction was
             cnv_tiny's longest path, 24 levels, 7.9 ns at speed 6)."""
-            return Mux(write_d, at_least(lead, d - w), at_least(lead, d + 1 - w))
+            ge = [at_least(lead, d + 1 - k) for k in range(3)]  # k = write_d + write
+            return Mux(write, Mux(write_d, ge[2], ge[1]),
+                       Mux(write_d, ge[1], ge[0]))  # fmt: skip
 
         # Output pipeline: the buffer's read stages (READ_LATENCY), each with whether it
         # holds a beat and whether that beat is padding. A stage loads (``takes``) when it is
@@ -692,6 +694,7 @@ class SlidingWindow(wiring.Component):
         with m.If(step):
             m.d.sync += [
                 lead.eq(_one_of(sel, [Mux(write_d, lead - (d - 1), lead - d) for d in delta])),
+                written.eq(_one_of(sel, [positive_after(d) for d in delta])),
                 inside.eq(_one_of(sel, inside_next)),
             ]
             for j, at in enumerate(coords):  # loop j restarts when it or an outer loop steps
@@ -713,14 +716,7 @@ class SlidingWindow(wiring.Component):
                 lasts_next.append(Mux(sel[j], pen, Mux(restart, 0, last)))
             m.d.sync += [f.eq(v) for f, v in zip(sel, advancing(lasts_next), strict=True)]
         with m.Else():
-            m.d.sync += lead.eq(lead + write_d)
-        # whether the next tap is written, for each value of this cycle's write, which
-        # selects last (it arrives last: the writer's valid and ready)
-        after = [
-            Mux(step, _one_of(sel, [positive_after(d, w) for d in delta]), positive_after(0, w))
-            for w in (0, 1)
-        ]
-        m.d.sync += written.eq(Mux(write, after[1], after[0]))
+            m.d.sync += [lead.eq(lead + write_d), written.eq(positive_after(0))]
 
         # Rows released when the current output row is done: those above the next output
         # row's windows; all the frame's rows after its last.
