@@ -17,7 +17,22 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["RegisteredFlagFIFO"]
+__all__ = ["RegisteredFlagFIFO", "fifo_ports"]
+
+
+def fifo_ports(width: int, depth: int) -> dict:
+    """The ports of ``SyncFIFOBuffered`` (``w_rdy`` high out of reset), for the FIFOs that
+    behave as it does: :class:`RegisteredFlagFIFO` and
+    :class:`~codesign.hdl.dataflow.stream.BlockFIFO`."""
+    return {
+        "w_data": In(width),
+        "w_en": In(1),
+        "w_rdy": Out(1, init=1),
+        "r_data": Out(width),
+        "r_en": In(1),
+        "r_rdy": Out(1),
+        "level": Out(range(depth + 1)),
+    }
 
 
 class RegisteredFlagFIFO(wiring.Component):
@@ -29,17 +44,7 @@ class RegisteredFlagFIFO(wiring.Component):
         if not isinstance(depth, int) or depth < 2:
             raise ValueError(f"depth must be an int of at least 2, not {depth!r}")
         self.width, self.depth = width, depth
-        super().__init__(
-            {
-                "w_data": In(width),
-                "w_en": In(1),
-                "w_rdy": Out(1),
-                "r_data": Out(width),
-                "r_en": In(1),
-                "r_rdy": Out(1),
-                "level": Out(range(depth + 1)),
-            }
-        )
+        super().__init__(fifo_ports(width, depth))
 
     def elaborate(self, platform):
         m = Module()

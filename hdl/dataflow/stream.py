@@ -27,7 +27,7 @@ from codesign.models.device import memory_map
 from codesign.models.pipelining import FIFO_PREFETCH
 from codesign.models.qtype import Kind, QType
 
-from .fifo import RegisteredFlagFIFO
+from .fifo import RegisteredFlagFIFO, fifo_ports
 
 __all__ = [
     "PREFETCH",
@@ -151,17 +151,7 @@ class BlockFIFO(wiring.Component):
         if not isinstance(depth, int) or depth < 2:
             raise ValueError(f"depth must be an int of at least 2, not {depth!r}")
         self._width, self._depth, self._target = width, depth, target
-        super().__init__(
-            {
-                "w_data": In(width),
-                "w_en": In(1),
-                "w_rdy": Out(1, init=1),
-                "r_data": Out(width),
-                "r_en": In(1),
-                "r_rdy": Out(1),
-                "level": Out(range(depth + 1)),
-            }
-        )
+        super().__init__(fifo_ports(width, depth))
 
     @property
     def depth(self) -> int:

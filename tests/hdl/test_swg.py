@@ -107,13 +107,7 @@ def test_channel_major_windows_match_im2col(stream_sim, seed):
     rng = np.random.default_rng(seed)
     qt, c, h, w = case["qtype"], case["channels"], case["height"], case["width"]
     xs = rng.integers(qt.min, qt.max, size=(n_frames, c, h, w), endpoint=True)
-    geometry = (case["kernel"], case["stride"], case["padding"], case["dilation"])
-    words, expected = [], []
-    for x in xs:
-        words += pack_beats(x.transpose(1, 2, 0).reshape(-1), qt, simd)
-        win = im2col(x[None], *geometry, case["pad_value"])[0]  # C, OH, OW, KH, KW
-        win = win.reshape(c // simd, simd, *win.shape[1:])  # G, simd, OH, OW, KH, KW
-        expected.append(win.transpose(2, 3, 0, 4, 5, 1).reshape(-1))
+    words, expected = channel_major_golden(case, xs)
     rnd = random.Random(seed)
     run = stream_sim(
         dut,
@@ -124,7 +118,7 @@ def test_channel_major_windows_match_im2col(stream_sim, seed):
         seed=seed,
     )
     got = unpack_beats(run.words, qt, simd)
-    np.testing.assert_array_equal(got, np.concatenate(expected))
+    np.testing.assert_array_equal(got, expected)
 
 
 def channel_major_golden(case: dict, xs: np.ndarray) -> tuple[list[int], np.ndarray]:
