@@ -86,6 +86,20 @@ FIFO_PREFETCH = 4
 TREE_LEVELS = 1
 
 
+#: The widest piece a threshold comparator compares with one carry chain (three CCU2C);
+#: a wider compare is cut into pieces whose ``gt``/``eq`` bits (and the lowest piece's
+#: ``ge``) are registered and merged in the count stage (hdl/dataflow/compare.py,
+#: ``split_at_least``). resnet_tiny's stem compared 17-bit sums in two pieces of 8 and 9
+#: bits, whose 5-cell chains nextpnr split twice into feed-out cells (7.1 ns at speed 6).
+COMPARE_PIECE = 6
+
+
+def compare_bits(width: int) -> int:
+    """Register bits of one comparator of two ``width``-bit variables: one up to 8 bits,
+    else two per piece of at most :data:`COMPARE_PIECE` bits but the lowest's one."""
+    return 1 if width <= 8 else 2 * -(-width // COMPARE_PIECE) - 1
+
+
 def tree_groups(terms: int, mode: PipelineMode) -> tuple[int, ...]:
     """Adder levels of a balanced tree over ``terms`` inputs, grouped by register: one
     entry per registered group (its level count); empty for a single term or in ``off``

@@ -70,7 +70,13 @@ from codesign.models.hwconfig import (
 )
 from codesign.models.layers import Clip, MultiThreshold, Requant
 from codesign.models.linebuffer import READ_LATENCY, window_geometry
-from codesign.models.pipelining import FIFO_PREFETCH, PRODUCT_STAGES, PipelineMode, tree_groups
+from codesign.models.pipelining import (
+    FIFO_PREFETCH,
+    PRODUCT_STAGES,
+    PipelineMode,
+    compare_bits,
+    tree_groups,
+)
 from codesign.models.plan import stage_matrix
 from codesign.models.qtype import Kind, QType
 
@@ -399,10 +405,11 @@ def _activation(
                     param += live_bits(col[:, k])
         f["th_bits"], f["th_mux"] = cmp_bits, mux
         if "compare" in stages:
-            # the clip's register, one register bit per comparator and the registered
+            # the clip's register, the bits of each comparator (compare_bits: one for a
+            # narrow compare) and the registered
             # count tree (many thresholds); the last count register is the output
             reg = n * mul_b if "clip" in stages else 0
-            reg += int(cmp_bits / max(in_b, 1))
+            reg += n * rows.shape[1] * compare_bits(in_b)
             t = rows.shape[1]
             cnt = tree_groups(t, PipelineMode.AUTO) if t > 8 and "count" in stages else ()
             reg += n * _tree_regs([1] * t, cnt)

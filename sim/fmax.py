@@ -70,7 +70,7 @@ from codesign.models.hwconfig import (
 )
 from codesign.models.layers import Clip, MultiThreshold, Requant
 from codesign.models.linebuffer import window_geometry
-from codesign.models.pipelining import PipelineMode, stage_pipeline, tree_groups
+from codesign.models.pipelining import COMPARE_PIECE, PipelineMode, stage_pipeline, tree_groups
 from codesign.models.plan import stage_matrix
 from codesign.models.qtype import QType
 
@@ -106,7 +106,7 @@ def _clog2(n: int) -> int:
 #: the term ``bram_reg`` in place of ``bram``. Set an entry when the RTL gains the register
 #: there, then rerun ``python -m codesign.fmax_fit`` (its samples are remeasured on the new
 #: generator sources and ``bram_reg`` fitted).
-BRAM_OUTREG = {"fifo": False, "window": True, "weights": True, "vector": True}
+BRAM_OUTREG = {"fifo": True, "window": True, "weights": True, "vector": True}
 
 
 def _path(
@@ -159,18 +159,27 @@ def _fifo_paths(stage: Stage, cfg: StageConfig, port: int) -> dict[str, np.ndarr
         banks = math.ceil((depth - 1) / 16)
         out[f"fifo{port}.lutram"] = _path(lut=1 + math.ceil(math.log2(banks) / 2))
     if style == "bram":
+        # a BlockFIFO: the block's output register into a prefetch slot (the slot's load
+        # select), then the slots' mux into the output register, which feeds the stage
+        # (an add stage's adder)
+        out[f"fifo{port}.bram"] = _bram_path("fifo", lut=1)
         add = max(element_bits(t.qtype) for t in stage.inputs) + 1
         carry = add if stage.kind is StageKind.ADD else 0
-        out[f"fifo{port}.bram"] = _bram_path("fifo", lut=1, carry=carry, spread=1)
+        out[f"fifo{port}.read"] = _path(lut=1, carry=carry, spread=1)
     return out
 
 
 def _window_paths(stage: Stage, simd: int, channel_major: bool, into_lut: float, into_carry):
-    """A sliding window's address and loop control (a lead compare, one carry chain, and
-    the loop select) and its line buffer's read into what follows it."""
+    """A sliding window's address and loop control (whether the next tap is written: the
+    writer's lead less a registered threshold, one carry chain as wide as the lead, and the
+    select by this cycle's write and step) and its line buffer's read into what follows
+    it."""
     geo = window_geometry(stage, simd, channel_major)
     beat = simd * element_bits(stage.input.qtype)
-    ctl = max(geo.yb, geo.xb, geo.slot_b, _clog2(geo.depth))
+    _, h, w = stage.input.shape
+    # the lead spans a few frames of input beats (hdl/dataflow/swg.py: ``span``)
+    lead = _clog2((geo.rows // h + 8) * h * w * geo.groups) + 2
+    ctl = max(geo.yb, geo.xb, geo.slot_b, _clog2(geo.depth), lead)
     out = {"window.control": _path(lut=2, carry=ctl)}
     style = memory_map(geo.depth, beat)[0] if geo.depth > 1 else "ff"
     if style == "bram":
@@ -218,14 +227,25 @@ def _activation_paths(
         else:
             out["act.product"] = _act_path(dsp=1, lut=sel)
         shift = int(np.asarray(rq.shift).reshape(-1)[0])
-        out["act.round"] = _act_path(lut=2, carry=max(pw - shift, 1))  # range flags of the floor
-        out["act.saturate"] = _act_path(lut=1, carry=max(pw - shift, 1))  # floor + bit, select
+        # the range flags of the floor: the bits above the output type's as reductions,
+        # its own bits in a short compare (hdl/dataflow/compare.py at_least)
+        qw = max(pw - shift, 1)
+        ob = element_bits(rq.qtype)
+        above = max(qw - ob, 1)
+        out["act.round"] = _act_path(lut=2 + math.ceil(math.log(above, 4)), carry=min(ob, qw))
+        # floor + bit on the output type's bits, then the select
+        out["act.saturate"] = _act_path(lut=1, carry=min(ob, qw))
     elif th is not None:
         t = int(th.thresholds.shape[1])
         # every comparator reads the value: it fans out to the thresholds' carry chains
-        out["act.compare"] = _act_path(lut=1 + sel, carry=in_b, fan=math.log2(t))
+        # (unsigned compares of pieces of at most COMPARE_PIECE bits when wider than 8
+        # bits: split_at_least)
+        w = in_b + 1
+        piece = w if w <= 8 else -(-w // -(-w // COMPARE_PIECE))
+        out["act.compare"] = _act_path(lut=1 + sel, carry=piece, fan=math.log2(t))
         levels = len(tree_groups(t, PipelineMode.AUTO)) if t > 8 else 0
-        out["act.count"] = _act_path(lut=1, carry=_clog2(t + 1) if levels else 0)
+        # the pieces' bits merged (a LUT), then counted
+        out["act.count"] = _act_path(lut=2, carry=_clog2(t + 1) if levels else 0)
     return out
 
 
@@ -254,7 +274,9 @@ def _matrix_paths(stage: Stage, cfg: StageConfig, mode: PipelineMode, head) -> d
         # a word selected among the banks, into the multipliers' input registers
         d, _ = bram_tiling(words, width)
         sel = math.ceil(math.log2(math.ceil(words / d)) / 2) if words > d else 0
-        out["mvau.weights"] = _bram_path("weights", lut=sel, spread=1)
+        out["mvau.weights"] = _bram_path("weights", lut=sel)  # into the "weight" stage
+        if "weight" in head:  # its registers to the multipliers' input registers
+            out["mvau.weight"] = _path(spread=1)
     elif block:  # pipeline: off, a Memory read into the products without a register
         out["mvau.weights"] = _path(bram=1, lut=1, spread=1)
     else:
@@ -522,6 +544,8 @@ _LABELS = (
     ("fifo_o", "", "queue.credit"),
     ("fifo_i_b.queue.storage", "", "fifo1.bram"),
     ("fifo_i.queue.storage", "", "fifo0.bram"),
+    ("fifo_i_b.queue.slot", "", "fifo1.read"),
+    ("fifo_i.queue.slot", "", "fifo0.read"),
     ("fifo_i_b.queue.r_port", "", "fifo1.lutram"),
     ("fifo_i.queue.r_port", "", "fifo0.lutram"),
     ("fifo_i_b", "", "fifo1.level"),
@@ -540,6 +564,7 @@ _LABELS = (
     ("activation.mul", "", "act.product"),
     ("activation", "count", "act.count"),
     ("activation", "", "act."),
+    ("mvau.w_f", "", "mvau.weight"),
     ("weights", "", "mvau.weights"),
     ("", "mvau.w_q", "mvau.weights"),
     ("waddr", "", "mvau.weights"),

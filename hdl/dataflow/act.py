@@ -8,6 +8,7 @@ channel group ``g`` cycles through ``channels // n`` values, as in the stream co
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 from amaranth import Array, Cat, Const, Module, Mux, Signal, Value, signed
@@ -149,11 +150,18 @@ class Activation(wiring.Component):
     def _clip(self, v):
         clip = self._spec.clip
         if clip is not None:
+            # both bounds compared on the value itself (in parallel, each against a
+            # constant: compare.at_least), then one select (the bounds compared in series
+            # were two carry chains, resnet_tiny's stem at 7.2 ns at speed 6)
             lo, hi = clip.min, clip.max
-            if lo is not None:
-                v = Mux(v < lo, lo, v)
+            if lo is not None and hi is not None and lo > hi:
+                return Const(hi)  # max(min) as numpy's clip: hi everywhere
+            under = Const(0) if lo is None else ~at_least(v, lo)
+            over = Const(0) if hi is None else at_least(v, hi + 1)
             if hi is not None:
-                v = Mux(v > hi, hi, v)
+                v = Mux(over, hi, v)
+            if lo is not None:
+                v = Mux(under, lo, v)
         return v
 
     def _thresholds(self) -> np.ndarray:
@@ -166,8 +174,8 @@ class Activation(wiring.Component):
         self, m: Module, v, step, lane: int, v_range: tuple[int, int], *, split: bool = False
     ) -> list:
         """Whether ``v`` reaches each threshold that some input can pass and some fail
-        (one passed by every input is a constant 1). ``split``: each hit as the three bits
-        of :func:`split_at_least` (a constant threshold's as ``(hit, 0, 0)``), for
+        (one passed by every input is a constant 1). ``split``: each hit as the bits of
+        :func:`split_at_least` (a constant threshold's as ``(hit,)``), for
         :func:`merge_at_least` in the next stage."""
         rows = self._thresholds()
         hits = []
@@ -177,14 +185,16 @@ class Activation(wiring.Component):
                 hit = Const(1)  # passed by every input: no comparator
             elif isinstance(t, Const) and t.value > v_range[1]:
                 continue
-            elif isinstance(t, Const):
-                hit = at_least(v, t.value)
-            elif split:
+            elif split:  # (a constant threshold too: its chain as long as the sum's, in
+                # pieces; a lane with one channel has constant thresholds, resnet_tiny's
+                # stem compared its 12 low bits with one in one chain, 7.1 ns at speed 6)
                 hits.append(split_at_least(v, t))
                 continue
+            elif isinstance(t, Const):
+                hit = at_least(v, t.value)
             else:
                 hit = v >= t
-            hits.append((hit, Const(0), Const(0)) if split else hit)
+            hits.append((hit,) if split else hit)
         return hits
 
     def _count(self, m: Module, hits, lane: int):
@@ -308,20 +318,21 @@ class Activation(wiring.Component):
             elif st == "compare":
                 step = self._group_step(m, valid, st)
                 vals = [value_of(x, self._in_type) if first else x for x in lanes]
-                # each hit as three bits (two half-width compares and an equality), merged
+                # each hit as the bits of short compares (compare.split_at_least), merged
                 # by the count stage: a full-width compare's carry chain, broken by nextpnr
                 # into feed-out cells, was tfc_w2a2's longest path (8.0 ns at speed 6)
-                lanes = [
-                    Cat(*[b for hit in self._hits(m, v, step, k, v_range, split=True) for b in hit])
-                    for k, v in enumerate(vals)
-                ]
+                lanes, sizes = [], []
+                for k, v in enumerate(vals):
+                    hits = self._hits(m, v, step, k, v_range, split=True)
+                    lanes.append(Cat(*[b for hit in hits for b in hit]))
+                    sizes.append([len(hit) for hit in hits])
             elif st == "count":
                 if counted:  # the registered tree counted every "count" stage
                     continue
-                hits = [
-                    [merge_at_least(x[i], x[i + 1], x[i + 2]) for i in range(0, len(x), 3)]
-                    for x in lanes
-                ]
+                hits = []
+                for x, lane_sizes in zip(lanes, sizes, strict=True):
+                    cuts = np.cumsum([0, *lane_sizes])
+                    hits.append([merge_at_least(*x[a:b]) for a, b in pairwise(cuts.tolist())])
                 lanes = [self._count(m, hs, k) for k, hs in enumerate(hits)]
                 if spec.threshold.thresholds.shape[1] > 8:
                     counted = True

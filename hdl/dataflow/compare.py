@@ -7,13 +7,37 @@ a bound is then the longest path of an activation unit (jet_tagger's rounding st
 logic levels, 6.9 ns at speed 6). The forms here split a comparison at a bit: the high part
 becomes a wide AND/OR (a shallow LUT tree) or a short compare, and only the low part keeps a
 carry chain.
+
+:func:`and_or` chooses among sums without a multiplexer cell: Yosys's ``opt_share`` turns a
+multiplexer between sums that share an operand into one sum of a multiplexed operand, which
+puts the select (often a ``ready`` from the next block) in front of the carry chain.
 """
 
 from __future__ import annotations
 
-from amaranth import Cat, Const, Value
+from functools import reduce
+from operator import or_
 
-__all__ = ["at_least", "merge_at_least", "split_at_least"]
+from amaranth import Cat, Const, Value
+from codesign.models.pipelining import COMPARE_PIECE
+
+__all__ = ["and_or", "at_least", "merge_at_least", "split_at_least", "up_down"]
+
+
+def and_or(flags, values, width: int) -> Value:
+    """The ``width`` low bits of the value whose flag is set (exactly one is, or none for
+    0), as ANDs with each flag and an OR: no multiplexer cell that synthesis could fold into
+    the values' arithmetic, so the flags select after the carry chains."""
+    return reduce(or_, (Value.cast(v).as_unsigned()[:width] & Value.cast(f).replicate(width)
+                        for f, v in zip(flags, values, strict=True)))  # fmt: skip
+
+
+def up_down(count, up, down) -> Value:
+    """``count + up - down`` for 1-bit ``up`` and ``down`` (a count's next value), as the
+    three sums of the register chosen by :func:`and_or` after their carry chains."""
+    up, down = Value.cast(up), Value.cast(down)
+    inc, dec = up & ~down, down & ~up
+    return and_or((inc, dec, ~(inc | dec)), (count + 1, count - 1, count), len(count))
 
 
 def _range(x: Value) -> tuple[int, int]:
@@ -59,13 +83,14 @@ def at_least(x, c: int):
 
 
 def split_at_least(x, t) -> tuple:
-    """The three bits ``(gt, eq, ge)`` from which :func:`merge_at_least` gives ``x >= t``
-    for two variables: ``x`` and ``t`` split at half their width, ``gt`` and ``eq``
-    comparing the high halves and ``ge`` the low halves (unsigned). Each is a chain half
-    as long; registered, the merge is one LUT in the next stage. A narrow compare (8 bits
-    or fewer) is ``(x >= t, 0, 0)``. The equality is XORs and a reduction: written
-    ``==``, Yosys's alumacc merges it into the ``>`` chain's subtraction and tests its sum
-    bits after the chain."""
+    """The bits from which :func:`merge_at_least` gives ``x >= t`` for two variables:
+    ``x`` and ``t`` cut into pieces of at most :data:`PIECE` bits, highest first a
+    ``gt`` and an ``eq`` per piece and ``ge`` for the lowest (unsigned compares). A
+    narrow compare (8 bits or fewer) is the one bit ``x >= t``; 9-12 bits are the three
+    bits ``(gt, eq, ge)`` of two halves, 13-18 five bits. Each chain is a piece long;
+    registered, the merge is one LUT in the next stage. The equality is XORs and a
+    reduction: written ``==``, Yosys's alumacc merges it into the ``>`` chain's
+    subtraction and tests its sum bits after the chain."""
     x, t = Value.cast(x), Value.cast(t)
     signed = x.shape().signed or t.shape().signed
     width = max(x.shape().width, t.shape().width) + (
@@ -78,11 +103,20 @@ def split_at_least(x, t) -> tuple:
     flip = Const(1 << (width - 1), width) if signed else Const(0, width)
     xw, tw = _extend(x, width) ^ flip, _extend(t, width) ^ flip
     if width <= 8:
-        return xw >= tw, Const(0), Const(0)
-    s = width // 2
-    return xw[s:] > tw[s:], ~(xw[s:] ^ tw[s:]).any(), xw[:s] >= tw[:s]
+        return (xw >= tw,)
+    n = -(-width // COMPARE_PIECE)
+    cuts = [width * k // n for k in range(n + 1)]  # piece k: bits cuts[k] to cuts[k + 1]
+    bits = []
+    for k in range(n - 1, 0, -1):
+        a, b = cuts[k], cuts[k + 1]
+        bits += [xw[a:b] > tw[a:b], ~(xw[a:b] ^ tw[a:b]).any()]
+    bits.append(xw[: cuts[1]] >= tw[: cuts[1]])
+    return tuple(bits)
 
 
-def merge_at_least(gt, eq, ge):
-    """``x >= t`` from :func:`split_at_least`'s three bits."""
-    return gt | (eq & ge)
+def merge_at_least(*bits):
+    """``x >= t`` from :func:`split_at_least`'s bits (highest piece first)."""
+    hit = bits[-1]
+    for i in range(len(bits) - 3, -1, -2):
+        hit = bits[i] | (bits[i + 1] & hit)
+    return hit

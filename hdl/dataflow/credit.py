@@ -14,6 +14,9 @@ from amaranth.hdl import ShapeCastable
 from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .compare import up_down
+from .fifo import RegisteredFlagFIFO
+
 __all__ = ["Admit", "CreditQueue", "CreditStage", "pipe_signature"]
 
 
@@ -67,7 +70,13 @@ class CreditQueue(wiring.Component):
         m = Module()
         depth = self._depth
         width = Shape.cast(self._layout).width
-        m.submodules.queue = q = fifo.SyncFIFOBuffered(width=width, depth=depth)
+        # (the library's FIFO with its flags in registers, fifo.py: its ``w_rdy`` compare was
+        # jet_tagger's longest path at speed 8)
+        if depth >= 2:
+            q = RegisteredFlagFIFO(width=width, depth=depth)
+        else:
+            q = fifo.SyncFIFOBuffered(width=width, depth=depth)
+        m.submodules.queue = q
         m.d.comb += [
             q.w_data.eq(self.i.payload.as_value()),
             q.w_en.eq(self.i.valid),
@@ -78,7 +87,7 @@ class CreditQueue(wiring.Component):
         ]
         used = Signal(range(depth + 1))
         taken = self.o.valid & self.o.ready
-        m.d.sync += used.eq(used + self.reserve - taken)
+        m.d.sync += used.eq(up_down(used, self.reserve, taken))
         # space after this cycle, for each way ``used`` can move, from ``used`` alone: the
         # reader's ``ready`` (the next stage's FIFO) only selects among them, instead of
         # running through the count's adder and a comparison behind it

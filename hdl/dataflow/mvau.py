@@ -208,9 +208,14 @@ class MVAU(wiring.Component):
         sf = Signal(range(max(sf_n, 2)))  # >= 1 bit: zero-width vectors lint as [-1:0]
         nf = Signal(range(max(nf_n, 2)))
         addr = Signal(range(max(len(words), 2)))
-        is_last = sf == sf_n - 1
-        need_input = nf == 0
-        nf_next = Mux(nf == nf_n - 1, 0, nf + 1)[: len(nf)]
+        # the counters' flags in registers: whether the step is the pass's last (sf), the
+        # pass the last of the vector (nf) and the first, which reads the input (``ready``
+        # from a counter compare was cnv_tiny's longest path at speed 6: sf -> i.ready ->
+        # the FIFO's level, 7.0 ns)
+        is_last = Signal(init=sf_n <= 1)
+        nf_last = Signal(init=nf_n <= 1)
+        need_input = Signal(init=1)
+        nf_next = Mux(nf_last, 0, nf + 1)[: len(nf)]
         can = ~is_last | self.space  # a step that completes an output needs a credit
         step = can & (~need_input | self.i.valid)
         m.d.comb += [
@@ -224,10 +229,15 @@ class MVAU(wiring.Component):
         with m.If(step):
             m.d.sync += [
                 sf.eq(Mux(is_last, 0, sf + 1)),
+                is_last.eq(Mux(is_last, sf_n <= 1, sf == sf_n - 2)),
                 addr.eq(Mux(addr == len(words) - 1, 0, addr + 1)),
             ]
             with m.If(is_last):
-                m.d.sync += nf.eq(nf_next)
+                m.d.sync += [
+                    nf.eq(nf_next),
+                    nf_last.eq(Mux(nf_last, nf_n <= 1, nf == nf_n - 2)),
+                    need_input.eq(nf_last),
+                ]
 
         # -- fetch: memories read, the input beat kept; the step's tags travel beside
         tags = _Tags(m)

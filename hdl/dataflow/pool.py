@@ -228,9 +228,13 @@ class GlobalReduce(wiring.Component):
             acc_shape = Shape.cast(range(min(lo, 0), max(hi, 0) + 1))
         beat = data.ArrayLayout(acc_shape, simd)
         ring = [Signal(beat, name=f"acc{k}") for k in range(g)]  # ring[0]: the next group
+        # the counters with registered flags: whether the beat is the pixel's last group, and
+        # the frame's first or last pixel (``ready`` was a counter compare: resnet_tiny's
+        # longest path at speed 6, pixel -> ready -> the FIFO's flags, 7.5 ns)
         group = Signal(range(g))
+        group_last = Signal(init=g == 1)
         pixel = Signal(range(n))
-        first, last = pixel == 0, pixel == n - 1
+        first, last = Signal(init=1), Signal(init=n == 1)
         out = Signal(data.ArrayLayout(self.o.payload.shape().elem_shape, simd))
         full = Signal()
         room = ~full | self.o.ready
@@ -260,10 +264,14 @@ class GlobalReduce(wiring.Component):
                         q = new[j]
                     m.d.sync += out[j].eq(q)
                 m.d.sync += full.eq(1)
-            with m.If(group == g - 1):
-                m.d.sync += [group.eq(0), pixel.eq(Mux(last, 0, pixel + 1))]
+            with m.If(group_last):
+                m.d.sync += [group.eq(0), group_last.eq(g == 1), first.eq(last)]
+                with m.If(last):
+                    m.d.sync += [pixel.eq(0), last.eq(n == 1)]
+                with m.Else():
+                    m.d.sync += [pixel.eq(pixel + 1), last.eq(pixel == n - 2)]
             with m.Else():
-                m.d.sync += group.eq(group + 1)
+                m.d.sync += [group.eq(group + 1), group_last.eq(group == g - 2)]
         return m
 
 

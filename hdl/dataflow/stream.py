@@ -27,6 +27,7 @@ from codesign.models.device import memory_map
 from codesign.models.pipelining import FIFO_PREFETCH
 from codesign.models.qtype import Kind, QType
 
+from .compare import up_down
 from .fifo import RegisteredFlagFIFO, fifo_ports
 
 __all__ = [
@@ -227,18 +228,19 @@ class BlockFIFO(wiring.Component):
         with m.If(issue):
             m.d.sync += consume.eq(Mux(consume == words - 1, 0, consume + 1))
         # the counts, and each flag after the cycle from its count alone (the strobes only
-        # choose among comparisons of registers with constants)
+        # choose among comparisons of registers with constants, and among the counts' sums:
+        # compare.up_down)
         m.d.sync += [
-            reserved.eq(reserved + reserve - load),
+            reserved.eq(up_down(reserved, reserve, load)),
             free.eq(Mux(reserve & ~load, reserved < k_n - 1, (load & ~reserve) | free)),
         ]
         into, out = do_write & ~direct, issue
         m.d.sync += [
-            stored.eq(stored + into - out),
+            stored.eq(up_down(stored, into, out)),
             stored_any.eq(Mux(into & ~out, 1, Mux(out & ~into, stored != 1, stored_any))),
         ]
         m.d.sync += [
-            inner.eq(inner + do_write - load),
+            inner.eq(up_down(inner, do_write, load)),
             self.w_rdy.eq(
                 Mux(do_write & ~load, inner != depth - 2, (load & ~do_write) | self.w_rdy)
             ),

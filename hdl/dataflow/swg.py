@@ -28,9 +28,10 @@ from codesign.models.linebuffer import (
     released_rows,
 )
 
+from ..tools import REPLICA
 from .bram import TARGETS, RegisteredRam
 from .checks import check_int, check_pair, element_shape_of, shape_range
-from .compare import at_least
+from .compare import and_or, at_least, up_down
 from .credit import pipe_signature
 
 __all__ = ["LineMemory", "SlidingWindow", "TapOrder", "line_buffer_rows"]
@@ -477,9 +478,9 @@ class SlidingWindow(wiring.Component):
         with m.If(pop):
             m.d.sync += head.eq(Mux(head == n - 1, 0, head + 1))
         m.d.sync += [
-            held.eq(held + push - pop),
+            held.eq(up_down(held, push, pop)),
             any_held.eq(Mux(push & ~pop, 1, Mux(pop & ~push, held != 1, any_held))),
-            count.eq(count + step - taken),
+            count.eq(up_down(count, step, taken)),
             room.eq(Mux(step & ~taken, count < n - 1, (taken & ~step) | room)),
         ]
 
@@ -518,7 +519,7 @@ class SlidingWindow(wiring.Component):
         frame_lead = Signal(range(-3, rows // h + 4))
         release, r_frame = Signal(), Signal()
         write, alloc, w_frame = self._writer(m, buf, has_free)
-        m.d.sync += frame_lead.eq(frame_lead + w_frame - r_frame)
+        m.d.sync += frame_lead.eq(up_down(frame_lead, w_frame, r_frame))
 
         # -- reader: for each loop (and the frame), the tap's coordinates at the start of the
         # loop's current iteration: row y, column x, channel group, buffer slot of row y and
@@ -607,7 +608,10 @@ class SlidingWindow(wiring.Component):
             m.d.sync += flag.eq(inside_of(comb))
             nexts.append(ahead)
             inside_next.append(flag)
-        inside = Signal(init=ph == 0 and pw == 0)  # the first tap, (-ph, -pw)
+        # whether the tap is inside the image; a constant when every tap is (no padding, the
+        # last window inside), so that no padding multiplexer lies behind the read
+        no_pad = ph == 0 and pw == 0 and y_hi < h and x_hi < w
+        inside = Const(1) if no_pad else Signal(init=ph == 0 and pw == 0)  # tap (-ph, -pw)
 
         # The writer's lead on the tap, in beats: (frames written - frames read) * frame beats
         # + writer's beat - tap's beat index in the frame; the tap is written when it is
@@ -622,22 +626,22 @@ class SlidingWindow(wiring.Component):
             inner += (lv.n - 1) * beats(lv) if lv.n else 0
         lead0 = ph * wg + pw * g
         span = lead0 + max(abs(d) for d in delta) + (rows // h + 8) * n_in
-        # (``lead`` leaves out the previous cycle's write, ``write_d``, so that no sum the
-        # step chooses waits for this cycle's)
         lead = Signal(range(-span, span + 1), init=lead0)
         written = Signal(init=lead0 > 0)
-        write_d = Signal()
-        m.d.sync += write_d.eq(write)
 
-        def positive_after(d: int):
-            """Whether the lead is positive after a move by ``d`` beats and this cycle's
-            write: ``lead + write_d + write - d >= 1``, each case ``lead`` against a
-            constant (:func:`~codesign.hdl.dataflow.compare.at_least`: its high bits as
-            reductions and a short compare; the sign of a full-width subtraction was
-            cnv_tiny's longest path, 24 levels, 7.9 ns at speed 6)."""
-            ge = [at_least(lead, d + 1 - k) for k in range(3)]  # k = write_d + write
-            return Mux(write, Mux(write_d, ge[2], ge[1]),
-                       Mux(write_d, ge[1], ge[0]))  # fmt: skip
+        # For a step, the move is the selected loop's delta, kept in registers beside the
+        # one-hot ``sel`` as the thresholds ``delta + 1 - k`` (k = 0, 1, 2): the lead after
+        # the step and this cycle's write is ``lead - ths[1] + write``, and whether it is
+        # positive the sign of ``lead - ths[1 - write]``, a subtraction of two registers
+        # (its top bit: no compare logic after the carry chain); only this cycle's write
+        # and step select after it. (Comparing the lead with every loop's constant and
+        # selecting by ``sel`` afterwards was cnv_tiny's longest path: 7.8 ns at speed 6, a
+        # carry chain then three levels of wide multiplexers.)
+        th_range = range(min(delta) - 1, max(delta) + 2)
+        ths = [Signal(th_range, init=delta[0] + 1 - k, name=f"threshold_{k}") for k in range(3)]
+
+        def nonnegative(v):
+            return ~v[-1]  # (a difference one bit wider than its operands: no overflow)
 
         # Output pipeline: the buffer's read stages (READ_LATENCY), each with whether it
         # holds a beat and whether that beat is padding. A stage loads (``takes``) when it is
@@ -669,12 +673,19 @@ class SlidingWindow(wiring.Component):
         step = Signal()
         if self._credit:
             m.d.comb += self.reserve.eq(step & closes)
+        # the read address: a copy of the tap's address register that drives only the
+        # memory (kept apart in synthesis, :data:`~codesign.hdl.tools.REPLICA`), so that the
+        # register the address arithmetic reads is not placed out by the block RAMs
+        # (resnet_tiny's conv2: addr -> addr, 3 logic levels and 4.9 ns of routing)
+        r_addr = coords[0]["addr"]
+        if isinstance(r_addr, Signal):
+            r_addr = Signal.like(r_addr, name="read_addr", attrs={REPLICA: 1})
         addr_bits = Shape.cast(range(depth)).width
         pad_beat = self.o.payload.shape().const([self._pad_value] * self._simd)
         beat = Mux(pads[-1], pad_beat, buf.r_data)
         m.d.comb += [
             step.eq(take & ready),
-            buf.r_addr.eq(coords[0]["addr"][:addr_bits]),
+            buf.r_addr.eq(r_addr[:addr_bits]),
             # (the address register loads only for a tap inside the image, which is written:
             # a cycle that takes no such tap reads nothing, never a word the writer may be
             # writing in the same cycle, which a block RAM leaves undefined)
@@ -690,18 +701,31 @@ class SlidingWindow(wiring.Component):
             with m.If(takes[k]):
                 m.d.sync += [valids[k].eq(valids[k - 1]), pads[k].eq(pads[k - 1])]
 
-        # the lead and its sign after the cycle: each candidate a register plus a constant
+        # The lead and its sign after the cycle: sums and differences of registers, then a
+        # choice by this cycle's step and write written as an AND-OR (a multiplexer between
+        # sums that share an operand is one sum of a multiplexed operand after Yosys's
+        # opt_share: the write, from the FIFO in front, then ran through the carry chain,
+        # cnv_tiny's longest path, 7.3 ns at speed 6). (ths[1] is the delta, ths[2] the
+        # delta less one.)
+        cases = (step & write, step & ~write, ~step & write, ~step & ~write)
+        signs = (
+            nonnegative(lead - ths[1]),
+            nonnegative(lead - ths[0]),
+            nonnegative(lead),
+            at_least(lead, 1),
+        )
+        m.d.sync += [
+            lead.eq(and_or(cases, (lead - ths[2], lead - ths[1], lead + 1, lead), len(lead))),
+            written.eq(and_or(cases, signs, 1)),
+        ]
         with m.If(step):
-            m.d.sync += [
-                lead.eq(_one_of(sel, [Mux(write_d, lead - (d - 1), lead - d) for d in delta])),
-                written.eq(_one_of(sel, [positive_after(d) for d in delta])),
-                inside.eq(_one_of(sel, inside_next)),
-            ]
             for j, at in enumerate(coords):  # loop j restarts when it or an outer loop steps
                 load = [at[k].eq(_one_of(sel[j:], [nx[k] for nx in nexts[j:]]))
                         for k in at if isinstance(at[k], Signal)]  # fmt: skip
                 if j == 0:
                     m.d.sync += load
+                    if r_addr is not at["addr"]:
+                        m.d.sync += r_addr.eq(_one_of(sel, [nx["addr"] for nx in nexts]))
                 else:
                     with m.If(reduce(or_, sel[j:])):
                         m.d.sync += load
@@ -714,9 +738,12 @@ class SlidingWindow(wiring.Component):
                 with m.Elif(restart):
                     m.d.sync += [ctr.eq(0), last.eq(0), pen.eq(n == 2)]
                 lasts_next.append(Mux(sel[j], pen, Mux(restart, 0, last)))
-            m.d.sync += [f.eq(v) for f, v in zip(sel, advancing(lasts_next), strict=True)]
-        with m.Else():
-            m.d.sync += [lead.eq(lead + write_d), written.eq(positive_after(0))]
+            if not no_pad:
+                m.d.sync += inside.eq(_one_of(sel, inside_next))
+            sel_next = advancing(lasts_next)
+            m.d.sync += [f.eq(v) for f, v in zip(sel, sel_next, strict=True)]
+            for k, th in enumerate(ths):
+                m.d.sync += th.eq(_one_of(sel_next, [Const(d + 1 - k, th.shape()) for d in delta]))
 
         # Rows released when the current output row is done: those above the next output
         # row's windows; all the frame's rows after its last.

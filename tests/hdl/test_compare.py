@@ -11,6 +11,7 @@ import pytest
 from amaranth import Module, Shape, Signal, signed, unsigned
 from amaranth.sim import Simulator
 from codesign.hdl.dataflow.compare import at_least, merge_at_least, split_at_least
+from codesign.models.pipelining import compare_bits
 
 
 def _values(shape: Shape) -> range:
@@ -51,16 +52,21 @@ def test_at_least_a_constant_is_exact_for_every_input(shape):
 @pytest.mark.parametrize(
     ("xs", "ts"),
     [(signed(10), signed(10)), (unsigned(9), signed(12)), (signed(11), unsigned(7)),
-     (unsigned(10), unsigned(10)), (signed(5), signed(4))],
+     (unsigned(10), unsigned(10)), (signed(5), signed(4)), (signed(17), signed(16)),
+     (unsigned(14), signed(9))],
 )  # fmt: skip
 def test_split_compare_merges_to_at_least(xs, ts):
     x, t = Signal(xs), Signal(ts)
     m = Module()
-    gt, eq, ge = (Signal(name=n) for n in ("gt", "eq", "ge"))
+    parts = split_at_least(x, t)
+    # one bit up to 8, three up to 12, five up to 18: the count the cost model reads
+    width = max(xs.width, ts.width) + (xs.signed != ts.signed)
+    assert len(parts) == compare_bits(width)
+    bits = [Signal(name=f"bit{k}") for k in range(len(parts))]
     hit = Signal()
     m.d.comb += [
-        *(s.eq(v) for s, v in zip((gt, eq, ge), split_at_least(x, t), strict=True)),
-        hit.eq(merge_at_least(gt, eq, ge)),
+        *(s.eq(v) for s, v in zip(bits, parts, strict=True)),
+        hit.eq(merge_at_least(*bits)),
     ]
     rng = np.random.default_rng(xs.width * 100 + ts.width)
     vx, vt = list(_values(xs)), list(_values(ts))

@@ -118,8 +118,8 @@ def test_block_ram_output_register_switches_the_source_term(monkeypatch):
     monkeypatch.setitem(fmax.BRAM_OUTREG, "weights", True)
     p = fmax.stage_paths(s, c, mode)["mvau.weights"]
     assert p[fmax.TERMS.index("bram")] == 0 and p[fmax.TERMS.index("bram_reg")] == 1
-    # FIFOs keep Amaranth's SyncFIFOBuffered (Yosys maps its block RAMs without the register)
-    assert not fmax.BRAM_OUTREG["fifo"]
+    # a FIFO in block RAM is a BlockFIFO, read through the block's output register
+    assert fmax.BRAM_OUTREG["fifo"]
 
 
 def test_batch_takes_analytic_foldings_and_ranks_by_throughput():
