@@ -49,7 +49,9 @@ from .synth import config_doc, hdl_source_hash
 __all__ = ["build", "fit", "main", "measure", "nnls", "sweep_specs"]
 
 #: Version of the sweep: bump when the specs or the measuring change.
-SWEEP = 5
+SWEEP = 6
+#: The most multiply lanes (PE x SIMD) of a sweep design's layer
+MAX_LANES = 512
 
 #: Zoo networks whose default designs are measured and stored, but held out of the fit.
 ZOO = ("tfc_w1a1", "cnv_tiny", "jet_tagger", "tfc_w2a2")
@@ -290,6 +292,13 @@ def build(spec: dict, work: Path) -> Design:
     for s in plan:
         pe = int(r.choice(s.pe_choices()[:6]))
         simd = int(r.choice(s.simd_choices()[:8]))
+        # at most MAX_LANES multiply lanes: image0's draw (PE 32 x SIMD 98, 3,136 8-bit
+        # lanes in fabric) ran Yosys past ten minutes and never finished in a sweep
+        while pe * simd > MAX_LANES:
+            smaller = [c for c in s.simd_choices() if c < simd]
+            simd = max(smaller) if smaller else simd
+            if not smaller:
+                pe = max(c for c in s.pe_choices() if c < pe)
         # mostly the default (AUTO: logic up to 128 words, block RAM beyond), and some
         # forced either way, as users may
         x = r.random()

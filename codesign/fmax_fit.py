@@ -137,11 +137,16 @@ def harness(spec: dict):
                 q = StreamFIFO(
                     layout=members[port].signature.members["payload"].shape,
                     depth=d.fifo_depth(s, k),
+                    target="ecp5",  # as the design's (a BlockFIFO of DP16KD where block RAM)
                 )
                 m.submodules[f"fifo_{port}"] = q
                 wiring.connect(m, wiring.flipped(getattr(self, port)), q.i)
                 wiring.connect(m, q.o, inner)
-            q = StreamFIFO(layout=members["o"].signature.members["payload"].shape, depth=out_depth)
+            q = StreamFIFO(
+                layout=members["o"].signature.members["payload"].shape,
+                depth=out_depth,
+                target="ecp5",
+            )
             m.submodules.fifo_o = q
             wiring.connect(m, unit.o, q.i)
             wiring.connect(m, q.o, wiring.flipped(self.o))

@@ -456,10 +456,17 @@ def _window(stage: Stage, cfg: StageConfig, simd: int, channel_major: bool):
         + _clog2(depth)
         + _clog2(3 * h + rows)
     )
+    # the writer's lead on the tap (a few frames of input beats), the three thresholds it
+    # is compared with (the selected loop's move), its three subtractions and its
+    # increment, and the read address's replica (hdl/dataflow/swg.py)
+    lead_b = _clog2((rows // h + 8) * h * wg) + 2
+    th_b = _clog2(kh * wg + kw * g + ow * g) + 2
     f = {
         "one": 1.0,
         "beat_bits": float(beat),
         "counters": float(counters),
+        "lead_bits": float(4 * lead_b),
+        "ctrl_regs": float(3 * th_b + _clog2(depth + wg) + 1),
         "mem_ff": float(depth * beat) if style == "ff" else 0.0,
         "lutram_mux": float(beat * math.ceil(depth / 16)) if style == "lutram" else 0.0,
         # the read's stages after the first (the memory's read register): a valid and a

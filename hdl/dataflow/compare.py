@@ -102,15 +102,31 @@ def split_at_least(x, t) -> tuple:
     # 7.3 ns at speed 6)
     flip = Const(1 << (width - 1), width) if signed else Const(0, width)
     xw, tw = _extend(x, width) ^ flip, _extend(t, width) ^ flip
+    if isinstance(t, Const):  # a constant threshold: each piece against its constant bits
+        c = (t.value & ((1 << width) - 1)) ^ flip.value
+
+        def ge(a: int, b: int, plus: int = 0):
+            # a constant where the compare cannot fail or pass (a comparison in the Verilog
+            # would be left for Verilator's lint to flag; Yosys folds it the same way)
+            k = ((c >> a) & ((1 << (b - a)) - 1)) + plus
+            if k <= 0 or k >= 1 << (b - a):
+                return Const(int(k <= 0))
+            return xw[a:b] > k - 1 if plus else xw[a:b] >= k
+
+    else:
+
+        def ge(a: int, b: int, plus: int = 0):
+            return xw[a:b] > tw[a:b] if plus else xw[a:b] >= tw[a:b]
+
     if width <= 8:
-        return (xw >= tw,)
+        return (ge(0, width),)
     n = -(-width // COMPARE_PIECE)
     cuts = [width * k // n for k in range(n + 1)]  # piece k: bits cuts[k] to cuts[k + 1]
     bits = []
     for k in range(n - 1, 0, -1):
         a, b = cuts[k], cuts[k + 1]
-        bits += [xw[a:b] > tw[a:b], ~(xw[a:b] ^ tw[a:b]).any()]
-    bits.append(xw[: cuts[1]] >= tw[: cuts[1]])
+        bits += [ge(a, b, plus=1), ~(xw[a:b] ^ tw[a:b]).any()]
+    bits.append(ge(0, cuts[1]))
     return tuple(bits)
 
 

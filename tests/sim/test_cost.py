@@ -12,7 +12,7 @@ input multiplexer for its operand register, so the zoo is not quite blind.) The 
 are measured as ``codesign synth`` measures them: the ECP5 Verilog, with MULT18X18D
 instances for the pipelined products. A block that misses and cannot be fixed yet goes in
 :data:`KNOWN_MISSES`, with its deviation: the test then fails if it drifts further than
-:data:`DRIFT`, or comes within tolerance (drop it then). Two blocks' LUT counts miss
+:data:`DRIFT`, or comes within tolerance (drop it then). Three blocks' LUT counts miss
 since the refit for the pipelined blocks; every total, every FF count and every DSP,
 block RAM and LUT RAM count is within. Yosys on cnv_tiny takes about 35 s, on jet_tagger
 and tfc_w2a2 about 40 s each, on tfc_w1a1 (3,584 XNOR lanes at its default folding within
@@ -44,9 +44,14 @@ SMALL = 150
 KNOWN_MISSES: dict[tuple[str, str, str], float] = {
     # a one-PE MVAU over a weight ROM in block RAM with per-channel thresholds: model 137,
     # Yosys 166 LUTs before session 3 of issue 15; 96 since its RTL changes (the split
-    # threshold compares, the "weight" stage), which the coefficients, fitted before them,
-    # do not know: a full refit (python -m codesign.cost_fit) is due
+    # threshold compares, the "weight" stage); the refit of session 4 (41f462b) still
+    # misses it by as much: no sweep design has a one-PE MVAU with thresholds over block RAM
     ("cnv_tiny", "stage_fc", "lut"): 0.427,
+    # a 2x2 max pool's window generator, 26x26x8 in (rows=4): Yosys 294 LUTs, against 430
+    # for pool2's (11x11x16, rows=3) whose features are nearly the same; the model (417)
+    # splits the difference. The sweep has 14 pool units; what makes pool1's window cheaper
+    # (its power-of-two row ring, the released-row table) is not a feature yet
+    ("cnv_tiny", "stage_pool1", "lut"): 0.303,
     # per-channel thresholds (4 lanes, 16 groups): ABC maps fc1's identical structure to
     # about 220 LUTs and fc2's to 265 (model 266 for the block, Yosys 342)
     ("tfc_w2a2", "stage_fc2", "lut"): -0.222,
