@@ -91,6 +91,7 @@ from .cost_rules import (
     rom_tree,
     table_logic,
     var_dsp,
+    window_lead_bits,
 )
 
 __all__ = [
@@ -459,7 +460,7 @@ def _window(stage: Stage, cfg: StageConfig, simd: int, channel_major: bool):
     # the writer's lead on the tap (a few frames of input beats), the three thresholds it
     # is compared with (the selected loop's move), its three subtractions and its
     # increment, and the read address's replica (hdl/dataflow/swg.py)
-    lead_b = _clog2((rows // h + 8) * h * wg) + 2
+    lead_b = window_lead_bits(rows, h, w, g)
     th_b = _clog2(kh * wg + kw * g + ow * g) + 2
     f = {
         "one": 1.0,

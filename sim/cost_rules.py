@@ -37,6 +37,7 @@ __all__ = [
     "rom_tree",
     "table_logic",
     "var_dsp",
+    "window_lead_bits",
 ]
 
 
@@ -136,3 +137,12 @@ def table_logic(table: np.ndarray) -> float:
     bits = ((t[:, :, None] >> np.arange(nb)) & 1).reshape(len(t), -1)
     r = rom_tree(bits)
     return float(r["leaf"] + r["mux8"])
+
+
+def window_lead_bits(rows: int, height: int, width: int, groups: int) -> int:
+    """Bits of a sliding-window generator's lead (the writer's lead on the tap, in beats:
+    a few frames of input beats, hdl/dataflow/swg.py's ``span``), for a line buffer of
+    ``rows`` rows over a ``height`` x ``width`` image of ``groups`` beats per pixel: the
+    width of its carry chains, which the cost and Fmax models both read."""
+    frame = height * width * groups
+    return (((rows // height + 8) * frame) - 1).bit_length() + 2

@@ -74,7 +74,7 @@ from codesign.models.pipelining import COMPARE_PIECE, PipelineMode, stage_pipeli
 from codesign.models.plan import stage_matrix
 from codesign.models.qtype import QType
 
-from .cost_rules import element_bits, matrix_accumulator
+from .cost_rules import element_bits, matrix_accumulator, window_lead_bits
 
 __all__ = [
     "DATA",
@@ -177,8 +177,7 @@ def _window_paths(stage: Stage, simd: int, channel_major: bool, into_lut: float,
     geo = window_geometry(stage, simd, channel_major)
     beat = simd * element_bits(stage.input.qtype)
     _, h, w = stage.input.shape
-    # the lead spans a few frames of input beats (hdl/dataflow/swg.py: ``span``)
-    lead = _clog2((geo.rows // h + 8) * h * w * geo.groups) + 2
+    lead = window_lead_bits(geo.rows, h, w, geo.groups)
     ctl = max(geo.yb, geo.xb, geo.slot_b, _clog2(geo.depth), lead)
     out = {"window.control": _path(lut=2, carry=ctl)}
     style = memory_map(geo.depth, beat)[0] if geo.depth > 1 else "ff"
