@@ -22,6 +22,7 @@ from .qtype import Kind, QType
 __all__ = [
     "BRAM_SHAPES",
     "ECP5_85F",
+    "DEVICES",
     "TDP_SHAPES",
     "XNOR_ACC_BIT_LUT",
     "XNOR_POP_LANE_LUT",
@@ -61,6 +62,19 @@ class Device:
 #: RAMs (3,744 kbit), from the ECP5 and ECP5-5G family data sheet (Lattice FPGA-DS-02012,
 #: table 1.1); nextpnr-ecp5 ``--85k`` reports the same capacities.
 ECP5_85F = Device("LFE5U-85F", lut=83640, dsp=156, bram=208)
+
+#: ECP5 parts a design-space constraint can name (``device: LFE5U-45F``): LUT4s (two per
+#: TRELLIS_SLICE: 12,144 / 21,924 / 41,820 slices as nextpnr-ecp5 ``--25k/--45k/--85k``
+#: reports them), 18x18 multipliers and DP16KD block RAMs (ECP5 and ECP5-5G family data
+#: sheet, Lattice FPGA-DS-02012, table 1.1: 28 / 72 / 156 and 56 / 108 / 208).
+DEVICES = {
+    d.name: d
+    for d in (
+        Device("LFE5U-25F", lut=24288, dsp=28, bram=56),
+        Device("LFE5U-45F", lut=43848, dsp=72, bram=108),
+        ECP5_85F,
+    )
+}
 
 #: Block RAM shapes (depth, width) of DP16KD/PDPW16KD.
 BRAM_SHAPES = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))

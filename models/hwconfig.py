@@ -382,6 +382,41 @@ class Design:
         #: a design-space sweep that varies the folding starts from)
         self.given = config
 
+    def point_config(self, stage: Stage, pe: int, simd: int | None = None) -> StageConfig:
+        """``stage``'s configuration at folding ``pe``, ``simd`` (None: this design's) with
+        the memory style and FIFO depths this design was given, an automatic memory style
+        resolved at that folding: the stage's config in :meth:`with_folding`'s design."""
+        g = self.given[stage.name]
+        simd = self.config[stage.name].simd if simd is None else simd
+        style = g.mem_style
+        if stage.kind in _MATRIX and not stage.depthwise:
+            style = resolve_mem_style(style, (stage.mw // simd) * (stage.mh // pe))
+        return StageConfig(
+            pe=pe, simd=simd, mem_style=style, fifo_depth=g.fifo_depth, fifo_depth_b=g.fifo_depth_b
+        )
+
+    def with_folding(self, pe, simd) -> Design:
+        """This design's network and given configuration at another folding: ``pe`` and
+        ``simd`` one value per stage, in :attr:`stages` order (or mappings of stage name to
+        value; a stage not named keeps this design's). The point of a design-space sweep
+        whose cost and cycles the vectorised evaluators give."""
+        if isinstance(pe, Mapping):
+            pe = [pe.get(s.name, self.config[s.name].pe) for s in self.stages]
+        if isinstance(simd, Mapping):
+            simd = [simd.get(s.name, self.config[s.name].simd) for s in self.stages]
+        stages = {}
+        for s, p, q in zip(self.stages, pe, simd, strict=True):
+            g = self.given[s.name]
+            stages[s.name] = StageConfig(
+                pe=int(p),
+                simd=int(q),
+                mem_style=g.mem_style,
+                fifo_depth=g.fifo_depth,
+                fifo_depth_b=g.fifo_depth_b,
+            )
+        c = self.config
+        return Design(self.network, HardwareConfig(stages, c.clock_mhz, c.pipeline))
+
     def pipeline(self, stage: Stage | str) -> StagePipeline | None:
         """The credit pipeline of ``stage`` (:func:`~codesign.models.pipelining.stage_pipeline`):
         its register stages, latency and queue depth; None for a global pool."""

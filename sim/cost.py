@@ -624,6 +624,80 @@ def _global_pool(stage: Stage, cfg: StageConfig, name: str) -> UnitCost:
     return UnitCost(f"stage_{stage.name}", name, "gpool", f)
 
 
+def stage_units(s: Stage, cfg: StageConfig, mode: PipelineMode) -> list[UnitCost]:
+    """The units of stage ``s``'s own block (``stage_<name>``) at configuration ``cfg``
+    (PE, SIMD and a concrete memory style): they depend on nothing else."""
+    from codesign.models.pipelining import stage_pipeline
+
+    out: list[UnitCost] = []
+    n_out = stage_io(s, cfg)[1]
+    pipe = stage_pipeline(s, cfg, mode)
+    act_st = pipe.activation if pipe is not None else ()
+    k = 0
+    if s.kind is StageKind.ADD:
+        out.append(_add(s, cfg, "u0_addstreams"))
+        k = 1
+        if len(s.layers) > 1:
+            out.append(
+                _activation(s, cfg, "u1_activation", s.layers[1:], s.acc.qtype, s.channels, act_st)
+            )
+            k = 2
+    elif s.global_pool:
+        out.append(_global_pool(s, cfg, "u0_pool2d"))
+    elif s.kind in (StageKind.MVAU, StageKind.CONV):
+        if s.kind is StageKind.CONV:
+            out.append(_swg(s, cfg, f"u{k}_slidingwindow"))
+            k += 1
+        acts = s.layers[1:]
+        has_act = any(isinstance(la, Clip | Requant | MultiThreshold) for la in acts)
+        if s.depthwise:
+            out.append(_vvau(s, cfg, f"u{k}_vvau"))
+            if has_act:
+                k += 1
+                out.append(UnitCost(f"stage_{s.name}", f"u{k}_admit", "admit", {"one": 1.0}))
+        else:
+            out.append(_mvau(s, cfg, f"u{k}_mvau", pipe.head))
+        k += 1
+        if has_act:
+            out.append(_activation(s, cfg, f"u{k}_activation", acts, s.acc.qtype, s.mh, act_st))
+            k += 1
+    elif s.kind is StageKind.POOL:
+        out.append(_pool(s, cfg, "u0_pool2d"))
+        k = 1
+    else:
+        out.append(UnitCost(f"stage_{s.name}", "u0_admit", "admit", {"one": 1.0}))
+        out.append(
+            _activation(s, cfg, "u1_activation", s.layers, s.input.qtype, s.channels, act_st)
+        )
+        k = 2
+    if pipe is not None:
+        out.append(_queue(s, f"u{k}_creditqueue", n_out, pipe.queue_depth))
+    return out
+
+
+def input_units(s: Stage, port: int, prev_n: int, n_in: int, depth: int | None) -> list[UnitCost]:
+    """The units in front of input ``port`` of stage ``s``: a width converter from
+    ``prev_n`` to ``n_in`` elements per beat (none when equal) and a FIFO of ``depth``
+    beats (none when ``depth`` is None). Blocks ``dwc_<fifo name>`` and ``fifo_<fifo name>``."""
+    el = element_bits(s.inputs[port].qtype)
+    fs = s if port == 0 else dataclasses.replace(s, name=fifo_name(s.name, port))
+    out = _dwc(fs, el, prev_n, n_in) if prev_n != n_in else []
+    if depth is not None:
+        out.append(_fifo(fs, n_in * el, depth))
+    return out
+
+
+def fork_unit(src: str | None, k: int, beat_bits: int) -> UnitCost:
+    """The ``k``-th two-way fork copying producer ``src``'s stream of ``beat_bits`` a beat."""
+    return UnitCost(fork_name(src, k), None, "fork", {"one": 1.0, "beat_bits": float(beat_bits)})
+
+
+def top_unit(last: Stage, n_out: int) -> UnitCost:
+    """The top level's output beat counter (the last stage emits ``n_out`` elements a beat)."""
+    beats = last.output.size // n_out
+    return UnitCost("top", None, "top", {"one": 1.0, "beat_bits": float(_clog2(beats + 1))})
+
+
 def units(design: Design) -> list[UnitCost]:
     """Every unit of the design's pipeline, in stream order, with its features and exact
     DSP/BRAM/LUT RAM counts."""
@@ -631,73 +705,58 @@ def units(design: Design) -> list[UnitCost]:
     for src, rs in readers(design.stages).items():
         width = design.in_width(design.stage(rs[0][0]), rs[0][1])
         bits = width * element_bits(design.stage(rs[0][0]).inputs[rs[0][1]].qtype)
-        for k in range(len(rs) - 1):
-            out.append(
-                UnitCost(fork_name(src, k), None, "fork", {"one": 1.0, "beat_bits": float(bits)})
-            )
+        out += [fork_unit(src, k, bits) for k in range(len(rs) - 1)]
+    mode = design.config.pipeline
     for s in design.stages:
         cfg = design.config[s.name]
-        n_in, n_out = stage_io(s, cfg)
-        for port, tensor in enumerate(s.inputs):
-            el = element_bits(tensor.qtype)
-            fs = s if port == 0 else dataclasses.replace(s, name=fifo_name(s.name, port))
-            prev_n = design.in_width(s, port)
-            if prev_n != n_in:
-                out += _dwc(fs, el, prev_n, n_in)
-            if design.has_fifo(s, port):
-                out.append(_fifo(fs, n_in * el, design.fifo_depth(s, port)))
-        pipe = design.pipeline(s)
-        act_st = pipe.activation if pipe is not None else ()
-        k = 0
-        if s.kind is StageKind.ADD:
-            out.append(_add(s, cfg, "u0_addstreams"))
-            k = 1
-            if len(s.layers) > 1:
-                out.append(
-                    _activation(
-                        s, cfg, "u1_activation", s.layers[1:], s.acc.qtype, s.channels, act_st
-                    )
-                )
-                k = 2
-        elif s.global_pool:
-            out.append(_global_pool(s, cfg, "u0_pool2d"))
-        elif s.kind in (StageKind.MVAU, StageKind.CONV):
-            if s.kind is StageKind.CONV:
-                out.append(_swg(s, cfg, f"u{k}_slidingwindow"))
-                k += 1
-            acts = s.layers[1:]
-            has_act = any(isinstance(la, Clip | Requant | MultiThreshold) for la in acts)
-            if s.depthwise:
-                out.append(_vvau(s, cfg, f"u{k}_vvau"))
-                if has_act:
-                    k += 1
-                    out.append(UnitCost(f"stage_{s.name}", f"u{k}_admit", "admit", {"one": 1.0}))
-            else:
-                out.append(_mvau(s, cfg, f"u{k}_mvau", pipe.head))
-            k += 1
-            if has_act:
-                out.append(_activation(s, cfg, f"u{k}_activation", acts, s.acc.qtype, s.mh, act_st))
-                k += 1
-        elif s.kind is StageKind.POOL:
-            out.append(_pool(s, cfg, "u0_pool2d"))
-            k = 1
-        else:
-            out.append(UnitCost(f"stage_{s.name}", "u0_admit", "admit", {"one": 1.0}))
-            out.append(
-                _activation(s, cfg, "u1_activation", s.layers, s.input.qtype, s.channels, act_st)
-            )
-            k = 2
-        if pipe is not None:
-            out.append(_queue(s, f"u{k}_creditqueue", n_out, pipe.queue_depth))
+        n_in = stage_io(s, cfg)[0]
+        for port in range(len(s.inputs)):
+            depth = design.fifo_depth(s, port) if design.has_fifo(s, port) else None
+            out += input_units(s, port, design.in_width(s, port), n_in, depth)
+        out += stage_units(s, cfg, mode)
     last = design.stages[-1]
-    beats = last.output.size // stage_io(last, design.config[last.name])[1]
-    out.append(UnitCost("top", None, "top", {"one": 1.0, "beat_bits": float(_clog2(beats + 1))}))
+    out.append(top_unit(last, stage_io(last, design.config[last.name])[1]))
     return out
+
+
+def block_totals(us: list[UnitCost], coef: dict) -> dict[str, dict]:
+    """Units summed per block under coefficients ``coef``: block → ``lut``, ``ff`` (model
+    values, rounded per block as :func:`estimate` reports them), ``dsp``, ``bram``,
+    ``lutram`` and ``units`` (per unit inside a stage)."""
+    blocks: dict[str, dict] = {}
+    for u in us:
+        lut, ff = predict(u, coef)
+        b = blocks.setdefault(
+            u.block, {"block": u.block, "lut": 0.0, "ff": 0.0, "dsp": 0, "bram": 0, "lutram": 0}
+        )
+        b["lut"] += lut
+        b["ff"] += ff
+        b["dsp"] += u.dsp
+        b["bram"] += u.bram
+        b["lutram"] += u.lutram
+        if u.unit is not None:
+            b.setdefault("units", {})[u.unit] = {
+                "lut": round(lut),
+                "ff": round(ff),
+                "dsp": u.dsp,
+                "bram": u.bram,
+                "lutram": u.lutram,
+            }
+    for b in blocks.values():
+        b["lut"], b["ff"] = round(b["lut"]), round(b["ff"])
+    return blocks
 
 
 @cache
 def _coefficients(path: str) -> dict:
     return json.loads(Path(path).read_text())["coefficients"]
+
+
+def coefficients(target: str = "ecp5", data: str | Path | None = None) -> dict:
+    """The fitted LUT/FF coefficients of ``target`` (from ``data``, default :data:`DATA`)."""
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {', '.join(TARGETS)}, not {target!r}")
+    return _coefficients(str(data or DATA))[target]
 
 
 def predict(u: UnitCost, coef: dict) -> tuple[float, float]:
@@ -718,34 +777,10 @@ def estimate(design: Design, target: str = "ecp5", data: str | Path | None = Non
         rows with ``block``, ``kind`` (stage, fifo, dwc), ``stage``, the same classes and,
         for stages, ``units`` (unit name → classes). LUT and FF are rounded model values.
     """
-    if target not in TARGETS:
-        raise ValueError(f"target must be one of {', '.join(TARGETS)}, not {target!r}")
-    coef = _coefficients(str(data or DATA))[target]
-    blocks: dict[str, dict] = {}
-    for u in units(design):
-        lut, ff = predict(u, coef)
-        b = blocks.setdefault(
-            u.block, {"block": u.block, "lut": 0.0, "ff": 0.0, "dsp": 0, "bram": 0, "lutram": 0}
-        )
-        b["lut"] += lut
-        b["ff"] += ff
-        b["dsp"] += u.dsp
-        b["bram"] += u.bram
-        b["lutram"] += u.lutram
-        if u.unit is not None:
-            b.setdefault("units", {})[u.unit] = {
-                "lut": round(lut),
-                "ff": round(ff),
-                "dsp": u.dsp,
-                "bram": u.bram,
-                "lutram": u.lutram,
-            }
+    coef = coefficients(target, data)
     rows = []
-    for b in blocks.values():
+    for b in block_totals(units(design), coef).values():
         kind, _, stage = b["block"].partition("_")
-        stage = stage or None
-        rows.append(
-            {**b, "kind": kind, "stage": stage, "lut": round(b["lut"]), "ff": round(b["ff"])}
-        )
+        rows.append({**b, "kind": kind, "stage": stage or None})
     total = {k: sum(r[k] for r in rows) for k in ("lut", "ff", "dsp", "bram", "lutram")}
     return {"target": target, **total, "blocks": rows}

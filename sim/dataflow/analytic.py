@@ -124,17 +124,18 @@ def _pipeline_delay(design: Design, s, folds: np.ndarray) -> np.ndarray:
 
     cfg, mode = design.config[s.name], design.config.pipeline
     matrix = s.kind in (StageKind.MVAU, StageKind.CONV) and not s.depthwise
-    out = np.zeros(len(folds), dtype=np.int64)
-    for v in np.unique(folds):
-        c = replace(cfg, simd=int(v)) if matrix else replace(cfg, pe=int(v))
+    present = np.flatnonzero(np.bincount(folds))
+    table = np.zeros(int(present[-1]) + 1, dtype=np.int64)
+    for v in present.tolist():  # a table over the distinct foldings, gathered
+        c = replace(cfg, simd=v) if matrix else replace(cfg, pe=v)
         pl = stage_pipeline(s, c, mode)
         if pl is None:
             continue
         if s.kind is StageKind.POOL:  # over the window's read stages and a reducer register
-            out[folds == v] = pl.latency + 1 - READ_LATENCY
+            table[v] = pl.latency + 1 - READ_LATENCY
         else:
-            out[folds == v] = pl.latency + (0 if matrix else 1)
-    return out
+            table[v] = pl.latency + (0 if matrix else 1)
+    return table[folds]
 
 
 def random_foldings(design: Design, n: int, seed: int = 0) -> tuple[dict, dict]:

@@ -1,0 +1,433 @@
+"""Design spaces: a network, the knobs that vary, the objectives and the constraints.
+
+A space is a mapping (a YAML file's, or built in Python); every field but ``network`` is
+optional, and a network alone is the space of all its valid foldings. The format is
+documented in ``docs/explore.md``::
+
+    network: jet_tagger            # zoo name, description (.yaml/.json) or QONNX .onnx
+    stages:                        # per stage; a stage not listed takes every valid value
+      fc1: {pe: [1, 2, 4, 8], simd: all}
+      fc2: {pe: {min: 2, max: 16}}
+    mem_style: [auto, block]       # weight memories of every matrix stage
+    fifo_depth: [auto]             # FIFO depth policy: auto (one frame, at most 256 beats)
+    pipeline: [auto]               # pipeline depth of the datapaths: auto, off
+    clock_mhz: [150, 200]          # clock targets
+    objectives: [throughput, lut, dsp]
+    constraints: {device: LFE5U-85F, min_throughput: 100000}
+    search: {strategy: auto, max_points: 2000000, seed: 0}
+
+Malformed spaces raise :class:`~codesign.models.errors.DescriptionError` naming the file
+and the field.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import itertools
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from codesign.models.device import DEVICES, Device
+from codesign.models.errors import DescriptionError
+from codesign.models.hwconfig import Design, HardwareConfig, MemStyle, StageConfig, StageKind
+from codesign.models.pipelining import PipelineMode
+
+__all__ = [
+    "OBJECTIVES",
+    "Context",
+    "FifoPolicy",
+    "Objective",
+    "Space",
+    "Strategy",
+    "load_space",
+]
+
+
+class FifoPolicy(enum.Enum):
+    """How the FIFO depths of a design point are chosen."""
+
+    AUTO = "auto"  #: one frame of the stage's input, at most 256 beats (the default)
+    #: the least depths at which no FIFO refuses a beat (the event simulator's
+    #: ``size_fifos``); the fast tier bounds them from below by 2 beats and the explorer
+    #: sizes the points that reach the front exactly (see ``docs/explore.md``)
+    SIZED = "sized"
+
+
+class Strategy(enum.Enum):
+    """How a space is searched."""
+
+    AUTO = "auto"  #: exhaustive when the space has at most ``max_points`` points, else NSGA-II
+    EXHAUSTIVE = "exhaustive"  #: every point, in chunks (constant memory)
+    NSGA2 = "nsga2"  #: pymoo's NSGA-II over the folding indices
+    GREEDY = "greedy"  #: FINN-style folding to a series of target cycles per frame
+
+
+@dataclass(frozen=True)
+class Objective:
+    """One objective: its column in the results, unit and direction."""
+
+    name: str
+    column: str
+    unit: str
+    maximize: bool = False
+
+
+#: The objectives a space may name, by name.
+OBJECTIVES = {
+    o.name: o
+    for o in (
+        # frames/s at the clock target or the predicted Fmax, whichever is lower
+        Objective("throughput", "throughput_fps", "frames/s", maximize=True),
+        Objective("latency", "latency_ns", "ns"),
+        Objective("lut", "lut", "LUT4"),
+        Objective("ff", "ff", "FF"),
+        Objective("dsp", "dsp", "MULT18X18D"),
+        Objective("bram", "bram", "DP16KD"),
+        Objective("fmax", "fmax_mhz", "MHz", maximize=True),
+        Objective("energy", "energy_nj", "nJ/inference"),
+    )
+}
+
+DEFAULT_OBJECTIVES = ("throughput", "latency", "lut", "dsp", "bram")
+
+
+@dataclass(frozen=True)
+class Context:
+    """The categorical knobs of a group of points: one base design each (its foldings are
+    the vectorised dimension)."""
+
+    mem_style: MemStyle
+    fifo_depth: FifoPolicy
+    pipeline: PipelineMode
+
+    def label(self) -> str:
+        return f"{self.mem_style.value}/{self.fifo_depth.value}/{self.pipeline.value}"
+
+
+@dataclass(frozen=True)
+class Space:
+    """A validated design space (see the module docstring)."""
+
+    network: str
+    #: per stage (in pipeline order): the PE values and the SIMD values that vary
+    pe: dict[str, tuple[int, ...]]
+    simd: dict[str, tuple[int, ...]]
+    contexts: tuple[Context, ...]
+    clocks: tuple[float, ...]
+    objectives: tuple[str, ...] = DEFAULT_OBJECTIVES
+    device: Device | None = None
+    min_throughput: float = 0.0
+    strategy: Strategy = Strategy.AUTO
+    max_points: int = 2_000_000
+    seed: int = 0
+    generations: int = 60
+    population: int = 200
+    #: where the space came from (errors and reports name it)
+    source: str = "space"
+    doc: dict = field(default_factory=dict, compare=False)
+
+    @property
+    def stages(self) -> tuple[str, ...]:
+        return tuple(self.pe)
+
+    @property
+    def foldings(self) -> int:
+        """Distinct foldings: the product of each stage's PE × SIMD choices."""
+        n = 1
+        for s in self.stages:
+            n *= len(self.pe[s]) * len(self.simd[s])
+        return n
+
+    @property
+    def size(self) -> int:
+        """Points: foldings × contexts × clocks."""
+        return self.foldings * len(self.contexts) * len(self.clocks)
+
+    def hash(self) -> str:
+        """A short hash of everything that decides the points and their values (the store's
+        folder name): the space, the network's own hash and the code's model data."""
+        from codesign.summary import network_hash
+
+        from . import evaluate
+
+        body = {
+            "network": self.network,
+            "network_hash": network_hash(self.net),
+            "pe": self.pe,
+            "simd": self.simd,
+            "contexts": [c.label() for c in self.contexts],
+            "clocks": self.clocks,
+            "objectives": self.objectives,
+            "device": self.device.name if self.device else None,
+            "min_throughput": self.min_throughput,
+            "strategy": self.strategy.value,
+            "max_points": self.max_points,
+            "seed": self.seed,
+            "generations": self.generations,
+            "population": self.population,
+            "models": evaluate.model_version(),
+        }
+        text = json.dumps(body, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    @property
+    def net(self):
+        return _network(self.network)
+
+    def base_design(self, ctx: Context) -> Design:
+        """The design whose foldings a context's points are: the context's memory style,
+        FIFO policy and pipeline mode, the automatic folding."""
+        net = self.net
+        stages = {s: StageConfig(mem_style=ctx.mem_style) for s in self.stages if self._matrix(s)}
+        return Design(net, HardwareConfig(stages, self.clocks[0], ctx.pipeline))
+
+    def _matrix(self, name: str) -> bool:
+        s = _default_design(self.network).stage(name)
+        return s.kind in (StageKind.MVAU, StageKind.CONV) and not s.depthwise
+
+
+_NETS: dict = {}
+
+
+def _network(source: str):
+    if source not in _NETS:
+        from codesign import load
+
+        _NETS[source] = load(source)
+    return _NETS[source]
+
+
+def _default_design(source: str) -> Design:
+    key = ("design", source)
+    if key not in _NETS:
+        _NETS[key] = Design(_network(source))
+    return _NETS[key]
+
+
+def _err(msg: str, source: str, fld: str) -> DescriptionError:
+    return DescriptionError(msg, file=source, field=fld)
+
+
+def _choices(value, valid: list[int], source: str, fld: str) -> tuple[int, ...]:
+    """A knob's values: ``all``, a list of valid values, or ``{min, max}``."""
+    if value is None or value == "all":
+        return tuple(valid)
+    if isinstance(value, Mapping):
+        bad = sorted(set(value) - {"min", "max"})
+        if bad:
+            raise _err(f"must have only 'min' and 'max', not {bad[0]!r}", source, fld)
+        lo, hi = value.get("min", valid[0]), value.get("max", valid[-1])
+        for k, v in (("min", lo), ("max", hi)):
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise _err(f"must be an int, not {v!r}", source, f"{fld}.{k}")
+        out = tuple(v for v in valid if lo <= v <= hi)
+        if not out:
+            raise _err(f"range {lo}..{hi} holds no valid value (valid: {valid})", source, fld)
+        return out
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = [value]
+    if not isinstance(value, list) or not value:
+        raise _err(f"must be 'all', a list of values or {{min, max}}, not {value!r}", source, fld)
+    for v in value:
+        if isinstance(v, bool) or not isinstance(v, int) or v not in valid:
+            raise _err(f"must be one of {valid}, not {v!r}", source, fld)
+    return tuple(sorted(set(value)))
+
+
+def _enum_list(value, kind, default, source: str, fld: str) -> tuple:
+    if value is None:
+        return (default,)
+    items = value if isinstance(value, list) else [value]
+    if not items:
+        raise _err("must not be empty", source, fld)
+    out = []
+    for v in items:
+        try:
+            out.append(kind(v))
+        except ValueError:
+            valid = ", ".join(m.value for m in kind)
+            raise _err(f"must be one of {valid}, not {v!r}", source, fld) from None
+    return tuple(dict.fromkeys(out))
+
+
+_FIELDS = {
+    "network",
+    "stages",
+    "mem_style",
+    "fifo_depth",
+    "pipeline",
+    "clock_mhz",
+    "objectives",
+    "constraints",
+    "search",
+}
+
+
+def load_space(space, *, source: str | None = None) -> Space:
+    """A :class:`Space` from a zoo name, a network description or .onnx path (its default
+    space), a space ``.yaml`` file, or a mapping.
+
+    Raises
+    ------
+    DescriptionError
+        Naming the file and field, when the space is malformed.
+    """
+    if isinstance(space, Space):
+        return space
+    if isinstance(space, str | Path) and not isinstance(space, Mapping):
+        path = Path(space)
+        if path.suffix.lower() in (".yaml", ".yml") and path.is_file():
+            import yaml
+
+            from codesign.models.fileio import read_text
+
+            src = source or str(path)
+            try:
+                doc = yaml.safe_load(read_text(path, src))
+            except yaml.YAMLError as e:
+                line = getattr(getattr(e, "problem_mark", None), "line", None)
+                where = f" (line {line + 1})" if line is not None else ""
+                raise DescriptionError(f"is not valid YAML{where}", file=src) from None
+            if isinstance(doc, Mapping) and "network" in doc:
+                return _parse(doc, src, path.parent)
+            # a network description: its default space
+        return _parse({"network": str(space)}, source or str(space), Path.cwd())
+    if not isinstance(space, Mapping):
+        raise TypeError(f"space must be a network name, a path or a mapping, not {space!r}")
+    return _parse(dict(space), source or "space", Path.cwd())
+
+
+def _parse(doc: Mapping, source: str, base: Path) -> Space:
+    if not isinstance(doc, Mapping):
+        raise _err("must be a mapping with 'network'", source, "network")
+    unknown = sorted(set(doc) - _FIELDS)
+    if unknown:
+        raise _err(f"is not a space field; expected one of {sorted(_FIELDS)}", source, unknown[0])
+    network = doc.get("network")
+    if not isinstance(network, str) or not network:
+        raise _err(f"must be a zoo name or a path, not {network!r}", source, "network")
+    from codesign.models.loader import zoo_names
+
+    if network not in zoo_names() and not Path(network).is_absolute():
+        if (base / network).exists():
+            network = str(base / network)
+    try:
+        design = _default_design(network)
+    except DescriptionError as e:
+        raise e.at(file=source, field="network") from None
+    except FileNotFoundError:
+        raise _err(f"names no zoo network or file: {network!r}", source, "network") from None
+    given = doc.get("stages") or {}
+    if not isinstance(given, Mapping):
+        raise _err("must be a mapping of stage name to knobs", source, "stages")
+    names = [s.name for s in design.stages]
+    for name in given:
+        if name not in names:
+            raise _err(
+                f"names no stage of {network}; stages: {', '.join(names)}", source, f"stages.{name}"
+            )
+    pe, simd = {}, {}
+    for s in design.stages:
+        entry = given.get(s.name) or {}
+        if not isinstance(entry, Mapping):
+            raise _err("must be a mapping with pe and/or simd", source, f"stages.{s.name}")
+        bad = sorted(set(entry) - {"pe", "simd"})
+        if bad:
+            raise _err(
+                "is not a stage knob; expected pe or simd", source, f"stages.{s.name}.{bad[0]}"
+            )
+        pe[s.name] = _choices(entry.get("pe"), s.pe_choices(), source, f"stages.{s.name}.pe")
+        simd[s.name] = _choices(
+            entry.get("simd"), s.simd_choices(), source, f"stages.{s.name}.simd"
+        )
+    mem = _enum_list(doc.get("mem_style"), MemStyle, MemStyle.AUTO, source, "mem_style")
+    fifo = _enum_list(doc.get("fifo_depth"), FifoPolicy, FifoPolicy.AUTO, source, "fifo_depth")
+    pipe = _enum_list(doc.get("pipeline"), PipelineMode, PipelineMode.AUTO, source, "pipeline")
+    clocks = doc.get("clock_mhz", [150.0])
+    clocks = clocks if isinstance(clocks, list) else [clocks]
+    for c in clocks:
+        if isinstance(c, bool) or not isinstance(c, int | float) or not 0 < c < 2000:
+            raise _err(
+                f"must be clock targets in MHz (0 < f < 2000), not {c!r}", source, "clock_mhz"
+            )
+    if not clocks:
+        raise _err("must not be empty", source, "clock_mhz")
+    objectives = doc.get("objectives", list(DEFAULT_OBJECTIVES))
+    if not isinstance(objectives, list) or len(objectives) < 2:
+        raise _err(
+            f"must be a list of at least two of {sorted(OBJECTIVES)}, not {objectives!r}",
+            source,
+            "objectives",
+        )
+    for o in objectives:
+        if o not in OBJECTIVES:
+            raise _err(f"must be one of {sorted(OBJECTIVES)}, not {o!r}", source, "objectives")
+    cons = doc.get("constraints") or {}
+    if not isinstance(cons, Mapping):
+        raise _err("must be a mapping", source, "constraints")
+    bad = sorted(set(cons) - {"device", "min_throughput"})
+    if bad:
+        raise _err(
+            "is not a constraint; expected device or min_throughput",
+            source,
+            f"constraints.{bad[0]}",
+        )
+    device = cons.get("device")
+    if device is not None:
+        if device not in DEVICES:
+            raise _err(
+                f"must be one of {sorted(DEVICES)}, not {device!r}", source, "constraints.device"
+            )
+        device = DEVICES[device]
+    mt = cons.get("min_throughput", 0.0)
+    if isinstance(mt, bool) or not isinstance(mt, int | float) or mt < 0:
+        raise _err(
+            f"must be a non-negative number (frames/s), not {mt!r}",
+            source,
+            "constraints.min_throughput",
+        )
+    search = doc.get("search") or {}
+    if not isinstance(search, Mapping):
+        raise _err("must be a mapping", source, "search")
+    keys = {"strategy", "max_points", "seed", "generations", "population"}
+    bad = sorted(set(search) - keys)
+    if bad:
+        raise _err(
+            f"is not a search field; expected one of {sorted(keys)}", source, f"search.{bad[0]}"
+        )
+    try:
+        strategy = Strategy(search.get("strategy", "auto"))
+    except ValueError:
+        valid = ", ".join(m.value for m in Strategy)
+        raise _err(
+            f"must be one of {valid}, not {search.get('strategy')!r}", source, "search.strategy"
+        ) from None
+    ints = {}
+    for k, default, lo in (
+        ("max_points", 2_000_000, 1),
+        ("seed", 0, 0),
+        ("generations", 60, 1),
+        ("population", 200, 4),
+    ):
+        v = search.get(k, default)
+        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+            raise _err(f"must be an int >= {lo}, not {v!r}", source, f"search.{k}")
+        ints[k] = v
+    contexts = tuple(Context(m, f, p) for m, f, p in itertools.product(mem, fifo, pipe))
+    return Space(
+        network=network,
+        pe=pe,
+        simd=simd,
+        contexts=contexts,
+        clocks=tuple(float(c) for c in clocks),
+        objectives=tuple(objectives),
+        device=device,
+        min_throughput=float(mt),
+        strategy=strategy,
+        source=source,
+        doc=dict(doc),
+        **ints,
+    )
