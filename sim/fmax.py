@@ -82,6 +82,7 @@ __all__ = [
     "FmaxEstimate",
     "fit",
     "fit_report",
+    "fold_columns",
     "predict_fmax",
     "predict_fmax_batch",
     "stage_delay",
@@ -432,7 +433,7 @@ def predict_fmax(design: Design, coef: dict | None = None) -> FmaxEstimate:
 _TABLES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _columns(design: Design, values, field: str) -> np.ndarray:
+def fold_columns(design: Design, values, field: str) -> np.ndarray:
     """Stage name → array (``analytic``'s convention; the design's own value for a stage
     not named) as an (N, S) array; an array is taken as it is."""
     if not isinstance(values, Mapping):
@@ -473,7 +474,7 @@ def predict_fmax_batch(design: Design, pe, simd, coef: dict | None = None) -> np
     """
     coef = coefficients() if coef is None else coef
     c = _vector(coef)
-    pe, simd = _columns(design, pe, "pe"), _columns(design, simd, "simd")
+    pe, simd = fold_columns(design, pe, "pe"), fold_columns(design, simd, "simd")
     n_stages = len(design.stages)
     if pe.ndim != 2 or pe.shape[1] != n_stages or simd.shape != pe.shape:
         raise ValueError(

@@ -1,7 +1,9 @@
 """Energy per classification of a binary network: the TULIP TLN array against a MAC-based
-binary accelerator, each from operation counts times a parameter of ``energy.csv``.
+binary accelerator, each from operation counts times a parameter of ``sim/energy.csv``, the
+project's one energy table (read by :func:`codesign.sim.energy.load_params`, which this
+module re-exports).
 
-Every parameter in ``energy.csv`` has a ``source`` column: a published figure (Horowitz,
+Every parameter in ``sim/energy.csv`` has a ``source`` column: a published figure (Horowitz,
 ISSCC 2014, 45 nm) or an assumption stated as one. Every row of :func:`energy_table` names
 the parameters its unit energy comes from, so each figure can be traced to its source.
 
@@ -28,106 +30,17 @@ Memory reads: a read of ``b`` bits from a memory of ``C`` bytes costs ``b / 64``
 64-bit read, interpolated log-log through Horowitz's 8 KB, 32 KB and 1 MB points (below
 8 KB extrapolated with the 8–32 KB slope, i.e. energy ∝ √C).
 
-Node scaling: every energy is multiplied by ``(target_node / ref_node) · (target_vdd /
+Node scaling: every energy is multiplied by ``(tulip_node / ref_node) · (target_vdd /
 ref_vdd)²`` (switched capacitance ∝ feature size, energy ∝ C·V²). It scales both designs
 alike, so the ratio does not depend on it.
 """
 
 from __future__ import annotations
 
-import csv
-import math
-from dataclasses import dataclass
-from importlib import resources
-
 from codesign.models.binary.tulip import DST_REG, SRC_INPUT, SRC_REG, TulipProgram
+from codesign.sim.energy import EnergyParams, load_params
 
 __all__ = ["EnergyParams", "energy_table", "load_params"]
-
-
-@dataclass(frozen=True)
-class Param:
-    name: str
-    value: float
-    unit: str
-    source: str
-
-
-@dataclass(frozen=True)
-class EnergyParams:
-    """The parameter table (``sim/binary/energy.csv`` unless given)."""
-
-    params: dict[str, Param]
-
-    def __getitem__(self, name: str) -> float:
-        return self.params[name].value
-
-    @property
-    def scale(self) -> float:
-        """Node scaling factor applied to every energy (see the module docstring)."""
-        return (self["target_node_nm"] / self["ref_node_nm"]) * (
-            self["target_vdd"] / self["ref_vdd"]
-        ) ** 2
-
-    def add_pj(self, bits: int) -> float:
-        """An integer add of ``bits`` bits at the reference node."""
-        a8, a32 = self["add8_pj"], self["add32_pj"]
-        return a8 + (bits - 8) * (a32 - a8) / 24
-
-    def read_pj(self, bits: float, capacity_bits: float) -> float:
-        """Reading ``bits`` bits from a memory of ``capacity_bits``, at the reference node."""
-        pts = [(8192, self["sram_8kb_pj"]), (32768, self["sram_32kb_pj"])]
-        pts.append((1 << 20, self["sram_1mb_pj"]))
-        c = max(capacity_bits / 8, 1e-3)
-        (c0, e0), (c1, e1) = pts[:2] if c <= pts[1][0] else pts[1:]
-        slope = math.log(e1 / e0) / math.log(c1 / c0)
-        return e0 * (c / c0) ** slope * bits / 64
-
-    def sources(self) -> list[dict]:
-        return [vars(p) for p in self.params.values()]
-
-
-_REQUIRED = (
-    "ref_node_nm",
-    "ref_vdd",
-    "target_node_nm",
-    "target_vdd",
-    "add8_pj",
-    "add32_pj",
-    "sram_8kb_pj",
-    "sram_32kb_pj",
-    "sram_1mb_pj",
-    "tln_eval_pj",
-    "xnor_pj",
-)
-
-
-def load_params(path=None) -> EnergyParams:
-    """Read the parameter table; ``path`` defaults to the packaged ``energy.csv``. Raises
-    ``ValueError`` naming the file and row for a missing, non-numeric or unsourced value."""
-    if path is None:
-        text = resources.files("codesign.sim.binary").joinpath("energy.csv").read_text()
-        where = "sim/binary/energy.csv"
-    else:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-        where = str(path)
-    params: dict[str, Param] = {}
-    for row in csv.DictReader(text.splitlines()):
-        name = row.get("name") or ""
-        try:
-            value = float(row.get("value") or "")
-        except ValueError:
-            raise ValueError(
-                f"{where}: parameter {name!r}: value must be a number, not {row.get('value')!r}"
-            ) from None
-        if not (row.get("source") or "").strip():
-            raise ValueError(f"{where}: parameter {name!r}: source must be given")
-        params[name] = Param(name, value, row.get("unit") or "", row["source"].strip())
-    missing = [n for n in _REQUIRED if n not in params]
-    if missing:
-        raise ValueError(f"{where}: must define {', '.join(missing)}")
-    return EnergyParams(params)
 
 
 def _ctrl_bits(program: TulipProgram) -> int:
@@ -167,7 +80,7 @@ def energy_table(program: TulipProgram, params: EnergyParams | None = None) -> d
     ROM, whose energy is the one row left out of the total and reported beside it.
     """
     p = params or load_params()
-    sc = p.scale
+    sc = p.scale_at(p["tulip_node_nm"])
     mem = ["sram_8kb_pj", "sram_32kb_pj", "sram_1mb_pj"]
     rows: list[dict] = []
     layers = program.layers

@@ -71,7 +71,7 @@ def test_a_three_input_neuron_by_hand():
 
 def test_node_scaling_moves_energies_not_the_ratio(tfc, tmp_path):
     base = energy_table(tfc)
-    text = resources.files("codesign.sim.binary").joinpath("energy.csv").read_text()
+    text = resources.files("codesign.sim").joinpath("energy.csv").read_text()
     scaled = re.sub(r"^target_vdd,0\.9,", "target_vdd,1.8,", text, flags=re.M)
     path = tmp_path / "p.csv"
     path.write_text(scaled)
