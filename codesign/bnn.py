@@ -150,7 +150,7 @@ def bnn_text(doc: dict) -> str:
         f"  total: TULIP {e['tulip_pj']:.1f} pJ, MAC {e['mac_pj']:.1f} pJ, MAC / TULIP = "
         f"{e['ratio']:.2f} (with TULIP's control ROM: {e['ratio_with_control_rom']:.3f})"
     )
-    lines.append("  parameters and their sources: sim/binary/energy.csv (--json lists them)")
+    lines.append("  parameters and their sources: sim/energy.csv (--json lists them)")
     o = doc["ops_saved"]
     lines += [
         "",

@@ -56,7 +56,8 @@ def _sha256(arr: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(arr, dtype="<i8").tobytes()).hexdigest()
 
 
-def _emit(args, doc: dict, text: str) -> None:
+def emit(args, doc: dict, text: str) -> None:
+    """Print ``doc`` as one JSON document under ``--json``, else ``text``."""
     if args.json:
         sys.stdout.write(json.dumps(doc, indent=1) + "\n")
     else:
@@ -88,7 +89,7 @@ def cmd_zoo(args) -> None:
             f"{r['layers']:3d} layers  {r['params']:7d} params  {r['macs']:8d} MACs"
         )
     text = "\n".join(lines)
-    _emit(args, {"networks": rows}, text)
+    emit(args, {"networks": rows}, text)
 
 
 def cmd_info(args) -> None:
@@ -101,7 +102,7 @@ def cmd_info(args) -> None:
     if binary:
         info["binary"] = binary
         text += "\n" + binary_stats_text(binary)
-    _emit(args, info, text)
+    emit(args, info, text)
 
 
 def cmd_bnn(args) -> None:
@@ -124,7 +125,7 @@ def cmd_bnn(args) -> None:
         v = bnn_verify(net, out, vectors=args.verify, seed=args.seed, sim=args.sim, **kw)
         doc["verify"] = v
         text += "\n\n" + bnn_verify_text(v)
-    _emit(args, doc, text)
+    emit(args, doc, text)
     bad = [k for k in ("tulip", "mst") if k in doc.get("verify", {})]
     bad = [k for k in bad if not doc["verify"][k]["passed"]]
     if bad:
@@ -174,7 +175,7 @@ def cmd_golden(args) -> None:
         f"{net.name}: {x.shape[0]} vectors → outputs {list(y.shape)} "
         f"{net.output_tensor.qtype}\nsha256 {doc['output_sha256']}\nfirst rows:\n{head}"
     )
-    _emit(args, doc, text)
+    emit(args, doc, text)
 
 
 def cmd_hdl(args) -> None:
@@ -204,7 +205,7 @@ def cmd_hdl(args) -> None:
             f"bits, m_axis_tdata {doc['output']['tdata_bits']} bits",
         ]
     )
-    _emit(args, {"output_dir": str(out_dir), **doc, "stages": stages}, text)
+    emit(args, {"output_dir": str(out_dir), **doc, "stages": stages}, text)
 
 
 def cmd_import(args) -> None:
@@ -242,7 +243,7 @@ def cmd_import(args) -> None:
                 f"first unexplained: sample {r['first_unexplained']['sample']}, "
                 f"layer {r['first_unexplained']['layer']}"
             )
-    _emit(args, doc, "\n".join(lines))
+    emit(args, doc, "\n".join(lines))
     if args.check and doc["check"]["unexplained"]:
         raise VerificationFailed(
             f"{args.model}: {doc['check']['unexplained']} unexplained mismatches, first at "
@@ -386,7 +387,7 @@ def cmd_sim(args) -> None:
         timeline_figure(r, args.plot)
         doc["plot"] = str(args.plot)
         text += f"\nwrote {args.plot}"
-    _emit(args, doc, text)
+    emit(args, doc, text)
 
 
 def cmd_verify(args) -> None:
@@ -395,7 +396,7 @@ def cmd_verify(args) -> None:
     net = load(args.net)
     d = design(net, args.config)
     r = verify(d, args.output, vectors=args.vectors, sim=args.sim, seed=args.seed, waves=args.waves)
-    _emit(args, r, _verify_text(r))
+    emit(args, r, _verify_text(r))
     if r["mismatches"]:
         raise VerificationFailed(
             f"{net.name}: {r['mismatches']} mismatches, first in stage "
@@ -426,7 +427,7 @@ def cmd_synth(args) -> None:
     net = load(args.net)
     d = design(net, args.config)
     r = synthesize(d, target=args.target, pnr=not args.no_pnr, speed=args.speed)
-    _emit(args, r, synth_text(r))
+    emit(args, r, synth_text(r))
     _clock_warnings(r)
 
 
@@ -592,7 +593,7 @@ def cmd_run(args) -> None:
         )
         atomic_write(out_dir / "manifest.json", json.dumps(manifest, indent=1, default=str) + "\n")
     text.append(f"wrote {report}, manifest.json and the figures")
-    _emit(
+    emit(
         args,
         {
             "network": net.name,
@@ -791,6 +792,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="ECP5 speed grade(s) to place and route at (6, 7, 8; default 6; 6,8 for both)",
     )
     s.set_defaults(func=cmd_run)
+    from .explore.cli import add_parser as add_explore
+
+    add_explore(sub, common, _positive_int)
     return p
 
 

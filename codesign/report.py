@@ -19,6 +19,8 @@ from .summary import summary_text
 
 __all__ = [
     "STATE_COLOURS",
+    "new_figure",
+    "svg_bytes",
     "timeline_figure",
     "utilisation_figure",
     "write_report",
@@ -37,14 +39,16 @@ _RC = {
 }
 
 
-def _figure(width: float, height: float):
+def new_figure(width: float, height: float):
+    """A bare matplotlib Figure (constrained layout) of ``width`` × ``height`` inches."""
     # a bare Figure, not pyplot: no global state, no GUI backend, safe in threads and tests
     from matplotlib.figure import Figure
 
     return Figure(figsize=(width, height), layout="constrained")
 
 
-def _svg(fig) -> bytes:
+def svg_bytes(fig) -> bytes:
+    """``fig`` as byte-stable SVG (fixed ids, no date, glyphs as paths)."""
     import matplotlib
 
     buf = io.BytesIO()
@@ -78,7 +82,7 @@ def timeline_figure(result: SimResult, path: str | Path) -> Path:
     row = {n: i for i, n in enumerate(names)}
     end = max((t.end for t in result.timeline), default=1)
     with matplotlib.rc_context(_RC):
-        fig = _figure(8.0, 0.9 + 0.38 * len(names))
+        fig = new_figure(8.0, 0.9 + 0.38 * len(names))
         ax = fig.add_subplot()
         for state in STATES:
             for name in names:
@@ -105,7 +109,7 @@ def timeline_figure(result: SimResult, path: str | Path) -> Path:
         )
         handles = [matplotlib.patches.Patch(color=STATE_COLOURS[s], label=s) for s in STATES]
         ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
-        data = _svg(fig)
+        data = svg_bytes(fig)
     return atomic_write(path, data)
 
 
@@ -133,7 +137,7 @@ def utilisation_figure(result: SimResult, path: str | Path) -> Path:
     names = [s.name for s in result.stages]
     ys = range(len(names))
     with matplotlib.rc_context(_RC):
-        fig = _figure(8.0, 0.9 + 0.38 * len(names))
+        fig = new_figure(8.0, 0.9 + 0.38 * len(names))
         ax, bx = fig.subplots(1, 2, sharey=True)
         left = [0.0] * len(names)
         for state in STATES:
@@ -156,7 +160,7 @@ def utilisation_figure(result: SimResult, path: str | Path) -> Path:
         bx.set_xlabel("cycles per frame")
         bx.set_title("closed-form cycles per frame", loc="left")
         bx.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
-        data = _svg(fig)
+        data = svg_bytes(fig)
     return atomic_write(path, data)
 
 

@@ -102,7 +102,10 @@ def estimate_batch(
     # elements per beat at each stage's input and output, per point
     n_in = np.stack([simd[:, k] if m else pe[:, k] for k, m in enumerate(matrix)], axis=1)
     n_out = pe
-    width = int(max(pe.max(), simd.max())) + 1
+    # keys of the memo tables: value * width + value, one width per design (not per call)
+    width = 1 + max(max(s.pe_choices()[-1], s.simd_choices()[-1]) for s in stages)
+    if pe.size and int(max(pe.max(), simd.max())) >= width:
+        raise ValueError(f"pe and simd must be valid choices of {design.network.name}'s stages")
     total = np.zeros((n, len(CLASSES)), dtype=np.int64)
     first = readers(stages)[None][0][0]
 

@@ -212,7 +212,7 @@ def validate_front(
     for i in ids:
         m = done.get(i, {})
         for col, key in MEASURED.items():
-            if key not in m:
+            if m.get(key) is None:  # not measured (or no Fmax: the design did not fit)
                 continue
             model = float(by_id.at[i, col])
             meas = float(m[key])

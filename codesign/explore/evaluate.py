@@ -11,7 +11,8 @@ by point (tests/codesign/test_explore.py):
 - ``lut``, ``ff``, ``dsp``, ``bram``, ``lutram``: :func:`codesign.sim.batch.estimate_batch`,
   equal to :func:`codesign.sim.cost.estimate`;
 - ``fmax_mhz``: :func:`codesign.sim.fmax.predict_fmax_batch`;
-- ``energy_nj`` per inference: :func:`codesign.sim.energy.dataflow_energy_batch`;
+- ``energy_nj`` per inference (ASIC view, at the clock target):
+  :func:`codesign.sim.energy.dataflow_energy_batch`;
 - ``throughput_fps`` at the clock target or the predicted Fmax, whichever is lower, and
   ``latency_ns`` at that clock.
 
@@ -74,13 +75,14 @@ class Evaluator:
         self.foldings = space.foldings
         self._pe = [np.asarray(space.pe[s], dtype=np.int64) for s in self.stages]
         self._simd = [np.asarray(space.simd[s], dtype=np.int64) for s in self.stages]
-        self._designs: dict[Context, object] = {}
+        self._designs: dict[tuple, object] = {}
 
-    def design(self, ctx: Context):
-        """The context's base design (built once)."""
-        if ctx not in self._designs:
-            self._designs[ctx] = self.space.base_design(ctx)
-        return self._designs[ctx]
+    def design(self, ctx: Context, clock_mhz: float | None = None):
+        """The context's base design at a clock target (default the first; built once)."""
+        clock = self.space.clocks[0] if clock_mhz is None else clock_mhz
+        if (ctx, clock) not in self._designs:
+            self._designs[ctx, clock] = self.space.base_design(ctx, clock)
+        return self._designs[ctx, clock]
 
     # -- numbering ---------------------------------------------------------------------------
 
@@ -131,7 +133,7 @@ class Evaluator:
     def evaluate_foldings(self, ctx: Context, pe: np.ndarray, simd: np.ndarray) -> dict:
         """Clock-independent values of N foldings of context ``ctx``'s design: ``ii``,
         ``latency_cycles``, the resources, ``fmax_mhz`` and the dynamic and static parts of
-        the energy."""
+        the energy (at the first clock target: :meth:`evaluate` recomputes it per clock)."""
         from codesign.sim.batch import estimate_batch
         from codesign.sim.dataflow.analytic import analytic
         from codesign.sim.fmax import predict_fmax_batch
@@ -149,10 +151,8 @@ class Evaluator:
 
     @staticmethod
     def _energy(d, pe, simd) -> np.ndarray:
-        try:
-            from codesign.sim.energy import dataflow_energy_batch
-        except ImportError:  # pragma: no cover - the energy model is part of the package
-            return np.full(len(pe), np.nan)
+        from codesign.sim.energy import dataflow_energy_batch
+
         return np.asarray(dataflow_energy_batch(d, pe, simd), dtype=np.float64)
 
     def evaluate(self, ids: np.ndarray) -> dict[str, np.ndarray]:
@@ -165,10 +165,17 @@ class Evaluator:
             sel = np.flatnonzero(ctx_i == c)
             # a folding evaluated once per context, whatever the number of clocks
             uniq, inv = np.unique(folding[sel], return_inverse=True)
+            inv = inv.reshape(-1)
             pe, simd = self.folding(self.digits(uniq))
-            vals = self.evaluate_foldings(self.space.contexts[c], pe, simd)
+            ctx = self.space.contexts[c]
+            vals = self.evaluate_foldings(ctx, pe, simd)
             for k, v in vals.items():
-                out[k][sel] = v[inv.reshape(-1)]
+                out[k][sel] = v[inv]
+            for j, clock in enumerate(self.space.clocks[1:], start=1):
+                at = clock_i[sel] == j  # energy counts static power over the time per frame
+                if at.any():
+                    e = self._energy(self.design(ctx, clock), pe, simd)
+                    out["energy_nj"][sel[at]] = e[inv[at]]
         self.finish(out, np.asarray(self.space.clocks)[clock_i])
         return out
 

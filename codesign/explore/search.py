@@ -24,9 +24,6 @@ from .store import Store
 
 __all__ = ["exhaustive", "greedy", "nsga2", "point_rows"]
 
-#: Points per transaction of an exhaustive sweep.
-CHUNK = 65536
-
 
 def point_rows(ev: Evaluator, ids: np.ndarray) -> dict[str, np.ndarray]:
     """Everything the store keeps of points ``ids``: the values, the knobs, the context."""
@@ -48,10 +45,13 @@ def _bar(total: int, progress: bool, what: str):
     return tqdm(total=total, disable=not progress, delay=1.0, file=sys.stderr, unit="pt", desc=what)
 
 
-def exhaustive(ev: Evaluator, store: Store, *, progress: bool = True, chunk: int = CHUNK) -> int:
+def exhaustive(
+    ev: Evaluator, store: Store, *, progress: bool = True, chunk: int | None = None
+) -> int:
     """Every point of the space, ``chunk`` ids a transaction, skipping the chunks a
     previous run committed. Returns the number of points evaluated by this call."""
     total = ev.space.size
+    chunk = chunk or ev.space.chunk
     n_chunks = math.ceil(total / chunk)
     done = store.done_chunks()
     evaluated = 0

@@ -13,8 +13,8 @@ documented in ``docs/explore.md``::
     pipeline: [auto]               # pipeline depth of the datapaths: auto, off
     clock_mhz: [150, 200]          # clock targets
     objectives: [throughput, lut, dsp]
-    constraints: {device: LFE5U-85F, min_throughput: 100000}
-    search: {strategy: auto, max_points: 2000000, seed: 0}
+    constraints: {device: LFE5U-45F, min_throughput: 100000}   # default device LFE5U-85F
+    search: {strategy: auto, max_points: 2000000, seed: 0, chunk: 65536}
 
 Malformed spaces raise :class:`~codesign.models.errors.DescriptionError` naming the file
 and the field.
@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from codesign.models.device import DEVICES, Device
+from codesign.models.device import DEVICES, ECP5_85F, Device
 from codesign.models.errors import DescriptionError
 from codesign.models.hwconfig import Design, HardwareConfig, MemStyle, StageConfig, StageKind
 from codesign.models.pipelining import PipelineMode
@@ -125,6 +125,8 @@ class Space:
     seed: int = 0
     generations: int = 60
     population: int = 200
+    #: points per transaction of an exhaustive sweep
+    chunk: int = 65536
     #: where the space came from (errors and reports name it)
     source: str = "space"
     doc: dict = field(default_factory=dict, compare=False)
@@ -168,6 +170,7 @@ class Space:
             "seed": self.seed,
             "generations": self.generations,
             "population": self.population,
+            "chunk": self.chunk,
             "models": evaluate.model_version(),
         }
         text = json.dumps(body, sort_keys=True, default=str)
@@ -177,12 +180,14 @@ class Space:
     def net(self):
         return _network(self.network)
 
-    def base_design(self, ctx: Context) -> Design:
+    def base_design(self, ctx: Context, clock_mhz: float | None = None) -> Design:
         """The design whose foldings a context's points are: the context's memory style,
-        FIFO policy and pipeline mode, the automatic folding."""
+        FIFO policy and pipeline mode, the automatic folding, at ``clock_mhz`` (default the
+        first clock target)."""
         net = self.net
         stages = {s: StageConfig(mem_style=ctx.mem_style) for s in self.stages if self._matrix(s)}
-        return Design(net, HardwareConfig(stages, self.clocks[0], ctx.pipeline))
+        clock = self.clocks[0] if clock_mhz is None else clock_mhz
+        return Design(net, HardwareConfig(stages, clock, ctx.pipeline))
 
     def _matrix(self, name: str) -> bool:
         s = _default_design(self.network).stage(name)
@@ -314,6 +319,13 @@ def _parse(doc: Mapping, source: str, base: Path) -> Space:
     if network not in zoo_names() and not Path(network).is_absolute():
         if (base / network).exists():
             network = str(base / network)
+    if network not in zoo_names() and not Path(network).exists():
+        raise _err(
+            f"must be a zoo name ({', '.join(zoo_names())}) or the path of a description or "
+            f".onnx model, not {network!r}",
+            source,
+            "network",
+        )
     try:
         design = _default_design(network)
     except DescriptionError as e:
@@ -375,11 +387,15 @@ def _parse(doc: Mapping, source: str, base: Path) -> Space:
             source,
             f"constraints.{bad[0]}",
         )
-    device = cons.get("device")
-    if device is not None:
+    device = cons.get("device", ECP5_85F.name)  # the default synthesis target's part
+    if device in (None, "none"):
+        device = None
+    else:
         if device not in DEVICES:
             raise _err(
-                f"must be one of {sorted(DEVICES)}, not {device!r}", source, "constraints.device"
+                f"must be one of {sorted(DEVICES)} or none, not {device!r}",
+                source,
+                "constraints.device",
             )
         device = DEVICES[device]
     mt = cons.get("min_throughput", 0.0)
@@ -392,7 +408,7 @@ def _parse(doc: Mapping, source: str, base: Path) -> Space:
     search = doc.get("search") or {}
     if not isinstance(search, Mapping):
         raise _err("must be a mapping", source, "search")
-    keys = {"strategy", "max_points", "seed", "generations", "population"}
+    keys = {"strategy", "max_points", "seed", "generations", "population", "chunk"}
     bad = sorted(set(search) - keys)
     if bad:
         raise _err(
@@ -411,6 +427,7 @@ def _parse(doc: Mapping, source: str, base: Path) -> Space:
         ("seed", 0, 0),
         ("generations", 60, 1),
         ("population", 200, 4),
+        ("chunk", 65536, 1),
     ):
         v = search.get(k, default)
         if isinstance(v, bool) or not isinstance(v, int) or v < lo:

@@ -125,10 +125,8 @@ class Store:
             if isinstance(v, np.ndarray):
                 v = v.astype(np.int64).tolist() if v.dtype.kind in "biu" else v.tolist()
             data.append(v)
-        q = (
-            f"INSERT OR IGNORE INTO points ({','.join(repr(n) for n in names)}) "
-            f"VALUES ({','.join('?' * len(names))})"
-        )
+        cols = ",".join('"' + n + '"' for n in names)
+        q = f"INSERT OR IGNORE INTO points ({cols}) VALUES ({','.join('?' * len(names))})"
         with self.db:
             self.db.executemany(q, zip(*data, strict=True))
 
@@ -139,7 +137,7 @@ class Store:
         names = ["id", *self.columns, "feasible"]
         got = []
         step = 900
-        sel = ",".join(repr(n) for n in names)
+        sel = ",".join('"' + n + '"' for n in names)
         for i in range(0, len(ids), step):
             part = ids[i : i + step].tolist()
             q = f"SELECT {sel} FROM points WHERE id IN ({','.join('?' * len(part))}) ORDER BY id"

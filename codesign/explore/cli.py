@@ -1,0 +1,127 @@
+"""``codesign explore (NET | SPACE.yaml)``: the command line of the explorer."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+__all__ = ["add_parser", "cmd_explore"]
+
+#: Front columns shown by the text report (beside the knobs).
+SHOWN = ("throughput_fps", "latency_ns", "lut", "ff", "dsp", "bram", "fmax_mhz", "energy_nj")
+
+
+def add_parser(sub, common, positive_int) -> None:
+    """Register ``explore`` on the ``codesign`` subparsers ``sub``."""
+    s = sub.add_parser(
+        "explore", parents=[common], help="design-space exploration: Pareto front of foldings"
+    )
+    s.add_argument("space", metavar="NET|SPACE.yaml", help="zoo name, description or space file")
+    s.add_argument("--out", metavar="DIR", help="stores' folder (build/explore)")
+    s.add_argument(
+        "--strategy",
+        choices=("auto", "exhaustive", "nsga2", "greedy"),
+        help="search (default: the space's; auto: exhaustive up to max_points, else nsga2)",
+    )
+    s.add_argument(
+        "--validate",
+        metavar="K",
+        type=positive_int,
+        default=0,
+        help="re-measure K front points: event simulator, cocotb (Verilator), Yosys+nextpnr",
+    )
+    s.add_argument("--scheduler", metavar="ADDR", help="Dask scheduler (tcp://host:port)")
+    s.add_argument("--workers", metavar="N", type=positive_int, help="local Dask workers (2)")
+    s.add_argument("--plot", metavar="FILE.svg", help="write the front (throughput vs LUT, DSP)")
+    s.add_argument("--export", metavar="FILE", help="every point as .parquet or .csv")
+    s.add_argument("--top", metavar="N", type=positive_int, default=10, help="front rows shown")
+    s.set_defaults(func=cmd_explore)
+
+
+def _check_path(option: str, value: str | None, suffixes: tuple[str, ...]) -> None:
+    from codesign.cli import CliError
+
+    if value is not None and Path(value).suffix.lower() not in suffixes:
+        raise CliError(
+            f"codesign explore: argument {option}: must be a {' or '.join(suffixes)} file, "
+            f"not {value!r}"
+        )
+
+
+def _export(df, path: str) -> None:
+    from codesign.models.fileio import atomic_write
+
+    out = df.copy()
+    out["context"] = out["context"].astype(str)
+    if path.lower().endswith(".csv"):
+        atomic_write(path, out.to_csv(index=False))
+    else:
+        buf = io.BytesIO()
+        out.to_parquet(buf, index=False)
+        atomic_write(path, buf.getvalue())
+
+
+def cmd_explore(args) -> None:
+    from codesign.cli import emit
+
+    from . import explore
+    from .plot import front_figure
+
+    _check_path("--plot", args.plot, (".svg",))
+    _check_path("--export", args.export, (".parquet", ".csv"))
+    df = explore(
+        args.space,
+        out=args.out,
+        strategy=args.strategy,
+        validate=args.validate,
+        scheduler=args.scheduler,
+        workers=args.workers,
+    )
+    a = df.attrs
+    front = df[df["pareto"]].sort_values(["throughput_fps", "id"], ascending=[False, True])
+    knobs = [c for c in df.columns if c.startswith(("pe__", "simd__"))]
+    doc = {
+        "network": a["network"],
+        "space_hash": a["space_hash"],
+        "store": a["store"],
+        "strategy": a["strategy"],
+        "points": a["points"],
+        "evaluated": a["evaluated"],
+        "stored": len(df),
+        "feasible": int(df["feasible"].sum()),
+        "front_size": a["front"],
+        "objectives": a["objectives"],
+        "seconds": a["seconds"],
+        "front": json.loads(
+            front[["id", "context", "clock_mhz", *knobs, *SHOWN]]
+            .astype({"context": str})
+            .to_json(orient="records")
+        ),
+    }
+    lines = [
+        f"{a['network']}: {a['points']:,} points in the space, {a['evaluated']:,} evaluated now "
+        f"({len(df):,} stored, {doc['feasible']:,} feasible) by {a['strategy']} in "
+        f"{a['seconds']:.1f} s",
+        f"Pareto front over {', '.join(a['objectives'])}: {a['front']:,} points "
+        f"(store {a['store']})",
+    ]
+    shown = front.head(args.top)
+    table = shown[["id", *knobs, *SHOWN]].to_string(index=False, float_format=lambda v: f"{v:.4g}")
+    lines += ["", *table.splitlines()]
+    if len(front) > len(shown):
+        lines.append(f"... {len(front) - len(shown)} more front points (--json, --export)")
+    if "validation" in a:
+        v = a["validation"]
+        doc["validation"] = json.loads(v.to_json(orient="records"))
+        lines += ["", "validation (model vs measured):"]
+        lines += v.to_string(index=False, float_format=lambda x: f"{x:.4g}").splitlines()
+    if args.plot:
+        front_figure(df, path=args.plot)
+        doc["plot"] = args.plot
+        lines.append(f"wrote {args.plot}")
+    if args.export:
+        _export(df, args.export)
+        doc["export"] = args.export
+        lines.append(f"wrote {args.export}")
+    emit(args, doc, "\n".join(lines))
