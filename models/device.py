@@ -21,8 +21,8 @@ from .qtype import Kind, QType
 
 __all__ = [
     "BRAM_SHAPES",
-    "ECP5_85F",
     "DEVICES",
+    "ECP5_85F",
     "TDP_SHAPES",
     "XNOR_ACC_BIT_LUT",
     "XNOR_POP_LANE_LUT",

@@ -14,15 +14,15 @@ import time
 
 import numpy as np
 import pytest
+from codesign.models.errors import DescriptionError
+from codesign.sim.cost import estimate
+from codesign.sim.energy import dataflow_energy
+from codesign.sim.fmax import predict_fmax
 
 import codesign
 from codesign.explore import explore, load_space
 from codesign.explore.evaluate import Evaluator
 from codesign.explore.pareto import hypervolume, pareto_mask, pareto_mask_brute
-from codesign.models.errors import DescriptionError
-from codesign.sim.cost import estimate
-from codesign.sim.energy import dataflow_energy
-from codesign.sim.fmax import predict_fmax
 
 ZOO = ["jet_tagger", "tfc_w2a2", "tfc_w1a1", "cnv_tiny", "resnet_tiny"]
 
@@ -50,9 +50,7 @@ def test_evaluator_equals_per_design_functions(net):
         assert got["throughput_fps"][n] == pytest.approx(f * 1e6 / d.ideal_ii)
     # the event simulator's closed-form II for two of them (a simulation each)
     for n, i in enumerate(ids[:2].tolist()):
-        d = codesign.design(
-            sp.net, codesign.models.hwconfig.HardwareConfig.from_dict(ev.config(i))
-        )
+        d = codesign.design(sp.net, codesign.models.hwconfig.HardwareConfig.from_dict(ev.config(i)))
         assert got["ii"][n] == codesign.simulate(d, frames=2).ideal_ii
 
 
@@ -77,7 +75,7 @@ def test_numbering_round_trips():
     sp = load_space({"network": "cnv_tiny", "clock_mhz": [100, 150]})
     ev = Evaluator(sp)
     ids = np.arange(sp.size)
-    ctx, clock, folding = ev.split(ids)
+    _, clock, folding = ev.split(ids)
     assert np.array_equal(ev.number(ev.digits(folding)), folding)
     pe, simd = ev.folding(ev.digits(folding))
     assert np.array_equal(ev.digits_of(pe, simd), ev.digits(folding))
@@ -212,8 +210,15 @@ def test_cli_json_plot_export(tmp_path):
         "  fc2: {pe: [4, 8, 16, 32]}\nclock_mhz: [150, 200]\n"
     )
     r = _codesign(
-        "explore", str(space), "--out", str(tmp_path / "o"), "--json",
-        "--plot", str(tmp_path / "front.svg"), "--export", str(tmp_path / "all.csv"),
+        "explore",
+        str(space),
+        "--out",
+        str(tmp_path / "o"),
+        "--json",
+        "--plot",
+        str(tmp_path / "front.svg"),
+        "--export",
+        str(tmp_path / "all.csv"),
     )
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
@@ -248,8 +253,9 @@ def test_sampled_strategies_store_and_resume(tmp_path, strategy):
 
 def test_greedy_is_finn_folding():
     """The baseline raises SIMD first, then PE, to meet the target cycles."""
-    from codesign.explore.search import finn_folding
     from codesign.models.hwconfig import StageConfig, stage_cycles
+
+    from codesign.explore.search import finn_folding
 
     d = codesign.design(codesign.load("jet_tagger"))
     s = d.stage("fc2")  # 64 inputs, 32 outputs: 2048 cycles at PE = SIMD = 1
