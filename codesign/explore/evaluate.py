@@ -49,17 +49,42 @@ COLUMNS = (
 )
 
 
+#: What the fast tier's values are computed from, besides the network: the fitted tables and
+#: the code that reads them (and the models/ facts under it).
+_MODEL_FILES = (
+    "sim/cost_data.json",
+    "sim/fmax_data.json",
+    "sim/energy.csv",
+    "sim/batch.py",
+    "sim/cost.py",
+    "sim/cost_rules.py",
+    "sim/fmax.py",
+    "sim/energy.py",
+    "sim/dataflow/analytic.py",
+    "models/hwconfig.py",
+    "models/pipelining.py",
+    "models/plan.py",
+    "models/device.py",
+    "models/linebuffer.py",
+    "models/joins.py",
+    "codesign/explore/evaluate.py",
+)
+
+
 def model_version() -> str:
-    """A hash of the fitted model data the evaluator reads (cost, Fmax and energy tables):
-    a store written under other coefficients is not resumed."""
+    """A hash of the fitted model data and the code that evaluates points: a store written
+    by another version of either is not resumed (its values could differ)."""
+    import codesign.models as models
     import codesign.sim as sim
 
+    roots = {"sim": Path(sim.__file__).parent, "models": Path(models.__file__).parent}
+    roots["codesign"] = Path(__file__).parent.parent
     h = hashlib.sha256()
-    root = Path(sim.__file__).parent
-    for name in ("cost_data.json", "fmax_data.json", "energy.csv"):
-        p = root / name
-        if p.exists():
-            h.update(p.read_bytes())
+    for name in _MODEL_FILES:
+        top, _, rest = name.partition("/")
+        p = roots[top] / rest
+        h.update(name.encode())
+        h.update(p.read_bytes() if p.exists() else b"")
     return h.hexdigest()[:16]
 
 
@@ -164,8 +189,11 @@ class Evaluator:
         for c in np.unique(ctx_i).tolist():
             sel = np.flatnonzero(ctx_i == c)
             # a folding evaluated once per context, whatever the number of clocks
-            uniq, inv = np.unique(folding[sel], return_inverse=True)
-            inv = inv.reshape(-1)
+            if len(self.space.clocks) > 1:
+                uniq, inv = np.unique(folding[sel], return_inverse=True)
+                inv = inv.reshape(-1)
+            else:
+                uniq, inv = folding[sel], np.arange(len(sel))
             pe, simd = self.folding(self.digits(uniq))
             ctx = self.space.contexts[c]
             vals = self.evaluate_foldings(ctx, pe, simd)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from codesign.models.hwconfig import Design, StageKind, readers
+from codesign.models.hwconfig import AUTO_FIFO_MAX, Design, StageKind, readers
 from codesign.models.linebuffer import READ_LATENCY
 
 # -- analytic mode ---------------------------------------------------------------------------
@@ -54,12 +54,26 @@ def analytic(design: Design, pe=None, simd=None) -> dict[str, np.ndarray]:
         if None not in done:  # the source: one beat per cycle from cycle 0
             done[None] = (np.zeros(n), np.zeros(n) + beats_in - 1, n_in)
         firsts, lasts = [], []
-        for src in s.sources:
+        for port, src in enumerate(s.sources):
             first, last, prev_out = done[src]
             if src is not None or len(read[None]) > 1:  # width converter, then the FIFO
-                up = n_in > prev_out
-                first = first + np.where(up, n_in // np.maximum(prev_out, 1), 1) + 2
-                last = last + np.where(n_in < prev_out, prev_out // n_in, 1) + 2
+                # a gathering converter offers its first beat after k inputs, a splitting
+                # one its last piece k - 1 cycles after its first; the FIFO adds two
+                up, down = n_in > prev_out, n_in < prev_out
+                k_up = n_in // np.maximum(prev_out, 1)
+                k_down = prev_out // np.maximum(n_in, 1)
+                first = first + np.where(up, k_up, np.where(down, 1, 0)) + 2
+                last = last + np.where(down, k_down, np.where(up, 1, 0)) + 2
+                # a FIFO of depth 2 (one slot and its output register) passes a beat every
+                # second cycle at most
+                given = cfg.fifo_depth if port == 0 else cfg.fifo_depth_b
+                if s.kind is StageKind.ADD:
+                    depth = np.full(n, design.fifo_depth(s, port))
+                elif given is not None:
+                    depth = np.full(n, given)
+                else:
+                    depth = np.maximum(2, np.minimum(beats_in, AUTO_FIFO_MAX))
+                last = np.where(depth == 2, np.maximum(last, first + 2 * (beats_in - 1)), last)
             firsts.append(first)
             lasts.append(last)
         first, last = np.maximum.reduce(firsts), np.maximum.reduce(lasts)
@@ -103,39 +117,44 @@ def analytic(design: Design, pe=None, simd=None) -> dict[str, np.ndarray]:
             fo, lo = first + 1, last + 1
         # the credit pipeline: a result enters the queue ``latency`` cycles after its
         # step (the unpipelined unit's output register was one), and leaves it two later
-        delay = _pipeline_delay(design, s, q if matrix else p)
+        delay = _pipeline_delay(design, s, p, q)
         fo, lo = fo + delay, lo + delay
         cycles = np.asarray(cycles, dtype=np.int64)
         out[f"cycles__{s.name}"] = cycles
         ii = np.maximum(ii, cycles)
         mults += p * q if matrix else p
         done[s.name] = (fo, lo, n_out)
+        out[f"first__{s.name}"] = np.rint(fo).astype(np.int64)
     first = done[design.stages[-1].name][0]
     out.update(ii=ii, latency=np.rint(first).astype(np.int64), multipliers=mults)
     return out
 
 
-def _pipeline_delay(design: Design, s, folds: np.ndarray) -> np.ndarray:
+def _pipeline_delay(design: Design, s, pe: np.ndarray, simd: np.ndarray) -> np.ndarray:
     """Cycles a stage's credit pipeline adds to its output times over one output register,
-    per design point (its latency depends on SIMD through the adder trees)."""
-    from dataclasses import replace
-
+    per design point: its latency depends on the folding (adder trees, activation lanes)
+    and on the memory style an automatic one resolves to at that folding (a block-RAM
+    read register)."""
     from codesign.models.pipelining import stage_pipeline
 
-    cfg, mode = design.config[s.name], design.config.pipeline
+    mode = design.config.pipeline
     matrix = s.kind in (StageKind.MVAU, StageKind.CONV) and not s.depthwise
-    present = np.flatnonzero(np.bincount(folds))
+    q = simd if matrix else np.ones_like(simd)
+    width = int(q.max()) + 1
+    key = pe * width + q
+    present = np.flatnonzero(np.bincount(key))
     table = np.zeros(int(present[-1]) + 1, dtype=np.int64)
-    for v in present.tolist():  # a table over the distinct foldings, gathered
-        c = replace(cfg, simd=v) if matrix else replace(cfg, pe=v)
+    for u in present.tolist():  # a table over the distinct foldings, gathered
+        p_, q_ = divmod(u, width)
+        c = design.point_config(s, p_, q_ if matrix else None)
         pl = stage_pipeline(s, c, mode)
         if pl is None:
             continue
         if s.kind is StageKind.POOL:  # over the window's read stages and a reducer register
-            table[v] = pl.latency + 1 - READ_LATENCY
+            table[u] = pl.latency + 1 - READ_LATENCY
         else:
-            table[v] = pl.latency + (0 if matrix else 1)
-    return table[folds]
+            table[u] = pl.latency + (0 if matrix else 1)
+    return table[key]
 
 
 def random_foldings(design: Design, n: int, seed: int = 0) -> tuple[dict, dict]:

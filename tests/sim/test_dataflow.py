@@ -64,9 +64,12 @@ def test_default_designs_run_at_their_ideal_ii():
 
 
 def test_analytic_ii_is_the_closed_form_and_latency_close_to_the_simulator():
+    """II exact everywhere; the latency exact for chains of MVAUs (width converters and
+    depth-2 FIFOs included), an estimate through sliding windows."""
     for net, tolerance in (
-        ("jet_tagger", 0.03),
-        ("tfc_w1a1", 0.03),
+        ("jet_tagger", 0.0),
+        ("tfc_w1a1", 0.0),
+        ("tfc_w2a2", 0.0),
         ("cnv_tiny", 0.15),
         ("resnet_tiny", 0.15),
     ):
@@ -81,7 +84,7 @@ def test_analytic_ii_is_the_closed_form_and_latency_close_to_the_simulator():
             di = Design(d.network, cfg)
             assert a["ii"][i] == di.ideal_ii
             assert a["multipliers"][i] == sum(c.pe * c.simd for c in cfg.stages.values())
-            if checked < (3 if net.endswith("_tiny") else 12) and di.ideal_ii < 20_000:
+            if checked < (3 if net.endswith("_tiny") else 20) and di.ideal_ii < 20_000:
                 p = simulate(di, frames=3)
                 assert abs(a["latency"][i] - p.latency) <= tolerance * p.latency
                 checked += 1
