@@ -35,13 +35,15 @@ _LAZY = {
     "verify": "codesign.flows",
     "synthesize": "codesign.synth",
 }
+#: Subpackages that are also public names: ``codesign.explore(space)`` calls the package.
+_MODULES = {"explore": "codesign.explore"}
 
 # ``summary`` is both a submodule and a function: import the module now, so that a later
 # ``import codesign.summary`` (flows does one) cannot rebind the name to the module.
 from .summary import network_hash as network_hash  # noqa: E402  (light: numpy, the IR)
 from .summary import summary as summary  # noqa: E402
 
-__all__ = sorted([*_LAZY, "golden", "load", "network_hash", "summary", "trace"])
+__all__ = sorted([*_LAZY, *_MODULES, "golden", "load", "network_hash", "summary", "trace"])
 
 
 def __getattr__(name: str) -> Any:
@@ -49,6 +51,8 @@ def __getattr__(name: str) -> Any:
         value = getattr(importlib.import_module(_LAZY[name]), name)
         globals()[name] = value
         return value
+    if name in _MODULES:
+        return importlib.import_module(_MODULES[name])
     raise AttributeError(f"module 'codesign' has no attribute {name!r}")
 
 

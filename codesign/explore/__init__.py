@@ -13,7 +13,9 @@ simulator, cocotb and Yosys/nextpnr on Dask.
 from __future__ import annotations
 
 import dataclasses
+import sys
 import time
+import types
 from pathlib import Path
 
 import numpy as np
@@ -224,3 +226,14 @@ def validate_front(
                     {"id": i, "objective": key, "model": None, "measured": m[key], "error": None}
                 )
     return pd.DataFrame(rows, columns=["id", "objective", "model", "measured", "error"])
+
+
+class _CallableModule(types.ModuleType):
+    """``codesign.explore`` is this package and, called, :func:`explore`: the public API's
+    ``codesign.explore("jet_tagger")`` beside ``codesign.explore.plot`` and friends."""
+
+    def __call__(self, *args, **kwargs):
+        return explore(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -107,7 +107,10 @@ def cmd_explore(args) -> None:
         f"(store {a['store']})",
     ]
     shown = front.head(args.top)
-    table = shown[["id", *knobs, *SHOWN]].to_string(index=False, float_format=lambda v: f"{v:.4g}")
+    varying = [c for c in ("context", "clock_mhz") if df[c].nunique() > 1]
+    table = shown[["id", *varying, *knobs, *SHOWN]].to_string(
+        index=False, float_format=lambda v: f"{v:.4g}"
+    )
     lines += ["", *table.splitlines()]
     if len(front) > len(shown):
         lines.append(f"... {len(front) - len(shown)} more front points (--json, --export)")

@@ -170,6 +170,11 @@ def test_space_knobs_and_size():
             r"^space: field 'search\.strategy': must be one of auto, exhaustive, nsga2, greedy",
         ),
         (
+            {"network": "jet_tagger", "fifo_depth": ["auto", "sized"]},
+            r"^space: field 'fifo_depth': sized is not explored yet: sized depths come from an "
+            r"event simulation",
+        ),
+        (
             {"network": "jet_tagger", "clock_mhz": [0]},
             r"^space: field 'clock_mhz': must be clock targets in MHz",
         ),
@@ -322,3 +327,19 @@ def test_sigkill_mid_sweep_then_resume(tmp_path):
     ids = np.random.default_rng(1).choice(sp.size, 300, replace=False)
     ref = Evaluator(sp).evaluate(ids)
     assert np.array_equal(df["lut"].to_numpy()[ids], ref["lut"])
+
+
+def test_docs_worked_example(tmp_path):
+    """The space of docs/explore.md explores as the document says."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).parents[2] / "docs" / "explore.md").read_text()
+    block = re.search(r"<!-- space -->\n```yaml\n(.*?)^```", text, re.S | re.M).group(1)
+    space = tmp_path / "space.yaml"
+    space.write_text(block)
+    df = explore(str(space), out=tmp_path / "o", progress=False)
+    assert df.attrs["points"] == len(df) == 518_400
+    assert int(df["feasible"].sum()) == 4_560
+    assert df.attrs["front"] == 6
+    assert f"It has {len(df):,} points" in text.replace("\n", " ")
