@@ -65,7 +65,11 @@ def front_figure(df, resources=("lut", "dsp"), path: str | Path | None = None):
         ax.grid(True, lw=0.3)
     axes[0].legend(loc="lower right", fontsize=7)
     net = df.attrs.get("network", "")
-    fig.suptitle(f"{net}: {len(df):,} points, {len(front):,} on the front", fontsize=10)
+    space = df.attrs.get("points", len(df))
+    fig.suptitle(
+        f"{net}: {len(df):,} of {space:,} points evaluated, {len(front):,} on the front",
+        fontsize=10,
+    )
     _save(fig, path)
     return fig
 
@@ -100,17 +104,21 @@ def knobs_figure(df, path: str | Path | None = None, limit: int = 400):
 
 
 def block_figure(estimate: dict, path: str | Path | None = None):
-    """LUT and FF per block of one design (:func:`codesign.sim.cost.estimate`'s blocks)."""
-    fig, (ax,) = _figure(1, width=7.0)
+    """LUT and FF (left) and DSP and BRAM (right) per block of one design
+    (:func:`codesign.sim.cost.estimate`'s blocks)."""
+    fig, (ax, hard) = _figure(2, width=4.5)
     blocks = estimate["blocks"]
     names = [b["block"] for b in blocks]
     y = np.arange(len(names))
     ax.barh(y - 0.2, [b["lut"] for b in blocks], height=0.4, label="LUT")
     ax.barh(y + 0.2, [b["ff"] for b in blocks], height=0.4, label="FF")
-    ax.set_yticks(y, names, fontsize=7)
-    ax.invert_yaxis()
-    ax.legend(fontsize=7)
-    ax.set_title(
+    hard.barh(y - 0.2, [b["dsp"] for b in blocks], height=0.4, label="DSP", color="C2")
+    hard.barh(y + 0.2, [b["bram"] for b in blocks], height=0.4, label="BRAM", color="C3")
+    for a in (ax, hard):
+        a.set_yticks(y, names if a is ax else [], fontsize=7)
+        a.invert_yaxis()
+        a.legend(fontsize=7)
+    fig.suptitle(
         f"per block: {estimate['lut']} LUT, {estimate['ff']} FF, {estimate['dsp']} DSP, "
         f"{estimate['bram']} BRAM",
         fontsize=9,
