@@ -1,6 +1,6 @@
 """Energy per classification of a binary network: the TULIP TLN array against a MAC-based
 binary accelerator, each from operation counts times a parameter of ``sim/energy.csv``, the
-project's one energy table (read by :func:`codesign.sim.energy.load_params`, which this
+project's one energy table (read by :func:`codesign.sim.energy_table.load_params`, which this
 module re-exports).
 
 Every parameter in ``sim/energy.csv`` has a ``source`` column: a published figure (Horowitz,
@@ -38,7 +38,7 @@ alike, so the ratio does not depend on it.
 from __future__ import annotations
 
 from codesign.models.binary.tulip import DST_REG, SRC_INPUT, SRC_REG, TulipProgram
-from codesign.sim.energy import EnergyParams, load_params
+from codesign.sim.energy_table import EnergyParams, load_params
 
 __all__ = ["EnergyParams", "energy_table", "load_params"]
 
