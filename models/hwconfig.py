@@ -17,6 +17,7 @@ in :mod:`codesign.models.joins`.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import enum
 import math
@@ -112,6 +113,10 @@ class StageConfig:
                 ) from None
 
 
+#: A stage's config when a hardware config does not list it (every field automatic).
+_UNSET = StageConfig()
+
+
 @dataclass(frozen=True)
 class HardwareConfig:
     """Per-stage configuration (keyed by stage name) and the target clock.
@@ -143,7 +148,8 @@ class HardwareConfig:
             raise ConfigError(f"clock_mhz must be a finite positive number (MHz), not {c!r}")
 
     def __getitem__(self, name: str) -> StageConfig:
-        return self.stages.get(name, StageConfig())
+        got = self.stages.get(name)
+        return _UNSET if got is None else got
 
     @classmethod
     def from_dict(cls, doc: Mapping, source: str = "config") -> HardwareConfig:
@@ -394,6 +400,24 @@ class Design:
         return StageConfig(
             pe=pe, simd=simd, mem_style=style, fifo_depth=g.fifo_depth, fifo_depth_b=g.fifo_depth_b
         )
+
+    def refold(self, pe: Mapping[str, int], simd: Mapping[str, int]) -> Design:
+        """A light copy of this design with the stages that ``pe`` and ``simd`` name folded
+        so (:meth:`point_config`), the others as they are: the same network and stages, no
+        planning or balancing. What a vectorised evaluator needs to ask a whole-design
+        question (a join's FIFO depth) about one folding; equal, for the stages it names, to
+        :meth:`with_folding`'s design."""
+        stages = dict(self.config.stages)
+        for name in {*pe, *simd}:
+            s = self.stage(name)
+            stages[name] = self.point_config(
+                s,
+                int(pe.get(name, self.config[name].pe)),
+                int(simd.get(name, self.config[name].simd)),
+            )
+        view = copy.copy(self)
+        view.config = HardwareConfig(stages, self.config.clock_mhz, self.config.pipeline)
+        return view
 
     def with_folding(self, pe, simd) -> Design:
         """This design's network and given configuration at another folding: ``pe`` and

@@ -6,6 +6,7 @@ Layers themselves live in :mod:`codesign.models.layers`; this module holds what 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
@@ -48,7 +49,7 @@ class Tensor:
 
     @property
     def size(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64))
+        return math.prod(self.shape)
 
     @property
     def magnitude(self) -> int:

@@ -11,6 +11,7 @@ simulator and the RTL both read) is this function.
 
 from __future__ import annotations
 
+import functools
 import math
 from fractions import Fraction
 from typing import TYPE_CHECKING
@@ -21,7 +22,7 @@ from .plan import readers
 if TYPE_CHECKING:
     from .hwconfig import Design
 
-__all__ = ["common_fork", "join_bound", "path_lags", "stage_lag"]
+__all__ = ["common_fork", "join_bound", "link_stages", "path_lags", "stage_lag"]
 
 
 def stage_lag(stage: Stage, cfg: StageConfig) -> Fraction:
@@ -47,15 +48,22 @@ def stage_lag(stage: Stage, cfg: StageConfig) -> Fraction:
         kh, kw = la.kernel if stage.kind is StageKind.POOL else la.weight.shape[2:]
         (sh, sw), (ph, pw) = la.stride, getattr(la, "padding", (0, 0))
         dh, dw = getattr(la, "dilation", (1, 1))
-        worst, last = Fraction(0), -1
-        for o in range(oh * ow):
-            y, x = divmod(o, ow)
-            iy = min(h - 1, y * sh + (kh - 1) * dh - ph)
-            ix = min(w - 1, x * sw + (kw - 1) * dw - pw)
-            last = max(last, max(iy, 0) * w + max(ix, 0))  # raster order: a prefix max
-            worst = max(worst, Fraction(last + 1, h * w) - Fraction(o, oh * ow))
-        return worst + slack
+        return _window_lead(h, w, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw) + slack
     return slack
+
+
+@functools.cache
+def _window_lead(h, w, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw) -> Fraction:
+    """The largest lead (frames) of a window's last input pixel over its output pixel, in
+    raster order: a fact of the geometry alone, computed once per geometry."""
+    worst, last = Fraction(0), -1
+    for o in range(oh * ow):
+        y, x = divmod(o, ow)
+        iy = min(h - 1, y * sh + (kh - 1) * dh - ph)
+        ix = min(w - 1, x * sw + (kw - 1) * dw - pw)
+        last = max(last, max(iy, 0) * w + max(ix, 0))  # raster order: a prefix max
+        worst = max(worst, Fraction(last + 1, h * w) - Fraction(o, oh * ow))
+    return worst
 
 
 def _link(design: Design, stage: Stage, port: int) -> Fraction:
@@ -144,3 +152,33 @@ def join_bound(design: Design, stage: Stage, port: int) -> int:
     b = _fork_width(design, fork)
     lag_p = math.ceil(lag[1 - port] * size)
     return max(2, -(-(lag_p + b) // n))
+
+
+def link_stages(design: Design, s: Stage, port: int) -> list[int]:
+    """Indices of the stages whose folding a link's terms depend on: the stage, its
+    producer (or the network input's first reader) and, for an add stage's FIFO of
+    automatic depth, every stage on the paths from the fork to it (its join bound)."""
+    index = {x.name: k for k, x in enumerate(design.stages)}
+    first = readers(design.stages)[None][0][0]
+    src = s.sources[port]
+    out = {index[s.name], index[src if src is not None else first]}
+    given = design.given[s.name]
+    depth = given.fifo_depth if port == 0 else given.fifo_depth_b
+    if s.kind is StageKind.ADD and depth is None:
+        found = common_fork(design, s)
+        if found is not None:
+            fork = found[0]
+            out.add(index[fork if fork is not None else first])
+            down = {fork}
+            for x in design.stages:  # descendants of the fork, in topological order
+                if any(y in down for y in x.sources):
+                    down.add(x.name)
+            up, todo = set(), [s.name]
+            while todo:  # ancestors of the add
+                y = todo.pop()
+                if y is None or y in up:
+                    continue
+                up.add(y)
+                todo.extend(design.stage(y).sources)
+            out |= {index[x] for x in (down & up) if x is not None}
+    return sorted(out)

@@ -29,6 +29,7 @@ from codesign.models.hwconfig import (
     readers,
     stage_io,
 )
+from codesign.models.joins import link_stages
 
 from .cost import (
     block_totals,
@@ -154,20 +155,21 @@ def estimate_batch(
     total += _gather(
         n_out[:, -1], memo.setdefault(("top",), {}), lambda u: _sum([top_unit(last, u)], coef)
     )
-    if joins:  # an add's FIFOs: per distinct folding of the whole pipeline
-        rows, inverse = np.unique(np.concatenate([pe, simd], axis=1), axis=0, return_inverse=True)
-        known = memo.setdefault(("join",), {})
+    for k, port in joins:  # an add's FIFO: per distinct folding of the stages its depth reads
+        s = stages[k]
+        deps = link_stages(design, s, port)
+        cols = np.concatenate([pe[:, deps], simd[:, deps]], axis=1)
+        rows, inverse = np.unique(cols, axis=0, return_inverse=True)
+        known = memo.setdefault(("join", k, port), {})
         extra = np.empty((len(rows), len(CLASSES)), dtype=np.int64)
         for i, row in enumerate(rows.tolist()):
             key = tuple(row)
             if key not in known:
-                d = design.with_folding(row[: len(stages)], row[len(stages) :])
-                us = []
-                for k, port in joins:
-                    s = stages[k]
-                    n0 = stage_io(s, d.config[s.name])[0]
-                    us += input_units(s, port, n0, n0, d.fifo_depth(s, port))
-                known[key] = _sum(us, coef)
+                p_ = {stages[j].name: v for j, v in zip(deps, row[: len(deps)], strict=True)}
+                q_ = {stages[j].name: v for j, v in zip(deps, row[len(deps) :], strict=True)}
+                d = design.refold(p_, q_)
+                n0 = stage_io(s, d.config[s.name])[0]
+                known[key] = _sum(input_units(s, port, n0, n0, d.fifo_depth(s, port)), coef)
             extra[i] = known[key]
         total += extra[inverse.reshape(-1)]
     return {c: total[:, i] for i, c in enumerate(CLASSES)}

@@ -87,11 +87,11 @@ from codesign.models.hwconfig import (
     stage_cycles,
     stage_io,
 )
-from codesign.models.joins import common_fork
+from codesign.models.joins import link_stages
 from codesign.models.layers import Clip, MultiThreshold, Requant
 from codesign.models.linebuffer import READ_LATENCY, window_geometry
 from codesign.models.pipelining import compare_bits, stage_pipeline, tree_groups
-from codesign.models.plan import readers, stage_matrix
+from codesign.models.plan import stage_matrix
 from codesign.models.qtype import QType
 
 from .cost_rules import element_bits, matrix_accumulator
@@ -563,36 +563,6 @@ def _stage_config(design: Design, s: Stage, pe: int, simd: int) -> StageConfig:
     return dataclasses.replace(base, pe=pe, simd=simd, mem_style=style)
 
 
-def _link_stages(design: Design, s: Stage, port: int) -> list[int]:
-    """Indices of the stages whose folding a link's terms depend on: the stage, its
-    producer (or the network input's first reader) and, for an add stage's FIFO of
-    automatic depth, every stage on the paths from the fork to it (its join bound)."""
-    index = {x.name: k for k, x in enumerate(design.stages)}
-    first = readers(design.stages)[None][0][0]
-    src = s.sources[port]
-    out = {index[s.name], index[src if src is not None else first]}
-    given = design.given[s.name]
-    depth = given.fifo_depth if port == 0 else given.fifo_depth_b
-    if s.kind is StageKind.ADD and depth is None:
-        found = common_fork(design, s)
-        if found is not None:
-            fork = found[0]
-            out.add(index[fork if fork is not None else first])
-            down = {fork}
-            for x in design.stages:  # descendants of the fork, in topological order
-                if any(y in down for y in x.sources):
-                    down.add(x.name)
-            up, todo = set(), [s.name]
-            while todo:  # ancestors of the add
-                y = todo.pop()
-                if y is None or y in up:
-                    continue
-                up.add(y)
-                todo.extend(design.stage(y).sources)
-            out |= {index[x] for x in (down & up) if x is not None}
-    return sorted(out)
-
-
 def dataflow_energy_batch(
     design: Design, pe, simd, node_nm: float | None = None, *, params: EnergyParams | None = None
 ) -> np.ndarray:
@@ -663,7 +633,7 @@ def dataflow_energy_batch(
         np.maximum(ii, tab[codes[-1], 3].astype(np.int64), out=ii)
     for k, s in enumerate(design.stages):
         for port in range(len(s.inputs)):
-            idx = _link_stages(design, s, port)
+            idx = link_stages(design, s, port)
             radix = [len(folds[j]) for j in idx]
             key = np.zeros(n, dtype=np.int64)
             for j, r in zip(idx, radix, strict=True):
