@@ -68,7 +68,8 @@ def explore(
         ``feasible`` and ``pareto`` (on the exact front of the feasible points over the
         space's objectives). ``attrs`` holds ``space_hash``, ``store`` (the database),
         ``strategy``, ``points`` (the space's size), ``evaluated`` (by this call),
-        ``front`` (its size), ``seconds`` and ``objectives``.
+        ``front`` (its size), ``seconds``, ``objectives`` and, with ``validate``,
+        ``validation``: the rows of :func:`validate_front` as records.
     """
     import pandas as pd
 
@@ -119,7 +120,7 @@ def explore(
             objectives=list(sp.objectives),
             network=sp.network,
         )
-        if validate:
+        if validate:  # records, not a DataFrame: pandas compares attrs when it copies a frame
             df.attrs["validation"] = validate_front(
                 df,
                 sp,
@@ -129,7 +130,7 @@ def explore(
                 scheduler=scheduler,
                 workers=workers,
                 progress=progress,
-            )
+            ).to_dict("records")
         df.attrs["seconds"] = round(time.perf_counter() - start, 3)
         return df
     finally:

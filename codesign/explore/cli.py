@@ -115,7 +115,9 @@ def cmd_explore(args) -> None:
     if len(front) > len(shown):
         lines.append(f"... {len(front) - len(shown)} more front points (--json, --export)")
     if "validation" in a:
-        v = a["validation"]
+        import pandas as pd
+
+        v = pd.DataFrame(a["validation"])
         doc["validation"] = json.loads(v.to_json(orient="records"))
         lines += ["", "validation (model vs measured):"]
         lines += v.to_string(index=False, float_format=lambda x: f"{x:.4g}").splitlines()
