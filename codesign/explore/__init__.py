@@ -92,17 +92,29 @@ def explore(
     h = sp.hash()
     root = Path(out) if out is not None else DEFAULT_OUT
     ev = Evaluator(sp)
-    store = Store(root / h / f"{chosen.value}.sqlite", sp.stages, COLUMNS)
+    if sp.tulip is not None:  # the binary family's array: every size, one by one
+        from .tulip import TULIP_COLUMNS, TULIP_KNOBS, evaluate_tulip
+
+        chosen = Strategy.EXHAUSTIVE
+        store = Store(root / h / "tulip.sqlite", (), TULIP_COLUMNS, knobs=TULIP_KNOBS)
+    else:
+        store = Store(root / h / f"{chosen.value}.sqlite", sp.stages, COLUMNS)
     try:
         store.set_meta("space", {**sp.doc, "network": sp.network})
-        if chosen is Strategy.EXHAUSTIVE:
+        if sp.tulip is not None:
+            evaluated = 0
+            if 0 not in store.done_chunks():
+                rows = evaluate_tulip(sp)
+                store.add_chunk(0, rows)
+                evaluated = len(rows["id"])
+        elif chosen is Strategy.EXHAUSTIVE:
             evaluated = exhaustive(ev, store, progress=progress)
         elif chosen is Strategy.NSGA2:
             evaluated = nsga2(ev, store, progress=progress)
         else:
             evaluated = greedy(ev, store, progress=progress)[0]
         df = store.frame()
-        labels = [c.label() for c in sp.contexts]
+        labels = [c.label() for c in sp.contexts] if sp.tulip is None else ["tulip"]
         df["context"] = pd.Categorical.from_codes(df["context"].astype(int), categories=labels)
         df["pareto"] = False
         ok = df["feasible"].to_numpy()

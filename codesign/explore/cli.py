@@ -9,7 +9,17 @@ from pathlib import Path
 __all__ = ["add_parser", "cmd_explore"]
 
 #: Front columns shown by the text report (beside the knobs).
-SHOWN = ("throughput_fps", "latency_ns", "lut", "ff", "dsp", "bram", "fmax_mhz", "energy_nj")
+SHOWN = (
+    "throughput_fps",
+    "latency_ns",
+    "lut",
+    "ff",
+    "dsp",
+    "bram",
+    "fmax_mhz",
+    "energy_nj",
+    "tln_cells",
+)
 
 
 def add_parser(sub, common, positive_int) -> None:
@@ -80,7 +90,8 @@ def cmd_explore(args) -> None:
     )
     a = df.attrs
     front = df[df["pareto"]].sort_values(["throughput_fps", "id"], ascending=[False, True])
-    knobs = [c for c in df.columns if c.startswith(("pe__", "simd__"))]
+    knobs = [c for c in df.columns if c.startswith(("pe__", "simd__")) or c in ("pes", "tlns")]
+    shown_cols = [c for c in SHOWN if c in df.columns]
     doc = {
         "network": a["network"],
         "space_hash": a["space_hash"],
@@ -94,7 +105,7 @@ def cmd_explore(args) -> None:
         "objectives": a["objectives"],
         "seconds": a["seconds"],
         "front": json.loads(
-            front[["id", "context", "clock_mhz", *knobs, *SHOWN]]
+            front[["id", "context", "clock_mhz", *knobs, *shown_cols]]
             .astype({"context": str})
             .to_json(orient="records")
         ),
@@ -108,7 +119,7 @@ def cmd_explore(args) -> None:
     ]
     shown = front.head(args.top)
     varying = [c for c in ("context", "clock_mhz") if df[c].nunique() > 1]
-    table = shown[["id", *varying, *knobs, *SHOWN]].to_string(
+    table = shown[["id", *varying, *knobs, *shown_cols]].to_string(
         index=False, float_format=lambda v: f"{v:.4g}"
     )
     lines += ["", *table.splitlines()]
@@ -122,7 +133,8 @@ def cmd_explore(args) -> None:
         lines += ["", "validation (model vs measured):"]
         lines += v.to_string(index=False, float_format=lambda x: f"{x:.4g}").splitlines()
     if args.plot:
-        front_figure(df, path=args.plot)
+        x = ("lut", "dsp") if "lut" in df.columns else ("tln_cells", "energy_nj")
+        front_figure(df, x, path=args.plot)
         doc["plot"] = args.plot
         lines.append(f"wrote {args.plot}")
     if args.export:

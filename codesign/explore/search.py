@@ -39,10 +39,10 @@ def point_rows(ev: Evaluator, ids: np.ndarray) -> dict[str, np.ndarray]:
     return rows
 
 
-def _bar(total: int, progress: bool, what: str):
+def _bar(total: int, progress: bool, what: str, unit: str = "pt"):
     from tqdm import tqdm
 
-    return tqdm(total=total, disable=not progress, delay=1.0, file=sys.stderr, unit="pt", desc=what)
+    return tqdm(total=total, disable=not progress, delay=1.0, file=sys.stderr, unit=unit, desc=what)
 
 
 def exhaustive(
@@ -110,7 +110,7 @@ def nsga2(
     upper = np.concatenate([ev.radix - 1, [groups - 1]]).astype(float)
     cache = _Cache(ev, store)
     generations = generations or space.generations
-    bar = _bar(generations, progress, "nsga2")
+    bar = _bar(generations, progress, "nsga2", unit="gen")
 
     def to_ids(x: np.ndarray) -> np.ndarray:
         x = np.rint(x).astype(np.int64)

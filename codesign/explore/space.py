@@ -37,11 +37,13 @@ from codesign.models.pipelining import PipelineMode
 
 __all__ = [
     "OBJECTIVES",
+    "TULIP_OBJECTIVES",
     "Context",
     "FifoPolicy",
     "Objective",
     "Space",
     "Strategy",
+    "TulipKnobs",
     "load_space",
 ]
 
@@ -84,8 +86,23 @@ OBJECTIVES = {
         Objective("bram", "bram", "DP16KD"),
         Objective("fmax", "fmax_mhz", "MHz", maximize=True),
         Objective("energy", "energy_nj", "nJ/inference"),
+        # threshold-logic cells of a TULIP array (PEs x cells per PE): its size
+        Objective("cells", "tln_cells", "TLN cells"),
     )
 }
+
+#: Objectives of a TULIP space (the array has no LUT/FF/DSP/BRAM or Fmax model).
+TULIP_OBJECTIVES = ("throughput", "latency", "energy", "cells")
+
+
+@dataclass(frozen=True)
+class TulipKnobs:
+    """The TULIP array sizes a space explores (``tulip:`` in a space file)."""
+
+    pes: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)
+    tlns: tuple[int, ...] = (1, 2, 4, 8)
+    in_width: int = 16  #: input bits per beat
+
 
 DEFAULT_OBJECTIVES = ("throughput", "latency", "lut", "dsp", "bram")
 
@@ -123,6 +140,9 @@ class Space:
     population: int = 200
     #: points per transaction of an exhaustive sweep
     chunk: int = 65536
+    #: the TULIP array sizes, for a space that explores a binary network's TULIP array
+    #: instead of a dataflow folding
+    tulip: TulipKnobs | None = None
     #: where the space came from (errors and reports name it)
     source: str = "space"
     doc: dict = field(default_factory=dict, compare=False)
@@ -141,7 +161,9 @@ class Space:
 
     @property
     def size(self) -> int:
-        """Points: foldings × contexts × clocks."""
+        """Points: foldings × contexts × clocks (TULIP: array sizes × clocks)."""
+        if self.tulip is not None:
+            return len(self.tulip.pes) * len(self.tulip.tlns) * len(self.clocks)
         return self.foldings * len(self.contexts) * len(self.clocks)
 
     def hash(self) -> str:
@@ -167,6 +189,7 @@ class Space:
             "generations": self.generations,
             "population": self.population,
             "chunk": self.chunk,
+            "tulip": None if self.tulip is None else vars(self.tulip),
             "models": evaluate.model_version(),
         }
         text = json.dumps(body, sort_keys=True, default=str)
@@ -255,6 +278,7 @@ def _enum_list(value, kind, default, source: str, fld: str) -> tuple:
 
 
 _FIELDS = {
+    "tulip",
     "network",
     "stages",
     "mem_style",
@@ -328,6 +352,7 @@ def _parse(doc: Mapping, source: str, base: Path) -> Space:
         raise e.at(file=source, field="network") from None
     except FileNotFoundError:
         raise _err(f"names no zoo network or file: {network!r}", source, "network") from None
+    tulip = _tulip(doc, design, source) if "tulip" in doc else None
     given = doc.get("stages") or {}
     if not isinstance(given, Mapping):
         raise _err("must be a mapping of stage name to knobs", source, "stages")
@@ -372,16 +397,18 @@ def _parse(doc: Mapping, source: str, base: Path) -> Space:
             )
     if not clocks:
         raise _err("must not be empty", source, "clock_mhz")
-    objectives = doc.get("objectives", list(DEFAULT_OBJECTIVES))
+    default_objectives = DEFAULT_OBJECTIVES if tulip is None else ("throughput", "energy", "cells")
+    objectives = doc.get("objectives", list(default_objectives))
     if not isinstance(objectives, list) or len(objectives) < 2:
         raise _err(
             f"must be a list of at least two of {sorted(OBJECTIVES)}, not {objectives!r}",
             source,
             "objectives",
         )
+    allowed = sorted(TULIP_OBJECTIVES) if tulip is not None else sorted(set(OBJECTIVES) - {"cells"})
     for o in objectives:
-        if o not in OBJECTIVES:
-            raise _err(f"must be one of {sorted(OBJECTIVES)}, not {o!r}", source, "objectives")
+        if o not in allowed:
+            raise _err(f"must be one of {allowed}, not {o!r}", source, "objectives")
     cons = doc.get("constraints") or {}
     if not isinstance(cons, Mapping):
         raise _err("must be a mapping", source, "constraints")
@@ -393,7 +420,9 @@ def _parse(doc: Mapping, source: str, base: Path) -> Space:
             f"constraints.{bad[0]}",
         )
     device = cons.get("device", ECP5_85F.name)  # the default synthesis target's part
-    if device in (None, "none"):
+    if tulip is not None and "device" in cons:
+        raise _err("does not apply to a TULIP array (an ASIC view)", source, "constraints.device")
+    if device in (None, "none") or tulip is not None:
         device = None
     else:
         if device not in DEVICES:
@@ -451,5 +480,44 @@ def _parse(doc: Mapping, source: str, base: Path) -> Space:
         strategy=strategy,
         source=source,
         doc=dict(doc),
+        tulip=tulip,
         **ints,
     )
+
+
+def _tulip(doc: Mapping, design: Design, source: str) -> TulipKnobs:
+    """The ``tulip`` field: PEs and cells per PE (lists of positive ints), input width."""
+    from codesign.models.binary.tulip import map_network
+    from codesign.models.errors import ConfigError
+
+    t = doc["tulip"] or {}
+    if not isinstance(t, Mapping):
+        raise _err("must be a mapping with pes, tlns and in_width", source, "tulip")
+    bad = sorted(set(t) - {"pes", "tlns", "in_width"})
+    if bad:
+        raise _err("is not a TULIP knob; expected pes, tlns or in_width", source, f"tulip.{bad[0]}")
+    dataflow = sorted(set(doc) & {"stages", "mem_style", "fifo_depth", "pipeline"})
+    if dataflow:
+        raise _err(
+            "is a dataflow knob; a space with tulip explores the TULIP array", source, dataflow[0]
+        )
+    default = TulipKnobs()
+    lists = {}
+    for k in ("pes", "tlns"):
+        v = t.get(k, list(getattr(default, k)))
+        v = [v] if isinstance(v, int) and not isinstance(v, bool) else v
+        if (
+            not isinstance(v, list)
+            or not v
+            or any(isinstance(x, bool) or not isinstance(x, int) or x < 1 for x in v)
+        ):
+            raise _err(f"must be a list of positive ints, not {v!r}", source, f"tulip.{k}")
+        lists[k] = tuple(sorted(set(v)))
+    w = t.get("in_width", default.in_width)
+    if isinstance(w, bool) or not isinstance(w, int) or w < 1:
+        raise _err(f"must be a positive int, not {w!r}", source, "tulip.in_width")
+    try:
+        map_network(design.network)
+    except ConfigError as e:
+        raise _err(f"the network has no TULIP mapping: {e}", source, "tulip") from None
+    return TulipKnobs(lists["pes"], lists["tlns"], w)

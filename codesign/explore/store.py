@@ -35,14 +35,24 @@ class Store:
         The space's stage names: a point has ``pe__<stage>`` and ``simd__<stage>`` columns.
     columns
         The value columns of a point (:data:`codesign.explore.evaluate.COLUMNS`).
+    knobs
+        The knob columns, when they are not the stages' PE and SIMD (a TULIP space's).
     """
 
-    def __init__(self, path: str | Path, stages: Iterable[str], columns: Iterable[str]) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        stages: Iterable[str],
+        columns: Iterable[str],
+        knobs: Iterable[str] | None = None,
+    ) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.stages = tuple(stages)
         self.columns = tuple(columns)
-        self.knobs = tuple(f"{k}__{s}" for s in self.stages for k in ("pe", "simd"))
+        if knobs is None:
+            knobs = (f"{k}__{s}" for s in self.stages for k in ("pe", "simd"))
+        self.knobs = tuple(knobs)
         # one writer; autocommit off, transactions by `with self.db`
         self.db = sqlite3.connect(self.path, isolation_level="DEFERRED")
         self.db.execute("PRAGMA journal_mode=WAL")

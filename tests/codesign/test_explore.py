@@ -343,3 +343,50 @@ def test_docs_worked_example(tmp_path):
     assert int(df["feasible"].sum()) == 4_560
     assert df.attrs["front"] == 6
     assert f"It has {len(df):,} points" in text.replace("\n", " ")
+
+
+def test_tulip_space_equals_codesign_bnn(tmp_path):
+    """A TULIP space's points are `codesign bnn --pes P --tlns T`'s cycles and energy."""
+    from codesign.bnn import bnn_report
+
+    space = {"network": "tfc_w1a1", "tulip": {"pes": [4, 16], "tlns": [2, 4]}, "clock_mhz": [400]}
+    df = explore(space, out=tmp_path, progress=False)
+    assert len(df) == 4 and df.attrs["front"] >= 2
+    net = codesign.load("tfc_w1a1")
+    for _, row in df.iterrows():
+        doc = bnn_report(net, pes=int(row["pes"]), tlns=int(row["tlns"]))
+        assert row["ii"] == doc["cycles"]["ii"]
+        assert row["latency_cycles"] == doc["cycles"]["latency"]
+        assert row["energy_nj"] == pytest.approx(doc["energy"]["tulip_pj"] / 1e3, rel=1e-12)
+        assert row["throughput_fps"] == pytest.approx(400e6 / doc["cycles"]["ii"])
+        assert row["tln_cells"] == row["pes"] * row["tlns"]
+    # more PEs: fewer cycles per frame
+    by = df.set_index(["pes", "tlns"])["ii"]
+    assert by[16, 4] < by[4, 4]
+
+
+@pytest.mark.parametrize(
+    ("doc", "pattern"),
+    [
+        (
+            {"network": "jet_tagger", "tulip": {}},
+            r"^space: field 'tulip': the network has no TULIP mapping: layer 'fc1'",
+        ),
+        (
+            {"network": "tfc_w1a1", "tulip": {"pes": [0]}},
+            r"^space: field 'tulip\.pes': must be a list of positive ints, not \[0\]$",
+        ),
+        (
+            {"network": "tfc_w1a1", "tulip": {}, "stages": {"fc0": {"pe": [1]}}},
+            r"^space: field 'stages': is a dataflow knob; a space with tulip explores",
+        ),
+        (
+            {"network": "tfc_w1a1", "tulip": {}, "objectives": ["throughput", "lut"]},
+            r"^space: field 'objectives': must be one of \['cells', 'energy', 'latency', "
+            r"'throughput'\], not 'lut'$",
+        ),
+    ],
+)
+def test_malformed_tulip_space(doc, pattern):
+    with pytest.raises(DescriptionError, match=pattern):
+        load_space(doc)
