@@ -90,6 +90,8 @@ from .cost_rules import (
     rom_brams,
     rom_tree,
     table_logic,
+    tree_adders,
+    tree_registers,
     var_dsp,
     window_lead_bits,
 )
@@ -153,38 +155,8 @@ def _clog2(n: int) -> int:
 
 
 def _tree_bits(widths: list[int]) -> int:
-    """Adder bits of the RTL's balanced adder tree over terms of ``widths`` (each sum one
-    bit wider than its wider operand)."""
-    total = 0
-    while len(widths) > 1:
-        nxt = []
-        for k in range(0, len(widths), 2):
-            if k + 1 < len(widths):
-                w = max(widths[k], widths[k + 1]) + 1
-                total += w
-                nxt.append(w)
-            else:
-                nxt.append(widths[k])
-        widths = nxt
-    return total
-
-
-def _tree_regs(widths: list[int], groups: tuple[int, ...]) -> int:
-    """Register bits of a pipelined adder tree (``hdl/dataflow/sums.py``) over terms of
-    ``widths`` with a register after each group of levels (:func:`tree_groups`): the
-    partial sums' widths after every group."""
-    total = 0
-    for levels in groups:
-        for _ in range(levels):
-            nxt = []
-            for k in range(0, len(widths), 2):
-                if k + 1 < len(widths):
-                    nxt.append(max(widths[k], widths[k + 1]) + 1)
-                else:
-                    nxt.append(widths[k])
-            widths = nxt
-        total += sum(widths)
-    return total
+    """Adder bits of the RTL's balanced adder tree over terms of ``widths``."""
+    return sum(tree_adders(widths))
 
 
 def _mul_width(a: int, a_signed: bool, b: int, b_signed: bool) -> int:
@@ -270,7 +242,7 @@ def _mvau(stage: Stage, cfg: StageConfig, name: str, head: tuple[str, ...]) -> U
         ("memory" in head) + ("weight" in head)
     )
     if xnor:
-        f["tree_regs"] = float(pe * _tree_regs([1] * simd, _groups(simd, head)))
+        f["tree_regs"] = float(pe * tree_registers([1] * simd, _groups(simd, head)))
     if xnor:
         f["xnor_lanes"] = float(pe * simd)
         # up to four bits a PE's popcount folds into the LUTs in front of its accumulator's
@@ -296,7 +268,7 @@ def _mvau(stage: Stage, cfg: StageConfig, name: str, head: tuple[str, ...]) -> U
         dsp = pe * simd * per
         f["sum_bits"] = float(pe * simd * prod)
         f["tree_bits"] = float(pe * _tree_bits([prod] * simd))
-        f["tree_regs"] = float(pe * _tree_regs([prod] * simd, _groups(simd, head)))
+        f["tree_regs"] = float(pe * tree_registers([prod] * simd, _groups(simd, head)))
         f["dsp"] = float(pe * simd * per)
         if per == 0:
             f["soft_mul"] = float(pe * simd * a * b)
@@ -413,7 +385,7 @@ def _activation(
             reg += n * rows.shape[1] * compare_bits(in_b)
             t = rows.shape[1]
             cnt = tree_groups(t, PipelineMode.AUTO) if t > 8 and "count" in stages else ()
-            reg += n * _tree_regs([1] * t, cnt)
+            reg += n * tree_registers([1] * t, cnt)
             f["stage_bits"] = float(reg + len(stages) + 1)
         f["param_bits"] = f.get("param_bits", 0.0) + param
         if groups > 1:

@@ -146,3 +146,39 @@ def window_lead_bits(rows: int, height: int, width: int, groups: int) -> int:
     width of its carry chains, which the cost and Fmax models both read."""
     frame = height * width * groups
     return (((rows // height + 8) * frame) - 1).bit_length() + 2
+
+
+def tree_adders(widths: list[int]) -> list[int]:
+    """The adders of the RTL's balanced adder tree over terms of ``widths``, level by level:
+    each one bit wider than its wider operand (an odd term passes to the next level)."""
+    adders: list[int] = []
+    while len(widths) > 1:
+        nxt = []
+        for k in range(0, len(widths), 2):
+            if k + 1 < len(widths):
+                w = max(widths[k], widths[k + 1]) + 1
+                adders.append(w)
+                nxt.append(w)
+            else:
+                nxt.append(widths[k])
+        widths = nxt
+    return adders
+
+
+def tree_registers(widths: list[int], groups: tuple[int, ...]) -> int:
+    """Register bits of a pipelined adder tree (``hdl/dataflow/sums.py``) over terms of
+    ``widths`` with a register after each group of levels
+    (:func:`codesign.models.pipelining.tree_groups`): the partial sums' widths after every
+    group."""
+    total = 0
+    for levels in groups:
+        for _ in range(levels):
+            nxt = []
+            for k in range(0, len(widths), 2):
+                if k + 1 < len(widths):
+                    nxt.append(max(widths[k], widths[k + 1]) + 1)
+                else:
+                    nxt.append(widths[k])
+            widths = nxt
+        total += sum(widths)
+    return total

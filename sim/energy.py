@@ -94,7 +94,7 @@ from codesign.models.pipelining import compare_bits, stage_pipeline, tree_groups
 from codesign.models.plan import stage_matrix
 from codesign.models.qtype import QType
 
-from .cost_rules import element_bits, matrix_accumulator
+from .cost_rules import element_bits, matrix_accumulator, tree_adders, tree_registers
 from .energy_table import EnergyParams, Param, default_params, load_params
 from .fmax import fold_columns
 
@@ -171,30 +171,6 @@ def _clog2(n: int) -> int:
     return max((int(n) - 1).bit_length(), 1)
 
 
-def _tree(widths: list[int], groups: tuple[int, ...] = ()) -> tuple[list[int], int]:
-    """A balanced adder tree over terms of ``widths``: the widths of its adders (each one
-    bit wider than its wider operand) and its register bits with a register after each
-    group of levels of ``groups``."""
-    adders: list[int] = []
-    regs = 0
-    ends = {sum(groups[: i + 1]) for i in range(len(groups))}
-    level = 0
-    while len(widths) > 1:
-        nxt = []
-        for k in range(0, len(widths), 2):
-            if k + 1 < len(widths):
-                w = max(widths[k], widths[k + 1]) + 1
-                adders.append(w)
-                nxt.append(w)
-            else:
-                nxt.append(widths[k])
-        widths = nxt
-        level += 1
-        if level in ends:
-            regs += sum(widths)
-    return adders, regs
-
-
 def _memory(depth: int, width: int, reads: float, writes: float, p: EnergyParams) -> _Terms:
     """A storage array of ``depth`` words of ``width`` bits read and written that many times
     per inference, built where the design's memory rule puts it (see the module docstring)."""
@@ -254,7 +230,7 @@ def _activation(layers, in_q, out_q, channels: int, n: int, elements: int, stage
     if th is not None:
         rows = np.asarray(th.thresholds, dtype=np.int64)
         n_th = rows.shape[1]
-        adders, _ = _tree([1] * n_th)
+        adders = tree_adders([1] * n_th)
         t.dyn["activation"] += elements * (n_th * p.add_pj(in_b) + sum(p.add_pj(w) for w in adders))
         cells += n * (n_th * in_b + sum(adders))
         if rows.shape[0] > 1 and groups > 1:
@@ -291,7 +267,8 @@ def _matrix(stage: Stage, cfg: StageConfig, head: tuple[str, ...], mode, p) -> _
     prod = 1 if xnor else lane.a + lane.b
     e_prod = p["xnor_pj"] if xnor else p.mul_pj(lane.a, lane.b)
     groups = tree_groups(simd, mode) if "tree" in head else ()
-    adders, tree_regs = _tree([prod] * simd, groups)
+    adders = tree_adders([prod] * simd)
+    tree_regs = tree_registers([prod] * simd, groups)
     t = _Terms()
     t.dyn["mac"] = vectors * mh * mw * e_prod + steps * pe * (
         sum(p.add_pj(a) for a in adders) + p.add_pj(acc_b)
