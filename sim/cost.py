@@ -81,6 +81,7 @@ from codesign.models.plan import stage_matrix
 from codesign.models.qtype import Kind, QType
 
 from .cost_rules import (
+    clog2,
     const_dsp,
     element_bits,
     live_bits,
@@ -150,10 +151,6 @@ REGISTER_FEATURES = frozenset(
 # -- units ---------------------------------------------------------------------------------
 
 
-def _clog2(n: int) -> int:
-    return max((int(n) - 1).bit_length(), 1)
-
-
 def _tree_bits(widths: list[int]) -> int:
     """Adder bits of the RTL's balanced adder tree over terms of ``widths``."""
     return sum(tree_adders(widths))
@@ -219,7 +216,7 @@ def _mvau(stage: Stage, cfg: StageConfig, name: str, head: tuple[str, ...]) -> U
     f["acc_bits"] = float(pe * acc_b)
     f["out_bits"] = float(pe * out_b)
     # -- register stages of the credit pipeline (models/pipelining.matrix_stages)
-    nf_b = _clog2(max(nf, 2))
+    nf_b = clog2(max(nf, 2))
     bias_varies = bias is not None and nf > 1 and bool((bias.reshape(nf, pe) != bias[:pe]).any())
     # valid and last travel to the accumulator (the bias row index nf only when a
     # bias varies by row); the input-or-buffer flag is read at the fetch stage only; when
@@ -236,7 +233,7 @@ def _mvau(stage: Stage, cfg: StageConfig, name: str, head: tuple[str, ...]) -> U
         banks = (
             1 if resolve_mem_style(cfg.mem_style, nf * sf) is MemStyle.BLOCK else -(-width // 64)
         )
-        f["rom_addr"] = float(banks * _clog2(max(nf * sf, 2)))
+        f["rom_addr"] = float(banks * clog2(max(nf * sf, 2)))
     # the block RAM's output register stage delays the vector; the next registers both
     f["mem_bits"] = float(simd * in_b + pe * simd * wbits) * (
         ("memory" in head) + ("weight" in head)
@@ -277,7 +274,7 @@ def _mvau(stage: Stage, cfg: StageConfig, name: str, head: tuple[str, ...]) -> U
         varies = int((rows != rows[:1]).any(axis=0).sum())
         f["bias_mux"] = float(varies * acc_b * nf)
         f["bias_rom"] = sum(table_logic(rows[:, p]) for p in range(pe))
-    f["counters"] = float(_clog2(sf + 1) + _clog2(nf + 1) + _clog2(nf * sf + 1))
+    f["counters"] = float(clog2(sf + 1) + clog2(nf + 1) + clog2(nf * sf + 1))
     kind = "mvau_xnor" if xnor else "mvau"
     return UnitCost(f"stage_{stage.name}", name, kind, f, dsp, bram, lutram)
 
@@ -317,7 +314,7 @@ def _activation(
     rq = next((la for la in layers if isinstance(la, Requant)), None)
     th = next((la for la in layers if isinstance(la, MultiThreshold)), None)
     f: dict[str, float] = {"one": 1.0, "in_bits": float(n * in_b), "out_bits": float(n * out_b)}
-    f["group_bits"] = float(_clog2(groups + 1)) if groups > 1 else 0.0
+    f["group_bits"] = float(clog2(groups + 1)) if groups > 1 else 0.0
     f["clip_bits"] = (
         float(n * in_b * ((clip.min is not None) + (clip.max is not None))) if clip else 0
     )
@@ -416,30 +413,30 @@ def _window(stage: Stage, cfg: StageConfig, simd: int, channel_major: bool):
     if style == "bram":  # on ECP5, DP16KD instances with a write port of their own
         n = tdp_brams(depth, beat)
     counters = (
-        _clog2(oh)
-        + _clog2(ow)
-        + _clog2(kh)
-        + _clog2(kw)
-        + 2 * _clog2(g)
-        + _clog2(w)
+        clog2(oh)
+        + clog2(ow)
+        + clog2(kh)
+        + clog2(kw)
+        + 2 * clog2(g)
+        + clog2(w)
         + 4 * yb
         + 2 * xb
         + 3 * slot_b
-        + 2 * _clog2(h * wg)
-        + _clog2(depth)
-        + _clog2(3 * h + rows)
+        + 2 * clog2(h * wg)
+        + clog2(depth)
+        + clog2(3 * h + rows)
     )
     # the writer's lead on the tap (a few frames of input beats), the three thresholds it
     # is compared with (the selected loop's move), its three subtractions and its
     # increment, and the read address's replica (hdl/dataflow/swg.py)
     lead_b = window_lead_bits(rows, h, w, g)
-    th_b = _clog2(kh * wg + kw * g + ow * g) + 2
+    th_b = clog2(kh * wg + kw * g + ow * g) + 2
     f = {
         "one": 1.0,
         "beat_bits": float(beat),
         "counters": float(counters),
         "lead_bits": float(4 * lead_b),
-        "ctrl_regs": float(3 * th_b + _clog2(depth + wg) + 1),
+        "ctrl_regs": float(3 * th_b + clog2(depth + wg) + 1),
         "mem_ff": float(depth * beat) if style == "ff" else 0.0,
         "lutram_mux": float(beat * math.ceil(depth / 16)) if style == "lutram" else 0.0,
         # the read's stages after the first (the memory's read register): a valid and a
@@ -469,9 +466,9 @@ def _pool(stage: Stage, cfg: StageConfig, name: str) -> UnitCost:
     kh, kw = la.kernel
     el = element_bits(stage.input.qtype)
     f["reduce_bits"] = float(cfg.pe * el)
-    f["taps_bits"] = float(_clog2(kh * kw))
+    f["taps_bits"] = float(clog2(kh * kw))
     if la.op != "maxpool2d":
-        f["avg_bits"] = float(cfg.pe * (el + _clog2(kh * kw)))
+        f["avg_bits"] = float(cfg.pe * (el + clog2(kh * kw)))
     return UnitCost(
         f"stage_{stage.name}",
         name,
@@ -484,7 +481,7 @@ def _pool(stage: Stage, cfg: StageConfig, name: str) -> UnitCost:
 
 
 def _fifo(stage: Stage, width: int, depth: int) -> UnitCost:
-    f: dict[str, float] = {"one": 1.0, "ptr_bits": float(_clog2(depth + 1))}
+    f: dict[str, float] = {"one": 1.0, "ptr_bits": float(clog2(depth + 1))}
     if depth == 1:
         style, n = "ff", 0
         mem = 0
@@ -516,7 +513,7 @@ def _queue(stage: Stage, name: str, n_out: int, depth: int) -> UnitCost:
     credit count (reserved results not yet taken, and the registered ``space``)."""
     fifo = _fifo(stage, n_out * element_bits(stage.output.qtype), depth)
     f = dict(fifo.features)
-    f["credit_bits"] = float(_clog2(depth + 1))
+    f["credit_bits"] = float(clog2(depth + 1))
     return dataclasses.replace(
         fifo, block=f"stage_{stage.name}", unit=name, kind="queue", features=f
     )
@@ -530,14 +527,14 @@ def _dwc(stage: Stage, el: int, n_in: int, n_out: int) -> list[UnitCost]:
             return
         if b % a == 0:  # gather
             k = b // a
-            f = {"one": 1.0, "gather_bits": float(a * el * k), "k_bits": float(_clog2(k))}
+            f = {"one": 1.0, "gather_bits": float(a * el * k), "k_bits": float(clog2(k))}
         elif a % b == 0:  # split
             k = a // b
             f = {
                 "one": 1.0,
                 "split_bits": float(a * el),
                 "split_mux": float(b * el * (k - 1)),
-                "k_bits": float(_clog2(k)),
+                "k_bits": float(clog2(k)),
             }
         else:
             g = math.gcd(a, b)
@@ -585,13 +582,13 @@ def _add(stage: Stage, cfg: StageConfig, name: str) -> UnitCost:
 def _global_pool(stage: Stage, cfg: StageConfig, name: str) -> UnitCost:
     c, h, w = stage.input.shape
     el = element_bits(stage.input.qtype)
-    acc = el if stage.main.op == "maxpool2d" else el + _clog2(h * w) + 1
+    acc = el if stage.main.op == "maxpool2d" else el + clog2(h * w) + 1
     f = {
         "one": 1.0,
         "acc_bits": float(c * acc),
         "lane_bits": float(cfg.pe * acc),
         "out_bits": float(cfg.pe * element_bits(stage.output.qtype)),
-        "count_bits": float(_clog2(h * w) + _clog2(c // cfg.pe)),
+        "count_bits": float(clog2(h * w) + clog2(c // cfg.pe)),
     }
     return UnitCost(f"stage_{stage.name}", name, "gpool", f)
 
@@ -667,7 +664,7 @@ def fork_unit(src: str | None, k: int, beat_bits: int) -> UnitCost:
 def top_unit(last: Stage, n_out: int) -> UnitCost:
     """The top level's output beat counter (the last stage emits ``n_out`` elements a beat)."""
     beats = last.output.size // n_out
-    return UnitCost("top", None, "top", {"one": 1.0, "beat_bits": float(_clog2(beats + 1))})
+    return UnitCost("top", None, "top", {"one": 1.0, "beat_bits": float(clog2(beats + 1))})
 
 
 def units(design: Design) -> list[UnitCost]:

@@ -182,3 +182,8 @@ def tree_registers(widths: list[int], groups: tuple[int, ...]) -> int:
             widths = nxt
         total += sum(widths)
     return total
+
+
+def clog2(n: int) -> int:
+    """Bits of a counter or address over ``n`` values (at least 1)."""
+    return max((int(n) - 1).bit_length(), 1)

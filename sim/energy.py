@@ -94,7 +94,7 @@ from codesign.models.pipelining import compare_bits, stage_pipeline, tree_groups
 from codesign.models.plan import stage_matrix
 from codesign.models.qtype import QType
 
-from .cost_rules import element_bits, matrix_accumulator, tree_adders, tree_registers
+from .cost_rules import clog2, element_bits, matrix_accumulator, tree_adders, tree_registers
 from .energy_table import EnergyParams, Param, default_params, load_params
 from .fmax import fold_columns
 
@@ -167,10 +167,6 @@ class _Terms:
 # -- unit models -----------------------------------------------------------------------------
 
 
-def _clog2(n: int) -> int:
-    return max((int(n) - 1).bit_length(), 1)
-
-
 def _memory(depth: int, width: int, reads: float, writes: float, p: EnergyParams) -> _Terms:
     """A storage array of ``depth`` words of ``width`` bits read and written that many times
     per inference, built where the design's memory rule puts it (see the module docstring)."""
@@ -184,7 +180,7 @@ def _memory(depth: int, width: int, reads: float, writes: float, p: EnergyParams
         t.dyn["buffers"] = (reads + writes * p["sram_write_factor"]) * word
         t.leak_nw = bits * p["leak_sram_bit_nw"]
     else:
-        read = width * p["gate_pj"] * (_clog2(depth) if depth > 1 else 0)
+        read = width * p["gate_pj"] * (clog2(depth) if depth > 1 else 0)
         t.dyn["buffers"] = reads * read + writes * width * p["reg_bit_pj"]
         t.leak_nw = bits * p["leak_ff_nw"]
     return t
@@ -198,7 +194,7 @@ def _rom(depth: int, width: int, reads: float, block: bool, p: EnergyParams) -> 
         t.dyn["weights"] = reads * p.read_pj(width, 64 * depth)
         t.leak_nw = depth * width * p["leak_sram_bit_nw"]
     else:
-        t.dyn["weights"] = reads * width * p["gate_pj"] * (_clog2(depth) if depth > 1 else 0)
+        t.dyn["weights"] = reads * width * p["gate_pj"] * (clog2(depth) if depth > 1 else 0)
         t.leak_nw = depth * width * p["leak_gate_nw"] if depth > 1 else 0.0
     return t
 
@@ -362,14 +358,14 @@ def _stage_terms(stage: Stage, cfg: StageConfig, mode, p: EnergyParams) -> _Term
         taps = kh * kw
         op = stage.main.op
         if stage.global_pool:
-            acc = el if op == "maxpool2d" else el + _clog2(h * w) + 1
+            acc = el if op == "maxpool2d" else el + clog2(h * w) + 1
             t.dyn["mac"] = stage.input.size * p.add_pj(acc)
             regs = c * acc + n * element_bits(stage.output.qtype)
             cells = n * acc
         else:
             _, oh, ow = stage.output.shape
             t.add(_window(stage, n, True, oh * ow * taps * (c // n), p))
-            acc = el if op == "maxpool2d" else el + _clog2(taps)
+            acc = el if op == "maxpool2d" else el + clog2(taps)
             t.dyn["mac"] = stage.output.size * taps * p.add_pj(acc)
             regs = n * acc * (1 + ("sum" in pipe.head))
             cells = n * acc

@@ -74,7 +74,7 @@ from codesign.models.pipelining import COMPARE_PIECE, PipelineMode, stage_pipeli
 from codesign.models.plan import stage_matrix
 from codesign.models.qtype import QType
 
-from .cost_rules import element_bits, matrix_accumulator, window_lead_bits
+from .cost_rules import clog2, element_bits, matrix_accumulator, window_lead_bits
 
 __all__ = [
     "DATA",
@@ -95,10 +95,6 @@ DATA = Path(__file__).with_name("fmax_data.json")
 
 #: Structural terms of a path, in the order of a path's vector.
 TERMS = ("one", "bram", "bram_reg", "dsp", "lut", "chain", "carry", "fan", "spread", "act")
-
-
-def _clog2(n: int) -> int:
-    return max((int(n) - 1).bit_length(), 1)
 
 
 #: Block RAMs read through the DP16KD's own output register (``REGMODE "OUTREG"``, 0.96 ns
@@ -154,7 +150,7 @@ def _fifo_paths(stage: Stage, cfg: StageConfig, port: int) -> dict[str, np.ndarr
     depth = fifo_depth(stage, cfg, port)
     n_in = stage_io(stage, cfg)[0]
     width = n_in * element_bits(stage.inputs[port].qtype)
-    out = {f"fifo{port}.level": _path(lut=3, carry=_clog2(depth + 1))}
+    out = {f"fifo{port}.level": _path(lut=3, carry=clog2(depth + 1))}
     style = memory_map(depth - 1, width)[0] if depth > 1 else "ff"
     if style == "lutram":  # read address → a LUT RAM bank → the mux over 16-word banks
         banks = math.ceil((depth - 1) / 16)
@@ -179,7 +175,7 @@ def _window_paths(stage: Stage, simd: int, channel_major: bool, into_lut: float,
     beat = simd * element_bits(stage.input.qtype)
     _, h, w = stage.input.shape
     lead = window_lead_bits(geo.rows, h, w, geo.groups)
-    ctl = max(geo.yb, geo.xb, geo.slot_b, _clog2(geo.depth), lead)
+    ctl = max(geo.yb, geo.xb, geo.slot_b, clog2(geo.depth), lead)
     out = {"window.control": _path(lut=2, carry=ctl)}
     style = memory_map(geo.depth, beat)[0] if geo.depth > 1 else "ff"
     if style == "bram":
@@ -203,7 +199,7 @@ def _activation_paths(
         return {}
     in_b = element_bits(in_q)
     groups = channels // cfg.pe
-    sel = math.ceil(_clog2(groups) / 2) if groups > 1 else 0
+    sel = math.ceil(clog2(groups) / 2) if groups > 1 else 0
     clip = next((la for la in layers if isinstance(la, Clip)), None)
     rq = next((la for la in layers if isinstance(la, Requant)), None)
     th = next((la for la in layers if isinstance(la, MultiThreshold)), None)
@@ -245,7 +241,7 @@ def _activation_paths(
         out["act.compare"] = _act_path(lut=1 + sel, carry=piece, fan=math.log2(t))
         levels = len(tree_groups(t, PipelineMode.AUTO)) if t > 8 else 0
         # the pieces' bits merged (a LUT), then counted
-        out["act.count"] = _act_path(lut=2, carry=_clog2(t + 1) if levels else 0)
+        out["act.count"] = _act_path(lut=2, carry=clog2(t + 1) if levels else 0)
     return out
 
 
@@ -268,7 +264,7 @@ def _matrix_paths(stage: Stage, cfg: StageConfig, mode: PipelineMode, head) -> d
     vstyle = memory_map(max(sf, 2), simd * in_b)[0]
     out: dict[str, np.ndarray] = {}
     fan = math.log2(1 + banks + (simd * in_b if vstyle != "bram" else 0))
-    out["mvau.issue"] = _path(lut=2, carry=_clog2(words), fan=fan)
+    out["mvau.issue"] = _path(lut=2, carry=clog2(words), fan=fan)
     if block and "memory" in head:
         # DP16KD banks with their output registers (hdl/dataflow/bram.py RegisteredRom),
         # a word selected among the banks, into the multipliers' input registers
@@ -280,7 +276,7 @@ def _matrix_paths(stage: Stage, cfg: StageConfig, mode: PipelineMode, head) -> d
     elif block:  # pipeline: off, a Memory read into the products without a register
         out["mvau.weights"] = _path(bram=1, lut=1, spread=1)
     else:
-        abits = _clog2(words)
+        abits = clog2(words)
         out["mvau.weights"] = _path(lut=1 + max(0, abits - 4), fan=math.log2(min(width, 64)))
     if vstyle == "bram" and "operand" in head:
         # a RegisteredRam read through the block's output register, selected against the
@@ -289,12 +285,12 @@ def _matrix_paths(stage: Stage, cfg: StageConfig, mode: PipelineMode, head) -> d
     elif vstyle == "bram":  # pipeline: off, a Memory read into the products
         out["mvau.vector"] = _path(bram=1, lut=1, spread=1)
     elif vstyle == "lutram":
-        out["mvau.vector"] = _path(lut=2 + _clog2(math.ceil(sf / 16)) // 2)
+        out["mvau.vector"] = _path(lut=2 + clog2(math.ceil(sf / 16)) // 2)
     else:
-        out["mvau.vector"] = _path(lut=1 + _clog2(max(sf, 2)) // 2)
+        out["mvau.vector"] = _path(lut=1 + clog2(max(sf, 2)) // 2)
     if xnor:
         pw = 1
-        levels = _clog2(simd) if simd > 1 else 0
+        levels = clog2(simd) if simd > 1 else 0
     else:
         a, b = lane.a, lane.b
         pw = a + b
@@ -305,7 +301,7 @@ def _matrix_paths(stage: Stage, cfg: StageConfig, mode: PipelineMode, head) -> d
             else:
                 out["mvau.product"] = _path(lut=2, carry=pw)
     if mode is PipelineMode.OFF:
-        comb = _clog2(simd) if simd > 1 else 0
+        comb = clog2(simd) if simd > 1 else 0
         out["mvau.datapath"] = _path(
             dsp=0 if xnor else 1, lut=2 + comb, carry=pw + comb + acc_b, fan=fan
         )
@@ -329,7 +325,7 @@ def stage_paths(stage: Stage, cfg: StageConfig, mode: PipelineMode, fifos=(0,)) 
         qd = pipe.queue_depth
         # the reader's ready → taken → the count's adder (the next ``space`` is computed
         # from the count alone, the ready only selects it: hdl/dataflow/credit.py)
-        out["queue.credit"] = _path(lut=2, carry=_clog2(qd + 1))
+        out["queue.credit"] = _path(lut=2, carry=clog2(qd + 1))
     kind = stage.kind
     if kind in (StageKind.MVAU, StageKind.CONV):
         if kind is StageKind.CONV:
@@ -349,11 +345,11 @@ def stage_paths(stage: Stage, cfg: StageConfig, mode: PipelineMode, fifos=(0,)) 
         el = element_bits(stage.input.qtype)
         if stage.global_pool:
             _, h, w = stage.input.shape
-            acc = el if stage.main.op == "maxpool2d" else el + _clog2(h * w) + 1
+            acc = el if stage.main.op == "maxpool2d" else el + clog2(h * w) + 1
             out["pool.acc"] = _path(lut=1, carry=acc)
         else:
             kh, kw = stage.main.kernel
-            extra = 0 if stage.main.op == "maxpool2d" else _clog2(kh * kw)
+            extra = 0 if stage.main.op == "maxpool2d" else clog2(kh * kw)
             out.update(_window_paths(stage, cfg.pe, True, into_lut=2, into_carry=el + extra))
             out["pool.reduce"] = _path(lut=2, carry=el + extra)
     elif kind is StageKind.ADD:
