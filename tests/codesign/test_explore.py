@@ -286,7 +286,6 @@ def test_sigkill_mid_sweep_then_resume(tmp_path):
     }
     sp = load_space(space)
     out = tmp_path / "o"
-    db = out / sp.hash() / "exhaustive.sqlite"
     code = (
         "import codesign.explore as ex, json, sys, time\n"
         "from codesign.explore.evaluate import Evaluator\n"
@@ -301,8 +300,11 @@ def test_sigkill_mid_sweep_then_resume(tmp_path):
     try:
         deadline = time.monotonic() + 300
         done = 0
+        db = None
         while time.monotonic() < deadline and p.poll() is None:
-            if db.exists():
+            found = sorted(out.glob("*/exhaustive.sqlite"))
+            db = found[0] if found else None
+            if db is not None:
                 try:
                     with sqlite3.connect(db, timeout=1) as c:
                         done = c.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
@@ -318,6 +320,7 @@ def test_sigkill_mid_sweep_then_resume(tmp_path):
         if p.poll() is None:
             p.kill()
     assert p.returncode == -signal.SIGKILL
+    assert db == out / sp.hash() / "exhaustive.sqlite"  # the store a rerun resumes
     with sqlite3.connect(db) as c:
         stored = c.execute("SELECT COALESCE(SUM(n), 0) FROM chunks").fetchone()[0]
     assert 0 < stored < sp.size
