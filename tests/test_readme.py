@@ -26,8 +26,10 @@ def test_python_snippets_run(tmp_path, monkeypatch, capsys):
 
 
 #: README commands that place and route (2 minutes each): ``slow`` (``-m slow``); the
-#: synthesis flow is proven in the default run by tests/codesign/test_synth.py
-SLOW_COMMANDS = ("codesign synth",)
+#: synthesis flow is proven in the default run by tests/codesign/test_synth.py, and the
+#: steps of ``codesign run`` by their own tests (tests/codesign/test_cli.py runs it without
+#: hardware; notebooks/01_quickstart generates and verifies a design)
+SLOW_COMMANDS = ("codesign synth", "codesign run")
 
 
 @pytest.mark.parametrize(

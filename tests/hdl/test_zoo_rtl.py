@@ -96,8 +96,9 @@ def ecp5_designs(tmp_path_factory):
 ECP5_RUNS = [
     ("jet_tagger", "verilator", 60, "MULT18X18D", 138),
     ("tfc_w2a2", "icarus", 6, "DP16KD", 13),  # weights in block RAM: 10 + 1 + 1 + 1 blocks
-    # line buffers in block RAM (pool1 1, conv2 4, pool2 1: reads that stall) and fc's weights
-    ("cnv_tiny", "verilator", 4, "DP16KD", 7),
+    # line buffers in block RAM (pool1 1, conv2 4, pool2 1: reads that stall) and fc's weights;
+    # 100 s: slow (cnv_tiny's generic RTL runs in the default suite, and tfc_w2a2 the DP16KD model)
+    pytest.param("cnv_tiny", "verilator", 4, "DP16KD", 7, marks=pytest.mark.slow),
 ]
 
 
