@@ -66,7 +66,6 @@ This module imports only ``models``, numpy, the standard library and its own lay
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import math
 import weakref
@@ -78,7 +77,6 @@ import numpy as np
 from codesign.models.device import lane_shape, memory_map
 from codesign.models.hwconfig import (
     Design,
-    HardwareConfig,
     MemStyle,
     Stage,
     StageConfig,
@@ -643,12 +641,8 @@ def dataflow_energy_batch(
 
 def _link_at(design: Design, s: Stage, port: int, folding: dict, p: EnergyParams) -> _Terms:
     """A link's terms with the stages of ``folding`` (index → (pe, simd)) folded so."""
-    stages = dict(design.config.stages)
-    for j, (pp, qq) in folding.items():
-        x = design.stages[j]
-        stages[x.name] = _stage_config(design, x, pp, qq)
-    view = copy.copy(design)  # the same network and stages, another folding
-    view.config = HardwareConfig(stages, design.config.clock_mhz, design.config.pipeline)
+    names = {design.stages[j].name: f for j, f in folding.items()}
+    view = design.refold({n: f[0] for n, f in names.items()}, {n: f[1] for n, f in names.items()})
     fifo = view.has_fifo(s, port)
     n_in = stage_io(s, view.config[s.name])[0]
     depth = view.fifo_depth(s, port) if fifo else 0

@@ -479,7 +479,6 @@ def predict_fmax_batch(design: Design, pe, simd, coef: dict | None = None) -> np
     mode = design.config.pipeline
     worst = np.zeros(pe.shape[0])
     for k, s in enumerate(design.stages):
-        base = design.config[s.name]
         uses_simd = s.kind in (StageKind.MVAU, StageKind.CONV) and not s.depthwise
         cols = simd[:, k] if uses_simd else np.zeros_like(simd[:, k])
         if pe[:, k].min() < 1 or cols.min() < 0:
@@ -493,16 +492,8 @@ def predict_fmax_batch(design: Design, pe, simd, coef: dict | None = None) -> np
         for u in present.tolist():
             p, q = divmod(u, width)
             if (k, p, q) not in known:  # the stage's paths at this folding, as a matrix
-                style = design.given[s.name].mem_style
-                if uses_simd:  # an automatic style resolves at each folding, as in a Design
-                    style = resolve_mem_style(style, (s.mw // q) * (s.mh // p))
-                cfg = StageConfig(
-                    pe=p,
-                    simd=q if uses_simd else base.simd,
-                    mem_style=style,
-                    fifo_depth=base.fifo_depth,
-                    fifo_depth_b=base.fifo_depth_b,
-                )
+                # an automatic style resolves at each folding, as in a Design
+                cfg = design.point_config(s, p, q if uses_simd else None)
                 known[(k, p, q)] = np.array(list(stage_paths(s, cfg, mode, fifos).values()))
             table[u] = float(np.max(known[(k, p, q)] @ c))
         np.maximum(worst, table[key], out=worst)

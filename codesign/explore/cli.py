@@ -6,19 +6,19 @@ import io
 import json
 from pathlib import Path
 
+from .evaluate import COLUMNS
+from .tulip import TULIP_COLUMNS
+
 __all__ = ["add_parser", "cmd_explore"]
 
-#: Front columns shown by the text report (beside the knobs).
-SHOWN = (
-    "throughput_fps",
-    "latency_ns",
-    "lut",
-    "ff",
-    "dsp",
-    "bram",
-    "fmax_mhz",
-    "energy_nj",
-    "tln_cells",
+#: Front columns shown by the text report (beside the knobs): the values of a point but the
+#: cycle counts and LUT RAM, in the evaluators' order (those a space has).
+SHOWN = tuple(
+    dict.fromkeys(
+        c
+        for c in (*COLUMNS, *TULIP_COLUMNS)
+        if c not in ("ii", "latency_cycles", "lutram", "clock_mhz")
+    )
 )
 
 
