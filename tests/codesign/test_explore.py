@@ -393,3 +393,28 @@ def test_tulip_space_equals_codesign_bnn(tmp_path):
 def test_malformed_tulip_space(doc, pattern):
     with pytest.raises(DescriptionError, match=pattern):
         load_space(doc)
+
+
+def test_explores_a_brevitas_export(tmp_path):
+    """A QONNX model nobody here wrote (a Brevitas export, tests/fixtures/qonnx) is a space
+    too: its foldings sweep, and the evaluator equals the per-design functions on it."""
+    from pathlib import Path
+
+    onnx = Path(__file__).parents[1] / "fixtures" / "qonnx" / "bnn_bipolar_in.onnx"
+    space = {
+        "network": str(onnx),
+        "search": {"strategy": "nsga2", "generations": 5, "population": 40},
+    }
+    df = explore(space, out=tmp_path, progress=False)
+    assert df.attrs["front"] > 0 and df["id"].is_unique
+    sp = load_space(space)
+    ev = Evaluator(sp)
+    ids = df["id"].to_numpy()[:3]
+    got = ev.evaluate(ids)
+    for n, i in enumerate(ids.tolist()):
+        d = codesign.design(sp.net, codesign.models.hwconfig.HardwareConfig.from_dict(ev.config(i)))
+        e = estimate(d)
+        assert [got[k][n] for k in ("lut", "ff", "dsp", "bram")] == [
+            e[k] for k in ("lut", "ff", "dsp", "bram")
+        ]
+        assert got["ii"][n] == d.ideal_ii
