@@ -8,7 +8,7 @@ import json
 import numpy as np
 
 from codesign.models.ir import Network
-from codesign.models.layers import BinaryConv2d, BinaryDense, Conv2d, Dense
+from codesign.models.layers import BinaryConv2d, BinaryDense, Conv2d, DeformConv2d, Dense
 
 __all__ = ["network_hash", "summary", "summary_text"]
 
@@ -53,7 +53,7 @@ def summary(net: Network) -> dict:
             "params": params,
             "macs": macs,
         }
-        if isinstance(layer, Dense | Conv2d | BinaryDense | BinaryConv2d):
+        if isinstance(layer, Dense | Conv2d | BinaryDense | BinaryConv2d | DeformConv2d):
             entry["accumulator_bits"] = out.qtype.bits
             w = layer.weight
             wbits = 1 if isinstance(layer, BinaryDense | BinaryConv2d) else _bits(w)
@@ -62,6 +62,25 @@ def summary(net: Network) -> dict:
         if isinstance(layer, BinaryDense | BinaryConv2d):
             entry["encoding"] = layer.encoding.value
             entry["fan_in"] = int(layer.weight[0].size)
+        if isinstance(layer, DeformConv2d):
+            x, off = ins
+            groups = layer.groups_for(x)
+            entry["deform"] = {
+                "image": layer.inputs[0],
+                "offset": layer.inputs[1],
+                "offset_type": str(off.qtype),
+                "offset_frac": layer.offset_frac(off),
+                "sample_frac": layer.sample_frac(off),
+                "offset_groups": layer.offset_groups(off),
+                "groups": groups,
+                "form": "full"
+                if groups == 1
+                else "depthwise"
+                if groups == x.shape[0]
+                else "grouped",
+                "variant": layer.variant.name,
+                "bound": layer.variant.bound,
+            }
         layers.append(entry)
         total_macs += macs
         total_params += params
@@ -120,6 +139,16 @@ def summary_text(info: dict) -> str:
     ]
     for r in rows:
         lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    for la in info["layers"]:
+        d = la.get("deform")
+        if d:
+            bound = f" (bound {d['bound']} px)" if d["bound"] is not None else ""
+            lines.append(
+                f"{la['name']}: {d['form']} deformable conv of {d['image']!r} at offsets from "
+                f"{d['offset']!r} ({d['offset_type']}, {d['offset_frac']} fraction bits, "
+                f"{d['offset_groups']} offset group(s)); variant {d['variant']}{bound}; "
+                f"samples and accumulator in units of 2^-{d['sample_frac']}"
+            )
     t = info["totals"]
     lines.append(
         f"{t['layers']} layers, {t['params']} parameters ({t['weight_bits']} weight "

@@ -16,6 +16,7 @@ import numpy as np
 from . import dataflow
 from .activations import Clip, MultiThreshold, Requant
 from .binary import BinaryConv2d, BinaryDense
+from .deform.layer import DeformConv2d
 from .ir import (
     LAYER_OPTIONS,
     Layer,
@@ -38,6 +39,7 @@ __all__ = [
     "BinaryDense",
     "Clip",
     "Conv2d",
+    "DeformConv2d",
     "Dense",
     "Flatten",
     "Input",
@@ -447,5 +449,6 @@ LAYER_TYPES: dict[str, type[Layer]] = {
         Add,
         BinaryDense,
         BinaryConv2d,
+        DeformConv2d,
     )
 }

@@ -18,6 +18,7 @@ import yaml
 
 from .arith import round_real, search_thresholds
 from .dataflow import conv_out_size
+from .deform import Variant
 from .errors import DescriptionError
 from .fileio import atomic_write, read_document, read_npz, write_npz
 from .ir import Layer, Network, Tensor
@@ -27,6 +28,7 @@ from .layers import (
     BinaryDense,
     Clip,
     Conv2d,
+    DeformConv2d,
     Dense,
     Input,
     MultiThreshold,
@@ -89,6 +91,15 @@ _FIELDS: dict[str, dict[str, str]] = {
         "encoding": "str?",
         "stride": "pair?",
         "dilation": "pair?",
+    },
+    "deform_conv2d": {
+        "weight": "array",
+        "bias": "array?",
+        "stride": "pair?",
+        "padding": "pair?",
+        "dilation": "pair?",
+        "variant": "str?",
+        "bound": "int?",
     },
     "batchnorm": {
         "gamma": "array",
@@ -576,9 +587,28 @@ def _make_layer(op, entry, lname, inputs, ctx) -> Layer:
         return LAYER_TYPES[op](
             **common, weight=_array(entry, "weight", lname, ctx), **extra, **pairs
         )
+    if op == "deform_conv2d":
+        return _deform_layer(entry, lname, common, pairs, ctx)
     if op == "sign":
         return _sign_threshold(common, entry, np.zeros((1, 1), dtype=np.int64))
     raise AssertionError(op)  # every op of _FIELDS is handled above
+
+
+def _deform_layer(entry, lname, common, pairs, ctx) -> Layer:
+    name = entry.get("variant", "free")
+    bound = _scalar(entry, "bound", "int", lname)
+    try:
+        variant = Variant.parse(name, bound)
+    except (TypeError, ValueError) as e:  # "<field> must ...": bound or variant
+        field, _, message = str(e).partition(" ")
+        raise DescriptionError(message, layer=lname, field=field) from None
+    return DeformConv2d(
+        **common,
+        weight=_array(entry, "weight", lname, ctx),
+        bias=_array(entry, "bias", lname, ctx, False),
+        variant=variant,
+        **pairs,
+    )
 
 
 def _sign_threshold(common, entry, thresholds) -> MultiThreshold:

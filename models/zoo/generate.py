@@ -227,6 +227,61 @@ def resnet_tiny(out_dir) -> None:
     b.write()
 
 
+def dcn_tiny(out_dir, *, depthwise: bool = False) -> None:
+    """A deformable CNN on 1x32x32 (CoDeNet's building block, W4A8): conv3x3 stem, a conv3x3
+    offset convolution requantised to quarter-pixel offsets (``fixed<6,4>``, 2 fraction bits:
+    -8 to +7.75 pixels), a 3x3 deformable convolution reading both (full 8 -> 16 channels,
+    or depthwise 8 -> 8), 2x2 max pool, global sum pool, dense classifier."""
+    name = "dcn_tiny_dw" if depthwise else "dcn_tiny"
+    b = Builder(
+        name,
+        [1, 32, 32],
+        "uint8",
+        11 if depthwise else 10,
+        "deformable CNN: conv3x3 stem, conv3x3 offset conv (quarter-pixel offsets), "
+        + ("depthwise" if depthwise else "full")
+        + " 3x3 deformable conv, maxpool, global sum pool, dense; 4-bit weights, 8-bit "
+        "activations",
+        out_dir,
+    )
+    x = b.rng.integers(0, 256, (64, 1, 32, 32))
+    c = 8
+    oc = c if depthwise else 16
+    b.layer(
+        "stem", "conv2d", weight=b.ints((c, 1, 3, 3), 4, 3), bias=b.ints((c,), 12, 200), padding=1
+    )
+    b.layer("stem_relu", "relu")
+    b.layer("stem_act", "requant", multiplier=1, shift=b.requant_shift(x, 255), type="uint8")
+    b.layer(
+        "offconv",
+        "conv2d",
+        weight=b.ints((18, c, 3, 3), 4, 2),
+        bias=b.ints((18,), 12, 300),
+        padding=1,
+    )
+    # quarter pixels: the 99.5th percentile of |offset| becomes 3 pixels, so offsets move by
+    # fractions, exact integers and halves, and reach beyond the image at its border
+    b.layer("offsets", "requant", multiplier=1, shift=b.requant_shift(x, 12), type="fixed<6,4>")
+    wshape = (oc, 1, 3, 3) if depthwise else (oc, c, 3, 3)
+    b.layer(
+        "dconv",
+        "deform_conv2d",
+        inputs=["stem_act", "offsets"],
+        weight=b.ints(wshape, 4, 3),
+        bias=b.ints((oc,), 12, 2000),
+        padding=1,
+        variant="free",
+    )
+    b.layer("dconv_relu", "relu")
+    b.layer("dconv_act", "requant", multiplier=1, shift=b.requant_shift(x, 255), type="uint8")
+    b.layer("pool", "maxpool2d", kernel=2)
+    b.layer("gap", "sumpool2d", kernel=16)
+    b.layer("gap_act", "requant", multiplier=1, shift=b.requant_shift(x, 255), type="uint8")
+    b.layer("flatten", "flatten")
+    b.layer("fc", "dense", weight=b.ints((10, oc), 4, 3), bias=b.ints((10,), 12, 200))
+    b.write()
+
+
 #: FINN's CNV topology (``cnv_w1a1``/``cnv_w2a2`` of finn-examples, from BinaryNet/
 #: Courbariaux et al.): (name, output channels) of its six unpadded 3x3 convolutions, with
 #: a 2x2 max pool after the second and the fourth, then three dense layers.
@@ -306,6 +361,8 @@ def generate(out_dir=HERE) -> None:
     _tfc("tfc_w2a2", 3, 2, 2, out_dir)
     cnv_tiny(out_dir)
     resnet_tiny(out_dir)
+    dcn_tiny(out_dir)
+    dcn_tiny(out_dir, depthwise=True)
 
 
 def main(argv: list[str]) -> None:
