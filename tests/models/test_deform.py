@@ -501,3 +501,12 @@ def test_bad_description_on_the_command_line(tmp_path):
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "dc" in lines[0] and "offset" in lines[0], r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_the_worked_example_in_the_docs_runs(monkeypatch):
+    doc = Path(__file__).parents[2] / "docs" / "deformable.md"
+    blocks = re.findall(r"^```python[ \t]*\n(.*?)^```[ \t]*$", doc.read_text(), re.M | re.S)
+    assert blocks, f"no python block in {doc}"
+    monkeypatch.chdir(doc.parent)
+    for block in blocks:
+        exec(compile(block, str(doc), "exec"), {})
