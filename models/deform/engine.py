@@ -18,7 +18,27 @@ import numpy as np
 
 from .fixed import corner_weights
 
-__all__ = ["bank_address", "corner_requests", "group_fetch_cycles", "sample_bits"]
+__all__ = [
+    "RUN_ISSUE_LATENCY",
+    "RUN_OUTPUT_LATENCY",
+    "bank_address",
+    "corner_requests",
+    "frame_cycles",
+    "group_fetch_cycles",
+    "load_cycles",
+    "run_cycles",
+    "sample_bits",
+    "window_fetch_cycles",
+]
+
+#: The RTL's (``hdl/deform/window.py``) cycles from the cycle a RUN phase accepts its first
+#: offset beat to the first fetch cycle of its first tap: the offset register, the tap
+#: counter, the variant (expansion, clamp, rounding), the position, the corners and the
+#: fetch schedule are one register stage each.
+RUN_ISSUE_LATENCY = 8
+#: The RTL's cycles from a tap's last fetch cycle to the cycle its output beat is valid: the
+#: memory read, the corner registers, the products, the sum.
+RUN_OUTPUT_LATENCY = 4
 
 
 def sample_bits(element_bits: int, signed: bool, frac: int) -> int:
@@ -66,3 +86,56 @@ def group_fetch_cycles(rows, cols, used, banks: int, ports: int, width: int) -> 
         np.add.at(per_bank, (flat_b[a], np.arange(flat_b.shape[1])), counted[a])
     cycles = np.maximum(1, -(-per_bank.max(axis=0) // ports))
     return cycles.reshape(rows.shape[1:])
+
+
+def window_fetch_cycles(
+    offset,
+    *,
+    height: int,
+    width: int,
+    kernel: tuple[int, int],
+    stride: tuple[int, int],
+    padding: tuple[int, int],
+    dilation: tuple[int, int],
+    variant,
+    frac: int,
+    banks: int,
+    ports: int,
+) -> np.ndarray:
+    """Fetch cycles of each tap, one tap per fetch group (the RTL's gather): ``offset`` is
+    ``(N, channels, Ho, Wo)`` (one offset group); the result is ``(N, Ho, Wo, kh·kw)`` int64,
+    in the order the RTL serves the taps (:func:`run_cycles` sums one frame of it)."""
+    from .fixed import tap_positions
+
+    y, x, fr = tap_positions(offset, kernel, stride, padding, dilation, variant, frac)
+    rows, cols, used = corner_requests(y[:, 0], x[:, 0], fr, height, width)
+    cycles = group_fetch_cycles(rows, cols, used, banks, ports, width)  # (N, K, Ho, Wo)
+    return np.ascontiguousarray(cycles.transpose(0, 2, 3, 1))
+
+
+def load_cycles(height: int, width: int) -> int:
+    """Cycles of the RTL's LOAD phase, first input pixel accepted to last inclusive, input
+    always valid: one pixel (all channels) per cycle. The RUN phase may accept its first
+    offset beat in the next cycle."""
+    return height * width
+
+
+def run_cycles(fetch_cycles_per_tap) -> int:
+    """Cycles of the RTL's RUN phase of one frame, from the cycle its first offset beat is
+    accepted to the cycle its last output beat is taken, both inclusive, with offsets always
+    valid and the output always ready: ``RUN_ISSUE_LATENCY + Σ fetch + RUN_OUTPUT_LATENCY``,
+    where ``fetch_cycles_per_tap`` are the fetch cycles of every tap of the frame
+    (:func:`window_fetch_cycles`, or :func:`group_fetch_cycles` with one tap per group). The
+    taps' fetches run back to back: the offset beats, the variant and the corner arithmetic
+    are pipelined ahead of them and never make the fetch wait."""
+    total = int(np.sum(np.asarray(fetch_cycles_per_tap, dtype=np.int64)))
+    return RUN_ISSUE_LATENCY + total + RUN_OUTPUT_LATENCY
+
+
+def frame_cycles(height: int, width: int, fetch_cycles_per_tap) -> int:
+    """Cycles between the first input pixels of consecutive frames in the RTL, input and
+    offsets always valid and the output always ready: the LOAD phase, then the RUN phase up
+    to its last fetch cycle (the next frame's LOAD starts in the cycle after it, while the
+    last taps' samples are still in the output pipeline)."""
+    total = int(np.sum(np.asarray(fetch_cycles_per_tap, dtype=np.int64)))
+    return load_cycles(height, width) + RUN_ISSUE_LATENCY + total
