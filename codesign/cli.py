@@ -344,6 +344,11 @@ def cmd_sim(args) -> None:
     if args.plot is not None and Path(args.plot).suffix.lower() != ".svg":
         raise CliError(f"codesign sim: argument --plot: must be a .svg file, not {args.plot!r}")
     net = load(args.net)
+    from .deform import deform_requested, deform_sim, has_deformable
+
+    if has_deformable(net) or deform_requested(args):  # the gather engine's model
+        emit(args, *deform_sim(net, args))
+        return
     d = design(net, args.config)
     origin = d.origin  # of the folding, which sizing FIFOs keeps
     rate = 1.0 if args.input_rate is None else args.input_rate
@@ -741,6 +746,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="size every FIFO to the least depth that never fills at the input rate, write "
         "the config there, and simulate the sized design",
     )
+    from .deform import ENGINES, nonnegative_int
+
+    g = s.add_argument_group("deformable layers (the gather engine's cycle model)")
+    g.add_argument(
+        "--variant",
+        metavar="V",
+        help="offset variant: free, or bounded/square/rounded joined by '+', or all",
+    )
+    g.add_argument("--bound", metavar="B", type=nonnegative_int, help="offset bound, pixels")
+    g.add_argument("--engine", choices=tuple(ENGINES), help="parameter set (rtl)")
+    for flag, what in (
+        ("--banks", "line-buffer banks R"),
+        ("--ports", "read ports P per bank"),
+        ("--taps", "taps T per fetch group"),
+        ("--rows", "rows buffered on chip (the engine's)"),
+        ("--pe", "MAC array PE"),
+        ("--simd", "MAC array SIMD"),
+    ):
+        g.add_argument(flag, metavar="N", type=_positive_int, help=what)
+    g.add_argument("--seed", type=int, help="seed of the random frames (0)")
     s.set_defaults(func=cmd_sim)
     s = sub.add_parser("verify", parents=[common], help="prove the RTL against the golden model")
     s.add_argument("net", metavar="NET", help="zoo name or description path")

@@ -10,16 +10,19 @@
 
 from .config import CODENET_ROWS, GatherConfig, Overlap, codenet_config, rtl_config
 from .gather import DeformShape, DeformTiming, layer_timing, mac_cycles, positions_timing
+from .network import NetworkTiming, network_timing
 
 __all__ = [
     "CODENET_ROWS",
     "DeformShape",
     "DeformTiming",
     "GatherConfig",
+    "NetworkTiming",
     "Overlap",
     "codenet_config",
     "layer_timing",
     "mac_cycles",
+    "network_timing",
     "positions_timing",
     "rtl_config",
 ]

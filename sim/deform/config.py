@@ -68,10 +68,11 @@ class GatherConfig:
         Bytes the memory moves for the smallest burst; a corner's pixel word (the offset
         group's channels) moves ``max(word bytes, min_burst_bytes)``.
     pe, simd
-        The MAC array: a full (or grouped) convolution runs on an MVAU,
-        ``⌈OC'/PE⌉·⌈kh·kw·C'/SIMD⌉`` cycles per window and convolution group (``C'``, ``OC'``
-        its channels); a depthwise one on a VVAU, ``⌈C/PE⌉·⌈kh·kw/SIMD⌉`` (PE channels, SIMD
-        taps per cycle). A fold that does not divide takes a whole cycle.
+        The MAC array (both None: none, the gather unit alone, 0 cycles): a full (or
+        grouped) convolution runs on an MVAU, ``⌈OC'/PE⌉·⌈kh·kw·C'/SIMD⌉`` cycles per window
+        and convolution group (``C'``, ``OC'`` its channels); a depthwise one on a VVAU,
+        ``⌈C/PE⌉·⌈kh·kw/SIMD⌉`` (PE channels, SIMD taps per cycle). A fold that does not
+        divide takes a whole cycle.
     overlap
         :data:`Overlap.PIPELINED`: a window costs ``max(gather, MAC)``;
         :data:`Overlap.SEQUENTIAL`: ``gather + MAC``.
@@ -84,8 +85,8 @@ class GatherConfig:
     burst_latency: int = 30
     bytes_per_cycle: int = 16
     min_burst_bytes: int = 64
-    pe: int = 1
-    simd: int = 1
+    pe: int | None = None
+    simd: int | None = None
     overlap: Overlap = Overlap.PIPELINED
 
     def __post_init__(self) -> None:
@@ -96,12 +97,16 @@ class GatherConfig:
             ("burst_latency", 0),
             ("bytes_per_cycle", 1),
             ("min_burst_bytes", 1),
-            ("pe", 1),
-            ("simd", 1),
         ):
             _check_int(name, getattr(self, name), minimum)
-        if self.rows is not None:
-            _check_int("rows", self.rows, 1)
+        for name in ("rows", "pe", "simd"):
+            if getattr(self, name) is not None:
+                _check_int(name, getattr(self, name), 1)
+        if (self.pe is None) != (self.simd is None):
+            raise ValueError(
+                f"pe and simd must both be ints or both None, not pe={self.pe!r} and "
+                f"simd={self.simd!r}"
+            )
         if not isinstance(self.overlap, Overlap):
             raise TypeError(f"overlap must be an Overlap, not {self.overlap!r}")
 
@@ -118,8 +123,8 @@ class GatherConfig:
             "burst_latency": int(self.burst_latency),
             "bytes_per_cycle": int(self.bytes_per_cycle),
             "min_burst_bytes": int(self.min_burst_bytes),
-            "pe": int(self.pe),
-            "simd": int(self.simd),
+            "pe": None if self.pe is None else int(self.pe),
+            "simd": None if self.simd is None else int(self.simd),
             "overlap": self.overlap.value,
         }
 
@@ -131,8 +136,8 @@ CODENET_ROWS = 5
 
 
 def rtl_config(**changes) -> GatherConfig:
-    """The RTL gather unit (``hdl/deform``): the frame on chip in 4 banks of 1 port, one tap
-    per fetch group; ``changes`` override fields (the MAC array stays 1×1 unless given)."""
+    """The RTL gather unit (``hdl/deform``) alone: the frame on chip in 4 banks of 1 port, one
+    tap per fetch group, no MAC array; ``changes`` override fields."""
     return GatherConfig(banks=4, ports=1, taps_per_group=1, rows=None).with_(**changes)
 
 

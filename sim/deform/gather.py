@@ -113,6 +113,8 @@ class DeformShape:
 def mac_cycles(shape: DeformShape, config: GatherConfig) -> int:
     """MAC-array cycles per output window (see :class:`GatherConfig`'s ``pe``, ``simd``)."""
     k = shape.taps
+    if config.pe is None:
+        return 0
     if shape.depthwise:
         return -(-shape.channels // config.pe) * -(-k // config.simd)
     cg, og = shape.channels // shape.groups, shape.out_channels // shape.groups

@@ -289,3 +289,139 @@ def test_to_dict_is_json():
     doc = positions_timing(y, x, f, SHAPE, codenet_config()).to_dict()
     assert json.loads(json.dumps(doc)) == doc
     assert re.fullmatch(r"\d+", next(iter(doc["fetch_cycles_histogram"])))
+
+
+def test_no_mac_array_and_half_given_mac_array():
+    assert mac_cycles(SHAPE, GatherConfig()) == 0
+    with pytest.raises(
+        ValueError, match=r"^pe and simd must both be ints or both None, not pe=4 and simd=None$"
+    ):
+        GatherConfig(pe=4)
+
+
+# -- the network report and the command line -----------------------------------------------
+
+
+def run_cli(capsys, *argv):
+    from codesign.cli import main
+
+    status = main(list(argv))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_network_timing_reads_the_golden_offsets():
+    from codesign.models.deform.variants import with_variant
+    from codesign.models.golden import random_inputs, trace
+    from codesign.models.loader import load
+    from codesign.sim.deform import layer_timing, network_timing
+
+    net = load("dcn_tiny_dw")
+    v = Variant.parse("square+bounded", 1)
+    r = network_timing(net, codenet_config(), frames=3, seed=5, variant=v)
+    (t,) = r.layers
+    sq = with_variant(net, v)
+    layer = sq["dconv"]
+    values = trace(sq, random_inputs(sq, 3, 5))
+    ref = layer_timing(layer, *sq.inputs_of(layer), values[layer.inputs[1]], codenet_config())
+    assert np.array_equal(t.window_cycles, ref.window_cycles)
+    assert t.variant == "bounded+square" and t.shape.depthwise and t.shape.offset_groups == 1
+    assert r.frame_cycles.tolist() == t.frame_cycles.tolist()
+    with pytest.raises(ValueError, match=r"^network 'jet_tagger' must have a deformable layer"):
+        network_timing(load("jet_tagger"), codenet_config())
+
+
+def test_cli_variant_table(capsys):
+    status, out, err = run_cli(
+        capsys, "sim", "dcn_tiny_dw", "--variant", "all", "--engine", "codenet", "--frames", "2"
+    )
+    assert status == 0 and err == ""
+    lines = out.splitlines()
+    assert re.fullmatch(
+        r"dcn_tiny_dw: gather engine on 2 random frames \(seed 0\); engine codenet: 5 banks, "
+        r"1 read port\(s\) each, 9 tap\(s\) per fetch group, on chip 5 rows, MAC PE 8 × SIMD 9, "
+        r"pipelined",
+        lines[0],
+    )
+    rows = [ln.split() for ln in lines[3:8]]
+    assert [r[0] for r in rows] == [
+        "free",
+        "bounded",
+        "square",
+        "rounded",
+        "bounded+square+rounded",
+    ]
+    assert rows[0][3] == "1.00x"
+    assert all(float(r[3].rstrip("x")) > 1 for r in rows[1:])
+
+
+def test_cli_json_matches_the_model(capsys):
+    from codesign.models.loader import load
+    from codesign.sim.deform import network_timing
+
+    status, out, _ = run_cli(
+        capsys, "sim", "dcn_tiny", "--variant", "rounded", "--ports", "2", "--frames", "2",
+        "--seed", "3", "--json",
+    )  # fmt: skip
+    assert status == 0
+    doc = json.loads(out)
+    assert doc["engine"] == "rtl" and doc["config"]["ports"] == 2
+    (res,) = doc["results"]
+    ref = network_timing(
+        load("dcn_tiny"), rtl_config(ports=2), frames=2, seed=3, variant=Variant.parse("rounded")
+    )
+    assert res == json.loads(json.dumps(ref.to_dict()))
+    assert res["layers"][0]["fetch_cycles_histogram"] == {"1": 2 * 9 * 32 * 32}
+
+
+@pytest.mark.parametrize(
+    ("argv", "pattern"),
+    [
+        (
+            ["dcn_tiny", "--variant", "wobbly"],
+            r"codesign sim: argument --variant: variant must be 'free' or names from "
+            r"\['bounded', 'square', 'rounded'\] joined by '\+', not 'wobbly' \(unknown 'wobbly'\)",
+        ),
+        (
+            ["dcn_tiny", "--variant", "bounded"],
+            r"codesign sim: argument --bound: bound must be given exactly when the variant is "
+            r"bounded, not bound=None with variant 'bounded'",
+        ),
+        (
+            ["dcn_tiny", "--bound", "1"],
+            r"codesign sim: argument --bound: must come with a bounded --variant, not 1 alone",
+        ),
+        (
+            ["dcn_tiny", "--banks", "0"],
+            r"codesign sim: argument --banks: must be a positive int, not '0'",
+        ),
+        (
+            ["dcn_tiny", "--variant", "bounded", "--bound", "-1"],
+            r"codesign sim: argument --bound: must be an int of at least 0, not '-1'",
+        ),
+        (
+            ["dcn_tiny", "--engine", "codenet", "--rows", "2"],
+            r"codesign sim: argument --rows: rows must be at least the 3 rows a window of layer "
+            r"dconv spans, not 2",
+        ),
+        (
+            ["dcn_tiny", "--pe", "4"],
+            r"codesign sim: argument --simd: must be given with --pe and --simd together for an "
+            r"engine with no MAC array",
+        ),
+        (
+            ["jet_tagger", "--variant", "free"],
+            r"codesign sim: argument --variant: needs a network with deformable layers, and "
+            r"jet_tagger has none",
+        ),
+        (
+            ["dcn_tiny", "--size-fifos", "x.yaml"],
+            r"codesign sim: argument --size-fifos: does not apply to the gather engine of "
+            r"dcn_tiny",
+        ),
+    ],
+)
+def test_cli_errors_one_line_exit_2(capsys, argv, pattern):
+    status, out, err = run_cli(capsys, "sim", *argv)
+    assert status == 2 and out == ""
+    assert re.fullmatch(rf"codesign: error: {pattern}\n", err), err
