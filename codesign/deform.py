@@ -156,8 +156,15 @@ def report_text(results: list[NetworkTiming], engine: str, cfg: GatherConfig) ->
         ).rstrip()
         for row in table
     ]
-    note = f"speedup: against the first row ({results[0].variant})"
-    return "\n".join([*head, *lines, note])
+    notes = [f"speedup: against the first row ({results[0].variant})"]
+    rtl = [(r.variant, t) for r in results for t in r.layers if t.rtl_frame_interval is not None]
+    if rtl:
+        notes.append(
+            "cycles/frame is the RTL's RUN phase (models/deform/engine.run_cycles); frame "
+            "interval with LOAD: "
+            + ", ".join(f"{v} {t.layer} {t.rtl_frame_interval.mean():,.0f}" for v, t in rtl)
+        )
+    return "\n".join([*head, *lines, *notes])
 
 
 def deform_sim(net: Network, args) -> tuple[dict, str]:

@@ -9,7 +9,14 @@
 """
 
 from .config import CODENET_ROWS, GatherConfig, Overlap, codenet_config, rtl_config
-from .gather import DeformShape, DeformTiming, layer_timing, mac_cycles, positions_timing
+from .gather import (
+    DeformShape,
+    DeformTiming,
+    is_rtl,
+    layer_timing,
+    mac_cycles,
+    positions_timing,
+)
 from .network import NetworkTiming, network_timing
 
 __all__ = [
@@ -20,6 +27,7 @@ __all__ = [
     "NetworkTiming",
     "Overlap",
     "codenet_config",
+    "is_rtl",
     "layer_timing",
     "mac_cycles",
     "network_timing",

@@ -15,7 +15,9 @@ For every output window (one output pixel, all offset groups) of every frame:
 4. a window with bursts waits ``burst_latency + bursts·⌈max(word bytes, min_burst_bytes) /
    bytes_per_cycle⌉`` cycles more (issued back to back, one latency per window);
 5. the window's gather (steps 3-4) and its MAC-array cycles (:func:`mac_cycles`) overlap
-   (``max``) or follow each other (``+``), and a frame costs the sum over its windows.
+   (``max``) or follow each other (``+``), and a frame costs the sum over its windows — except
+   in the RTL's configuration (:func:`is_rtl`), where a frame costs the RTL's exact RUN phase,
+   :func:`codesign.models.deform.engine.run_cycles` of the same per-tap fetch cycles.
 
 Everything is vectorised with numpy over windows, groups and frames (frames in chunks to
 bound memory).
@@ -26,13 +28,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from codesign.models.deform import Variant, tap_positions
-from codesign.models.deform.engine import corner_requests, group_fetch_cycles
+from codesign.models.deform import Variant, engine, tap_positions
 from codesign.models.ir import Tensor
 
 from .config import GatherConfig, Overlap
 
-__all__ = ["DeformShape", "DeformTiming", "layer_timing", "mac_cycles", "positions_timing"]
+__all__ = [
+    "DeformShape",
+    "DeformTiming",
+    "is_rtl",
+    "layer_timing",
+    "mac_cycles",
+    "positions_timing",
+]
 
 #: Most tap positions (frames × groups × taps × windows) handled in one vectorised chunk.
 CHUNK_POSITIONS = 1 << 20
@@ -110,6 +118,17 @@ class DeformShape:
         )
 
 
+def is_rtl(shape: DeformShape, config: GatherConfig) -> bool:
+    """Whether ``config`` on a layer of ``shape`` is what the RTL gather unit builds: one tap
+    per fetch group, the whole frame on chip, no MAC array, one offset group."""
+    return (
+        config.taps_per_group == 1
+        and config.rows is None
+        and config.pe is None
+        and shape.offset_groups == 1
+    )
+
+
 def mac_cycles(shape: DeformShape, config: GatherConfig) -> int:
     """MAC-array cycles per output window (see :class:`GatherConfig`'s ``pe``, ``simd``)."""
     k = shape.taps
@@ -136,6 +155,12 @@ class DeformTiming:
     fetch_histogram: np.ndarray  #: [c] = fetch groups that took c cycles (all frames)
     bursts: np.ndarray  #: (N,) external bursts per frame
     burst_bytes: int  #: bytes one burst moves
+    #: (N,) the RTL's RUN phase per frame (:func:`codesign.models.deform.engine.run_cycles`)
+    #: when the configuration is the RTL's (:func:`is_rtl`), else None
+    rtl_run_cycles: np.ndarray | None = None
+    #: (N,) likewise, cycles between consecutive frames' first input pixels (LOAD, then RUN to
+    #: its last fetch: :func:`codesign.models.deform.engine.frame_cycles`)
+    rtl_frame_interval: np.ndarray | None = None
 
     @property
     def frames(self) -> int:
@@ -143,7 +168,11 @@ class DeformTiming:
 
     @property
     def frame_cycles(self) -> np.ndarray:
-        """(N,) cycles of each frame: the sum of its windows'."""
+        """(N,) cycles of each frame: the RTL's RUN phase (first offset beat accepted to last
+        output beat taken, :func:`codesign.models.deform.engine.run_cycles`) for the RTL's
+        configuration, else the sum of the frame's window cycles."""
+        if self.rtl_run_cycles is not None:
+            return self.rtl_run_cycles
         return self.window_cycles.sum(axis=(1, 2))
 
     @property
@@ -184,6 +213,9 @@ class DeformTiming:
             "burst_bytes": int(self.burst_bytes),
             "external_bytes_per_frame": float(self.external_bytes.mean()),
             "config": self.config.to_dict(),
+            "rtl_frame_interval": None
+            if self.rtl_run_cycles is None
+            else [int(v) for v in self.rtl_frame_interval],
         }
 
 
@@ -191,7 +223,7 @@ def _chunk_timing(y, x, frac, shape: DeformShape, config: GatherConfig):
     """Per-window on-chip cycles, bursts and fetch-group cycles of frames ``y``, ``x``
     (n, G, K, Ho, Wo)."""
     n, g, k, ho, wo = y.shape
-    rows, cols, used = corner_requests(y, x, frac, shape.height, shape.width)
+    rows, cols, used = engine.corner_requests(y, x, frac, shape.height, shape.width)
     if config.rows is None:
         onchip, ext = used, None
     else:
@@ -212,12 +244,21 @@ def _chunk_timing(y, x, frac, shape: DeformShape, config: GatherConfig):
         a = a.reshape(4, n, g, ng, t, ho, wo).transpose(0, 4, 1, 2, 3, 5, 6)
         return a.reshape(4 * t, n, g, ng, ho, wo)
 
-    cyc = group_fetch_cycles(
+    cyc = engine.group_fetch_cycles(
         grouped(rows), grouped(cols), grouped(onchip), config.banks, config.ports, shape.width
     )  # (n, G, ng, Ho, Wo)
     onchip_cycles = cyc.sum(axis=(1, 2))
     bursts = np.zeros((n, ho, wo), dtype=np.int64) if ext is None else ext.sum(axis=(0, 2, 3))
-    return onchip_cycles, bursts, np.bincount(cyc.ravel())
+    rtl = None
+    if is_rtl(shape, config):  # the RTL's RUN phase and frame interval from per-tap fetches
+        rtl = np.array(
+            [
+                (engine.run_cycles(c), engine.frame_cycles(shape.height, shape.width, c))
+                for c in cyc
+            ],
+            dtype=np.int64,
+        ).reshape(-1, 2)
+    return onchip_cycles, bursts, np.bincount(cyc.ravel()), rtl
 
 
 def positions_timing(
@@ -271,6 +312,7 @@ def positions_timing(
         for i in range(0, n, step)
     ]
     onchip = np.concatenate([p[0] for p in parts])
+    rtl = None if parts[0][3] is None else np.concatenate([p[3] for p in parts])
     bursts = np.concatenate([p[1] for p in parts])
     hist = np.zeros(max(len(p[2]) for p in parts), dtype=np.int64)
     for p in parts:
@@ -296,6 +338,8 @@ def positions_timing(
         fetch_histogram=hist,
         bursts=bursts.sum(axis=(1, 2)),
         burst_bytes=burst_bytes,
+        rtl_run_cycles=None if rtl is None else rtl[:, 0],
+        rtl_frame_interval=None if rtl is None else rtl[:, 1],
     )
 
 

@@ -425,3 +425,28 @@ def test_cli_errors_one_line_exit_2(capsys, argv, pattern):
     status, out, err = run_cli(capsys, "sim", *argv)
     assert status == 2 and out == ""
     assert re.fullmatch(rf"codesign: error: {pattern}\n", err), err
+
+
+@pytest.mark.parametrize("name", ["free", "square+bounded", "rounded"])
+def test_rtl_configuration_is_the_rtls_exact_frame_time(name):
+    from codesign.models.deform import engine
+    from codesign.sim.deform import is_rtl
+
+    rng = np.random.default_rng(2)
+    v = Variant.parse(name, 1 if "bounded" in name else None)
+    off = rng.integers(-24, 24, size=(3, 1 if "square" in name else 18, 7, 9))
+    kw = dict(kernel=(3, 3), stride=(1, 1), padding=(1, 1), dilation=(1, 1), variant=v)
+    y, x, f = tap_positions(off, kw["kernel"], (1, 1), (1, 1), (1, 1), v, 3)
+    shape = DeformShape("d", 4, 7, 9, 4, (3, 3), padding=(1, 1))
+    cfg = rtl_config(banks=3, ports=1)
+    assert is_rtl(shape, cfg) and not is_rtl(shape, cfg.with_(taps_per_group=2))
+    r = positions_timing(y, x, f, shape, cfg)
+    per_tap = engine.window_fetch_cycles(
+        off, height=7, width=9, frac=3, banks=3, ports=1, **kw
+    )  # the RTL's order, one frame at a time
+    assert r.frame_cycles.tolist() == [engine.run_cycles(c) for c in per_tap]
+    assert r.rtl_frame_interval.tolist() == [engine.frame_cycles(7, 9, c) for c in per_tap]
+    # the window sum leaves out the RUN phase's fixed latencies
+    assert (r.frame_cycles - r.window_cycles.sum(axis=(1, 2))).tolist() == [
+        engine.RUN_ISSUE_LATENCY + engine.RUN_OUTPUT_LATENCY
+    ] * 3
