@@ -178,8 +178,13 @@ def deform_sim(net: Network, args) -> tuple[dict, str]:
         option was given, or when an option's value does not fit (one line naming it).
     """
     if not has_deformable(net):
+        given = [
+            "--" + d
+            for d in ("variant", "bound", "engine", "seed", *(d for d, _ in _ENGINE_OPTIONS))
+            if getattr(args, d) is not None
+        ]
         raise _error(
-            "--variant" if args.variant is not None else "--engine",
+            given[0] if given else "--variant",
             f"needs a network with deformable layers, and {net.name} has none",
         )
     for dest in _DATAFLOW_ONLY:

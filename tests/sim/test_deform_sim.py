@@ -415,6 +415,11 @@ def test_cli_json_matches_the_model(capsys):
             r"jet_tagger has none",
         ),
         (
+            ["jet_tagger", "--ports", "2"],
+            r"codesign sim: argument --ports: needs a network with deformable layers, and "
+            r"jet_tagger has none",
+        ),
+        (
             ["dcn_tiny", "--size-fifos", "x.yaml"],
             r"codesign sim: argument --size-fifos: does not apply to the gather engine of "
             r"dcn_tiny",
