@@ -182,7 +182,7 @@ def stage_usage(stage: Stage, cfg: StageConfig) -> Usage:
     """The DSP blocks, LUT4s and block RAMs of ``stage`` under ``cfg`` that grow with its
     folding, as the planner counts them (see the module's docstring)."""
     u = Usage()
-    if stage.kind in (StageKind.MVAU, StageKind.CONV):
+    if stage.kind in (StageKind.MVAU, StageKind.CONV, StageKind.DEFORM):
         u = _matrix_usage(stage, cfg)
         if stage.kind is StageKind.CONV:
             simd = cfg.pe if stage.depthwise else cfg.simd

@@ -33,6 +33,8 @@ from .plan import MATRIX as _MATRIX
 from .plan import Stage, StageKind, plan, readers
 
 __all__ = [
+    "DEFORM_BANKS",
+    "DEFORM_PORTS",
     "LOGIC_ROM_MAX_DEPTH",
     "ConfigError",
     "Design",
@@ -45,6 +47,7 @@ __all__ = [
     "StageOrigin",
     "accumulator_range",
     "plan",
+    "port_width",
     "resolve_mem_style",
     "stage_io",
 ]
@@ -95,9 +98,14 @@ class StageConfig:
     #: beats buffered in front of an add stage's second input (its skip FIFO when the
     #: second input is the short branch); None: see :meth:`Design.fifo_depth`
     fifo_depth_b: int | None = None
+    #: a deformable stage's frame store: memories (image row y in bank y mod banks, a power
+    #: of two) and read ports per memory (1 or 2); None: :data:`DEFORM_BANKS`,
+    #: :data:`DEFORM_PORTS`
+    banks: int | None = None
+    ports: int | None = None
 
     def __post_init__(self) -> None:
-        for name in ("pe", "simd", "fifo_depth", "fifo_depth_b"):
+        for name in ("pe", "simd", "fifo_depth", "fifo_depth_b", "banks", "ports"):
             v = getattr(self, name)
             if v is None:
                 continue
@@ -111,7 +119,32 @@ class StageConfig:
                     f"mem_style must be one of {[m.value for m in MemStyle]}, not "
                     f"{self.mem_style!r}"
                 ) from None
+        if self.banks is not None and self.banks & (self.banks - 1):
+            raise ConfigError(f"banks must be a power of two, not {self.banks!r}")
+        if self.ports is not None and self.ports not in (1, 2):
+            raise ConfigError(f"ports must be 1 or 2, not {self.ports!r}")
 
+    @property
+    def deform_banks(self) -> int:
+        """The frame store's memories (a deformable stage's; the default when unset)."""
+        return DEFORM_BANKS if self.banks is None else self.banks
+
+    @property
+    def deform_ports(self) -> int:
+        """Read ports per frame-store memory (a deformable stage's; the default when unset)."""
+        return DEFORM_PORTS if self.ports is None else self.ports
+
+
+#: A deformable stage's default frame-store memories: two banks put a bilinear tap's two
+#: rows in different memories.
+DEFORM_BANKS = 2
+#: A deformable stage's default read ports per memory: two read a tap's two columns of one
+#: row in one cycle (a block RAM's two ports).
+DEFORM_PORTS = 2
+
+
+#: The fields a hardware config may give a stage.
+_STAGE_FIELDS = ("pe", "simd", "mem_style", "fifo_depth", "fifo_depth_b", "banks", "ports")
 
 #: A stage's config when a hardware config does not list it (every field automatic).
 _UNSET = StageConfig()
@@ -175,11 +208,10 @@ class HardwareConfig:
         for name, entry in given.items():
             if not isinstance(entry, Mapping):
                 raise DescriptionError("must be a mapping", file=source, layer=str(name))
-            bad = sorted(set(entry) - {"pe", "simd", "mem_style", "fifo_depth", "fifo_depth_b"})
+            bad = sorted(set(entry) - set(_STAGE_FIELDS))
             if bad:
                 raise DescriptionError(
-                    "is not a stage field; expected one of fifo_depth, fifo_depth_b, "
-                    "mem_style, pe, simd",
+                    f"is not a stage field; expected one of {', '.join(sorted(_STAGE_FIELDS))}",
                     file=source,
                     layer=str(name),
                     field=str(bad[0]),
@@ -211,7 +243,7 @@ class HardwareConfig:
         for name, c in self.stages.items():
             entry = {
                 k: getattr(c, k)
-                for k in ("pe", "simd", "fifo_depth", "fifo_depth_b")
+                for k in ("pe", "simd", "fifo_depth", "fifo_depth_b", "banks", "ports")
                 if getattr(c, k) != getattr(default, k)
             }
             if c.mem_style is not default.mem_style:
@@ -229,9 +261,17 @@ AUTO_FIFO_MAX = 256
 
 def stage_io(stage: Stage, cfg: StageConfig) -> tuple[int, int]:
     """Elements per beat at a stage's input and output."""
-    if stage.kind in (StageKind.MVAU, StageKind.CONV) and not stage.depthwise:
+    if stage.kind in (StageKind.MVAU, StageKind.CONV, StageKind.DEFORM) and not stage.depthwise:
         return cfg.simd, cfg.pe
     return cfg.pe, cfg.pe
+
+
+def port_width(stage: Stage, cfg: StageConfig, port: int) -> int:
+    """Elements per beat at input ``port`` of ``stage``: :func:`stage_io`'s input width, but
+    a deformable stage's offsets (port 1) arrive one output pixel's offsets per beat."""
+    if stage.kind is StageKind.DEFORM and port == 1:
+        return int(stage.inputs[1].shape[0])
+    return stage_io(stage, cfg)[0]
 
 
 def accumulator_range(
@@ -253,7 +293,21 @@ def accumulator_range(
 
 
 def stage_cycles(stage: Stage, cfg: StageConfig) -> int:
-    """Cycles one frame occupies the stage at full throughput (its initiation interval)."""
+    """Cycles one frame occupies the stage at full throughput (its initiation interval).
+
+    A deformable stage's frame time depends on its offsets (:mod:`codesign.sim.deform`);
+    this is its least: the gather loads the frame (H·W cycles), then serves each tap in one
+    fetch cycle while the MVAU/VVAU computes, the slower of the two setting the pace.
+    """
+    if stage.kind is StageKind.DEFORM:
+        c, h, w = stage.input.shape
+        kh, kw = stage.main.kernel
+        taps = stage.vectors * kh * kw
+        if stage.depthwise:
+            work = stage.vectors * (kh * kw + 1) * (c // cfg.pe)
+        else:
+            work = stage.vectors * (stage.mw // cfg.simd) * (stage.mh // cfg.pe)
+        return h * w + max(taps, work)
     if stage.kind is StageKind.CONV:
         # the window generator reads the image (H·W·C/n beats) while the MVAU/VVAU computes;
         # the slower side sets the pace
@@ -355,10 +409,18 @@ class Design:
                 )
         for s in self.stages:
             cfg = config[s.name]
-            if cfg.fifo_depth_b is not None and s.kind is not StageKind.ADD:
+            if cfg.fifo_depth_b is not None and len(s.inputs) < 2:
                 raise ConfigError(
-                    f"stage {s.name!r}: fifo_depth_b is the FIFO of an add stage's second "
-                    f"input; a {s.kind.value} stage has one input"
+                    f"stage {s.name!r}: fifo_depth_b is the FIFO of a stage's second input "
+                    f"(an add's or a deformable convolution's offsets); a {s.kind.value} "
+                    "stage has one input"
+                )
+            if (cfg.banks is not None or cfg.ports is not None) and s.kind is not (
+                StageKind.DEFORM
+            ):
+                raise ConfigError(
+                    f"stage {s.name!r}: banks and ports configure a deformable convolution's "
+                    f"frame store; a {s.kind.value} stage has none"
                 )
             if cfg.pe is not None and cfg.pe not in s.pe_choices():
                 raise ConfigError(
@@ -398,7 +460,13 @@ class Design:
         if stage.kind in _MATRIX and not stage.depthwise:
             style = resolve_mem_style(style, (stage.mw // simd) * (stage.mh // pe))
         return StageConfig(
-            pe=pe, simd=simd, mem_style=style, fifo_depth=g.fifo_depth, fifo_depth_b=g.fifo_depth_b
+            pe=pe,
+            simd=simd,
+            mem_style=style,
+            fifo_depth=g.fifo_depth,
+            fifo_depth_b=g.fifo_depth_b,
+            banks=g.banks,
+            ports=g.ports,
         )
 
     def refold(self, pe: Mapping[str, int], simd: Mapping[str, int]) -> Design:
@@ -437,6 +505,8 @@ class Design:
                 mem_style=g.mem_style,
                 fifo_depth=g.fifo_depth,
                 fifo_depth_b=g.fifo_depth_b,
+                banks=g.banks,
+                ports=g.ports,
             )
         c = self.config
         return Design(self.network, HardwareConfig(stages, c.clock_mhz, c.pipeline))
@@ -463,10 +533,14 @@ class Design:
         given = cfg.fifo_depth if port == 0 else cfg.fifo_depth_b
         if given is not None:
             return given
-        n_in = stage_io(s, cfg)[0]
+        n_in = port_width(s, cfg, port)
         depth = max(2, min(s.inputs[port].size // n_in, AUTO_FIFO_MAX))
         if s.kind is StageKind.ADD:
             depth = max(depth, self.join_bound(s, port))
+        if s.kind is StageKind.DEFORM and port == 1:
+            # the gather takes no offset until it holds its whole frame, while the offset
+            # convolution, fed by the same fork, computes them: a frame of offsets must fit
+            depth = max(depth, s.inputs[1].size // n_in + 2)
         return depth
 
     def has_fifo(self, stage: Stage | str, port: int = 0) -> bool:

@@ -32,6 +32,7 @@ from .layers import (
     BinaryDense,
     Clip,
     Conv2d,
+    DeformConv2d,
     Dense,
     Flatten,
     Input,
@@ -61,6 +62,8 @@ class StageKind(enum.Enum):
     POOL = "pool"  #: max, average or sum pooling
     ACT = "act"  #: standalone clip / requant / multithreshold
     ADD = "add"  #: element-wise sum of two streams (+ activation)
+    #: deformable gather (image on port 0, offsets on port 1) + MVAU/VVAU (+ activation)
+    DEFORM = "deform"
 
 
 @dataclass(frozen=True, eq=False)
@@ -113,6 +116,8 @@ class Stage:
     def depthwise(self) -> bool:
         """A depthwise convolution (a vector-vector unit instead of an MVAU)."""
         m = self.main
+        if self.kind is StageKind.DEFORM:
+            return m.groups_for(self.input) == self.channels == m.weight.shape[0] > 1
         return (
             self.kind is StageKind.CONV
             and isinstance(m, Conv2d)
@@ -134,12 +139,15 @@ class Stage:
     @property
     def vectors(self) -> int:
         """Input vectors per frame: output pixels of a convolution, 1 for a dense layer."""
-        if self.kind is StageKind.CONV:
+        if self.kind in (StageKind.CONV, StageKind.DEFORM):
             return int(self.output.shape[1] * self.output.shape[2])
         return 1
 
     def pe_choices(self) -> list[int]:
-        """Valid PE values (divisors of the output channels)."""
+        """Valid PE values (divisors of the output channels; a depthwise deformable stage's
+        gather emits all channels of a tap per beat, so its PE is the channel count)."""
+        if self.kind is StageKind.DEFORM and self.depthwise:
+            return [self.channels]
         return divisors(self.mh) if self.kind in MATRIX else divisors(self.channels)
 
     def simd_choices(self) -> list[int]:
@@ -148,6 +156,8 @@ class Stage:
         convolution reads PE channels per beat, so its SIMD is 1."""
         if self.depthwise:
             return [1]
+        if self.kind is StageKind.DEFORM:  # the gather emits a tap's channels per beat
+            return [int(self.input.shape[0])]
         if self.kind is StageKind.CONV:
             return divisors(int(self.input.shape[0]))
         if self.kind is StageKind.MVAU:
@@ -156,7 +166,7 @@ class Stage:
 
 
 #: Stage kinds built around a weight matrix (MVAU or VVAU).
-MATRIX = (StageKind.MVAU, StageKind.CONV)
+MATRIX = (StageKind.MVAU, StageKind.CONV, StageKind.DEFORM)
 
 
 def stream_order(shape: tuple[int, ...]) -> np.ndarray:
@@ -227,6 +237,22 @@ def _is_depthwise(layer: Layer, net: Network) -> bool:
     return layer.groups == c == layer.weight.shape[0] and c > 1
 
 
+def _check_deform(la: DeformConv2d, net: Network) -> None:
+    x, off = (net.tensors[s] for s in la.inputs)
+    c = int(x.shape[0])
+    groups = la.groups_for(x)
+    if groups != 1 and not groups == c == la.weight.shape[0]:
+        raise ConfigError(
+            f"layer {la.name!r}: a grouped deformable convolution (groups={groups}) has no "
+            "hardware; the full (groups = 1) and depthwise (groups = C = OC) forms do"
+        )
+    if la.offset_groups(off) != 1:
+        raise ConfigError(
+            f"layer {la.name!r}: {la.offset_groups(off)} offset groups have no hardware yet; "
+            "the gather engine reads one offset group"
+        )
+
+
 _ACTIVATION_CHAIN = ((Clip,), (Requant, MultiThreshold))
 
 
@@ -284,6 +310,10 @@ def plan(net: Network) -> list[Stage]:
         elif isinstance(la, Add):
             kind = StageKind.ADD
             fuse = True
+        elif isinstance(la, DeformConv2d):
+            kind = StageKind.DEFORM
+            fuse = True
+            _check_deform(la, net)
         else:
             raise ConfigError(f"layer {la.name!r}: {la.op} has no dataflow hardware yet")
         if fuse:  # the activation chain that alone reads the main layer: [clip] [requant|mt]
