@@ -37,8 +37,8 @@ __all__ = [
 #: fetch schedule are one register stage each.
 RUN_ISSUE_LATENCY = 8
 #: The RTL's cycles from a tap's last fetch cycle to the cycle its output beat is valid: the
-#: memory read, the corner registers, the products, the sum.
-RUN_OUTPUT_LATENCY = 4
+#: memory read, the read data's register, the corner registers, the products, the sum.
+RUN_OUTPUT_LATENCY = 5
 
 
 def sample_bits(element_bits: int, signed: bool, frac: int) -> int:
