@@ -70,7 +70,16 @@ class DeformWindow(wiring.Component):
     cycles from that beat to its last output beat with ``offs`` always valid and ``o``
     always ready. Offset beats may arrive with gaps (the taps' fetches then wait), and any
     back-pressure on ``o`` stalls the whole RUN pipeline (``o.ready`` reaches every stage's
-    enable and the memories' read enables; ``o.valid`` is a register).
+    enable, the memories' read enables and, combinationally, ``offs.ready``; ``o.valid``,
+    ``i.ready`` and the data path's stages are registers).
+
+    Pipeline (one register stage each, so that the RUN timing is a closed form): the offset
+    beat and tap counters; the tap's base position and raw offsets (the square expansion's
+    product); the bound; the rounding; the position; floor, fraction, in-image tests and the
+    corner rows' banks and words; the used corners, their weights and words and the fetch
+    schedule; the fetch (a tap stays there for its fetch cycles while the stages ahead of it
+    hold); the memories' synchronous read; the read data's register (a block RAM's output
+    register); the corner registers; the products; the sum, which is the output register.
 
     Parameters
     ----------
@@ -374,8 +383,10 @@ class DeformWindow(wiring.Component):
         t1_by = stage("t1_by", g_py + g_ty)
         t1_bx = stage("t1_bx", g_px + g_tx)
         if self._variant.shape is OffsetShape.SQUARE:
-            sy = Array(Const((k // kw - kh // 2) * dh, signed(8)) for k in range(taps))
-            sx = Array(Const((k % kw - kw // 2) * dw, signed(8)) for k in range(taps))
+            ky = [(k // kw - kh // 2) * dh for k in range(taps)]
+            kx = [(k % kw - kw // 2) * dw for k in range(taps)]
+            sy = Array(Const(v, _span([*ky, -1, 1])) for v in ky)
+            sx = Array(Const(v, _span([*kx, -1, 1])) for v in kx)
             raw_dy, raw_dx = off[0] * sy[g_k], off[0] * sx[g_k]
         else:
             raw_dy = Array(off[2 * k] for k in range(taps))[g_k]
@@ -520,7 +531,7 @@ class DeformWindow(wiring.Component):
                     rd.en.eq(adv),
                 ]
 
-        # -- D: the memories' read data; G: the corner registers ----------------------------
+        # -- D: the memories' read data; E: its registers; G: the corner registers --------
         d_last = stage("d_last", f_last, en=adv)
         d_fetch = [stage(f"d_fetch{q}", fetch[q], en=adv) for q in range(4)]
         d_src = [
@@ -528,16 +539,24 @@ class DeformWindow(wiring.Component):
             for q in range(4)
         ]
         d_w = [stage(f"d_w{q}", f_w[q], en=adv) for q in range(4)]
-        rdata = [reads[b][p].data.as_value() for b in range(nb) for p in range(npo)]
+        e_last = stage("e_last", d_last, en=adv)
+        e_fetch = [stage(f"e_fetch{q}", d_fetch[q], en=adv) for q in range(4)]
+        e_src = [stage(f"e_src{q}", d_src[q], en=adv) for q in range(4)]
+        e_w = [stage(f"e_w{q}", d_w[q], en=adv) for q in range(4)]
+        rdata = [
+            stage(f"rdata{b}_{p}", reads[b][p].data.as_value(), en=adv)
+            for b in range(nb)
+            for p in range(npo)
+        ]
         gather = []
         for q in range(4):
             g = Signal(word_shape, name=f"corner{q}")
-            value = _any([Mux(d_src[q] == s, rdata[s], 0) for s in range(len(rdata))])
-            with m.If(adv & d_fetch[q]):
+            value = _any([Mux(e_src[q] == s, rdata[s], 0) for s in range(len(rdata))])
+            with m.If(adv & e_fetch[q]):
                 m.d.sync += g.as_value().eq(value)
             gather.append(g)
-        g_last = stage("g_last", d_last, en=adv)
-        g_w = [stage(f"g_w{q}", d_w[q], en=adv) for q in range(4)]
+        g_last = stage("g_last", e_last, en=adv)
+        g_w = [stage(f"g_w{q}", e_w[q], en=adv) for q in range(4)]
 
         # -- M: the products; O: their sums ---------------------------------------------------
         m_valid = stage("m_valid", g_last, en=adv)
