@@ -4,9 +4,12 @@ package docstring)."""
 
 from __future__ import annotations
 
+from collections import deque
+
 import numpy as np
 import simpy
 from codesign.models.dataflow import conv_out_size
+from codesign.models.deform.engine import RUN_ISSUE_LATENCY, RUN_OUTPUT_LATENCY
 from codesign.models.hwconfig import Stage
 from codesign.models.linebuffer import (
     READ_LATENCY,
@@ -516,3 +519,146 @@ class Add(Unit):
                 self.out.offer(n, last + self.latency)
 
         return [run()]
+
+
+class Deform(Unit):
+    """Deformable gather (``hdl/deform/window.py``, ``DeformWindow``): a LOAD phase taking
+        the frame's ``pixels`` image beats, one per cycle while ``image`` is valid, then a RUN
+        phase taking ``beats`` offset beats and emitting ``taps`` output beats per offset beat,
+        tap ``j`` after its ``fetch[j]`` fetch cycles; the next frame's LOAD begins in the cycle
+        after the frame's last fetch.
+
+        The RUN pipeline, as the RTL builds it: an offset beat is accepted into the tap stage
+        ``G``, which hands one tap per cycle to the six register stages ``T1``…``T6`` (variant,
+        position, corners, fetch schedule); those seven stages and the fetch stage ``F`` move
+        together in a *front* cycle; ``F`` holds a tap for its fetch cycles, so a front cycle is
+        one in which ``F`` is empty or in its tap's last fetch cycle; a bubble (no offset beat
+        when ``G`` could take one) passes down the stages like a tap of one cycle. After the
+        last fetch cycle of a tap come the read, corner and product stages and the sum, the
+        output register (:data:`~codesign.models.deform.engine.RUN_OUTPUT_LATENCY` cycles after the
+    last fetch; :data:`~codesign.models.deform.engine.RUN_ISSUE_LATENCY` is the front stages and
+    the fetch's first cycle). Every stage
+        moves only in an *advance* cycle: one in which the output register is empty or taken
+        (``adv = ~o.valid | o.ready``); a beat that waits in the output register freezes the whole
+        RUN pipeline, and ``offs.ready`` (a front cycle, ``G`` empty or at its beat's last tap,
+        the frame loaded and not all its offset beats taken) with it. LOAD does not stall.
+
+        The model steps from front cycle to front cycle in advance-cycle count; an advance
+        count becomes a cycle once the output beats loaded before it have been taken.
+    """
+
+    #: register stages in front of the fetch stage: G and T1…T6
+    FRONT = RUN_ISSUE_LATENCY - 1
+
+    def __init__(
+        self,
+        env,
+        name,
+        image: Link,
+        offs: Link,
+        out: Link,
+        *,
+        pixels: int,
+        beats: int,
+        taps: int,
+        fetch: np.ndarray,
+    ) -> None:
+        super().__init__(name)
+        self.env, self.image, self.offs, self.out = env, image, offs, out
+        self.pixels, self.beats, self.taps = pixels, beats, taps
+        self.fetch = np.asarray(fetch, dtype=np.int64).reshape(len(fetch), beats * taps)
+        if self.fetch.size and self.fetch.min() < 1:
+            raise SimulationError(f"{name}: every tap takes at least one fetch cycle")
+        #: cycle in which each frame's LOAD phase may take its first pixel
+        self.load_start = Times(env, f"{name}.load", 1)
+
+    def processes(self, frames):
+        if len(self.fetch) < frames:
+            raise SimulationError(
+                f"{self.name}: fetch cycles of {len(self.fetch)} frames for {frames} frames"
+            )
+        return [self._loader(frames), self._runner(frames)]
+
+    def _loader(self, frames):
+        last = -1
+        for f in range(frames):
+            start = 0 if f == 0 else (yield from at(self.load_start, f - 1))
+            for p in range(self.pixels):
+                n = f * self.pixels + p
+                self.image.want(n, max(start, last + 1))
+                last = yield from at(self.image.xfer, n)
+
+    def _known(self, times: Times, n: int, when: int):
+        """``times[n]`` if it is decided by cycle ``when`` (waiting until then), else None.
+        Valid times and transfers are decided no later than the cycle they happen in."""
+        if n < len(times.t):
+            return times.t[n]
+        if self.env.now < when:
+            yield self.env.timeout(when - self.env.now)
+        return times.t[n] if n < len(times.t) else None
+
+    def _runner(self, frames):
+        taps, per = self.taps, self.beats * self.taps
+        fetch = self.fetch[:frames].ravel().tolist()
+        total = frames * self.beats
+        front = deque([None] * self.FRONT)  # G, T1, ..., T6: a tap index or None
+        loads: deque[tuple[int, int]] = deque()  # (advance count, output beat) loaded then
+        base = [0, 0]  # advance count base[0] is cycle base[1]; loads before it resolved
+        refused = -1  # the cycle up to which the next offset beat was taken as not valid
+
+        def cycle(a):
+            """The cycle of advance count ``a``: each output beat loaded at count ``b < a``
+            is valid in the cycle after count ``b`` and holds the pipeline until taken."""
+            while loads and loads[0][0] < a:
+                b, j = loads.popleft()
+                self.out.offer(j, base[1] + (b - base[0]) + 1)
+                x = yield from at(self.out.xfer, j)
+                self.work.append(x)
+                base[0], base[1] = b + 1, x
+            return base[1] + (a - base[0])
+
+        a, f_tap, g_k, n, done = 0, None, None, 0, 0
+        now = 0
+        while done < frames * per:
+            now = yield from cycle(a)
+            if f_tap is not None:  # its last fetch cycle: the sum is valid a latency on
+                loads.append((a + RUN_OUTPUT_LATENCY - 1, f_tap))
+                done += 1
+                if (f_tap + 1) % per == 0:  # the frame's last tap: LOAD from the next cycle
+                    self.load_start.set(f_tap // per, now + 1)
+            new = None
+            if g_k is not None and g_k < taps - 1:
+                g_k += 1
+                new = front[0] + 1
+            elif n < total:
+                g_k = None
+                last_pixel = (n // self.beats + 1) * self.pixels - 1
+                if all(t is None for t in front) and not loads:
+                    # idle: every front cycle until both the frame and the beat are there
+                    p = yield from at(self.image.xfer, last_pixel)
+                    v = yield from at(self.offs.offers, n)
+                    t = max(now, p + 1, v)
+                    a, now = a + t - now, t
+                    base[0], base[1] = a, now
+                    ok = True
+                else:
+                    p = yield from self._known(self.image.xfer, last_pixel, now)
+                    v = yield from self._known(self.offs.offers, n, now)
+                    ok = p is not None and p < now and v is not None and v <= now
+                    if v is None:
+                        refused = now
+                if v is not None and v <= refused:
+                    raise SimulationError(
+                        f"{self.name}: offset beat {n} valid in cycle {v} was decided after "
+                        f"cycle {refused}"
+                    )
+                if ok:
+                    self.offs.want(n, now)
+                    refused = -1
+                    new = n * taps
+                    g_k = 0
+                    n += 1
+            front.appendleft(new)
+            f_tap = front.pop()
+            a += fetch[f_tap] if f_tap is not None else 1
+        yield from cycle(a + RUN_OUTPUT_LATENCY)  # the last beats
