@@ -218,13 +218,13 @@ def stage_pipeline(stage: Stage, cfg: StageConfig, mode: PipelineMode) -> StageP
     from .plan import StageKind
 
     act = activation_stages(stage.layers, mode)
-    if stage.kind in (StageKind.MVAU, StageKind.CONV) and not stage.depthwise:
+    if stage.kind in (StageKind.MVAU, StageKind.CONV, StageKind.DEFORM) and not stage.depthwise:
         xnor = isinstance(stage.main, BinaryDense | BinaryConv2d)
         head = matrix_stages(cfg.simd, xnor, mode, block=cfg.mem_style.value == "block")
         return StagePipeline(head, act, stage.mw // cfg.simd)
     if stage.kind is StageKind.ADD:
         return StagePipeline(("sum",), act, 1)
-    if stage.kind in (StageKind.ACT, StageKind.CONV) and act:
+    if stage.kind in (StageKind.ACT, StageKind.CONV, StageKind.DEFORM) and act:
         return StagePipeline((), act, 1)
     if stage.kind is StageKind.POOL and not stage.global_pool:
         kh, kw = stage.main.kernel

@@ -25,12 +25,13 @@ from codesign.models.hwconfig import (
     StageKind,
     fifo_name,
     fork_name,
+    port_width,
     readers,
     stage_io,
 )
 from codesign.models.ir import Tensor
 from codesign.models.pipelining import PipelineMode, stage_pipeline
-from codesign.models.plan import stage_matrix, stream_order
+from codesign.models.plan import matrix_input, stage_matrix, stream_order
 from codesign.models.qtype import Kind, QType
 
 from ..memfiles import externalize
@@ -63,7 +64,7 @@ def _has_queue(stage: Stage) -> bool:
         return True
     if stage.kind is StageKind.POOL:
         return not stage.global_pool
-    return stage.kind is StageKind.CONV and (not stage.depthwise or act)
+    return stage.kind in (StageKind.CONV, StageKind.DEFORM) and (not stage.depthwise or act)
 
 
 def unit_names(stage: Stage) -> list[str]:
@@ -72,9 +73,11 @@ def unit_names(stage: Stage) -> list[str]:
     act = not ActivationSpec.of(stage.layers[1:]).empty
     if stage.kind is StageKind.ADD:
         kinds.append("addstreams")
-    elif stage.kind in (StageKind.MVAU, StageKind.CONV):
+    elif stage.kind in (StageKind.MVAU, StageKind.CONV, StageKind.DEFORM):
         if stage.kind is StageKind.CONV:
             kinds.append("slidingwindow")
+        if stage.kind is StageKind.DEFORM:
+            kinds.append("deformwindow")
         if stage.depthwise:
             kinds += ["vvau", "admit"] if act else ["vvau"]
         else:
@@ -122,8 +125,9 @@ class StageUnit(wiring.Component):
             "i": In(stream.Signature(beat_layout(stage.input.qtype, n_in))),
             "o": Out(stream.Signature(beat_layout(stage.output.qtype, n_out))),
         }
-        if stage.kind is StageKind.ADD:
-            ports["i_b"] = In(stream.Signature(beat_layout(stage.inputs[1].qtype, n_in)))
+        if len(stage.inputs) == 2:  # an add's second input, a deformable stage's offsets
+            n_b = port_width(stage, config, 1)
+            ports["i_b"] = In(stream.Signature(beat_layout(stage.inputs[1].qtype, n_b)))
         super().__init__(ports)
         self.units = self._make_units()
         self.unit_names = unit_names(stage)
@@ -161,6 +165,29 @@ class StageUnit(wiring.Component):
             )
         ]
 
+    def _deform_window(self):
+        """A deformable stage's gather (:class:`~codesign.hdl.deform.window.DeformWindow`)."""
+        from codesign.hdl.deform.window import DeformWindow
+
+        s, cfg = self.stage, self.config
+        la, off = s.main, s.inputs[1]
+        c, h, w = s.input.shape
+        return DeformWindow(
+            element=element_shape(s.input.qtype),
+            channels=c,
+            height=h,
+            width=w,
+            kernel=la.kernel,
+            stride=la.stride,
+            padding=la.padding,
+            dilation=la.dilation,
+            variant=la.variant,
+            frac=la.offset_frac(off),
+            offset=element_shape(off.qtype),
+            banks=cfg.deform_banks,
+            ports=cfg.deform_ports,
+        )
+
     def _make_units(self) -> list:
         s, cfg = self.stage, self.config
         units = []
@@ -175,7 +202,9 @@ class StageUnit(wiring.Component):
             )
             units += self._activation(s.channels)
             units += self._queue()
-        elif s.kind in (StageKind.MVAU, StageKind.CONV):
+        elif s.kind in (StageKind.MVAU, StageKind.CONV, StageKind.DEFORM):
+            if s.kind is StageKind.DEFORM:
+                units.append(self._deform_window())
             if s.kind is StageKind.CONV:
                 from .swg import SlidingWindow
 
@@ -203,12 +232,10 @@ class StageUnit(wiring.Component):
                 r, c = self._corrupt
                 weights[r, c] = 1 - weights[r, c] if xnor else (0 if weights[r, c] else 1)
             acc = s.acc
-            lo, hi = s.input.lo, s.input.hi
-            if s.kind is StageKind.CONV and any(getattr(s.main, "padding", (0, 0))):
-                lo, hi = min(lo, 0), max(hi, 0)  # padding inserts zeros
+            in_type, lo, hi = matrix_input(s)
             common = {
                 "bias": getattr(s.main, "bias", None),
-                "in_type": s.input.qtype,
+                "in_type": in_type,
                 "out_type": acc.qtype,
                 "in_range": (lo, hi),
                 "pe": cfg.pe,
@@ -273,6 +300,12 @@ class StageUnit(wiring.Component):
             head = next(u for u in self.units if hasattr(u, "reserve"))
             queue = self.units[-1]
             m.d.comb += [head.space.eq(queue.space), queue.reserve.eq(head.reserve)]
+        if self.stage.kind is StageKind.DEFORM:
+            window = self.units[0]
+            wiring.connect(m, wiring.flipped(self.i), window.i)
+            wiring.connect(m, wiring.flipped(self.i_b), window.offs)
+            _chain(m, self.units[1:], window.o, wiring.flipped(self.o))
+            return m
         if self.stage.kind is StageKind.ADD:
             add = self.units[0]
             wiring.connect(m, wiring.flipped(self.i), add.a)
@@ -323,7 +356,7 @@ class Pipeline(wiring.Component):
             for port, tensor in enumerate(s.inputs):
                 if design.has_fifo(s, port):
                     self._fifos[fifo_name(s.name, port)] = StreamFIFO(
-                        layout=beat_layout(tensor.qtype, stage_io(s, cfg)[0]),
+                        layout=beat_layout(tensor.qtype, port_width(s, cfg, port)),
                         depth=design.fifo_depth(s, port),
                         target=target,
                     )
@@ -365,6 +398,7 @@ class Pipeline(wiring.Component):
             for port, tensor in enumerate(s.inputs):
                 cur = pending.pop((s.name, port))
                 name = fifo_name(s.name, port)
+                n_in = port_width(s, design.config[s.name], port)
                 prev_n = design.in_width(s, port)
                 if prev_n != n_in:
                     wc = WidthConverter(
