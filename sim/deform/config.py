@@ -136,9 +136,14 @@ CODENET_ROWS = 5
 
 
 def rtl_config(**changes) -> GatherConfig:
-    """The RTL gather unit (``hdl/deform``) alone: the frame on chip in 4 banks of 1 port, one
-    tap per fetch group, no MAC array; ``changes`` override fields."""
-    return GatherConfig(banks=4, ports=1, taps_per_group=1, rows=None).with_(**changes)
+    """The RTL gather unit (``hdl/deform``) alone, as a design builds it by default: the frame
+    on chip in :data:`~codesign.models.hwconfig.DEFORM_BANKS` banks of
+    :data:`~codesign.models.hwconfig.DEFORM_PORTS` read ports, one tap per fetch group, no MAC
+    array; ``changes`` override fields."""
+    from codesign.models.hwconfig import DEFORM_BANKS, DEFORM_PORTS
+
+    base = GatherConfig(banks=DEFORM_BANKS, ports=DEFORM_PORTS, taps_per_group=1, rows=None)
+    return base.with_(**changes)
 
 
 def codenet_config(**changes) -> GatherConfig:
