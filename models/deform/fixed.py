@@ -9,15 +9,17 @@ The arithmetic (``docs/deformable.md`` works an example through it):
    pixel and offset group) becomes per-tap offsets ``((i − ci)·dh·d, (j − cj)·dw·d)`` around
    the kernel's centre ``(ci, cj)`` (taps at ``p + k·(1 + d)``: a learned dilation; ``d = 0``
    is the plain convolution); a *bound* ``B`` clamps each offset to ``[−B, B]`` pixels; a
-   *rounded* offset is rounded to whole pixels (``arith.round_shift``, ties to even), and
-   ``frac`` becomes 0 for the rest of the layer.
+   *rounded* offset is rounded to whole pixels (``arith.round_shift``, ties to even): the
+   position is a whole pixel and the sample a single corner.
 3. **Positions** ``Y = ((oy·sh − ph + i·dh) << frac) + Δy`` (and ``X``), exact integers.
 4. **Sample**: 0 unless ``−2**frac < Y < H·2**frac`` and likewise ``X``; else with
    ``y0 = Y >> frac`` (floor) and ``fy = Y − (y0 << frac)`` (``0 ≤ fy < 2**frac``), the corner
    weights ``(2**frac − fy)·(2**frac − fx)``, ``(2**frac − fy)·fx``, ``fy·(2**frac − fx)``,
    ``fy·fx`` are exact unsigned integers of ``2·frac + 1`` bits that sum to ``2**(2·frac)``;
    corners outside the image contribute 0. The sample is the exact integer
-   ``Σ weight·x[corner]`` in units of ``2**-(2·frac)``: no rounding at all.
+   ``Σ weight·x[corner]`` in units of ``2**-(2·frac)``: no rounding at all. A rounded
+   variant's sample is its one corner times ``2**(2·frac)`` (a shift), in the same units, so
+   that every variant of a layer feeds the same bias and requantisation.
 5. **Modulation** (DCNv2, numpy function only): an unsigned mask with ``mask_frac`` bits
    multiplies the sample exactly (units ``2**-(2·frac + mask_frac)``).
 6. **Accumulation** ``acc[o] = bias[o] + Σ_c Σ_k weight[o, c, k]·sample[c, k]`` in exact
@@ -254,7 +256,7 @@ def deform_conv2d_fixed(
     of ``2**-offset_frac`` pixel (``G`` channels per pixel for a square variant), ``mask``
     (unsigned) in units of ``2**-mask_frac``. Returns the int64 accumulators ``(N, OC, Ho,
     Wo)`` in units of ``2**-(S + mask_frac)`` times the weights' and input's, where
-    ``S = 2·offset_frac``, or 0 for a rounded variant.
+    ``S = 2·offset_frac`` (for every variant: a rounded sample is shifted into those units).
     """
     variant = Variant() if variant is None else variant
     x = np.asarray(input, dtype=np.int64)
@@ -282,6 +284,8 @@ def deform_conv2d_fixed(
     g = off.shape[1] // per
     y, xx, frac = tap_positions(off, (kh, kw), stride, padding, dilation, variant, offset_frac)
     cols = sample_fixed(x, y, xx, frac, g)
+    if variant.rounded:  # whole-pixel samples, in the units of the bilinear ones
+        cols = cols << (2 * offset_frac)
     if mask is not None:
         m = np.asarray(mask, dtype=np.int64).reshape(n, g, k, ho, wo)
         cols = cols * m[:, np.arange(c) // (c // g)]

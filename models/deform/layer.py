@@ -39,8 +39,9 @@ class DeformConv2d(Layer):
     ``(G, Ho, Wo)`` for a square variant), its type ``fixed<b,F>`` (F fraction bits) or a
     plain integer type (F = 0); it comes from a regular convolution in the network. ``weight``
     is ``(OC, C / groups, kh, kw)``: ``groups = 1`` is the full form, ``groups = C = OC`` the
-    depthwise one. The output is the exact accumulator in units of ``2**-(2F)`` (``2**0`` for a
-    rounded variant) times the input's and weights' units; the next layer requantises it.
+    depthwise one. The output is the exact accumulator in units of ``2**-(2F)`` (for every
+    variant, so that variants of one layer share its bias and requantisation) times the
+    input's and weights' units; the next layer requantises it.
     """
 
     op: ClassVar[str] = "deform_conv2d"
@@ -81,8 +82,9 @@ class DeformConv2d(Layer):
         return offset.qtype.frac if offset.qtype.kind is Kind.FIXED else 0
 
     def sample_frac(self, offset: Tensor) -> int:
-        """Fraction bits of a sample (and of the accumulator): ``2F``, or 0 when rounded."""
-        return 0 if self.variant.rounded else 2 * self.offset_frac(offset)
+        """Fraction bits of a sample (and of the accumulator): ``2F`` (a rounded variant's
+        whole-pixel sample is shifted by ``2F``)."""
+        return 2 * self.offset_frac(offset)
 
     def offset_groups(self, offset: Tensor) -> int:
         return int(offset.shape[0]) // offset_channels(self.variant, 1, self.kernel)
