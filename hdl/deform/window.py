@@ -38,6 +38,17 @@ def _any(values):
     return reduce(or_, values) if values else Const(0)
 
 
+def _shift_add(a, b):
+    """``a · b`` of two small unsigned values as a sum of shifted copies of ``b`` (logic, not
+    a multiplier block: a few bits each, and on the critical path)."""
+    terms = [Mux(a[i], b << i, 0) for i in range(len(a))]
+    while len(terms) > 1:
+        terms = [terms[i] + terms[i + 1] for i in range(0, len(terms) - 1, 2)] + (
+            [terms[-1]] if len(terms) % 2 else []
+        )
+    return terms[0] if terms else Const(0)
+
+
 class DeformWindow(wiring.Component):
     """Deformable sliding window: one frame in a banked store, bilinear samples out.
 
@@ -436,8 +447,10 @@ class DeformWindow(wiring.Component):
         t5_valid = stage("t5_valid", t4_valid)
         t5_end = stage("t5_end", t4_end)
         t5_in = stage("t5_in", inside)
-        t5_fy = stage("t5_fy", t4_y[:fp], unsigned(fp))
-        t5_fx = stage("t5_fx", t4_x[:fp], unsigned(fp))
+        fy, fx = t4_y[:fp], t4_x[:fp]
+        # the one-dimensional weights: 2**frac' − f and f
+        t5_wy = [stage("t5_wy0", one - fy, range(one + 1)), stage("t5_wy1", fy, unsigned(fp))]
+        t5_wx = [stage("t5_wx0", one - fx, range(one + 1)), stage("t5_wx1", fx, unsigned(fp))]
         t5_x0 = stage("t5_x0", x0, signed(max(x0.shape().width, 2)))
         t5_top = stage("t5_top", y0 >= 0)
         t5_bot = stage("t5_bot", y0 < h - 1)
@@ -451,15 +464,13 @@ class DeformWindow(wiring.Component):
         t5_bbot = stage("t5_bbot", y1[:rb] if rb else Const(0, 1), bank_shape)
 
         # -- T6: used corners, weights, words, the fetch schedule ---------------------------
-        wy = [one - t5_fy, t5_fy]
-        wx = [one - t5_fx, t5_fx]
-        row_ok = [t5_in & t5_top, t5_in & t5_bot & (t5_fy != 0)]
-        col_ok = [t5_left, t5_right & (t5_fx != 0)]
+        row_ok = [t5_in & t5_top, t5_in & t5_bot & (t5_wy[1] != 0)]
+        col_ok = [t5_left, t5_right & (t5_wx[1] != 0)]
         used, weight, word, bank = [], [], [], []
         for q in range(4):
             a, b = divmod(q, 2)
             used.append(row_ok[a] & col_ok[b])
-            weight.append(wy[a] * wx[b])
+            weight.append(_shift_add(t5_wy[a], t5_wx[b]))
             word.append((t5_wtop, t5_wbot)[a] + t5_x0 + b)
             bank.append((t5_btop, t5_bbot)[a])
         if nb == 1:  # all four corners in the one bank, in corner order

@@ -344,6 +344,28 @@ def test_fetch_cycles_cover_every_count():
     assert seen == {1, 2, 4}
 
 
+def test_offsets_reach_borders_halves_and_beyond():
+    """The free cases' positions include the borders −1, −0.5, H−1, H (and W's), whole
+    pixels, halves and positions beyond the image; the rounded cases include ties."""
+    for case in CASES:
+        rng = np.random.default_rng(case.seed)
+        random_frames(case, rng)
+        off = random_offsets(case, rng)
+        y, x, fr = tap_positions(
+            off, case.kernel, case.stride, case.padding, case.dilation, case.var, case.frac
+        )
+        if case.var == Variant():
+            one = 1 << fr
+            for pos, size in ((y, case.height), (x, case.width)):
+                want = {-one, -one // 2, (size - 1) * one, size * one}
+                assert want <= set(np.unique(pos).tolist()), case
+                assert np.any(pos % one == 0) and np.any(pos % one == one // 2)
+                assert np.any(pos < -one) and np.any(pos > size * one)
+        if case.var.rounded and case.var.shape is OffsetShape.FREE:
+            half = 1 << (case.frac - 1)
+            assert np.any(off % (2 * half) == half)  # ties, rounded to even
+
+
 @pytest.mark.parametrize("seed", [0, 1])
 def test_back_pressure_and_gaps(seed):
     case = [
