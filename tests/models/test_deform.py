@@ -510,3 +510,32 @@ def test_the_worked_example_in_the_docs_runs(monkeypatch):
     monkeypatch.chdir(doc.parent)
     for block in blocks:
         exec(compile(block, str(doc), "exec"), {})
+
+
+def test_real_offsets_round_to_the_networks_offsets(dcn):
+    from codesign.models.deform.accuracy import real_offsets
+
+    layer = dcn["dconv"]
+    values = trace(dcn, random_inputs(dcn, 3, seed=4))
+    real = real_offsets(dcn, layer, values)
+    t = dcn.tensors["offsets"]
+    # the requant rounds half to even and saturates into fixed<6,4>
+    again = np.clip(np.round(real * 4), t.qtype.min, t.qtype.max)
+    assert np.array_equal(again, values["offsets"])
+    assert np.any(real * 4 != np.round(real * 4))  # the reference is not on the grid
+
+
+@pytest.mark.parametrize("net_name", ["dcn_tiny", "dcn_tiny_dw"])
+def test_variant_error_of_the_free_variant_is_within_the_documented_bound(net_name):
+    """The free variant's only error is the offsets' rounding (and saturation, which dcn_tiny
+    never reaches): docs/deformable.md's bound, Σ|w|·D·2**-F per output."""
+    from codesign.models.deform.accuracy import variant_error
+
+    net = load(net_name)
+    layer = net["dconv"]
+    e = variant_error(net, Variant(), frames=4)
+    d = 255  # uint8 image: D = max(x, 0) - min(x, 0)
+    bound = np.abs(layer.weight).reshape(layer.weight.shape[0], -1).sum(axis=1).max() * d / 4
+    assert 0 < e.layer_max_abs <= bound
+    worse = variant_error(net, Variant.parse("square+bounded+rounded", 1), frames=4)
+    assert worse.layer_rel_rms > e.layer_rel_rms
