@@ -12,8 +12,10 @@ styles) gets exactly the automatic folding.
 What is counted, per stage (the parts of a design that grow with PE and SIMD):
 
 - DSP blocks: each multiplying lane whose product :func:`codesign.models.device.var_dsp` maps to
-  MULT18X18D (both operands at least 2 bits), the window generators' address products
-  (:func:`codesign.models.linebuffer.window_geometry`) and requantization multipliers;
+  MULT18X18D (both operands at least 2 bits; a deformable stage's lanes read the gather's
+  samples, :func:`codesign.models.deform.stage.matrix_input`), the window generators' address
+  products (:func:`codesign.models.linebuffer.window_geometry`), a deformable stage's gather
+  unit (:func:`codesign.models.deform.stage.gather_dsp`) and requantization multipliers;
 - LUT4s: XNOR-popcount lanes and accumulators (the cost model's fitted per-lane figures,
   :data:`codesign.models.device.XNOR_POP_LANE_LUT`), the carry chains of a multiplying PE's kept
   adder tree (one LUT4 slot per sum bit: a CCU2C adds two bits in two slots), products
@@ -21,7 +23,9 @@ What is counted, per stage (the parts of a design that grow with PE and SIMD):
   per output bit and 16 words: the PFUMX/L6MUX that join eight leaves are free) and the
   threshold comparators (one slot per bit);
 - block RAMs: the weight ROMs in block RAM (:func:`codesign.models.device.rom_brams` of the whole
-  word, before Yosys drops constant bit columns, so an upper bound).
+  word, before Yosys drops constant bit columns, so an upper bound) and a deformable stage's
+  frame store (:func:`codesign.models.deform.stage.gather_brams`: it does not grow with the
+  folding, but a whole frame on chip is too large to leave to the kept-back share).
 
 A network whose weights alone already overfill a resource (cnv_w2a2's 3.09 Mbit of weights
 in block RAM) still gets balanced: a step may leave a resource that is over its budget
@@ -42,6 +46,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .deform.stage import gather_brams, gather_dsp, gather_shape, matrix_input
 from .device import (
     ECP5_85F,
     XNOR_ACC_BIT_LUT,
@@ -53,6 +58,7 @@ from .device import (
     var_dsp,
 )
 from .hwconfig import (
+    ConfigError,
     HardwareConfig,
     MemStyle,
     Stage,
@@ -138,10 +144,11 @@ def _matrix_usage(stage: Stage, cfg: StageConfig) -> Usage:
     xnor = isinstance(la, BinaryDense | BinaryConv2d)
     pe, simd = cfg.pe, cfg.simd
     acc_b = stage.acc.qtype.bits
+    in_q = matrix_input(stage).qtype  # a deformable stage's MVAU/VVAU reads samples
     if stage.depthwise:
-        lane = lane_shape(la.weight, stage.input.qtype, False)
+        lane = lane_shape(la.weight, in_q, False)
         return Usage(pe * lane.dsp, float(pe * (lane.a + lane.b + acc_b)), 0)
-    lane = lane_shape(la.weight, stage.input.qtype, xnor)
+    lane = lane_shape(la.weight, in_q, xnor)
     depth = (stage.mw // simd) * (stage.mh // pe)
     width = pe * simd * lane.wbits
     dsp = 0
@@ -187,11 +194,19 @@ def stage_usage(stage: Stage, cfg: StageConfig) -> Usage:
         if stage.kind is StageKind.CONV:
             simd = cfg.pe if stage.depthwise else cfg.simd
             u = u + Usage(window_geometry(stage, simd, channel_major=False).dsp)
+        elif stage.kind is StageKind.DEFORM:  # the gather unit in place of the window
+            g = gather_shape(stage, cfg.deform_banks, cfg.deform_ports)
+            style, n = gather_brams(g)
+            u = u + Usage(gather_dsp(g), 0.0, n if style == "bram" else 0)
         u = u + _activation_usage(stage, cfg.pe, stage.acc.qtype.bits)
     elif stage.kind is StageKind.POOL:
         u = Usage(window_geometry(stage, cfg.pe, channel_major=True).dsp)
-    else:
+    elif stage.kind in (StageKind.ACT, StageKind.ADD):
         u = _activation_usage(stage, cfg.pe, stage.input.qtype.bits)
+    else:
+        raise ConfigError(
+            f"stage {stage.name!r}: the planner cannot count a {stage.kind.value} stage"
+        )
     return u
 
 

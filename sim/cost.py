@@ -55,8 +55,10 @@ from functools import cache
 from pathlib import Path
 
 import numpy as np
+from codesign.models.deform.stage import gather_shape, matrix_input, stage_pipeline
 from codesign.models.device import fits_mult18, lane_shape, registered_dsp, tdp_brams
 from codesign.models.hwconfig import (
+    ConfigError,
     Design,
     MemStyle,
     Stage,
@@ -64,6 +66,7 @@ from codesign.models.hwconfig import (
     StageKind,
     fifo_name,
     fork_name,
+    port_width,
     readers,
     resolve_mem_style,
     stage_io,
@@ -96,6 +99,8 @@ from .cost_rules import (
     var_dsp,
     window_lead_bits,
 )
+from .deform.cost import COEFFICIENTS as GATHER_COEFFICIENTS
+from .deform.cost import gather_cost
 
 __all__ = [
     "DATA",
@@ -174,10 +179,11 @@ def _mvau(stage: Stage, cfg: StageConfig, name: str, head: tuple[str, ...]) -> U
     mh, mw = w.shape
     pe, simd = cfg.pe, cfg.simd
     sf, nf = mw // simd, mh // pe
-    in_b = element_bits(stage.input.qtype)
+    in_q = matrix_input(stage).qtype
+    in_b = element_bits(in_q)
     bias, acc_b = matrix_accumulator(stage, w, xnor, simd)
     out_b = element_bits(stage.acc.qtype)
-    lane = lane_shape(w, stage.input.qtype, xnor)
+    lane = lane_shape(w, in_q, xnor)
     wbits = lane.wbits
     enc = w & ((1 << wbits) - 1)
     # ROM words in (nf, sf) order, lane (p, s) bit b at column (p*simd + s)*wbits + b
@@ -253,8 +259,8 @@ def _mvau(stage: Stage, cfg: StageConfig, name: str, head: tuple[str, ...]) -> U
         a, b, per = lane.a, lane.b, lane.dsp
         prod = a + b
         if PRODUCT_STAGES[0] in head:  # registered products (hdl/dataflow/dsp.py)
-            xa = 2 if stage.input.qtype.kind is Kind.BIPOLAR else in_b
-            xs = stage.input.qtype.signed or stage.input.qtype.kind is Kind.BIPOLAR
+            xa = 2 if in_q.kind is Kind.BIPOLAR else in_b
+            xs = in_q.signed or in_q.kind is Kind.BIPOLAR
             wq = QType.covering(int(w.min()), int(w.max()))
             per = registered_dsp(xa, xs, wq.bits, wq.signed)
             prod = _mul_width(xa, xs, wq.bits, wq.signed)
@@ -283,7 +289,8 @@ def _vvau(stage: Stage, cfg: StageConfig, name: str) -> UnitCost:
     w = stage_matrix(stage).weights  # (C, taps)
     c, taps = w.shape
     pe = cfg.pe
-    in_b = element_bits(stage.input.qtype)
+    in_q = matrix_input(stage).qtype
+    in_b = element_bits(in_q)
     t = QType.covering(int(w.min()), int(w.max()))
     out_b = element_bits(stage.acc.qtype)
     groups = c // pe
@@ -294,7 +301,7 @@ def _vvau(stage: Stage, cfg: StageConfig, name: str) -> UnitCost:
         "sum_bits": float(pe * (in_b + t.bits)),
         "rom_bits": float(pe * t.bits * taps * groups),
     }
-    dsp = pe * var_dsp(in_b + (1 if t.signed and not stage.input.qtype.signed else 0), t.bits)
+    dsp = pe * var_dsp(in_b + (1 if t.signed and not in_q.signed else 0), t.bits)
     return UnitCost(f"stage_{stage.name}", name, "vvau", f, dsp)
 
 
@@ -480,6 +487,17 @@ def _pool(stage: Stage, cfg: StageConfig, name: str) -> UnitCost:
     )
 
 
+def gather_unit(stage: Stage, cfg: StageConfig, name: str) -> UnitCost:
+    """A deformable stage's gather unit (``DeformWindow``, in place of a sliding window):
+    its frame store of ``cfg.deform_banks`` memories with ``cfg.deform_ports`` read ports
+    and its position, corner and bilinear-product logic (:mod:`codesign.sim.deform.cost`)."""
+    g = gather_shape(stage, cfg.deform_banks, cfg.deform_ports)
+    c = gather_cost(g)
+    return UnitCost(
+        f"stage_{stage.name}", name, "gather", c["features"], c["dsp"], c["bram"], c["lutram"]
+    )
+
+
 def _fifo(stage: Stage, width: int, depth: int) -> UnitCost:
     f: dict[str, float] = {"one": 1.0, "ptr_bits": float(clog2(depth + 1))}
     if depth == 1:
@@ -563,6 +581,15 @@ UNFITTED = {
         "ff": {"slot_bits": 1.0, "ptr_bits": 4.0, "one": 17.0},
     },
     "fork": {"lut": {"one": 3.0}, "ff": {"one": 2.0}},
+    # a VVAU (hdl/dataflow/vvau.py; no zoo network had a depthwise convolution when the
+    # sweep ran): per accumulator bit (C of them, one per channel) a flip-flop and the
+    # adder bit and its load select (its lane's adder, shared over the channel groups, and
+    # the output's choice among the groups); per weight ROM bit in logic a quarter LUT4
+    # (16 words a LUT4 per output bit, as a ROM's leaves); the tap and group counters
+    "vvau": {
+        "lut": {"acc_bits": 1.0, "rom_bits": 0.25, "one": 12.0},
+        "ff": {"acc_bits": 1.0, "one": 8.0},
+    },
     # the head of an element-wise credit pipeline: one AND gate (valid and space), no
     # registers (Yosys: 1 LUT, 0 FF for a threshold stage of 16 channels)
     "admit": {"lut": {"one": 1.0}, "ff": {}},
@@ -572,6 +599,11 @@ UNFITTED = {
         "ff": {"acc_bits": 1.0, "out_bits": 1.0, "count_bits": 1.0, "one": 1.0},
     },
 }
+
+
+#: LUT/FF rules of units fitted outside the sweep: the deformable gather unit, fitted to
+#: Yosys's counts of DeformWindow configurations (:mod:`codesign.sim.deform.cost`).
+MEASURED_APART = {"gather": GATHER_COEFFICIENTS}
 
 
 def _add(stage: Stage, cfg: StageConfig, name: str) -> UnitCost:
@@ -596,8 +628,6 @@ def _global_pool(stage: Stage, cfg: StageConfig, name: str) -> UnitCost:
 def stage_units(s: Stage, cfg: StageConfig, mode: PipelineMode) -> list[UnitCost]:
     """The units of stage ``s``'s own block (``stage_<name>``) at configuration ``cfg``
     (PE, SIMD and a concrete memory style): they depend on nothing else."""
-    from codesign.models.pipelining import stage_pipeline
-
     out: list[UnitCost] = []
     n_out = stage_io(s, cfg)[1]
     pipe = stage_pipeline(s, cfg, mode)
@@ -613,9 +643,12 @@ def stage_units(s: Stage, cfg: StageConfig, mode: PipelineMode) -> list[UnitCost
             k = 2
     elif s.global_pool:
         out.append(_global_pool(s, cfg, "u0_pool2d"))
-    elif s.kind in (StageKind.MVAU, StageKind.CONV):
+    elif s.kind in (StageKind.MVAU, StageKind.CONV, StageKind.DEFORM):
         if s.kind is StageKind.CONV:
             out.append(_swg(s, cfg, f"u{k}_slidingwindow"))
+            k += 1
+        elif s.kind is StageKind.DEFORM:  # the gather replaces the sliding window
+            out.append(gather_unit(s, cfg, f"u{k}_deformwindow"))
             k += 1
         acts = s.layers[1:]
         has_act = any(isinstance(la, Clip | Requant | MultiThreshold) for la in acts)
@@ -633,12 +666,14 @@ def stage_units(s: Stage, cfg: StageConfig, mode: PipelineMode) -> list[UnitCost
     elif s.kind is StageKind.POOL:
         out.append(_pool(s, cfg, "u0_pool2d"))
         k = 1
-    else:
+    elif s.kind is StageKind.ACT:
         out.append(UnitCost(f"stage_{s.name}", "u0_admit", "admit", {"one": 1.0}))
         out.append(
             _activation(s, cfg, "u1_activation", s.layers, s.input.qtype, s.channels, act_st)
         )
         k = 2
+    else:
+        raise ConfigError(f"stage {s.name!r}: the cost model has no {s.kind.value} stage")
     if pipe is not None:
         out.append(_queue(s, f"u{k}_creditqueue", n_out, pipe.queue_depth))
     return out
@@ -678,9 +713,9 @@ def units(design: Design) -> list[UnitCost]:
     mode = design.config.pipeline
     for s in design.stages:
         cfg = design.config[s.name]
-        n_in = stage_io(s, cfg)[0]
         for port in range(len(s.inputs)):
             depth = design.fifo_depth(s, port) if design.has_fifo(s, port) else None
+            n_in = port_width(s, cfg, port)  # a gather's offsets: a pixel's a beat
             out += input_units(s, port, design.in_width(s, port), n_in, depth)
         out += stage_units(s, cfg, mode)
     last = design.stages[-1]
@@ -730,7 +765,7 @@ def coefficients(target: str = "ecp5", data: str | Path | None = None) -> dict:
 
 def predict(u: UnitCost, coef: dict) -> tuple[float, float]:
     """LUT and FF of one unit under fitted coefficients ``coef[kind][lut|ff][feature]``."""
-    c = coef.get(u.kind) or UNFITTED[u.kind]
+    c = coef.get(u.kind) or MEASURED_APART.get(u.kind) or UNFITTED[u.kind]
     lut = sum(c["lut"].get(k, 0.0) * v for k, v in u.features.items())
     ff = sum(c["ff"].get(k, 0.0) * v for k, v in u.features.items())
     return max(lut, 0.0), max(ff, 0.0)

@@ -13,6 +13,7 @@ This module imports only ``models``, numpy and the standard library.
 from __future__ import annotations
 
 import numpy as np
+from codesign.models.deform.stage import matrix_input
 from codesign.models.device import (
     BRAM_SHAPES,
     const_dsp,
@@ -22,7 +23,6 @@ from codesign.models.device import (
     var_dsp,
 )
 from codesign.models.hwconfig import accumulator_range
-from codesign.models.plan import StageKind
 from codesign.models.qtype import Kind, QType
 
 __all__ = [
@@ -43,11 +43,11 @@ __all__ = [
 
 def matrix_accumulator(stage, w: np.ndarray, xnor: bool, simd: int) -> tuple:
     """``(bias, bits)`` of a matrix unit's accumulator: the stage's bias (an int64 array, or
-    None) and the exact accumulator width over its input range (0 included when a
-    convolution pads), as the RTL sizes it (:func:`~codesign.models.hwconfig.accumulator_range`)."""
-    lo, hi = stage.input.lo, stage.input.hi
-    if stage.kind is StageKind.CONV and any(getattr(stage.main, "padding", (0, 0))):
-        lo, hi = min(lo, 0), max(hi, 0)
+    None) and the exact accumulator width over its input range
+    (:func:`~codesign.models.deform.stage.matrix_input`: 0 included when a convolution
+    pads, a deformable stage's samples), as the RTL sizes it
+    (:func:`~codesign.models.hwconfig.accumulator_range`)."""
+    _, lo, hi = matrix_input(stage)
     bias = getattr(stage.main, "bias", None)
     bias = None if bias is None else np.asarray(bias, dtype=np.int64)
     alo, ahi = accumulator_range(w, bias, lo, hi, simd, xnor)
