@@ -33,9 +33,10 @@ from codesign.models.device import var_dsp
 
 __all__ = ["COEFFICIENTS", "MEASURED", "gather_cost", "gather_features", "measured"]
 
-#: Yosys's counts of DeformWindow configurations (written by the fit in
-#: ``tests/sim/test_deform_cost.py``'s docstring procedure): ``fit`` rows made
-#: :data:`COEFFICIENTS`, ``held_out`` rows test them.
+#: Yosys's counts of DeformWindow configurations (``tests/sim/test_deform_cost.py``
+#: measures a configuration as they were): the ``fit`` rows made :data:`COEFFICIENTS`
+#: (:func:`codesign.cost_fit.nnls` on relative errors, free intercept), the ``held_out``
+#: rows test them.
 MEASURED = Path(__file__).with_name("gather_synth.json")
 
 
@@ -46,31 +47,42 @@ def _clog2(n: int) -> int:
 def gather_features(g: GatherShape) -> dict[str, float]:
     """The regressors of the gather unit's LUT and FF models, from its RTL's structure:
 
-    - ``chan_bits``: per channel a sample's bits (its four products' registers, their sum
-      and the output register);
+    - ``chan_bits``: per channel a sample's bits (the sum of its four products and the
+      output register); ``prod_bits``: the bilinear products' registers (4·C of them);
     - ``corner_bits``: the four corner registers, a frame-store word each;
     - ``corner_mux``: each corner register's choice among the memories' read ports used
       (word bits times the other sources);
     - ``soft_mul``: bilinear products not in DSP blocks (rounded: AND gates);
-    - ``addr_bits``: each read port's address, chosen among the four corners' words;
+    - ``weight_bits``: the four corner weights, registered through the fetch stages;
+    - ``addr_bits``: the four corners' word addresses (registers), ``addr_mux``: each read
+      port's address chosen among them;
     - ``pos_bits``: a position's width (the tap's base, offset, floor and fraction, the
-      in-image tests, the row words: a few dozen registers and adders of it);
+      in-image tests, the row words);
     - ``offset_bits``: the offset beat's register and the tap's choice of its Δy, Δx;
     - ``lutram_mux``, ``mem_ff``: a frame store small enough for LUT RAM (its read
       multiplexer over 16-word banks) or registers.
+
+    Not a feature yet: with 4 banks of words wider than 72 bits (two PDPW16KD wide), Yosys
+    keeps about one flip-flop per read port and word bit in fabric (held-out c12 and c16
+    at 4 banks: FF 29% and 18% under); W not a power of two costs ~300 flip-flops more
+    (24x20: 16% under).
     """
     src = g.banks * gather_read_ports(g)
     style, _ = gather_brams(g)
     depth = g.bank_depth
     wb = g.weight_bits + (1 if g.signed else 0)
     soft = var_dsp(wb, g.element_bits) == 0
+    prod = g.weight_bits + g.element_bits + (1 if g.signed else 0)
     return {
         "one": 1.0,
         "chan_bits": float(g.channels * g.sample_bits),
+        "prod_bits": float(g.products * prod) if g.frac else 0.0,
         "corner_bits": float(4 * g.word_bits),
         "corner_mux": float(4 * g.word_bits * (src - 1)),
         "soft_mul": float(g.products * g.element_bits) if soft else 0.0,
-        "addr_bits": float(4 * src * _clog2(depth)),
+        "weight_bits": float(4 * g.weight_bits) if g.frac else 0.0,
+        "addr_bits": float(4 * _clog2(depth)),
+        "addr_mux": float(4 * src * _clog2(depth)),
         "pos_bits": float(_clog2(max(g.height, g.width) + 1) + g.frac + 2),
         "offset_bits": float(g.offset_values * g.offset_bits),
         "lutram_mux": (
@@ -81,7 +93,25 @@ def gather_features(g: GatherShape) -> dict[str, float]:
 
 
 #: Fitted LUT and FF coefficients of :func:`gather_features` (ECP5).
-COEFFICIENTS: dict[str, dict[str, float]] = {"lut": {}, "ff": {}}
+COEFFICIENTS: dict[str, dict[str, float]] = {
+    "lut": {
+        "one": 93.5685,
+        "prod_bits": 1.0065,
+        "corner_mux": 0.8261,
+        "weight_bits": 3.8659,
+        "addr_mux": 1.9632,
+        "offset_bits": 1.3219,
+        "lutram_mux": 1.9041,
+    },
+    "ff": {
+        "one": 322.3139,
+        "prod_bits": 1.4029,
+        "corner_bits": 0.9211,
+        "weight_bits": 4.1044,
+        "addr_bits": 0.7989,
+        "offset_bits": 0.9035,
+    },
+}
 
 
 def gather_cost(g: GatherShape, coef: dict | None = None) -> dict:
