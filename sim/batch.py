@@ -26,10 +26,12 @@ from codesign.models.hwconfig import (
     AUTO_FIFO_MAX,
     Design,
     StageKind,
+    port_width,
     readers,
     stage_io,
 )
 from codesign.models.joins import link_stages
+from codesign.models.plan import MATRIX
 
 from .cost import (
     block_totals,
@@ -99,7 +101,7 @@ def estimate_batch(
     index = {s.name: k for k, s in enumerate(stages)}
     memo = _TABLES.setdefault(design, {}).setdefault(id(coef), {})
     mode = design.config.pipeline
-    matrix = [s.kind in (StageKind.MVAU, StageKind.CONV) and not s.depthwise for s in stages]
+    matrix = [s.kind in MATRIX and not s.depthwise for s in stages]
     # elements per beat at each stage's input and output, per point
     n_in = np.stack([simd[:, k] if m else pe[:, k] for k, m in enumerate(matrix)], axis=1)
     n_out = pe
@@ -126,6 +128,10 @@ def estimate_batch(
                 n0 = stage_io(s, cfg)[0]
                 depth = given.fifo_depth or max(2, min(s.inputs[0].size // n0, AUTO_FIFO_MAX))
                 us += input_units(s, 0, n0, n0, depth)
+            if s.kind is StageKind.DEFORM and design.has_fifo(s, 1):
+                # the offsets' FIFO: a pixel's offsets a beat, whatever the folding
+                n1 = port_width(s, cfg, 1)
+                us += input_units(s, 1, n1, n1, design.fifo_depth(s, 1))
             return _sum(us, coef)
 
         key = pe[:, k] * width + (simd[:, k] if matrix[k] else 0)
@@ -137,7 +143,11 @@ def estimate_batch(
                 a, b = divmod(u, width)
                 return _sum(input_units(s, port, a, b, None), coef)
 
-            total += _gather(prev * width + n_in[:, k], memo.setdefault(("dwc", k, port), {}), link)
+            # a deformable stage's offsets (port 1) arrive a pixel's offsets a beat
+            to = n_in[:, k]
+            if port and s.kind is StageKind.DEFORM:
+                to = np.full(n, port_width(s, design.config[s.name], 1))
+            total += _gather(prev * width + to, memo.setdefault(("dwc", k, port), {}), link)
             if s.kind is StageKind.ADD and design.has_fifo(s, port):
                 joins.append((k, port))
     for src, rs in readers(stages).items():

@@ -76,6 +76,7 @@ from types import MappingProxyType
 import numpy as np
 from codesign.models.device import lane_shape, memory_map
 from codesign.models.hwconfig import (
+    ConfigError,
     Design,
     MemStyle,
     Stage,
@@ -306,6 +307,11 @@ def _stage_terms(stage: Stage, cfg: StageConfig, mode, p: EnergyParams) -> _Term
     act = pipe.activation if pipe is not None else ()
     n = cfg.pe
     t = _Terms()
+    if stage.kind is StageKind.DEFORM:
+        raise ConfigError(
+            f"stage {stage.name!r}: the energy model has no deformable gather unit yet (its "
+            "frame-store reads depend on the offsets: sim/deform counts them)"
+        )
     if stage.kind in (StageKind.MVAU, StageKind.CONV) and not stage.depthwise:
         if stage.kind is StageKind.CONV:
             kh, kw = stage.main.weight.shape[2:]
@@ -387,7 +393,7 @@ def _stage_terms(stage: Stage, cfg: StageConfig, mode, p: EnergyParams) -> _Term
                 p,
             )
         )
-    else:  # a standalone activation
+    elif stage.kind is StageKind.ACT:  # a standalone activation
         t.add(
             _activation(
                 stage.layers,
@@ -400,6 +406,8 @@ def _stage_terms(stage: Stage, cfg: StageConfig, mode, p: EnergyParams) -> _Term
                 p,
             )
         )
+    else:
+        raise ConfigError(f"stage {stage.name!r}: the energy model has no {stage.kind.value} stage")
     if pipe is not None:  # the credit queue: a SyncFIFOBuffered of queue_depth beats
         n_out = stage_io(stage, cfg)[1]
         width = n_out * element_bits(stage.output.qtype)

@@ -58,6 +58,7 @@ import numpy as np
 from codesign.models.device import bram_tiling, fits_mult18, lane_shape, memory_map
 from codesign.models.hwconfig import (
     AUTO_FIFO_MAX,
+    ConfigError,
     Design,
     HardwareConfig,
     MemStyle,
@@ -316,6 +317,11 @@ def stage_paths(stage: Stage, cfg: StageConfig, mode: PipelineMode, fifos=(0,)) 
     """The register-to-register paths of ``stage`` folded by ``cfg``, with those of the
     FIFOs in front of the input ports ``fifos``: path name → its terms (a vector over
     :data:`TERMS`)."""
+    if stage.kind is StageKind.DEFORM:
+        raise ConfigError(
+            f"stage {stage.name!r}: the Fmax model has no paths of a deformable gather unit yet "
+            "(no pipeline with one has been placed and routed to fit them)"
+        )
     out: dict[str, np.ndarray] = {}
     for port in fifos:
         out.update(_fifo_paths(stage, cfg, port))
@@ -358,10 +364,12 @@ def stage_paths(stage: Stage, cfg: StageConfig, mode: PipelineMode, fifos=(0,)) 
         out.update(
             _activation_paths(stage, cfg, stage.layers[1:], stage.acc.qtype, stage.channels, act)
         )
-    else:
+    elif kind is StageKind.ACT:
         out.update(
             _activation_paths(stage, cfg, stage.layers, stage.input.qtype, stage.channels, act)
         )
+    else:
+        raise ConfigError(f"stage {stage.name!r}: the Fmax model has no {kind.value} stage")
     return out
 
 
