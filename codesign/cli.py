@@ -178,10 +178,30 @@ def cmd_golden(args) -> None:
     emit(args, doc, text)
 
 
+def _variant_of(net, args, command: str):
+    """``net`` switched to ``--variant`` (a network with deformable layers; else ``net``)."""
+    from .deform import network_variant
+
+    return network_variant(net, args.variant, args.bound, command)
+
+
+def _variant_options(parser) -> None:
+    from .deform import nonnegative_int
+
+    g = parser.add_argument_group("deformable layers")
+    g.add_argument(
+        "--variant",
+        metavar="V",
+        help="switch the deformable layers to this offset variant: free, or bounded/square/"
+        "rounded joined by '+' (the design is named <net>_<variant>)",
+    )
+    g.add_argument("--bound", metavar="B", type=nonnegative_int, help="offset bound, pixels")
+
+
 def cmd_hdl(args) -> None:
     from .flows import design, generate
 
-    net = load(args.net)
+    net = _variant_of(load(args.net), args, "hdl")
     d = design(net, args.config)
     out_dir = Path(args.output or Path(args.build) / net.name / "hdl")
     doc = generate(d, out_dir)
@@ -398,7 +418,7 @@ def cmd_sim(args) -> None:
 def cmd_verify(args) -> None:
     from .flows import design, verify
 
-    net = load(args.net)
+    net = _variant_of(load(args.net), args, "verify")
     d = design(net, args.config)
     r = verify(d, args.output, vectors=args.vectors, sim=args.sim, seed=args.seed, waves=args.waves)
     emit(args, r, _verify_text(r))
@@ -429,7 +449,7 @@ def cmd_synth(args) -> None:
     from .flows import design
     from .synth import synth_text, synthesize
 
-    net = load(args.net)
+    net = _variant_of(load(args.net), args, "synth")
     d = design(net, args.config)
     r = synthesize(d, target=args.target, pnr=not args.no_pnr, speed=args.speed)
     emit(args, r, synth_text(r))
@@ -726,6 +746,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--config", metavar="HW.yaml", help="hardware configuration (folding)")
     s.add_argument("-o", "--output", metavar="DIR", help="output folder (build/<net>/hdl)")
     s.add_argument("--build", metavar="DIR", default="build", help=argparse.SUPPRESS)
+    _variant_options(s)
     s.set_defaults(func=cmd_hdl)
     s = sub.add_parser("sim", parents=[common], help="predict cycles, stalls and FIFO use")
     s.add_argument("net", metavar="NET", help="zoo name or description path")
@@ -775,6 +796,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--waves", action="store_true", help="record a waveform")
     s.add_argument("-o", "--output", metavar="DIR", help="design folder (build/<net>/hdl)")
+    _variant_options(s)
     s.set_defaults(func=cmd_verify)
     s = sub.add_parser("synth", parents=[common], help="resources and Fmax (Yosys, nextpnr)")
     s.add_argument("net", metavar="NET", help="zoo name or description path")
@@ -789,6 +811,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="ECP5 speed grade(s) to place and route at: 6, 7 or 8, or several such as 6,8 "
         "(default 6); the first is the headline result",
     )
+    _variant_options(s)
     s.set_defaults(func=cmd_synth)
     s = sub.add_parser("run", parents=[common], help="the whole flow on a network")
     s.add_argument(

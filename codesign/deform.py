@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from codesign.models.deform import Variant
-from codesign.models.deform.variants import deform_layers
+from codesign.models.deform.variants import deform_layers, with_variant
 from codesign.models.errors import UserError
 from codesign.models.ir import Network
 from codesign.sim.deform import (
@@ -24,6 +24,7 @@ __all__ = [
     "DeformOptionError",
     "deform_sim",
     "has_deformable",
+    "network_variant",
     "nonnegative_int",
     "report_text",
     "variants",
@@ -87,6 +88,33 @@ def variants(name: str | None, bound: int | None) -> list[Variant | None]:
     except (TypeError, ValueError) as e:
         flag = "--bound" if str(e).startswith("bound") else "--variant"
         raise _error(flag, str(e)) from None
+
+
+def network_variant(net: Network, name: str | None, bound: int | None, command: str) -> Network:
+    """``net`` with its deformable layers switched to ``--variant name --bound bound`` for
+    ``codesign hdl``, ``verify`` and ``synth`` (``command``), named ``<net>_<variant>`` so that
+    the variants' designs and build folders do not clobber each other; ``net`` itself when no
+    variant is given."""
+
+    def error(flag: str, message: str) -> DeformOptionError:
+        return DeformOptionError(f"codesign {command}: argument {flag}: {message}")
+
+    if name is None:
+        if bound is not None:
+            raise error("--bound", f"must come with a bounded --variant, not {bound} alone")
+        return net
+    if not has_deformable(net):
+        raise error("--variant", f"is for a network with deformable layers; {net.name} has none")
+    try:
+        variant = Variant.parse(name, bound)
+    except (TypeError, ValueError) as e:
+        flag = "--bound" if str(e).startswith("bound") else "--variant"
+        raise error(flag, str(e)) from None
+    label = variant.name.replace("+", "_") + (f"_b{bound}" if bound is not None else "")
+    try:
+        return with_variant(net, variant, name=f"{net.name}_{label}")
+    except ValueError as e:
+        raise error("--variant", str(e)) from None
 
 
 def engine_config(args) -> GatherConfig:

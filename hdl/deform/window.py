@@ -191,7 +191,7 @@ class DeformWindow(wiring.Component):
         self._ports = ports
         self._frac_out = 0 if variant.rounded else frac
         self._sample = (signed if shape.signed else unsigned)(
-            sample_bits(shape.width, shape.signed, self._frac_out)
+            sample_bits(shape.width, shape.signed, self._frac)
         )
         self._offset_values = offset_channels(variant, 1, self._kernel)
         super().__init__(
@@ -240,8 +240,10 @@ class DeformWindow(wiring.Component):
 
     @property
     def sample_frac(self) -> int:
-        """Fraction bits of the positions after the variant (0 when rounded): the samples are
-        in units of ``2**-(2·sample_frac)``."""
+        """Fraction bits of the positions after the variant (0 when rounded). The samples are
+        in units of ``2**-(2·frac)`` for every variant: a rounded variant's one corner is
+        shifted left by ``2·frac`` (wiring), as :func:`~codesign.models.deform.fixed.
+        deform_conv2d_fixed` defines it, so the variants of a layer feed one MVAU."""
         return self._frac_out
 
     @property
@@ -581,7 +583,8 @@ class DeformWindow(wiring.Component):
             m.d.sync += o_valid.eq(m_valid)
             for ch in range(c):
                 m.d.sync += o_data[ch].eq(
-                    (prods[0][ch] + prods[1][ch]) + (prods[2][ch] + prods[3][ch])
+                    ((prods[0][ch] + prods[1][ch]) + (prods[2][ch] + prods[3][ch]))
+                    << (2 * (f - fp))
                 )
         m.d.comb += [self.o.valid.eq(o_valid), self.o.payload.eq(o_data)]
 

@@ -133,7 +133,8 @@ def golden(case: Case, x: np.ndarray, off: np.ndarray):
     y, xx, fr = tap_positions(
         off, case.kernel, case.stride, case.padding, case.dilation, case.var, case.frac
     )
-    samples = sample_fixed(x, y, xx, fr, 1)  # N, C, K, Ho, Wo
+    # N, C, K, Ho, Wo; a rounded sample shifted into the units of a bilinear one
+    samples = sample_fixed(x, y, xx, fr, 1) << (2 * (case.frac - fr))
     rows, cols, used = corner_requests(y, xx, fr, case.height, case.width)
     fetch = group_fetch_cycles(rows, cols, used, case.banks, case.ports, case.width)[:, 0]
     return samples.transpose(0, 3, 4, 2, 1), fetch
@@ -418,7 +419,7 @@ def test_errors():
 
 def test_interface():
     dut = Case("square+bounded+rounded", 3, 2, 2, element=signed(6), channels=3).dut()
-    assert dut.sample == signed(6) and dut.sample_frac == 0
+    assert dut.sample == signed(6 + 2 * 3) and dut.sample_frac == 0
     assert dut.offset_values == 1
     assert dut.bank_depth == 3 * 5
     free = Case("free", 3, 4, 1, channels=3).dut()
