@@ -158,9 +158,10 @@ def finn_folding(stage, target: int) -> tuple[int, int]:
     """FINN's ``SetFolding`` for one stage: raise SIMD through its valid values first, then
     PE, until the stage's cycles per frame are at most ``target`` (the largest folding when
     none is)."""
-    from codesign.models.hwconfig import StageConfig, StageKind, stage_cycles
+    from codesign.models.hwconfig import StageConfig, stage_cycles
+    from codesign.models.plan import MATRIX
 
-    matrix = stage.kind in (StageKind.MVAU, StageKind.CONV) and not stage.depthwise
+    matrix = stage.kind in MATRIX and not stage.depthwise
     simds = stage.simd_choices() if matrix else [1]
     order = [(1, q) for q in simds] + [(p, simds[-1]) for p in stage.pe_choices()[1:]]
     for p, q in order:

@@ -32,8 +32,9 @@ from pathlib import Path
 
 from codesign.models.device import DEVICES, ECP5_85F, Device
 from codesign.models.errors import DescriptionError
-from codesign.models.hwconfig import Design, HardwareConfig, MemStyle, StageConfig, StageKind
+from codesign.models.hwconfig import Design, HardwareConfig, MemStyle, StageConfig
 from codesign.models.pipelining import PipelineMode
+from codesign.models.plan import MATRIX
 
 __all__ = [
     "OBJECTIVES",
@@ -210,7 +211,7 @@ class Space:
 
     def _matrix(self, name: str) -> bool:
         s = _default_design(self.network).stage(name)
-        return s.kind in (StageKind.MVAU, StageKind.CONV) and not s.depthwise
+        return s.kind in MATRIX and not s.depthwise
 
 
 _NETS: dict = {}
