@@ -11,7 +11,8 @@ with two parameter sets (:mod:`codesign.sim.deform.config`):
   (one single-port bank per row), a whole 3×3 window gathered at once, external bursts
   (30 cycles of latency per window, 16 bytes/cycle, 64-byte bursts) for corners outside the
   buffer, an 8 PE × 9 SIMD MAC array pipelined with the gather;
-- **rtl**: :func:`~codesign.sim.deform.rtl_config` — the RTL gather unit alone (the frame on
+- **rtl**: :func:`~codesign.sim.deform.rtl_config` (and with 1 read port per bank) — the RTL
+  gather unit alone (the frame on
   chip in 4 single-port banks, one tap per fetch group), its frame time the RTL's exact RUN
   phase (``models/deform/engine.run_cycles``).
 
@@ -80,7 +81,12 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=5)
     args = ap.parse_args()
     variants = [Variant.parse(v, args.bound if "bounded" in v else None) for v in VARIANT_TABLE]
-    for engine, cfg in (("codenet", codenet_config()), ("rtl", rtl_config())):
+    engines = (
+        ("codenet", codenet_config()),
+        ("rtl (default: 2 banks x 2 ports)", rtl_config()),
+        ("rtl, 1 port per bank", rtl_config(ports=1)),
+    )
+    for engine, cfg in engines:
         print(f"\nengine {engine}: {cfg.to_dict()}")
         print(
             "| variant | full: cycles/frame | full: speedup | full: bursts/frame "
