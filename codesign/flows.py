@@ -54,7 +54,13 @@ def design(net: Network, config: HardwareConfig | str | Path | None = None) -> D
 
 
 def simulate(
-    d: Design, *, frames: int = 8, input_rate: float = 1.0, timeline_frames: int = 2
+    d: Design,
+    *,
+    frames: int = 8,
+    input_rate: float = 1.0,
+    timeline_frames: int = 2,
+    inputs=None,
+    seed: int = 0,
 ) -> SimResult:
     """Predict how ``d`` runs with the cycle-approximate dataflow simulator.
 
@@ -68,6 +74,12 @@ def simulate(
         Input beats offered per cycle, in (0, 1]; 1 means the input is always valid.
     timeline_frames
         Frames whose busy/stall intervals are recorded in the result's timeline (at least 0).
+    inputs, seed
+        The frames, for a design with deformable stages, whose cycles depend on each frame's
+        offsets: ``inputs`` (at least ``frames`` input frames, the first ``frames`` streamed
+        in order), else the ``frames`` seeded random frames the cocotb bench draws for
+        ``seed`` (:func:`codesign.models.golden.random_inputs`; the first frames of any
+        larger draw with that seed). Other designs do not depend on their data.
 
     Returns
     -------
@@ -92,9 +104,31 @@ def simulate(
         or not 0 < input_rate <= 1
     ):
         raise FlowError(f"input_rate must be a number in (0, 1], not {input_rate!r}")
+    if inputs is None and _deformable(d):
+        inputs = _bench_frames(d, frames, seed)
     return _simulate(
-        d, frames=frames, input_rate=float(input_rate), timeline_frames=timeline_frames
+        d,
+        frames=frames,
+        input_rate=float(input_rate),
+        timeline_frames=timeline_frames,
+        inputs=inputs,
     )
+
+
+def _deformable(d: Design) -> bool:
+    """Whether ``d``'s timing depends on its frames (it has deformable stages)."""
+    from codesign.models.hwconfig import StageKind
+
+    return any(s.kind is StageKind.DEFORM for s in d.stages)
+
+
+def _bench_frames(d: Design, n: int, seed: int):
+    """The first ``n`` frames the cocotb bench draws for ``seed``."""
+    from codesign.models.golden import random_inputs
+
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise FlowError(f"seed must be an int, not {seed!r}")
+    return random_inputs(d.network, n, seed)
 
 
 def generate(d: Design, out_dir: str | Path, *, target: str | None = None) -> dict:
@@ -128,8 +162,9 @@ def verify(
     on this machine and keyed by the Verilog's content).
 
     ``prediction`` is a :func:`simulate` result to report instead of simulating the
-    throughput run's frames (``min(vectors, 32)``) at full input rate; ``regenerate=False``
-    reuses the design already generated in ``out_dir``.
+    throughput run's frames (``min(vectors, 32)``) at full input rate — the bench's own
+    frames, the first of its ``vectors`` seeded random ones, on which a deformable stage's
+    cycles depend; ``regenerate=False`` reuses the design already generated in ``out_dir``.
     """
     import json
 
@@ -152,7 +187,10 @@ def verify(
     result["verilog"] = str(out_dir / doc["verilog"])
     if prediction is None:  # under the conditions of the bench's throughput run
         frames = result.get("perf_frames") or min(vectors, PERF_FRAMES_MAX)
-        prediction = simulate(d, frames=frames, timeline_frames=0)
+        inputs = None
+        if _deformable(d):  # the frames phase 2 streams: the first of phase 1's
+            inputs = _bench_frames(d, vectors, seed)[:frames]
+        prediction = simulate(d, frames=frames, timeline_frames=0, inputs=inputs)
     result["predicted_latency"] = prediction.latency
     result["predicted_ii"] = prediction.ii
     return result

@@ -23,12 +23,14 @@ reads too.
 """
 
 from .analytic import analytic, random_foldings
-from .pipeline import pipeline_rate, simulate, size_fifos
+from .pipeline import beat_times, fetch_cycles, pipeline_rate, simulate, size_fifos
 from .units import SimulationError
 
 __all__ = [
     "SimulationError",
     "analytic",
+    "beat_times",
+    "fetch_cycles",
     "pipeline_rate",
     "random_foldings",
     "simulate",

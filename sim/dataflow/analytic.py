@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from codesign.models.hwconfig import AUTO_FIFO_MAX, Design, StageKind, readers
+from codesign.models.hwconfig import AUTO_FIFO_MAX, ConfigError, Design, StageKind, readers
 from codesign.models.linebuffer import READ_LATENCY
 
 # -- analytic mode ---------------------------------------------------------------------------
@@ -34,7 +34,20 @@ def analytic(design: Design, pe=None, simd=None) -> dict[str, np.ndarray]:
         (first input beat → first output beat, input always valid: the sum of the stages'
         fill times, FIFOs and width converters; an estimate — :func:`simulate` is exact),
         ``multipliers`` (Σ PE·SIMD) and ``cycles__<stage>`` per stage, each of shape ``(N,)``.
+
+    Raises
+    ------
+    ConfigError
+        For a design with a deformable stage: its cycles depend on each frame's offsets,
+        which a closed form does not see (:func:`~codesign.sim.dataflow.simulate` takes the
+        frames).
     """
+    for s in design.stages:
+        if s.kind is StageKind.DEFORM:
+            raise ConfigError(
+                f"stage {s.name!r}: a deformable stage's cycles depend on its offsets; the "
+                "analytic model has no closed form for them (simulate with the frames)"
+            )
     pe, simd = dict(pe or {}), dict(simd or {})
     n = max([len(np.atleast_1d(v)) for v in (*pe.values(), *simd.values())] or [1])
     out: dict[str, np.ndarray] = {}

@@ -15,6 +15,7 @@ from codesign.models.hwconfig import (
     StageKind,
     fifo_name,
     fork_name,
+    port_width,
     readers,
     stage_io,
 )
@@ -23,6 +24,7 @@ from ..results import Interval, SimResult, StageStats
 from .units import (
     Add,
     Admit,
+    Deform,
     Fifo,
     Fork,
     Gather,
@@ -63,8 +65,12 @@ class _Model:
     topological order, a fork wherever two stages read one stream, on each stage input a
     width converter where widths differ and its FIFO."""
 
-    def __init__(self, design: Design, frames: int, input_rate: float) -> None:
+    def __init__(
+        self, design: Design, frames: int, input_rate: float, fetch: dict | None = None
+    ) -> None:
         self.design, self.frames, self.rate = design, frames, input_rate
+        #: a deformable stage's per-tap fetch cycles, frames × taps (:func:`fetch_cycles`)
+        self.fetch = fetch or {}
         self.env = simpy.Environment()
         self.units: list[Unit] = []
         self.links: list[Link] = []
@@ -84,11 +90,12 @@ class _Model:
                 cur = pending.pop((s.name, port))
                 name = fifo_name(s.name, port)
                 prev_n = design.in_width(s, port)
-                if prev_n != n_in:
-                    cur = self._convert(name, cur, prev_n, n_in, tensor.size)
+                n_port = port_width(s, cfg, port)
+                if prev_n != n_port:
+                    cur = self._convert(name, cur, prev_n, n_port, tensor.size)
                 fifo = None
                 if design.has_fifo(s, port):
-                    beats = tensor.size // n_in
+                    beats = tensor.size // n_port
                     nxt = self._link(f"fifo_{name}.o", beats)
                     depth = design.fifo_depth(s, port)
                     unit = Fifo(self.env, f"fifo_{name}", cur, nxt, depth, beats)
@@ -163,7 +170,25 @@ class _Model:
             main = GlobalReduce(f"{s.name}.reduce", cur, nxt, h * w, c // cfg.pe)
             units.append(main)
             cur = nxt
-        elif s.kind in (StageKind.MVAU, StageKind.CONV):
+        elif s.kind in (StageKind.MVAU, StageKind.CONV, StageKind.DEFORM):
+            if s.kind is StageKind.DEFORM:  # the gather: a tap's C samples per beat
+                _, h, w = s.input.shape
+                kh, kw = s.main.kernel
+                nxt = self._link(f"{s.name}.gather", s.vectors * kh * kw)
+                units.append(
+                    Deform(
+                        env,
+                        f"{s.name}.gather",
+                        ins[0],
+                        ins[1],
+                        nxt,
+                        pixels=h * w,
+                        beats=s.vectors,
+                        taps=kh * kw,
+                        fetch=self.fetch[s.name],
+                    )
+                )
+                cur = nxt
             if s.kind is StageKind.CONV:
                 c = s.input.shape[0]
                 taps = s.mw * (c if s.depthwise else 1)  # window elements per pixel
@@ -307,7 +332,7 @@ def _horizon(design: Design) -> int:
     h = 3
     for s, port, _ in design.fifos():
         cfg = design.config[s.name]
-        beats = s.inputs[port].size // stage_io(s, cfg)[0]
+        beats = s.inputs[port].size // port_width(s, cfg, port)
         h = max(h, -(-design.fifo_depth(s, port) // beats) + 2)
     return h
 
@@ -333,6 +358,86 @@ def _waits(start: np.ndarray, end: np.ndarray) -> list[tuple[int, int]]:
     return [(s, e) for s, e in merged]
 
 
+def deform_stages(design: Design) -> list[Stage]:
+    """The design's deformable stages, whose timing depends on each frame's offsets."""
+    return [s for s in design.stages if s.kind is StageKind.DEFORM]
+
+
+def fetch_cycles(design: Design, inputs) -> dict[str, np.ndarray]:
+    """Per-tap fetch cycles of every deformable stage of ``design`` for the frames
+    ``inputs`` (``(N, *input shape)`` integers, as :func:`codesign.models.golden.random_inputs`
+    draws them): stage name → ``(N, Ho·Wo·kh·kw)`` int64, in the order the gather serves the
+    taps (:func:`codesign.models.deform.engine.window_fetch_cycles` on the golden trace's
+    offsets, with the stage's frame-store banks and ports)."""
+    from codesign.models.deform.engine import window_fetch_cycles
+    from codesign.models.golden import trace
+
+    stages = deform_stages(design)
+    if not stages:
+        return {}
+    values = trace(design.network, inputs)
+    out = {}
+    for s in stages:
+        la, cfg = s.main, design.config[s.name]
+        _, h, w = s.input.shape
+        off = np.asarray(values[la.inputs[1]])
+        fc = window_fetch_cycles(
+            off,
+            height=h,
+            width=w,
+            kernel=la.kernel,
+            stride=la.stride,
+            padding=la.padding,
+            dilation=la.dilation,
+            variant=la.variant,
+            frac=la.offset_frac(s.inputs[1]),
+            banks=cfg.deform_banks,
+            ports=cfg.deform_ports,
+        )
+        out[s.name] = fc.reshape(len(off), -1)
+    return out
+
+
+def _frame_fetch(design: Design, frames: int, inputs, fetch) -> dict[str, np.ndarray]:
+    """The deformable stages' fetch cycles for ``frames`` frames, from ``fetch`` (stage name
+    → frames × taps) or the frames ``inputs``; a one-line error when neither is given or
+    either is short."""
+    stages = deform_stages(design)
+    if not stages:
+        return {}
+    if fetch is None and inputs is None:
+        raise ConfigError(
+            f"stage {stages[0].name!r}: a deformable stage's cycles depend on its offsets; "
+            "simulate needs the frames (inputs=) or their per-tap fetch cycles (fetch_cycles=)"
+        )
+    if fetch is None:
+        x = np.asarray(inputs)
+        want = tuple(design.network.input_tensor.shape)
+        if x.ndim != len(want) + 1 or tuple(x.shape[1:]) != want or len(x) < frames:
+            raise ValueError(
+                f"inputs must be at least {frames} frames of shape {want}, not an array of "
+                f"shape {x.shape}"
+            )
+        fetch = fetch_cycles(design, x[:frames])
+    out = {}
+    for s in stages:
+        kh, kw = s.main.kernel
+        taps = s.vectors * kh * kw
+        if s.name not in fetch:
+            raise ValueError(f"fetch_cycles must give stage {s.name!r}, not only {sorted(fetch)}")
+        a = np.asarray(fetch[s.name])
+        if a.ndim < 1 or len(a) < frames or a[0].size != taps:
+            raise ValueError(
+                f"fetch_cycles[{s.name!r}] must be at least {frames} frames of {taps} taps, "
+                f"not an array of shape {a.shape}"
+            )
+        a = np.asarray(a[:frames], dtype=np.int64).reshape(frames, taps)
+        if a.min() < 1:
+            raise ValueError(f"fetch_cycles[{s.name!r}] must be at least 1 per tap")
+        out[s.name] = a
+    return out
+
+
 def simulate(
     design: Design,
     *,
@@ -340,6 +445,8 @@ def simulate(
     input_rate: float = 1.0,
     timeline_frames: int = 2,
     extend: bool = True,
+    inputs=None,
+    fetch_cycles: dict | None = None,
 ) -> SimResult:
     """Predict latency, initiation interval, stalls and FIFO occupancy of ``design`` for
     ``frames`` frames, the input offered at ``input_rate`` beats per cycle (1.0: always
@@ -350,21 +457,59 @@ def simulate(
     frames' last output beats. With ``extend`` (default), frames after the pipeline has
     become periodic follow by exact periodic extension (see the module's docstring);
     ``extend=False`` simulates every frame beat by beat (same results, for benchmarks).
+
+    A deformable stage's timing depends on each frame's offsets, so a design with one needs
+    the frames: ``inputs`` (at least ``frames`` input frames, ``(N, *input shape)``; the
+    first ``frames`` are simulated, in order) or ``fetch_cycles`` (stage name → per-tap
+    fetch cycles, :func:`fetch_cycles`); every frame is then simulated beat by beat (frames
+    differ, so no periodic extension). Without either it raises
+    :class:`~codesign.models.hwconfig.ConfigError`.
     """
     if not isinstance(frames, int) or isinstance(frames, bool) or frames < 2:
         raise ValueError(f"frames must be an int of at least 2, not {frames!r}")
     if not isinstance(input_rate, int | float) or not 0 < input_rate <= 1:
         raise ValueError(f"input_rate must be in (0, 1] beats per cycle, not {input_rate!r}")
+    fetch = _frame_fetch(design, frames, inputs, fetch_cycles)
+    if fetch:
+        extend = False  # each frame's timing is its own
     span = _horizon(design) + 1
     n = min(frames, max(2 * span + 2, timeline_frames, 8)) if extend else frames
     while True:
-        model = _Model(design, n, float(input_rate))
+        model = _Model(design, n, float(input_rate), fetch)
         model.run()
         p = None if n == frames else model.period(span)
         if n == frames or p is not None:
             break
         n = min(frames, 2 * n)
     return _result(model, frames, p or (1, 0), timeline_frames)
+
+
+def beat_times(
+    design: Design,
+    *,
+    frames: int,
+    input_rate: float = 1.0,
+    inputs=None,
+    fetch_cycles: dict | None = None,
+) -> dict[str, np.ndarray]:
+    """The cycle of every beat's transfer, beat by beat over all ``frames`` (no periodic
+    extension), cycle 0 the first input beat's: ``"input"``, ``"output"`` and each stage's
+    output stream (after its credit queue) by stage name, each ``(frames, beats per
+    frame)``. ``inputs``/``fetch_cycles`` as for :func:`simulate`. For comparing with an RTL
+    run beat by beat."""
+    if not isinstance(frames, int) or isinstance(frames, bool) or frames < 1:
+        raise ValueError(f"frames must be a positive int, not {frames!r}")
+    fetch = _frame_fetch(design, frames, inputs, fetch_cycles)
+    model = _Model(design, frames, float(input_rate), fetch)
+    model.run()
+    t0 = model.source.xfer.t[0]
+
+    def times(link: Link) -> np.ndarray:
+        return np.asarray(link.xfer.t, dtype=np.int64).reshape(frames, -1) - t0
+
+    out = {"input": times(model.source), "output": times(model.sink)}
+    out.update({sm.stage.name: times(sm.out) for sm in model.stages})
+    return out
 
 
 def _result(model: _Model, frames: int, period: tuple[int, int], timeline_frames: int) -> SimResult:
@@ -481,7 +626,14 @@ def pipeline_rate(design: Design) -> float:
     return min(1.0, beats / design.ideal_ii)
 
 
-def size_fifos(design: Design, *, input_rate: float | None = None, frames: int = 8) -> Design:
+def size_fifos(
+    design: Design,
+    *,
+    input_rate: float | None = None,
+    frames: int = 8,
+    inputs=None,
+    fetch_cycles: dict | None = None,
+) -> Design:
     """The design with every FIFO at the smallest depth (at least 2) at which it never
     refuses a beat at ``input_rate`` (default, and at most, :func:`pipeline_rate`: a source
     faster than the pipeline fills the FIFOs in front of its slowest stage whatever their
@@ -491,7 +643,8 @@ def size_fifos(design: Design, *, input_rate: float | None = None, frames: int =
     of depth ``D`` refuses beat ``n`` only if its ``n - D + 1``-th beat has not yet moved to
     the output register by the cycle beat ``n`` arrives, so the smallest safe ``D`` is read
     off that schedule. At those depths no FIFO ever refuses a beat, so the schedule — and the
-    II — is the unbounded one.
+    II — is the unbounded one. A design with deformable stages needs ``inputs`` or
+    ``fetch_cycles`` (see :func:`simulate`); the depths are those of these frames.
     """
     from dataclasses import replace
 
@@ -503,11 +656,12 @@ def size_fifos(design: Design, *, input_rate: float | None = None, frames: int =
     cfg = design.config
 
     def unbounded(s):
-        b = _UNBOUNDED if s.kind is StageKind.ADD else None
+        b = _UNBOUNDED if len(s.inputs) > 1 else None  # an add's, a deformable's offsets
         return replace(cfg[s.name], fifo_depth=_UNBOUNDED, fifo_depth_b=b)
 
     big = HardwareConfig({s.name: unbounded(s) for s in design.stages}, cfg.clock_mhz, cfg.pipeline)
-    model = _Model(Design(design.network, big), frames, float(rate))
+    fetch = _frame_fetch(design, frames, inputs, fetch_cycles)
+    model = _Model(Design(design.network, big), frames, float(rate), fetch)
     model.run()
     stages = {s.name: cfg[s.name] for s in design.stages}
     for sm in model.stages:

@@ -6,7 +6,7 @@ always ready), and the frames-dependent timing of a whole deformable design."""
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pytest
@@ -18,7 +18,9 @@ from codesign.models.dataflow import conv_out_size
 from codesign.models.deform import Variant
 from codesign.models.deform.engine import window_fetch_cycles
 from codesign.models.golden import random_inputs, trace
+from codesign.models.hwconfig import ConfigError, Design, HardwareConfig, StageConfig
 from codesign.models.loader import load
+from codesign.sim.dataflow import analytic, fetch_cycles, simulate, size_fifos
 from codesign.sim.dataflow.units import Deform, Link, at
 
 # -- the unit alone ------------------------------------------------------------------------
@@ -282,3 +284,133 @@ def test_deform_unit_equals_deform_window(case):
         )
     if case.banks * case.ports < 4 and not case.var.rounded:  # taps of 1 and more cycles
         assert np.unique(fetch).size > 1
+
+
+# -- whole designs -------------------------------------------------------------------------
+
+
+def pipeline_rtl_times(d, x: np.ndarray) -> tuple[list[int], list[int]]:
+    """Cycles of every input and output beat of ``d``'s RTL (``Pipeline``) in amaranth's
+    simulator, the input always valid and the output always ready (the conditions of
+    :func:`~codesign.sim.dataflow.simulate`), frames ``x`` in order."""
+    from codesign.hdl.dataflow.pipeline import Pipeline
+    from codesign.hdl.dataflow.stream import pack_beats, to_channels_last
+
+    net = d.network
+    dut = Pipeline(d)
+    words = [
+        w
+        for f in to_channels_last(x)
+        for w in pack_beats(f, net.input_tensor.qtype, dut.in_per_beat)
+    ]
+    n_out = len(x) * net.output_tensor.size // dut.out_per_beat
+    t_in: list[int] = []
+    t_out: list[int] = []
+
+    async def source(ctx):
+        t = 0
+        for w in words:
+            ctx.set(dut.i.payload.as_value(), w)
+            ctx.set(dut.i.valid, 1)
+            while True:
+                *_, ready = await ctx.tick().sample(dut.i.ready)
+                t += 1
+                if ready:
+                    t_in.append(t - 1)
+                    break
+        ctx.set(dut.i.valid, 0)
+
+    async def sink(ctx):
+        t = 0
+        ctx.set(dut.o.ready, 1)
+        async for *_, valid in ctx.tick().sample(dut.o.valid):
+            if valid:
+                t_out.append(t)
+                if len(t_out) == n_out:
+                    return
+            t += 1
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(source)
+    sim.add_testbench(sink)
+    sim.run()
+    return t_in, t_out
+
+
+def _dcn(**dconv) -> Design:
+    """dcn_tiny at its default folding, with ``dconv``'s config fields replaced."""
+    d = Design(load("dcn_tiny"))
+    if not dconv:
+        return d
+    stages = {
+        s.name: StageConfig(pe=d.config[s.name].pe, simd=d.config[s.name].simd) for s in d.stages
+    }
+    stages["dconv"] = replace(stages["dconv"], **dconv)
+    return Design(d.network, HardwareConfig(stages))
+
+
+def test_a_deformable_design_needs_its_frames():
+    d = _dcn()
+    with pytest.raises(
+        ConfigError,
+        match=r"^stage 'dconv': a deformable stage's cycles depend on its offsets; simulate "
+        r"needs the frames \(inputs=\) or their per-tap fetch cycles \(fetch_cycles=\)$",
+    ):
+        simulate(d, frames=2)
+    with pytest.raises(
+        ConfigError,
+        match=r"^stage 'dconv': a deformable stage's cycles depend on its offsets; the analytic "
+        r"model has no closed form for them \(simulate with the frames\)$",
+    ):
+        analytic(d)
+    with pytest.raises(ValueError, match=r"^inputs must be at least 3 frames of shape"):
+        simulate(d, frames=3, inputs=random_inputs(d.network, 2, 0))
+    with pytest.raises(ValueError, match=r"^fetch_cycles\['dconv'\] must be at least 2 frames"):
+        simulate(d, frames=2, fetch_cycles={"dconv": np.ones((1, 9216), dtype=int)})
+    with pytest.raises(ConfigError, match=r"^stage 'dconv': a deformable stage's cycles"):
+        size_fifos(d)
+
+
+def test_every_frame_is_simulated_with_its_own_fetch_cycles():
+    """Frames that alternate between one and four fetch cycles per tap alternate in length
+    (with four, the gather is the slowest stage; with one, the offset convolution): no
+    periodic extension repeats a frame's timing for another's; the frames' own fetch cycles
+    (from their golden trace) give the same result as passing the frames."""
+    d = _dcn(pe=16, banks=1, ports=1)  # nf = 1: the gather's pace shows
+    taps = 32 * 32 * 9
+    one, four = np.ones(taps, dtype=np.int64), np.full(taps, 4)
+    fetch = {"dconv": np.stack([one, four, one, four])}
+    r = simulate(d, frames=4, fetch_cycles=fetch, timeline_frames=0)
+    assert r.frames_simulated == 4
+    gaps = np.diff(r.output_ends)  # gaps[k]: frame k + 1, slow for even k
+    assert gaps[0] > gaps[1] + 5000 < gaps[2], gaps
+    x = random_inputs(d.network, 2, 5)
+    fc = fetch_cycles(d, x)["dconv"]
+    assert fc.shape == (2, taps) and fc.max() > 1
+    by_frames = simulate(d, frames=2, inputs=x, timeline_frames=0)
+    by_fetch = simulate(d, frames=2, fetch_cycles={"dconv": fc}, timeline_frames=0)
+    assert by_frames == by_fetch
+    assert (
+        by_frames.output_ends != simulate(d, frames=2, fetch_cycles={"dconv": fc[::-1]}).output_ends
+    )
+
+
+def test_flows_simulate_and_verify_use_the_bench_frames(monkeypatch, tmp_path):
+    """codesign.simulate of a deformable design simulates the bench's seeded frames;
+    verify predicts its throughput run on the frames that run streams (the first of its
+    ``vectors`` frames for its seed)."""
+    import codesign.hdl.verify as hv
+
+    import codesign.flows as flows
+
+    d = _dcn(pe=16, banks=1, ports=1)
+    want = simulate(d, frames=2, inputs=random_inputs(d.network, 2, 3), timeline_frames=0)
+    assert flows.simulate(d, frames=2, seed=3, timeline_frames=0) == want
+    other = flows.simulate(d, frames=2, seed=4, timeline_frames=0)
+    assert other.output_ends != want.output_ends  # the data matters
+
+    monkeypatch.setattr(flows, "generate", lambda d, out: {"verilog": "top.v"})
+    monkeypatch.setattr(hv, "verify", lambda d, out, **kw: {"perf_frames": 2})
+    got = flows.verify(d, tmp_path, vectors=5, seed=3)
+    assert (got["predicted_latency"], got["predicted_ii"]) == (want.latency, want.ii)
