@@ -6,7 +6,7 @@ always ready), and the frames-dependent timing of a whole deformable design."""
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -338,84 +338,6 @@ def pipeline_rtl_times(d, x: np.ndarray) -> tuple[list[int], list[int]]:
     return t_in, t_out
 
 
-def _dcn(**dconv) -> Design:
-    """dcn_tiny at its default folding, with ``dconv``'s config fields replaced."""
-    d = Design(load("dcn_tiny"))
-    if not dconv:
-        return d
-    stages = {
-        s.name: StageConfig(pe=d.config[s.name].pe, simd=d.config[s.name].simd) for s in d.stages
-    }
-    stages["dconv"] = replace(stages["dconv"], **dconv)
-    return Design(d.network, HardwareConfig(stages))
-
-
-def test_a_deformable_design_needs_its_frames():
-    d = _dcn()
-    with pytest.raises(
-        ConfigError,
-        match=r"^stage 'dconv': a deformable stage's cycles depend on its offsets; simulate "
-        r"needs the frames \(inputs=\) or their per-tap fetch cycles \(fetch_cycles=\)$",
-    ):
-        simulate(d, frames=2)
-    with pytest.raises(
-        ConfigError,
-        match=r"^stage 'dconv': a deformable stage's cycles depend on its offsets; the analytic "
-        r"model has no closed form for them \(simulate with the frames\)$",
-    ):
-        analytic(d)
-    with pytest.raises(ValueError, match=r"^inputs must be at least 3 frames of shape"):
-        simulate(d, frames=3, inputs=random_inputs(d.network, 2, 0))
-    with pytest.raises(ValueError, match=r"^fetch_cycles\['dconv'\] must be at least 2 frames"):
-        simulate(d, frames=2, fetch_cycles={"dconv": np.ones((1, 9216), dtype=int)})
-    with pytest.raises(ConfigError, match=r"^stage 'dconv': a deformable stage's cycles"):
-        size_fifos(d)
-
-
-def test_every_frame_is_simulated_with_its_own_fetch_cycles():
-    """Frames that alternate between one and four fetch cycles per tap alternate in length
-    (with four, the gather is the slowest stage; with one, the offset convolution): no
-    periodic extension repeats a frame's timing for another's; the frames' own fetch cycles
-    (from their golden trace) give the same result as passing the frames."""
-    d = _dcn(pe=16, banks=1, ports=1)  # nf = 1: the gather's pace shows
-    taps = 32 * 32 * 9
-    one, four = np.ones(taps, dtype=np.int64), np.full(taps, 4)
-    fetch = {"dconv": np.stack([one, four, one, four])}
-    r = simulate(d, frames=4, fetch_cycles=fetch, timeline_frames=0)
-    assert r.frames_simulated == 4
-    gaps = np.diff(r.output_ends)  # gaps[k]: frame k + 1, slow for even k
-    assert gaps[0] > gaps[1] + 5000 < gaps[2], gaps
-    x = random_inputs(d.network, 2, 5)
-    fc = fetch_cycles(d, x)["dconv"]
-    assert fc.shape == (2, taps) and fc.max() > 1
-    by_frames = simulate(d, frames=2, inputs=x, timeline_frames=0)
-    by_fetch = simulate(d, frames=2, fetch_cycles={"dconv": fc}, timeline_frames=0)
-    assert by_frames == by_fetch
-    assert (
-        by_frames.output_ends != simulate(d, frames=2, fetch_cycles={"dconv": fc[::-1]}).output_ends
-    )
-
-
-def test_flows_simulate_and_verify_use_the_bench_frames(monkeypatch, tmp_path):
-    """codesign.simulate of a deformable design simulates the bench's seeded frames;
-    verify predicts its throughput run on the frames that run streams (the first of its
-    ``vectors`` frames for its seed)."""
-    import codesign.hdl.verify as hv
-
-    import codesign.flows as flows
-
-    d = _dcn(pe=16, banks=1, ports=1)
-    want = simulate(d, frames=2, inputs=random_inputs(d.network, 2, 3), timeline_frames=0)
-    assert flows.simulate(d, frames=2, seed=3, timeline_frames=0) == want
-    other = flows.simulate(d, frames=2, seed=4, timeline_frames=0)
-    assert other.output_ends != want.output_ends  # the data matters
-
-    monkeypatch.setattr(flows, "generate", lambda d, out: {"verilog": "top.v"})
-    monkeypatch.setattr(hv, "verify", lambda d, out, **kw: {"perf_frames": 2})
-    got = flows.verify(d, tmp_path, vectors=5, seed=3)
-    assert (got["predicted_latency"], got["predicted_ii"]) == (want.latency, want.ii)
-
-
 def small_deform_net(tmp_path, depthwise: bool, seed: int):
     """A deformable network small enough for amaranth's simulator: the input feeds an offset
     convolution and the deformable convolution (a fork at the input), then ReLU and a
@@ -478,3 +400,75 @@ def test_small_deformable_pipeline_equals_rtl_beat_for_beat(tmp_path, depthwise,
         f"{len(bad)} of {len(want_out)} output beats differ; first {bad[0]}: RTL cycle "
         f"{want_out[bad[0]]}, model {got['output'].ravel()[bad[0]]}"
     )
+
+
+def _small(tmp_path, **dconv) -> Design:
+    """The small full deformable network, ``dconv`` configured by ``dconv``."""
+    net = small_deform_net(tmp_path, False, seed=3)
+    return Design(net, HardwareConfig({"dconv": StageConfig(**dconv)}))
+
+
+def test_a_deformable_design_needs_its_frames(tmp_path):
+    d = _small(tmp_path)
+    with pytest.raises(
+        ConfigError,
+        match=r"^stage 'dconv': a deformable stage's cycles depend on its offsets; simulate "
+        r"needs the frames \(inputs=\) or their per-tap fetch cycles \(fetch_cycles=\)$",
+    ):
+        simulate(d, frames=2)
+    with pytest.raises(
+        ConfigError,
+        match=r"^stage 'dconv': a deformable stage's cycles depend on its offsets; the analytic "
+        r"model has no closed form for them \(simulate with the frames\)$",
+    ):
+        analytic(d)
+    with pytest.raises(ValueError, match=r"^inputs must be at least 3 frames of shape"):
+        simulate(d, frames=3, inputs=random_inputs(d.network, 2, 0))
+    with pytest.raises(ValueError, match=r"^fetch_cycles\['dconv'\] must be at least 2 frames"):
+        simulate(d, frames=2, fetch_cycles={"dconv": np.ones((1, 270), dtype=int)})
+    with pytest.raises(ConfigError, match=r"^stage 'dconv': a deformable stage's cycles"):
+        size_fifos(d)
+
+
+def test_every_frame_is_simulated_with_its_own_fetch_cycles(tmp_path):
+    """Frames that alternate between one and four fetch cycles per tap alternate in length
+    (with four, the gather is the slowest stage; with one, the offset convolution): no
+    periodic extension repeats a frame's timing for another's; the frames' own fetch cycles
+    (from their golden trace) give the same result as passing the frames."""
+    d = _small(tmp_path, banks=1, ports=1)
+    taps = 5 * 6 * 9
+    one, four = np.ones(taps, dtype=np.int64), np.full(taps, 4)
+    fetch = {"dconv": np.stack([one, four, one, four])}
+    r = simulate(d, frames=4, fetch_cycles=fetch, timeline_frames=0)
+    assert r.frames_simulated == 4
+    gaps = np.diff(r.output_ends)  # gaps[k]: frame k + 1, slow for even k
+    assert gaps[0] > gaps[1] + 500 < gaps[2], gaps
+    x = random_inputs(d.network, 2, 5)
+    fc = fetch_cycles(d, x)["dconv"]
+    assert fc.shape == (2, taps) and fc.max() > 1
+    by_frames = simulate(d, frames=2, inputs=x, timeline_frames=0)
+    by_fetch = simulate(d, frames=2, fetch_cycles={"dconv": fc}, timeline_frames=0)
+    assert by_frames == by_fetch
+    assert (
+        by_frames.output_ends != simulate(d, frames=2, fetch_cycles={"dconv": fc[::-1]}).output_ends
+    )
+
+
+def test_flows_simulate_and_verify_use_the_bench_frames(monkeypatch, tmp_path):
+    """codesign.simulate of a deformable design simulates the bench's seeded frames;
+    verify predicts its throughput run on the frames that run streams (the first of its
+    ``vectors`` frames for its seed)."""
+    import codesign.hdl.verify as hv
+
+    import codesign.flows as flows
+
+    d = _small(tmp_path, banks=1, ports=1)
+    want = simulate(d, frames=2, inputs=random_inputs(d.network, 2, 3), timeline_frames=0)
+    assert flows.simulate(d, frames=2, seed=3, timeline_frames=0) == want
+    other = flows.simulate(d, frames=2, seed=4, timeline_frames=0)
+    assert other.output_ends != want.output_ends  # the data matters
+
+    monkeypatch.setattr(flows, "generate", lambda d, out: {"verilog": "top.v"})
+    monkeypatch.setattr(hv, "verify", lambda d, out, **kw: {"perf_frames": 2})
+    got = flows.verify(d, tmp_path, vectors=5, seed=3)
+    assert (got["predicted_latency"], got["predicted_ii"]) == (want.latency, want.ii)
