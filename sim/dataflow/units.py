@@ -523,28 +523,30 @@ class Add(Unit):
 
 class Deform(Unit):
     """Deformable gather (``hdl/deform/window.py``, ``DeformWindow``): a LOAD phase taking
-        the frame's ``pixels`` image beats, one per cycle while ``image`` is valid, then a RUN
-        phase taking ``beats`` offset beats and emitting ``taps`` output beats per offset beat,
-        tap ``j`` after its ``fetch[j]`` fetch cycles; the next frame's LOAD begins in the cycle
-        after the frame's last fetch.
+    the frame's ``pixels`` image beats, one per cycle while ``image`` is valid, then a RUN
+    phase taking ``beats`` offset beats and emitting ``taps`` output beats per offset beat,
+    tap ``j`` after its ``fetch[j]`` fetch cycles; the next frame's LOAD begins in the cycle
+    after the frame's last fetch cycle.
 
-        The RUN pipeline, as the RTL builds it: an offset beat is accepted into the tap stage
-        ``G``, which hands one tap per cycle to the six register stages ``T1``…``T6`` (variant,
-        position, corners, fetch schedule); those seven stages and the fetch stage ``F`` move
-        together in a *front* cycle; ``F`` holds a tap for its fetch cycles, so a front cycle is
-        one in which ``F`` is empty or in its tap's last fetch cycle; a bubble (no offset beat
-        when ``G`` could take one) passes down the stages like a tap of one cycle. After the
-        last fetch cycle of a tap come the read, corner and product stages and the sum, the
-        output register (:data:`~codesign.models.deform.engine.RUN_OUTPUT_LATENCY` cycles after the
-    last fetch; :data:`~codesign.models.deform.engine.RUN_ISSUE_LATENCY` is the front stages and
-    the fetch's first cycle). Every stage
-        moves only in an *advance* cycle: one in which the output register is empty or taken
-        (``adv = ~o.valid | o.ready``); a beat that waits in the output register freezes the whole
-        RUN pipeline, and ``offs.ready`` (a front cycle, ``G`` empty or at its beat's last tap,
-        the frame loaded and not all its offset beats taken) with it. LOAD does not stall.
+    The RUN pipeline, as the RTL builds it: an accepted offset beat enters the tap stage
+    ``G``, which hands one tap per cycle to the six register stages ``T1``…``T6`` (variant,
+    position, corners, fetch schedule); those seven stages and the fetch stage ``F`` move
+    together, in a *front* cycle: one in which ``F`` is empty or in its tap's last fetch
+    cycle (``F`` holds a tap for its fetch cycles). A bubble (no offset beat accepted when
+    ``G`` could take one) passes down the stages like a tap of one fetch cycle. Behind ``F``
+    the read, read-data, corner and product stages lead to the sum, the output register:
+    a tap's beat is valid :data:`~codesign.models.deform.engine.RUN_OUTPUT_LATENCY` cycles
+    after its last fetch cycle, and the first fetch cycle of an offset beat's first tap is
+    :data:`~codesign.models.deform.engine.RUN_ISSUE_LATENCY` cycles after its acceptance.
 
-        The model steps from front cycle to front cycle in advance-cycle count; an advance
-        count becomes a cycle once the output beats loaded before it have been taken.
+    Every RUN stage moves only in an *advance* cycle, one in which the output register is
+    empty or taken (``adv = ~o.valid | o.ready``): a beat waiting in the output register
+    freezes the whole RUN pipeline, and ``offs.ready`` with it (an offset beat is accepted
+    in a front cycle in which ``G`` is empty or at its beat's last tap, the frame is loaded
+    and not all its offset beats are taken). LOAD (``i.ready``) never stalls.
+
+    The model steps from front cycle to front cycle counting advance cycles; an advance
+    count becomes a clock cycle once every output beat loaded before it has been taken.
     """
 
     #: register stages in front of the fetch stage: G and T1…T6
