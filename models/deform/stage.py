@@ -85,6 +85,9 @@ class GatherShape(NamedTuple):
     kernel: tuple[int, int]
     out_size: tuple[int, int]  #: (Ho, Wo)
     frac: int  #: fraction bits of the positions after the variant (0 when rounded)
+    #: fraction bits F of the offsets as they arrive: a sample is in units of ``2**-2F`` for
+    #: every variant (a rounded variant's whole-pixel sample is shifted by ``2F``)
+    offset_frac: int
     offset_bits: int  #: bits of one offset value as it arrives
     offset_values: int  #: offset values per output pixel (one offs beat)
     square: bool  #: a square variant (one offset a pixel, expanded by constant products)
@@ -94,7 +97,7 @@ class GatherShape(NamedTuple):
     @property
     def sample_bits(self) -> int:
         """Bits of one sample (the gather's output element)."""
-        return sample_bits(self.element_bits, self.signed, self.frac)
+        return sample_bits(self.element_bits, self.signed, self.offset_frac)
 
     @property
     def bank_depth(self) -> int:
@@ -146,6 +149,7 @@ def gather_shape(stage: Stage, banks: int = 1, ports: int = 1) -> GatherShape:
         kernel=la.kernel,
         out_size=(int(stage.output.shape[1]), int(stage.output.shape[2])),
         frac=0 if la.variant.rounded else la.offset_frac(off),
+        offset_frac=la.offset_frac(off),
         offset_bits=int(off.qtype.bits),
         offset_values=offset_channels(la.variant, 1, la.kernel),
         square=la.variant.shape is OffsetShape.SQUARE,
@@ -162,9 +166,8 @@ def gather_dsp(g: GatherShape) -> int:
     - the 4·C bilinear products ``weight × element``: the corner weight is unsigned,
       ``2F' + 1`` bits (a signed element widens it by a sign bit); none when rounded
       (``F' = 0``: a 1-bit weight is an AND gate);
-    - the four corner weights ``wy·wx`` (``F' > 0``): ``(2**F' − fy)`` has ``F' + 2`` bits,
-      ``fy`` has ``F'``, so the products are ``(F'+2)×(F'+2)``, two ``(F'+2)×F'`` and
-      ``F'×F'`` (each a block when both operands have 2 bits or more);
+    - (the four corner weights ``wy·wx`` are shift-adds of registered one-dimensional
+      weights: no block);
     - a row's first word ``(y div banks)·W`` of the top and of the bottom corners: two
       products by the constant W, none when W is a power of two;
     - a square variant's expansion ``d·s_y``, ``d·s_x`` (``s`` a tap's constant from a table
@@ -172,9 +175,6 @@ def gather_dsp(g: GatherShape) -> int:
     """
     wb = g.weight_bits + (1 if g.signed else 0)
     dsp = g.products * var_dsp(wb, g.element_bits)
-    f = g.frac
-    if f > 0:
-        dsp += var_dsp(f + 2, f + 2) + 2 * var_dsp(f + 2, f) + var_dsp(f, f)
     dsp += 2 * const_dsp(g.width, max(g.height.bit_length(), 2))
     if g.square:
         dsp += 2 * var_dsp(g.offset_bits, 8)

@@ -61,11 +61,6 @@ def gather_features(g: GatherShape) -> dict[str, float]:
     - ``offset_bits``: the offset beat's register and the tap's choice of its Δy, Δx;
     - ``lutram_mux``, ``mem_ff``: a frame store small enough for LUT RAM (its read
       multiplexer over 16-word banks) or registers.
-
-    Not a feature yet: with 4 banks of words wider than 72 bits (two PDPW16KD wide), Yosys
-    keeps about one flip-flop per read port and word bit in fabric (held-out c12 and c16
-    at 4 banks: FF 29% and 18% under); W not a power of two costs ~300 flip-flops more
-    (24x20: 16% under).
     """
     src = g.banks * gather_read_ports(g)
     style, _ = gather_brams(g)
@@ -95,21 +90,24 @@ def gather_features(g: GatherShape) -> dict[str, float]:
 #: Fitted LUT and FF coefficients of :func:`gather_features` (ECP5).
 COEFFICIENTS: dict[str, dict[str, float]] = {
     "lut": {
-        "one": 93.5685,
-        "prod_bits": 1.0065,
-        "corner_mux": 0.8261,
-        "weight_bits": 3.8659,
-        "addr_mux": 1.9632,
-        "offset_bits": 1.3219,
-        "lutram_mux": 1.9041,
+        "one": -447.3661,
+        "prod_bits": 0.9126,
+        "corner_mux": 0.9083,
+        "weight_bits": 2.9783,
+        "addr_mux": 1.4292,
+        "pos_bits": 69.026,
+        "offset_bits": 1.3128,
+        "lutram_mux": 3.706,
     },
     "ff": {
-        "one": 322.3139,
-        "prod_bits": 1.4029,
-        "corner_bits": 0.9211,
-        "weight_bits": 4.1044,
-        "addr_bits": 0.7989,
-        "offset_bits": 0.9035,
+        "one": 96.4486,
+        "prod_bits": 1.2253,
+        "corner_bits": 1.5385,
+        "corner_mux": 0.2952,
+        "weight_bits": 7.8743,
+        "addr_bits": 4.0054,
+        "offset_bits": 0.9725,
+        "lutram_mux": 0.1695,
     },
 }
 

@@ -31,10 +31,9 @@ from codesign.sim.deform.cost import gather_cost, measured
 REL = 0.15
 #: Held-out (configuration key, class) → relative deviation (model − Yosys) / Yosys.
 KNOWN_MISSES = {
-    ("c12-h32x32-free-b4p2-u8-f4", "ff"): -0.286,
-    ("c8-h24x20-free-b2p2-u8-f4", "ff"): -0.163,
-    ("c8-h32x32-rounded-b1p1-u8-f4", "lut"): -0.189,
-    ("c16-h32x32-bounded-b4p1-u8-f4", "ff"): -0.185,
+    # a rounded gather with one bank and one port: its corner select is a wire, and ABC maps
+    # what is left of the position logic into fewer LUTs than the other 22 configurations
+    ("c8-h32x32-rounded-b1p1-u8-f4", "lut"): -0.201,
 }
 DRIFT = 0.02
 
@@ -67,6 +66,7 @@ def _shape(c: dict) -> GatherShape:
         kernel=k,
         out_size=(c["h"], c["w"]),
         frac=0 if v.rounded else c["frac"],
+        offset_frac=c["frac"],
         offset_bits=c["obits"],
         offset_values=offset_channels(v, 1, k),
         square=v.shape is OffsetShape.SQUARE,
@@ -107,7 +107,7 @@ def test_rules_follow_the_rtl_structure():
     base = dict(bits=8, signed=False, c=8, h=32, w=32, k=3, variant="free", frac=4, obits=6)
     g = _shape({**base, "banks": 2, "ports": 2})
     # 4·C products of a 9-bit weight by an 8-bit element, 4 corner weights, W = 32
-    assert gather_dsp(g) == 4 * 8 * var_dsp(9, 8) + 4
+    assert gather_dsp(g) == 4 * 8 * var_dsp(9, 8)
     # 2 banks of 16 rows x 32 words of 64 bits, two read ports each (two copies)
     style, n = memory_map(16 * 32, 64)
     assert gather_brams(g) == (style, 2 * 2 * n)
