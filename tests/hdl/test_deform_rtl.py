@@ -1,0 +1,264 @@
+# amaranth: UnusedElaboratable=no
+"""The deformable gather (hdl/deform/window.py) on Verilator under cocotb, on real dcn_tiny
+data of every offset variant: every output beat equal to the fixed-point golden samples
+(models.deform.fixed), under random gaps and back-pressure for part of the frames, and each
+full-rate frame's RUN cycles and frame period equal to the cycle model's prediction from that
+frame's offsets (models.deform.engine). One Verilator build holds all the units
+(hdl/deform/harness.py); the bench is hdl/deform/cocotb_variants.py."""
+
+from __future__ import annotations
+
+import json
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+from amaranth.back import verilog
+from codesign.hdl.dataflow.stream import element_shape
+from codesign.hdl.deform import DeformWindow
+from codesign.hdl.deform.harness import WindowArray, pack_words
+from codesign.hdl.tools import WAIVERS, verilator_on_path
+from codesign.models.deform import Variant, sample_fixed, tap_positions
+from codesign.models.deform.engine import (
+    frame_cycles,
+    load_cycles,
+    run_cycles,
+    window_fetch_cycles,
+)
+from codesign.models.deform.variants import with_variant
+from codesign.models.golden import random_inputs, trace
+from codesign.models.hwconfig import DEFORM_BANKS, DEFORM_PORTS
+from codesign.models.ir import Network
+from codesign.models.loader import load
+
+NET = "dcn_tiny"
+LAYER = "dconv"
+#: (variant, bound)
+VARIANTS = [
+    ("free", None),
+    ("bounded", 1),
+    ("square", None),
+    ("rounded", None),
+    ("square+bounded+rounded", 1),
+]
+#: a frame ``f`` with ``f % SLOW_EVERY == SLOW_EVERY - 1`` runs with random gaps on ``i`` and
+#: ``offs`` and random back-pressure on ``o``; the others at full rate (cycles checked)
+SLOW_EVERY = 4
+VALID_PROB = 0.6
+READY_PROB = 0.6
+#: Verilator's C++ optimisation: the model runs as fast at -O1 under cocotb and builds faster
+VERILATOR_OPT = {"OPT_FAST": "-O1", "OPT_SLOW": "-O0"}
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One gather unit of the bench: a variant of the layer at a banks/ports configuration."""
+
+    variant: str
+    bound: int | None
+    frames: int
+    banks: int = DEFORM_BANKS
+    ports: int = DEFORM_PORTS
+    seed: int = 0
+
+    @property
+    def var(self) -> Variant:
+        return Variant.parse(self.variant, self.bound)
+
+    @property
+    def name(self) -> str:
+        return f"{self.variant}-R{self.banks}-P{self.ports}"
+
+
+#: the 5 variants at the compiler's default banks/ports (every tap 1 fetch cycle), and two
+#: at one port, where a tap takes 1 or 2 cycles by its offsets
+UNITS = [Unit(v, b, 100, seed=k) for k, (v, b) in enumerate(VARIANTS)] + [
+    Unit("free", None, 60, ports=1, seed=10),
+    Unit("square", None, 60, ports=1, seed=12),
+]
+
+
+def deform_window(net: Network, banks: int, ports: int) -> DeformWindow:
+    """The layer's gather as the pipeline compiler builds it (``StageUnit``)."""
+    la = net[LAYER]
+    image, off = (net.tensors[s] for s in la.inputs)
+    c, h, w = image.shape
+    return DeformWindow(
+        element=element_shape(image.qtype),
+        channels=c,
+        height=h,
+        width=w,
+        kernel=la.kernel,
+        stride=la.stride,
+        padding=la.padding,
+        dilation=la.dilation,
+        variant=la.variant,
+        frac=la.offset_frac(off),
+        offset=element_shape(off.qtype),
+        banks=banks,
+        ports=ports,
+    )
+
+
+def unit_net(unit: Unit) -> Network:
+    return with_variant(load(NET), unit.var)
+
+
+def unit_data(unit: Unit) -> dict:
+    """The unit's frames and offsets (traced through the network of its variant), the golden
+    samples and the model's cycles."""
+    net = unit_net(unit)
+    la = net[LAYER]
+    names = [layer.name for layer in net.layers]
+    # the layers up to the deformable one: what its inputs need, and the layer itself
+    head = Network(net.name, net.layers[: names.index(LAYER) + 1], output=LAYER)
+    x = random_inputs(net, unit.frames, unit.seed)
+    t = trace(head, x)
+    image, off = t[la.inputs[0]], t[la.inputs[1]]
+    win = deform_window(net, unit.banks, unit.ports)
+    frac = win.frac
+    y, xx, fr = tap_positions(off, la.kernel, la.stride, la.padding, la.dilation, la.variant, frac)
+    # (N, C, K, Ho, Wo) in units 2**-(2·frac) for every variant
+    samples = sample_fixed(image, y, xx, fr, 1) << (2 * (frac - fr))
+    # the samples are the layer's: its output is their weighted sum
+    oc = la.weight.shape[0]
+    acc = np.einsum("nckhw,ock->nohw", samples, la.weight.reshape(oc, la.weight.shape[1], -1))
+    if la.bias is not None:
+        acc = acc + la.bias[None, :, None, None]
+    assert np.array_equal(acc, t[LAYER]), f"{unit.name}: golden samples are not {LAYER}'s"
+    fetch = window_fetch_cycles(
+        off,
+        height=win.height,
+        width=win.width,
+        kernel=la.kernel,
+        stride=la.stride,
+        padding=la.padding,
+        dilation=la.dilation,
+        variant=la.variant,
+        frac=frac,
+        banks=unit.banks,
+        ports=unit.ports,
+    )
+    frames = np.arange(unit.frames)
+    return {
+        "x": image.astype(np.int16),
+        "offs": off.astype(np.int16),
+        "want": np.ascontiguousarray(samples.transpose(0, 3, 4, 2, 1)),
+        "fast": frames % SLOW_EVERY != SLOW_EVERY - 1,
+        "run": np.array([run_cycles(fetch[f]) for f in frames]),
+        "period": np.array([frame_cycles(win.height, win.width, fetch[f]) for f in frames]),
+    }
+
+
+def _failures(xml) -> list[str]:
+    """The failure messages of a cocotb ``results.xml``."""
+    root = ET.parse(xml).getroot()
+    return [
+        f"{case.get('name')}: {f.get('message')}"
+        for case in root.iter("testcase")
+        for f in [*case.iter("failure"), *case.iter("error")]
+    ]
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory):
+    """The units' Verilog (one harness), built once for Verilator."""
+    from cocotb_tools.runner import VerilatorControlFile, get_runner
+
+    d = tmp_path_factory.mktemp("deform_rtl")
+    windows = [deform_window(unit_net(u), u.banks, u.ports) for u in UNITS]
+    top = WindowArray(windows=windows)
+    path = d / "deform_units.v"
+    path.write_text(verilog.convert(top, name="deform_units", emit_src=False))
+    start = time.perf_counter()
+    with verilator_on_path(VERILATOR_OPT):
+        runner = get_runner("verilator")
+        runner.build(
+            sources=[VerilatorControlFile(WAIVERS), path],
+            hdl_toplevel="deform_units",
+            build_dir=d / "build",
+            timescale=("1ns", "1ps"),
+        )
+    return runner, d, windows, time.perf_counter() - start
+
+
+def _run(bench, units: list[Unit], seed: int):
+    from cocotb_tools.runner import get_results
+
+    runner, d, windows, build_s = bench
+    assert len(units) == len(windows)
+    start = time.perf_counter()
+    arrays, specs = {}, []
+    for u, (unit, win) in enumerate(zip(units, windows, strict=True)):
+        for key, value in unit_data(unit).items():
+            arrays[f"{key}{u}"] = value
+        specs.append(
+            {
+                "name": unit.name,
+                "element_bits": win.element.width,
+                "offset_bits": len(win.offs.payload.as_value()) // win.offset_values,
+                "sample_bits": win.sample.width,
+                "load_cycles": load_cycles(win.height, win.width),
+            }
+        )
+    np.savez(d / "data.npz", **arrays)
+    golden_s = time.perf_counter() - start
+    cfg = d / "bench.json"
+    report = d / "report.json"
+    cfg.write_text(
+        json.dumps(
+            {
+                "data": str(d / "data.npz"),
+                "units": specs,
+                "valid_prob": VALID_PROB,
+                "ready_prob": READY_PROB,
+                "seed": seed,
+                "report": str(report),
+            }
+        )
+    )
+    xml = d / "results.xml"
+    start = time.perf_counter()
+    with verilator_on_path(VERILATOR_OPT):
+        try:
+            runner.test(
+                test_module="codesign.hdl.deform.cocotb_variants",
+                hdl_toplevel="deform_units",
+                build_dir=d / "build",
+                test_dir=d,
+                plusargs=[f"+deform_variants={cfg}"],
+                results_xml=str(xml),
+            )
+        except (RuntimeError, SystemExit):
+            pass  # the verdict is in results.xml
+    sim_s = time.perf_counter() - start
+    assert get_results(xml) == (1, 0), "\n".join(_failures(xml))
+    figures = json.loads(report.read_text())
+    figures["seconds"] = {"build": build_s, "golden": golden_s, "sim": sim_s}
+    return figures
+
+
+@pytest.mark.slow
+@pytest.mark.simulator
+def test_variants_on_verilator_exact_at_model_cycles(bench):
+    figures = _run(bench, UNITS, seed=1)
+    for unit in UNITS:
+        got = figures[unit.name]
+        fast = [f for f in range(unit.frames) if f % SLOW_EVERY != SLOW_EVERY - 1]
+        assert got["frames"] == unit.frames
+        assert got["beats"] == unit.frames * 32 * 32 * 9
+        assert [r["frame"] for r in got["fast"]] == fast
+    print(json.dumps({k: v for k, v in figures.items() if k in ("cycles", "seconds")}))
+
+
+def test_pack_words():
+    v = np.array([[1, -1, 3], [0, 2, -4]])
+    assert pack_words(v, 3) == [1 | 7 << 3 | 3 << 6, 0 | 2 << 3 | 4 << 6]
+    big = np.arange(-40, 40).reshape(8, 10)
+    words = pack_words(big, 13)
+    for row, word in zip(big, words, strict=True):
+        assert [((word >> (13 * j)) ^ 1 << 12) - (1 << 12) & 0x1FFF for j in range(10)] == [
+            int(e) & 0x1FFF for e in row
+        ]
