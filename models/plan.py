@@ -42,14 +42,13 @@ from .layers import (
     Reshape,
     SumPool2d,
 )
-from .qtype import Kind, QType
+from .qtype import Kind
 
 __all__ = [
     "MATRIX",
     "Stage",
     "StageKind",
     "StageMatrix",
-    "matrix_input",
     "plan",
     "readers",
     "stage_matrix",
@@ -224,27 +223,6 @@ def stage_matrix(stage: Stage) -> StageMatrix:
     if bipolar:
         w = (w + 1) // 2
     return StageMatrix(w, xnor, bipolar)
-
-
-def matrix_input(stage: Stage) -> tuple[QType, int, int]:
-    """What a matrix stage's MVAU/VVAU reads: ``(type, lo, hi)`` of its input elements.
-
-    A convolution's window inserts padding zeros, so its range then includes 0. A deformable
-    stage's MVAU reads the gather's samples: ``sample_bits`` wide
-    (:func:`codesign.models.deform.engine.sample_bits`), in ``[min(lo, 0), max(hi, 0)]`` times
-    ``2**S``, ``S`` the layer's sample fraction bits (a sample outside the image is 0).
-    """
-    x = stage.input
-    lo, hi = x.lo, x.hi
-    if stage.kind is StageKind.DEFORM:
-        from .deform.engine import sample_bits
-
-        s = stage.main.sample_frac(stage.inputs[1])
-        bits = sample_bits(x.qtype.bits, x.qtype.signed, s // 2)
-        return QType.int(bits, x.qtype.signed), min(lo, 0) << s, max(hi, 0) << s
-    if stage.kind is StageKind.CONV and any(getattr(stage.main, "padding", (0, 0))):
-        lo, hi = min(lo, 0), max(hi, 0)  # padding inserts zeros
-    return x.qtype, lo, hi
 
 
 def divisors(n: int) -> list[int]:

@@ -55,7 +55,7 @@ from functools import cache
 from pathlib import Path
 
 import numpy as np
-from codesign.models.deform.stage import gather_shape, matrix_input, stage_pipeline
+from codesign.models.deform.stage import gather_shape, matrix_input
 from codesign.models.device import fits_mult18, lane_shape, registered_dsp, tdp_brams
 from codesign.models.hwconfig import (
     ConfigError,
@@ -78,6 +78,7 @@ from codesign.models.pipelining import (
     PRODUCT_STAGES,
     PipelineMode,
     compare_bits,
+    stage_pipeline,
     tree_groups,
 )
 from codesign.models.plan import stage_matrix

@@ -16,6 +16,7 @@ from amaranth import Module
 from amaranth.back.verilog import YosysError
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
+from codesign.models.deform.stage import matrix_input
 from codesign.models.fileio import atomic_write
 from codesign.models.hwconfig import (
     ConfigError,
@@ -31,7 +32,7 @@ from codesign.models.hwconfig import (
 )
 from codesign.models.ir import Tensor
 from codesign.models.pipelining import PipelineMode, stage_pipeline
-from codesign.models.plan import matrix_input, stage_matrix, stream_order
+from codesign.models.plan import stage_matrix, stream_order
 from codesign.models.qtype import Kind, QType
 
 from ..memfiles import externalize

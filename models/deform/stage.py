@@ -17,9 +17,6 @@ import math
 from typing import NamedTuple
 
 from ..device import const_dsp, memory_map, var_dsp
-from ..hwconfig import StageConfig
-from ..pipelining import PipelineMode, StagePipeline, activation_stages, matrix_stages
-from ..pipelining import stage_pipeline as _stage_pipeline
 from ..plan import Stage, StageKind
 from ..qtype import Kind, QType
 from .engine import sample_bits
@@ -33,7 +30,6 @@ __all__ = [
     "gather_read_ports",
     "gather_shape",
     "matrix_input",
-    "stage_pipeline",
 ]
 
 
@@ -49,9 +45,10 @@ def matrix_input(stage: Stage) -> MatrixInput:
     """The type and range of the elements the matrix unit of ``stage`` reads.
 
     - a deformable stage: the gather's samples, ``engine.sample_bits(input bits, signed,
-      F')`` bits of the input's signedness (``F'`` the offsets' fraction bits after the
-      variant, 0 when rounded), over ``[min(lo, 0)·2**S, max(hi, 0)·2**S]`` with
-      ``S = layer.sample_frac(offsets)`` (0 is a sample outside the image);
+      F)`` bits of the input's signedness (``F`` the offsets' fraction bits: a rounded
+      variant's sample is shifted into the same units), over
+      ``[min(lo, 0)·2**S, max(hi, 0)·2**S]`` with ``S = layer.sample_frac(offsets)`` (0 is a
+      sample outside the image);
     - a convolution that pads: the input's type over its range widened to hold 0 (a padding
       element);
     - any other matrix stage: the input's type and range.
@@ -198,17 +195,3 @@ def gather_brams(g: GatherShape) -> tuple[str, int]:
     one write port as two copies of one write and one read port)."""
     style, n = memory_map(g.bank_depth, g.word_bits)
     return style, n * g.banks * gather_read_ports(g)
-
-
-def stage_pipeline(stage: Stage, cfg: StageConfig, mode: PipelineMode) -> StagePipeline | None:
-    """:func:`codesign.models.pipelining.stage_pipeline`, and a deformable stage's as a
-    convolution's: its MVAU's head over SIMD products with its activation, outputs at least
-    SF cycles apart; its VVAU with an activation admits one beat a cycle into the activation;
-    a VVAU alone is no credit pipeline."""
-    if stage.kind is not StageKind.DEFORM:
-        return _stage_pipeline(stage, cfg, mode)
-    act = activation_stages(stage.layers, mode)
-    if not stage.depthwise:
-        head = matrix_stages(cfg.simd, False, mode, block=cfg.mem_style.value == "block")
-        return StagePipeline(head, act, stage.mw // cfg.simd)
-    return StagePipeline((), act, 1) if act else None

@@ -25,7 +25,16 @@ def test_zoo_json(capsys):
     status, out, _ = run(capsys, "zoo", "--json")
     assert status == 0
     names = [n["name"] for n in json.loads(out)["networks"]]
-    assert names == zoo_names() == ["cnv_tiny", "jet_tagger", "resnet_tiny", "tfc_w1a1", "tfc_w2a2"]
+    assert names == zoo_names()
+    assert names == [
+        "cnv_tiny",
+        "dcn_tiny",
+        "dcn_tiny_dw",
+        "jet_tagger",
+        "resnet_tiny",
+        "tfc_w1a1",
+        "tfc_w2a2",
+    ]
 
 
 def test_info_tfc_json(capsys):
@@ -407,7 +416,7 @@ def test_hdl_is_byte_identical_with_manifest_and_core(capsys, tmp_path):
         (
             "stages:\n  fc0: {pee: 2}\n",
             r".*hw\.yaml: layer 'fc0': field 'pee': is not a stage field; expected one of "
-            r"fifo_depth, fifo_depth_b, mem_style, pe, simd",
+            r"banks, fifo_depth, fifo_depth_b, mem_style, pe, ports, simd",
         ),
     ],
 )

@@ -146,7 +146,11 @@ def test_fifo_depth_b_is_configured_by_name_and_only_for_add_stages(tmp_path):
         "fifo_depth": 5,
         "fifo_depth_b": 77,
     }
-    with pytest.raises(ConfigError, match=r"^stage 'b': fifo_depth_b is the FIFO of an add"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^stage 'b': fifo_depth_b is the FIFO of a stage's second input \(an add's or a "
+        r"deformable convolution's offsets\); a \w+ stage has one input$",
+    ):
         Design(net, HardwareConfig({"b": StageConfig(fifo_depth_b=3)}))
 
 

@@ -78,8 +78,14 @@ def test_pipeline_knob_in_configs():
         HardwareConfig.from_dict({"pipeline": "deep"}, source="hw.yaml")
 
 
+#: Zoo networks whose II is the closed form's: not those with a deformable stage, whose frame
+#: time depends on each frame's offsets and whose gather loads a frame before it computes it
+#: (tests/sim/test_dataflow_deform.py checks the simulator against its RTL instead).
+FIXED_II = [n for n in zoo_names() if not n.startswith("dcn_")]
+
+
 @pytest.mark.parametrize("mode", ["auto", "off"])
-@pytest.mark.parametrize("name", zoo_names())
+@pytest.mark.parametrize("name", FIXED_II)
 def test_pipelining_costs_no_throughput(name, mode):
     """At every zoo network's default folding and at random ones, the simulated II equals
     the closed-form ideal II in both modes: the queues are deep enough that a credit never
