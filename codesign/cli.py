@@ -493,7 +493,7 @@ def cmd_run(args) -> None:
     ]
     # the frames of the cocotb throughput run, so prediction and measurement compare
     with progress.step("simulate"):
-        p = simulate(d, frames=min(args.vectors, PERF_FRAMES_MAX))
+        p = simulate(d, frames=min(args.vectors, PERF_FRAMES_MAX), seed=args.seed)
     manifest["simulate"] = {
         "frames": p.frames,
         "input_rate": p.input_rate,

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 from codesign.models.hwconfig import (
-    AUTO_FIFO_MAX,
     Design,
     StageKind,
+    fifo_depth,
     port_width,
     readers,
     stage_io,
@@ -126,12 +126,11 @@ def estimate_batch(
             us = stage_units(s, cfg, mode)
             if design.has_fifo(s, 0) and s.kind is not StageKind.ADD:
                 n0 = stage_io(s, cfg)[0]
-                depth = given.fifo_depth or max(2, min(s.inputs[0].size // n0, AUTO_FIFO_MAX))
-                us += input_units(s, 0, n0, n0, depth)
+                us += input_units(s, 0, n0, n0, fifo_depth(s, cfg, 0))
             if s.kind is StageKind.DEFORM and design.has_fifo(s, 1):
                 # the offsets' FIFO: a pixel's offsets a beat, whatever the folding
                 n1 = port_width(s, cfg, 1)
-                us += input_units(s, 1, n1, n1, design.fifo_depth(s, 1))
+                us += input_units(s, 1, n1, n1, fifo_depth(s, cfg, 1))
             return _sum(us, coef)
 
         key = pe[:, k] * width + (simd[:, k] if matrix[k] else 0)

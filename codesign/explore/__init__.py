@@ -89,9 +89,12 @@ def explore(
     if chosen is Strategy.AUTO:
         chosen = Strategy.EXHAUSTIVE if sp.size <= sp.max_points else Strategy.NSGA2
     start = time.perf_counter()
+    ev = Evaluator(sp)
+    net = ev.design(sp.contexts[0]).network if sp.tulip is None else None
+    if net is not None and _deformable(net):
+        return _explore_deform(net, sp, strategy, validate, start)
     h = sp.hash()
     root = Path(out) if out is not None else DEFAULT_OUT
-    ev = Evaluator(sp)
     if sp.tulip is not None:  # the binary family's array: every size, one by one
         from .tulip import TULIP_COLUMNS, TULIP_KNOBS, evaluate_tulip
 
@@ -147,6 +150,41 @@ def explore(
         return df
     finally:
         store.close()
+
+
+def _deformable(net) -> bool:
+    from codesign.models.deform.variants import deform_layers
+
+    return bool(deform_layers(net))
+
+
+def _explore_deform(net, sp, strategy, validate, start):
+    """A network with a deformable layer: its deformable space
+    (:func:`.deform.deform_space`: offset variant, frame-store banks and ports, the stage's
+    PE), evaluated on seeded frames; the dataflow folding of its other stages stays the
+    default's."""
+    from codesign.models.errors import ConfigError
+
+    from .deform import OBJECTIVES, deform_space
+
+    if validate or strategy not in (None, "auto", "exhaustive"):
+        raise ConfigError(
+            f"network {net.name!r} has a deformable layer: its space is swept exhaustively on "
+            "seeded frames (strategy exhaustive, no --validate; verify a point with "
+            "codesign verify --variant)"
+        )
+    df = deform_space(net, seed=sp.seed)
+    df.attrs.update(
+        network=net.name,
+        space="deformable",
+        strategy="exhaustive",
+        points=len(df),
+        evaluated=len(df),
+        front=int(df["pareto"].sum()),
+        objectives=list(OBJECTIVES),
+        seconds=round(time.perf_counter() - start, 3),
+    )
+    return df
 
 
 def pick_front(df, k: int) -> list[int]:

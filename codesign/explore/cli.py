@@ -72,6 +72,59 @@ def _export(df, path: str) -> None:
         atomic_write(path, buf.getvalue())
 
 
+def _emit_deform(args, df) -> None:
+    """The deformable space's report: every point's knobs and values, the front first."""
+    from codesign.cli import emit
+
+    a = df.attrs
+    front = df[df["pareto"]].sort_values(["cycles", "lut"])
+    doc = {
+        "network": a["network"],
+        "space": "deformable",
+        "points": a["points"],
+        "front_size": a["front"],
+        "objectives": a["objectives"],
+        "seconds": a["seconds"],
+        "front": json.loads(front.to_json(orient="records")),
+    }
+    lines = [
+        f"{a['network']}: deformable space, {a['points']} points (variant x banks x ports x PE "
+        f"of the deformable stage, cycles and error on seeded frames) in {a['seconds']:.1f} s",
+        f"Pareto front over {', '.join(a['objectives'])}: {a['front']} points",
+        "",
+        *front.head(args.top)
+        .drop(columns=["pareto"])
+        .to_string(index=False, float_format=lambda v: f"{v:.4g}")
+        .splitlines(),
+    ]
+    if len(front) > args.top:
+        lines.append(f"... {len(front) - args.top} more front points (--json, --export)")
+    if args.plot:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for v, g in df.groupby("variant"):
+            ax.scatter(g["cycles"], g["lut"], label=v, s=12)
+        ax.set_xlabel("cycles per frame (deformable stage)")
+        ax.set_ylabel("LUT")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(args.plot, metadata={"Date": None})
+        plt.close(fig)
+        doc["plot"] = args.plot
+        lines.append(f"wrote {args.plot}")
+    if args.export:
+        out = df.copy()
+        out["context"] = "deformable"
+        _export(out, args.export)
+        doc["export"] = args.export
+        lines.append(f"wrote {args.export}")
+    emit(args, doc, "\n".join(lines))
+
+
 def cmd_explore(args) -> None:
     from codesign.cli import emit
 
@@ -89,6 +142,8 @@ def cmd_explore(args) -> None:
         workers=args.workers,
     )
     a = df.attrs
+    if a.get("space") == "deformable":
+        return _emit_deform(args, df)
     front = df[df["pareto"]].sort_values(["throughput_fps", "id"], ascending=[False, True])
     knobs = [c for c in df.columns if c.startswith(("pe__", "simd__")) or c in ("pes", "tlns")]
     shown_cols = [c for c in SHOWN if c in df.columns]

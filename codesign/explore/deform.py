@@ -31,6 +31,10 @@ __all__ = ["DEFORM_VARIANTS", "deform_space"]
 DEFORM_VARIANTS = ("free", "bounded", "square", "rounded", "square+bounded+rounded")
 
 
+#: What the deformable space's Pareto front minimises (columns of :func:`deform_space`).
+OBJECTIVES = ("cycles", "lut", "dsp", "bram", "error")
+
+
 def deform_space(
     network,
     *,
@@ -137,6 +141,6 @@ def deform_space(
                         }
                     )
     df = pd.DataFrame(rows)
-    f = df[["cycles", "lut", "dsp", "bram", "error"]].to_numpy(dtype=np.float64)
+    f = df[list(OBJECTIVES)].to_numpy(dtype=np.float64)
     df["pareto"] = pareto_mask(f)
     return df

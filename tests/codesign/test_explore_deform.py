@@ -69,3 +69,23 @@ def test_refusals():
     with pytest.raises(ConfigError, match=r"^variant 'wobbly'"):
         deform_space("dcn_tiny", variants=("wobbly",), frames=1)
     assert with_variant  # the space switches variants as codesign sim --variant does
+
+
+def test_explore_and_its_cli_dispatch_a_deformable_network(tmp_path, capsys):
+    """``codesign explore NET`` on a network with a deformable layer sweeps its deformable
+    space (the dataflow space's analytic model has no closed form for it)."""
+    import json
+
+    from codesign.cli import main
+    from codesign.explore import explore
+
+    df = explore("dcn_tiny_dw", out=tmp_path, progress=False)
+    assert df.attrs["space"] == "deformable" and df.attrs["network"] == "dcn_tiny_dw"
+    assert df.attrs["front"] == int(df["pareto"].sum()) > 0
+    assert {"variant", "banks", "ports", "pe", "cycles", "lut", "error"} <= set(df.columns)
+    status = main(["explore", "dcn_tiny_dw", "--json", "--out", str(tmp_path)])
+    doc = json.loads(capsys.readouterr().out)
+    assert status in (0, None) and doc["front_size"] == df.attrs["front"]
+    assert main(["explore", "dcn_tiny_dw", "--validate", "1", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "deformable layer" in err[0], err

@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 import yaml
 from codesign.hdl.tools import icarus_available
-from codesign.models.hwconfig import HardwareConfig, StageConfig
+from codesign.models.hwconfig import HardwareConfig, StageConfig, StageKind
 from codesign.models.loader import load, zoo_names
 from codesign.sim.dataflow import simulate
 
 from codesign.flows import design, generate, verify
+from codesign.flows import simulate as flows_simulate
 from codesign.summary import network_hash
 
 pytestmark = pytest.mark.simulator
@@ -51,7 +52,10 @@ def zoo_designs(tmp_path_factory):
 #: lanes in fc0), took on 2026-12-06 with the machine's 2 cores shared (load 6-9): Verilator
 #: 910 s (build included), Icarus 516 s, ECP5 synthesis 482 s. The default run proves
 #: tfc_w1a1's RTL at FINN's folding (test_tfc_w1a1_at_finn_folding_measures_64_cycles_per_frame).
-SLOW_RTL = {"tfc_w1a1"}
+#: dcn_tiny and dcn_tiny_dw: 4 frames took 88 s on Verilator (268,673 cycles; build 162 s)
+#: on 2026-12-07, so 200 + 32 frames would take over an hour; the default run proves their
+#: deformable stage per variant on the stage alone (tests/hdl/test_deform_rtl.py).
+SLOW_RTL = {"tfc_w1a1", "dcn_tiny", "dcn_tiny_dw"}
 #: (network, simulator) runs that are ``slow`` besides: every network still runs on one
 #: simulator in the default run and Icarus on cnv_tiny and jet_tagger; these two took 114 s
 #: and 74 s of a 1,592 s default run that CI's 35 minutes hold with too thin a margin
@@ -85,10 +89,13 @@ def test_zoo_rtl_matches_golden_at_ideal_ii(zoo_designs, name, sim):
     assert r["frames"] == frames
     # passed: every frame arrived, bit-exact, no X, tlast right, every stage tap matched
     assert r["passed"], (r["mismatches"], r["first_bad_stage"], r["first_bad_layer"])
-    assert abs(r["ii"] - d.ideal_ii) <= 0.01 * d.ideal_ii, (r["ii"], d.ideal_ii)
+    if not any(s.kind is StageKind.DEFORM for s in d.stages):
+        # (a deformable stage's II depends on its frames' offsets: the simulator's below)
+        assert abs(r["ii"] - d.ideal_ii) <= 0.01 * d.ideal_ii, (r["ii"], d.ideal_ii)
     assert r["latency"] > 0
-    # the simulator, under the bench's phase-2 conditions (32 frames, input always valid)
-    p = simulate(d, frames=r["perf_frames"])
+    # the simulator, under the bench's phase-2 conditions (32 frames, input always valid; a
+    # deformable stage's timing on the bench's own frames)
+    p = flows_simulate(d, frames=r["perf_frames"], seed=1)
     assert p.latency == r["latency"], (p.latency, r["latency"])
     assert p.ii == r["ii"], (p.ii, r["ii"])
     assert p.fifo_full_cycles() == r["fifo_full_cycles"]
@@ -155,7 +162,7 @@ def test_zoo_verilog_lints_clean(zoo_designs, name):
 #: Synthesis takes 2-4 minutes for these on 2 cores (large multiplier arrays; tfc_w1a1: 3,584
 #: XNOR lanes, 482 s under load): `slow` (resnet_tiny: 107 s on a loaded machine, 145
 #: multipliers).
-SLOW_SYNTH = {"jet_tagger", "tfc_w2a2", "resnet_tiny", "tfc_w1a1"}
+SLOW_SYNTH = {"jet_tagger", "tfc_w2a2", "resnet_tiny", "tfc_w1a1", "dcn_tiny", "dcn_tiny_dw"}
 
 
 @pytest.mark.parametrize("name", _zoo(SLOW_SYNTH))
