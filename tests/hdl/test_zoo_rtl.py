@@ -36,15 +36,25 @@ def _sim(sim: str) -> str:
     return sim
 
 
+class _Generated(dict):
+    """Zoo name → (design, folder, manifest), each generated on first use (once per session):
+    a network whose tests are all deselected costs nothing (dcn_tiny's generation takes 16 s)."""
+
+    def __init__(self, factory, prefix: str, target: str | None = None) -> None:
+        super().__init__()
+        self._factory, self._prefix, self._target = factory, prefix, target
+
+    def __missing__(self, name: str):
+        d = design(load(name))
+        folder = self._factory.mktemp(f"{self._prefix}_{name}")
+        self[name] = (d, folder, generate(d, folder, target=self._target))
+        return self[name]
+
+
 @pytest.fixture(scope="session")
 def zoo_designs(tmp_path_factory):
     """Each zoo network's default design, generated once: name → (design, folder, manifest)."""
-    out = {}
-    for name in zoo_names():
-        d = design(load(name))
-        folder = tmp_path_factory.mktemp(f"hdl_{name}")
-        out[name] = (d, folder, generate(d, folder))
-    return out
+    return _Generated(tmp_path_factory, "hdl")
 
 
 #: Networks whose default design is too large for the default run: tfc_w1a1, whose XNOR lanes
@@ -104,12 +114,7 @@ def test_zoo_rtl_matches_golden_at_ideal_ii(zoo_designs, name, sim):
 @pytest.fixture(scope="session")
 def ecp5_designs(tmp_path_factory):
     """Each zoo network's ECP5 Verilog (MULT18X18D instances), generated once."""
-    out = {}
-    for name in zoo_names():
-        d = design(load(name))
-        folder = tmp_path_factory.mktemp(f"ecp5_{name}")
-        out[name] = (d, folder, generate(d, folder, target="ecp5"))
-    return out
+    return _Generated(tmp_path_factory, "ecp5", target="ecp5")
 
 
 #: (network, simulator, frames, primitive, least instances) of the ECP5 Verilog checks
@@ -141,7 +146,13 @@ def test_ecp5_verilog_matches_golden_with_the_primitive_model(
     assert (p.latency, p.ii) == (r["latency"], r["ii"])
 
 
-@pytest.mark.parametrize("name", zoo_names())
+#: Networks whose lint is ``slow``: the deformable ones' Verilog (1.6 MB) takes 16 s to generate
+#: and 8 s to lint per target; their gather is linted on its own in test_deform_window.py, and
+#: every other block of theirs in the other zoo networks.
+SLOW_LINT = {"dcn_tiny", "dcn_tiny_dw"}
+
+
+@pytest.mark.parametrize("name", _zoo(SLOW_LINT))
 def test_zoo_ecp5_verilog_lints_clean(ecp5_designs, name):
     """The ECP5 Verilog lints clean with the primitive's model."""
     from codesign.hdl.tools import lint
@@ -150,7 +161,7 @@ def test_zoo_ecp5_verilog_lints_clean(ecp5_designs, name):
     assert lint(folder / doc["verilog"], doc["top"]) == []
 
 
-@pytest.mark.parametrize("name", zoo_names())
+@pytest.mark.parametrize("name", _zoo(SLOW_LINT))
 def test_zoo_verilog_lints_clean(zoo_designs, name):
     """verilator --lint-only -Wall, with the waivers of hdl/lint_waivers.vlt only."""
     from codesign.hdl.tools import lint
