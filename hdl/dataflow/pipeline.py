@@ -171,22 +171,8 @@ class StageUnit(wiring.Component):
         from codesign.hdl.deform.window import DeformWindow
 
         s, cfg = self.stage, self.config
-        la, off = s.main, s.inputs[1]
-        c, h, w = s.input.shape
-        return DeformWindow(
-            element=element_shape(s.input.qtype),
-            channels=c,
-            height=h,
-            width=w,
-            kernel=la.kernel,
-            stride=la.stride,
-            padding=la.padding,
-            dilation=la.dilation,
-            variant=la.variant,
-            frac=la.offset_frac(off),
-            offset=element_shape(off.qtype),
-            banks=cfg.deform_banks,
-            ports=cfg.deform_ports,
+        return DeformWindow.of_layer(
+            s.main, s.inputs[0], s.inputs[1], banks=cfg.deform_banks, ports=cfg.deform_ports
         )
 
     def _make_units(self) -> list:

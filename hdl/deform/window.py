@@ -202,6 +202,30 @@ class DeformWindow(wiring.Component):
             }
         )
 
+    @classmethod
+    def of_layer(cls, layer, image, offsets, *, banks: int, ports: int) -> DeformWindow:
+        """The gather of deformable IR layer ``layer`` (a
+        :class:`~codesign.models.deform.layer.DeformConv2d`) whose image and offsets are the
+        tensors ``image`` and ``offsets``, with ``banks`` memories of ``ports`` read ports."""
+        from ..dataflow.stream import element_shape
+
+        c, h, w = image.shape
+        return cls(
+            element=element_shape(image.qtype),
+            channels=c,
+            height=h,
+            width=w,
+            kernel=layer.kernel,
+            stride=layer.stride,
+            padding=layer.padding,
+            dilation=layer.dilation,
+            variant=layer.variant,
+            frac=layer.offset_frac(offsets),
+            offset=element_shape(offsets.qtype),
+            banks=banks,
+            ports=ports,
+        )
+
     def _axis(self, a: int) -> tuple[int, int, int]:
         return self._stride[a], self._padding[a], self._dilation[a]
 
