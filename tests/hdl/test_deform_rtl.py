@@ -17,7 +17,6 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 from amaranth.back import verilog
-from codesign.hdl.dataflow.stream import element_shape
 from codesign.hdl.deform import DeformWindow
 from codesign.hdl.deform.harness import WindowArray, pack_words
 from codesign.hdl.tools import WAIVERS, verilator_on_path
@@ -90,25 +89,9 @@ UNITS = [Unit(v, b, FRAMES, seed=k) for k, (v, b) in enumerate(VARIANTS)] + [
 
 
 def deform_window(net: Network, banks: int, ports: int) -> DeformWindow:
-    """The layer's gather as the pipeline compiler builds it (``StageUnit``)."""
+    """The layer's gather as the pipeline compiler builds it."""
     la = net[LAYER]
-    image, off = (net.tensors[s] for s in la.inputs)
-    c, h, w = image.shape
-    return DeformWindow(
-        element=element_shape(image.qtype),
-        channels=c,
-        height=h,
-        width=w,
-        kernel=la.kernel,
-        stride=la.stride,
-        padding=la.padding,
-        dilation=la.dilation,
-        variant=la.variant,
-        frac=la.offset_frac(off),
-        offset=element_shape(off.qtype),
-        banks=banks,
-        ports=ports,
-    )
+    return DeformWindow.of_layer(la, *(net.tensors[s] for s in la.inputs), banks=banks, ports=ports)
 
 
 def unit_net(unit: Unit) -> Network:
