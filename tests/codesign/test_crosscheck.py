@@ -82,14 +82,17 @@ DRAWS = [_random_design(random.Random(1000 + k)) for k in range(20)]
 
 
 #: Draws run by default; the rest are ``slow`` (``-m slow``): CI's 35 minutes hold about
-#: half of the 20 on Icarus beside everything else.
-DEFAULT_DRAWS = 10
+#: half of the 20 on Icarus beside everything else, less three of the first ten: draws 3, 5
+#: and 8 (cnv_tiny at full rate, none stalled) took 100, 95 and 69 s of a loaded run
+#: (2026-12-07), and the deformable family's own RTL proofs needed the time; the seven others
+#: still cover the cases below.
+DEFAULT_DRAWS = [k for k in range(10) if k not in (3, 5, 8)]
 
 
 @pytest.mark.parametrize(
     ("d", "rate"),
     [
-        pytest.param(d, r, id=f"draw{k}", marks=pytest.mark.slow if k >= DEFAULT_DRAWS else ())
+        pytest.param(d, r, id=f"draw{k}", marks=() if k in DEFAULT_DRAWS else pytest.mark.slow)
         for k, (d, r) in enumerate(DRAWS)
     ],
 )
@@ -103,10 +106,10 @@ def test_prediction_matches_rtl_on_random_designs(d, rate, tmp_path):
 
 
 def test_random_draws_cover_the_interesting_cases():
-    """The draws CI runs (the first :data:`DEFAULT_DRAWS`) are not all easy: four networks,
+    """The draws CI runs (:data:`DEFAULT_DRAWS`) are not all easy: four networks,
     some with back-pressure, some a single-register FIFO, some a paced input, some
     convolutions."""
-    draws = DRAWS[:DEFAULT_DRAWS]
+    draws = [DRAWS[k] for k in DEFAULT_DRAWS]
     assert len({d.network.name for d, _ in draws}) >= 4
     assert any(r < 1 for _, r in draws) and any(r == 1 for _, r in draws)
     assert any(d.config[s.name].fifo_depth == 1 for d, _ in draws for s in d.stages)
