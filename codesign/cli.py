@@ -346,16 +346,9 @@ def _sim_text(r, config, origin: dict) -> str:
                 _pair(st.fifo_max, st.fifo_b_max),
             )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    table = [
-        "  "
-        + "  ".join(
-            c.ljust(w) if i in (0, 1, 4) else c.rjust(w)
-            for i, (c, w) in enumerate(zip(row, widths, strict=True))
-        ).rstrip()
-        for row in rows
-    ]
-    return "\n".join([*head, *table])
+    from .summary import aligned
+
+    return "\n".join([*head, *aligned(rows, (0, 1, 4))])
 
 
 def cmd_sim(args) -> None:

@@ -175,15 +175,9 @@ def report_text(results: list[NetworkTiming], engine: str, cfg: GatherConfig) ->
                     hist,
                 )
             )
-    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
-    lines = [
-        "  "
-        + "  ".join(
-            c.ljust(w) if i in (0, 1, 8) else c.rjust(w)
-            for i, (c, w) in enumerate(zip(row, widths, strict=True))
-        ).rstrip()
-        for row in table
-    ]
+    from .summary import aligned
+
+    lines = aligned(table, (0, 1, 8))
     notes = [f"speedup: against the first row ({results[0].variant})"]
     rtl = [(r.variant, t) for r in results for t in r.layers if t.rtl_frame_interval is not None]
     if rtl:

@@ -10,7 +10,21 @@ import numpy as np
 from codesign.models.ir import Network
 from codesign.models.layers import BinaryConv2d, BinaryDense, Conv2d, DeformConv2d, Dense
 
-__all__ = ["network_hash", "summary", "summary_text"]
+__all__ = ["aligned", "network_hash", "summary", "summary_text"]
+
+
+def aligned(rows: list[tuple[str, ...]], left: tuple[int, ...]) -> list[str]:
+    """``rows`` of strings as lines of aligned columns, two spaces apart, indented by two:
+    the columns numbered in ``left`` flush left, the others flush right."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return [
+        "  "
+        + "  ".join(
+            c.ljust(w) if i in left else c.rjust(w)
+            for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        ).rstrip()
+        for row in rows
+    ]
 
 
 def network_hash(net: Network) -> str:
