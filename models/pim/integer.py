@@ -34,7 +34,7 @@ Rows = list[int]
 
 
 def add_rows(b: Builder, xs: Sequence[int], ys: Sequence[int], cin: int | None = None):
-    """``xs + ys (+ cin)`` by ripple carry: (n sum rows, the carry-out row). Operands equal width."""
+    """``xs + ys (+ cin)`` by ripple carry: (n sum rows, the carry-out row); equal widths."""
     if len(xs) != len(ys):
         raise ValueError(f"operands must have equal widths, not {len(xs)} and {len(ys)}")
     carry = b.const(0) if cin is None else cin

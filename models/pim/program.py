@@ -55,9 +55,7 @@ class Program:
     @property
     def compute_cycles(self) -> int:
         """Array cycles without the LOAD and STORE beats."""
-        return sum(
-            self.tech.cycles[i.op] for i in self.instrs if i.op not in (Op.LOAD, Op.STORE)
-        )
+        return sum(self.tech.cycles[i.op] for i in self.instrs if i.op not in (Op.LOAD, Op.STORE))
 
     def counts(self) -> Counter:
         """How many of each micro-op the program executes."""

@@ -1,0 +1,1 @@
+"""Amaranth hardware of the processing-in-memory family (``docs/pim.md``)."""

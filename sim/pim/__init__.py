@@ -1,0 +1,1 @@
+"""Cycle, energy and area model of the processing-in-memory family (``docs/pim.md``)."""
