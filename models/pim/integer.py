@@ -18,7 +18,7 @@ from .program import Builder, Program, execute, from_rows, to_rows
 __all__ = [
     "INT_OPS",
     "add_rows",
-    "dot_rows",
+    "dot_program",
     "int_program",
     "int_result_bits",
     "int_run",
@@ -107,17 +107,20 @@ def _add_at(b: Builder, acc: Rows, pp: Sequence[int], offset: int) -> Rows:
     return out
 
 
-def mul_rows(b: Builder, xs: Sequence[int], ys: Sequence[int], *, signed: bool) -> Rows:
-    """The 2n-row product of two n-row operands by shift-and-add.
+def mul_rows(
+    b: Builder, xs: Sequence[int], ys: Sequence[int], *, signed: bool, width: int | None = None
+) -> Rows:
+    """The 2n-row product of two n-row operands by shift-and-add (or its low ``width`` rows:
+    the product modulo 2^width, computing no row above them).
 
     Signed operands: ``x`` is sign-extended, and the last partial product (the weight of ``y``'s
     sign bit is −2^(n−1)) is subtracted.
     """
     n = len(xs)
-    width = 2 * n
+    width = 2 * n if width is None else min(width, 2 * n)
     xe = list(xs) + ([xs[-1]] * n if signed else [b.const(0)] * n)
     acc = [b.const(0)] * width  # constant rows: never freed, never written
-    for j, y in enumerate(ys):
+    for j, y in enumerate(ys[:width]):
         last = signed and j == n - 1
         pp = [b.and_(x, y) for x in xe[: width - j]]
         if last:  # acc − (pp << j) = acc + (¬pp << j) + (1 << j)
@@ -141,23 +144,42 @@ def mul_rows(b: Builder, xs: Sequence[int], ys: Sequence[int], *, signed: bool) 
     return acc
 
 
-def dot_rows(
-    b: Builder,
-    xs: Sequence[Sequence[int]],
-    ys: Sequence[Sequence[int]],
+def dot_program(
+    k: int,
+    bits: int,
+    acc_bits: int,
+    tech: str | Technology,
     *,
     signed: bool,
-    acc_bits: int,
-) -> Rows:
-    """``Σ_k xs[k]·ys[k]`` in ``acc_bits`` rows (each product sign- or zero-extended)."""
-    acc = [b.const(0)] * acc_bits
-    for x, y in zip(xs, ys, strict=True):
-        p = mul_rows(b, x, y, signed=signed)
-        ext = p[-1] if signed else b.const(0)
+    bias: bool = False,
+    rows: int = 256,
+) -> Program:
+    """A dot product of ``k`` pairs in one column: for each pair LOAD ``x`` then ``y``
+    (``bits`` rows each, bit 0 first), multiply and accumulate into ``acc_bits`` rows
+    (two's complement, modulo 2^acc_bits); with ``bias`` LOAD ``acc_bits`` more rows and add
+    them; STORE the accumulator. Operands are loaded as they are needed, so the rows used do not
+    grow with ``k``."""
+    for name, value in (("k", k), ("bits", bits), ("acc_bits", acc_bits)):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be an int >= 1, not {value!r}")
+    b = Builder(tech, rows=rows)
+    zero = b.const(0)
+    acc = [zero] * acc_bits
+    for _ in range(k):
+        x = b.load(bits)
+        y = b.load(bits)
+        p = mul_rows(b, x, y, signed=signed, width=acc_bits)
+        b.free(x, y)
+        ext = p[-1] if signed else zero
         p = (p + [ext] * acc_bits)[:acc_bits]
         acc = _add_at(b, acc, p, 0)
-        b.free(set(p) - {b.const(0)})
-    return acc
+        b.free(p)
+    if bias:
+        bias_rows = b.load(acc_bits)
+        acc = _add_at(b, acc, bias_rows, 0)
+        b.free(bias_rows)
+    b.store(acc)
+    return b.program()
 
 
 def int_result_bits(op: str, bits: int, *, k: int = 1) -> int:
@@ -188,13 +210,10 @@ def int_program(
     if not isinstance(bits, int) or bits < 1:
         raise ValueError(f"bits must be an int >= 1, not {bits!r}")
     width = int_result_bits(op, bits, k=k)
-    b = Builder(tech, rows=rows)
     if op == "dot":
-        pairs = [(b.load(bits), b.load(bits)) for _ in range(k)]
-        out = dot_rows(
-            b, [p[0] for p in pairs], [p[1] for p in pairs], signed=signed, acc_bits=width
-        )
-    elif op == "relu":
+        return dot_program(k, bits, width, tech, signed=signed, rows=rows)
+    b = Builder(tech, rows=rows)
+    if op == "relu":
         out = relu_rows(b, b.load(bits))
     else:
         xs, ys = b.load(bits), b.load(bits)
