@@ -30,7 +30,7 @@ __all__ = ["DenseMapping", "dense_mapping", "signed_width"]
 def signed_width(lo: int, hi: int) -> int:
     """The smallest two's-complement width holding every integer in ``[lo, hi]``."""
     lo, hi = int(lo), int(hi)
-    return max(1, max(lo.bit_length() if lo < 0 else 0, hi.bit_length()) + 1)
+    return max((-lo - 1).bit_length() + 1 if lo < 0 else 1, hi.bit_length() + 1)
 
 
 @dataclass(frozen=True)
