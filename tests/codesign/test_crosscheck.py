@@ -81,12 +81,12 @@ def _close(predicted: float, measured: float) -> bool:
 DRAWS = [_random_design(random.Random(1000 + k)) for k in range(20)]
 
 
-#: Draws run by default; the rest are ``slow`` (``-m slow``): CI's 35 minutes hold about
-#: half of the 20 on Icarus beside everything else, less three of the first ten: draws 3, 5
-#: and 8 (cnv_tiny at full rate, none stalled) took 100, 95 and 69 s of a loaded run
-#: (2026-12-07), and the deformable family's own RTL proofs needed the time; the seven others
-#: still cover the cases below.
-DEFAULT_DRAWS = [k for k in range(10) if k not in (3, 5, 8)]
+#: Draws run by default; the rest are ``slow`` (``-m slow``): CI's 35 minutes hold a quarter
+#: of the 20 on Icarus beside everything else. Draws 3, 5 and 8 (cnv_tiny at full rate, none
+#: stalled) took 100, 95 and 69 s of a loaded run, and draws 2 and 4 took 108 and 61 s of a
+#: 2,663 s run (2026-12-07) that CI's 35 minutes no longer held; the five others still cover
+#: the cases below.
+DEFAULT_DRAWS = [0, 1, 6, 7, 9]
 
 
 @pytest.mark.parametrize(
@@ -114,7 +114,7 @@ def test_random_draws_cover_the_interesting_cases():
     assert any(r < 1 for _, r in draws) and any(r == 1 for _, r in draws)
     assert any(d.config[s.name].fifo_depth == 1 for d, _ in draws for s in d.stages)
     stalled = [d for d, r in draws if any(x.blocked for x in simulate(d, input_rate=r).stages)]
-    assert len(stalled) >= 3  # 3 of these 10 have a stage blocked by a full FIFO
+    assert len(stalled) >= 2  # 2 of these 5 have a stage blocked by a full FIFO
 
 
 @pytest.fixture(scope="module")

@@ -168,17 +168,18 @@ def tfc(tmp_path_factory):
 
 @pytest.mark.simulator
 def test_tfc_w1a1_on_verilator_matches_golden_at_model_timing(tfc):
-    """200 random frames through the RTL with random back-pressure: 0 mismatches; latency
-    and initiation interval with the stream free-running exactly as the cycle model's."""
+    """64 random frames through the RTL with random back-pressure: 0 mismatches; latency
+    and initiation interval with the stream free-running exactly as the cycle model's
+    (200 frames took 90 s of CI's 35 minutes)."""
     from codesign.hdl.verify import run_cocotb
     from codesign.models.golden import golden, random_inputs
 
     net, prog, folder, _ = tfc
-    x = random_inputs(net, 200, 7)
+    x = random_inputs(net, 64, 7)
     r = run_cocotb(folder, x, golden(net, x), {}, sim="verilator", seed=3, perf_frames=8)
     assert r["mismatches"] == 0
     assert r["passed"], (r["mismatches"], r["timed_out"], r["output"])
-    assert r["frames"] == 200
+    assert r["frames"] == 64
     tm = timing(prog, 16)
     assert (r["latency"], r["ii"]) == (tm.latency, tm.ii)
 
