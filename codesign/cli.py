@@ -105,6 +105,34 @@ def cmd_info(args) -> None:
     emit(args, info, text)
 
 
+def cmd_pim(args) -> None:
+    from codesign.sim.pim import PimConfig
+
+    from .pim import pim_report, pim_text, pim_verify
+
+    net = load(args.net)
+    fmt = args.fmt or ("fp32" if args.training and args.mode == "digital" else "int")
+    config = PimConfig(
+        mode=args.mode,
+        tech=args.tech,
+        rows=args.rows,
+        cols=args.cols,
+        fmt=fmt,
+        adc_bits=args.adc_bits,
+        cell_bits=args.cell_bits,
+        dac_bits=args.dac_bits,
+        adc_share=args.adc_share,
+    )
+    doc = pim_report(net, config, training=args.training, batch=args.batch)
+    if args.verify is not None:
+        doc["verify"] = pim_verify(net, config, args.verify, seed=args.seed)
+    emit(args, doc, pim_text(doc))
+    if doc.get("verify", {}).get("passed") is False:
+        raise VerificationFailed(
+            f"{net.name}: a PIM program disagrees with the golden model (see the report above)"
+        )
+
+
 def cmd_bnn(args) -> None:
     from .bnn import bnn_report, bnn_text
 
@@ -713,6 +741,43 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0, help="seed for --verify (default 0)")
     s.add_argument("-o", "--output", metavar="DIR", help="design folder (build/<net>/bnn)")
     s.set_defaults(func=cmd_bnn)
+    s = sub.add_parser(
+        "pim",
+        parents=[common],
+        help="dense layers on processing-in-memory arrays: cycles, energy, area; --verify",
+    )
+    s.add_argument("net", metavar="NET", help="zoo name or description path")
+    s.add_argument("--mode", choices=("digital", "analog"), default="digital")
+    s.add_argument("--tech", choices=("sot-mram", "nor"), default="sot-mram", help="digital cells")
+    s.add_argument("--rows", type=_positive_int, default=256, help="array rows (256)")
+    s.add_argument("--cols", type=_positive_int, default=256, help="array columns (256)")
+    s.add_argument(
+        "--fmt",
+        choices=("int", "bf16", "fp32"),
+        help="digital arithmetic: the layers' integers, or floating point (fp32 with "
+        "--training, else int)",
+    )
+    s.add_argument("--adc-bits", type=_positive_int, default=8, help="analog ADC bits (8)")
+    s.add_argument("--cell-bits", type=_positive_int, default=2, help="analog bits/cell (2)")
+    s.add_argument("--dac-bits", type=_positive_int, default=1, help="analog DAC bits (1)")
+    s.add_argument(
+        "--adc-share", type=_positive_int, default=128, help="analog columns per ADC (128)"
+    )
+    s.add_argument(
+        "--training",
+        action="store_true",
+        help="a training step: forward, input gradient and weight gradient (digital)",
+    )
+    s.add_argument("--batch", type=_positive_int, default=1, help="vectors per step (1)")
+    s.add_argument(
+        "--verify",
+        metavar="N",
+        type=_positive_int,
+        help="run N seeded frames through the golden models: digital programs bit by bit "
+        "against the network's golden model, the analog crossbar's error",
+    )
+    s.add_argument("--seed", type=int, default=0, help="seed for --verify (default 0)")
+    s.set_defaults(func=cmd_pim)
     s = sub.add_parser("golden", parents=[common], help="run the bit-exact golden model")
     s.add_argument("net", metavar="NET", help="zoo name or description path")
     src = s.add_mutually_exclusive_group(required=True)
