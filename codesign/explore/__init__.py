@@ -37,6 +37,7 @@ def explore(
     scheduler: str | None = None,
     workers: int | None = None,
     progress: bool = True,
+    pim: bool = False,
 ):
     """Explore a design space and return every evaluated point as a pandas DataFrame.
 
@@ -59,6 +60,10 @@ def explore(
         ``workers`` processes).
     progress
         Progress bars on stderr (for anything over a second).
+    pim
+        Explore the network's processing-in-memory space instead of its dataflow foldings:
+        digital technology and array size, analog crossbar ADC, cell and DAC bits
+        (:func:`.pim.pim_space`; ``space`` must be a network, exhaustive, no ``validate``).
 
     Returns
     -------
@@ -78,6 +83,8 @@ def explore(
     from .search import exhaustive, greedy, nsga2
     from .store import Store
 
+    if pim:
+        return _explore_pim(space, strategy, validate, time.perf_counter())
     sp = load_space(space)
     if strategy is not None:
         try:
@@ -177,6 +184,33 @@ def _explore_deform(net, sp, strategy, validate, start):
     df.attrs.update(
         network=net.name,
         space="deformable",
+        strategy="exhaustive",
+        points=len(df),
+        evaluated=len(df),
+        front=int(df["pareto"].sum()),
+        objectives=list(OBJECTIVES),
+        seconds=round(time.perf_counter() - start, 3),
+    )
+    return df
+
+
+def _explore_pim(space, strategy, validate, start):
+    """The PIM space of a network's dense layers (:func:`.pim.pim_space`), swept whole."""
+    from codesign.models.errors import ConfigError
+    from codesign.models.loader import load
+
+    from .pim import OBJECTIVES, pim_space
+
+    if validate or strategy not in (None, "auto", "exhaustive"):
+        raise ConfigError(
+            "the PIM space is swept exhaustively in closed form (strategy exhaustive, no "
+            "--validate; check a point with codesign pim --verify)"
+        )
+    net = space if not isinstance(space, str | Path) else load(str(space))
+    df = pim_space(net)
+    df.attrs.update(
+        network=net.name,
+        space="pim",
         strategy="exhaustive",
         points=len(df),
         evaluated=len(df),

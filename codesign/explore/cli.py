@@ -46,6 +46,11 @@ def add_parser(sub, common, positive_int) -> None:
     s.add_argument("--plot", metavar="FILE.svg", help="write the front (throughput vs LUT, DSP)")
     s.add_argument("--export", metavar="FILE", help="every point as .parquet or .csv")
     s.add_argument("--top", metavar="N", type=positive_int, default=10, help="front rows shown")
+    s.add_argument(
+        "--pim",
+        action="store_true",
+        help="the network's processing-in-memory space (technology, array size, ADC/cell bits)",
+    )
     s.set_defaults(func=cmd_explore)
 
 
@@ -125,6 +130,69 @@ def _emit_deform(args, df) -> None:
     emit(args, doc, "\n".join(lines))
 
 
+def _emit_pim(args, df) -> None:
+    """The PIM space's report: the front's knobs and values, fastest first."""
+    from codesign.cli import emit
+
+    a = df.attrs
+    front = df[df["pareto"]].sort_values(["latency_ns", "energy_pj"])
+    shown = [
+        "mode", "tech", "rows", "cols", "adc_bits", "cell_bits", "dac_bits", "adc_share",
+        "arrays_used", "latency_ns", "energy_pj", "area_mm2", "error",
+    ]  # fmt: skip
+    doc = {
+        "network": a["network"],
+        "space": "pim",
+        "points": a["points"],
+        "feasible": int(df["feasible"].sum()),
+        "front_size": a["front"],
+        "objectives": a["objectives"],
+        "seconds": a["seconds"],
+        "front": json.loads(front[shown].to_json(orient="records")),
+    }
+    lines = [
+        f"{a['network']}: PIM space, {a['points']} points ({doc['feasible']} feasible: digital "
+        "technology x array size, analog array size x ADC/cell/DAC bits x columns per ADC) in "
+        f"{a['seconds']:.1f} s",
+        f"Pareto front over {', '.join(a['objectives'])}: {a['front']} points "
+        "(error: the analog crossbar's worst layer, relative RMS on seeded frames)",
+        "",
+        *front[shown]
+        .head(args.top)
+        .to_string(index=False, float_format=lambda v: f"{v:.4g}")
+        .splitlines(),
+    ]
+    if len(front) > args.top:
+        lines.append(f"... {len(front) - args.top} more front points (--json, --export)")
+    if args.plot:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(6, 4))
+        ok = df[df["feasible"]]
+        for (mode, tech), g in ok.groupby(["mode", "tech"]):
+            ax.scatter(g["energy_pj"], g["latency_ns"], label=f"{mode} {tech}", s=10)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("energy per inference (pJ)")
+        ax.set_ylabel("latency per inference (ns)")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(args.plot, metadata={"Date": None})
+        plt.close(fig)
+        doc["plot"] = args.plot
+        lines.append(f"wrote {args.plot}")
+    if args.export:
+        out = df.copy()
+        out["context"] = "pim"
+        _export(out, args.export)
+        doc["export"] = args.export
+        lines.append(f"wrote {args.export}")
+    emit(args, doc, "\n".join(lines))
+
+
 def cmd_explore(args) -> None:
     from codesign.cli import emit
 
@@ -140,10 +208,13 @@ def cmd_explore(args) -> None:
         validate=args.validate,
         scheduler=args.scheduler,
         workers=args.workers,
+        pim=args.pim,
     )
     a = df.attrs
     if a.get("space") == "deformable":
         return _emit_deform(args, df)
+    if a.get("space") == "pim":
+        return _emit_pim(args, df)
     front = df[df["pareto"]].sort_values(["throughput_fps", "id"], ascending=[False, True])
     knobs = [c for c in df.columns if c.startswith(("pe__", "simd__")) or c in ("pes", "tlns")]
     shown_cols = [c for c in SHOWN if c in df.columns]
