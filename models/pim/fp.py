@@ -259,20 +259,17 @@ def fp_mul_rows(g: Gates, fmt: FpFormat, a: Rows, b: Rows, *, ftz: bool = False)
     g.free(amax, bmax, fanz, fbnz, anan, bnan, t1, t2)
 
     if ftz:  # operands normal (or flushed: killed at the end)
-        mx, my = [*a[:m_bits], ha], [*b[:m_bits], hb]
-        ex1, ey1 = list(ea), list(eb)
-        g.ref(ha), g.ref(hb)
-        for r in (*a[:n], *b[:n]):
-            g.ref(r)
+        mx = [*(g.ref(r) for r in a[:m_bits]), g.ref(ha)]
+        my = [*(g.ref(r) for r in b[:m_bits]), g.ref(hb)]
+        ex1, ey1 = [g.ref(r) for r in ea], [g.ref(r) for r in eb]
         lbits: Rows = []
-    else:  # x normal if either is; y's significand normalised (it may be subnormal)
-        x, y = g.swap(ha, b[:n], a[:n])
-        hx, hy = g.or_(ha, hb), g.and_(ha, hb)
-        ex1 = [g.xnor(x[m_bits], hx), *(g.ref(r) for r in x[m_bits + 1 :])]
-        ey1 = [g.xnor(y[m_bits], hy), *(g.ref(r) for r in y[m_bits + 1 :])]
-        mx = [*(g.ref(r) for r in x[:m_bits]), hx]
-        my, lbits, _ = normalize_left(g, [*(g.ref(r) for r in y[:m_bits]), hy], _stages(p - 1))
-        g.free(x, y)
+    else:  # x normal if either is; y's significand normalised (it may be subnormal). The
+        # exponents are only summed: no swap, each counts 1 when subnormal
+        fx, fy = g.swap(ha, b[:m_bits], a[:m_bits])
+        mx = [*fx, g.or_(ha, hb)]
+        my, lbits, _ = normalize_left(g, [*fy, g.and_(ha, hb)], _stages(p - 1))
+        ex1 = [g.xnor(ea[0], ha), *(g.ref(r) for r in ea[1:])]
+        ey1 = [g.xnor(eb[0], hb), *(g.ref(r) for r in eb[1:])]
     g.free(a, b, ha, hb)
 
     # W = ex' + ey' − shift − bias − 2: the product's exponent minus 2 when its leading one is

@@ -352,9 +352,9 @@ def normalize_left(
     """Consumes ``v`` (and ``budget``): shift left until the top row is 1, greedily by
     ``2^(stages−1)``, …, 2, 1 — a stage shifts when the top ``2^k`` rows are all 0.
 
-    With ``budget`` (an unsigned number, ≥ ``2^stages`` bits wide is not needed), a stage also
-    needs ``budget ≥ 2^k`` and subtracts ``2^k`` from it, so the total shift is
-    ``min(leading zeros, budget)``. Returns (shifted rows, the shift's bits low first, the
+    With ``budget`` (an unsigned number of any width), a stage also needs ``budget ≥ 2^k`` and
+    subtracts ``2^k`` from it, so the total shift is ``min(leading zeros, budget)`` (given
+    fewer than ``2^stages`` leading zeros). Returns (shifted rows, the shift's bits low first, the
     remaining budget).
     """
     n = len(v)

@@ -263,6 +263,24 @@ def _ties(rng, op: str, fmt: str, n: int):
     )
 
 
+def _near_ties_mul(rng, fmt: str, n: int):
+    """Products just above a tie by a far bit: (2^(p−1) + 1)·b = b·2^(p−1) + b, scaled so that
+    b·2^(p−1) is an odd number of half-quanta (subnormal results: the sticky bit comes through
+    the right shifter) or lands on the round bit of a normal result."""
+    p = MAN[fmt] + 1
+    b = rng.integers(0, 1 << (p - 1), n) * 2 + 1
+    sub = rng.random(n) < 0.6
+    k = np.where(sub, EMIN - MAN[fmt] - p, rng.integers(-80, 40, n) - p)
+    kb = np.where(sub, EMIN - MAN[fmt] + rng.integers(0, 40, n), rng.integers(-40, 20, n))
+    ka = k - kb
+    sa, sb = (np.where(rng.random(n) < 0.5, -1.0, 1.0) for _ in range(2))
+    a = float((1 << (p - 1)) + 1)
+    return (
+        _from_float(sa * a * 2.0 ** ka.astype(np.float64), fmt),
+        _from_float(sb * b * 2.0 ** kb.astype(np.float64), fmt),
+    )
+
+
 def sample(op: str, fmt: str, rng, scale: float = 1.0):
     """About ``120,000 · scale`` operand pairs of every class (see the docstrings inline)."""
     m, w = MAN[fmt], WIDTH[fmt]
@@ -281,6 +299,18 @@ def sample(op: str, fmt: str, rng, scale: float = 1.0):
     parts.append((_pack(s, e, f, fmt), _pack(s2, e2, f2, fmt)))
     # exact ties
     parts.append(_ties(rng, op, fmt, n(12000)))
+    if op == "mul":
+        parts.append(_near_ties_mul(rng, fmt, n(4000)))
+        # x · ±2^k into the subnormal range: the product's low half is 0, every sticky bit
+        # comes through the right shifter
+        k = n(4000)
+        s, e, f = _fields(rng, k, fmt, 1, 254)
+        s2, _, _ = _fields(rng, k, fmt, 0, 0)
+        k2 = EMIN - 1 - (e - BIAS) - rng.integers(0, m + 3, k)  # 2^k2, maybe subnormal
+        e2 = np.maximum(k2 + BIAS, 0)
+        f2 = np.where(k2 + BIAS > 0, 0, 1 << np.clip(k2 + BIAS - 1 + m, 0, m - 1))
+        ok = k2 >= EMIN - m
+        parts.append((_pack(s, e, f, fmt)[ok], _pack(s2, e2, f2, fmt)[ok]))
     # subnormal operands (against subnormal, small normal and arbitrary operands)
     k = n(12000)
     s, e, f = _fields(rng, k, fmt, 0, 0)
