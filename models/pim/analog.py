@@ -72,6 +72,7 @@ __all__ = [
     "error_bound",
     "error_table",
     "layer_error",
+    "operand_types",
 ]
 
 #: Largest number of rows (and columns) of one crossbar; real arrays have 64 to 1024.
@@ -420,7 +421,10 @@ class LayerError:
         return self.max_abs == 0
 
 
-def _operand_types(net, layer) -> tuple[int, bool, int, bool]:
+def operand_types(net, layer) -> tuple[int, bool, int, bool]:
+    """``(x_bits, x_signed, w_bits, w_signed)`` of a dense layer on the crossbar: its input
+    tensor's type (a bipolar one as int2: −1 and +1 are streamed as themselves) and the
+    narrowest type covering its weights (unsigned when none is negative)."""
     from ..qtype import Kind, QType
 
     qt = net.tensors[layer.inputs[0]].qtype
@@ -446,7 +450,7 @@ def _dense_layer(net, name: str):
 
 
 def _error_of(net, layer, config: CrossbarConfig, values: dict) -> LayerError:
-    x_bits, x_signed, w_bits, w_signed = _operand_types(net, layer)
+    x_bits, x_signed, w_bits, w_signed = operand_types(net, layer)
     ref = values[layer.name]
     y = crossbar_matmul(
         values[layer.inputs[0]],

@@ -494,18 +494,13 @@ def _digital_work(net, config: PimConfig, training: bool, batch: int) -> list[_W
 
 
 def _analog_work(net, batch: int) -> list[_Work]:
-    from codesign.models.qtype import Kind, QType
+    from codesign.models.pim.analog import operand_types
 
     work = []
     for layer in _dense_layers(net):
         n, k = (int(s) for s in layer.weight.shape)
-        qt = net.tensors[layer.inputs[0]].qtype
-        if qt.kind is Kind.BIPOLAR:  # stored as themselves, -1 and +1: int2
-            qt = QType.covering(-1, 1)
-        wt = QType.covering(min(int(layer.weight.min()), 0), int(layer.weight.max()))
-        work.append(
-            _Work(layer.name, "forward", k, n * batch, None, n, qt.bits, qt.signed, wt.bits)
-        )
+        x_bits, x_signed, w_bits, _ = operand_types(net, layer)
+        work.append(_Work(layer.name, "forward", k, n * batch, None, n, x_bits, x_signed, w_bits))
     return work
 
 
