@@ -180,15 +180,20 @@ def _explore_deform(net, sp, strategy, validate, start):
             "seeded frames (strategy exhaustive, no --validate; verify a point with "
             "codesign verify --variant)"
         )
-    df = deform_space(net, seed=sp.seed)
+    return _swept_whole(deform_space(net, seed=sp.seed), net, "deformable", OBJECTIVES, start)
+
+
+def _swept_whole(df, net, space: str, objectives, start: float):
+    """``df``, a family's space evaluated point by point, with the attrs :func:`explore`
+    gives every result (its strategy exhaustive: every point evaluated now)."""
     df.attrs.update(
         network=net.name,
-        space="deformable",
+        space=space,
         strategy="exhaustive",
         points=len(df),
         evaluated=len(df),
         front=int(df["pareto"].sum()),
-        objectives=list(OBJECTIVES),
+        objectives=list(objectives),
         seconds=round(time.perf_counter() - start, 3),
     )
     return df
@@ -207,18 +212,7 @@ def _explore_pim(space, strategy, validate, start):
             "--validate; check a point with codesign pim --verify)"
         )
     net = space if not isinstance(space, str | Path) else load(str(space))
-    df = pim_space(net)
-    df.attrs.update(
-        network=net.name,
-        space="pim",
-        strategy="exhaustive",
-        points=len(df),
-        evaluated=len(df),
-        front=int(df["pareto"].sum()),
-        objectives=list(OBJECTIVES),
-        seconds=round(time.perf_counter() - start, 3),
-    )
-    return df
+    return _swept_whole(pim_space(net), net, "pim", OBJECTIVES, start)
 
 
 def pick_front(df, k: int) -> list[int]:

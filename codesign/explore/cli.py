@@ -79,7 +79,6 @@ def _export(df, path: str) -> None:
 
 def _emit_deform(args, df) -> None:
     """The deformable space's report: every point's knobs and values, the front first."""
-    from codesign.cli import emit
 
     a = df.attrs
     front = df[df["pareto"]].sort_values(["cycles", "lut"])
@@ -104,6 +103,16 @@ def _emit_deform(args, df) -> None:
     ]
     if len(front) > args.top:
         lines.append(f"... {len(front) - args.top} more front points (--json, --export)")
+    groups = [(str(v), g["cycles"], g["lut"]) for v, g in df.groupby("variant")]
+    axes = ("cycles per frame (deformable stage)", "LUT", False)
+    _plot_export_emit(args, df, doc, lines, groups, axes)
+
+
+def _plot_export_emit(args, df, doc: dict, lines: list[str], groups, axes) -> None:
+    """The end of a whole-space report: ``--plot`` a scatter of ``groups`` (label, x, y) on
+    ``axes`` (x label, y label, log scales), ``--export`` every point, then emit."""
+    from codesign.cli import emit
+
     if args.plot:
         import matplotlib
 
@@ -111,10 +120,14 @@ def _emit_deform(args, df) -> None:
         import matplotlib.pyplot as plt
 
         fig, ax = plt.subplots(figsize=(6, 4))
-        for v, g in df.groupby("variant"):
-            ax.scatter(g["cycles"], g["lut"], label=v, s=12)
-        ax.set_xlabel("cycles per frame (deformable stage)")
-        ax.set_ylabel("LUT")
+        for label, x, y in groups:
+            ax.scatter(x, y, label=label, s=10)
+        xlabel, ylabel, log = axes
+        if log:
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
         ax.legend(fontsize=7)
         fig.tight_layout()
         fig.savefig(args.plot, metadata={"Date": None})
@@ -123,7 +136,7 @@ def _emit_deform(args, df) -> None:
         lines.append(f"wrote {args.plot}")
     if args.export:
         out = df.copy()
-        out["context"] = "deformable"
+        out["context"] = doc["space"]
         _export(out, args.export)
         doc["export"] = args.export
         lines.append(f"wrote {args.export}")
@@ -132,7 +145,6 @@ def _emit_deform(args, df) -> None:
 
 def _emit_pim(args, df) -> None:
     """The PIM space's report: the front's knobs and values, fastest first."""
-    from codesign.cli import emit
 
     a = df.attrs
     front = df[df["pareto"]].sort_values(["latency_ns", "energy_pj"])
@@ -164,33 +176,13 @@ def _emit_pim(args, df) -> None:
     ]
     if len(front) > args.top:
         lines.append(f"... {len(front) - args.top} more front points (--json, --export)")
-    if args.plot:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(6, 4))
-        ok = df[df["feasible"]]
-        for (mode, tech), g in ok.groupby(["mode", "tech"]):
-            ax.scatter(g["energy_pj"], g["latency_ns"], label=f"{mode} {tech}", s=10)
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("energy per inference (pJ)")
-        ax.set_ylabel("latency per inference (ns)")
-        ax.legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(args.plot, metadata={"Date": None})
-        plt.close(fig)
-        doc["plot"] = args.plot
-        lines.append(f"wrote {args.plot}")
-    if args.export:
-        out = df.copy()
-        out["context"] = "pim"
-        _export(out, args.export)
-        doc["export"] = args.export
-        lines.append(f"wrote {args.export}")
-    emit(args, doc, "\n".join(lines))
+    ok = df[df["feasible"]]
+    groups = [
+        (f"{mode} {tech}", g["energy_pj"], g["latency_ns"])
+        for (mode, tech), g in ok.groupby(["mode", "tech"])
+    ]
+    axes = ("energy per inference (pJ)", "latency per inference (ns)", True)
+    _plot_export_emit(args, df, doc, lines, groups, axes)
 
 
 def cmd_explore(args) -> None:
