@@ -1,12 +1,14 @@
 # amaranth: UnusedElaboratable=no
 """The PIM subarray (hdl/pim/array.py) on Verilator under cocotb: micro-op programs loaded
 through the ``prog`` port and run on their input rows — integer add, subtract, multiply,
-compare and ReLU of several widths, signed and unsigned, and jet_tagger's fc2 layer on real
-input frames — every stored row equal to the golden executor's (models/pim/program.py
-``execute``) and to an independent reference (numpy's integer arithmetic, the IR's golden
-layer output), and the cycle counter equal to ``Program.cycles`` (plus the stall cycles the
-bench counts under random input gaps and output back-pressure). One Verilator build holds a
-SOT-MRAM unit (256 rows × 32 columns) and a NOR-only unit (256 × 16)
+compare and ReLU of several widths, signed and unsigned; bf16 and fp32 add and multiply
+(models/pim/fp.py) on random bit patterns with specials and subnormals; jet_tagger's fc2
+layer on real input frames — every stored row equal to the golden executor's
+(models/pim/program.py ``execute``) and to an independent reference (numpy's integer and
+floating-point arithmetic, the IR's golden layer output), and the cycle counter equal to
+``Program.cycles`` (plus the stall cycles the bench counts under random input gaps and output
+back-pressure). One Verilator build holds a SOT-MRAM unit (256 rows × 32 columns) and a
+NOR-only unit (256 × 16)
 (hdl/pim/harness.py); the bench is hdl/pim/cocotb_pim.py."""
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from codesign.models.pim.program import Program, execute, from_rows, to_rows
 #: the units of the one build: name -> PimArray parameters
 UNITS = {
     "sot": {"rows": 256, "cols": 32, "tech": "sot-mram", "imem_depth": 16384},
-    "nor": {"rows": 256, "cols": 16, "tech": "nor", "imem_depth": 4096},
+    "nor": {"rows": 256, "cols": 16, "tech": "nor", "imem_depth": 16384},
 }
 #: Verilator's C++ optimisation: the model runs as fast at -O1 under cocotb and builds faster
 VERILATOR_OPT = {"OPT_FAST": "-O1", "OPT_SLOW": "-O0"}
@@ -130,6 +132,113 @@ def fc2_cases(frames: int, gaps: tuple[int, ...] = (), seed: int = 11) -> list[C
     ]
 
 
+#: bit patterns of every special class: signed zeros, infinities, NaNs (quiet, signalling,
+#: negative), the smallest and largest subnormals and normals
+SPECIALS = {
+    "bf16": [
+        0x0000,
+        0x8000,
+        0x7F80,
+        0xFF80,
+        0x7FC0,
+        0x7F81,
+        0xFFFF,
+        0x0001,
+        0x807F,
+        0x0080,
+        0x8080,
+        0x7F7F,
+        0xFF7F,
+        0x3F80,
+        0xBF80,
+    ],
+    "fp32": [
+        0x00000000,
+        0x80000000,
+        0x7F800000,
+        0xFF800000,
+        0x7FC00000,
+        0x7F800001,
+        0xFFFFFFFF,
+        0x00000001,
+        0x807FFFFF,
+        0x00800000,
+        0x80800000,
+        0x7F7FFFFF,
+        0xFF7FFFFF,
+        0x3F800000,
+        0xBF800000,
+    ],
+}
+FP_BITS = {"bf16": (16, 7), "fp32": (32, 23)}  #: bits, fraction bits
+
+
+def fp_patterns(fmt: str, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` pairs of operand bit patterns: a mix of uniform patterns, specials, subnormals,
+    and ``b`` near ``-a`` or ``a`` (cancellation, equal exponents, rounding ties)."""
+    bits, f = FP_BITS[fmt]
+    a = rng.integers(0, 1 << bits, size=n, dtype=np.uint64)
+    b = rng.integers(0, 1 << bits, size=n, dtype=np.uint64)
+    specials = np.array(SPECIALS[fmt], dtype=np.uint64)
+    for x in (a, b):
+        kind = rng.integers(0, 5, size=n)
+        x[kind == 1] = rng.choice(specials, size=int((kind == 1).sum()))
+        sub = kind == 2  # subnormal: exponent 0
+        x[sub] &= np.uint64(1 << bits - 1 | (1 << f) - 1)
+    near = rng.integers(0, 4, size=n) == 0  # b = ±a with the low fraction bits changed
+    flip = rng.integers(0, 2, size=n, dtype=np.uint64) << np.uint64(bits - 1)
+    low = rng.integers(0, 1 << min(f, 4), size=n, dtype=np.uint64)
+    b[near] = (a[near] ^ flip[near] ^ low[near]) & np.uint64((1 << bits) - 1)
+    return a, b
+
+
+def fp_reference(op: str, fmt: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IEEE 754 ``a + b`` or ``a × b`` (round to nearest even, gradual underflow, the model's
+    canonical quiet NaN), by numpy: fp32 through float64, bf16 through float32 — a precision
+    of at least 2p + 2 bits, so rounding twice gives the correctly rounded result."""
+    bits = FP_BITS[fmt][0]
+    with np.errstate(all="ignore"):  # NaN casts, overflow to inf
+        if fmt == "fp32":
+            x, y = (v.astype(np.uint32).view(np.float32).astype(np.float64) for v in (a, b))
+        else:
+            x, y = ((v.astype(np.uint32) << np.uint32(16)).view(np.float32) for v in (a, b))
+        r = (x + y if op == "add" else x * y).astype(np.float32)
+    u = r.view(np.uint32).astype(np.uint64)
+    if fmt == "bf16":  # round the float32 to nearest even at bit 16 (overflow reaches inf)
+        u = (u + np.uint64(0x7FFF) + ((u >> np.uint64(16)) & np.uint64(1))) >> np.uint64(16)
+    nan = np.uint64(0x7FC0 << (bits - 16))
+    return np.where(np.isnan(r), nan, u & np.uint64((1 << bits) - 1))
+
+
+def fp_cases(
+    unit: str, op: str, fmt: str, batches: int, seed: int, gaps: tuple[int, ...] = ()
+) -> list[Case]:
+    """``batches`` runs of the floating-point program (one operand pair per column) on
+    :func:`fp_patterns`; the reference is :func:`fp_reference`."""
+    from codesign.models.pim.fp import fp_program
+
+    spec = UNITS[unit]
+    prog = fp_program(op, fmt, spec["tech"], rows=spec["rows"])
+    rng = np.random.default_rng(seed)
+    bits = FP_BITS[fmt][0]
+    cases = []
+    for k in range(batches):
+        a, b = fp_patterns(fmt, spec["cols"], rng)
+        cases.append(
+            Case(
+                f"{unit}-{fmt}-{op}-batch{k}" + ("-gaps" if k in gaps else ""),
+                unit,
+                prog,
+                np.concatenate([to_rows(a, bits), to_rows(b, bits)]),
+                to_rows(fp_reference(op, fmt, a, b), bits),
+                "numpy",
+                seed=seed + k,
+                **(GAPS if k in gaps else {}),
+            )
+        )
+    return cases
+
+
 def _failures(xml) -> list[str]:
     """The failure messages of a cocotb ``results.xml``."""
     root = ET.parse(xml).getroot()
@@ -190,6 +299,10 @@ def run_cases(bench, cases: list[Case], tag: str) -> dict:
         assert not len(bad), (
             f"case {case.name}: the golden executor's stored row, column {tuple(bad[0])} "
             f"differs from {case.ref_name}"
+        )
+        assert len(case.program) <= array.imem_depth, (
+            f"case {case.name}: {len(case.program)} micro-ops do not fit unit {case.unit}'s "
+            f"{array.imem_depth} instruction words"
         )
         prog = id(case.program)
         if prog not in keys:  # each program loaded once, after the unit's previous ones
@@ -286,6 +399,18 @@ def test_integer_programs_on_verilator(bench):
 @pytest.mark.simulator
 def test_fc2_on_verilator(bench):
     run_cases(bench, fc2_cases(4, gaps=(3,)), "fc2")
+
+
+@pytest.mark.simulator
+def test_floating_point_on_verilator(bench):
+    cases = []
+    for k, (op, fmt) in enumerate(
+        [("add", "bf16"), ("mul", "bf16"), ("add", "fp32"), ("mul", "fp32")]
+    ):
+        cases += fp_cases("sot", op, fmt, 16 if fmt == "bf16" else 4, 300 + 100 * k, gaps=(1,))
+    cases += fp_cases("nor", "add", "bf16", 2, 700, gaps=(1,))
+    cases += fp_cases("nor", "mul", "bf16", 2, 800)
+    run_cases(bench, cases, "fp")
 
 
 @pytest.mark.simulator
