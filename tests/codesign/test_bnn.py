@@ -96,6 +96,9 @@ def test_bnn_mst_reports_ops_saved_and_depth(capsys):
     assert status == 0 and "the MST MVAU chain (hdl/binary/mst.py): latency 1848" in out
 
 
+#: 47 s of a CI run over its 35 minutes (2026-12-07): ``slow``; the two datapaths' RTL is proven
+#: at model timing in the default run by tests/hdl/test_binary_tulip.py and test_binary_mst.py
+@pytest.mark.slow
 @pytest.mark.simulator
 def test_bnn_verify_proves_both_datapaths_at_model_timing(capsys, tmp_path):
     """The builds are the ones tests/hdl/test_binary_*.py make (same Verilog, so cached)."""
