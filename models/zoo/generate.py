@@ -56,6 +56,21 @@ class Builder:
         lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
         return np.clip(np.round(self.rng.normal(0, std, shape)), lo, hi).astype(np.int64)
 
+    def decaying_ints(self, shape, bits, std, decay=1.0):
+        """Rounded integers, clipped to a signed ``bits``-bit range, of a Gaussian tensor
+        whose spectrum falls off along every mode as a trained layer's does: each mode is
+        mapped through a random orthonormal basis whose k-th direction is scaled by
+        ``k**-decay``, then the tensor is scaled to ``std``. (Independent weights have a
+        flat spectrum, which no decomposition below full rank approximates.)"""
+        g = self.rng.normal(0, 1, shape)
+        for mode, n in enumerate(shape):
+            q, _ = np.linalg.qr(self.rng.normal(0, 1, (n, n)))
+            m = q * (1.0 + np.arange(n)) ** -decay
+            g = np.moveaxis(np.tensordot(m, np.moveaxis(g, mode, 0), axes=1), 0, mode)
+        g *= std / g.std()
+        lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+        return np.clip(np.round(g), lo, hi).astype(np.int64)
+
     def bits01(self, shape):
         return self.rng.integers(0, 2, shape).astype(np.int64)
 
@@ -192,6 +207,45 @@ def cnv_tiny(out_dir) -> None:
     b.layer("pool2", "maxpool2d", kernel=2)
     b.layer("flatten", "flatten")
     b.layer("fc", "dense", weight=b.ints((10, 400), 4, 3), bias=b.ints((10,), 16, 500))
+    b.write()
+
+
+def cnv_small(out_dir) -> None:
+    """A VGG-like CNN on a 3x32x32 image, W4A8 like cnv_tiny, big enough for per-layer
+    decomposition to show (issue 19): four padded conv3x3 layers in two blocks,
+    16-16-maxpool-32-32-maxpool, each with ReLU and a requantization to uint8, then a dense
+    classifier on the flattened 32x8x8. Its weights have the decaying spectra of trained
+    ones (:meth:`Builder.decaying_ints`), so that low-rank factors approximate them."""
+    b = Builder(
+        "cnv_small",
+        [3, 32, 32],
+        "uint8",
+        12,
+        "VGG-like CNN on 3x32x32: conv3x3 16-16-maxpool-32-32-maxpool (padded), dense 10, "
+        "4-bit weights, 8-bit activations",
+        out_dir,
+    )
+    x = b.rng.integers(0, 256, (128, 3, 32, 32))
+    c = 3
+    for i, (oc, bias_bits, bias_std) in enumerate(
+        [(16, 12, 200), (16, 14, 800), (32, 14, 800), (32, 14, 1000)], start=1
+    ):
+        b.layer(
+            f"conv{i}",
+            "conv2d",
+            weight=b.decaying_ints((oc, c, 3, 3), 4, 3),
+            bias=b.ints((oc,), bias_bits, bias_std),
+            padding=1,
+        )
+        b.layer(f"relu{i}", "relu")
+        b.layer(f"act{i}", "requant", multiplier=1, shift=b.requant_shift(x, 255), type="uint8")
+        if i % 2 == 0:
+            b.layer(f"pool{i // 2}", "maxpool2d", kernel=2)
+        c = oc
+    b.layer("flatten", "flatten")
+    b.layer(
+        "fc", "dense", weight=b.decaying_ints((10, c * 8 * 8), 4, 3), bias=b.ints((10,), 16, 500)
+    )
     b.write()
 
 
@@ -360,6 +414,7 @@ def generate(out_dir=HERE) -> None:
     _tfc("tfc_w1a1", 2, 1, 1, out_dir)
     _tfc("tfc_w2a2", 3, 2, 2, out_dir)
     cnv_tiny(out_dir)
+    cnv_small(out_dir)
     resnet_tiny(out_dir)
     dcn_tiny(out_dir)
     dcn_tiny(out_dir, depthwise=True)

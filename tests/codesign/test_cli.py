@@ -27,6 +27,7 @@ def test_zoo_json(capsys):
     names = [n["name"] for n in json.loads(out)["networks"]]
     assert names == zoo_names()
     assert names == [
+        "cnv_small",
         "cnv_tiny",
         "dcn_tiny",
         "dcn_tiny_dw",

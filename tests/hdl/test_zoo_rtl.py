@@ -66,7 +66,11 @@ def zoo_designs(tmp_path_factory):
 #: dcn_tiny and dcn_tiny_dw: 4 frames took 88 s on Verilator (268,673 cycles; build 162 s)
 #: on 2026-12-07, so 200 + 32 frames would take over an hour; the default run proves their
 #: deformable stage per variant on the stage alone (tests/hdl/test_deform_rtl.py).
-SLOW_RTL = {"tfc_w1a1", "dcn_tiny", "dcn_tiny_dw"}
+#: cnv_small (II 73,728 cycles): 4 + 4 frames took 188 s on Verilator (build included) and
+#: 8 + 8 frames 280 s with the build cached on 2026-12-07 (0 mismatches, latency and II the
+#: simulator's), so 200 + 32 frames would take about an hour; the default run proves its
+#: blocks in cnv_tiny and a decomposed network's RTL in tests/models/test_compress.py.
+SLOW_RTL = {"tfc_w1a1", "dcn_tiny", "dcn_tiny_dw", "cnv_small"}
 #: (network, simulator) runs that are ``slow`` besides: every network still runs on one
 #: simulator in the default run and Icarus on cnv_tiny and jet_tagger; these two took 114 s
 #: and 74 s of a 1,592 s default run that CI's 35 minutes hold with too thin a margin
@@ -183,8 +187,10 @@ def test_zoo_verilog_lints_clean(zoo_designs, name):
 
 #: Synthesis takes 2-4 minutes for these on 2 cores (large multiplier arrays; tfc_w1a1: 3,584
 #: XNOR lanes, 482 s under load): `slow` (resnet_tiny: 107 s on a loaded machine, 145
-#: multipliers).
-SLOW_SYNTH = {"jet_tagger", "tfc_w2a2", "resnet_tiny", "tfc_w1a1", "dcn_tiny", "dcn_tiny_dw"}
+#: multipliers; cnv_small: 97 s on 2026-12-07, 141 DSPs by the cost model).
+SLOW_SYNTH = {
+    "jet_tagger", "tfc_w2a2", "resnet_tiny", "tfc_w1a1", "dcn_tiny", "dcn_tiny_dw", "cnv_small",
+}  # fmt: skip
 
 
 @pytest.mark.parametrize("name", _zoo(SLOW_SYNTH))
