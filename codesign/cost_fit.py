@@ -4,7 +4,9 @@ codesign.cost_fit``.
 A seeded sweep of small generated networks (dense layers of 2–12-bit inputs and 2–8-bit
 weights, low-bit dense layers with per-channel thresholds, binary XNOR layers, convolutions
 with pooling, one-channel images; random PE/SIMD, memory styles (mostly the default) and
-FIFO depths; the default ``pipeline: auto``, and eight of them again with ``pipeline: off``)
+FIFO depths; the default ``pipeline: auto``, and eight of them again with ``pipeline: off``;
+random foldings of the dense zoo networks; dense and convolution networks pruned to N:M with
+sparse MVAUs, :func:`sparse_specs`)
 is generated for ECP5 (``generate(..., target="ecp5")``: MULT18X18D instances with their
 registers) and synthesized hierarchically with :func:`codesign.hdl.tools.synthesize`, exactly
 as ``codesign synth`` measures, and every unit's measured LUT and FF counts are regressed on
@@ -21,8 +23,11 @@ cores from scratch, 40 with them shared; ``--jobs`` sets the parallel Yosys runs
 measurements already stored for an unchanged spec, the same tools and the same generator
 sources (``rtl``, :func:`codesign.synth.hdl_source_hash`) are reused (the data file is
 updated after every design, so a killed sweep resumes), and ``--refit`` refits from the
-stored measurements without synthesizing (seconds). This lives in ``codesign/`` because
-it drives ``hdl/``, which ``sim/`` may not import.
+stored measurements without synthesizing (seconds). ``--add`` measures only the specs that
+have no stored measurement and keeps the others whatever generator measured them: for new
+specs of a new unit when the change leaves the stored designs' Verilog byte for byte as it
+was (the sparse MVAU's batch was added so; each measurement records its generator hash).
+This lives in ``codesign/`` because it drives ``hdl/``, which ``sim/`` may not import.
 """
 
 from __future__ import annotations
@@ -38,6 +43,12 @@ from pathlib import Path
 
 import numpy as np
 
+from codesign.models.compress.sparsity import (
+    parse_sparsity,
+    prune_nm,
+    sparse_simd_choices,
+    sparsity_problem,
+)
 from codesign.models.fileio import atomic_write
 from codesign.models.hwconfig import Design, HardwareConfig, StageConfig
 from codesign.models.loader import load
@@ -49,7 +60,7 @@ from .synth import config_doc, hdl_source_hash
 __all__ = ["build", "fit", "main", "measure", "nnls", "sweep_specs"]
 
 #: Version of the sweep: bump when the specs or the measuring change.
-SWEEP = 7
+SWEEP = 8
 #: The most multiply lanes (PE x SIMD) of a sweep design's layer
 MAX_LANES = 512
 
@@ -215,6 +226,55 @@ def sweep_specs(seed: int = 0) -> list[dict]:
                 "fold_seed": int(rng.integers(1 << 30)),
             }
         )
+    specs += sparse_specs(seed)
+    return specs
+
+
+def sparse_specs(seed: int = 0) -> list[dict]:
+    """The sixth batch (issue 19): dense and convolution networks pruned to N:M
+    (:func:`~codesign.models.compress.sparsity.prune_nm`, every layer whose columns M
+    divides), each stage that can be (M divides one of its SIMD choices) built as the sparse
+    MVAU at a SIMD that M divides (:func:`build`)."""
+    rng = np.random.default_rng(seed + 4)
+    specs = []
+    for i, pattern in enumerate(["2:4", "1:4", "2:8", "1:8", "4:8", "2:4", "2:8", "1:2"]):
+        specs.append(
+            {
+                "kind": "dense",
+                "id": f"sparse{i}",
+                "seed": int(rng.integers(1 << 30)),
+                "in_bits": int(rng.choice([2, 3, 4, 6, 8])),
+                "in_signed": bool(rng.random() < 0.5),
+                "w_bits": int(rng.choice([3, 4, 6, 8])),
+                "sizes": [
+                    int(rng.choice([32, 48, 64, 96])),
+                    int(rng.choice([16, 32, 64])),
+                    int(rng.choice([8, 16])),
+                ],
+                "a_bits": int(rng.choice([2, 4, 8])),
+                "bias": bool(rng.random() < 0.7),
+                "multiplier": str(rng.choice(["one", "const", "channel"])),
+                "threshold": bool(rng.random() < 0.25),
+                "sparsity": pattern,
+                "fold_seed": int(rng.integers(1 << 30)),
+            }
+        )
+    for i, pattern in enumerate(["2:4", "1:4", "2:8"]):
+        specs.append(
+            {
+                "kind": "conv",
+                "id": f"sparseconv{i}",
+                "seed": int(rng.integers(1 << 30)),
+                "in_bits": int(rng.choice([4, 8])),
+                "w_bits": int(rng.choice([4, 6])),
+                "channels": 4,
+                "size": int(rng.choice([8, 10])),
+                "oc": [8, int(rng.choice([8, 16]))],
+                "padding": int(rng.choice([0, 1])),
+                "sparsity": pattern,
+                "fold_seed": int(rng.integers(1 << 30)),
+            }
+        )
     return specs
 
 
@@ -299,16 +359,25 @@ def build(spec: dict, work: Path) -> Design:
         doc = {"stages": spec["config"], "pipeline": pipeline}
         return Design(load(spec["id"]), HardwareConfig.from_dict(doc))
     net = load(spec["net"]) if spec["kind"] == "zoofold" else _network(spec, work)
+    pattern = None
+    if "sparsity" in spec:
+        pattern = parse_sparsity(spec["sparsity"])
+        net = prune_nm(net, *pattern)
     plan = Design(net).stages
     r = np.random.default_rng(spec["fold_seed"])
     stages = {}
     for s in plan:
+        sparse = None
+        choices = s.simd_choices()
+        # a stage whose weights the pruning made N:M and whose SIMD M can divide
+        if pattern is not None and sparsity_problem(s, StageConfig(sparsity=pattern)) is None:
+            sparse, choices = pattern, sparse_simd_choices(s, pattern)
         pe = int(r.choice(s.pe_choices()[:6]))
-        simd = int(r.choice(s.simd_choices()[:8]))
+        simd = int(r.choice(choices[:8]))
         # at most MAX_LANES multiply lanes: image0's draw (PE 32 x SIMD 98, 3,136 8-bit
         # lanes in fabric) ran Yosys past ten minutes and never finished in a sweep
         while pe * simd > MAX_LANES:
-            smaller = [c for c in s.simd_choices() if c < simd]
+            smaller = [c for c in choices if c < simd]
             simd = max(smaller) if smaller else simd
             if not smaller:
                 pe = max(c for c in s.pe_choices() if c < pe)
@@ -317,7 +386,9 @@ def build(spec: dict, work: Path) -> Design:
         x = r.random()
         style = "block" if x < 0.1 else "distributed" if x < 0.2 else "auto"
         depth = [None, 1, 2, 3, 8, 32, 100][int(r.integers(7))]
-        stages[s.name] = StageConfig(pe=pe, simd=simd, mem_style=style, fifo_depth=depth)
+        stages[s.name] = StageConfig(
+            pe=pe, simd=simd, mem_style=style, fifo_depth=depth, sparsity=sparse
+        )
     return Design(net, HardwareConfig(stages, pipeline=PipelineMode(pipeline)))
 
 
@@ -455,6 +526,16 @@ def _report(rows, coef) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m codesign.cost_fit", description=__doc__)
     p.add_argument("--refit", action="store_true", help="fit the stored measurements only")
+    p.add_argument(
+        "--add",
+        action="store_true",
+        help=(
+            "measure only the specs with no stored measurement and keep the stored ones, "
+            "whatever tools and generator sources measured them (for new specs of a new "
+            "unit, when the change left the stored designs' Verilog as it was); each new "
+            "measurement records its generator hash"
+        ),
+    )
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel Yosys runs")
     p.add_argument("--output", default=str(cost.DATA), help="coefficients file")
     args = p.parse_args(argv)
@@ -473,8 +554,9 @@ def main(argv: list[str] | None = None) -> int:
             tools = tool_versions()
             rtl = hdl_source_hash()
             # a measurement is reused only for the same spec, tools and generator sources
+            # (with --add, for the same spec)
             same = old.get("sweep") == SWEEP and old.get("tools") == tools
-            same = same and old.get("rtl") == rtl
+            same = args.add or (same and old.get("rtl") == rtl)
             stored = {s["id"]: s for s in old.get("specs", [])} if same else {}
             measured = {
                 s["id"]: old["measured"][s["id"]]
@@ -484,10 +566,14 @@ def main(argv: list[str] | None = None) -> int:
 
             def one(spec):
                 d = build(spec, work / spec["id"])
-                return spec["id"], measure(d, work / spec["id"])
+                m = measure(d, work / spec["id"])
+                m["_seconds"]["rtl"] = rtl
+                return spec["id"], m
 
             todo = [s for s in specs if s["id"] not in measured]
             doc = {"sweep": SWEEP, "tools": tools, "rtl": rtl, "specs": specs}
+            if args.add:  # the file's tools and sources stay those of the stored sweep
+                doc.update({k: old[k] for k in ("tools", "rtl") if k in old})
             with ThreadPoolExecutor(max_workers=max(args.jobs, 1)) as pool:
                 for sid, m in pool.map(one, todo):
                     measured[sid] = m

@@ -78,8 +78,9 @@ def default_cache_dir() -> Path:
 
 def hdl_source_hash() -> str:
     """Hash of the generator and tool-runner sources, and of the models/ facts the generator
-    reads (pipeline depths, line buffers, device rules: ``models/*.py``): a change to any of
-    them invalidates results (a change to ``models/pipelining.py`` alone changes the RTL)."""
+    reads (pipeline depths, line buffers, device rules: ``models/*.py``; a sparse MVAU's
+    weight memory layout: ``models/compress/sparsity.py``): a change to any of them
+    invalidates results (a change to ``models/pipelining.py`` alone changes the RTL)."""
     import codesign.hdl as hdl
     import codesign.models as models
 
@@ -87,6 +88,7 @@ def hdl_source_hash() -> str:
     facts = Path(models.__file__).parent
     h = hashlib.sha256()
     files = [*root.glob("dataflow/*.py"), root / "tools.py", *facts.glob("*.py")]
+    files.append(facts / "compress" / "sparsity.py")
     for f in sorted(files):
         h.update(f"{f.parent.name}/{f.name}".encode() + b"\0" + f.read_bytes())
     return h.hexdigest()[:16]
@@ -105,12 +107,19 @@ def config_doc(d: Design) -> dict:
                 "pe": d.config[s.name].pe,
                 "simd": d.config[s.name].simd,
                 "mem_style": d.config[s.name].mem_style.value,
+                **_sparsity_doc(d.config[s.name].sparsity),
                 "fifo_depth": d.fifo_depth(s),
                 **({"fifo_depth_b": d.fifo_depth(s, 1)} if len(s.sources) > 1 else {}),
             }
             for s in d.stages
         },
     }
+
+
+def _sparsity_doc(sparsity: tuple[int, int] | None) -> dict:
+    """A stage's N:M sparsity in :func:`config_doc` (nothing for a dense stage, so the keys
+    of dense designs are those from before sparsity existed)."""
+    return {} if sparsity is None else {"sparsity": f"{sparsity[0]}:{sparsity[1]}"}
 
 
 def cache_key(

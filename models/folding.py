@@ -13,7 +13,8 @@ What is counted, per stage (the parts of a design that grow with PE and SIMD):
 
 - DSP blocks: each multiplying lane whose product :func:`codesign.models.device.var_dsp` maps to
   MULT18X18D (both operands at least 2 bits; a deformable stage's lanes read the gather's
-  samples, :func:`codesign.models.deform.stage.matrix_input`), the window generators' address
+  samples, :func:`codesign.models.deform.stage.matrix_input`; an N:M sparse MVAU has
+  PE·SIMD·N/M lanes, and only SIMD values that M divides), the window generators' address
   products (:func:`codesign.models.linebuffer.window_geometry`), a deformable stage's gather
   unit (:func:`codesign.models.deform.stage.gather_dsp`) and requantization multipliers;
 - LUT4s: XNOR-popcount lanes and accumulators (the cost model's fitted per-lane figures,
@@ -151,6 +152,11 @@ def _matrix_usage(stage: Stage, cfg: StageConfig) -> Usage:
     lane = lane_shape(la.weight, in_q, xnor)
     depth = (stage.mw // simd) * (stage.mh // pe)
     width = pe * simd * lane.wbits
+    if cfg.sparsity is not None:  # N:M: SIMD·N/M products a PE, stored with their indices
+        from .compress.sparsity import index_bits, products
+
+        simd = products(simd, cfg.sparsity)
+        width = pe * simd * (lane.wbits + index_bits(cfg.sparsity[1]))
     dsp = 0
     lut = 0.0
     bram = 0
@@ -210,6 +216,16 @@ def stage_usage(stage: Stage, cfg: StageConfig) -> Usage:
     return u
 
 
+def _simd_choices(stage: Stage, cfg: StageConfig) -> list[int]:
+    """The SIMD values ``stage`` may take under ``cfg``: with N:M sparsity only multiples of
+    M (:func:`codesign.models.compress.sparsity.sparse_simd_choices`)."""
+    if cfg.sparsity is None:
+        return stage.simd_choices()
+    from .compress.sparsity import sparse_simd_choices
+
+    return sparse_simd_choices(stage, cfg.sparsity) or stage.simd_choices()
+
+
 def balance(
     net: Network,
     stages: list[Stage] | None = None,
@@ -234,7 +250,7 @@ def balance(
     free: dict[str, tuple[bool, bool]] = {}  # stage: (pe may grow, simd may grow)
     for s in stages:
         g = given.get(s.name, StageConfig())
-        pe_choices, simd_choices = s.pe_choices(), s.simd_choices()
+        pe_choices, simd_choices = s.pe_choices(), _simd_choices(s, g)
         free[s.name] = (
             g.pe is None and len(pe_choices) > 1,
             g.simd is None and len(simd_choices) > 1,
@@ -253,7 +269,8 @@ def balance(
         slowest = max(stages, key=lambda s: (stage_cycles(s, cfg[s.name]), pinned[s.name]))
         cur = cfg[slowest.name]
         pe_free, simd_free = free[slowest.name]
-        bigger_simd = [v for v in slowest.simd_choices() if v > cur.simd] if simd_free else []
+        choices = _simd_choices(slowest, cur)
+        bigger_simd = [v for v in choices if v > cur.simd] if simd_free else []
         bigger_pe = [v for v in slowest.pe_choices() if v > cur.pe] if pe_free else []
         simd_opt = pe_opt = None
         if bigger_simd:

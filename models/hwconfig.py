@@ -104,6 +104,12 @@ class StageConfig:
     #: :data:`DEFORM_PORTS`
     banks: int | None = None
     ports: int | None = None
+    #: N:M structured sparsity ``(N, M)`` of a dense or convolution stage's weights (``"N:M"``
+    #: in a config file): its MVAU keeps N of every M consecutive weights and their indices,
+    #: with PE·SIMD·N/M multipliers and the dense cycles
+    #: (:mod:`codesign.models.compress.sparsity`); M must divide SIMD and the weights must
+    #: be N:M sparse (checked by :class:`Design`). None: a dense MVAU
+    sparsity: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         for name in ("pe", "simd", "fifo_depth", "fifo_depth_b", "banks", "ports"):
@@ -124,6 +130,13 @@ class StageConfig:
             raise ConfigError(f"banks must be a power of two, not {self.banks!r}")
         if self.ports is not None and self.ports not in (1, 2):
             raise ConfigError(f"ports must be 1 or 2, not {self.ports!r}")
+        if self.sparsity is not None:
+            from .compress.sparsity import parse_sparsity
+
+            try:
+                object.__setattr__(self, "sparsity", parse_sparsity(self.sparsity))
+            except ValueError as e:
+                raise ConfigError(str(e)) from None
 
     @property
     def deform_banks(self) -> int:
@@ -145,7 +158,16 @@ DEFORM_PORTS = 2
 
 
 #: The fields a hardware config may give a stage.
-_STAGE_FIELDS = ("pe", "simd", "mem_style", "fifo_depth", "fifo_depth_b", "banks", "ports")
+_STAGE_FIELDS = (
+    "pe",
+    "simd",
+    "mem_style",
+    "fifo_depth",
+    "fifo_depth_b",
+    "banks",
+    "ports",
+    "sparsity",
+)
 
 #: A stage's config when a hardware config does not list it (every field automatic).
 _UNSET = StageConfig()
@@ -188,7 +210,7 @@ class HardwareConfig:
     @classmethod
     def from_dict(cls, doc: Mapping, source: str = "config") -> HardwareConfig:
         """From a mapping such as a YAML file's: ``{clock_mhz: 100, stages: {fc1: {pe: 4,
-        simd: 8, mem_style: block, fifo_depth: 16}}}``."""
+        simd: 8, mem_style: block, fifo_depth: 16, sparsity: "2:8"}}}``."""
         if not isinstance(doc, Mapping):
             raise DescriptionError("must be a mapping with 'stages'", file=source)
         unknown = sorted(set(doc) - {"stages", "clock_mhz", "pipeline"})
@@ -249,6 +271,8 @@ class HardwareConfig:
             }
             if c.mem_style is not default.mem_style:
                 entry["mem_style"] = c.mem_style.value
+            if c.sparsity is not None:
+                entry["sparsity"] = f"{c.sparsity[0]}:{c.sparsity[1]}"
             stages[name] = entry
         doc = {"clock_mhz": self.clock_mhz, "stages": stages}
         if self.pipeline is not PipelineMode.AUTO:
@@ -315,6 +339,10 @@ def accumulator_range(
 
 def stage_cycles(stage: Stage, cfg: StageConfig) -> int:
     """Cycles one frame occupies the stage at full throughput (its initiation interval).
+
+    An N:M sparse MVAU (``cfg.sparsity``) consumes SIMD input elements per cycle as the
+    dense one does: its cycles are the dense MVAU's of the same PE and SIMD (its saving is
+    multipliers and weight memory, :mod:`codesign.models.compress.sparsity`).
 
     A deformable stage's frame time depends on its offsets (:mod:`codesign.sim.deform`);
     this is its least: the gather loads the frame (H·W cycles), then serves each tap in one
@@ -452,6 +480,12 @@ class Design:
                 raise ConfigError(
                     f"stage {s.name!r}: simd must be one of {s.simd_choices()}, not {cfg.simd}"
                 )
+            if cfg.sparsity is not None:
+                from .compress.sparsity import sparsity_problem
+
+                problem = sparsity_problem(s, cfg)
+                if problem is not None:
+                    raise ConfigError(problem)
         #: per stage: which of its PE and SIMD the config gave and which were automatic
         self.origin: dict[str, StageOrigin] = {
             s.name: _origin(s, config[s.name]) for s in self.stages
@@ -488,6 +522,7 @@ class Design:
             fifo_depth_b=g.fifo_depth_b,
             banks=g.banks,
             ports=g.ports,
+            sparsity=g.sparsity,
         )
 
     def refold(self, pe: Mapping[str, int], simd: Mapping[str, int]) -> Design:
@@ -528,6 +563,7 @@ class Design:
                 fifo_depth_b=g.fifo_depth_b,
                 banks=g.banks,
                 ports=g.ports,
+                sparsity=g.sparsity,
             )
         c = self.config
         return Design(self.network, HardwareConfig(stages, c.clock_mhz, c.pipeline))

@@ -143,22 +143,28 @@ def activation_stages(layers: Sequence, mode: PipelineMode) -> tuple[str, ...]:
 
 
 def matrix_stages(
-    terms: int, xnor: bool, mode: PipelineMode, *, block: bool = False
+    terms: int, xnor: bool, mode: PipelineMode, *, block: bool = False, select: bool = False
 ) -> tuple[str, ...]:
     """Register stages of a matrix unit's datapath after its issue cycle, in order, for
-    dot products of ``terms`` products (SIMD) per output lane.
+    dot products of ``terms`` products per output lane (SIMD; SIMD·N/M for an N:M sparse
+    MVAU, :func:`codesign.models.compress.sparsity.products`).
 
     Always ``fetch`` (weight and vector memories' read registers, the input register) and
     ``result`` (accumulator and result register). ``auto`` adds ``operand`` (the selected
     input vector, with the weight read one cycle later to meet it), ``memory`` and
     ``weight`` for weights in block RAM (its output register, then the word in fabric
     registers: a block RAM's output to a DSP block's input registers was a 5.7 ns route,
-    tfc_w2a2 fc0 at 148 MHz at speed 6), the :data:`PRODUCT_STAGES` (not for XNOR, whose
-    products are single gates) and one ``tree`` per :func:`tree_groups` group.
+    tfc_w2a2 fc0 at 148 MHz at speed 6), ``select`` for a sparse MVAU (``select``: each kept
+    weight's input element chosen from its M-group by an M:1 multiplexer on the weight's
+    stored index, registered in fabric with the weight before the multiplier's input
+    registers, which may be a DSP block's), the :data:`PRODUCT_STAGES` (not for XNOR, whose
+    products are single gates) and one ``tree`` per :func:`tree_groups` group. In ``off``
+    mode a sparse MVAU's multiplexers are combinational, in the one stage.
     """
     if mode is PipelineMode.OFF:
         return ("fetch", "result")
     middle = ["operand"] + (["memory", "weight"] if block else [])
+    middle += ["select"] if select else []
     middle += [] if xnor else list(PRODUCT_STAGES)
     middle += ["tree"] * len(tree_groups(terms, mode))
     return ("fetch", *middle, "result")
@@ -206,8 +212,9 @@ def stage_pipeline(stage: Stage, cfg: StageConfig, mode: PipelineMode) -> StageP
     one (global pooling, and a depthwise convolution without activation, whose units drive
     the stage output themselves).
 
-    - matrix unit (dense, convolution): head :func:`matrix_stages` over SIMD products,
-      outputs at least SF cycles apart;
+    - matrix unit (dense, convolution): head :func:`matrix_stages` over SIMD products
+      (SIMD·N/M and a ``select`` stage when ``cfg.sparsity`` is N:M), outputs at least SF
+      cycles apart;
     - depthwise convolution with an activation, activation stage: the head admits one beat
       per cycle straight into the activation (no registers of its own);
     - add: the head takes a beat from both inputs and registers their sum (``sum``);
@@ -219,8 +226,16 @@ def stage_pipeline(stage: Stage, cfg: StageConfig, mode: PipelineMode) -> StageP
 
     act = activation_stages(stage.layers, mode)
     if stage.kind in (StageKind.MVAU, StageKind.CONV, StageKind.DEFORM) and not stage.depthwise:
+        from .compress.sparsity import products
+
         xnor = isinstance(stage.main, BinaryDense | BinaryConv2d)
-        head = matrix_stages(cfg.simd, xnor, mode, block=cfg.mem_style.value == "block")
+        head = matrix_stages(
+            products(cfg.simd, cfg.sparsity),
+            xnor,
+            mode,
+            block=cfg.mem_style.value == "block",
+            select=cfg.sparsity is not None,
+        )
         return StagePipeline(head, act, stage.mw // cfg.simd)
     if stage.kind is StageKind.ADD:
         return StagePipeline(("sum",), act, 1)

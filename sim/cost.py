@@ -34,7 +34,15 @@ width converter, and the total.
   with non-negative coefficients (a free intercept) fitted by least squares to Yosys runs
   over a sweep of small generated networks (``python -m codesign.cost_fit``, which writes
   :data:`DATA`; ``--refit`` refits the stored measurements in seconds). XNOR MVAUs
-  (``mvau_xnor``) and multiplying ones (``mvau``) have separate coefficients. The zoo
+  (``mvau_xnor``) and multiplying ones (``mvau``) have separate coefficients; an N:M sparse
+  MVAU (:mod:`codesign.models.compress.sparsity`) is a ``mvau`` whose product lanes,
+  adder tree and DSPs are PE·SIMD·N/M, whose ROM holds the kept values and their indices
+  (its exact bits, :func:`~codesign.models.compress.sparsity.weight_rom`), with two
+  features of its own: the input multiplexers (``sel_mux``: per bit of each kept weight's
+  input, a two-input mux fewer than the positions it can select,
+  :func:`~codesign.models.compress.sparsity.mux_inputs`) and the ``select`` stage's
+  registers (``sel_bits``); input elements no multiplexer can select are left out of the
+  input vector's memory and registers, as Yosys leaves them out. The zoo
   designs are measured but held out of the fit, so tests/sim/test_cost.py checks the model
   on networks it was not fitted to.
 - A weight ROM in logic deeper than 128 words (only when a config forces
@@ -55,6 +63,7 @@ from functools import cache
 from pathlib import Path
 
 import numpy as np
+from codesign.models.compress.sparsity import mux_inputs, products, read_inputs, weight_rom
 from codesign.models.deform.stage import gather_shape, matrix_input
 from codesign.models.device import fits_mult18, lane_shape, registered_dsp, tdp_brams
 from codesign.models.hwconfig import (
@@ -150,6 +159,7 @@ REGISTER_FEATURES = frozenset(
         "stage_bits",
         "vec_ff",
         "read_ff",
+        "sel_bits",
     }
 )
 
@@ -180,17 +190,28 @@ def _mvau(stage: Stage, cfg: StageConfig, name: str, head: tuple[str, ...]) -> U
     mh, mw = w.shape
     pe, simd = cfg.pe, cfg.simd
     sf, nf = mw // simd, mh // pe
+    # product lanes a PE: SIMD, or SIMD·N/M for an N:M sparse MVAU (models/compress)
+    terms = products(simd, cfg.sparsity)
     in_q = matrix_input(stage).qtype
     in_b = element_bits(in_q)
     bias, acc_b = matrix_accumulator(stage, w, xnor, simd)
     out_b = element_bits(stage.acc.qtype)
     lane = lane_shape(w, in_q, xnor)
     wbits = lane.wbits
-    enc = w & ((1 << wbits) - 1)
-    # ROM words in (nf, sf) order, lane (p, s) bit b at column (p*simd + s)*wbits + b
-    blocks = enc.reshape(nf, pe, sf, simd).transpose(0, 2, 1, 3).reshape(nf * sf, pe * simd)
-    bits = (blocks[:, :, None] >> np.arange(wbits)) & 1
-    rom = bits.reshape(nf * sf, pe * simd * wbits)
+    # the input vector's bits: a sparse MVAU's elements that no kept weight ever selects
+    # are removed by synthesis (with a matrix of few words, some are)
+    vec_b = simd * in_b
+    if cfg.sparsity is not None:  # N kept values and their indices per M-group
+        rom = weight_rom(w, pe, simd, cfg.sparsity, wbits)
+        vec_b = read_inputs(w, pe, simd, cfg.sparsity) * in_b
+        choices = mux_inputs(w, pe, simd, cfg.sparsity).sum(axis=1)
+    else:
+        enc = w & ((1 << wbits) - 1)
+        # ROM words in (nf, sf) order, lane (p, s) bit b at column (p*simd + s)*wbits + b
+        blocks = enc.reshape(nf, pe, sf, simd).transpose(0, 2, 1, 3).reshape(nf * sf, pe * simd)
+        bits = (blocks[:, :, None] >> np.arange(wbits)) & 1
+        rom = bits.reshape(nf * sf, pe * simd * wbits)
+    width = rom.shape[1]
     if rom.shape[0] < 2:
         rom = np.vstack([rom, np.zeros_like(rom)])  # depth max(words, 2), the pad word is 0
     f: dict[str, float] = {"one": 1.0}
@@ -208,18 +229,18 @@ def _mvau(stage: Stage, cfg: StageConfig, name: str, head: tuple[str, ...]) -> U
             float(t["mux567"]),
             float(t["mux8"]),
         )
-    style, n = memory_map(max(sf, 2), simd * in_b)
+    style, n = memory_map(max(sf, 2), vec_b)
     if style == "bram" and "operand" in head:
         # a RegisteredRam (hdl/dataflow/bram.py): a write port and a registered read port,
         # 18 bits or fewer each
-        n = tdp_brams(max(sf, 2), simd * in_b)
+        n = tdp_brams(max(sf, 2), vec_b)
     if style == "bram":
         bram += n
     elif style == "lutram":
         lutram += n
-    f["vec_ff"] = float(simd * in_b) if style != "bram" else 0.0
-    f["vec_mem_ff"] = float(max(sf, 2) * simd * in_b) if style == "ff" else 0.0
-    f["x_bits"] = float(simd * in_b)
+    f["vec_ff"] = float(vec_b) if style != "bram" else 0.0
+    f["vec_mem_ff"] = float(max(sf, 2) * vec_b) if style == "ff" else 0.0
+    f["x_bits"] = float(vec_b)
     f["acc_bits"] = float(pe * acc_b)
     f["out_bits"] = float(pe * out_b)
     # -- register stages of the credit pipeline (models/pipelining.matrix_stages)
@@ -232,19 +253,22 @@ def _mvau(stage: Stage, cfg: StageConfig, name: str, head: tuple[str, ...]) -> U
     f["tag_bits"] = float((2 + (nf_b if bias_varies else 0)) * (len(head) - 1) + 1 + 1)
     if pe > 1 and len(head) > 3:  # three tag stages at least
         f["tag_bits"] += 2 * (pe + math.isqrt(pe - 1) + 1)
-    f["op_bits"] = float(simd * in_b) if "operand" in head else 0.0
+    f["op_bits"] = float(vec_b) if "operand" in head else 0.0
     if "operand" in head:
         # each bank of the weight ROM (64 output bits in logic, one in block RAM) has its
         # own address counter stepping with the fetch stage
-        width = pe * simd * wbits
         banks = (
             1 if resolve_mem_style(cfg.mem_style, nf * sf) is MemStyle.BLOCK else -(-width // 64)
         )
         f["rom_addr"] = float(banks * clog2(max(nf * sf, 2)))
     # the block RAM's output register stage delays the vector; the next registers both
-    f["mem_bits"] = float(simd * in_b + pe * simd * wbits) * (
-        ("memory" in head) + ("weight" in head)
-    )
+    f["mem_bits"] = float(vec_b + width) * (("memory" in head) + ("weight" in head))
+    if cfg.sparsity is not None:
+        # a multiplexer of input elements per kept weight, over the positions it can
+        # select (u of them: u - 1 two-input muxes a bit; a lane whose index never changes
+        # is a wire), and the ``select`` stage's registers: the chosen element and its weight
+        f["sel_mux"] = float(in_b * (choices - 1).sum())
+        f["sel_bits"] = float(pe * terms * (in_b + wbits)) if "select" in head else 0.0
     if xnor:
         f["tree_regs"] = float(pe * tree_registers([1] * simd, _groups(simd, head)))
     if xnor:
@@ -268,14 +292,14 @@ def _mvau(stage: Stage, cfg: StageConfig, name: str, head: tuple[str, ...]) -> U
             land = prod
             if not fits_mult18(xa, xs, wq.bits, wq.signed):  # fabric input/output registers
                 land += xa + wq.bits + prod
-            f["land_bits"] = float(pe * simd * land)
-        dsp = pe * simd * per
-        f["sum_bits"] = float(pe * simd * prod)
-        f["tree_bits"] = float(pe * _tree_bits([prod] * simd))
-        f["tree_regs"] = float(pe * tree_registers([prod] * simd, _groups(simd, head)))
-        f["dsp"] = float(pe * simd * per)
+            f["land_bits"] = float(pe * terms * land)
+        dsp = pe * terms * per
+        f["sum_bits"] = float(pe * terms * prod)
+        f["tree_bits"] = float(pe * _tree_bits([prod] * terms))
+        f["tree_regs"] = float(pe * tree_registers([prod] * terms, _groups(terms, head)))
+        f["dsp"] = float(pe * terms * per)
         if per == 0:
-            f["soft_mul"] = float(pe * simd * a * b)
+            f["soft_mul"] = float(pe * terms * a * b)
     if bias is not None and nf > 1:
         rows = bias.reshape(nf, pe)
         varies = int((rows != rows[:1]).any(axis=0).sum())

@@ -6,6 +6,15 @@ An input vector arrives SIMD elements per beat during neuron fold 0, is kept in 
 re-read for folds 1..NF-1, so a vector takes SF·NF cycles and the unit emits NF beats of PE
 accumulators per vector. In XNOR mode (binary layers) the product is XNOR and the sum a
 popcount.
+
+With N:M sparsity (``sparsity=(n, m)``, weights with at most N nonzeros in every M
+consecutive columns) the unit is the sparse MVAU of :mod:`codesign.models.compress.sparsity`:
+a weight word holds, per PE and per M-group of the SIMD elements, the N kept weights and
+their positions in the group (:func:`~codesign.models.compress.sparsity.weight_rom`); an M:1
+multiplexer per kept weight selects its input element (registered in the ``select`` stage
+when pipelined), and each PE has SIMD·N/M multipliers and an adder tree over as many
+products. It consumes SIMD elements per cycle, as the dense unit: the same SF·NF cycles per
+vector, the same outputs, beat for beat, as the dense unit with the pruned weights.
 """
 
 from __future__ import annotations
@@ -16,6 +25,7 @@ import numpy as np
 from amaranth import Array, Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
+from codesign.models.compress import sparsity as nm
 from codesign.models.device import memory_map
 from codesign.models.hwconfig import MemStyle, accumulator_range, resolve_mem_style
 from codesign.models.pipelining import PipelineMode, matrix_stages, tree_groups
@@ -26,7 +36,7 @@ from .act import value_of
 from .bram import RegisteredRam, RegisteredRom
 from .credit import pipe_signature
 from .dsp import RegisteredProduct
-from .stream import beat_layout
+from .stream import beat_layout, element_shape
 from .sums import pipelined_tree_sum
 
 __all__ = ["MVAU", "ROM_BANK_BITS", "accumulator_range"]
@@ -63,6 +73,10 @@ class MVAU(wiring.Component):
     target
         Where the multipliers are built (:class:`~codesign.hdl.dataflow.dsp.RegisteredProduct`):
         None for portable fabric registers, ``"ecp5"`` for MULT18X18D instances.
+    sparsity
+        ``(n, m)`` (or ``"n:m"``) for the N:M sparse unit: ``weights`` must have at most
+        ``n`` nonzeros in every ``m`` consecutive columns and ``m`` must divide ``simd``
+        (not in XNOR mode). None: the dense unit.
     """
 
     def __init__(
@@ -80,6 +94,7 @@ class MVAU(wiring.Component):
         mem_style: MemStyle = MemStyle.DISTRIBUTED,
         pipeline: PipelineMode = PipelineMode.AUTO,
         target: str | None = None,
+        sparsity: tuple[int, int] | str | None = None,
     ) -> None:
         w = np.asarray(weights, dtype=np.int64)
         if w.ndim != 2:
@@ -91,6 +106,19 @@ class MVAU(wiring.Component):
             raise ValueError(f"simd must divide MW={mw}, not {simd!r}")
         if xnor and (bias is not None or not np.all((w == 0) | (w == 1))):
             raise ValueError("XNOR mode takes weight bits and no bias")
+        if sparsity is not None:
+            n, m = nm.parse_sparsity(sparsity)
+            if xnor:
+                raise ValueError("sparsity must be None in XNOR mode (±1 weights have no zeros)")
+            if simd % m:
+                raise ValueError(
+                    f"simd must be a multiple of M={m} for sparsity {n}:{m}, not {simd}"
+                )
+            problem = nm.nm_violation(w, n, m)
+            if problem is not None:
+                raise ValueError(f"weights must be {n}:{m} sparse, not with {problem}")
+            sparsity = (n, m)
+        self._sparsity = sparsity
         self._w = w
         self._bias = None if bias is None else np.asarray(bias, dtype=np.int64)
         self._in_type, self._out_type = in_type, out_type
@@ -101,8 +129,9 @@ class MVAU(wiring.Component):
         mode = PipelineMode(pipeline)
         self._target = target
         block = self._mem_style is MemStyle.BLOCK
-        self._stages = matrix_stages(simd, xnor, mode, block=block)
-        self._groups = tree_groups(simd, mode)
+        terms = nm.products(simd, sparsity)
+        self._stages = matrix_stages(terms, xnor, mode, block=block, select=sparsity is not None)
+        self._groups = tree_groups(terms, mode)
         super().__init__(
             {
                 "i": In(stream.Signature(beat_layout(in_type, simd))),
@@ -131,6 +160,16 @@ class MVAU(wiring.Component):
     def cycles_per_vector(self) -> int:
         return self.sf * self.nf
 
+    @property
+    def sparsity(self) -> tuple[int, int] | None:
+        """``(n, m)`` of the sparse unit, None for the dense one."""
+        return self._sparsity
+
+    @property
+    def multipliers(self) -> int:
+        """Product lanes: PE·SIMD, or PE·SIMD·N/M when sparse."""
+        return self._pe * nm.products(self._simd, self._sparsity)
+
     def _vector_in_block_ram(self) -> bool:
         """Whether the input vectors are held in block RAM with its output register: where
         Yosys would map them to block RAM (:func:`codesign.models.device.memory_map`), when
@@ -141,13 +180,18 @@ class MVAU(wiring.Component):
         return memory_map(max(self.sf, 2), width)[0] == "bram"
 
     def _weight_words(self) -> tuple[list[int], int, bool]:
-        """ROM words in (nf, sf) order: lane (p, s) at bits ((p*SIMD + s) * wbits)."""
+        """ROM words in (nf, sf) order: lane (p, s) at bits ((p*SIMD + s) * wbits); when
+        sparse, :func:`~codesign.models.compress.sparsity.weight_rom`'s words."""
         w = self._w
         if self._xnor:
             wbits, wsigned = 1, False
         else:
             t = QType.covering(int(w.min()), int(w.max()))
             wbits, wsigned = t.bits, t.signed
+        if self._sparsity is not None:
+            bits = nm.weight_rom(w, self._pe, self._simd, self._sparsity, wbits)
+            packed = np.packbits(bits, axis=1, bitorder="little")
+            return [int.from_bytes(r.tobytes(), "little") for r in packed], wbits, wsigned
         enc = w & ((1 << wbits) - 1)
         pe, simd = self._pe, self._simd
         words = []
@@ -165,13 +209,16 @@ class MVAU(wiring.Component):
         pe, simd, sf_n, nf_n = self._pe, self._simd, self.sf, self.nf
         stages = self._stages
         words, wbits, wsigned = self._weight_words()
+        sparse = self._sparsity is not None
+        terms = nm.products(simd, self._sparsity)  # product lanes a PE
+        lane_bits = wbits + (nm.index_bits(self._sparsity[1]) if sparse else 0)
         # Yosys's ram_style: a ROM in LUTs is "logic" (its "distributed" means LUT *RAM*,
         # which cannot hold a synchronously read ROM on every family); BLOCK asks for BRAM
         style = {"ram_style": "block" if self._mem_style is MemStyle.BLOCK else "logic"}
         # a ROM in logic is split into banks of at most ROM_BANK_BITS output bits, each
         # read through its own address register: one register driving every output bit's
         # LUTs was the critical path (jet_tagger fc2, 512 bits: 7.8 ns of routing)
-        width = pe * simd * wbits
+        width = pe * terms * lane_bits
         style_block = self._mem_style is MemStyle.BLOCK
         bank = width if style_block else ROM_BANK_BITS
         cuts = [(lo, min(lo + bank, width)) for lo in range(0, width, bank)]
@@ -292,6 +339,18 @@ class MVAU(wiring.Component):
             w, x = w_f, x_f
             tags.shift("weight")
         xs = [x[s] for s in range(simd)]
+        if sparse:  # each kept weight's input element, chosen by its index
+            operands = self._select(m, xs, w, wbits, "select" in stages)
+            if "select" in stages:
+                tags.shift("select")
+        else:  # (input element, weight bits) of lane (p, s)
+            operands = [
+                [
+                    (xs[s], w[(p * simd + s) * wbits : (p * simd + s + 1) * wbits])
+                    for s in range(simd)
+                ]
+                for p in range(pe)
+            ]
 
         # -- products: registered multipliers (a DSP block's own registers where the target
         # has them) and a landing register in fabric; XNOR products are single gates
@@ -299,13 +358,12 @@ class MVAU(wiring.Component):
         products = []
         for p in range(pe):
             row = []
-            for s in range(simd):
-                wraw = w[(p * simd + s) * wbits : (p * simd + s + 1) * wbits]
+            for s, (x_el, wraw) in enumerate(operands[p]):
                 if self._xnor:
-                    row.append(~(wraw ^ Value.cast(xs[s])[0]))
+                    row.append(~(wraw ^ Value.cast(x_el)[0]))
                     continue
                 w_val = wraw.as_signed() if wsigned else wraw
-                x_val = value_of(xs[s], self._in_type)
+                x_val = value_of(x_el, self._in_type)
                 if not registered:
                     row.append(x_val * w_val)
                     continue
@@ -366,6 +424,41 @@ class MVAU(wiring.Component):
         if tags.depth + 1 != len(stages):  # "fetch" and the result: the latency of models/
             raise AssertionError(f"MVAU built {tags.depth + 1} stages, models has {stages}")
         return m
+
+    def _select(self, m: Module, xs: list, w: Value, wbits: int, registered: bool) -> list:
+        """The sparse unit's operands: per PE, ``(input element, weight bits)`` of each kept
+        weight ``q`` (lane ``p·K + q`` of the word,
+        :func:`~codesign.models.compress.sparsity.weight_rom`), the element chosen from the
+        weight's M-group by its index; registered (the ``select`` stage) or not."""
+        n, group = self._sparsity
+        k = nm.products(self._simd, self._sparsity)
+        lane_bits = wbits + nm.index_bits(group)
+        domain = m.d.sync if registered else m.d.comb
+        operands = []
+        for p in range(self._pe):
+            row = []
+            for q in range(k):
+                lo = (p * k + q) * lane_bits
+                index = w[lo + wbits : lo + lane_bits]
+                first = (q // n) * group
+                choices = [Value.cast(xs[first + j]) for j in range(group)]
+                x_sel = Signal(element_shape(self._in_type), name=f"sel{p}_{q}")
+                w_sel = Signal(wbits, name=f"wsel{p}_{q}")
+                domain += [x_sel.eq(_mux_tree(choices, index)), w_sel.eq(w[lo : lo + wbits])]
+                row.append((x_sel, w_sel))
+            operands.append(row)
+        return operands
+
+
+def _mux_tree(choices: list, index: Value) -> Value:
+    """``choices[index]`` as a balanced tree of two-input multiplexers, one level per bit of
+    ``index`` from the lowest (a position past the last choice selects the last): on ECP5 a
+    LUT4 per two-input multiplexer of the first level, joined by the slices' PFUMX and
+    L6MUX21 above it."""
+    level = list(choices) + [choices[-1]] * ((1 << len(index)) - len(choices))
+    for b in range(len(index)):
+        level = [Mux(index[b], level[k + 1], level[k]) for k in range(0, len(level), 2)]
+    return level[0]
 
 
 class _Tags:

@@ -241,6 +241,7 @@ class StageUnit(wiring.Component):
                         mem_style=cfg.mem_style,
                         pipeline=self._mode,
                         target=self._target,
+                        sparsity=cfg.sparsity,
                         **common,
                     )
                 )
@@ -498,6 +499,7 @@ def manifest(design: Design, top: str, network_hash: str) -> dict:
                 "pe": cfg.pe,
                 "simd": cfg.simd,
                 "mem_style": cfg.mem_style.value,
+                **({"sparsity": f"{cfg.sparsity[0]}:{cfg.sparsity[1]}"} if cfg.sparsity else {}),
                 "inputs": list(s.sources),
                 "fifo_depth": design.fifo_depth(s) if design.has_fifo(s) else None,
                 **(

@@ -33,7 +33,8 @@ def analytic(design: Design, pe=None, simd=None) -> dict[str, np.ndarray]:
         ``ii`` (ideal initiation interval: the slowest stage's cycles per frame), ``latency``
         (first input beat → first output beat, input always valid: the sum of the stages'
         fill times, FIFOs and width converters; an estimate — :func:`simulate` is exact),
-        ``multipliers`` (Σ PE·SIMD) and ``cycles__<stage>`` per stage, each of shape ``(N,)``.
+        ``multipliers`` (Σ PE·SIMD, PE·SIMD·N/M for an N:M sparse MVAU) and
+        ``cycles__<stage>`` per stage, each of shape ``(N,)``.
 
     Raises
     ------
@@ -135,7 +136,8 @@ def analytic(design: Design, pe=None, simd=None) -> dict[str, np.ndarray]:
         cycles = np.asarray(cycles, dtype=np.int64)
         out[f"cycles__{s.name}"] = cycles
         ii = np.maximum(ii, cycles)
-        mults += p * q if matrix else p
+        sparse = cfg.sparsity if matrix else None  # N:M: SIMD·N/M products a PE
+        mults += (p * q * sparse[0] // sparse[1] if sparse else p * q) if matrix else p
         done[s.name] = (fo, lo, n_out)
         out[f"first__{s.name}"] = np.rint(fo).astype(np.int64)
     first = done[design.stages[-1].name][0]
