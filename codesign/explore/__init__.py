@@ -38,6 +38,8 @@ def explore(
     workers: int | None = None,
     progress: bool = True,
     pim: bool = False,
+    compress: bool = False,
+    bound: float = 0.3,
 ):
     """Explore a design space and return every evaluated point as a pandas DataFrame.
 
@@ -64,6 +66,10 @@ def explore(
         Explore the network's processing-in-memory space instead of its dataflow foldings:
         digital technology and array size, analog crossbar ADC, cell and DAC bits
         (:func:`.pim.pim_space`; ``space`` must be a network, exhaustive, no ``validate``).
+    compress, bound
+        Explore the network's compression space instead: per-layer SVD/CPD ranks and N:M
+        sparsity, throughput per DSP against the accuracy proxy, feasible within ``bound``
+        (:func:`.compress.compress_space`; ``space`` must be a network).
 
     Returns
     -------
@@ -85,6 +91,8 @@ def explore(
 
     if pim:
         return _explore_pim(space, strategy, validate, time.perf_counter())
+    if compress:
+        return _explore_compress(space, strategy, validate, bound, time.perf_counter())
     sp = load_space(space)
     if strategy is not None:
         try:
@@ -213,6 +221,24 @@ def _explore_pim(space, strategy, validate, start):
         )
     net = space if not isinstance(space, str | Path) else load(str(space))
     return _swept_whole(pim_space(net), net, "pim", OBJECTIVES, start)
+
+
+def _explore_compress(space, strategy, validate, bound, start):
+    """The compression space of a network (:func:`.compress.compress_space`)."""
+    from codesign.models.errors import ConfigError
+    from codesign.models.loader import load
+
+    from .compress import OBJECTIVES, compress_space
+
+    if validate or strategy not in (None, "auto", "greedy"):
+        raise ConfigError(
+            "the compression space is searched greedily, Mixed-TD style (strategy greedy, no "
+            "--validate; prove a point with codesign compress -o then codesign verify)"
+        )
+    net = space if not isinstance(space, str | Path) else load(str(space))
+    df = _swept_whole(compress_space(net, bound=bound), net, "compress", OBJECTIVES, start)
+    df.attrs["strategy"] = "greedy"
+    return df
 
 
 def pick_front(df, k: int) -> list[int]:

@@ -51,6 +51,17 @@ def add_parser(sub, common, positive_int) -> None:
         action="store_true",
         help="the network's processing-in-memory space (technology, array size, ADC/cell bits)",
     )
+    s.add_argument(
+        "--compress",
+        action="store_true",
+        help="the network's compression space (per-layer SVD/CPD ranks, N:M sparsity)",
+    )
+    s.add_argument(
+        "--bound",
+        type=float,
+        default=0.3,
+        help="--compress: the accuracy-proxy bound, relative output error (0.3)",
+    )
     s.set_defaults(func=cmd_explore)
 
 
@@ -185,6 +196,53 @@ def _emit_pim(args, df) -> None:
     _plot_export_emit(args, df, doc, lines, groups, axes)
 
 
+def _emit_compress(args, df) -> None:
+    """The compression space's report: every point, the best gains first."""
+    import numpy as np
+
+    a = df.attrs
+    shown = ["plan", "nm", "step", "ii", "dsp", "lut", "bram", "gain", "error", "top1"]
+    table = df.sort_values(["feasible", "gain"], ascending=[False, False])
+    best = df[df["feasible"]].sort_values("gain", ascending=False).head(1)
+    doc = {
+        "network": a["network"],
+        "space": "compress",
+        "points": a["points"],
+        "bound": a["bound"],
+        "baseline": a["baseline"],
+        "front_size": a["front"],
+        "objectives": a["objectives"],
+        "seconds": a["seconds"],
+        "points_table": json.loads(table[[*shown, "feasible", "pareto"]].to_json(orient="records")),
+    }
+    lines = [
+        f"{a['network']}: compression space, {a['points']} networks evaluated (greedy, "
+        f"Mixed-TD style) in {a['seconds']:.1f} s; accuracy-proxy bound: relative output error "
+        f"<= {a['bound']}",
+    ]
+    if len(best):
+        b = best.iloc[0]
+        lines.append(
+            f"best within the bound: {b['plan'] or 'none'}{' + ' + b['nm'] if b['nm'] else ''}: "
+            f"{b['gain']:.2f}x the uncompressed throughput per DSP (error {b['error']:.3f})"
+        )
+    lines += [
+        "",
+        *table[shown]
+        .head(args.top)
+        .to_string(index=False, float_format=lambda v: f"{v:.4g}")
+        .splitlines(),
+    ]
+    if len(table) > args.top:
+        lines.append(f"... {len(table) - args.top} more points (--json, --export)")
+    groups = [
+        (label, g["error"], g["gain"])
+        for label, g in df.assign(kind=np.where(df["nm"] == "", "dense", "N:M")).groupby("kind")
+    ]
+    axes = ("accuracy proxy (relative output error)", "throughput per DSP (x uncompressed)", False)
+    _plot_export_emit(args, df, doc, lines, groups, axes)
+
+
 def cmd_explore(args) -> None:
     from codesign.cli import emit
 
@@ -201,12 +259,16 @@ def cmd_explore(args) -> None:
         scheduler=args.scheduler,
         workers=args.workers,
         pim=args.pim,
+        compress=args.compress,
+        bound=args.bound,
     )
     a = df.attrs
     if a.get("space") == "deformable":
         return _emit_deform(args, df)
     if a.get("space") == "pim":
         return _emit_pim(args, df)
+    if a.get("space") == "compress":
+        return _emit_compress(args, df)
     front = df[df["pareto"]].sort_values(["throughput_fps", "id"], ascending=[False, True])
     knobs = [c for c in df.columns if c.startswith(("pe__", "simd__")) or c in ("pes", "tlns")]
     shown_cols = [c for c in SHOWN if c in df.columns]
