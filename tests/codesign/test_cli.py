@@ -417,7 +417,7 @@ def test_hdl_is_byte_identical_with_manifest_and_core(capsys, tmp_path):
         (
             "stages:\n  fc0: {pee: 2}\n",
             r".*hw\.yaml: layer 'fc0': field 'pee': is not a stage field; expected one of "
-            r"banks, fifo_depth, fifo_depth_b, mem_style, pe, ports, simd",
+            r"banks, fifo_depth, fifo_depth_b, mem_style, pe, ports, simd, sparsity",
         ),
     ],
 )
