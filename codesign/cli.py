@@ -105,79 +105,6 @@ def cmd_info(args) -> None:
     emit(args, info, text)
 
 
-def cmd_pim(args) -> None:
-    from codesign.sim.pim import PimConfig
-
-    from .pim import pim_report, pim_text, pim_verify
-
-    net = load(args.net)
-    fmt = args.fmt or ("fp32" if args.training and args.mode == "digital" else "int")
-    config = PimConfig(
-        mode=args.mode,
-        tech=args.tech,
-        rows=args.rows,
-        cols=args.cols,
-        fmt=fmt,
-        adc_bits=args.adc_bits,
-        cell_bits=args.cell_bits,
-        dac_bits=args.dac_bits,
-        adc_share=args.adc_share,
-    )
-    doc = pim_report(net, config, training=args.training, batch=args.batch)
-    if args.verify is not None:
-        doc["verify"] = pim_verify(net, config, args.verify, seed=args.seed)
-    emit(args, doc, pim_text(doc))
-    if doc.get("verify", {}).get("passed") is False:
-        raise VerificationFailed(
-            f"{net.name}: a PIM program disagrees with the golden model (see the report above)"
-        )
-
-
-def cmd_compress(args) -> None:
-    from codesign.models.compress.sparsity import parse_sparsity
-    from codesign.models.loader import save_description
-
-    from .compress import compress, compress_text, parse_assignments
-
-    net = load(args.net)
-    nm = None
-    if args.nm is not None:
-        try:
-            nm = parse_sparsity(args.nm)
-        except ValueError as e:
-            raise CliError(f"codesign compress: argument --nm: {e}") from None
-    out, doc = compress(
-        net,
-        svd=parse_assignments(args.svd, "--svd"),
-        cpd=parse_assignments(args.cpd, "--cpd"),
-        nm=nm,
-        nm_layers=args.nm_layers.split(",") if args.nm_layers else None,
-        seed=args.seed,
-        frames=args.frames,
-    )
-    path = None
-    if args.output:
-        path = Path(args.output)
-        if path.suffix.lower() not in (".yaml", ".yml"):
-            raise CliError(
-                f"codesign compress: argument -o: must be a .yaml file, not {str(path)!r}"
-            )
-        path.parent.mkdir(parents=True, exist_ok=True)
-        save_description(out, path)
-        doc["output"] = str(path)
-        if doc["pruned"]:  # the sparse MVAU for the pruned stages: a config for --config
-            import yaml
-
-            from codesign.models.fileio import atomic_write
-            from codesign.models.hwconfig import HardwareConfig, StageConfig
-
-            hw = HardwareConfig({n: StageConfig(sparsity=nm) for n in doc["pruned"]["layers"]})
-            config = path.with_name(path.stem + ".hw.yaml")
-            atomic_write(config, yaml.safe_dump(hw.to_dict(), sort_keys=False))
-            doc["config"] = str(config)
-    emit(args, doc, compress_text(doc, path))
-
-
 def cmd_bnn(args) -> None:
     from .bnn import bnn_report, bnn_text
 
@@ -786,63 +713,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0, help="seed for --verify (default 0)")
     s.add_argument("-o", "--output", metavar="DIR", help="design folder (build/<net>/bnn)")
     s.set_defaults(func=cmd_bnn)
-    s = sub.add_parser(
-        "pim",
-        parents=[common],
-        help="dense layers on processing-in-memory arrays: cycles, energy, area; --verify",
-    )
-    s.add_argument("net", metavar="NET", help="zoo name or description path")
-    s.add_argument("--mode", choices=("digital", "analog"), default="digital")
-    s.add_argument("--tech", choices=("sot-mram", "nor"), default="sot-mram", help="digital cells")
-    s.add_argument("--rows", type=_positive_int, default=256, help="array rows (256)")
-    s.add_argument("--cols", type=_positive_int, default=256, help="array columns (256)")
-    s.add_argument(
-        "--fmt",
-        choices=("int", "bf16", "fp32"),
-        help="digital arithmetic: the layers' integers, or floating point (fp32 with "
-        "--training, else int)",
-    )
-    s.add_argument("--adc-bits", type=_positive_int, default=8, help="analog ADC bits (8)")
-    s.add_argument("--cell-bits", type=_positive_int, default=2, help="analog bits/cell (2)")
-    s.add_argument("--dac-bits", type=_positive_int, default=1, help="analog DAC bits (1)")
-    s.add_argument(
-        "--adc-share", type=_positive_int, default=128, help="analog columns per ADC (128)"
-    )
-    s.add_argument(
-        "--training",
-        action="store_true",
-        help="a training step: forward, input gradient and weight gradient (digital)",
-    )
-    s.add_argument("--batch", type=_positive_int, default=1, help="vectors per step (1)")
-    s.add_argument(
-        "--verify",
-        metavar="N",
-        type=_positive_int,
-        help="run N seeded frames through the golden models: digital programs bit by bit "
-        "against the network's golden model, the analog crossbar's error",
-    )
-    s.add_argument("--seed", type=int, default=0, help="seed for --verify (default 0)")
-    s.set_defaults(func=cmd_pim)
-    s = sub.add_parser(
-        "compress",
-        parents=[common],
-        help="decompose layers (SVD, CPD) and prune to N:M; write the compressed description",
-    )
-    s.add_argument("net", metavar="NET", help="zoo name or description path")
-    s.add_argument(
-        "--svd", metavar="LAYER=R", action="append", help="SVD of a dense or 1x1 layer, rank R"
-    )
-    s.add_argument(
-        "--cpd", metavar="LAYER=R", action="append", help="CP decomposition of a kxk conv, rank R"
-    )
-    s.add_argument("--nm", metavar="N:M", help="prune to N nonzeros in every M input weights")
-    s.add_argument(
-        "--nm-layers", metavar="L1,L2", help="the layers to prune (default: every prunable one)"
-    )
-    s.add_argument("--seed", type=int, default=0, help="CPD and accuracy-proxy seed (0)")
-    s.add_argument("--frames", type=_positive_int, default=64, help="accuracy-proxy frames (64)")
-    s.add_argument("-o", "--output", metavar="OUT.yaml", help="write the compressed description")
-    s.set_defaults(func=cmd_compress)
+    from .compress import add_parser as add_compress
+    from .pim import add_parser as add_pim
+
+    add_pim(sub, common, _positive_int)
+    add_compress(sub, common, _positive_int)
     s = sub.add_parser("golden", parents=[common], help="run the bit-exact golden model")
     s.add_argument("net", metavar="NET", help="zoo name or description path")
     src = s.add_mutually_exclusive_group(required=True)

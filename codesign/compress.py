@@ -10,7 +10,7 @@ from pathlib import Path
 from codesign.models.errors import DescriptionError
 from codesign.models.ir import Network
 
-__all__ = ["compress", "compress_text", "parse_assignments"]
+__all__ = ["add_parser", "cmd_compress", "compress", "compress_text", "parse_assignments"]
 
 
 def parse_assignments(values: list[str] | None, option: str) -> dict[str, int]:
@@ -107,3 +107,72 @@ def compress_text(doc: dict, path: Path | None) -> str:
             "hdl, sim, verify or synth)"
         )
     return "\n".join(lines)
+
+
+def cmd_compress(args) -> None:
+    from codesign.models.compress.sparsity import parse_sparsity
+    from codesign.models.loader import load, save_description
+
+    from .cli import CliError, emit
+
+    net = load(args.net)
+    nm = None
+    if args.nm is not None:
+        try:
+            nm = parse_sparsity(args.nm)
+        except ValueError as e:
+            raise CliError(f"codesign compress: argument --nm: {e}") from None
+    out, doc = compress(
+        net,
+        svd=parse_assignments(args.svd, "--svd"),
+        cpd=parse_assignments(args.cpd, "--cpd"),
+        nm=nm,
+        nm_layers=args.nm_layers.split(",") if args.nm_layers else None,
+        seed=args.seed,
+        frames=args.frames,
+    )
+    path = None
+    if args.output:
+        path = Path(args.output)
+        if path.suffix.lower() not in (".yaml", ".yml"):
+            raise CliError(
+                f"codesign compress: argument -o: must be a .yaml file, not {str(path)!r}"
+            )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_description(out, path)
+        doc["output"] = str(path)
+        if doc["pruned"]:  # the sparse MVAU for the pruned stages: a config for --config
+            import yaml
+
+            from codesign.models.fileio import atomic_write
+            from codesign.models.hwconfig import HardwareConfig, StageConfig
+
+            hw = HardwareConfig({n: StageConfig(sparsity=nm) for n in doc["pruned"]["layers"]})
+            config = path.with_name(path.stem + ".hw.yaml")
+            atomic_write(config, yaml.safe_dump(hw.to_dict(), sort_keys=False))
+            doc["config"] = str(config)
+    emit(args, doc, compress_text(doc, path))
+
+
+def add_parser(sub, common, positive_int) -> None:
+    """Register ``compress`` on the ``codesign`` subparsers ``sub``."""
+    s = sub.add_parser(
+        "compress",
+        parents=[common],
+        help="decompose layers (SVD, CPD) and prune to N:M; write the compressed description",
+    )
+    s.add_argument("net", metavar="NET", help="zoo name or description path")
+    s.add_argument(
+        "--svd", metavar="LAYER=R", action="append", help="SVD of a dense or 1x1 layer, rank R"
+    )
+    s.add_argument(
+        "--cpd", metavar="LAYER=R", action="append", help="CP decomposition of a kxk conv, rank R"
+    )
+    s.add_argument("--nm", metavar="N:M", help="prune to N nonzeros in every M input weights")
+    s.add_argument(
+        "--nm-layers", metavar="L1,L2", help="the layers to prune (default: every prunable one)"
+    )
+    s.add_argument("--seed", type=int, default=0, help="CPD and accuracy-proxy seed (0)")
+    s.add_argument("--frames", type=positive_int, default=64, help="accuracy-proxy frames (64)")
+    s.add_argument("-o", "--output", metavar="OUT.yaml", help="write the compressed description")
+    s.set_defaults(func=cmd_compress)

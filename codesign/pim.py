@@ -14,7 +14,7 @@ from codesign.models.ir import Network
 
 from .summary import aligned
 
-__all__ = ["pim_report", "pim_text", "pim_verify"]
+__all__ = ["add_parser", "cmd_pim", "pim_report", "pim_text", "pim_verify"]
 
 
 def dense_layer_names(net: Network) -> list[str]:
@@ -187,3 +187,73 @@ def pim_text(doc: dict) -> str:
                 )
             lines += aligned(rows, (0,))
     return "\n".join(lines)
+
+
+def cmd_pim(args) -> None:
+    from codesign.models.loader import load
+    from codesign.sim.pim import PimConfig
+
+    from .cli import VerificationFailed, emit
+
+    net = load(args.net)
+    fmt = args.fmt or ("fp32" if args.training and args.mode == "digital" else "int")
+    config = PimConfig(
+        mode=args.mode,
+        tech=args.tech,
+        rows=args.rows,
+        cols=args.cols,
+        fmt=fmt,
+        adc_bits=args.adc_bits,
+        cell_bits=args.cell_bits,
+        dac_bits=args.dac_bits,
+        adc_share=args.adc_share,
+    )
+    doc = pim_report(net, config, training=args.training, batch=args.batch)
+    if args.verify is not None:
+        doc["verify"] = pim_verify(net, config, args.verify, seed=args.seed)
+    emit(args, doc, pim_text(doc))
+    if doc.get("verify", {}).get("passed") is False:
+        raise VerificationFailed(
+            f"{net.name}: a PIM program disagrees with the golden model (see the report above)"
+        )
+
+
+def add_parser(sub, common, positive_int) -> None:
+    """Register ``pim`` on the ``codesign`` subparsers ``sub``."""
+    s = sub.add_parser(
+        "pim",
+        parents=[common],
+        help="dense layers on processing-in-memory arrays: cycles, energy, area; --verify",
+    )
+    s.add_argument("net", metavar="NET", help="zoo name or description path")
+    s.add_argument("--mode", choices=("digital", "analog"), default="digital")
+    s.add_argument("--tech", choices=("sot-mram", "nor"), default="sot-mram", help="digital cells")
+    s.add_argument("--rows", type=positive_int, default=256, help="array rows (256)")
+    s.add_argument("--cols", type=positive_int, default=256, help="array columns (256)")
+    s.add_argument(
+        "--fmt",
+        choices=("int", "bf16", "fp32"),
+        help="digital arithmetic: the layers' integers, or floating point (fp32 with "
+        "--training, else int)",
+    )
+    s.add_argument("--adc-bits", type=positive_int, default=8, help="analog ADC bits (8)")
+    s.add_argument("--cell-bits", type=positive_int, default=2, help="analog bits/cell (2)")
+    s.add_argument("--dac-bits", type=positive_int, default=1, help="analog DAC bits (1)")
+    s.add_argument(
+        "--adc-share", type=positive_int, default=128, help="analog columns per ADC (128)"
+    )
+    s.add_argument(
+        "--training",
+        action="store_true",
+        help="a training step: forward, input gradient and weight gradient (digital)",
+    )
+    s.add_argument("--batch", type=positive_int, default=1, help="vectors per step (1)")
+    s.add_argument(
+        "--verify",
+        metavar="N",
+        type=positive_int,
+        help="run N seeded frames through the golden models: digital programs bit by bit "
+        "against the network's golden model, the analog crossbar's error",
+    )
+    s.add_argument("--seed", type=int, default=0, help="seed for --verify (default 0)")
+    s.set_defaults(func=cmd_pim)
