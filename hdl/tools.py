@@ -59,6 +59,7 @@ __all__ = [
     "CacheDirError",
     "Diagnosis",
     "ToolError",
+    "build_verilator_bench",
     "diagnose",
     "icarus_available",
     "lint",
@@ -118,6 +119,33 @@ def _make_fixes(bin_dir: Path) -> list[str]:
     if re.search(r"^CFG_CXXFLAGS_PCH_I\s*=\s*$", text, re.M):
         return ["CFG_CXXFLAGS_PCH_I=-include"]
     return []
+
+
+def build_verilator_bench(
+    verilog: Path,
+    top: str,
+    directory: Path,
+    *,
+    build_args: list[str] | None = None,
+    make_vars: dict[str, str] | None = None,
+):
+    """Build a cocotb bench's Verilator model of ``verilog`` (top module ``top``) in
+    ``directory/build``, with the project's lint waivers and only ``top``'s own signals
+    public; returns the runner for :func:`run_cocotb_module`."""
+    from cocotb_tools.runner import VerilatorControlFile, get_runner
+
+    public = Path(directory) / "public.vlt"
+    public.write_text(f'`verilator_config\npublic_flat_rw -module "{top}" -var "*"\n')
+    with verilator_on_path(make_vars):
+        runner = get_runner("verilator")
+        runner.build(
+            sources=[VerilatorControlFile(WAIVERS), VerilatorControlFile(public), verilog],
+            hdl_toplevel=top,
+            build_dir=Path(directory) / "build",
+            build_args=build_args or [],
+            timescale=("1ns", "1ps"),
+        )
+    return runner
 
 
 def run_cocotb_module(

@@ -18,7 +18,7 @@ import pytest
 from amaranth.back import verilog
 from codesign.hdl.deform import DeformWindow
 from codesign.hdl.deform.harness import WindowArray, pack_words
-from codesign.hdl.tools import WAIVERS, run_cocotb_module, verilator_on_path
+from codesign.hdl.tools import build_verilator_bench, run_cocotb_module
 from codesign.models.deform import Variant, sample_fixed, tap_positions
 from codesign.models.deform.engine import (
     frame_cycles,
@@ -156,7 +156,6 @@ def unit_data(unit: Unit) -> dict:
 @pytest.fixture(scope="module")
 def bench(tmp_path_factory):
     """The units' Verilog (one harness), built once for Verilator."""
-    from cocotb_tools.runner import VerilatorControlFile, get_runner
 
     d = tmp_path_factory.mktemp("deform_rtl")
     windows = [deform_window(unit_net(u), u.banks, u.ports) for u in UNITS]
@@ -165,18 +164,8 @@ def bench(tmp_path_factory):
     )
     path = d / f"{TOP}.v"
     path.write_text(verilog.convert(top, name=TOP, emit_src=False))
-    public = d / "public.vlt"
-    public.write_text(f'`verilator_config\npublic_flat_rw -module "{TOP}" -var "*"\n')
     start = time.perf_counter()
-    with verilator_on_path(VERILATOR_OPT):
-        runner = get_runner("verilator")
-        runner.build(
-            sources=[VerilatorControlFile(WAIVERS), VerilatorControlFile(public), path],
-            hdl_toplevel=TOP,
-            build_dir=d / "build",
-            build_args=BUILD_ARGS,
-            timescale=("1ns", "1ps"),
-        )
+    runner = build_verilator_bench(path, TOP, d, build_args=BUILD_ARGS, make_vars=VERILATOR_OPT)
     return runner, d, windows, time.perf_counter() - start
 
 

@@ -24,11 +24,10 @@ from amaranth.back import verilog
 from codesign.hdl.pim.array import PimArray
 from codesign.hdl.pim.harness import PimUnits
 from codesign.hdl.tools import (
-    WAIVERS,
     ToolError,
+    build_verilator_bench,
     run_cocotb_module,
     verilator_bin,
-    verilator_on_path,
 )
 from codesign.models.golden import random_inputs, trace
 from codesign.models.loader import load
@@ -251,24 +250,13 @@ def bench(tmp_path_factory):
         verilator_bin()
     except ToolError as e:
         pytest.skip(str(e))
-    from cocotb_tools.runner import VerilatorControlFile, get_runner
 
     d = tmp_path_factory.mktemp("pim_rtl")
     arrays = {name: PimArray(**spec) for name, spec in UNITS.items()}
     path = d / f"{TOP}.v"
     path.write_text(verilog.convert(PimUnits(units=arrays), name=TOP, emit_src=False))
-    public = d / "public.vlt"
-    public.write_text(f'`verilator_config\npublic_flat_rw -module "{TOP}" -var "*"\n')
     start = time.perf_counter()
-    with verilator_on_path(VERILATOR_OPT):
-        runner = get_runner("verilator")
-        runner.build(
-            sources=[VerilatorControlFile(WAIVERS), VerilatorControlFile(public), path],
-            hdl_toplevel=TOP,
-            build_dir=d / "build",
-            build_args=BUILD_ARGS,
-            timescale=("1ns", "1ps"),
-        )
+    runner = build_verilator_bench(path, TOP, d, build_args=BUILD_ARGS, make_vars=VERILATOR_OPT)
     return runner, d, arrays, time.perf_counter() - start
 
 
