@@ -182,6 +182,39 @@ def bnn_text(doc: dict) -> str:
     return "\n".join(lines)
 
 
+def _designs(
+    out_dir: Path,
+    *,
+    net: Network,
+    pes: int,
+    tlns: int,
+    in_width: int,
+    mst: bool,
+    max_depth: int | None,
+    perf: int,
+) -> list[tuple[str, Path, int, float]]:
+    """Generate the TULIP array of ``net`` into ``out_dir/tulip`` (and with ``mst`` its MST
+    MVAU chain into ``out_dir/mst``); returns ``(name, folder, predicted latency, predicted
+    II)`` of each, the cycle models' prediction of a free-running run of ``perf`` frames."""
+    from codesign.hdl.binary.tulip import write_design
+    from codesign.sim.binary.tulip import timing
+
+    program = map_network(net, TulipArray(pes=pes, tlns=tlns))
+    t = timing(program, in_width)
+    designs = [("tulip", out_dir / "tulip", t.latency, t.ii)]
+    write_design(program, designs[0][1], in_width=in_width)
+    if mst:
+        from codesign.hdl.binary.mst import generate
+        from codesign.models.binary.mst import network_reuse
+        from codesign.sim.binary.mst import mst_timing
+
+        trees = network_reuse(net, max_depth)
+        generate(net, out_dir / "mst", trees=trees)
+        m = mst_timing(net, trees=trees, frames=perf)
+        designs.append(("mst", out_dir / "mst", m.latency, m.ii))
+    return designs
+
+
 def bnn_verify(
     net: Network,
     out_dir: str | Path,
@@ -199,28 +232,22 @@ def bnn_verify(
     ``out_dir/tulip`` (``out_dir/mst``) and prove each against the golden model in cocotb:
     ``vectors`` random frames with random back-pressure, then a free-running run whose
     latency and initiation interval are reported beside the cycle model's."""
-    from codesign.hdl.binary.tulip import write_design
     from codesign.hdl.verify import run_cocotb
     from codesign.models.golden import golden, random_inputs
-    from codesign.sim.binary.tulip import timing
 
-    out_dir = Path(out_dir)
     x = random_inputs(net, vectors, seed)
     y = golden(net, x)
     perf = min(vectors, 32)
-    program = map_network(net, TulipArray(pes=pes, tlns=tlns))
-    t = timing(program, in_width)
-    designs = [("tulip", out_dir / "tulip", t.latency, t.ii)]
-    write_design(program, designs[0][1], in_width=in_width)
-    if mst:
-        from codesign.hdl.binary.mst import generate
-        from codesign.models.binary.mst import network_reuse
-        from codesign.sim.binary.mst import mst_timing
-
-        trees = network_reuse(net, max_depth)
-        generate(net, out_dir / "mst", trees=trees)
-        m = mst_timing(net, trees=trees, frames=perf)
-        designs.append(("mst", out_dir / "mst", m.latency, m.ii))
+    designs = _designs(
+        Path(out_dir),
+        net=net,
+        pes=pes,
+        tlns=tlns,
+        in_width=in_width,
+        mst=mst,
+        max_depth=max_depth,
+        perf=perf,
+    )
     doc = {"network": net.name, "sim": sim, "frames": vectors}
     for name, folder, latency, ii in designs:
         r = run_cocotb(folder, x, y, {}, sim=sim, seed=seed, perf_frames=perf)
@@ -235,6 +262,59 @@ def bnn_verify(
             "predicted_ii": ii,
         }
     return doc
+
+
+def bnn_testbench(
+    net: Network,
+    out_dir: str | Path,
+    *,
+    pes: int = 16,
+    tlns: int = 4,
+    in_width: int = 16,
+    mst: bool = False,
+    max_depth: int | None = None,
+    vectors: int = 32,
+    seed: int = 0,
+) -> dict:
+    """Generate the TULIP array of ``net`` (and with ``mst`` its MST chain) as
+    :func:`bnn_verify` does, each with its regression kit (:mod:`codesign.hdl.kit`):
+    ``vectors`` seeded random frames and their golden outputs, checked with random
+    back-pressure, and the cycle models' latency and II checked on a free-running run,
+    without codesign. Returns ``{name: kit folder}``."""
+    from codesign.hdl.kit import write_kit
+    from codesign.hdl.manifest import read_manifest
+    from codesign.models.golden import golden, random_inputs
+
+    x = random_inputs(net, vectors, seed)
+    y = golden(net, x)
+    perf = min(vectors, 32)
+    designs = _designs(
+        Path(out_dir),
+        net=net,
+        pes=pes,
+        tlns=tlns,
+        in_width=in_width,
+        mst=mst,
+        max_depth=max_depth,
+        perf=perf,
+    )
+    out = {}
+    for name, folder, latency, ii in designs:
+        m = read_manifest(folder / "manifest.json")
+        write_kit(
+            folder,
+            m,
+            m.input.to_stream(x),
+            m.output.to_stream(y),
+            {},
+            library="binary",
+            seed=seed,
+            perf_frames=perf,
+            expect_latency=latency,
+            expect_ii=ii,
+        )
+        out[name] = str(folder)
+    return out
 
 
 def bnn_verify_text(doc: dict) -> str:

@@ -125,6 +125,15 @@ def cmd_bnn(args) -> None:
         v = bnn_verify(net, out, vectors=args.verify, seed=args.seed, sim=args.sim, **kw)
         doc["verify"] = v
         text += "\n\n" + bnn_verify_text(v)
+    if args.testbench is not None:
+        from .bnn import bnn_testbench
+
+        out = args.output or Path("build") / net.name / "bnn"
+        kits = bnn_testbench(net, out, vectors=args.testbench, seed=args.seed, **kw)
+        doc["testbench"] = kits
+        text += "\n\nregression kits (run without codesign: python3 run_regression.py): " + (
+            ", ".join(f"{k} in {v}" for k, v in kits.items())
+        )
     emit(args, doc, text)
     bad = [k for k in ("tulip", "mst") if k in doc.get("verify", {})]
     bad = [k for k in bad if not doc["verify"][k]["passed"]]
@@ -199,12 +208,15 @@ def _variant_options(parser) -> None:
 
 
 def cmd_hdl(args) -> None:
-    from .flows import design, generate
+    from .flows import design, generate, testbench
 
     net = _variant_of(load(args.net), args, "hdl")
     d = design(net, args.config)
     out_dir = Path(args.output or Path(args.build) / net.name / "hdl")
-    doc = generate(d, out_dir)
+    if args.testbench:
+        doc = testbench(d, out_dir, vectors=args.vectors, seed=args.seed)
+    else:
+        doc = generate(d, out_dir)
     stages = [{**s, "origin": d.origin[s["name"]].to_dict()} for s in doc["stages"]]
 
     def pipe(s) -> str:
@@ -225,6 +237,13 @@ def cmd_hdl(args) -> None:
             f"bits, m_axis_tdata {doc['output']['tdata_bits']} bits",
         ]
     )
+    if "kit" in doc:
+        k = doc["kit"]
+        text += (
+            f"\nregression kit: {k['vectors']} frames, seed {k['seed']}, expects latency "
+            f"{k['expect_latency']} and II {_fmt(k['expect_ii'])}; run it without codesign: "
+            f"cd {out_dir} && python3 run_regression.py (or make SIM=icarus)"
+        )
     emit(args, {"output_dir": str(out_dir), **doc, "stages": stages}, text)
 
 
@@ -413,7 +432,15 @@ def cmd_verify(args) -> None:
 
     net = _variant_of(load(args.net), args, "verify")
     d = design(net, args.config)
-    r = verify(d, args.output, vectors=args.vectors, sim=args.sim, seed=args.seed, waves=args.waves)
+    r = verify(
+        d,
+        args.output,
+        vectors=args.vectors,
+        sim=args.sim,
+        seed=args.seed,
+        waves=args.waves,
+        junit=args.junit,
+    )
     emit(args, r, _verify_text(r))
     if r["mismatches"]:
         raise VerificationFailed(
@@ -711,6 +738,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--sim", choices=("verilator", "icarus"), default="verilator")
     s.add_argument("--seed", type=int, default=0, help="seed for --verify (default 0)")
+    s.add_argument(
+        "--testbench",
+        metavar="N",
+        type=_positive_int,
+        default=None,
+        help="write each design's regression kit with N random frames (runs without codesign)",
+    )
     s.add_argument("-o", "--output", metavar="DIR", help="design folder (build/<net>/bnn)")
     s.set_defaults(func=cmd_bnn)
     from .compress import add_parser as add_compress
@@ -744,6 +778,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--config", metavar="HW.yaml", help="hardware configuration (folding)")
     s.add_argument("-o", "--output", metavar="DIR", help="output folder (build/<net>/hdl)")
     s.add_argument("--build", metavar="DIR", default="build", help=argparse.SUPPRESS)
+    s.add_argument(
+        "--testbench",
+        action="store_true",
+        help="also write the regression kit (golden vectors, cocotb bench, run_regression.py, "
+        "Makefile, FuseSoC sim target), runnable without codesign",
+    )
+    s.add_argument(
+        "--vectors", type=_positive_int, default=32, help="--testbench: random frames (32)"
+    )
+    s.add_argument("--seed", type=int, default=0, help="--testbench: seed (0)")
     _variant_options(s)
     s.set_defaults(func=cmd_hdl)
     s = sub.add_parser("sim", parents=[common], help="predict cycles, stalls and FIFO use")
@@ -793,6 +837,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--vectors", type=_positive_int, default=200, help="random frames (200)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--waves", action="store_true", help="record a waveform")
+    s.add_argument("--junit", metavar="FILE", help="write cocotb's JUnit XML (results.xml) to FILE")
     s.add_argument("-o", "--output", metavar="DIR", help="design folder (build/<net>/hdl)")
     _variant_options(s)
     s.set_defaults(func=cmd_verify)

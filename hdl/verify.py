@@ -7,13 +7,13 @@ the Verilog (cached by content) and runs the bench :mod:`codesign.hdl.cocotb_ben
 
 The bench protocol
 ------------------
-:func:`run_cocotb` writes, in a run directory, ``stimulus.npz`` (``inputs``, ``expected``
-and ``tap__<stage>`` arrays: frames × elements, stream order) and ``bench.json``
-(:data:`BENCH_KEYS`), and passes the path of ``bench.json`` to the simulator as the plusarg
-``+codesign_bench=<path>``. The bench writes its measured figures to ``figures.json`` (path
-named in ``bench.json``); whether the run passed is the cocotb test's own verdict, which
-cocotb writes to ``results.xml`` and :func:`read_bench_results` reads (a failed test's
-assertion message names the first check that failed).
+:func:`run_cocotb` writes, in a run directory, the golden vectors and ``regression.json``
+(:func:`codesign.hdl.kit.write_bench`: the files a regression kit ships), and passes the
+path of ``regression.json`` to the simulator as the plusarg ``+codesign_bench=<path>``. The
+bench writes its measured figures to ``figures.json`` (plusarg ``+codesign_figures``);
+whether the run passed is the cocotb test's own verdict, which cocotb writes to
+``results.xml`` and :func:`read_bench_results` reads (a failed test's assertion message
+names the first check that failed).
 
 The manifest
 ------------
@@ -36,6 +36,8 @@ from pathlib import Path
 
 import numpy as np
 from codesign.hdl.failures import failure
+from codesign.hdl.kit import VERILATOR_MAKE_VARS, write_bench
+from codesign.hdl.regression_runner import DUMP_MODULE, ICARUS_ARGS, icarus_dump_module
 from codesign.hdl.tools import (
     WAIVERS,
     ToolError,
@@ -44,10 +46,10 @@ from codesign.hdl.tools import (
     verilator_on_path,
     writable_dir,
 )
+from codesign.models.fileio import atomic_write
 from codesign.models.qtype import Kind
 
 __all__ = [
-    "BENCH_KEYS",
     "KEEP_BUILDS",
     "SIMULATORS",
     "BenchFailure",
@@ -58,6 +60,7 @@ __all__ = [
     "StreamSpec",
     "build_failure",
     "default_build_root",
+    "golden_streams",
     "read_bench_results",
     "read_manifest",
     "run_cocotb",
@@ -76,22 +79,6 @@ from .memfiles import memory_files
 
 #: Simulators :func:`run_cocotb` can drive.
 SIMULATORS = ("verilator", "icarus")
-
-#: Keys of the bench's ``bench.json``.
-BENCH_KEYS = (
-    "manifest",  # path of manifest.json
-    "stimulus",  # path of stimulus.npz
-    "figures",  # where the bench writes its measured figures (figures.json)
-    "taps",  # stage names whose output streams are checked, pipeline order
-    "seed",  # seed of the pause generators
-    "perf_frames",  # frames of the second (free-running) phase
-    "timeout_cycles",  # per phase; a phase that takes longer is reported as timed out
-    "stall_cycles",  # a phase in which no monitored stream moves for longer is stuck
-    "source_pause",  # probability that the input stream pauses in a cycle (phase 1)
-    "sink_pause",  # probability that the output stream back-pressures in a cycle (phase 1)
-    "input_rate",  # phase 2 input beats per cycle (1.0: always valid), paced per frame
-    "fifos",  # stages whose input FIFO's full cycles are counted in phase 2
-)
 
 
 class SimulationError(ToolError):
@@ -151,24 +138,8 @@ def build_failure(sim: str, verilog: Path, log: Path) -> SimulationError:
     return failure(f"{sim} build of {verilog}", sim, text, log, kind=SimulationError, write=False)
 
 
-#: C++ optimisation of Verilator models. The model's per-cycle code at -O1 runs as fast
-#: as at Verilator's default -Os under cocotb (whose Python dominates) and compiles about
-#: 4x faster for big designs; run-once code and the runtime library need no optimisation.
-_VERILATOR_OPT = {"OPT_FAST": "-O1", "OPT_SLOW": "-O0"}
-
 #: Changes whenever the way builds are made changes, so cached builds are not reused.
-_BUILD_RECIPE = f"recipe=2 {_VERILATOR_OPT}"
-
-_ICARUS_DUMP = """\
-module codesign_iverilog_dump();
-  reg [8*4096-1:0] path;
-  initial begin
-    if ($value$plusargs("dumpfile_path=%s", path)) $dumpfile(path);
-    else $dumpfile("{top}.fst");
-    $dumpvars(0, {top});
-  end
-endmodule
-"""
+_BUILD_RECIPE = f"recipe=3 {VERILATOR_MAKE_VARS} {ICARUS_ARGS}"
 
 
 def default_build_root() -> Path:
@@ -248,7 +219,7 @@ def _build(manifest: Manifest, sim: str, waves: bool, root: Path) -> tuple[Path,
         )
         try:
             if sim == "verilator":
-                with verilator_on_path(_VERILATOR_OPT):
+                with verilator_on_path(VERILATOR_MAKE_VARS):
                     runner = get_runner("verilator")
                     runner.build(
                         sources=[
@@ -264,13 +235,13 @@ def _build(manifest: Manifest, sim: str, waves: bool, root: Path) -> tuple[Path,
                 # every `always @*` at time 0 through a `reg ... = 0` initialiser, which
                 # SystemVerilog semantics do not turn into an event, so under -g2012
                 # combinational outputs stay X until one of their inputs changes
-                args = ["-g2005"]
+                args = list(ICARUS_ARGS)  # Verilog-2005: see regression_runner.ICARUS_ARGS
                 sources = [*sim_models(manifest.verilog), manifest.verilog]
                 if waves:  # cocotb's own dump module is SystemVerilog: use a 2005 one
                     dump = root / f"{build_dir.name}.dump.v"
-                    dump.write_text(_ICARUS_DUMP.format(top=manifest.top))
+                    dump.write_text(icarus_dump_module(manifest.top))
                     sources.append(dump)
-                    args += ["-s", "codesign_iverilog_dump"]
+                    args += ["-s", DUMP_MODULE]
                 runner = get_runner("icarus")
                 runner.build(sources=sources, build_args=args, waves=False, **kwargs)
         except (RuntimeError, SystemExit):
@@ -312,27 +283,6 @@ def _check_frames(name: str, x, spec: StreamSpec, n: int | None) -> np.ndarray:
     return x.astype(np.int64)
 
 
-def _timeout(manifest: Manifest, frames: int) -> int:
-    per_frame = max(
-        [manifest.ideal_ii or 1, manifest.input.beats, manifest.output.beats]
-        + [s.cycles or 1 for s in manifest.stages]
-        + [s.out.beats for s in manifest.stages]
-    )
-    # random pauses on both ends slow phase 1 by a few times; leave a wide margin
-    return 10_000 + 20 * per_frame * (frames + len(manifest.stages) + 2)
-
-
-def _stall(manifest: Manifest) -> int:
-    # the longest a working pipeline may keep every monitored stream still: one frame's
-    # work in every stage (a stage may compute a whole frame before it writes), or for a
-    # design without stages (a processor-like array) its whole ideal II, plus the longest
-    # random pause (32 cycles), with a wide margin
-    work = max(
-        sum(max(s.cycles or 1, s.out.beats) for s in manifest.stages), manifest.ideal_ii or 0
-    )
-    return 1_000 + 4 * (work + manifest.input.beats + manifest.output.beats)
-
-
 def run_cocotb(
     design_dir: str | os.PathLike,
     frames_in: np.ndarray,
@@ -349,6 +299,9 @@ def run_cocotb(
     sink_pause: float = 0.3,
     input_rate: float = 1.0,
     check: bool = False,
+    expect_latency: int | None = None,
+    expect_ii: float | None = None,
+    junit: str | os.PathLike | None = None,
 ) -> dict:
     """Simulate the design in ``design_dir`` (``manifest.json`` and its Verilog) with cocotb.
 
@@ -384,6 +337,10 @@ def run_cocotb(
         Phase 2 input pace in beats per cycle: 1.0 keeps the input always valid; below 1,
         each frame's beats are spread evenly over ``ceil(beats / input_rate)`` cycles (as
         :func:`codesign.sim.dataflow.simulate` models the source).
+    expect_latency, expect_ii
+        What phase 2 must measure (the cocotb test fails otherwise); None: not checked.
+    junit
+        Where to copy cocotb's JUnit XML (``results.xml``) of the run.
     check
         Raise :class:`BenchFailure` (an ``AssertionError``, so a pytest test fails with
         cocotb's message) when the cocotb test fails, instead of returning its report.
@@ -430,15 +387,13 @@ def run_cocotb(
     if n < 1:
         raise ValueError("frames_in must hold at least one frame")
     expected_out = _check_frames("expected_out", expected_out, manifest.output, n)
-    arrays = {"inputs": frames_in, "expected": expected_out}
+    tap_arrays = {}
     for name, values in taps.items():
         try:
             spec = manifest.stage(name)
         except KeyError as e:
             raise ValueError(e.args[0]) from None
-        arrays[f"tap__{name}"] = _check_frames(f"taps[{name!r}]", values, spec.out, n)
-    # monitor in pipeline order, so the first stage that differs is found in order
-    tap_names = [s.name for s in manifest.stages if s.name in taps]
+        tap_arrays[name] = _check_frames(f"taps[{name!r}]", values, spec.out, n)
     if perf_frames is None:
         perf_frames = min(n, 32)
     if not isinstance(perf_frames, int) or not 0 <= perf_frames <= n:
@@ -466,25 +421,26 @@ def run_cocotb(
         ctx = tempfile.TemporaryDirectory(prefix=f"run-{sim}-", dir=root)
     with ctx as d:
         run = Path(d)
-        np.savez(run / "stimulus.npz", **arrays)
+        write_bench(
+            run,
+            manifest,
+            frames_in,
+            expected_out,
+            tap_arrays,
+            seed=seed,
+            perf_frames=perf_frames,
+            timeout=timeout_cycles,
+            source_pause=source_pause,
+            sink_pause=sink_pause,
+            input_rate=input_rate,
+            expect_latency=expect_latency,
+            expect_ii=expect_ii,
+        )
         for f in memory_files(manifest.verilog):  # $readmemh reads from the run directory
             shutil.copyfile(f, run / f.name)
-        bench = {
-            "manifest": str(manifest.path.resolve()),
-            "stimulus": str((run / "stimulus.npz").resolve()),
-            "figures": str((run / "figures.json").resolve()),
-            "taps": tap_names,
-            "seed": seed,
-            "perf_frames": perf_frames,
-            "timeout_cycles": timeout_cycles or _timeout(manifest, n),
-            "stall_cycles": _stall(manifest),
-            "source_pause": source_pause,
-            "sink_pause": sink_pause,
-            "input_rate": input_rate,
-            "fifos": [f for s in manifest.stages for f in s.fifos()],
-        }
-        (run / "bench.json").write_text(json.dumps(bench, indent=1))
         results = _run_bench(manifest, sim, built, run, waves, seed)
+        if junit is not None:
+            atomic_write(Path(junit), (run / "results.xml").read_bytes())
     results.update(sim=sim, build_seconds=round(build_seconds, 3), build_cached=cached)
     if waves:
         results["run_dir"] = str(run)
@@ -539,7 +495,10 @@ def _run_bench(manifest: Manifest, sim: str, built: Path, run: Path, waves: bool
     from cocotb_tools.runner import get_runner
 
     log = run / "sim.log"
-    plusargs = [f"+codesign_bench={(run / 'bench.json').resolve()}"]
+    plusargs = [
+        f"+codesign_bench={(run / 'regression.json').resolve()}",
+        f"+codesign_figures={(run / 'figures.json').resolve()}",
+    ]
     if sim == "icarus" and waves:
         plusargs.append(f"+dumpfile_path={(run / (manifest.top + '.fst')).resolve()}")
     runner = get_runner(sim)
@@ -583,28 +542,13 @@ def _run_bench(manifest: Manifest, sim: str, built: Path, run: Path, waves: bool
     return results
 
 
-def verify(
-    design,
-    design_dir: str | os.PathLike,
-    vectors: int = 200,
-    sim: str = "verilator",
-    seed: int = 0,
-    waves: bool = False,
-    build_dir: str | os.PathLike | None = None,
-    *,
-    perf_frames: int | None = None,
-    input_rate: float = 1.0,
-    check: bool = False,
-) -> dict:
-    """Run ``vectors`` seeded random inputs through the generated design of ``design``
-    (a :class:`~codesign.models.hwconfig.Design`) in ``design_dir`` and compare it, output and every
-    stage, with the golden model. Returns :func:`run_cocotb`'s results plus ``network``,
-    ``vectors``, ``seed`` and ``ideal_ii`` (the design's closed-form initiation interval);
-    ``check=True`` raises :class:`BenchFailure` when the cocotb test fails.
-    """
+def golden_streams(design, manifest: Manifest, vectors: int, seed: int):
+    """``vectors`` seeded random inputs of ``design``'s network and their golden outputs
+    and stage taps, in stream order for ``manifest``'s design: ``(inputs, expected,
+    {stage: tap})``, each frames × elements. Raises :class:`ManifestError` when the
+    manifest does not describe ``design``."""
     from codesign.models.golden import random_inputs, trace
 
-    manifest = read_manifest(Path(design_dir) / "manifest.json")
     net = design.network
     plan = [s.name for s in design.stages]
     if [s.name for s in manifest.stages] != plan:
@@ -626,6 +570,32 @@ def verify(
         taps = {s.name: s.out.to_stream(values[s.tap]) for s in manifest.stages}
     except ValueError as e:
         raise ManifestError(f"{manifest.path}: does not fit {net.name}: {e}") from None
+    return frames_in, expected, taps
+
+
+def verify(
+    design,
+    design_dir: str | os.PathLike,
+    vectors: int = 200,
+    sim: str = "verilator",
+    seed: int = 0,
+    waves: bool = False,
+    build_dir: str | os.PathLike | None = None,
+    *,
+    perf_frames: int | None = None,
+    input_rate: float = 1.0,
+    check: bool = False,
+    junit: str | os.PathLike | None = None,
+) -> dict:
+    """Run ``vectors`` seeded random inputs through the generated design of ``design``
+    (a :class:`~codesign.models.hwconfig.Design`) in ``design_dir`` and compare it, output and every
+    stage, with the golden model. Returns :func:`run_cocotb`'s results plus ``network``,
+    ``vectors``, ``seed`` and ``ideal_ii`` (the design's closed-form initiation interval);
+    ``check=True`` raises :class:`BenchFailure` when the cocotb test fails; ``junit`` is
+    where to copy cocotb's JUnit XML.
+    """
+    manifest = read_manifest(Path(design_dir) / "manifest.json")
+    frames_in, expected, taps = golden_streams(design, manifest, vectors, seed)
     results = run_cocotb(
         design_dir,
         frames_in,
@@ -638,6 +608,9 @@ def verify(
         perf_frames=perf_frames,
         input_rate=input_rate,
         check=check,
+        junit=junit,
     )
-    results.update(network=net.name, vectors=vectors, seed=seed, ideal_ii=design.ideal_ii)
+    results.update(
+        network=design.network.name, vectors=vectors, seed=seed, ideal_ii=design.ideal_ii
+    )
     return results
