@@ -259,6 +259,8 @@ def test_one_wrong_expected_element_is_reported_exactly(pass_dir, build_root, si
     assert not r["passed"]
     assert r["mismatches"] == 1 and r["mismatched_frames"] == 1
     want, got = int(expected[frame, element]), int(frames[frame, element])
+    at = r["output"]["first_mismatch"].pop("time_ns")  # when the bad beat moved
+    assert at == r["first_bad_ns"] and at > 0
     assert r["output"]["first_mismatch"] == {
         "frame": frame,
         "received": frame,
@@ -270,7 +272,7 @@ def test_one_wrong_expected_element_is_reported_exactly(pass_dir, build_root, si
     # the cocotb test's own assertion, from its results.xml
     assert r["failure"] == (
         f"output: frame 150 (received 150), beat 1, element 7 (lane 3): expected {want}, "
-        f"got {got} (1 of 20 elements differ in this frame)"
+        f"got {got} at {at:g} ns (1 of 20 elements differ in this frame)"
     )
     # the stage's output was right: the difference is after the last stage
     assert r["first_bad_stage"] is None
@@ -287,7 +289,8 @@ def test_a_wrong_stage_is_named(pass_dir, build_root, sim, frames):
     assert r["first_bad_stage"] == "act" and r["first_bad_layer"] == "act"
     assert re.match(
         r"^stage 'act' \(layer 'act'\): frame 3 \(received 3\), beat 0, element 0 \(lane 0\): "
-        r"expected -?\d+, got -?\d+ \(1 of 20 elements differ in this frame\) \(and 1 more: "
+        r"expected -?\d+, got -?\d+ at \d+ ns \(1 of 20 elements differ in this frame\) "
+        r"\(and 1 more: "
         r"output: frame 3 ",
         r["failure"],
     )
@@ -328,7 +331,7 @@ def test_timeout_is_reported(pass_dir, build_root, frames):
     )
     assert r["output"]["missing_frames"] > 0 and r["latency"] is None
     assert r["failure"].startswith("output: ") and r["failure"].endswith(
-        f"(and 1 more: timed out in {r['timed_out']})"
+        f"(and 1 more: timed out in {r['timed_out']} at {r['first_bad_ns']:g} ns)"
     )
 
 
@@ -465,7 +468,7 @@ def test_a_corrupted_memory_file_fails_the_cocotb_test(jet, build_root, tmp_path
         BenchFailure,
         match=rf"^{sim} cocotb test of jet_tagger: stage 'fc2' \(layer '{tap}'\): frame \d+ "
         r"\(received \d+\), beat \d+, element \d+ \(lane \d+\): expected -?\d+, got -?\d+ "
-        r"\(\d+ of 32 elements differ in this frame\)",
+        r"at \d+ ns \(\d+ of 32 elements differ in this frame\)",
     ) as failed:
         verify(design, bad, vectors=50, sim=sim, seed=1, build_dir=build_root, check=True)
     r = failed.value.results
