@@ -326,7 +326,8 @@ def _waveform(kit: Path, cfg: dict, sim: str, seed: int, at_ns: float, window: i
             f"+codesign_wave_from_ps={t0 * 1000}",
             f"+codesign_wave_to_ps={t1 * 1000}",
         ]
-        _test(kit, cfg, sim, build_dir, run_dir, plus, waves=False)
+        # waves=True makes the runner pass vvp -fst (without it, -none: no dump at all)
+        _test(kit, cfg, sim, build_dir, run_dir, plus, waves=True)
         part = dst.with_suffix(".fst.part")
         if not part.is_file():
             raise KitError(f"Icarus wrote no waveform ({run_dir / 'sim.log'})")

@@ -313,3 +313,44 @@ def test_the_binary_neuron_kits_pass_without_codesign(kit_python, tmp_path):
         r = _run_kit(kit_python, dst)
         assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
         assert f"PASS: tfc_w1a1_{name} on verilator, seed 5" in r.stdout
+
+
+def test_the_icarus_dump_module_records_only_the_window(tmp_path):
+    """The waveform pass on Icarus keeps only the window around the first bad beat, by
+    $dumpoff/$dumpon in the kit's dump module (checked here as VCD, which vvp writes with
+    -vcd; the kit's runner asks for FST)."""
+    if not icarus_available():
+        pytest.skip("Icarus Verilog (Debian package iverilog) is not installed")
+    from codesign.hdl.regression_runner import DUMP_MODULE, icarus_dump_module
+
+    (tmp_path / "top.v").write_text(
+        "`timescale 1ns/1ps\nmodule top;\n  reg clk = 0;\n  reg [7:0] n = 0;\n"
+        "  always #5 clk = ~clk;\n  always @(posedge clk) n <= n + 1;\n"
+        "  initial #3000 $finish;\nendmodule\n"
+    )
+    (tmp_path / "dump.v").write_text(icarus_dump_module("top"))
+    subprocess.run(
+        ["iverilog", "-g2005", "-o", "sim.vvp", "-s", "top", "-s", DUMP_MODULE, "top.v", "dump.v"],
+        cwd=tmp_path,
+        check=True,
+    )
+    wave = tmp_path / "w.vcd"
+    subprocess.run(
+        [
+            "vvp",
+            "sim.vvp",
+            "-vcd",
+            f"+dumpfile_path={wave}",
+            "+codesign_wave_from_ps=1000000",
+            "+codesign_wave_to_ps=1500000",
+        ],
+        cwd=tmp_path,
+        check=True,
+        capture_output=True,
+    )
+    text = wave.read_text()
+    times = [int(t) for t in re.findall(r"^#(\d+)$", text, re.M)]
+    changes = [t for t in times if 0 < t]
+    # values are recorded at the window's ends ($dumpon / $dumpoff) and every change inside it
+    assert min(changes) == 1_000_000 and max(changes) == 1_500_000, (min(changes), max(changes))
+    assert len([t for t in changes if 1_000_000 < t < 1_500_000]) >= 90  # 10 ns clock: 100
