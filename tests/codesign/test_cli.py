@@ -6,6 +6,7 @@ import json
 import re
 import subprocess
 import sys
+from xml.etree import ElementTree
 
 import numpy as np
 import pytest
@@ -509,11 +510,25 @@ def test_verify_prints_prediction_beside_measurement(capsys, tmp_path):
         out,
         re.M,
     ), out
+    junit = tmp_path / "ci" / "results.xml"
     status, out, _ = run(
-        capsys, "verify", "jet_tagger", "--vectors", "8", "-o", str(tmp_path), "--json"
+        capsys,
+        "verify",
+        "jet_tagger",
+        "--vectors",
+        "8",
+        "-o",
+        str(tmp_path),
+        "--json",
+        "--junit",
+        str(junit),
     )
     doc = json.loads(out)
     assert doc["mismatches"] == 0
+    # cocotb's own JUnit XML of the run, for the user's CI
+    cases = ElementTree.parse(junit).getroot().findall(".//testcase")
+    assert [c.get("name") for c in cases] == ["run_bench"]
+    assert not cases[0].findall("failure") and not cases[0].findall("error")
     assert abs(doc["predicted_latency"] - doc["latency"]) <= 0.01 * doc["latency"]
     assert abs(doc["predicted_ii"] - doc["ii"]) <= 0.01 * doc["ii"]
 
