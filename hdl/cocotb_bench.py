@@ -58,31 +58,9 @@ from cocotb.triggers import ClockCycles, First, RisingEdge, Timer
 from cocotbext.axi import AxiStreamBus, AxiStreamFrame, AxiStreamSource
 
 try:  # inside the codesign package
-    from .cocotb_streams import (
-        CycleSampler,
-        FifoMonitor,
-        RatePause,
-        ReadyDriver,
-        Scoreboard,
-        Stream,
-        StreamMonitor,
-        now_ns,
-        pause_generator,
-        read_vectors,
-    )
+    from . import cocotb_streams as st
 except ImportError:  # in a regression kit, beside regression_streams.py
-    from regression_streams import (  # type: ignore[no-redef]
-        CycleSampler,
-        FifoMonitor,
-        RatePause,
-        ReadyDriver,
-        Scoreboard,
-        Stream,
-        StreamMonitor,
-        now_ns,
-        pause_generator,
-        read_vectors,
-    )
+    import regression_streams as st  # type: ignore[no-redef]
 
 PERIOD_NS = 10
 RESET_CYCLES = 4
@@ -131,7 +109,7 @@ def probe(dut, top: str, candidates: list[dict[str, list[str]]], what: str):
     raise LookupError(f"{what}: {'; '.join(errors)}")
 
 
-def stage_signals(dut, top: str, tap: dict, spec: Stream):
+def stage_signals(dut, top: str, tap: dict, spec: st.Stream):
     """``(valid, ready, payload)`` handles of a monitored stage's output stream, checked
     against the widths its stream needs, and the path of the module holding them."""
     h, used = probe(dut, top, tap["candidates"], f"stage {tap['name']!r}")
@@ -148,7 +126,7 @@ def stage_signals(dut, top: str, tap: dict, spec: Stream):
 # -- the bench ----------------------------------------------------------------------------------
 
 
-def _frame_bytes(frame: Sequence[int], spec: Stream) -> bytes:
+def _frame_bytes(frame: Sequence[int], spec: st.Stream) -> bytes:
     nbytes = int(spec.tdata_bits) // 8
     return b"".join(w.to_bytes(nbytes, "little") for w in spec.pack(frame))
 
@@ -162,10 +140,10 @@ class Bench:
         self.cfg = cfg
         self.top = str(cfg["top"])
         vectors = base / cfg.get("vectors", "vectors")
-        self.in_spec = Stream(cfg["input"])
-        self.out_spec = Stream(cfg["output"])
-        self.inputs = read_vectors(vectors / "input.bin")
-        self.expected = read_vectors(vectors / "output.bin")
+        self.in_spec = st.Stream(cfg["input"])
+        self.out_spec = st.Stream(cfg["output"])
+        self.inputs = st.read_vectors(vectors / "input.bin")
+        self.expected = st.read_vectors(vectors / "output.bin")
         self.n = len(self.inputs)
         self.m = int(cfg["perf_frames"])
         self.ids = list(range(self.n)) + list(range(self.m))
@@ -175,10 +153,10 @@ class Bench:
             AxiStreamBus.from_prefix(dut, "s_axis"), dut.clk, dut.rst, reset_active_level=True
         )
         self.source.log.setLevel(logging.WARNING)  # not one line per frame
-        self.ready = ReadyDriver(dut.clk, dut.m_axis_tready)
-        self.output = Scoreboard("output", self.expected, self.ids, self.out_spec.per_beat)
+        self.ready = st.ReadyDriver(dut.clk, dut.m_axis_tready)
+        self.output = st.Scoreboard("output", self.expected, self.ids, self.out_spec.per_beat)
 
-        self.in_mon = StreamMonitor(
+        self.in_mon = st.StreamMonitor(
             "s_axis",
             dut.s_axis_tvalid,
             dut.s_axis_tready,
@@ -186,7 +164,7 @@ class Bench:
             self.in_spec,
             lambda f: None,
         )
-        self.out_mon = StreamMonitor(
+        self.out_mon = st.StreamMonitor(
             "m_axis",
             dut.m_axis_tvalid,
             dut.m_axis_tready,
@@ -195,33 +173,33 @@ class Bench:
             callback=self.output.check,
             last=dut.m_axis_tlast,
         )
-        self.taps: dict[str, Scoreboard] = {}
+        self.taps: dict[str, st.Scoreboard] = {}
         self.tap_docs: dict[str, dict] = {}
-        self.tap_monitors: list[StreamMonitor] = []
+        self.tap_monitors: list[st.StreamMonitor] = []
         self.tap_paths: dict[str, str] = {}
         monitors = [self.in_mon, self.out_mon]
         for tap in cfg.get("taps", []):
             name = tap["name"]
-            spec = Stream(tap["out"])
+            spec = st.Stream(tap["out"])
             valid, ready, payload, path = stage_signals(dut, self.top, tap, spec)
             self.tap_paths[name] = path
             self.tap_docs[name] = tap
-            golden = read_vectors(vectors / tap["vectors"])
-            sb = Scoreboard(name, golden, self.ids, spec.per_beat)
+            golden = st.read_vectors(vectors / tap["vectors"])
+            sb = st.Scoreboard(name, golden, self.ids, spec.per_beat)
             self.taps[name] = sb
-            mon = StreamMonitor(name, valid, ready, payload, spec, sb.check)
+            mon = st.StreamMonitor(name, valid, ready, payload, spec, sb.check)
             self.tap_monitors.append(mon)
             monitors.append(mon)
-        self.fifos: dict[str, FifoMonitor] = {}
+        self.fifos: dict[str, st.FifoMonitor] = {}
         for f in cfg.get("fifos", []):
             h, _ = probe(dut, self.top, f["candidates"], f"FIFO {f['name']!r}")
-            mon = FifoMonitor(f["name"], h["valid"], h["ready"], h["level"], f.get("depth"))
+            mon = st.FifoMonitor(f["name"], h["valid"], h["ready"], h["level"], f.get("depth"))
             self.fifos[f["name"]] = mon
             monitors.append(mon)
         self.rate = float(cfg.get("input_rate", 1.0))
-        self.pacer = RatePause(self.source, self.in_mon, self.rate, self.in_spec.beats)
+        self.pacer = st.RatePause(self.source, self.in_mon, self.rate, self.in_spec.beats)
         monitors.append(self.pacer)  # after in_mon: it reads the beats moved this cycle
-        self.sampler = CycleSampler(dut.clk, monitors)
+        self.sampler = st.CycleSampler(dut.clk, monitors)
         self.timed_out: str | None = None
         self.timed_out_ns: float | None = None
         self.sent = 0
@@ -260,7 +238,7 @@ class Bench:
         timeout = int(self.cfg["timeout_cycles"])
         waits = [done.wait(), stuck.wait(), ClockCycles(self.dut.clk, timeout)]
         if self.until_ns is not None:
-            waits.append(Timer(max(self.until_ns - now_ns(), 1.0), unit="ns"))
+            waits.append(Timer(max(self.until_ns - st.now_ns(), 1.0), unit="ns"))
         await First(*waits)
         await ClockCycles(self.dut.clk, 2)  # a beat too many would show now
         if sampler.error is not None:
@@ -268,10 +246,10 @@ class Bench:
         if done.is_set():
             return True
         got = f"{self.out_mon.frames - start} of {len(frames)} output frames"
-        if not stuck.is_set() and self.until_ns is not None and now_ns() >= self.until_ns:
+        if not stuck.is_set() and self.until_ns is not None and st.now_ns() >= self.until_ns:
             self.stopped = True
             return False
-        self.timed_out_ns = now_ns()
+        self.timed_out_ns = st.now_ns()
         if stuck.is_set():
             self.timed_out = f"{label}: {got}, then no stream moved for {stall} cycles"
         else:
@@ -287,10 +265,10 @@ class Bench:
 
         # phase 1: random input gaps and output back-pressure
         self.source.set_pause_generator(
-            pause_generator(random.Random(2 * seed + 1), float(self.cfg["source_pause"]))
+            st.pause_generator(random.Random(2 * seed + 1), float(self.cfg["source_pause"]))
         )
         self.ready.set_pause_generator(
-            pause_generator(random.Random(2 * seed + 2), float(self.cfg["sink_pause"]))
+            st.pause_generator(random.Random(2 * seed + 2), float(self.cfg["sink_pause"]))
         )
         ok = await self._phase(range(self.n), "phase 1 (random back-pressure)")
 
@@ -436,7 +414,7 @@ async def run_bench(dut) -> None:
         "regression of %s: %d frames, seed %d (rerun: python3 run_regression.py --seed %d, "
         "or make SEED=%d)",
         cfg["top"],
-        len(read_vectors(base / cfg.get("vectors", "vectors") / "input.bin")),
+        len(st.read_vectors(base / cfg.get("vectors", "vectors") / "input.bin")),
         seed,
         seed,
         seed,
