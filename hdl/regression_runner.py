@@ -397,6 +397,10 @@ def main(argv: list[str] | None = None) -> int:
     except KitError as e:
         print(f"run_regression.py: {e}", file=sys.stderr)
         return 2
+    except (OSError, ValueError, KeyError) as e:  # a kit file missing or damaged
+        what = f"{type(e).__name__}: {e}" if isinstance(e, KeyError) else str(e)
+        print(f"run_regression.py: the kit in {kit} cannot run: {what}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -364,3 +364,39 @@ def test_the_icarus_dump_module_records_only_the_window(tmp_path):
     # values are recorded at the window's ends ($dumpon / $dumpoff) and every change inside it
     assert min(changes) == 1_000_000 and max(changes) == 1_500_000, (min(changes), max(changes))
     assert len([t for t in changes if 1_000_000 < t < 1_500_000]) >= 90  # 10 ns clock: 100
+
+
+def test_the_kit_is_byte_identical_for_the_same_design_and_seed(tmp_path):
+    d = design(load("tfc_w2a2"))
+    for k in (1, 2):
+        flows.testbench(d, tmp_path / str(k), vectors=5, seed=9)
+    files = sorted(
+        p.relative_to(tmp_path / "1") for p in (tmp_path / "1").rglob("*") if p.is_file()
+    )
+    assert {"Makefile", "run_regression.py", "vectors/input.bin"} <= {str(f) for f in files}
+    for f in files:
+        assert (tmp_path / "1" / f).read_bytes() == (tmp_path / "2" / f).read_bytes(), f
+    # another seed draws other vectors
+    flows.testbench(d, tmp_path / "3", vectors=5, seed=10)
+    assert (tmp_path / "3/vectors/input.bin").read_bytes() != (
+        tmp_path / "1/vectors/input.bin"
+    ).read_bytes()
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        ("missing", r"\[Errno 2\] No such file or directory: '.*regression\.json'"),
+        ("{", r"Expecting property name"),
+        ("{}", r"KeyError: 'seed'"),
+    ],
+)
+def test_a_damaged_kit_says_so_in_one_line(tmp_path, damage, message):
+    shutil.copyfile(KIT_FILES["run_regression.py"], tmp_path / "run_regression.py")
+    if damage != "missing":
+        (tmp_path / "regression.json").write_text(damage)
+    r = subprocess.run(
+        [sys.executable, "run_regression.py"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert r.returncode == 2
+    assert re.fullmatch(rf"run_regression\.py: the kit in \S+ cannot run: {message}.*\n", r.stderr)
