@@ -191,13 +191,21 @@ def _designs(
     in_width: int,
     mst: bool,
     max_depth: int | None,
-    perf: int,
-) -> list[tuple[str, Path, int, float]]:
-    """Generate the TULIP array of ``net`` into ``out_dir/tulip`` (and with ``mst`` its MST
-    MVAU chain into ``out_dir/mst``); returns ``(name, folder, predicted latency, predicted
-    II)`` of each, the cycle models' prediction of a free-running run of ``perf`` frames."""
+    vectors: int,
+    seed: int,
+):
+    """``vectors`` seeded random inputs of ``net``, their golden outputs, the frames of a
+    free-running run (``perf``), and the designs: the TULIP array of ``net`` generated into
+    ``out_dir/tulip`` (and with ``mst`` its MST MVAU chain into ``out_dir/mst``), each as
+    ``(name, folder, predicted latency, predicted II)``, the cycle models' prediction of a
+    free-running run of ``perf`` frames."""
     from codesign.hdl.binary.tulip import write_design
+    from codesign.models.golden import golden, random_inputs
     from codesign.sim.binary.tulip import timing
+
+    x = random_inputs(net, vectors, seed)
+    y = golden(net, x)
+    perf = min(vectors, 32)
 
     program = map_network(net, TulipArray(pes=pes, tlns=tlns))
     t = timing(program, in_width)
@@ -212,7 +220,7 @@ def _designs(
         generate(net, out_dir / "mst", trees=trees)
         m = mst_timing(net, trees=trees, frames=perf)
         designs.append(("mst", out_dir / "mst", m.latency, m.ii))
-    return designs
+    return x, y, perf, designs
 
 
 def bnn_verify(
@@ -233,21 +241,9 @@ def bnn_verify(
     ``vectors`` random frames with random back-pressure, then a free-running run whose
     latency and initiation interval are reported beside the cycle model's."""
     from codesign.hdl.verify import run_cocotb
-    from codesign.models.golden import golden, random_inputs
 
-    x = random_inputs(net, vectors, seed)
-    y = golden(net, x)
-    perf = min(vectors, 32)
-    designs = _designs(
-        Path(out_dir),
-        net=net,
-        pes=pes,
-        tlns=tlns,
-        in_width=in_width,
-        mst=mst,
-        max_depth=max_depth,
-        perf=perf,
-    )
+    hw = dict(pes=pes, tlns=tlns, in_width=in_width, mst=mst, max_depth=max_depth)
+    x, y, perf, designs = _designs(Path(out_dir), net=net, vectors=vectors, seed=seed, **hw)
     doc = {"network": net.name, "sim": sim, "frames": vectors}
     for name, folder, latency, ii in designs:
         r = run_cocotb(folder, x, y, {}, sim=sim, seed=seed, perf_frames=perf)
@@ -283,21 +279,9 @@ def bnn_testbench(
     without codesign. Returns ``{name: kit folder}``."""
     from codesign.hdl.kit import write_kit
     from codesign.hdl.manifest import read_manifest
-    from codesign.models.golden import golden, random_inputs
 
-    x = random_inputs(net, vectors, seed)
-    y = golden(net, x)
-    perf = min(vectors, 32)
-    designs = _designs(
-        Path(out_dir),
-        net=net,
-        pes=pes,
-        tlns=tlns,
-        in_width=in_width,
-        mst=mst,
-        max_depth=max_depth,
-        perf=perf,
-    )
+    hw = dict(pes=pes, tlns=tlns, in_width=in_width, mst=mst, max_depth=max_depth)
+    x, y, perf, designs = _designs(Path(out_dir), net=net, vectors=vectors, seed=seed, **hw)
     out = {}
     for name, folder, latency, ii in designs:
         m = read_manifest(folder / "manifest.json")

@@ -411,3 +411,20 @@ def test_a_damaged_kit_says_so_in_one_line(tmp_path, damage, message):
     )
     assert r.returncode == 2
     assert re.fullmatch(rf"run_regression\.py: the kit in \S+ cannot run: {message}.*\n", r.stderr)
+
+
+def test_codesign_bnn_writes_a_kit_per_binary_design(tmp_path, capsys):
+    from codesign.cli import main
+
+    status = main(["bnn", "tfc_w1a1", "--mst", "--testbench", "4", "-o", str(tmp_path), "--json"])
+    assert status in (0, None)
+    doc = json.loads(capsys.readouterr().out)
+    assert sorted(doc["testbench"]) == ["mst", "tulip"]
+    for name in ("tulip", "mst"):
+        kit = tmp_path / name
+        cfg = json.loads((kit / "regression.json").read_text())
+        assert cfg["top"] == f"tfc_w1a1_{name}" and cfg["frames"] == 4
+        assert cfg["expect"]["latency"] > 0 and cfg["expect"]["ii"] > 0  # the cycle models'
+        assert read_vectors(kit / "vectors/input.bin")[0]  # frames of 784 bipolar pixels
+        core = (kit / f"tfc_w1a1_{name}.core").read_text()
+        assert f"name: codesign:binary:tfc_w1a1_{name}:0.1.0" in core and "sim_icarus:" in core
