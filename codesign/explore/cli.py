@@ -22,6 +22,14 @@ SHOWN = tuple(
 )
 
 
+def _table(frame, top: int, what: str = "front points") -> list[str]:
+    """The first ``top`` rows of ``frame`` as text lines, and a line saying how many more."""
+    lines = frame.head(top).to_string(index=False, float_format=lambda v: f"{v:.4g}").splitlines()
+    if len(frame) > top:
+        lines.append(f"... {len(frame) - top} more {what} (--json, --export)")
+    return lines
+
+
 def add_parser(sub, common, positive_int) -> None:
     """Register ``explore`` on the ``codesign`` subparsers ``sub``."""
     s = sub.add_parser(
@@ -107,13 +115,8 @@ def _emit_deform(args, df) -> None:
         f"of the deformable stage, cycles and error on seeded frames) in {a['seconds']:.1f} s",
         f"Pareto front over {', '.join(a['objectives'])}: {a['front']} points",
         "",
-        *front.head(args.top)
-        .drop(columns=["pareto"])
-        .to_string(index=False, float_format=lambda v: f"{v:.4g}")
-        .splitlines(),
+        *_table(front.drop(columns=["pareto"]), args.top),
     ]
-    if len(front) > args.top:
-        lines.append(f"... {len(front) - args.top} more front points (--json, --export)")
     groups = [(str(v), g["cycles"], g["lut"]) for v, g in df.groupby("variant")]
     axes = ("cycles per frame (deformable stage)", "LUT", False)
     _plot_export_emit(args, df, doc, lines, groups, axes)
@@ -180,13 +183,8 @@ def _emit_pim(args, df) -> None:
         f"Pareto front over {', '.join(a['objectives'])}: {a['front']} points "
         "(error: the analog crossbar's worst layer, relative RMS on seeded frames)",
         "",
-        *front[shown]
-        .head(args.top)
-        .to_string(index=False, float_format=lambda v: f"{v:.4g}")
-        .splitlines(),
+        *_table(front[shown], args.top),
     ]
-    if len(front) > args.top:
-        lines.append(f"... {len(front) - args.top} more front points (--json, --export)")
     ok = df[df["feasible"]]
     groups = [
         (f"{mode} {tech}", g["energy_pj"], g["latency_ns"])
@@ -226,15 +224,7 @@ def _emit_compress(args, df) -> None:
             f"best within the bound: {b['plan'] or 'none'}{' + ' + b['nm'] if b['nm'] else ''}: "
             f"{b['gain']:.2f}x the uncompressed throughput per DSP (error {b['error']:.3f})"
         )
-    lines += [
-        "",
-        *table[shown]
-        .head(args.top)
-        .to_string(index=False, float_format=lambda v: f"{v:.4g}")
-        .splitlines(),
-    ]
-    if len(table) > args.top:
-        lines.append(f"... {len(table) - args.top} more points (--json, --export)")
+    lines += ["", *_table(table[shown], args.top, "points")]
     groups = [
         (label, g["error"], g["gain"])
         for label, g in df.assign(kind=np.where(df["nm"] == "", "dense", "N:M")).groupby("kind")
@@ -297,14 +287,8 @@ def cmd_explore(args) -> None:
         f"Pareto front over {', '.join(a['objectives'])}: {a['front']:,} points "
         f"(store {a['store']})",
     ]
-    shown = front.head(args.top)
     varying = [c for c in ("context", "clock_mhz") if df[c].nunique() > 1]
-    table = shown[["id", *varying, *knobs, *shown_cols]].to_string(
-        index=False, float_format=lambda v: f"{v:.4g}"
-    )
-    lines += ["", *table.splitlines()]
-    if len(front) > len(shown):
-        lines.append(f"... {len(front) - len(shown)} more front points (--json, --export)")
+    lines += ["", *_table(front[["id", *varying, *knobs, *shown_cols]], args.top)]
     if "validation" in a:
         import pandas as pd
 
