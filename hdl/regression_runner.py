@@ -280,10 +280,8 @@ def _test(
         f"+codesign_figures={run_dir / 'figures.json'}",
         *plusargs,
     ]
-    sys.path.insert(0, str(kit))  # the bench module and its streams module
-    os.environ["PYTHONPATH"] = os.pathsep.join(
-        [str(kit), *filter(None, [os.environ.get("PYTHONPATH")])]
-    )
+    if str(kit) not in sys.path:  # the runner gives the simulator sys.path as PYTHONPATH
+        sys.path.insert(0, str(kit))  # so it finds the bench module and its streams module
     runner = get_runner(sim)
     try:
         ctx = (
