@@ -428,3 +428,17 @@ def test_codesign_bnn_writes_a_kit_per_binary_design(tmp_path, capsys):
         assert read_vectors(kit / "vectors/input.bin")[0]  # frames of 784 bipolar pixels
         core = (kit / f"tfc_w1a1_{name}.core").read_text()
         assert f"name: codesign:binary:tfc_w1a1_{name}:0.1.0" in core and "sim_icarus:" in core
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fixture", ["mlp_w4a4_pc", "resnet_block"])
+def test_a_brevitas_exports_kit_passes_without_codesign(kit_python, tmp_path, fixture):
+    """A model nobody here wrote: a Brevitas export (tests/fixtures/qonnx, its README says
+    how it was made), imported, generated and its kit run without codesign."""
+    d = design(load(str(REPO / "tests" / "fixtures" / "qonnx" / f"{fixture}.onnx")))
+    flows.testbench(d, tmp_path / "gen", vectors=8, seed=4)
+    kit = tmp_path / "handed-over"
+    shutil.copytree(tmp_path / "gen", kit)
+    r = _run_kit(kit_python, kit)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "PASS: " in r.stdout and "on verilator, seed 4" in r.stdout
